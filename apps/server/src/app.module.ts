@@ -1,0 +1,45 @@
+import { Module, type DynamicModule } from '@nestjs/common';
+import { APP_FILTER } from '@nestjs/core';
+import { ConversationRepository, MessageRepository } from '@seqline/persistence';
+import { ConversationLog, LogStream } from '@seqline/streams';
+import type { Infrastructure } from './core/infrastructure.js';
+import { LOGGER, SETTINGS } from './core/tokens.js';
+import { DeviceGateway } from './delivery/ws/device.gateway.js';
+import { SseController } from './delivery/sse/sse.controller.js';
+import { SubscriptionService } from './delivery/subscription.service.js';
+import { AgentListener } from './ingest/agent-listener.service.js';
+import { ConversationCommands } from './ingest/conversation-commands.service.js';
+import { ConversationWriter } from './ingest/conversation-writer.service.js';
+import { LogPersister } from './persist/log-persister.service.js';
+import { ConversationsController } from './rest/conversations.controller.js';
+import { ConversationsService } from './rest/conversations.service.js';
+import { ErrorFilter } from './rest/error.filter.js';
+import { HealthController } from './rest/health.controller.js';
+import { SnapshotService } from './state/snapshot.service.js';
+
+@Module({})
+export class AppModule {
+  static forRoot(infra: Infrastructure): DynamicModule {
+    return {
+      module: AppModule,
+      controllers: [ConversationsController, SseController, HealthController],
+      providers: [
+        { provide: SETTINGS, useValue: infra.settings },
+        { provide: LOGGER, useValue: infra.logger },
+        { provide: LogStream, useValue: infra.stream },
+        { provide: ConversationLog, useValue: infra.log },
+        { provide: ConversationRepository, useValue: infra.conversations },
+        { provide: MessageRepository, useValue: infra.messages },
+        { provide: APP_FILTER, useClass: ErrorFilter },
+        SnapshotService,
+        ConversationWriter,
+        ConversationCommands,
+        AgentListener,
+        LogPersister,
+        SubscriptionService,
+        ConversationsService,
+        DeviceGateway,
+      ],
+    };
+  }
+}

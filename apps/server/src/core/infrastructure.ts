@@ -1,0 +1,48 @@
+import { resolve } from 'node:path';
+import { createLogger, type Settings } from '@seqline/config';
+import { applyMigrations, ConversationRepository, ensureDatabase, MessageRepository, PrismaService } from '@seqline/persistence';
+import { connectNats, ConversationLog, LogStream, type NatsConnection } from '@seqline/streams';
+import type { Logger } from 'pino';
+
+/** The connections a server instance holds; created before Nest so start-up failures are clear. */
+export interface Infrastructure {
+  settings: Settings;
+  logger: Logger;
+  nc: NatsConnection;
+  stream: LogStream;
+  log: ConversationLog;
+  prisma: PrismaService;
+  conversations: ConversationRepository;
+  messages: MessageRepository;
+  close(): Promise<void>;
+}
+
+export async function openInfrastructure(settings: Settings, prismaDir = resolve('prisma')): Promise<Infrastructure> {
+  const logger = createLogger(settings.logLevel);
+  await ensureDatabase(settings.database.url);
+  const applied = await applyMigrations({ databaseUrl: settings.database.url, prismaDir });
+  if (applied.length > 0) logger.info({ migrations: applied }, 'applied migrations');
+  const nc = await connectNats({ ...settings.nats, name: 'seqline-server' });
+  try {
+    const stream = await LogStream.open(nc, settings.log);
+    logger.info({ stream: stream.name, epoch: stream.epoch, retentionMs: settings.log.retentionMs }, 'log stream ready');
+    const prisma = new PrismaService(settings.database.url);
+    return {
+      settings,
+      logger,
+      nc,
+      stream,
+      log: new ConversationLog(stream),
+      prisma,
+      conversations: new ConversationRepository(prisma),
+      messages: new MessageRepository(prisma),
+      async close() {
+        await nc.drain().catch(() => undefined);
+        await prisma.$disconnect();
+      },
+    };
+  } catch (error) {
+    await nc.close();
+    throw error;
+  }
+}

@@ -1,0 +1,2 @@
+export { SETTINGS } from '@seqline/config';
+export const LOGGER = Symbol('LOGGER');

@@ -1,0 +1,165 @@
+import type { Settings } from '@seqline/config';
+import {
+  ClientFrameSchema,
+  CloseCode,
+  ErrorCode,
+  SeqlineError,
+  type ClientFrame,
+  type ServerFrame,
+} from '@seqline/protocol';
+import type { Logger } from 'pino';
+import type { WebSocket } from 'ws';
+import type { ConversationCommands } from '../../ingest/conversation-commands.service.js';
+import type { SubscriptionService } from '../subscription.service.js';
+
+export interface DeviceSessionDeps {
+  subscriptions: SubscriptionService;
+  commands: ConversationCommands;
+  settings: Settings;
+  logger: Logger;
+}
+
+/** One device's WebSocket: its subscriptions, its commands, its heartbeat. */
+export class DeviceSession {
+  private readonly subscriptions = new Map<string, AbortController>();
+  private alive = true;
+  private readonly heartbeat: NodeJS.Timeout;
+
+  constructor(
+    private readonly socket: WebSocket,
+    private readonly deps: DeviceSessionDeps,
+  ) {
+    socket.on('message', (data, isBinary) => void this.receive(data as Buffer, isBinary));
+    socket.on('pong', () => (this.alive = true));
+    socket.on('close', () => this.dispose());
+    this.heartbeat = setInterval(() => this.beat(), deps.settings.ws.heartbeatMs);
+  }
+
+  /** Ends the session with a close code a client understands (e.g. going away on shutdown). */
+  close(code: number, reason: string): void {
+    this.dispose();
+    this.socket.close(code, reason);
+  }
+
+  private beat(): void {
+    if (!this.alive) {
+      this.deps.logger.info('device missed a heartbeat; closing');
+      this.dispose();
+      this.socket.terminate();
+      return;
+    }
+    this.alive = false;
+    this.socket.ping();
+  }
+
+  private dispose(): void {
+    clearInterval(this.heartbeat);
+    for (const controller of this.subscriptions.values()) controller.abort();
+    this.subscriptions.clear();
+  }
+
+  private async receive(data: Buffer, isBinary: boolean): Promise<void> {
+    let ref: string | undefined;
+    try {
+      const frame = this.parse(data, isBinary);
+      ref = frame.ref;
+      await this.dispatch(frame);
+    } catch (error) {
+      this.sendError(error, ref, undefined);
+    }
+  }
+
+  private parse(data: Buffer, isBinary: boolean): ClientFrame {
+    const { frameBytes } = this.deps.settings.limits;
+    if (data.length > frameBytes) throw new SeqlineError(ErrorCode.FrameTooLarge, `frame is ${data.length} bytes; the limit is ${frameBytes}`);
+    if (isBinary) throw new SeqlineError(ErrorCode.BadFrame, 'frames are JSON text, not binary');
+    let json: unknown;
+    try {
+      json = JSON.parse(data.toString('utf8'));
+    } catch {
+      throw new SeqlineError(ErrorCode.BadFrame, 'frame is not valid JSON');
+    }
+    const parsed = ClientFrameSchema.safeParse(json);
+    if (!parsed.success) {
+      throw new SeqlineError(ErrorCode.BadFrame, parsed.error.issues.map((issue) => `${issue.path.join('.') || 'frame'}: ${issue.message}`).join('; '));
+    }
+    return parsed.data;
+  }
+
+  private async dispatch(frame: ClientFrame): Promise<void> {
+    switch (frame.type) {
+      case 'subscribe':
+        return this.subscribe(frame.conversationId, frame.after, frame.ref);
+      case 'unsubscribe': {
+        const controller = this.subscriptions.get(frame.conversationId);
+        if (!controller) throw new SeqlineError(ErrorCode.NotSubscribed, `not subscribed to ${frame.conversationId}`);
+        controller.abort();
+        this.subscriptions.delete(frame.conversationId);
+        this.send({ type: 'unsubscribed', ref: frame.ref, conversationId: frame.conversationId });
+        return;
+      }
+      case 'post': {
+        const author = { role: 'user' as const, id: frame.authorId ?? 'device' };
+        const result = await this.deps.commands.post(frame.conversationId, frame.messageId, author, frame.text);
+        this.send({ type: 'ack', ref: frame.ref, conversationId: frame.conversationId, messageId: frame.messageId, cursor: result.cursor });
+        return;
+      }
+      case 'cancel': {
+        const result = await this.deps.commands.cancel(frame.conversationId, frame.messageId, 'cancelled by a device');
+        this.send({ type: 'ack', ref: frame.ref, conversationId: frame.conversationId, messageId: frame.messageId, cursor: result.cursor });
+        return;
+      }
+      case 'ping':
+        this.send({ type: 'pong', ref: frame.ref });
+        return;
+      default: {
+        const unreachable: never = frame;
+        throw new Error(`unhandled frame ${JSON.stringify(unreachable)}`);
+      }
+    }
+  }
+
+  private async subscribe(conversationId: string, after: string | undefined, ref: string | undefined): Promise<void> {
+    const existing = this.subscriptions.get(conversationId);
+    if (!existing && this.subscriptions.size >= this.deps.settings.limits.subscriptionsPerSocket) {
+      throw new SeqlineError(ErrorCode.TooManySubscriptions, `a socket may hold ${this.deps.settings.limits.subscriptionsPerSocket} subscriptions`);
+    }
+    existing?.abort();
+    const controller = new AbortController();
+    this.subscriptions.set(conversationId, controller);
+    try {
+      const { start, events } = await this.deps.subscriptions.open(conversationId, after, controller.signal);
+      if (controller.signal.aborted) return;
+      if (start.mode === 'snapshot') this.send({ type: 'snapshot', ref, conversationId, cursor: start.cursor, messages: start.messages });
+      else this.send({ type: 'subscribed', ref, conversationId, cursor: start.cursor });
+      for await (const event of events) {
+        if (!this.send({ type: 'event', ...event })) break;
+      }
+    } catch (error) {
+      if (this.subscriptions.get(conversationId) === controller) this.subscriptions.delete(conversationId);
+      controller.abort();
+      this.sendError(error, ref, conversationId);
+    }
+  }
+
+  /** Sends a frame; a device whose unsent buffer passes the bound is cut off so it cannot slow anyone else. */
+  private send(frame: ServerFrame): boolean {
+    if (this.socket.readyState !== this.socket.OPEN) return false;
+    this.socket.send(JSON.stringify(frame));
+    if (this.socket.bufferedAmount > this.deps.settings.ws.maxBufferedBytes) {
+      this.deps.logger.warn({ buffered: this.socket.bufferedAmount }, 'slow device disconnected');
+      this.close(CloseCode.SlowConsumer, 'slow consumer: resume from your cursor');
+      return false;
+    }
+    return true;
+  }
+
+  private sendError(error: unknown, ref: string | undefined, conversationId: string | undefined): void {
+    if (error instanceof SeqlineError) {
+      this.send({ type: 'error', ref, conversationId, code: error.code, message: error.message });
+      return;
+    }
+    this.deps.logger.error({ err: error }, 'device frame failed');
+    this.send({ type: 'error', ref, conversationId, code: ErrorCode.Unavailable, message: 'the service could not handle the frame; retry it' });
+  }
+}

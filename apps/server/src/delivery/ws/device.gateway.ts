@@ -1,0 +1,40 @@
+import { Inject, type OnApplicationShutdown } from '@nestjs/common';
+import { WebSocketGateway, type OnGatewayConnection } from '@nestjs/websockets';
+import type { Settings } from '@seqline/config';
+import { CloseCode } from '@seqline/protocol';
+import type { Logger } from 'pino';
+import type { WebSocket } from 'ws';
+import { LOGGER, SETTINGS } from '../../core/tokens.js';
+import { ConversationCommands } from '../../ingest/conversation-commands.service.js';
+import { SubscriptionService } from '../subscription.service.js';
+import { DeviceSession } from './device-session.js';
+
+/** `/v1/ws`: devices subscribe from a cursor and post; see docs/protocol.md#websocket. */
+@WebSocketGateway({ path: '/v1/ws', maxPayload: 4 * 1024 * 1024 })
+export class DeviceGateway implements OnGatewayConnection, OnApplicationShutdown {
+  private readonly sessions = new Set<DeviceSession>();
+
+  constructor(
+    private readonly subscriptions: SubscriptionService,
+    private readonly commands: ConversationCommands,
+    @Inject(SETTINGS) private readonly settings: Settings,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
+
+  handleConnection(socket: WebSocket): void {
+    const session = new DeviceSession(socket, {
+      subscriptions: this.subscriptions,
+      commands: this.commands,
+      settings: this.settings,
+      logger: this.logger,
+    });
+    this.sessions.add(session);
+    socket.on('close', () => this.sessions.delete(session));
+  }
+
+  /** Tells every device to move to another instance. */
+  onApplicationShutdown(): void {
+    for (const session of this.sessions) session.close(CloseCode.GoingAway, 'server shutting down: reconnect and resume');
+    this.sessions.clear();
+  }
+}

@@ -1,0 +1,81 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { Settings } from '@seqline/config';
+import { ConversationLog, LogStream, WrongLastSequenceError, type LogEntry } from '@seqline/streams';
+import { formatCursor } from '@seqline/protocol';
+import { SETTINGS } from '../core/tokens.js';
+import { KeyedMutex } from '../core/keyed-mutex.js';
+import { applyEntry, type ConversationState } from '../state/conversation-state.js';
+import { SnapshotService } from '../state/snapshot.service.js';
+import { decide } from './command-decider.js';
+import type { IngestCommand } from './ingest-command.js';
+
+const MAX_CACHED_CONVERSATIONS = 10_000;
+const MAX_ATTEMPTS = 20;
+
+export interface WriteResult {
+  cursor: string;
+  duplicate: boolean;
+  entry?: LogEntry;
+}
+
+/**
+ * The only writer of conversation logs. Any instance may write any conversation: each write
+ * names the sequence it follows, so a write based on stale state is refused by JetStream and
+ * retried on fresh state. The state cached here is only a cache of the log.
+ */
+@Injectable()
+export class ConversationWriter {
+  private readonly states = new Map<string, ConversationState>();
+  private readonly mutex = new KeyedMutex();
+
+  constructor(
+    private readonly log: ConversationLog,
+    private readonly stream: LogStream,
+    private readonly snapshots: SnapshotService,
+    @Inject(SETTINGS) private readonly settings: Settings,
+  ) {}
+
+  write(conversationId: string, command: IngestCommand): Promise<WriteResult> {
+    return this.mutex.run(conversationId, () => this.writeLocked(conversationId, command));
+  }
+
+  private async writeLocked(conversationId: string, command: IngestCommand): Promise<WriteResult> {
+    for (let attempt = 1; ; attempt++) {
+      const state = await this.state(conversationId);
+      const decision = decide(conversationId, state.messages, command, this.settings.limits, new Date());
+      if (decision.kind === 'duplicate') return { cursor: this.cursor(decision.seq), duplicate: true };
+      try {
+        const result = await this.log.append(conversationId, decision.event, state.seq, decision.msgId);
+        if (result.duplicate) {
+          // Written before by a request whose reply was lost; the cached state is behind.
+          await this.snapshots.catchUp(state);
+          return { cursor: this.cursor(result.seq), duplicate: true };
+        }
+        const entry: LogEntry = { conversationId, seq: result.seq, prev: state.seq, event: decision.event, time: new Date() };
+        applyEntry(state, entry, this.stream.epoch);
+        return { cursor: this.cursor(result.seq), duplicate: false, entry };
+      } catch (error) {
+        if (!(error instanceof WrongLastSequenceError) || attempt >= MAX_ATTEMPTS) throw error;
+        await this.snapshots.catchUp(state);
+      }
+    }
+  }
+
+  private async state(conversationId: string): Promise<ConversationState> {
+    const cached = this.states.get(conversationId);
+    if (cached) {
+      // Refresh recency for eviction.
+      this.states.delete(conversationId);
+      this.states.set(conversationId, cached);
+      return cached;
+    }
+    const state = await this.snapshots.build(conversationId);
+    this.states.set(conversationId, state);
+    if (this.states.size > MAX_CACHED_CONVERSATIONS) this.states.delete(this.states.keys().next().value!);
+    return state;
+  }
+
+  private cursor(seq: number): string {
+    return formatCursor({ epoch: this.stream.epoch, seq });
+  }
+}

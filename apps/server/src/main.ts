@@ -1,0 +1,27 @@
+import 'reflect-metadata';
+import { resolve } from 'node:path';
+import { ConfigError, loadEnv, settingsFrom } from '@seqline/config';
+import { DatabaseUnreachableError } from '@seqline/persistence';
+import { NatsUnreachableError } from '@seqline/streams';
+import { startServer } from './server.js';
+
+async function main(): Promise<void> {
+  const settings = settingsFrom(loadEnv());
+  const server = await startServer(settings, { staticDir: resolve('apps/server/public') });
+  server.infra.logger.info({ url: `http://${settings.http.host}:${settings.http.port}` }, 'seqline serving');
+  const stop = (signal: string): void => {
+    server.infra.logger.info({ signal }, 'draining');
+    void server.close().then(() => process.exit(0));
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((error: unknown) => {
+  if (error instanceof ConfigError || error instanceof NatsUnreachableError || error instanceof DatabaseUnreachableError) {
+    process.stderr.write(`seqline: ${error.message}\n`);
+  } else {
+    process.stderr.write(`seqline: failed to start: ${(error as Error).stack ?? String(error)}\n`);
+  }
+  process.exit(1);
+});

@@ -1,0 +1,82 @@
+import { randomUUID } from 'node:crypto';
+import { Injectable } from '@nestjs/common';
+import { ConversationRepository, MessageRepository, toPublicMessage, type ConversationRecord } from '@seqline/persistence';
+import {
+  ErrorCode,
+  formatCursor,
+  parseCursor,
+  SeqlineError,
+  type ConversationEvent,
+  type CreateConversationBody,
+  type Message,
+  type Page,
+  type PageQuery,
+  type PostMessageBody,
+} from '@seqline/protocol';
+import { ConversationLog, LogStream, toConversationEvent } from '@seqline/streams';
+import { ConversationCommands } from '../ingest/conversation-commands.service.js';
+
+@Injectable()
+export class ConversationsService {
+  constructor(
+    private readonly conversations: ConversationRepository,
+    private readonly messages: MessageRepository,
+    private readonly log: ConversationLog,
+    private readonly stream: LogStream,
+    private readonly commands: ConversationCommands,
+  ) {}
+
+  async create(body: CreateConversationBody): Promise<ConversationRecord> {
+    const id = body.id ?? randomUUID();
+    const created = await this.conversations.create(id, body.title ?? null);
+    if (!created) throw new SeqlineError(ErrorCode.ConversationExists, `conversation ${id} already exists`);
+    return created;
+  }
+
+  async list(page: PageQuery): Promise<Page<ConversationRecord>> {
+    const items = await this.conversations.list(page.after, page.limit);
+    return { items, next: items.length === page.limit ? items.at(-1)!.id : null };
+  }
+
+  async get(id: string): Promise<ConversationRecord> {
+    const conversation = await this.conversations.get(id);
+    if (!conversation) throw unknown(id);
+    return conversation;
+  }
+
+  /** History as persisted, one item per message in log order; `after` is the `cursor` of the last message seen. */
+  async history(id: string, page: PageQuery): Promise<Page<Message>> {
+    const after = this.afterSeq(page.after);
+    await this.get(id);
+    const rows = await this.messages.page(id, after, page.limit, this.stream.epoch);
+    return { items: rows.map(toPublicMessage), next: rows.length === page.limit ? rows.at(-1)!.cursor : null };
+  }
+
+  /** Raw events after a cursor, straight from the log. */
+  async events(id: string, page: PageQuery): Promise<Page<ConversationEvent>> {
+    const after = this.afterSeq(page.after);
+    await this.get(id);
+    const entries = await this.log.read(id, after, page.limit);
+    const items = entries.map((entry) => toConversationEvent(entry, this.stream.epoch));
+    return { items, next: items.length === page.limit ? items.at(-1)!.cursor : null };
+  }
+
+  async post(id: string, body: PostMessageBody): Promise<{ cursor: string; duplicate: boolean }> {
+    const result = await this.commands.post(id, body.messageId, { role: 'user', id: body.authorId }, body.text);
+    return { cursor: result.cursor, duplicate: result.duplicate };
+  }
+
+  private afterSeq(after: string | undefined): number {
+    if (after === undefined) return 0;
+    const cursor = parseCursor(after);
+    if (!cursor) throw new SeqlineError(ErrorCode.BadCursor, `"${after}" is not a cursor (expected <epoch>-<sequence>)`);
+    if (cursor.epoch !== this.stream.epoch) {
+      throw new SeqlineError(ErrorCode.BadCursor, `cursor ${after} is from another log epoch; the current one starts at ${formatCursor({ epoch: this.stream.epoch, seq: 0 })}`);
+    }
+    return cursor.seq;
+  }
+}
+
+function unknown(id: string): SeqlineError {
+  return new SeqlineError(ErrorCode.UnknownConversation, `conversation ${id} does not exist`);
+}

@@ -1,0 +1,42 @@
+import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { WsAdapter } from '@nestjs/platform-ws';
+import type { Settings } from '@seqline/config';
+import { AppModule } from './app.module.js';
+import { openInfrastructure, type Infrastructure } from './core/infrastructure.js';
+import { PinoNestLogger } from './core/pino-nest-logger.js';
+
+export interface RunningServer {
+  app: NestExpressApplication;
+  infra: Infrastructure;
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Starts one server instance: migrations, stream, HTTP + WebSocket. Used by `main.ts` and by tests. */
+export async function startServer(settings: Settings, options: { prismaDir?: string; staticDir?: string } = {}): Promise<RunningServer> {
+  const infra = await openInfrastructure(settings, options.prismaDir);
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(infra), {
+    logger: new PinoNestLogger(infra.logger),
+    bodyParser: false,
+  });
+  app.useBodyParser('json', { limit: settings.limits.frameBytes });
+  // Frames are parsed by DeviceSession, which answers bad ones with an error frame.
+  app.useWebSocketAdapter(new WsAdapter(app, { messageParser: () => undefined }));
+  if (options.staticDir) app.useStaticAssets(options.staticDir);
+  await app.listen(settings.http.port, settings.http.host);
+  const address = app.getHttpServer().address() as { port: number };
+  let closing: Promise<void> | undefined;
+  return {
+    app,
+    infra,
+    url: `http://127.0.0.1:${address.port}`,
+    close() {
+      closing ??= (async () => {
+        await app.close();
+        await infra.close();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,28 @@
+import { applyEvent, type Message } from '@seqline/protocol';
+import type { MessageState } from '@seqline/persistence';
+import type { LogEntry } from '@seqline/streams';
+import { formatCursor } from '@seqline/protocol';
+
+/** A conversation's messages as of log sequence `seq`. */
+export interface ConversationState {
+  conversationId: string;
+  seq: number;
+  messages: Map<string, MessageState>;
+}
+
+/**
+ * Applies a log entry with the same reducer devices use, keeping the sequences the server
+ * tracks. Entries already reflected (a replay) change nothing; returns the touched message.
+ */
+export function applyEntry(state: ConversationState, entry: LogEntry, epoch: string): MessageState | undefined {
+  if (entry.seq <= state.seq) return undefined;
+  state.seq = entry.seq;
+  const existing = state.messages.get(entry.event.messageId);
+  if (existing && entry.seq <= existing.appliedSeq) return undefined;
+  const applied = applyEvent(state.messages as Map<string, Message & { parts: number }>, entry.event, formatCursor({ epoch, seq: entry.seq }));
+  if (!applied) return undefined;
+  const message = state.messages.get(entry.event.messageId)!;
+  if (!existing) message.createdSeq = entry.seq;
+  message.appliedSeq = entry.seq;
+  return message;
+}

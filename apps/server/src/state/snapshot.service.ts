@@ -1,0 +1,38 @@
+import { MessageRepository } from '@seqline/persistence';
+import { ConversationLog, LogStream } from '@seqline/streams';
+import { ErrorCode, SeqlineError } from '@seqline/protocol';
+import { Injectable } from '@nestjs/common';
+import { applyEntry, type ConversationState } from './conversation-state.js';
+
+const CATCH_UP_LIMIT = 100_000;
+
+/**
+ * Builds a conversation's current state: the rows Postgres holds (consistent with its
+ * watermark) plus the log events written since, so the result is exact up to `seq`.
+ */
+@Injectable()
+export class SnapshotService {
+  constructor(
+    private readonly messages: MessageRepository,
+    private readonly log: ConversationLog,
+    private readonly stream: LogStream,
+  ) {}
+
+  async build(conversationId: string): Promise<ConversationState> {
+    const rows = await this.messages.snapshot(conversationId, this.stream.epoch);
+    if (!rows) throw new SeqlineError(ErrorCode.UnknownConversation, `conversation ${conversationId} does not exist`);
+    const state: ConversationState = {
+      conversationId,
+      seq: rows.appliedSeq,
+      messages: new Map(rows.messages.map((message) => [message.id, message])),
+    };
+    await this.catchUp(state);
+    return state;
+  }
+
+  /** Applies the log events after `state.seq`. */
+  async catchUp(state: ConversationState): Promise<void> {
+    const entries = await this.log.read(state.conversationId, state.seq, CATCH_UP_LIMIT);
+    for (const entry of entries) applyEntry(state, entry, this.stream.epoch);
+  }
+}

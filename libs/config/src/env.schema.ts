@@ -1,0 +1,56 @@
+import { z } from 'zod';
+
+const durationMs = z
+  .string()
+  .regex(/^\d+(ms|s|m|h|d)$/, 'a duration such as 500ms, 30s, 10m, 24h or 7d')
+  .transform((text) => {
+    const match = /^(\d+)(ms|s|m|h|d)$/.exec(text)!;
+    const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] as 'ms' | 's' | 'm' | 'h' | 'd'];
+    return Number(match[1]) * unit;
+  });
+
+const url = (protocols: string[]) =>
+  z.string().refine((text) => {
+    try {
+      return protocols.includes(new URL(text).protocol);
+    } catch {
+      return false;
+    }
+  }, `a URL starting with ${protocols.join(' or ')}`);
+
+/** Every setting the server reads, with its default. Documented in README.md#configuration. */
+export const EnvSchema = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  HOST: z.string().default('0.0.0.0'),
+  DATABASE_URL: url(['postgres:', 'postgresql:']).default('postgresql://postgres@127.0.0.1:5432/seqline'),
+  NATS_URL: z.string().default('nats://127.0.0.1:4222'),
+  NATS_USER: z.string().optional(),
+  NATS_PASSWORD: z.string().optional(),
+  SEQLINE_PREFIX: z.string().regex(/^[a-z0-9_-]{1,32}$/, 'lower-case letters, digits, _ or -').default('seqline'),
+  SEQLINE_STREAM: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, _ or -').optional(),
+  LOG_RETENTION: durationMs.default(7 * 86_400_000),
+  LOG_MAX_BYTES: z.coerce.number().int().default(-1),
+  LOG_DUPLICATE_WINDOW: durationMs.default(120_000),
+  PERSIST_FLUSH_INTERVAL: durationMs.default(50),
+  PERSIST_BATCH_EVENTS: z.coerce.number().int().positive().default(1000),
+  WS_HEARTBEAT_INTERVAL: durationMs.default(15_000),
+  WS_MAX_BUFFERED_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
+  SSE_HEARTBEAT_INTERVAL: durationMs.default(15_000),
+  LIMIT_FRAME_BYTES: z.coerce.number().int().positive().default(64 * 1024),
+  LIMIT_DELTA_CHARS: z.coerce.number().int().positive().default(16 * 1024),
+  LIMIT_MESSAGE_CHARS: z.coerce.number().int().positive().default(256 * 1024),
+  LIMIT_SUBSCRIPTIONS_PER_SOCKET: z.coerce.number().int().positive().default(32),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+export type Env = z.infer<typeof EnvSchema>;
+
+export class ConfigError extends Error {}
+
+/** Validates the environment; the error names each bad variable and what it expects. */
+export function loadEnv(source: Record<string, string | undefined> = process.env): Env {
+  const cleaned = Object.fromEntries(Object.entries(source).filter(([, value]) => value !== undefined && value !== ''));
+  const result = EnvSchema.safeParse(cleaned);
+  if (result.success) return result.data;
+  const lines = result.error.issues.map((issue) => `  ${issue.path.join('.')}=${JSON.stringify(cleaned[String(issue.path[0])] ?? '')}: expected ${issue.message}`);
+  throw new ConfigError(`Invalid configuration; fix these environment variables:\n${lines.join('\n')}`);
+}

@@ -1,0 +1,41 @@
+import type { Env } from './env.schema.js';
+
+/** The server's settings, grouped by concern and derived once from the validated environment. */
+export interface Settings {
+  http: { port: number; host: string };
+  database: { url: string };
+  nats: { url: string; user?: string; password?: string };
+  log: { prefix: string; stream: string; retentionMs: number; maxBytes: number; duplicateWindowMs: number };
+  persist: { flushIntervalMs: number; batchEvents: number };
+  ws: { heartbeatMs: number; maxBufferedBytes: number };
+  sse: { heartbeatMs: number };
+  limits: { frameBytes: number; deltaChars: number; messageChars: number; subscriptionsPerSocket: number };
+  logLevel: Env['LOG_LEVEL'];
+}
+
+export const SETTINGS = Symbol('SETTINGS');
+
+export function settingsFrom(env: Env): Settings {
+  return {
+    http: { port: env.PORT, host: env.HOST },
+    database: { url: env.DATABASE_URL },
+    nats: { url: env.NATS_URL, user: env.NATS_USER, password: env.NATS_PASSWORD },
+    log: {
+      prefix: env.SEQLINE_PREFIX,
+      stream: env.SEQLINE_STREAM ?? `${env.SEQLINE_PREFIX.toUpperCase().replace(/-/g, '_')}_LOG`,
+      retentionMs: env.LOG_RETENTION,
+      maxBytes: env.LOG_MAX_BYTES,
+      duplicateWindowMs: env.LOG_DUPLICATE_WINDOW,
+    },
+    persist: { flushIntervalMs: env.PERSIST_FLUSH_INTERVAL, batchEvents: env.PERSIST_BATCH_EVENTS },
+    ws: { heartbeatMs: env.WS_HEARTBEAT_INTERVAL, maxBufferedBytes: env.WS_MAX_BUFFERED_BYTES },
+    sse: { heartbeatMs: env.SSE_HEARTBEAT_INTERVAL },
+    limits: {
+      frameBytes: env.LIMIT_FRAME_BYTES,
+      deltaChars: env.LIMIT_DELTA_CHARS,
+      messageChars: env.LIMIT_MESSAGE_CHARS,
+      subscriptionsPerSocket: env.LIMIT_SUBSCRIPTIONS_PER_SOCKET,
+    },
+    logLevel: env.LOG_LEVEL,
+  };
+}

@@ -1,0 +1,6 @@
+export * from './database.js';
+export * from './migrator.js';
+export * from './prisma.service.js';
+export * from './records.js';
+export * from './conversation.repository.js';
+export * from './message.repository.js';

@@ -1,0 +1,38 @@
+import { formatCursor, type Message } from '@seqline/protocol';
+import type { Conversation as ConversationRow, Message as MessageRow } from './generated/client.js';
+
+export interface ConversationRecord {
+  id: string;
+  title: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** A message with the bookkeeping the server needs beside what devices see. */
+export type MessageState = Message & { parts: number; appliedSeq: number; createdSeq: number };
+
+export function toConversationRecord(row: ConversationRow): ConversationRecord {
+  return { id: row.id, title: row.title, createdAt: row.createdAt.toISOString(), updatedAt: row.updatedAt.toISOString() };
+}
+
+export function toMessageState(row: MessageRow, epoch: string): MessageState {
+  return {
+    id: row.id,
+    author: { role: row.authorRole as Message['author']['role'], id: row.authorId },
+    status: row.status as Message['status'],
+    text: row.text,
+    ...(row.error === null ? {} : { error: row.error }),
+    createdAt: row.createdAt.toISOString(),
+    updatedAt: row.updatedAt.toISOString(),
+    cursor: formatCursor({ epoch, seq: Number(row.createdSeq) }),
+    parts: row.parts,
+    appliedSeq: Number(row.appliedSeq),
+    createdSeq: Number(row.createdSeq),
+  };
+}
+
+/** Strips server bookkeeping for devices and admins. */
+export function toPublicMessage(state: Message & { parts?: number; appliedSeq?: number; createdSeq?: number }): Message {
+  const { parts: _parts, appliedSeq: _applied, createdSeq: _created, ...message } = state;
+  return message;
+}

@@ -1,0 +1,66 @@
+import { z } from 'zod';
+import { AuthorSchema, IdSchema } from './message.js';
+
+/** The events a conversation's log holds. Each names the message it changes. */
+export const MessageCreatedSchema = z.object({
+  type: z.literal('message.created'),
+  messageId: IdSchema,
+  author: AuthorSchema,
+  /** `streaming` for an answer that will grow; `complete` for a prompt posted whole. */
+  status: z.enum(['streaming', 'complete']),
+  text: z.string(),
+  at: z.string(),
+});
+export const MessageAppendedSchema = z.object({
+  type: z.literal('message.appended'),
+  messageId: IdSchema,
+  /** 1 for the first append of a message, then 2, 3, …: lets every reader spot a lost or repeated append. */
+  part: z.number().int().positive(),
+  delta: z.string(),
+  at: z.string(),
+});
+export const MessageCompletedSchema = z.object({
+  type: z.literal('message.completed'),
+  messageId: IdSchema,
+  at: z.string(),
+});
+export const MessageAbortedSchema = z.object({
+  type: z.literal('message.aborted'),
+  messageId: IdSchema,
+  reason: z.string(),
+  at: z.string(),
+});
+export const MessageFailedSchema = z.object({
+  type: z.literal('message.failed'),
+  messageId: IdSchema,
+  error: z.string(),
+  at: z.string(),
+});
+
+export const LogEventSchema = z.discriminatedUnion('type', [
+  MessageCreatedSchema,
+  MessageAppendedSchema,
+  MessageCompletedSchema,
+  MessageAbortedSchema,
+  MessageFailedSchema,
+]);
+export type LogEvent = z.infer<typeof LogEventSchema>;
+export type LogEventType = LogEvent['type'];
+
+/** The JetStream payload of one log entry: the event plus the stream sequence of its predecessor in the same conversation. */
+export const LogRecordSchema = z.object({
+  prev: z.number().int().nonnegative(),
+  event: LogEventSchema,
+});
+export type LogRecord = z.infer<typeof LogRecordSchema>;
+
+/** An event as a device receives it (WebSocket `event` frame, SSE `data:`, REST events). */
+export const ConversationEventSchema = z.object({
+  conversationId: IdSchema,
+  /** This event's cursor. */
+  cursor: z.string(),
+  /** The cursor of the conversation's previous event: a client that last applied `prev` has no gap. */
+  prev: z.string(),
+  event: LogEventSchema,
+});
+export type ConversationEvent = z.infer<typeof ConversationEventSchema>;

@@ -1,0 +1,14 @@
+/** Default limits; the server reads overrides from its environment. */
+export const DEFAULT_LIMITS = {
+  /** Largest WebSocket frame or agent command, in bytes. */
+  frameBytes: 64 * 1024,
+  /** Largest single append, in characters. */
+  deltaChars: 16 * 1024,
+  /** Largest message text, in characters. */
+  messageChars: 256 * 1024,
+  /** Subscriptions on one WebSocket. */
+  subscriptionsPerSocket: 32,
+} as const;
+
+/** Conversation and message ids become NATS subject tokens, so they are restricted to this alphabet. */
+export const ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;

@@ -1,0 +1,15 @@
+/** NATS subject names. `prefix` isolates deployments (and test runs) sharing one NATS server. */
+export function subjects(prefix: string) {
+  return {
+    log: (conversationId: string) => `${prefix}.log.${conversationId}`,
+    allLogs: `${prefix}.log.*`,
+    prompt: (conversationId: string) => `${prefix}.prompt.${conversationId}`,
+    allPrompts: `${prefix}.prompt.*`,
+    agent: (conversationId: string) => `${prefix}.agent.${conversationId}`,
+    allAgent: `${prefix}.agent.*`,
+    cancel: (conversationId: string) => `${prefix}.cancel.${conversationId}`,
+    allCancels: `${prefix}.cancel.*`,
+    conversationOf: (subject: string) => subject.slice(subject.lastIndexOf('.') + 1),
+  };
+}
+export type Subjects = ReturnType<typeof subjects>;

@@ -1,0 +1,84 @@
+import { z } from 'zod';
+import { ErrorCode } from './errors.js';
+import { ConversationEventSchema } from './events.js';
+import { IdSchema, MessageSchema } from './message.js';
+
+const Ref = z.string().max(64).optional();
+
+/** Frames a device sends on the WebSocket (`/v1/ws`), one JSON object per text frame. */
+export const SubscribeFrameSchema = z.object({
+  type: z.literal('subscribe'),
+  ref: Ref,
+  conversationId: IdSchema,
+  /** Resume after this cursor; omitted for a snapshot of the conversation followed by live events. */
+  after: z.string().max(64).optional(),
+});
+export const UnsubscribeFrameSchema = z.object({ type: z.literal('unsubscribe'), ref: Ref, conversationId: IdSchema });
+export const PostFrameSchema = z.object({
+  type: z.literal('post'),
+  ref: Ref,
+  conversationId: IdSchema,
+  /** Chosen by the device so a retried post is applied once. */
+  messageId: IdSchema,
+  text: z.string().min(1),
+  authorId: z.string().min(1).max(128).optional(),
+});
+export const CancelFrameSchema = z.object({ type: z.literal('cancel'), ref: Ref, conversationId: IdSchema, messageId: IdSchema });
+export const PingFrameSchema = z.object({ type: z.literal('ping'), ref: Ref });
+
+export const ClientFrameSchema = z.discriminatedUnion('type', [
+  SubscribeFrameSchema,
+  UnsubscribeFrameSchema,
+  PostFrameSchema,
+  CancelFrameSchema,
+  PingFrameSchema,
+]);
+export type ClientFrame = z.infer<typeof ClientFrameSchema>;
+
+/** Frames the server sends. */
+export const SnapshotFrameSchema = z.object({
+  type: z.literal('snapshot'),
+  ref: Ref,
+  conversationId: IdSchema,
+  /** The snapshot holds every event up to this cursor; live events follow from it. */
+  cursor: z.string(),
+  messages: z.array(MessageSchema),
+});
+export const SubscribedFrameSchema = z.object({
+  type: z.literal('subscribed'),
+  ref: Ref,
+  conversationId: IdSchema,
+  /** Events after this cursor follow. */
+  cursor: z.string(),
+});
+export const EventFrameSchema = ConversationEventSchema.extend({ type: z.literal('event') });
+export const UnsubscribedFrameSchema = z.object({ type: z.literal('unsubscribed'), ref: Ref, conversationId: IdSchema });
+export const AckFrameSchema = z.object({
+  type: z.literal('ack'),
+  ref: Ref,
+  conversationId: IdSchema,
+  messageId: IdSchema,
+  cursor: z.string(),
+});
+export const PongFrameSchema = z.object({ type: z.literal('pong'), ref: Ref });
+export const ErrorFrameSchema = z.object({
+  type: z.literal('error'),
+  ref: Ref,
+  conversationId: IdSchema.optional(),
+  code: z.enum(Object.values(ErrorCode) as [ErrorCode, ...ErrorCode[]]),
+  message: z.string(),
+});
+
+export const ServerFrameSchema = z.discriminatedUnion('type', [
+  SnapshotFrameSchema,
+  SubscribedFrameSchema,
+  EventFrameSchema,
+  UnsubscribedFrameSchema,
+  AckFrameSchema,
+  PongFrameSchema,
+  ErrorFrameSchema,
+]);
+export type ServerFrame = z.infer<typeof ServerFrameSchema>;
+export type SnapshotFrame = z.infer<typeof SnapshotFrameSchema>;
+export type EventFrame = z.infer<typeof EventFrameSchema>;
+export type ErrorFrame = z.infer<typeof ErrorFrameSchema>;

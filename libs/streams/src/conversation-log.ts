@@ -1,0 +1,172 @@
+import {
+  AckPolicy,
+  DeliverPolicy,
+  jetstream,
+  JetStreamApiError,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JsMsg,
+} from '@nats-io/jetstream';
+import type { LogEvent, LogRecord } from '@seqline/protocol';
+import { decodeEntry, type LogEntry } from './log-entry.js';
+import type { LogStream } from './log-stream.js';
+
+const encoder = new TextEncoder();
+const nanos = (ms: number): number => ms * 1_000_000;
+/** JetStream's error code for a failed `expect.lastSubjectSequence`. */
+const WRONG_LAST_SEQUENCE = 10071;
+
+export class WrongLastSequenceError extends Error {}
+
+export interface AppendResult {
+  seq: number;
+  duplicate: boolean;
+}
+
+/**
+ * One conversation's ordered event log on JetStream. Writes name their predecessor and are
+ * rejected if another writer got there first, so the chain of `prev` links is exact.
+ */
+export class ConversationLog {
+  private readonly js: JetStreamClient;
+
+  constructor(private readonly stream: LogStream) {
+    this.js = jetstream(stream.nc);
+  }
+
+  /**
+   * Appends `event` after `prev` (the conversation's current last sequence, 0 when empty).
+   * `msgId` makes a retried write a no-op within the duplicate window.
+   */
+  async append(conversationId: string, event: LogEvent, prev: number, msgId: string): Promise<AppendResult> {
+    const record: LogRecord = { prev, event };
+    try {
+      const ack = await this.js.publish(this.stream.subjects.log(conversationId), encoder.encode(JSON.stringify(record)), {
+        msgID: msgId,
+        expect: { lastSubjectSequence: prev },
+      });
+      return { seq: ack.seq, duplicate: ack.duplicate };
+    } catch (error) {
+      if (error instanceof JetStreamApiError && error.code === WRONG_LAST_SEQUENCE) throw new WrongLastSequenceError(error.message);
+      throw error;
+    }
+  }
+
+  /** Publishes a user message for agents; `msgId` de-duplicates retries. */
+  async publishPrompt(conversationId: string, payload: unknown, msgId: string): Promise<void> {
+    await this.js.publish(this.stream.subjects.prompt(conversationId), encoder.encode(JSON.stringify(payload)), { msgID: msgId });
+  }
+
+  /** The conversation's last event, or null when it has none in the log. */
+  async last(conversationId: string): Promise<LogEntry | null> {
+    const stored = await this.stream.jsm.streams.getMessage(this.stream.name, { last_by_subj: this.stream.subjects.log(conversationId) });
+    return stored ? decodeEntry(conversationId, stored.seq, stored.data, stored.time) : null;
+  }
+
+  /** The subject of the event at `seq`, or null if the stream no longer holds it. */
+  async subjectAt(seq: number): Promise<string | null> {
+    const stored = await this.stream.jsm.streams.getMessage(this.stream.name, { seq });
+    return stored?.subject ?? null;
+  }
+
+  /** Up to `limit` events after `after`, oldest first, for catch-up and REST reads. */
+  async read(conversationId: string, after: number, limit: number): Promise<LogEntry[]> {
+    const { last } = await this.stream.firstSeq();
+    if (after >= last) return [];
+    const name = await this.createReader(conversationId, after);
+    try {
+      const consumer = await this.js.consumers.get(this.stream.name, name);
+      const entries: LogEntry[] = [];
+      while (entries.length < limit) {
+        const batch = await consumer.fetch({ max_messages: Math.min(limit - entries.length, 500), expires: 1_000 });
+        let got = 0;
+        for await (const msg of batch) {
+          entries.push(this.decode(conversationId, msg));
+          got++;
+          if (msg.info.pending === 0) break;
+        }
+        if (got === 0 || entries.at(-1)!.seq >= last) break;
+        const info = await consumer.info(true);
+        if (info.num_pending === 0) break;
+      }
+      return entries;
+    } finally {
+      await this.stream.jsm.consumers.delete(this.stream.name, name).catch(() => false);
+    }
+  }
+
+  /**
+   * Every event after `after`, then live events as they are written, in order, until `signal`
+   * aborts. If the consumer is lost (NATS restart, missed heartbeats), it is set up again from
+   * the last delivered event, so the sequence has no gap and no repeat.
+   */
+  async *tail(conversationId: string, after: number, signal: AbortSignal): AsyncGenerator<LogEntry> {
+    let last = after;
+    while (!signal.aborted) {
+      let messages: ConsumerMessages | undefined;
+      const stop = (): void => void messages?.close();
+      try {
+        const name = await this.createReader(conversationId, last);
+        const consumer = await this.js.consumers.get(this.stream.name, name);
+        messages = await consumer.consume({ max_messages: 256, idle_heartbeat: 5_000 });
+        signal.addEventListener('abort', stop, { once: true });
+        void this.watch(messages);
+        for await (const msg of messages) {
+          const entry = this.decode(conversationId, msg);
+          if (entry.seq <= last) continue;
+          last = entry.seq;
+          yield entry;
+        }
+      } catch (error) {
+        if (signal.aborted) return;
+        await sleep(250);
+      } finally {
+        signal.removeEventListener('abort', stop);
+        if (messages) void messages.close();
+      }
+      if (!signal.aborted) await sleep(100);
+    }
+  }
+
+  /** Ends a consume loop whose consumer vanished, so `tail` sets up a new one. */
+  private async watch(messages: ConsumerMessages): Promise<void> {
+    for await (const status of messages.status()) {
+      switch (status.type) {
+        case 'consumer_not_found':
+        case 'consumer_deleted':
+        case 'stream_not_found':
+          void messages.close();
+          return;
+        case 'heartbeats_missed':
+          if (status.count >= 2) {
+            void messages.close();
+            return;
+          }
+          break;
+        default:
+          break;
+      }
+    }
+  }
+
+  private async createReader(conversationId: string, after: number): Promise<string> {
+    const info = await this.stream.jsm.consumers.add(this.stream.name, {
+      filter_subject: this.stream.subjects.log(conversationId),
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: after + 1,
+      ack_policy: AckPolicy.None,
+      inactive_threshold: nanos(30_000),
+      mem_storage: true,
+      num_replicas: 1,
+    });
+    return info.name;
+  }
+
+  private decode(conversationId: string, msg: JsMsg): LogEntry {
+    return decodeEntry(conversationId, msg.seq, msg.data, new Date(Math.floor(msg.info.timestampNanos / 1_000_000)));
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,30 @@
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+
+export interface NatsOptions {
+  url: string;
+  user?: string;
+  password?: string;
+  name: string;
+}
+
+export class NatsUnreachableError extends Error {}
+
+/** Connects once (failing fast with a clear message), then keeps reconnecting forever after a drop. */
+export async function connectNats(options: NatsOptions): Promise<NatsConnection> {
+  try {
+    return await connect({
+      servers: options.url.split(','),
+      name: options.name,
+      user: options.user,
+      pass: options.password,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 250,
+      timeout: 5_000,
+    });
+  } catch (error) {
+    throw new NatsUnreachableError(
+      `Cannot reach NATS at ${options.url} (${(error as Error).message}). Start nats-server with JetStream (-js) or set NATS_URL.`,
+    );
+  }
+}
+export type { NatsConnection };
