@@ -9,7 +9,7 @@ export interface ConversationRecord {
 }
 
 /** A message with the bookkeeping the server needs beside what devices see. */
-export type MessageState = Message & { parts: number; appliedSeq: number; createdSeq: number };
+export type MessageState = Message & { appliedSeq: number; createdSeq: number };
 
 export function toConversationRecord(row: ConversationRow): ConversationRecord {
   return { id: row.id, title: row.title, createdAt: row.createdAt.toISOString(), updatedAt: row.updatedAt.toISOString() };
@@ -32,7 +32,7 @@ export function toMessageState(row: MessageRow, epoch: string): MessageState {
 }
 
 /** Strips server bookkeeping for devices and admins. */
-export function toPublicMessage(state: Message & { parts?: number; appliedSeq?: number; createdSeq?: number }): Message {
-  const { parts: _parts, appliedSeq: _applied, createdSeq: _created, ...message } = state;
+export function toPublicMessage(state: Message & { appliedSeq?: number; createdSeq?: number }): Message {
+  const { appliedSeq: _applied, createdSeq: _created, ...message } = state;
   return message;
 }

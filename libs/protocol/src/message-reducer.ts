@@ -6,7 +6,7 @@ import type { Message } from './message.js';
  * snapshots and by the device SDK to render; both must agree on the result.
  * Returns false when the event cannot apply (unknown message, or an append out of order).
  */
-export function applyEvent(messages: Map<string, Message & { parts: number }>, event: LogEvent, cursor: string): boolean {
+export function applyEvent(messages: Map<string, Message>, event: LogEvent, cursor: string): boolean {
   switch (event.type) {
     case 'message.created': {
       if (messages.has(event.messageId)) return false;

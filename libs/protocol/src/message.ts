@@ -18,6 +18,8 @@ export const MessageSchema = z.object({
   author: AuthorSchema,
   status: MessageStatusSchema,
   text: z.string(),
+  /** Appends applied so far; the next append of a streaming message is part `parts + 1`. */
+  parts: z.number().int().nonnegative(),
   error: z.string().optional(),
   createdAt: z.string(),
   updatedAt: z.string(),

@@ -19,7 +19,7 @@ export function applyEntry(state: ConversationState, entry: LogEntry, epoch: str
   state.seq = entry.seq;
   const existing = state.messages.get(entry.event.messageId);
   if (existing && entry.seq <= existing.appliedSeq) return undefined;
-  const applied = applyEvent(state.messages as Map<string, Message & { parts: number }>, entry.event, formatCursor({ epoch, seq: entry.seq }));
+  const applied = applyEvent(state.messages as Map<string, Message>, entry.event, formatCursor({ epoch, seq: entry.seq }));
   if (!applied) return undefined;
   const message = state.messages.get(entry.event.messageId)!;
   if (!existing) message.createdSeq = entry.seq;

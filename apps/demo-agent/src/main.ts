@@ -1,0 +1,38 @@
+import { SeqlineAgent } from '@seqline/agent';
+import { createLogger } from '@seqline/config';
+import { demoAnswer, tokenize } from './answer-text.js';
+
+/**
+ * A simulated LLM: answers every user message by streaming a long text at a realistic token
+ * rate. Settings: NATS_URL, SEQLINE_PREFIX, DEMO_TOKENS (per answer), DEMO_TOKENS_PER_SECOND.
+ */
+const logger = createLogger(process.env.LOG_LEVEL ?? 'info', 'seqline-demo-agent');
+const tokensPerAnswer = Number(process.env.DEMO_TOKENS ?? 400);
+const tokensPerSecond = Number(process.env.DEMO_TOKENS_PER_SECOND ?? 40);
+
+const agent = await SeqlineAgent.connect({
+  servers: process.env.NATS_URL ?? 'nats://127.0.0.1:4222',
+  agentId: 'demo-agent',
+  prefix: process.env.SEQLINE_PREFIX,
+  stream: process.env.SEQLINE_STREAM,
+});
+
+await agent.onPrompt(async (prompt) => {
+  const answer = agent.startMessage(prompt.conversationId, { messageId: `${prompt.messageId}-answer` });
+  logger.info({ conversationId: prompt.conversationId, messageId: answer.messageId }, 'answering');
+  for (const token of tokenize(demoAnswer(prompt.text, tokensPerAnswer))) {
+    if (answer.signal.aborted) {
+      logger.info({ messageId: answer.messageId }, 'answer cancelled');
+      return;
+    }
+    answer.append(token);
+    await new Promise((resolve) => setTimeout(resolve, 1000 / tokensPerSecond));
+  }
+  await answer.complete();
+  logger.info({ messageId: answer.messageId }, 'answer complete');
+});
+logger.info('demo agent waiting for prompts');
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => void agent.close().then(() => process.exit(0)));
+}

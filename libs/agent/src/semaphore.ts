@@ -1,0 +1,23 @@
+/** Bounds how many publishes are in flight at once across an agent. */
+export class Semaphore {
+  private waiting: (() => void)[] = [];
+  private available: number;
+
+  constructor(readonly size: number) {
+    this.available = size;
+  }
+
+  async acquire(): Promise<void> {
+    if (this.available > 0) {
+      this.available--;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+
+  release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.available++;
+  }
+}

@@ -1,0 +1,134 @@
+import { randomUUID } from 'node:crypto';
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages } from '@nats-io/jetstream';
+import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { CancelNoticeSchema, DEFAULT_LIMITS, PromptSchema, type Prompt } from '@seqline/protocol';
+import { AnswerStream } from './answer-stream.js';
+import { CommandSender } from './command-sender.js';
+
+export interface AgentOptions {
+  /** NATS server URL(s), comma-separated. */
+  servers: string;
+  /** Identifies this agent as the author of its answers. */
+  agentId: string;
+  /** The deployment's subject prefix (`SEQLINE_PREFIX` on the server). */
+  prefix?: string;
+  /** The JetStream stream holding prompts (`SEQLINE_STREAM` on the server). */
+  stream?: string;
+  /** Tokens appended within this window go out as one append. Default 20 ms. */
+  coalesceMs?: number;
+  /** Publishes in flight at once across all answers. Default 64. */
+  maxInFlight?: number;
+  user?: string;
+  password?: string;
+}
+
+export type PromptHandler = (prompt: Prompt, agent: SeqlineAgent) => Promise<void>;
+
+/**
+ * The agent SDK.
+ *
+ * @example
+ * const agent = await SeqlineAgent.connect({ servers: 'nats://127.0.0.1:4222', agentId: 'echo' });
+ * await agent.onPrompt(async (prompt) => {
+ *   const answer = agent.startMessage(prompt.conversationId);
+ *   for (const word of prompt.text.split(' ')) answer.append(word + ' ');
+ *   await answer.complete();
+ * });
+ */
+export class SeqlineAgent {
+  private readonly answers = new Map<string, AnswerStream>();
+  private readonly sender: CommandSender;
+  private cancelSubscription?: Subscription;
+  private prompts?: ConsumerMessages;
+  private closed = false;
+
+  private constructor(
+    readonly nc: NatsConnection,
+    private readonly options: Required<Pick<AgentOptions, 'agentId' | 'prefix' | 'stream' | 'coalesceMs' | 'maxInFlight'>>,
+  ) {
+    this.sender = new CommandSender(nc, { prefix: options.prefix, maxInFlight: options.maxInFlight, requestTimeoutMs: 5_000, retryForMs: 60_000 });
+    this.cancelSubscription = nc.subscribe(this.sender.subjects.allCancels, {
+      callback: (error, msg) => {
+        if (error) return;
+        const notice = CancelNoticeSchema.safeParse(msg.json());
+        if (notice.success) this.answers.get(key(notice.data.conversationId, notice.data.messageId))?.abort('cancelled by a device');
+      },
+    });
+  }
+
+  static async connect(options: AgentOptions): Promise<SeqlineAgent> {
+    const nc = await connect({ servers: options.servers.split(','), user: options.user, pass: options.password, maxReconnectAttempts: -1, reconnectTimeWait: 250, name: `seqline-agent-${options.agentId}` });
+    const prefix = options.prefix ?? 'seqline';
+    return new SeqlineAgent(nc, {
+      agentId: options.agentId,
+      prefix,
+      stream: options.stream ?? `${prefix.toUpperCase().replace(/-/g, '_')}_LOG`,
+      coalesceMs: options.coalesceMs ?? 20,
+      maxInFlight: options.maxInFlight ?? 64,
+    });
+  }
+
+  /** Starts an answer in a conversation. `messageId` defaults to a new id; pass one to make a restarted agent resume the same answer. */
+  startMessage(conversationId: string, options: { messageId?: string; text?: string } = {}): AnswerStream {
+    const messageId = options.messageId ?? randomUUID();
+    const started = this.sender.send(conversationId, { type: 'message.start', messageId, agentId: this.options.agentId, text: options.text ?? '' }).then(() => undefined);
+    const answer = new AnswerStream(this.sender, { conversationId, messageId, coalesceMs: this.options.coalesceMs, maxDeltaChars: DEFAULT_LIMITS.deltaChars }, started);
+    const answerKey = key(conversationId, messageId);
+    this.answers.set(answerKey, answer);
+    const forget = (): void => void this.answers.delete(answerKey);
+    answer.signal.addEventListener('abort', forget, { once: true });
+    return answer;
+  }
+
+  /**
+   * Receives user messages posted to any conversation. Agents with the same `group` share the
+   * work: each prompt goes to one of them, and is redelivered if that one dies before finishing.
+   */
+  async onPrompt(handler: PromptHandler, options: { group?: string; concurrency?: number } = {}): Promise<void> {
+    const group = options.group ?? 'agents';
+    const jsm = await jetstreamManager(this.nc);
+    await jsm.consumers
+      .add(this.options.stream, {
+        durable_name: group,
+        filter_subject: this.sender.subjects.allPrompts,
+        deliver_policy: DeliverPolicy.New,
+        ack_policy: AckPolicy.Explicit,
+        ack_wait: 60_000_000_000,
+      })
+      .catch(async (error: unknown) => {
+        if (!(await jsm.consumers.info(this.options.stream, group).catch(() => null))) throw error;
+      });
+    const consumer = await jetstream(this.nc).consumers.get(this.options.stream, group);
+    void (async () => {
+      while (!this.closed) {
+        try {
+          this.prompts = await consumer.consume({ max_messages: options.concurrency ?? 16 });
+          for await (const msg of this.prompts) {
+            const parsed = PromptSchema.safeParse(msg.json());
+            if (!parsed.success) {
+              msg.term();
+              continue;
+            }
+            const keepAlive = setInterval(() => msg.working(), 20_000);
+            void handler(parsed.data, this)
+              .then(() => msg.ack(), () => msg.nak(1_000))
+              .finally(() => clearInterval(keepAlive));
+          }
+        } catch {
+          await new Promise((resolve) => setTimeout(resolve, 500));
+        }
+      }
+    })();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.prompts?.close();
+    this.cancelSubscription?.unsubscribe();
+    await this.nc.drain();
+  }
+}
+
+function key(conversationId: string, messageId: string): string {
+  return `${conversationId}\u0000${messageId}`;
+}

@@ -1,0 +1,89 @@
+import { SeqlineAgent } from '@seqline/agent';
+import { parseCursor } from '@seqline/protocol';
+import { createConversation, createTestSettings, dropTestResources, http, startTestServer, WsDevice, type RunningServer } from '@seqline/testing';
+import type { Settings } from '@seqline/config';
+
+const TOKENS = 2_000;
+const tokens = Array.from({ length: TOKENS }, (_, i) => ` tok${i}`);
+const expected = tokens.join('');
+
+describe('an answer streamed to devices that drop, resume and join late', () => {
+  let settings: Settings;
+  let server: RunningServer;
+  let agent: SeqlineAgent;
+
+  beforeAll(async () => {
+    settings = createTestSettings();
+    server = await startTestServer(settings);
+    agent = await SeqlineAgent.connect({ servers: settings.nats.url, agentId: 'writer', prefix: settings.log.prefix, stream: settings.log.stream });
+  });
+
+  afterAll(async () => {
+    await agent?.close();
+    await server?.close();
+    await dropTestResources(settings);
+  });
+
+  it('ends with exactly the agent text on every device, no event twice, cursors increasing', async () => {
+    await createConversation(server.url, 'c-resume');
+    const a = new WsDevice(server.url, 'c-resume');
+    const b = new WsDevice(server.url, 'c-resume');
+    await a.connect();
+    await b.connect();
+
+    const answer = agent.startMessage('c-resume', { messageId: 'answer-1' });
+    let eventsBeforeDrop = -1;
+    const dropAt = 300 + Math.floor(Math.random() * 1_200);
+    for (let i = 0; i < TOKENS; i++) {
+      answer.append(tokens[i]!);
+      if (i === dropAt) {
+        eventsBeforeDrop = b.events.length;
+        b.drop();
+      }
+      if (i === dropAt + 200) await b.connect();
+      if (i % 10 === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    await answer.complete();
+
+    const done = (device: WsDevice) => () => device.messages.get('answer-1')?.status === 'complete';
+    await a.until(done(a));
+    await b.until(done(b));
+    const c = new WsDevice(server.url, 'c-resume');
+    await c.connect();
+
+    for (const device of [a, b, c]) {
+      expect(device.violations).toEqual([]);
+      expect(device.text('answer-1')).toBe(expected);
+      expect(device.messages.get('answer-1')?.status).toBe('complete');
+      const seqs = device.events.map((event) => parseCursor(event.cursor)!.seq);
+      expect(new Set(seqs).size).toBe(seqs.length);
+      expect(seqs).toEqual([...seqs].sort((x, y) => x - y));
+    }
+    // B started from a snapshot, then resumed from its cursor after the drop instead of reloading.
+    expect(b.frames.filter((frame) => frame.type === 'snapshot')).toHaveLength(1);
+    expect(b.frames.filter((frame) => frame.type === 'subscribed')).toHaveLength(1);
+    expect(eventsBeforeDrop).toBeGreaterThan(0);
+    expect(eventsBeforeDrop).toBeLessThan(b.events.length);
+    // C joined after the end: a snapshot with the full text and nothing to replay.
+    expect(c.frames[0]).toMatchObject({ type: 'snapshot' });
+    expect(c.events).toHaveLength(0);
+
+    // Postgres converges to one row holding the exact text.
+    await waitFor(async () => {
+      const { body } = await http<{ items: { id: string; text: string; status: string }[] }>(server.url, 'GET', '/v1/conversations/c-resume/messages');
+      return body.items.length === 1 && body.items[0]!.status === 'complete' && body.items[0]!.text === expected;
+    });
+    const rows = await server.infra.prisma.message.findMany({ where: { conversationId: 'c-resume' } });
+    expect(rows).toHaveLength(1);
+    expect(rows[0]!.text).toBe(expected);
+    await Promise.all([a.close(), b.close(), c.close()]);
+  });
+});
+
+async function waitFor(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
