@@ -1,30 +1,16 @@
-import { SeqlineAgent } from '@seqline/agent';
 import { parseCursor } from '@seqline/protocol';
-import { createConversation, createTestSettings, dropTestResources, http, startTestServer, WsDevice, type RunningServer } from '@seqline/testing';
-import type { Settings } from '@seqline/config';
+import { createConversation, eventually, http, useSeqline, WsDevice } from '@seqline/testing';
 
 const TOKENS = 2_000;
 const tokens = Array.from({ length: TOKENS }, (_, i) => ` tok${i}`);
 const expected = tokens.join('');
 
 describe('an answer streamed to devices that drop, resume and join late', () => {
-  let settings: Settings;
-  let server: RunningServer;
-  let agent: SeqlineAgent;
-
-  beforeAll(async () => {
-    settings = createTestSettings();
-    server = await startTestServer(settings);
-    agent = await SeqlineAgent.connect({ servers: settings.nats.url, agentId: 'writer', prefix: settings.log.prefix, stream: settings.log.stream });
-  });
-
-  afterAll(async () => {
-    await agent?.close();
-    await server?.close();
-    await dropTestResources(settings);
-  });
+  const seqline = useSeqline();
 
   it('ends with exactly the agent text on every device, no event twice, cursors increasing', async () => {
+    const { server } = seqline;
+    const agent = await seqline.agent('writer');
     await createConversation(server.url, 'c-resume');
     const a = new WsDevice(server.url, 'c-resume');
     const b = new WsDevice(server.url, 'c-resume');
@@ -69,7 +55,7 @@ describe('an answer streamed to devices that drop, resume and join late', () => 
     expect(c.events).toHaveLength(0);
 
     // Postgres converges to one row holding the exact text.
-    await waitFor(async () => {
+    await eventually(async () => {
       const { body } = await http<{ items: { id: string; text: string; status: string }[] }>(server.url, 'GET', '/v1/conversations/c-resume/messages');
       return body.items.length === 1 && body.items[0]!.status === 'complete' && body.items[0]!.text === expected;
     });
@@ -79,11 +65,3 @@ describe('an answer streamed to devices that drop, resume and join late', () => 
     await Promise.all([a.close(), b.close(), c.close()]);
   });
 });
-
-async function waitFor(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}

@@ -26,7 +26,7 @@ export async function applyMigrations(options: MigrateOptions): Promise<string[]
     })),
   );
   const lockfile = await readFile(join(baseDir, 'migration_lock.toml'), 'utf8').catch(() => null);
-  const engine = await openSchemaEngine(options.databaseUrl, join(options.prismaDir, 'schema.prisma'));
+  const { engine, close } = await openSchemaEngine(options.databaseUrl, join(options.prismaDir, 'schema.prisma'));
   try {
     const result = await engine.applyMigrations({
       migrationsList: { baseDir, lockfile: { path: 'migration_lock.toml', content: lockfile }, shadowDbInitScript: '', migrationDirectories },
@@ -34,14 +34,14 @@ export async function applyMigrations(options: MigrateOptions): Promise<string[]
     });
     return result.appliedMigrationNames;
   } finally {
-    engine.free();
+    await close();
   }
 }
 
 /** SQL that takes a database from empty to the current schema; used to write a new migration. */
 export async function diffFromEmpty(options: MigrateOptions): Promise<string> {
   const schemaPath = join(options.prismaDir, 'schema.prisma');
-  const engine = await openSchemaEngine(options.databaseUrl, schemaPath);
+  const { engine, close } = await openSchemaEngine(options.databaseUrl, schemaPath);
   try {
     const content = await readFile(schemaPath, 'utf8');
     const result = await engine.diff({
@@ -53,6 +53,6 @@ export async function diffFromEmpty(options: MigrateOptions): Promise<string> {
     });
     return result.stdout ?? '';
   } finally {
-    engine.free();
+    await close();
   }
 }

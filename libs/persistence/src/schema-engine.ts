@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
 import { PrismaPg } from '@prisma/adapter-pg';
+import pg from 'pg';
 import { bindMigrationAwareSqlAdapterFactory } from '@prisma/driver-adapter-utils';
 import * as bg from '@prisma/schema-engine-wasm/schema_engine_bg';
 import type { SchemaEngine } from '@prisma/schema-engine-wasm';
@@ -26,12 +27,27 @@ async function loadWasm(): Promise<void> {
   return wasmLoaded;
 }
 
-export async function openSchemaEngine(connectionString: string, schemaPath: string): Promise<SchemaEngine> {
+export interface OpenedSchemaEngine {
+  engine: SchemaEngine;
+  /** Frees the engine and closes its connections. */
+  close(): Promise<void>;
+}
+
+export async function openSchemaEngine(connectionString: string, schemaPath: string): Promise<OpenedSchemaEngine> {
   await loadWasm();
   const datamodel = await readFile(schemaPath, 'utf8');
-  const adapter = bindMigrationAwareSqlAdapterFactory(new PrismaPg({ connectionString }, { schema: schemaOf(connectionString) }));
+  // Our own pool, because freeing the engine does not close the connections it opened.
+  const pool = new pg.Pool({ connectionString, max: 2 });
+  const adapter = bindMigrationAwareSqlAdapterFactory(new PrismaPg(pool, { schema: schemaOf(connectionString) }));
   const log = (...args: unknown[]): void => { if (process.env.SEQLINE_DEBUG_ENGINE) console.error('engine log', JSON.stringify(args).slice(0, 300)); };
-  return bg.SchemaEngine.new({ datamodels: [['schema.prisma', datamodel]] }, log, adapter);
+  const engine = await bg.SchemaEngine.new({ datamodels: [['schema.prisma', datamodel]] }, log, adapter);
+  return {
+    engine,
+    async close() {
+      engine.free();
+      await pool.end();
+    },
+  };
 }
 
 /** The Postgres schema named by `?schema=` in the URL, as Prisma reads it; `public` otherwise. */

@@ -1,0 +1,46 @@
+import { SeqlineAgent } from '@seqline/agent';
+import type { Settings } from '@seqline/config';
+import { createTestSettings, dropTestResources } from './test-settings.js';
+import { startTestServer, type RunningServer } from './test-server.js';
+
+export interface SeqlineContext {
+  settings: Settings;
+  server: RunningServer;
+  /** Connects an agent to this run's NATS prefix and stream; closed after the suite. */
+  agent(agentId: string): Promise<SeqlineAgent>;
+}
+
+/** Registers beforeAll/afterAll that start an isolated server for the suite and clean up after it. */
+export function useSeqline(overrides: Record<string, string> = {}): SeqlineContext {
+  const agents: SeqlineAgent[] = [];
+  const context = {} as SeqlineContext;
+  beforeAll(async () => {
+    context.settings = createTestSettings(overrides);
+    context.server = await startTestServer(context.settings);
+    context.agent = async (agentId) => {
+      const agent = await SeqlineAgent.connect({
+        servers: context.settings.nats.url,
+        agentId,
+        prefix: context.settings.log.prefix,
+        stream: context.settings.log.stream,
+      });
+      agents.push(agent);
+      return agent;
+    };
+  });
+  afterAll(async () => {
+    await Promise.all(agents.map((agent) => agent.close().catch(() => undefined)));
+    await context.server?.close();
+    if (context.settings) await dropTestResources(context.settings);
+  });
+  return context;
+}
+
+/** Polls `check` until it holds. */
+export async function eventually(check: () => Promise<boolean> | boolean, timeoutMs = 15_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what} not met within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}

@@ -1,0 +1,93 @@
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { AgentCommand, AgentReply } from '@seqline/protocol';
+import { createConversation, eventually, http, useSeqline, WsDevice } from '@seqline/testing';
+
+/** Agent commands sent as raw NATS requests, exactly as an agent in another language would. */
+describe('agent commands over NATS', () => {
+  const seqline = useSeqline({ LIMIT_DELTA_CHARS: '100', LIMIT_MESSAGE_CHARS: '300' });
+  let nc: NatsConnection;
+  const request = async (conversationId: string, command: AgentCommand | string): Promise<AgentReply> => {
+    const payload = typeof command === 'string' ? command : JSON.stringify(command);
+    const reply = await nc.request(`${seqline.settings.log.prefix}.agent.${conversationId}`, payload, { timeout: 5_000 });
+    return reply.json<AgentReply>();
+  };
+
+  beforeAll(async () => {
+    nc = await connect({ servers: seqline.settings.nats.url });
+    await createConversation(seqline.server.url, 'c-cmd');
+  });
+  afterAll(async () => nc.close());
+
+  it('applies a retried start, append and complete once', async () => {
+    const device = new WsDevice(seqline.server.url, 'c-cmd');
+    await device.connect();
+    const start = { type: 'message.start', messageId: 'm-retry', agentId: 'raw' } as const;
+    const first = await request('c-cmd', start);
+    expect(first).toMatchObject({ ok: true, duplicate: false });
+    expect(await request('c-cmd', start)).toEqual({ ok: true, duplicate: true, cursor: (first as { cursor: string }).cursor });
+    for (const part of [1, 2, 2, 1, 3, 3]) {
+      const reply = await request('c-cmd', { type: 'message.append', messageId: 'm-retry', part, delta: `<${part}>` });
+      expect(reply.ok).toBe(true);
+    }
+    expect(await request('c-cmd', { type: 'message.complete', messageId: 'm-retry' })).toMatchObject({ ok: true, duplicate: false });
+    expect(await request('c-cmd', { type: 'message.complete', messageId: 'm-retry' })).toMatchObject({ ok: true, duplicate: true });
+
+    await device.until(() => device.messages.get('m-retry')?.status === 'complete');
+    expect(device.text('m-retry')).toBe('<1><2><3>');
+    expect(device.events.map((event) => event.event.type)).toEqual([
+      'message.created',
+      'message.appended',
+      'message.appended',
+      'message.appended',
+      'message.completed',
+    ]);
+    await eventually(async () => (await seqline.server.infra.prisma.message.findUnique({ where: { conversationId_id: { conversationId: 'c-cmd', id: 'm-retry' } } }))?.status === 'complete');
+    const row = await seqline.server.infra.prisma.message.findUnique({ where: { conversationId_id: { conversationId: 'c-cmd', id: 'm-retry' } } });
+    expect(row).toMatchObject({ text: '<1><2><3>', parts: 3, status: 'complete' });
+    await device.close();
+  });
+
+  it('refuses bad commands with a code and changes nothing', async () => {
+    const device = new WsDevice(seqline.server.url, 'c-cmd');
+    await device.connect();
+    expect(await request('c-cmd', { type: 'message.start', messageId: 'm-bad', agentId: 'raw' })).toMatchObject({ ok: true });
+    const eventsBefore = (await http<{ items: unknown[] }>(seqline.server.url, 'GET', '/v1/conversations/c-cmd/events?limit=500')).body.items.length;
+
+    const cases: [string, AgentCommand | string, string][] = [
+      ['no-such-conversation', { type: 'message.start', messageId: 'x', agentId: 'raw' }, 'UNKNOWN_CONVERSATION'],
+      ['c-cmd', '{not json', 'BAD_FRAME'],
+      ['c-cmd', JSON.stringify({ type: 'message.append', messageId: 'm-bad', part: 0, delta: 'x' }), 'VALIDATION_FAILED'],
+      ['c-cmd', JSON.stringify({ type: 'message.explode', messageId: 'm-bad' }), 'VALIDATION_FAILED'],
+      ['c-cmd', { type: 'message.append', messageId: 'nope', part: 1, delta: 'x' }, 'UNKNOWN_MESSAGE'],
+      ['c-cmd', { type: 'message.append', messageId: 'm-bad', part: 2, delta: 'x' }, 'PART_OUT_OF_ORDER'],
+      ['c-cmd', { type: 'message.append', messageId: 'm-bad', part: 1, delta: 'x'.repeat(101) }, 'DELTA_TOO_LARGE'],
+      ['c-cmd', { type: 'message.start', messageId: 'm-big', agentId: 'raw', text: 'x'.repeat(301) }, 'MESSAGE_TOO_LARGE'],
+      ['c-cmd', { type: 'message.start', messageId: 'm-bad', agentId: 'someone-else' }, 'MESSAGE_EXISTS'],
+      ['c-cmd', 'x'.repeat(70 * 1024), 'FRAME_TOO_LARGE'],
+    ];
+    for (const [conversationId, command, code] of cases) {
+      const reply = await request(conversationId, command);
+      expect({ conversationId, code: reply.ok ? 'ok' : reply.error.code }).toEqual({ conversationId, code });
+      if (!reply.ok) expect(reply.error.message.length).toBeGreaterThan(0);
+    }
+    // Fill the message to its limit, then one more character is refused.
+    for (let part = 1; part <= 3; part++) {
+      expect(await request('c-cmd', { type: 'message.append', messageId: 'm-bad', part, delta: 'y'.repeat(100) })).toMatchObject({ ok: true });
+    }
+    expect(await request('c-cmd', { type: 'message.append', messageId: 'm-bad', part: 4, delta: 'z' })).toMatchObject({ ok: false, error: { code: 'MESSAGE_TOO_LARGE' } });
+    expect(await request('c-cmd', { type: 'message.fail', messageId: 'm-bad', error: 'model crashed' })).toMatchObject({ ok: true });
+    expect(await request('c-cmd', { type: 'message.append', messageId: 'm-bad', part: 4, delta: 'z' })).toMatchObject({ ok: false, error: { code: 'MESSAGE_FINISHED' } });
+    expect(await request('c-cmd', { type: 'message.complete', messageId: 'm-bad' })).toMatchObject({ ok: false, error: { code: 'MESSAGE_FINISHED' } });
+
+    // Only the three appends and the failure reached the log and the device.
+    const events = (await http<{ items: { event: { type: string } }[] }>(seqline.server.url, 'GET', '/v1/conversations/c-cmd/events?limit=500')).body.items;
+    expect(events.length - eventsBefore).toBe(4);
+    await device.until(() => device.messages.get('m-bad')?.status === 'failed');
+    expect(device.text('m-bad')).toBe('y'.repeat(300));
+    expect(device.violations).toEqual([]);
+    await eventually(async () => (await seqline.server.infra.prisma.message.findUnique({ where: { conversationId_id: { conversationId: 'c-cmd', id: 'm-bad' } } }))?.status === 'failed');
+    expect(await seqline.server.infra.prisma.message.count({ where: { id: { in: ['x', 'nope', 'm-big'] } } })).toBe(0);
+    expect(await seqline.server.infra.prisma.conversation.count({ where: { id: 'no-such-conversation' } })).toBe(0);
+    await device.close();
+  });
+});
