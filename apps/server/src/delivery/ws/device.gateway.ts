@@ -1,4 +1,4 @@
-import { Inject, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, type BeforeApplicationShutdown } from '@nestjs/common';
 import { WebSocketGateway, type OnGatewayConnection } from '@nestjs/websockets';
 import type { Settings } from '@seqline/config';
 import { CloseCode } from '@seqline/protocol';
@@ -11,8 +11,8 @@ import { DeviceSession } from './device-session.js';
 
 /** `/v1/ws`: devices subscribe from a cursor and post; see docs/protocol.md#websocket. */
 @WebSocketGateway({ path: '/v1/ws', maxPayload: 4 * 1024 * 1024 })
-export class DeviceGateway implements OnGatewayConnection, OnApplicationShutdown {
-  private readonly sessions = new Set<DeviceSession>();
+export class DeviceGateway implements OnGatewayConnection, BeforeApplicationShutdown {
+  private readonly sessions = new Map<DeviceSession, Promise<void>>();
 
   constructor(
     private readonly subscriptions: SubscriptionService,
@@ -28,13 +28,14 @@ export class DeviceGateway implements OnGatewayConnection, OnApplicationShutdown
       settings: this.settings,
       logger: this.logger,
     });
-    this.sessions.add(session);
+    this.sessions.set(session, new Promise((resolve) => socket.once('close', () => resolve())));
     socket.on('close', () => this.sessions.delete(session));
   }
 
-  /** Tells every device to move to another instance. */
-  onApplicationShutdown(): void {
-    for (const session of this.sessions) session.close(CloseCode.GoingAway, 'server shutting down: reconnect and resume');
-    this.sessions.clear();
+  /** Tells every device to move to another instance, before the HTTP server stops (which would cut sockets without a code). */
+  async beforeApplicationShutdown(): Promise<void> {
+    const closed = [...this.sessions.values()];
+    for (const session of this.sessions.keys()) session.close(CloseCode.GoingAway, 'server shutting down: reconnect and resume');
+    await Promise.race([Promise.all(closed), new Promise((resolve) => setTimeout(resolve, 2_000))]);
   }
 }
