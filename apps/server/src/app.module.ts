@@ -16,13 +16,15 @@ import { ConversationsService } from './rest/conversations.service.js';
 import { ErrorFilter } from './rest/error.filter.js';
 import { HealthController } from './rest/health.controller.js';
 import { SnapshotService } from './state/snapshot.service.js';
+import { MetricsController } from './metrics/metrics.controller.js';
+import { MetricsService } from './metrics/metrics.service.js';
 
 @Module({})
 export class AppModule {
   static forRoot(infra: Infrastructure): DynamicModule {
     return {
       module: AppModule,
-      controllers: [ConversationsController, SseController, HealthController],
+      controllers: [ConversationsController, SseController, HealthController, MetricsController],
       providers: [
         { provide: SETTINGS, useValue: infra.settings },
         { provide: LOGGER, useValue: infra.logger },
@@ -31,6 +33,7 @@ export class AppModule {
         { provide: ConversationRepository, useValue: infra.conversations },
         { provide: MessageRepository, useValue: infra.messages },
         { provide: APP_FILTER, useClass: ErrorFilter },
+        MetricsService,
         SnapshotService,
         ConversationWriter,
         ConversationCommands,

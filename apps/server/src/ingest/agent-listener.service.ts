@@ -6,6 +6,7 @@ import { LogStream } from '@seqline/streams';
 import type { Logger } from 'pino';
 import { LOGGER, SETTINGS } from '../core/tokens.js';
 import { ConversationWriter } from './conversation-writer.service.js';
+import { MetricsService } from '../metrics/metrics.service.js';
 
 const QUEUE = 'seqline-ingest';
 
@@ -22,6 +23,7 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
   constructor(
     private readonly stream: LogStream,
     private readonly writer: ConversationWriter,
+    private readonly metrics: MetricsService,
     @Inject(SETTINGS) private readonly settings: Settings,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
@@ -46,7 +48,10 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
   private async handle(msg: Msg): Promise<void> {
     const conversationId = this.stream.subjects.conversationOf(msg.subject);
     const reply = await this.execute(conversationId, msg.data);
-    if (!reply.ok) this.logger.info({ conversationId, code: reply.error.code }, 'agent command refused');
+    if (!reply.ok) {
+      this.metrics.commandsRefused.inc({ code: reply.error.code });
+      this.logger.info({ conversationId, code: reply.error.code }, 'agent command refused');
+    }
     if (msg.reply) msg.respond(this.encoder.encode(JSON.stringify(reply)));
   }
 

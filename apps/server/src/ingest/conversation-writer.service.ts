@@ -6,6 +6,7 @@ import { SETTINGS } from '../core/tokens.js';
 import { KeyedMutex } from '../core/keyed-mutex.js';
 import { applyEntry, type ConversationState } from '../state/conversation-state.js';
 import { SnapshotService } from '../state/snapshot.service.js';
+import { MetricsService } from '../metrics/metrics.service.js';
 import { decide } from './command-decider.js';
 import type { IngestCommand } from './ingest-command.js';
 
@@ -32,6 +33,7 @@ export class ConversationWriter {
     private readonly log: ConversationLog,
     private readonly stream: LogStream,
     private readonly snapshots: SnapshotService,
+    private readonly metrics: MetricsService,
     @Inject(SETTINGS) private readonly settings: Settings,
   ) {}
 
@@ -53,9 +55,11 @@ export class ConversationWriter {
         }
         const entry: LogEntry = { conversationId, seq: result.seq, prev: state.seq, event: decision.event, time: new Date() };
         applyEntry(state, entry, this.stream.epoch);
+        this.metrics.eventsWritten.inc({ type: decision.event.type });
         return { cursor: this.cursor(result.seq), duplicate: false, entry };
       } catch (error) {
         if (!(error instanceof WrongLastSequenceError) || attempt >= MAX_ATTEMPTS) throw error;
+        this.metrics.writeConflicts.inc();
         await this.snapshots.catchUp(state);
       }
     }

@@ -6,6 +6,7 @@ import { decodeEntry, LogStream, type LogEntry } from '@seqline/streams';
 import type { Logger } from 'pino';
 import { LOGGER, SETTINGS } from '../core/tokens.js';
 import { applyEntry, type ConversationState } from '../state/conversation-state.js';
+import { MetricsService } from '../metrics/metrics.service.js';
 
 const CONSUMER = 'persister';
 
@@ -23,12 +24,11 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
   private timer?: NodeJS.Timeout;
   private stopped = false;
   private running?: Promise<void>;
-  /** Flushes applied and rows written, for benchmarks and metrics. */
-  readonly stats = { flushes: 0, rowWrites: 0, events: 0 };
 
   constructor(
     private readonly stream: LogStream,
     private readonly repository: MessageRepository,
+    private readonly metrics: MetricsService,
     @Inject(SETTINGS) private readonly settings: Settings,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
@@ -120,9 +120,11 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
       if (changed) touched.set(key, { conversationId: entry.conversationId, state: changed, isNew: !row });
       watermarks.set(entry.conversationId, entry.seq);
     }
+    const timer = this.metrics.persistFlushSeconds.startTimer();
     await this.repository.write([...touched.values()], watermarks);
-    this.stats.flushes++;
-    this.stats.rowWrites += touched.size;
-    this.stats.events += entries.length;
+    timer();
+    this.metrics.persistFlushes.inc();
+    this.metrics.persistRowWrites.inc(touched.size);
+    this.metrics.persistEvents.inc(entries.length);
   }
 }

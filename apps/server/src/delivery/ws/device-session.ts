@@ -11,10 +11,12 @@ import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
 import type { ConversationCommands } from '../../ingest/conversation-commands.service.js';
 import type { SubscriptionService } from '../subscription.service.js';
+import type { MetricsService } from '../../metrics/metrics.service.js';
 
 export interface DeviceSessionDeps {
   subscriptions: SubscriptionService;
   commands: ConversationCommands;
+  metrics: MetricsService;
   settings: Settings;
   logger: Logger;
 }
@@ -127,6 +129,8 @@ export class DeviceSession {
     existing?.abort();
     const controller = new AbortController();
     this.subscriptions.set(conversationId, controller);
+    this.deps.metrics.subscriptions.inc();
+    controller.signal.addEventListener('abort', () => this.deps.metrics.subscriptions.dec(), { once: true });
     try {
       const { start, events } = await this.deps.subscriptions.open(conversationId, after, controller.signal);
       if (controller.signal.aborted) return;
@@ -148,6 +152,7 @@ export class DeviceSession {
     this.socket.send(JSON.stringify(frame));
     if (this.socket.bufferedAmount > this.deps.settings.ws.maxBufferedBytes) {
       this.deps.logger.warn({ buffered: this.socket.bufferedAmount }, 'slow device disconnected');
+      this.deps.metrics.slowConsumers.inc();
       this.close(CloseCode.SlowConsumer, 'slow consumer: resume from your cursor');
       return false;
     }

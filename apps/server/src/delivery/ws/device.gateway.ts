@@ -8,6 +8,7 @@ import { LOGGER, SETTINGS } from '../../core/tokens.js';
 import { ConversationCommands } from '../../ingest/conversation-commands.service.js';
 import { SubscriptionService } from '../subscription.service.js';
 import { DeviceSession } from './device-session.js';
+import { MetricsService } from '../../metrics/metrics.service.js';
 
 /** `/v1/ws`: devices subscribe from a cursor and post; see docs/protocol.md#websocket. */
 @WebSocketGateway({ path: '/v1/ws', maxPayload: 4 * 1024 * 1024 })
@@ -17,6 +18,7 @@ export class DeviceGateway implements OnGatewayConnection, BeforeApplicationShut
   constructor(
     private readonly subscriptions: SubscriptionService,
     private readonly commands: ConversationCommands,
+    private readonly metrics: MetricsService,
     @Inject(SETTINGS) private readonly settings: Settings,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
@@ -25,11 +27,16 @@ export class DeviceGateway implements OnGatewayConnection, BeforeApplicationShut
     const session = new DeviceSession(socket, {
       subscriptions: this.subscriptions,
       commands: this.commands,
+      metrics: this.metrics,
       settings: this.settings,
       logger: this.logger,
     });
     this.sessions.set(session, new Promise((resolve) => socket.once('close', () => resolve())));
-    socket.on('close', () => this.sessions.delete(session));
+    this.metrics.devices.inc();
+    socket.on('close', () => {
+      this.sessions.delete(session);
+      this.metrics.devices.dec();
+    });
   }
 
   /** Tells every device to move to another instance, before the HTTP server stops (which would cut sockets without a code). */

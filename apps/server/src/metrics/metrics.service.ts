@@ -1,0 +1,22 @@
+import { Injectable } from '@nestjs/common';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Prometheus metrics for one instance, served at `GET /metrics`. */
+@Injectable()
+export class MetricsService {
+  readonly registry = new Registry();
+  readonly eventsWritten = new Counter({ name: 'seqline_events_written_total', help: 'Events written to conversation logs', labelNames: ['type'], registers: [this.registry] });
+  readonly commandsRefused = new Counter({ name: 'seqline_commands_refused_total', help: 'Agent and device commands refused', labelNames: ['code'], registers: [this.registry] });
+  readonly writeConflicts = new Counter({ name: 'seqline_write_conflicts_total', help: 'Log writes retried because another writer went first', registers: [this.registry] });
+  readonly persistFlushes = new Counter({ name: 'seqline_persist_flushes_total', help: 'Batches written to Postgres', registers: [this.registry] });
+  readonly persistRowWrites = new Counter({ name: 'seqline_persist_row_writes_total', help: 'Message rows inserted or updated in Postgres', registers: [this.registry] });
+  readonly persistEvents = new Counter({ name: 'seqline_persist_events_total', help: 'Log events applied to Postgres', registers: [this.registry] });
+  readonly persistFlushSeconds = new Histogram({ name: 'seqline_persist_flush_seconds', help: 'Time to write one batch', buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: [this.registry] });
+  readonly devices = new Gauge({ name: 'seqline_devices_connected', help: 'Open device WebSockets', registers: [this.registry] });
+  readonly subscriptions = new Gauge({ name: 'seqline_subscriptions_open', help: 'Open WebSocket and SSE subscriptions', registers: [this.registry] });
+  readonly slowConsumers = new Counter({ name: 'seqline_slow_consumers_total', help: 'Devices disconnected for falling behind', registers: [this.registry] });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
+}

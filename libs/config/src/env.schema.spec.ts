@@ -1,0 +1,22 @@
+import { ConfigError, loadEnv } from './env.schema.js';
+import { settingsFrom } from './settings.js';
+
+describe('loadEnv', () => {
+  it('fills defaults and derives the stream name from the prefix', () => {
+    const settings = settingsFrom(loadEnv({ SEQLINE_PREFIX: 'acme-chat', LOG_RETENTION: '2h' }));
+    expect(settings.http.port).toBe(3000);
+    expect(settings.log).toMatchObject({ prefix: 'acme-chat', stream: 'ACME_CHAT_LOG', retentionMs: 7_200_000 });
+  });
+
+  it('names every bad variable and what it expects', () => {
+    expect(() => loadEnv({ PORT: 'eighty', DATABASE_URL: 'mysql://x', LOG_RETENTION: 'forever' })).toThrow(ConfigError);
+    try {
+      loadEnv({ PORT: 'eighty', DATABASE_URL: 'mysql://x', LOG_RETENTION: 'forever' });
+    } catch (error) {
+      const text = (error as Error).message;
+      expect(text).toContain('PORT="eighty"');
+      expect(text).toContain('DATABASE_URL="mysql://x": expected a URL starting with postgres: or postgresql:');
+      expect(text).toContain('LOG_RETENTION="forever": expected a duration such as 500ms, 30s, 10m, 24h or 7d');
+    }
+  });
+});

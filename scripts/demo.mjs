@@ -1,0 +1,50 @@
+// Runs the server and the demo agent side by side and opens a demo conversation.
+// Usage: npm run demo   (after cloning; NATS and Postgres must be reachable, see README)
+import { spawn } from 'node:child_process';
+
+const port = process.env.PORT ?? '3000';
+const base = `http://127.0.0.1:${port}`;
+const children = [];
+
+function run(name, file) {
+  const child = spawn(process.execPath, [file], { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, PORT: port } });
+  child.on('exit', (code, signal) => {
+    if (!stopping) {
+      console.error(`${name} exited (${signal ?? code}); stopping the demo`);
+      stop(1);
+    }
+  });
+  children.push(child);
+}
+
+let stopping = false;
+function stop(code = 0) {
+  stopping = true;
+  for (const child of children) child.kill('SIGTERM');
+  setTimeout(() => process.exit(code), 3000).unref();
+  Promise.all(children.map((child) => new Promise((resolve) => (child.exitCode !== null ? resolve() : child.once('exit', resolve))))).then(() => process.exit(code));
+}
+process.on('SIGINT', () => stop());
+process.on('SIGTERM', () => stop());
+
+run('server', 'dist/apps/server/src/main.js');
+for (let i = 0; ; i++) {
+  try {
+    if ((await fetch(`${base}/health`)).ok) break;
+  } catch {}
+  if (i > 120) {
+    console.error('server did not become healthy within 60 s');
+    stop(1);
+  }
+  await new Promise((resolve) => setTimeout(resolve, 500));
+}
+run('demo agent', 'dist/apps/demo-agent/src/main.js');
+await fetch(`${base}/v1/conversations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id: 'demo', title: 'Demo conversation' }) });
+console.log(`
+  Seqline demo is running.
+    Web demo:        ${base}/?conversation=demo
+    Post a prompt:   curl -X POST ${base}/v1/conversations/demo/messages -H 'content-type: application/json' -d '{"messageId":"q-${Date.now()}","text":"Tell me about Seqline"}'
+    Watch it (SSE):  curl -N ${base}/v1/conversations/demo/stream
+    History (REST):  curl ${base}/v1/conversations/demo/messages
+  Ctrl-C stops it.
+`);
