@@ -24,6 +24,8 @@ export class AnswerStream {
   private chain: Promise<void>;
   private failure?: Error;
   private ended = false;
+  /** Resolves once the service has accepted the start of the answer; rejects if it refused it. */
+  readonly ready: Promise<void>;
 
   constructor(
     private readonly sender: CommandSender,
@@ -32,7 +34,10 @@ export class AnswerStream {
   ) {
     this.conversationId = options.conversationId;
     this.messageId = options.messageId;
+    this.ready = started;
     this.chain = started.catch((error: unknown) => this.recordFailure(error));
+    // `ready` is optional to await; its rejection is reported through complete() and `signal`.
+    started.catch(() => undefined);
   }
 
   /** Aborted when a device cancels the answer or the service refuses it; stop generating then. */

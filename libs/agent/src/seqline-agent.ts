@@ -57,7 +57,7 @@ export class SeqlineAgent {
   }
 
   static async connect(options: AgentOptions): Promise<SeqlineAgent> {
-    const nc = await connect({ servers: options.servers.split(','), user: options.user, pass: options.password, maxReconnectAttempts: -1, reconnectTimeWait: 250, name: `seqline-agent-${options.agentId}` });
+    const nc = await connect({ servers: options.servers.split(','), user: options.user, pass: options.password, maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: true, name: `seqline-agent-${options.agentId}` });
     const prefix = options.prefix ?? 'seqline';
     return new SeqlineAgent(nc, {
       agentId: options.agentId,

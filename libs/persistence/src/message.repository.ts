@@ -1,6 +1,7 @@
 import type { PrismaService } from './prisma.service.js';
 import { toMessageState, type MessageState } from './records.js';
 import { Prisma } from './generated/client.js';
+import { formatCursor } from '@seqline/protocol';
 
 export interface ConversationSnapshotRows {
   /** Every event of the conversation up to this stream sequence is reflected in `messages`. */
@@ -8,11 +9,14 @@ export interface ConversationSnapshotRows {
   messages: MessageState[];
 }
 
-/** A message row to write, with the stream sequence of the last event it reflects. */
+/**
+ * A message to write: a new row (`fromSeq` null, `state.text` the whole text), or an existing
+ * row at `fromSeq` to which `state.text` is appended.
+ */
 export interface MessageWrite {
   conversationId: string;
   state: MessageState;
-  isNew: boolean;
+  fromSeq: number | null;
 }
 
 export class MessageRepository {
@@ -41,14 +45,34 @@ export class MessageRepository {
     return { appliedSeq: Number(conversation.appliedSeq), messages: rows.map((row) => toMessageState(row, epoch)) };
   }
 
-  /** The current rows of the given messages, to apply a batch of events onto. */
-  async load(keys: { conversationId: string; id: string }[], epoch: string): Promise<Map<string, MessageState>> {
+  /**
+   * The current rows of the given messages, without their text: the persister applies events
+   * onto an empty text, which leaves exactly the text to append.
+   */
+  async loadHeads(keys: { conversationId: string; id: string }[], epoch: string): Promise<Map<string, MessageState>> {
     const found = new Map<string, MessageState>();
     if (keys.length === 0) return found;
-    const rows = await this.prisma.message.findMany({
-      where: { OR: keys.map((key) => ({ conversationId: key.conversationId, id: key.id })) },
-    });
-    for (const row of rows) found.set(messageKey(row.conversationId, row.id), toMessageState(row, epoch));
+    const rows = await this.prisma.$queryRaw<MessageHeadRow[]>`
+      SELECT m.conversation_id, m.id, m.author_role, m.author_id, m.status, m.parts, m.error,
+             m.created_seq::text AS created_seq, m.applied_seq::text AS applied_seq, m.created_at, m.updated_at
+      FROM messages m
+      JOIN unnest(${keys.map((key) => key.conversationId)}::text[], ${keys.map((key) => key.id)}::text[]) AS k(conversation_id, id)
+        ON m.conversation_id = k.conversation_id AND m.id = k.id`;
+    for (const row of rows) {
+      found.set(messageKey(row.conversation_id, row.id), {
+        id: row.id,
+        author: { role: row.author_role as MessageState['author']['role'], id: row.author_id },
+        status: row.status as MessageState['status'],
+        text: '',
+        parts: row.parts,
+        ...(row.error === null ? {} : { error: row.error }),
+        createdAt: row.created_at.toISOString(),
+        updatedAt: row.updated_at.toISOString(),
+        cursor: formatCursor({ epoch, seq: Number(row.created_seq) }),
+        createdSeq: Number(row.created_seq),
+        appliedSeq: Number(row.applied_seq),
+      });
+    }
     return found;
   }
 
@@ -58,41 +82,67 @@ export class MessageRepository {
     return new Set(rows.map((row) => row.id));
   }
 
-  /** Writes a batch of changed messages and advances each conversation's watermark, atomically. */
+  /**
+   * Writes a batch atomically: inserts new messages, appends to existing ones, and advances each
+   * conversation's watermark. One statement of each kind per batch, whatever its size.
+   * An append only applies to a row still at `fromSeq`; anything else aborts the batch.
+   */
   async write(changes: MessageWrite[], watermarks: Map<string, number>): Promise<void> {
-    const created = changes.filter((change) => change.isNew).map((change) => rowOf(change));
-    const updated = changes.filter((change) => !change.isNew);
-    await this.prisma.$transaction([
-      ...(created.length > 0 ? [this.prisma.message.createMany({ data: created, skipDuplicates: true })] : []),
-      ...updated.map((change) => {
-        const { conversationId, id, ...data } = rowOf(change);
-        return this.prisma.message.update({ where: { conversationId_id: { conversationId, id } }, data });
-      }),
-      ...[...watermarks].map(([id, seq]) =>
-        this.prisma.conversation.updateMany({ where: { id, appliedSeq: { lt: BigInt(seq) } }, data: { appliedSeq: BigInt(seq) } }),
-      ),
-    ]);
+    const created = changes.filter((change) => change.fromSeq === null);
+    const updated = changes.filter((change) => change.fromSeq !== null);
+    const col = <T>(list: MessageWrite[], pick: (change: MessageWrite) => T): T[] => list.map(pick);
+    await this.prisma.$transaction(async (tx) => {
+      if (created.length > 0) {
+        await tx.$executeRaw`
+          INSERT INTO messages (conversation_id, id, author_role, author_id, status, text, parts, error, created_seq, applied_seq, created_at, updated_at)
+          SELECT * FROM unnest(
+            ${col(created, (c) => c.conversationId)}::text[], ${col(created, (c) => c.state.id)}::text[],
+            ${col(created, (c) => c.state.author.role)}::text[], ${col(created, (c) => c.state.author.id)}::text[],
+            ${col(created, (c) => c.state.status)}::text[], ${col(created, (c) => c.state.text)}::text[],
+            ${col(created, (c) => c.state.parts)}::int[], ${col(created, (c) => c.state.error ?? null)}::text[],
+            ${col(created, (c) => String(c.state.createdSeq))}::bigint[], ${col(created, (c) => String(c.state.appliedSeq))}::bigint[],
+            ${col(created, (c) => c.state.createdAt)}::timestamp(3)[], ${col(created, (c) => c.state.updatedAt)}::timestamp(3)[])
+          ON CONFLICT DO NOTHING`;
+      }
+      if (updated.length > 0) {
+        const count = await tx.$executeRaw`
+          UPDATE messages AS m
+          SET text = m.text || v.delta, status = v.status, parts = v.parts, error = v.error,
+              applied_seq = v.applied_seq, updated_at = v.updated_at
+          FROM unnest(
+            ${col(updated, (c) => c.conversationId)}::text[], ${col(updated, (c) => c.state.id)}::text[],
+            ${col(updated, (c) => c.state.text)}::text[], ${col(updated, (c) => c.state.status)}::text[],
+            ${col(updated, (c) => c.state.parts)}::int[], ${col(updated, (c) => c.state.error ?? null)}::text[],
+            ${col(updated, (c) => String(c.state.appliedSeq))}::bigint[], ${col(updated, (c) => String(c.fromSeq))}::bigint[],
+            ${col(updated, (c) => c.state.updatedAt)}::timestamp(3)[])
+            AS v(conversation_id, id, delta, status, parts, error, applied_seq, from_seq, updated_at)
+          WHERE m.conversation_id = v.conversation_id AND m.id = v.id AND m.applied_seq = v.from_seq`;
+        if (count !== updated.length) throw new Error(`expected to update ${updated.length} messages, updated ${count}: rows changed underneath`);
+      }
+      if (watermarks.size > 0) {
+        await tx.$executeRaw`
+          UPDATE conversations AS c SET applied_seq = v.seq
+          FROM unnest(${[...watermarks.keys()]}::text[], ${[...watermarks.values()].map(String)}::bigint[]) AS v(id, seq)
+          WHERE c.id = v.id AND c.applied_seq < v.seq`;
+      }
+    });
   }
+}
+
+interface MessageHeadRow {
+  conversation_id: string;
+  id: string;
+  author_role: string;
+  author_id: string;
+  status: string;
+  parts: number;
+  error: string | null;
+  created_seq: string;
+  applied_seq: string;
+  created_at: Date;
+  updated_at: Date;
 }
 
 export function messageKey(conversationId: string, id: string): string {
   return `${conversationId}\u0000${id}`;
-}
-
-function rowOf(change: MessageWrite) {
-  const { state } = change;
-  return {
-    conversationId: change.conversationId,
-    id: state.id,
-    authorRole: state.author.role,
-    authorId: state.author.id,
-    status: state.status,
-    text: state.text,
-    parts: state.parts,
-    error: state.error ?? null,
-    createdSeq: BigInt(state.createdSeq),
-    appliedSeq: BigInt(state.appliedSeq),
-    createdAt: new Date(state.createdAt),
-    updatedAt: new Date(state.updatedAt),
-  };
 }

@@ -3,6 +3,7 @@ import {
   DeliverPolicy,
   jetstream,
   JetStreamApiError,
+  type ConsumerInfo,
   type ConsumerMessages,
   type JetStreamClient,
   type JsMsg,
@@ -73,25 +74,25 @@ export class ConversationLog {
   async read(conversationId: string, after: number, limit: number): Promise<LogEntry[]> {
     const { last } = await this.stream.firstSeq();
     if (after >= last) return [];
-    const name = await this.createReader(conversationId, after);
+    const created = await this.addReader(conversationId, after);
     try {
-      const consumer = await this.js.consumers.get(this.stream.name, name);
+      // Fetch exactly what is pending, so the read never waits out a fetch expiry for messages that will not come.
+      let pending = created.num_pending;
+      const consumer = await this.js.consumers.get(this.stream.name, created.name);
       const entries: LogEntry[] = [];
-      while (entries.length < limit) {
-        const batch = await consumer.fetch({ max_messages: Math.min(limit - entries.length, 500), expires: 1_000 });
+      while (entries.length < limit && pending > 0) {
+        const batch = await consumer.fetch({ max_messages: Math.min(limit - entries.length, pending, 500), expires: 5_000 });
         let got = 0;
         for await (const msg of batch) {
           entries.push(this.decode(conversationId, msg));
+          pending = msg.info.pending;
           got++;
-          if (msg.info.pending === 0) break;
         }
-        if (got === 0 || entries.at(-1)!.seq >= last) break;
-        const info = await consumer.info(true);
-        if (info.num_pending === 0) break;
+        if (got === 0) break;
       }
       return entries;
     } finally {
-      await this.stream.jsm.consumers.delete(this.stream.name, name).catch(() => false);
+      await this.stream.jsm.consumers.delete(this.stream.name, created.name).catch(() => false);
     }
   }
 
@@ -106,7 +107,7 @@ export class ConversationLog {
       let messages: ConsumerMessages | undefined;
       const stop = (): void => void messages?.close();
       try {
-        const name = await this.createReader(conversationId, last);
+        const { name } = await this.addReader(conversationId, last);
         const consumer = await this.js.consumers.get(this.stream.name, name);
         messages = await consumer.consume({ max_messages: 256, idle_heartbeat: 5_000 });
         signal.addEventListener('abort', stop, { once: true });
@@ -149,8 +150,8 @@ export class ConversationLog {
     }
   }
 
-  private async createReader(conversationId: string, after: number): Promise<string> {
-    const info = await this.stream.jsm.consumers.add(this.stream.name, {
+  private addReader(conversationId: string, after: number): Promise<ConsumerInfo> {
+    return this.stream.jsm.consumers.add(this.stream.name, {
       filter_subject: this.stream.subjects.log(conversationId),
       deliver_policy: DeliverPolicy.StartSequence,
       opt_start_seq: after + 1,
@@ -159,7 +160,6 @@ export class ConversationLog {
       mem_storage: true,
       num_replicas: 1,
     });
-    return info.name;
   }
 
   private decode(conversationId: string, msg: JsMsg): LogEntry {

@@ -12,6 +12,8 @@ export class WsDevice {
   readonly violations: string[] = [];
   readonly messages = new Map<string, Message>();
   cursor: string | undefined;
+  /** Called with every event as it arrives (benchmarks time deliveries here). */
+  onEvent?: (event: ConversationEvent) => void;
   private socket?: WebSocket;
   private waiters: (() => void)[] = [];
   closeCode?: number;
@@ -93,6 +95,7 @@ export class WsDevice {
         this.events.push(event);
         if (!applyEvent(this.messages, event.event, event.cursor)) this.violations.push(`could not apply ${event.cursor}`);
         this.cursor = event.cursor;
+        this.onEvent?.(event);
         break;
       }
       default:

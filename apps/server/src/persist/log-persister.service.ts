@@ -103,7 +103,7 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
     const conversations = await this.repository.existingConversations([...new Set(entries.map((entry) => entry.conversationId))]);
     const known = entries.filter((entry) => conversations.has(entry.conversationId));
     const keys = new Map(known.map((entry) => [messageKey(entry.conversationId, entry.event.messageId), { conversationId: entry.conversationId, id: entry.event.messageId }]));
-    const rows = await this.repository.load([...keys.values()], epoch);
+    const rows = await this.repository.loadHeads([...keys.values()], epoch);
     const states = new Map<string, ConversationState>();
     const touched = new Map<string, MessageWrite>();
     const watermarks = new Map<string, number>();
@@ -115,9 +115,9 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
       }
       const key = messageKey(entry.conversationId, entry.event.messageId);
       const row = rows.get(key);
-      if (row && !state.messages.has(row.id)) state.messages.set(row.id, row);
+      if (row && !state.messages.has(row.id)) state.messages.set(row.id, { ...row });
       const changed = applyEntry(state, entry, epoch);
-      if (changed) touched.set(key, { conversationId: entry.conversationId, state: changed, isNew: !row });
+      if (changed) touched.set(key, { conversationId: entry.conversationId, state: changed, fromSeq: row ? row.appliedSeq : null });
       watermarks.set(entry.conversationId, entry.seq);
     }
     const timer = this.metrics.persistFlushSeconds.startTimer();
