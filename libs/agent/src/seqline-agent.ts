@@ -87,21 +87,16 @@ export class SeqlineAgent {
   async onPrompt(handler: PromptHandler, options: { group?: string; concurrency?: number } = {}): Promise<void> {
     const group = options.group ?? 'agents';
     const jsm = await jetstreamManager(this.nc);
-    await jsm.consumers
-      .add(this.options.stream, {
-        durable_name: group,
-        filter_subject: this.sender.subjects.allPrompts,
-        deliver_policy: DeliverPolicy.New,
-        ack_policy: AckPolicy.Explicit,
-        ack_wait: 60_000_000_000,
-      })
-      .catch(async (error: unknown) => {
-        if (!(await jsm.consumers.info(this.options.stream, group).catch(() => null))) throw error;
-      });
-    const consumer = await jetstream(this.nc).consumers.get(this.options.stream, group);
+    // The first setup is awaited so a misconfiguration shows at once; later failures (a NATS
+    // restart, the stream not created yet) are retried by the loop below.
+    let ready: Promise<void> | undefined = this.ensurePromptConsumer(jsm, group);
+    await ready.catch(() => undefined);
     void (async () => {
       while (!this.closed) {
         try {
+          if (ready) await ready;
+          ready = undefined;
+          const consumer = await jetstream(this.nc).consumers.get(this.options.stream, group);
           this.prompts = await consumer.consume({ max_messages: options.concurrency ?? 16 });
           for await (const msg of this.prompts) {
             const parsed = PromptSchema.safeParse(msg.json());
@@ -115,10 +110,25 @@ export class SeqlineAgent {
               .finally(() => clearInterval(keepAlive));
           }
         } catch {
+          ready = this.ensurePromptConsumer(jsm, group);
           await new Promise((resolve) => setTimeout(resolve, 500));
         }
       }
     })();
+  }
+
+  private async ensurePromptConsumer(jsm: Awaited<ReturnType<typeof jetstreamManager>>, group: string): Promise<void> {
+    await jsm.consumers
+      .add(this.options.stream, {
+        durable_name: group,
+        filter_subject: this.sender.subjects.allPrompts,
+        deliver_policy: DeliverPolicy.New,
+        ack_policy: AckPolicy.Explicit,
+        ack_wait: 60_000_000_000,
+      })
+      .catch(async (error: unknown) => {
+        if (!(await jsm.consumers.info(this.options.stream, group).catch(() => null))) throw error;
+      });
   }
 
   async close(): Promise<void> {
