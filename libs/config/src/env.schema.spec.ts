@@ -14,7 +14,7 @@ describe('loadEnv', () => {
       loadEnv({ PORT: 'eighty', DATABASE_URL: 'mysql://x', LOG_RETENTION: 'forever' });
     } catch (error) {
       const text = (error as Error).message;
-      expect(text).toContain('PORT="eighty"');
+      expect(text).toContain('PORT="eighty": expected a whole number');
       expect(text).toContain('DATABASE_URL="mysql://x": expected a URL starting with postgres: or postgresql:');
       expect(text).toContain('LOG_RETENTION="forever": expected a duration such as 500ms, 30s, 10m, 24h or 7d');
     }

@@ -9,6 +9,9 @@ const durationMs = z
     return Number(match[1]) * unit;
   });
 
+const wholeNumber = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z.coerce.number({ message: 'a whole number' }).int('a whole number').min(min, `at least ${min}`).max(max, `at most ${max}`);
+
 const url = (protocols: string[]) =>
   z.string().refine((text) => {
     try {
@@ -20,7 +23,7 @@ const url = (protocols: string[]) =>
 
 /** Every setting the server reads, with its default. Documented in README.md#configuration. */
 export const EnvSchema = z.object({
-  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  PORT: wholeNumber(0, 65535).default(3000),
   HOST: z.string().default('0.0.0.0'),
   DATABASE_URL: url(['postgres:', 'postgresql:']).default('postgresql://postgres@127.0.0.1:5432/seqline'),
   NATS_URL: z.string().default('nats://127.0.0.1:4222'),
@@ -29,17 +32,17 @@ export const EnvSchema = z.object({
   SEQLINE_PREFIX: z.string().regex(/^[a-z0-9_-]{1,32}$/, 'lower-case letters, digits, _ or -').default('seqline'),
   SEQLINE_STREAM: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, _ or -').optional(),
   LOG_RETENTION: durationMs.default(7 * 86_400_000),
-  LOG_MAX_BYTES: z.coerce.number().int().default(-1),
+  LOG_MAX_BYTES: wholeNumber(-1).default(-1),
   LOG_DUPLICATE_WINDOW: durationMs.default(120_000),
   PERSIST_FLUSH_INTERVAL: durationMs.default(50),
-  PERSIST_BATCH_EVENTS: z.coerce.number().int().positive().default(1000),
+  PERSIST_BATCH_EVENTS: wholeNumber(1).default(1000),
   WS_HEARTBEAT_INTERVAL: durationMs.default(15_000),
-  WS_MAX_BUFFERED_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
+  WS_MAX_BUFFERED_BYTES: wholeNumber(1).default(1024 * 1024),
   SSE_HEARTBEAT_INTERVAL: durationMs.default(15_000),
-  LIMIT_FRAME_BYTES: z.coerce.number().int().positive().default(64 * 1024),
-  LIMIT_DELTA_CHARS: z.coerce.number().int().positive().default(16 * 1024),
-  LIMIT_MESSAGE_CHARS: z.coerce.number().int().positive().default(256 * 1024),
-  LIMIT_SUBSCRIPTIONS_PER_SOCKET: z.coerce.number().int().positive().default(32),
+  LIMIT_FRAME_BYTES: wholeNumber(1).default(64 * 1024),
+  LIMIT_DELTA_CHARS: wholeNumber(1).default(16 * 1024),
+  LIMIT_MESSAGE_CHARS: wholeNumber(1).default(256 * 1024),
+  LIMIT_SUBSCRIPTIONS_PER_SOCKET: wholeNumber(1).default(32),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 export type Env = z.infer<typeof EnvSchema>;
