@@ -7,7 +7,9 @@ import { startServer } from './server.js';
 
 async function main(): Promise<void> {
   const settings = settingsFrom(loadEnv());
-  const server = await startServer(settings, { staticDir: resolve('apps/server/public') });
+  const server = await startServer(settings, {
+    assets: [{ dir: resolve('apps/server/public') }, { dir: resolve('libs/client/dist/browser'), prefix: '/sdk/' }],
+  });
   server.infra.logger.info({ url: `http://${settings.http.host}:${settings.http.port}` }, 'seqline serving');
   const stop = (signal: string): void => {
     server.infra.logger.info({ signal }, 'draining');

@@ -14,7 +14,13 @@ export interface RunningServer {
 }
 
 /** Starts one server instance: migrations, stream, HTTP + WebSocket. Used by `main.ts` and by tests. */
-export async function startServer(settings: Settings, options: { prismaDir?: string; staticDir?: string } = {}): Promise<RunningServer> {
+export interface ServerOptions {
+  prismaDir?: string;
+  /** Folders served as static files (the demo web app, the device SDK bundle). */
+  assets?: { dir: string; prefix?: string }[];
+}
+
+export async function startServer(settings: Settings, options: ServerOptions = {}): Promise<RunningServer> {
   const infra = await openInfrastructure(settings, options.prismaDir);
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(infra), {
     logger: new PinoNestLogger(infra.logger),
@@ -23,7 +29,7 @@ export async function startServer(settings: Settings, options: { prismaDir?: str
   app.useBodyParser('json', { limit: settings.limits.frameBytes });
   // Frames are parsed by DeviceSession, which answers bad ones with an error frame.
   app.useWebSocketAdapter(new WsAdapter(app, { messageParser: () => undefined }));
-  if (options.staticDir) app.useStaticAssets(options.staticDir);
+  for (const asset of options.assets ?? []) app.useStaticAssets(asset.dir, { prefix: asset.prefix });
   await app.listen(settings.http.port, settings.http.host);
   const address = app.getHttpServer().address() as { port: number };
   let closing: Promise<void> | undefined;

@@ -50,6 +50,8 @@ export const SubscribedFrameSchema = z.object({
   conversationId: IdSchema,
   /** Events after this cursor follow. */
   cursor: z.string(),
+  /** The conversation's last event when the subscription started: the device is live once it has applied it. */
+  head: z.string(),
 });
 export const EventFrameSchema = ConversationEventSchema.extend({ type: z.literal('event') });
 export const UnsubscribedFrameSchema = z.object({ type: z.literal('unsubscribed'), ref: Ref, conversationId: IdSchema });

@@ -6,7 +6,7 @@ import { SnapshotService } from '../state/snapshot.service.js';
 
 /** How a subscription starts: from the device's cursor, or from a snapshot when there is none or it is too old. */
 export type SubscriptionStart =
-  | { mode: 'resume'; cursor: string }
+  | { mode: 'resume'; cursor: string; head: string }
   | { mode: 'snapshot'; cursor: string; messages: Message[] };
 
 export interface OpenSubscription {
@@ -48,7 +48,7 @@ export class SubscriptionService {
     const cursor = parseCursor(after);
     if (!cursor) throw new SeqlineError(ErrorCode.BadCursor, `"${after}" is not a cursor (expected <epoch>-<sequence>)`);
     if (cursor.epoch !== this.stream.epoch) return this.snapshot(conversationId);
-    if (cursor.seq === 0) return { mode: 'resume', cursor: after };
+    if (cursor.seq === 0) return this.resume(conversationId, after);
     const { first, last } = await this.stream.firstSeq();
     if (cursor.seq > last) throw new SeqlineError(ErrorCode.BadCursor, `cursor ${after} is ahead of the log`);
     if (cursor.seq < first) return this.snapshot(conversationId);
@@ -57,7 +57,12 @@ export class SubscriptionService {
     if (subject !== this.stream.subjects.log(conversationId)) {
       throw new SeqlineError(ErrorCode.BadCursor, `cursor ${after} does not belong to conversation ${conversationId}`);
     }
-    return { mode: 'resume', cursor: after };
+    return this.resume(conversationId, after);
+  }
+
+  private async resume(conversationId: string, after: string): Promise<SubscriptionStart> {
+    const last = await this.log.last(conversationId);
+    return { mode: 'resume', cursor: after, head: formatCursor({ epoch: this.stream.epoch, seq: last?.seq ?? 0 }) };
   }
 
   private async snapshot(conversationId: string): Promise<SubscriptionStart> {

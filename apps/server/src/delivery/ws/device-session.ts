@@ -135,7 +135,7 @@ export class DeviceSession {
       const { start, events } = await this.deps.subscriptions.open(conversationId, after, controller.signal);
       if (controller.signal.aborted) return;
       if (start.mode === 'snapshot') this.send({ type: 'snapshot', ref, conversationId, cursor: start.cursor, messages: start.messages });
-      else this.send({ type: 'subscribed', ref, conversationId, cursor: start.cursor });
+      else this.send({ type: 'subscribed', ref, conversationId, cursor: start.cursor, head: start.head });
       for await (const event of events) {
         if (!this.send({ type: 'event', ...event })) break;
       }

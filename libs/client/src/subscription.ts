@@ -1,0 +1,91 @@
+import { parseCursor } from '../../protocol/src/cursor.js';
+import type { ConversationEvent } from '../../protocol/src/events.js';
+import type { Message } from '../../protocol/src/message.js';
+import { ConversationView } from './conversation-view.js';
+
+/** What a subscription reports to the app. */
+export type SubscriptionChange =
+  | { type: 'event'; event: ConversationEvent }
+  /** The view was replaced by a snapshot (first load, or a cursor the server could no longer resume). */
+  | { type: 'reset' }
+  | { type: 'error'; code: string; message: string };
+
+/**
+ * One conversation followed by a device: an always-current `messages` view, change callbacks
+ * and an async iterator of applied events.
+ */
+export class Subscription {
+  readonly view: ConversationView;
+  /** Whether the device has applied everything the server had when it (re)subscribed. */
+  live = false;
+  /** Set while a gap is being repaired: events are ignored until the server answers the new subscribe. */
+  repairing = false;
+  head: string | undefined;
+  private readonly listeners = new Set<(change: SubscriptionChange) => void>();
+  private readonly iterators = new Set<(event: ConversationEvent | undefined) => void>();
+
+  constructor(
+    readonly conversationId: string,
+    private readonly detach: (subscription: Subscription) => void,
+  ) {
+    this.view = new ConversationView(conversationId);
+  }
+
+  /** The conversation's messages in order, as of `cursor`. */
+  get messages(): Message[] {
+    return this.view.list();
+  }
+
+  get cursor(): string | undefined {
+    return this.view.cursor;
+  }
+
+  /** Calls `listener` on every change; returns a function that stops it. */
+  on(listener: (change: SubscriptionChange) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Applied events, in order, until the subscription closes.
+   * @example for await (const event of subscription.events()) render(subscription.messages);
+   */
+  async *events(): AsyncGenerator<ConversationEvent> {
+    const queue: (ConversationEvent | undefined)[] = [];
+    let wake: (() => void) | undefined;
+    const push = (event: ConversationEvent | undefined): void => {
+      queue.push(event);
+      wake?.();
+    };
+    this.iterators.add(push);
+    try {
+      for (;;) {
+        if (queue.length === 0) await new Promise<void>((resolve) => (wake = resolve));
+        const event = queue.shift();
+        if (event === undefined) return;
+        yield event;
+      }
+    } finally {
+      this.iterators.delete(push);
+    }
+  }
+
+  close(): void {
+    for (const push of this.iterators) push(undefined);
+    this.detach(this);
+  }
+
+  /** @internal */
+  emit(change: SubscriptionChange): void {
+    if (change.type === 'event') for (const push of this.iterators) push(change.event);
+    for (const listener of this.listeners) listener(change);
+  }
+
+  /** @internal Marks the subscription live once the view reaches the head seen at subscribe time. */
+  updateLive(): boolean {
+    const head = this.head === undefined ? undefined : parseCursor(this.head);
+    const at = this.view.cursor === undefined ? undefined : parseCursor(this.view.cursor);
+    this.live = !head || (at !== undefined && at.epoch === head.epoch && at.seq >= head.seq) || (at !== undefined && at.epoch !== head.epoch);
+    return this.live;
+  }
+}
