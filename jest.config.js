@@ -10,6 +10,8 @@ const base = {
 };
 
 export default {
+  // Inside the checkout, so a fresh clone never reuses transforms made under another configuration.
+  cacheDirectory: '<rootDir>/node_modules/.cache/jest',
   projects: [
     { ...base, displayName: 'unit', testMatch: ['<rootDir>/apps/**/*.spec.ts', '<rootDir>/libs/**/*.spec.ts'] },
     { ...base, displayName: 'e2e', testMatch: ['<rootDir>/test/**/*.e2e-spec.ts'], testTimeout: 120_000, slowTestThreshold: 30 },

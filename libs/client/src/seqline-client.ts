@@ -15,7 +15,7 @@ export interface SeqlineClientOptions {
   /** Where cursors and messages survive restarts. Default: memory only. */
   store?: CursorStore;
   /** A WebSocket implementation; defaults to the global one (browsers, React Native). In Node pass `ws`. */
-  WebSocket?: SocketFactory;
+  WebSocket?: new (url: string) => unknown;
   /** Reconnect back-off bounds. Default 250 ms to 15 s. */
   reconnect?: { minDelayMs?: number; maxDelayMs?: number };
   /** How often a conversation's state is written to the store while events arrive. Default 250 ms. */
@@ -67,7 +67,7 @@ export class SeqlineClient {
 
   constructor(private readonly options: SeqlineClientOptions) {
     this.store = options.store ?? new MemoryCursorStore();
-    const Socket = options.WebSocket ?? (globalThis as { WebSocket?: SocketFactory }).WebSocket;
+    const Socket = (options.WebSocket ?? (globalThis as { WebSocket?: unknown }).WebSocket) as SocketFactory | undefined;
     if (!Socket) throw new Error('no WebSocket implementation: pass one as options.WebSocket (in Node: import WebSocket from "ws")');
     this.Socket = Socket;
     void this.open();

@@ -39,6 +39,7 @@ export const EnvSchema = z.object({
   WS_HEARTBEAT_INTERVAL: durationMs.default(15_000),
   WS_MAX_BUFFERED_BYTES: wholeNumber(1).default(1024 * 1024),
   SSE_HEARTBEAT_INTERVAL: durationMs.default(15_000),
+  SSE_MAX_DURATION: durationMs.default(30 * 60_000),
   LIMIT_FRAME_BYTES: wholeNumber(1).default(64 * 1024),
   LIMIT_DELTA_CHARS: wholeNumber(1).default(16 * 1024),
   LIMIT_MESSAGE_CHARS: wholeNumber(1).default(256 * 1024),

@@ -8,7 +8,7 @@ export interface Settings {
   log: { prefix: string; stream: string; retentionMs: number; maxBytes: number; duplicateWindowMs: number };
   persist: { flushIntervalMs: number; batchEvents: number };
   ws: { heartbeatMs: number; maxBufferedBytes: number };
-  sse: { heartbeatMs: number };
+  sse: { heartbeatMs: number; maxDurationMs: number };
   limits: { frameBytes: number; deltaChars: number; messageChars: number; subscriptionsPerSocket: number };
   logLevel: Env['LOG_LEVEL'];
 }
@@ -29,7 +29,7 @@ export function settingsFrom(env: Env): Settings {
     },
     persist: { flushIntervalMs: env.PERSIST_FLUSH_INTERVAL, batchEvents: env.PERSIST_BATCH_EVENTS },
     ws: { heartbeatMs: env.WS_HEARTBEAT_INTERVAL, maxBufferedBytes: env.WS_MAX_BUFFERED_BYTES },
-    sse: { heartbeatMs: env.SSE_HEARTBEAT_INTERVAL },
+    sse: { heartbeatMs: env.SSE_HEARTBEAT_INTERVAL, maxDurationMs: env.SSE_MAX_DURATION },
     limits: {
       frameBytes: env.LIMIT_FRAME_BYTES,
       deltaChars: env.LIMIT_DELTA_CHARS,

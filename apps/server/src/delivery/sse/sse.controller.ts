@@ -38,10 +38,13 @@ export class SseController {
     response.write('retry: 1000\n\n');
     if (start.mode === 'snapshot') response.write(frame('snapshot', start.cursor, { conversationId: id, cursor: start.cursor, messages: start.messages }));
     const heartbeat = setInterval(() => response.write(': heartbeat\n\n'), this.settings.sse.heartbeatMs);
+    // Streams are recycled now and then so load spreads over instances; EventSource resumes with Last-Event-ID.
+    const recycle = setTimeout(() => controller.abort(), this.settings.sse.maxDurationMs);
     try {
       for await (const event of events) response.write(frame(undefined, event.cursor, event));
     } finally {
       clearInterval(heartbeat);
+      clearTimeout(recycle);
       response.end();
     }
   }
