@@ -95,6 +95,7 @@ export class SeqlineClient {
         subscription.view.reset(stored);
         subscription.emit({ type: 'reset' });
       }
+      subscription.loaded = true;
       this.sendSubscribe(subscription);
     })();
     return subscription;
@@ -248,6 +249,7 @@ export class SeqlineClient {
   }
 
   private sendSubscribe(subscription: Subscription): void {
+    if (!subscription.loaded) return;
     const after = subscription.view.cursor;
     this.sendFrame({ type: 'subscribe', conversationId: subscription.conversationId, ...(after ? { after } : {}) });
   }

@@ -21,6 +21,8 @@ export class Subscription {
   /** Set while a gap is being repaired: events are ignored until the server answers the new subscribe. */
   repairing = false;
   head: string | undefined;
+  /** Set once the stored state is loaded; only then may the subscription be sent. */
+  loaded = false;
   private readonly listeners = new Set<(change: SubscriptionChange) => void>();
   private readonly iterators = new Set<(event: ConversationEvent | undefined) => void>();
 
