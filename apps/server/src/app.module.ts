@@ -1,7 +1,7 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { ConversationRepository, MessageRepository } from '@seqline/persistence';
-import { ConversationLog, LogStream } from '@seqline/streams';
+import { ConversationLog, Lease, LogStream } from '@seqline/streams';
 import type { Infrastructure } from './core/infrastructure.js';
 import { LOGGER, SETTINGS } from './core/tokens.js';
 import { DeviceGateway } from './delivery/ws/device.gateway.js';
@@ -11,6 +11,7 @@ import { AgentListener } from './ingest/agent-listener.service.js';
 import { ConversationCommands } from './ingest/conversation-commands.service.js';
 import { ConversationWriter } from './ingest/conversation-writer.service.js';
 import { LogPersister } from './persist/log-persister.service.js';
+import { AbandonedAnswerReaper } from './persist/abandoned-answer-reaper.service.js';
 import { ConversationsController } from './rest/conversations.controller.js';
 import { ConversationsService } from './rest/conversations.service.js';
 import { ErrorFilter } from './rest/error.filter.js';
@@ -30,6 +31,7 @@ export class AppModule {
         { provide: LOGGER, useValue: infra.logger },
         { provide: LogStream, useValue: infra.stream },
         { provide: ConversationLog, useValue: infra.log },
+        { provide: Lease, useValue: infra.leadership },
         { provide: ConversationRepository, useValue: infra.conversations },
         { provide: MessageRepository, useValue: infra.messages },
         { provide: APP_FILTER, useClass: ErrorFilter },
@@ -39,6 +41,7 @@ export class AppModule {
         ConversationCommands,
         AgentListener,
         LogPersister,
+        AbandonedAnswerReaper,
         SubscriptionService,
         ConversationsService,
         DeviceGateway,

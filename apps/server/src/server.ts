@@ -31,6 +31,7 @@ export async function startServer(settings: Settings, options: ServerOptions = {
   app.useWebSocketAdapter(new WsAdapter(app, { messageParser: () => undefined }));
   for (const asset of options.assets ?? []) app.useStaticAssets(asset.dir, { prefix: asset.prefix });
   await app.listen(settings.http.port, settings.http.host);
+  infra.leadership.start();
   const address = app.getHttpServer().address() as { port: number };
   let closing: Promise<void> | undefined;
   return {

@@ -6,7 +6,9 @@ export interface Settings {
   database: { url: string };
   nats: { url: string; user?: string; password?: string };
   log: { prefix: string; stream: string; retentionMs: number; maxBytes: number; duplicateWindowMs: number };
-  persist: { flushIntervalMs: number; batchEvents: number };
+  persist: { flushIntervalMs: number; batchEvents: number; leaseMs: number };
+  /** A streaming answer with no event for this long is ended `failed`. */
+  agentLeaseMs: number;
   ws: { heartbeatMs: number; maxBufferedBytes: number };
   sse: { heartbeatMs: number; maxDurationMs: number };
   limits: { frameBytes: number; deltaChars: number; messageChars: number; subscriptionsPerSocket: number };
@@ -27,7 +29,8 @@ export function settingsFrom(env: Env): Settings {
       maxBytes: env.LOG_MAX_BYTES,
       duplicateWindowMs: env.LOG_DUPLICATE_WINDOW,
     },
-    persist: { flushIntervalMs: env.PERSIST_FLUSH_INTERVAL, batchEvents: env.PERSIST_BATCH_EVENTS },
+    persist: { flushIntervalMs: env.PERSIST_FLUSH_INTERVAL, batchEvents: env.PERSIST_BATCH_EVENTS, leaseMs: env.PERSIST_LEASE },
+    agentLeaseMs: env.AGENT_LEASE,
     ws: { heartbeatMs: env.WS_HEARTBEAT_INTERVAL, maxBufferedBytes: env.WS_MAX_BUFFERED_BYTES },
     sse: { heartbeatMs: env.SSE_HEARTBEAT_INTERVAL, maxDurationMs: env.SSE_MAX_DURATION },
     limits: {

@@ -76,6 +76,16 @@ export class MessageRepository {
     return found;
   }
 
+  /** Messages still streaming whose last event is older than `before`. */
+  async streamingSilentSince(before: Date, limit: number): Promise<{ conversationId: string; id: string }[]> {
+    return this.prisma.message.findMany({
+      where: { status: 'streaming', updatedAt: { lt: before } },
+      select: { conversationId: true, id: true },
+      orderBy: { updatedAt: 'asc' },
+      take: limit,
+    });
+  }
+
   /** Conversations among `ids` that exist. */
   async existingConversations(ids: string[]): Promise<Set<string>> {
     const rows = await this.prisma.conversation.findMany({ where: { id: { in: ids } }, select: { id: true } });

@@ -2,3 +2,4 @@ export * from './nats-connection.js';
 export * from './log-entry.js';
 export * from './log-stream.js';
 export * from './conversation-log.js';
+export * from './lease.js';

@@ -1,7 +1,8 @@
 import { resolve } from 'node:path';
 import { createLogger, type Settings } from '@seqline/config';
 import { applyMigrations, ConversationRepository, ensureDatabase, MessageRepository, PrismaService } from '@seqline/persistence';
-import { connectNats, ConversationLog, LogStream, type NatsConnection } from '@seqline/streams';
+import { hostname } from 'node:os';
+import { connectNats, ConversationLog, Lease, LogStream, type NatsConnection } from '@seqline/streams';
 import type { Logger } from 'pino';
 
 /** The connections a server instance holds; created before Nest so start-up failures are clear. */
@@ -14,6 +15,8 @@ export interface Infrastructure {
   prisma: PrismaService;
   conversations: ConversationRepository;
   messages: MessageRepository;
+  /** Held by one instance at a time: that instance persists the log and ends abandoned answers. */
+  leadership: Lease;
   close(): Promise<void>;
 }
 
@@ -27,6 +30,12 @@ export async function openInfrastructure(settings: Settings, prismaDir = resolve
     const stream = await LogStream.open(nc, settings.log);
     logger.info({ stream: stream.name, epoch: stream.epoch, retentionMs: settings.log.retentionMs }, 'log stream ready');
     const prisma = new PrismaService(settings.database.url);
+    const leadership = await Lease.open(nc, {
+      bucket: `${settings.log.stream}_LEASES`,
+      key: 'leader',
+      ttlMs: settings.persist.leaseMs,
+      holder: `${hostname()}-${process.pid}`,
+    });
     return {
       settings,
       logger,
@@ -36,7 +45,9 @@ export async function openInfrastructure(settings: Settings, prismaDir = resolve
       prisma,
       conversations: new ConversationRepository(prisma),
       messages: new MessageRepository(prisma),
+      leadership,
       async close() {
+        await leadership.release();
         await nc.drain().catch(() => undefined);
         await prisma.$disconnect();
       },

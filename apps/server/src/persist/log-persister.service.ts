@@ -2,7 +2,7 @@ import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShut
 import { AckPolicy, DeliverPolicy, jetstream, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import type { Settings } from '@seqline/config';
 import { messageKey, MessageRepository, type MessageState, type MessageWrite } from '@seqline/persistence';
-import { decodeEntry, LogStream, type LogEntry } from '@seqline/streams';
+import { decodeEntry, Lease, LogStream, type LogEntry } from '@seqline/streams';
 import type { Logger } from 'pino';
 import { LOGGER, SETTINGS } from '../core/tokens.js';
 import { applyEntry, type ConversationState } from '../state/conversation-state.js';
@@ -14,7 +14,9 @@ const CONSUMER = 'persister';
  * Materialises the log into Postgres: one row per message, updated in batches (every flush
  * interval or batch size), never one write per token. A durable consumer remembers what is
  * done, so after any restart it resumes from the log; rows record the last sequence they
- * reflect, so a redelivered event changes nothing.
+ * reflect, so a redelivered event changes nothing. Only the instance holding the leadership
+ * lease consumes, so events are applied in log order; when it dies the lease lapses and
+ * another instance takes over from the last acknowledged event.
  */
 @Injectable()
 export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -29,6 +31,7 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
     private readonly stream: LogStream,
     private readonly repository: MessageRepository,
     private readonly metrics: MetricsService,
+    private readonly leadership: Lease,
     @Inject(SETTINGS) private readonly settings: Settings,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
@@ -46,7 +49,17 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
       .catch(async (error: unknown) => {
         if (!(await this.stream.jsm.consumers.info(this.stream.name, CONSUMER).catch(() => null))) throw error;
       });
-    this.running = this.run();
+    this.leadership.onChange((held) => (held ? this.startConsuming() : void this.messages?.close()));
+    if (this.leadership.held) this.startConsuming();
+  }
+
+  private startConsuming(): void {
+    if (this.running || this.stopped) return;
+    this.logger.info('persister leadership acquired');
+    this.running = this.run().finally(() => {
+      this.running = undefined;
+      if (this.leadership.held && !this.stopped) this.startConsuming();
+    });
   }
 
   async onApplicationShutdown(): Promise<void> {
@@ -59,7 +72,7 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
   /** Consumes until shutdown, setting the consume loop up again after any failure. */
   private async run(): Promise<void> {
     const js = jetstream(this.stream.nc);
-    while (!this.stopped) {
+    while (!this.stopped && this.leadership.held) {
       try {
         const consumer = await js.consumers.get(this.stream.name, CONSUMER);
         this.messages = await consumer.consume({ max_messages: this.settings.persist.batchEvents * 2 });
@@ -71,8 +84,9 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
       } catch (error) {
         if (!this.stopped) this.logger.warn({ err: error }, 'persister consume failed; restarting');
       }
-      if (!this.stopped) await new Promise((resolve) => setTimeout(resolve, 500));
+      if (!this.stopped && this.leadership.held) await new Promise((resolve) => setTimeout(resolve, 500));
     }
+    await this.flush();
   }
 
   /** Writes what is buffered; flushes never overlap, and events are acknowledged only once written. */

@@ -1,0 +1,76 @@
+import { Kvm, type KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+
+export interface LeaseOptions {
+  bucket: string;
+  key: string;
+  /** The lease lapses this long after its holder last renewed it. */
+  ttlMs: number;
+  /** Identifies this holder in the bucket, for operators. */
+  holder: string;
+}
+
+/**
+ * A lease in a JetStream key-value bucket whose entries expire: whoever creates the key holds
+ * it and renews it by revision; if the holder dies, the entry expires and another takes over.
+ * Used so exactly one instance runs the persister at a time.
+ */
+export class Lease {
+  private revision = 0;
+  private timer?: ReturnType<typeof setInterval>;
+  private listeners = new Set<(held: boolean) => void>();
+  private ticking = false;
+
+  private constructor(
+    private readonly kv: KV,
+    private readonly options: LeaseOptions,
+  ) {}
+
+  static async open(nc: NatsConnection, options: LeaseOptions): Promise<Lease> {
+    const kv = await new Kvm(nc).create(options.bucket, { ttl: options.ttlMs, history: 1 });
+    return new Lease(kv, options);
+  }
+
+  get held(): boolean {
+    return this.revision > 0;
+  }
+
+  onChange(listener: (held: boolean) => void): void {
+    this.listeners.add(listener);
+  }
+
+  start(): void {
+    void this.tick();
+    this.timer = setInterval(() => void this.tick(), Math.max(50, Math.floor(this.options.ttlMs / 4)));
+  }
+
+  /** Stops renewing and gives the lease up at once, so another instance need not wait for it to lapse. */
+  async release(): Promise<void> {
+    clearInterval(this.timer);
+    if (this.held) {
+      const revision = this.revision;
+      this.set(0);
+      await this.kv.delete(this.options.key, { previousSeq: revision }).catch(() => undefined);
+    }
+  }
+
+  private async tick(): Promise<void> {
+    if (this.ticking) return;
+    this.ticking = true;
+    try {
+      if (this.held) this.set(await this.kv.update(this.options.key, this.options.holder, this.revision));
+      else this.set(await this.kv.create(this.options.key, this.options.holder));
+    } catch {
+      // Someone else holds it, or NATS is away: either way we do not.
+      this.set(0);
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  private set(revision: number): void {
+    const was = this.held;
+    this.revision = revision;
+    if (was !== this.held) for (const listener of this.listeners) listener(this.held);
+  }
+}
