@@ -13,9 +13,10 @@ export default {
   // Inside the checkout, so a fresh clone never reuses transforms made under another configuration.
   cacheDirectory: '<rootDir>/node_modules/.cache/jest',
   // A global option (per-project values are ignored); end-to-end suites stream real answers.
-  testTimeout: 60_000,
+  testTimeout: 240_000,
   projects: [
     { ...base, displayName: 'unit', testMatch: ['<rootDir>/apps/**/*.spec.ts', '<rootDir>/libs/**/*.spec.ts'] },
     { ...base, displayName: 'e2e', testMatch: ['<rootDir>/test/**/*.e2e-spec.ts'], slowTestThreshold: 30 },
+    { ...base, displayName: 'faults', testMatch: ['<rootDir>/test/faults/**/*.fault-spec.ts'], slowTestThreshold: 120 },
   ],
 };

@@ -18,6 +18,8 @@ export interface AgentOptions {
   coalesceMs?: number;
   /** Publishes in flight at once across all answers. Default 64. */
   maxInFlight?: number;
+  /** How long to wait for the service to answer one command before sending it again. Default 5 s. */
+  requestTimeoutMs?: number;
   user?: string;
   password?: string;
 }
@@ -44,9 +46,9 @@ export class SeqlineAgent {
 
   private constructor(
     readonly nc: NatsConnection,
-    private readonly options: Required<Pick<AgentOptions, 'agentId' | 'prefix' | 'stream' | 'coalesceMs' | 'maxInFlight'>>,
+    private readonly options: Required<Pick<AgentOptions, 'agentId' | 'prefix' | 'stream' | 'coalesceMs' | 'maxInFlight' | 'requestTimeoutMs'>>,
   ) {
-    this.sender = new CommandSender(nc, { prefix: options.prefix, maxInFlight: options.maxInFlight, requestTimeoutMs: 5_000, retryForMs: 60_000 });
+    this.sender = new CommandSender(nc, { prefix: options.prefix, maxInFlight: options.maxInFlight, requestTimeoutMs: options.requestTimeoutMs, retryForMs: 120_000 });
     this.cancelSubscription = nc.subscribe(this.sender.subjects.allCancels, {
       callback: (error, msg) => {
         if (error) return;
@@ -65,6 +67,7 @@ export class SeqlineAgent {
       stream: options.stream ?? `${prefix.toUpperCase().replace(/-/g, '_')}_LOG`,
       coalesceMs: options.coalesceMs ?? 20,
       maxInFlight: options.maxInFlight ?? 64,
+      requestTimeoutMs: options.requestTimeoutMs ?? 5_000,
     });
   }
 

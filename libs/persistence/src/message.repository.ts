@@ -86,18 +86,19 @@ export class MessageRepository {
     });
   }
 
-  /** Conversations among `ids` that exist. */
-  async existingConversations(ids: string[]): Promise<Set<string>> {
-    const rows = await this.prisma.conversation.findMany({ where: { id: { in: ids } }, select: { id: true } });
-    return new Set(rows.map((row) => row.id));
+  /** Each existing conversation's watermark: every event of it up to this sequence is applied. Unknown ids are absent. */
+  async watermarks(ids: string[]): Promise<Map<string, number>> {
+    const rows = await this.prisma.conversation.findMany({ where: { id: { in: ids } }, select: { id: true, appliedSeq: true } });
+    return new Map(rows.map((row) => [row.id, Number(row.appliedSeq)]));
   }
 
   /**
-   * Writes a batch atomically: inserts new messages, appends to existing ones, and advances each
-   * conversation's watermark. One statement of each kind per batch, whatever its size.
-   * An append only applies to a row still at `fromSeq`; anything else aborts the batch.
+   * Writes a batch atomically: inserts new messages, appends to existing ones, and moves each
+   * conversation's watermark from `from` to `to`. One statement of each kind per batch, whatever
+   * its size. An append only applies to a row still at `fromSeq` and a watermark only moves from
+   * where the batch found it; anything else aborts the whole batch.
    */
-  async write(changes: MessageWrite[], watermarks: Map<string, number>): Promise<void> {
+  async write(changes: MessageWrite[], watermarks: Map<string, { from: number; to: number }>): Promise<void> {
     const created = changes.filter((change) => change.fromSeq === null);
     const updated = changes.filter((change) => change.fromSeq !== null);
     const col = <T>(list: MessageWrite[], pick: (change: MessageWrite) => T): T[] => list.map(pick);
@@ -130,10 +131,12 @@ export class MessageRepository {
         if (count !== updated.length) throw new Error(`expected to update ${updated.length} messages, updated ${count}: rows changed underneath`);
       }
       if (watermarks.size > 0) {
-        await tx.$executeRaw`
+        const moves = [...watermarks];
+        const count = await tx.$executeRaw`
           UPDATE conversations AS c SET applied_seq = v.seq
-          FROM unnest(${[...watermarks.keys()]}::text[], ${[...watermarks.values()].map(String)}::bigint[]) AS v(id, seq)
-          WHERE c.id = v.id AND c.applied_seq < v.seq`;
+          FROM unnest(${moves.map(([id]) => id)}::text[], ${moves.map(([, m]) => String(m.from))}::bigint[], ${moves.map(([, m]) => String(m.to))}::bigint[]) AS v(id, from_seq, seq)
+          WHERE c.id = v.id AND c.applied_seq = v.from_seq`;
+        if (count !== moves.length) throw new Error(`expected to move ${moves.length} watermarks, moved ${count}: another writer got there first`);
       }
     });
   }

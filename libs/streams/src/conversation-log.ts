@@ -109,7 +109,8 @@ export class ConversationLog {
       try {
         const { name } = await this.addReader(conversationId, last);
         const consumer = await this.js.consumers.get(this.stream.name, name);
-        messages = await consumer.consume({ max_messages: 256, idle_heartbeat: 5_000 });
+        // Heartbeats reveal a consumer lost with a NATS restart within seconds.
+        messages = await consumer.consume({ max_messages: 256, idle_heartbeat: 1_000 });
         signal.addEventListener('abort', stop, { once: true });
         void this.watch(messages);
         for await (const msg of messages) {

@@ -18,8 +18,11 @@ export class WsDevice {
   private waiters: (() => void)[] = [];
   closeCode?: number;
 
+  /** Called when the socket closes, with its close code. */
+  onClose?: (code: number) => void;
+
   constructor(
-    private readonly url: string,
+    public url: string,
     readonly conversationId: string,
   ) {}
 
@@ -30,12 +33,15 @@ export class WsDevice {
     this.closeCode = undefined;
     socket.on('message', (data) => this.receive(JSON.parse(String(data)) as ServerFrame));
     socket.on('close', (code) => {
+      if (socket !== this.socket) return;
       this.closeCode = code;
+      this.onClose?.(code);
       this.notify();
     });
     await new Promise<void>((resolve, reject) => {
       socket.once('open', () => resolve());
       socket.once('error', reject);
+      socket.once('close', () => reject(new Error('closed before opening')));
     });
     const from = this.frames.length;
     this.send({ type: 'subscribe', conversationId: this.conversationId, ...(this.cursor ? { after: this.cursor } : {}) });

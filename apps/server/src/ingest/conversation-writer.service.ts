@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Settings } from '@seqline/config';
 import { ConversationLog, LogStream, WrongLastSequenceError, type LogEntry } from '@seqline/streams';
-import { formatCursor } from '@seqline/protocol';
+import { ErrorCode, formatCursor, SeqlineError } from '@seqline/protocol';
 import { SETTINGS } from '../core/tokens.js';
 import { KeyedMutex } from '../core/keyed-mutex.js';
 import { applyEntry, type ConversationState } from '../state/conversation-state.js';
@@ -12,6 +12,8 @@ import type { IngestCommand } from './ingest-command.js';
 
 const MAX_CACHED_CONVERSATIONS = 10_000;
 const MAX_ATTEMPTS = 20;
+/** Refusals that a cache behind the log could give wrongly; every other refusal stays true as the log grows. */
+const STALE_SENSITIVE = new Set<ErrorCode>([ErrorCode.UnknownMessage, ErrorCode.PartOutOfOrder]);
 
 export interface WriteResult {
   cursor: string;
@@ -42,9 +44,19 @@ export class ConversationWriter {
   }
 
   private async writeLocked(conversationId: string, command: IngestCommand): Promise<WriteResult> {
+    let caughtUp = false;
     for (let attempt = 1; ; attempt++) {
       const state = await this.state(conversationId);
-      const decision = decide(conversationId, state.messages, command, this.settings.limits, new Date());
+      let decision;
+      try {
+        decision = decide(conversationId, state.messages, command, this.settings.limits, new Date());
+      } catch (error) {
+        // Another instance may have written what this refusal says is missing: look at the log before refusing.
+        if (caughtUp || !(error instanceof SeqlineError) || !STALE_SENSITIVE.has(error.code)) throw error;
+        await this.snapshots.catchUp(state);
+        caughtUp = true;
+        continue;
+      }
       if (decision.kind === 'duplicate') return { cursor: this.cursor(decision.seq), duplicate: true };
       try {
         const result = await this.log.append(conversationId, decision.event, state.seq, decision.msgId);

@@ -8,15 +8,20 @@ import { LOGGER, SETTINGS } from '../core/tokens.js';
 import { applyEntry, type ConversationState } from '../state/conversation-state.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 
-const CONSUMER = 'persister';
+const CONSUMER = 'postgres';
+/** How long an event waits before another try when its predecessor in the conversation is not applied yet. */
+const DEFER_MS = 500;
 
 /**
  * Materialises the log into Postgres: one row per message, updated in batches (every flush
- * interval or batch size), never one write per token. A durable consumer remembers what is
- * done, so after any restart it resumes from the log; rows record the last sequence they
- * reflect, so a redelivered event changes nothing. Only the instance holding the leadership
- * lease consumes, so events are applied in log order; when it dies the lease lapses and
- * another instance takes over from the last acknowledged event.
+ * interval or batch size), never one write per token. A shared durable consumer remembers what
+ * is done, so after any restart or failover the work resumes from the log.
+ *
+ * Events are applied strictly along each conversation's `prev` chain: an event applies only if
+ * its predecessor is the conversation's watermark. One already applied (a redelivery) is
+ * acknowledged and skipped; one whose predecessor is missing (still pending on an instance that
+ * died) is handed back for later, so nothing is applied out of order or skipped. Only the
+ * instance holding the leadership lease consumes.
  */
 @Injectable()
 export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -42,8 +47,9 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
         durable_name: CONSUMER,
         filter_subject: this.stream.subjects.allLogs,
         deliver_policy: DeliverPolicy.All,
-        ack_policy: AckPolicy.All,
-        ack_wait: 30_000_000_000,
+        ack_policy: AckPolicy.Explicit,
+        // Events a dead instance had taken come back this soon.
+        ack_wait: 10_000_000_000,
         max_ack_pending: 20_000,
       })
       .catch(async (error: unknown) => {
@@ -99,8 +105,12 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
       if (batch.length === 0) return;
       for (let attempt = 1; ; attempt++) {
         try {
-          await this.write(batch.map((msg) => decodeEntry(this.stream.subjects.conversationOf(msg.subject), msg.seq, msg.data, new Date())));
-          batch.at(-1)!.ack();
+          const entries = batch.map((msg) => decodeEntry(this.stream.subjects.conversationOf(msg.subject), msg.seq, msg.data, new Date()));
+          const deferred = await this.write(entries);
+          for (const [i, msg] of batch.entries()) {
+            if (deferred.has(i)) msg.nak(DEFER_MS);
+            else msg.ack();
+          }
           return;
         } catch (error) {
           this.logger.warn({ err: error, attempt, events: batch.length }, 'persisting a batch failed; retrying');
@@ -112,16 +122,25 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
     return this.flushing;
   }
 
-  private async write(entries: LogEntry[]): Promise<void> {
+  /** Applies what follows each conversation's watermark; returns the indexes of events that must wait. */
+  private async write(entries: LogEntry[]): Promise<Set<number>> {
     const epoch = this.stream.epoch;
-    const conversations = await this.repository.existingConversations([...new Set(entries.map((entry) => entry.conversationId))]);
-    const known = entries.filter((entry) => conversations.has(entry.conversationId));
-    const keys = new Map(known.map((entry) => [messageKey(entry.conversationId, entry.event.messageId), { conversationId: entry.conversationId, id: entry.event.messageId }]));
+    const watermarks = await this.repository.watermarks([...new Set(entries.map((entry) => entry.conversationId))]);
+    const keys = new Map(entries.map((entry) => [messageKey(entry.conversationId, entry.event.messageId), { conversationId: entry.conversationId, id: entry.event.messageId }]));
     const rows = await this.repository.loadHeads([...keys.values()], epoch);
     const states = new Map<string, ConversationState>();
     const touched = new Map<string, MessageWrite>();
-    const watermarks = new Map<string, number>();
-    for (const entry of known) {
+    const moves = new Map<string, { from: number; to: number }>();
+    const deferred = new Set<number>();
+    for (const [i, entry] of entries.entries()) {
+      const from = watermarks.get(entry.conversationId);
+      if (from === undefined) continue; // the conversation was deleted: nothing to keep
+      const at = moves.get(entry.conversationId)?.to ?? from;
+      if (entry.seq <= at) continue; // applied before: a redelivery
+      if (entry.prev !== at) {
+        deferred.add(i); // its predecessor has not been applied yet
+        continue;
+      }
       let state = states.get(entry.conversationId);
       if (!state) {
         state = { conversationId: entry.conversationId, seq: 0, messages: new Map<string, MessageState>() };
@@ -132,13 +151,16 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
       if (row && !state.messages.has(row.id)) state.messages.set(row.id, { ...row });
       const changed = applyEntry(state, entry, epoch);
       if (changed) touched.set(key, { conversationId: entry.conversationId, state: changed, fromSeq: row ? row.appliedSeq : null });
-      watermarks.set(entry.conversationId, entry.seq);
+      moves.set(entry.conversationId, { from, to: entry.seq });
     }
-    const timer = this.metrics.persistFlushSeconds.startTimer();
-    await this.repository.write([...touched.values()], watermarks);
-    timer();
-    this.metrics.persistFlushes.inc();
-    this.metrics.persistRowWrites.inc(touched.size);
-    this.metrics.persistEvents.inc(entries.length);
+    if (moves.size > 0) {
+      const timer = this.metrics.persistFlushSeconds.startTimer();
+      await this.repository.write([...touched.values()], moves);
+      timer();
+      this.metrics.persistFlushes.inc();
+      this.metrics.persistRowWrites.inc(touched.size);
+      this.metrics.persistEvents.inc(entries.length - deferred.size);
+    }
+    return deferred;
   }
 }

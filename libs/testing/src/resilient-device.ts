@@ -1,0 +1,52 @@
+import { WsDevice } from './ws-device.js';
+
+/**
+ * A device that does what a phone app would: when its connection drops it reconnects, to the
+ * next instance in its list, and subscribes again from its cursor.
+ */
+export class ResilientDevice extends WsDevice {
+  reconnects = 0;
+  readonly closeCodes: number[] = [];
+  private stopped = false;
+  private next = 0;
+
+  constructor(
+    private readonly urls: string[],
+    conversationId: string,
+    offset = 0,
+  ) {
+    super(urls[offset % urls.length]!, conversationId);
+    this.next = offset;
+    this.onClose = (code) => {
+      this.closeCodes.push(code);
+      if (!this.stopped) void this.reconnect(code === 1001 ? 0 : 50 + Math.random() * 150);
+    };
+  }
+
+  get duplicates(): number {
+    return this.violations.filter((violation) => violation.startsWith('duplicate')).length;
+  }
+
+  get gaps(): number {
+    return this.violations.filter((violation) => violation.startsWith('gap')).length;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.close();
+  }
+
+  private async reconnect(delayMs: number): Promise<void> {
+    for (let attempt = 0; !this.stopped; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, delayMs + Math.min(attempt * 100, 1_000)));
+      this.url = this.urls[++this.next % this.urls.length]!;
+      try {
+        this.reconnects++;
+        await this.connect();
+        return;
+      } catch {
+        // That instance is down or the network cut us again: try the next one.
+      }
+    }
+  }
+}

@@ -1,0 +1,226 @@
+import { spawn } from 'node:child_process';
+import { resolve } from 'node:path';
+import type { Settings } from '@seqline/config';
+import {
+  createConversation,
+  createTestSettings,
+  dropTestResources,
+  NatsProcess,
+  PostgresCluster,
+  ResilientDevice,
+  ServerProcess,
+  TcpProxy,
+} from '@seqline/testing';
+import pg from 'pg';
+import { runScenario, type ScenarioReport } from './scenario.js';
+
+const FLAKY_SECONDS = Number(process.env.FAULT_FLAKY_SECONDS ?? 60);
+const PG_DOWN_SECONDS = Number(process.env.FAULT_PG_DOWN_SECONDS ?? 20);
+const FAST_FAILOVER = { PERSIST_LEASE: '2s' };
+
+/** Postgres ends with one row per answer holding exactly the agent's text. */
+async function expectRowsConverge(databaseUrl: string, expected: Map<string, string>, timeoutMs = 60_000): Promise<void> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const deadline = Date.now() + timeoutMs;
+    let rows: { conversation_id: string; text: string; status: string }[] = [];
+    for (;;) {
+      rows = (await client.query('SELECT conversation_id, id, text, status FROM messages WHERE conversation_id = ANY($1)', [[...expected.keys()]])).rows;
+      const exact = rows.length === expected.size && rows.every((row) => row.status === 'complete' && row.text === expected.get(row.conversation_id));
+      if (exact || Date.now() > deadline) break;
+      await new Promise((done) => setTimeout(done, 200));
+    }
+    expect(rows).toHaveLength(expected.size);
+    for (const row of rows) expect({ id: row.conversation_id, status: row.status, exact: row.text === expected.get(row.conversation_id) }).toEqual({ id: row.conversation_id, status: 'complete', exact: true });
+  } finally {
+    await client.end();
+  }
+}
+
+function expectNothingLost(report: ScenarioReport): void {
+  expect({ lost: report.lost, duplicated: report.duplicated, gaps: report.gaps, exact: report.devicesExact }).toEqual({ lost: 0, duplicated: 0, gaps: 0, exact: report.devices });
+}
+
+describe('fault tolerance on real processes', () => {
+  let settings: Settings;
+  const cleanups: (() => Promise<unknown> | unknown)[] = [];
+  beforeEach(() => {
+    settings = createTestSettings();
+  });
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await Promise.resolve(cleanup()).catch(() => undefined);
+  });
+
+  it('kill -9 of one of three instances: its devices move to the others and every text ends exact', async () => {
+    const servers = [await ServerProcess.start(settings, FAST_FAILOVER), await ServerProcess.start(settings, FAST_FAILOVER), await ServerProcess.start(settings, FAST_FAILOVER)];
+    cleanups.push(() => dropTestResources(settings), ...servers.map((server) => () => server.crash()));
+    const { report, expected, devices } = await runScenario({
+      name: 'kill9',
+      adminUrl: servers[1]!.url,
+      deviceUrls: servers.map((server) => server.url),
+      natsUrl: settings.nats.url,
+      prefix: settings.log.prefix,
+      stream: settings.log.stream,
+      conversations: 10,
+      devicesPerConversation: 5,
+      tokens: 300,
+      tokensPerSecond: 100,
+      fault: () => servers[0]!.crash(),
+    });
+    expectNothingLost(report);
+    expect(devices.filter((device) => device.closeCodes.includes(1006)).length).toBeGreaterThan(0);
+    await expectRowsConverge(settings.database.url, expected);
+  });
+
+  it('SIGTERM on an instance: its devices get "going away" and continue elsewhere without loss', async () => {
+    const servers = [await ServerProcess.start(settings, FAST_FAILOVER), await ServerProcess.start(settings, FAST_FAILOVER)];
+    cleanups.push(() => dropTestResources(settings), ...servers.map((server) => () => server.crash()));
+    let exitCode: number | null = -1;
+    const { report, expected, devices } = await runScenario({
+      name: 'sigterm',
+      adminUrl: servers[1]!.url,
+      deviceUrls: servers.map((server) => server.url),
+      natsUrl: settings.nats.url,
+      prefix: settings.log.prefix,
+      stream: settings.log.stream,
+      conversations: 4,
+      devicesPerConversation: 4,
+      tokens: 300,
+      tokensPerSecond: 100,
+      fault: async () => {
+        exitCode = await servers[0]!.stop();
+      },
+    });
+    expect(exitCode).toBe(0);
+    expectNothingLost(report);
+    const moved = devices.filter((device) => device.closeCodes.includes(1001));
+    expect(moved.length).toBe(devices.length / 2);
+    await expectRowsConverge(settings.database.url, expected);
+  });
+
+  it('NATS restarted mid-stream (keeping its store): agents retry, devices resume, nothing lost', async () => {
+    const nats = await NatsProcess.start();
+    cleanups.push(() => nats.destroy());
+    settings = createTestSettings({ NATS_URL: nats.url });
+    const servers = [await ServerProcess.start(settings, FAST_FAILOVER), await ServerProcess.start(settings, FAST_FAILOVER)];
+    cleanups.push(() => dropTestResources(settings), ...servers.map((server) => () => server.crash()));
+    const { report, expected } = await runScenario({
+      name: 'natsrestart',
+      adminUrl: servers[0]!.url,
+      deviceUrls: servers.map((server) => server.url),
+      natsUrl: nats.url,
+      prefix: settings.log.prefix,
+      stream: settings.log.stream,
+      conversations: 4,
+      devicesPerConversation: 3,
+      tokens: 400,
+      tokensPerSecond: 100,
+      fault: async () => {
+        await nats.stop();
+        await new Promise((done) => setTimeout(done, 2_000));
+        await nats.startAgain();
+      },
+    });
+    expectNothingLost(report);
+    await expectRowsConverge(settings.database.url, expected);
+  });
+
+  it(`Postgres stopped for ${PG_DOWN_SECONDS} s: live delivery goes on, then Postgres converges to the log`, async () => {
+    const cluster = await PostgresCluster.start();
+    cleanups.push(() => cluster.destroy());
+    settings = createTestSettings({ DATABASE_URL: cluster.url('seqline_faults') });
+    const server = await ServerProcess.start(settings, FAST_FAILOVER);
+    cleanups.push(() => server.crash());
+    let deliveredWhileDown = 0;
+    const { report, expected, devices } = await runScenario({
+      name: 'pgdown',
+      adminUrl: server.url,
+      deviceUrls: [server.url],
+      natsUrl: settings.nats.url,
+      prefix: settings.log.prefix,
+      stream: settings.log.stream,
+      conversations: 3,
+      devicesPerConversation: 2,
+      tokens: Math.max(150, PG_DOWN_SECONDS * 30),
+      tokensPerSecond: 20,
+      fault: async () => {
+        cluster.stop();
+        const before = devices.reduce((sum, device) => sum + device.events.length, 0);
+        await new Promise((done) => setTimeout(done, PG_DOWN_SECONDS * 1000));
+        deliveredWhileDown = devices.reduce((sum, device) => sum + device.events.length, 0) - before;
+        await cluster.startAgain();
+      },
+      settleMs: 90_000,
+    });
+    expect(deliveredWhileDown).toBeGreaterThan(0);
+    expectNothingLost(report);
+    await expectRowsConverge(settings.database.url, expected, 90_000);
+  });
+
+  it(`a flaky network cutting device connections every 0.2-2 s for ${FLAKY_SECONDS} s: every final text exact`, async () => {
+    const servers = [await ServerProcess.start(settings, FAST_FAILOVER), await ServerProcess.start(settings, FAST_FAILOVER)];
+    cleanups.push(() => dropTestResources(settings), ...servers.map((server) => () => server.crash()));
+    const proxies = await Promise.all(servers.map((server) => TcpProxy.start(server.port)));
+    cleanups.push(...proxies.map((proxy) => () => proxy.close()));
+    for (const proxy of proxies) proxy.storm(200, 2_000);
+    const { report, expected } = await runScenario({
+      name: 'flaky',
+      adminUrl: servers[0]!.url,
+      deviceUrls: proxies.map((proxy) => proxy.url),
+      natsUrl: settings.nats.url,
+      prefix: settings.log.prefix,
+      stream: settings.log.stream,
+      conversations: 5,
+      devicesPerConversation: 4,
+      tokens: FLAKY_SECONDS * 20,
+      tokensPerSecond: 20,
+      fault: async () => undefined,
+      settleMs: 60_000,
+    });
+    for (const proxy of proxies) proxy.calm();
+    const cuts = proxies.reduce((sum, proxy) => sum + proxy.cuts, 0);
+    process.stdout.write(`flaky network: ${cuts} cuts\n`);
+    expect(cuts).toBeGreaterThanOrEqual(FLAKY_SECONDS / 2);
+    expect(report.reconnects).toBeGreaterThan(0);
+    expectNothingLost(report);
+    await expectRowsConverge(settings.database.url, expected);
+  });
+
+  it('an agent killed mid-answer: after the agent lease its message ends failed everywhere', async () => {
+    const server = await ServerProcess.start(settings, { ...FAST_FAILOVER, AGENT_LEASE: '2s' });
+    cleanups.push(() => dropTestResources(settings), () => server.crash());
+    await createConversation(server.url, 'orphan');
+    const device = new ResilientDevice([server.url], 'orphan');
+    await device.connect();
+    const agent = spawn(process.execPath, [resolve('test/faults/fixtures/endless-agent.mjs')], {
+      env: { ...process.env, NATS_URL: settings.nats.url, SEQLINE_PREFIX: settings.log.prefix, CONVERSATION: 'orphan' },
+      stdio: 'ignore',
+    });
+    cleanups.push(() => agent.kill('SIGKILL'));
+    await device.until(() => (device.messages.get('endless')?.parts ?? 0) >= 5);
+    agent.kill('SIGKILL');
+    await device.until(() => device.messages.get('endless')?.status === 'failed', 15_000);
+    const shown = device.text('endless')!;
+    expect(device.messages.get('endless')?.error).toMatch(/^agent lease expired/);
+    expect(device.violations).toEqual([]);
+    const client = new pg.Client({ connectionString: settings.database.url });
+    await client.connect();
+    try {
+      for (let i = 0; i < 100; i++) {
+        const { rows } = await client.query("SELECT status, text FROM messages WHERE conversation_id = 'orphan' AND id = 'endless'");
+        if (rows[0]?.status === 'failed') {
+          expect(rows[0].text).toBe(shown);
+          break;
+        }
+        await new Promise((done) => setTimeout(done, 100));
+        if (i === 99) throw new Error('row never ended failed');
+      }
+      const { rows } = await client.query("SELECT count(*)::int AS n FROM messages WHERE status = 'streaming'");
+      expect(rows[0].n).toBe(0);
+    } finally {
+      await client.end();
+    }
+    await device.stop();
+  });
+});

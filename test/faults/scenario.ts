@@ -1,0 +1,108 @@
+import { appendFileSync } from 'node:fs';
+import { SeqlineAgent } from '@seqline/agent';
+import { createConversation, http, ResilientDevice } from '@seqline/testing';
+
+export interface ScenarioOptions {
+  name: string;
+  /** Where REST calls go. */
+  adminUrl: string;
+  /** Where devices connect; each device starts on a different one and rotates on reconnect. */
+  deviceUrls: string[];
+  natsUrl: string;
+  prefix: string;
+  stream: string;
+  conversations: number;
+  devicesPerConversation: number;
+  tokens: number;
+  tokensPerSecond: number;
+  /** Runs once the answers are a third of the way through. */
+  fault: () => Promise<void>;
+  /** How long devices may take to converge after the agents finish. */
+  settleMs?: number;
+}
+
+export interface ScenarioReport {
+  case: string;
+  conversations: number;
+  devices: number;
+  eventsSent: number;
+  eventsDelivered: number;
+  lost: number;
+  duplicated: number;
+  gaps: number;
+  devicesExact: number;
+  reconnects: number;
+  seconds: number;
+}
+
+/**
+ * Agents stream one answer per conversation while devices follow; `fault` strikes mid-stream.
+ * Returns per-case figures and the expected texts, and leaves the devices stopped.
+ */
+export async function runScenario(options: ScenarioOptions): Promise<{ report: ScenarioReport; expected: Map<string, string>; devices: ResilientDevice[] }> {
+  const started = Date.now();
+  const ids = Array.from({ length: options.conversations }, (_, i) => `${options.name}-${i}`);
+  for (const id of ids) await createConversation(options.adminUrl, id);
+  const devices = ids.flatMap((id, c) => Array.from({ length: options.devicesPerConversation }, (_, d) => new ResilientDevice(options.deviceUrls, id, c * options.devicesPerConversation + d)));
+  await Promise.all(devices.map((device) => device.connect()));
+  const agent = await SeqlineAgent.connect({ servers: options.natsUrl, agentId: `${options.name}-agent`, prefix: options.prefix, stream: options.stream, requestTimeoutMs: 1_000 });
+
+  const expected = new Map<string, string>();
+  let progress = 0;
+  const total = options.tokens * ids.length;
+  let struck: Promise<void> | undefined;
+  await Promise.all(
+    ids.map(async (id) => {
+      const answer = agent.startMessage(id, { messageId: 'answer' });
+      let text = '';
+      const begin = Date.now();
+      for (let t = 0; t < options.tokens; t++) {
+        const wait = begin + (t * 1000) / options.tokensPerSecond - Date.now();
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+        const token = ` ${id}:${t}`;
+        text += token;
+        answer.append(token);
+        if (++progress === Math.floor(total / 3)) struck = options.fault();
+      }
+      await answer.complete();
+      expected.set(id, text);
+    }),
+  );
+  await struck;
+  await agent.close();
+
+  const deadline = Date.now() + (options.settleMs ?? 60_000);
+  await Promise.all(
+    devices.map((device) =>
+      device.until(() => device.messages.get('answer')?.status === 'complete', Math.max(1_000, deadline - Date.now())).catch(() => undefined),
+    ),
+  );
+  await Promise.all(devices.map((device) => device.stop()));
+
+  let eventsSent = 0;
+  for (const id of ids) {
+    let after: string | null = null;
+    do {
+      const page: { body: { items: unknown[]; next: string | null } } = await http(options.adminUrl, 'GET', `/v1/conversations/${id}/events?limit=500${after ? `&after=${after}` : ''}`);
+      eventsSent += page.body.items.length * options.devicesPerConversation;
+      after = page.body.next;
+    } while (after);
+  }
+  const eventsDelivered = devices.reduce((sum, device) => sum + new Set(device.events.map((event) => event.cursor)).size, 0);
+  const report: ScenarioReport = {
+    case: options.name,
+    conversations: ids.length,
+    devices: devices.length,
+    eventsSent,
+    eventsDelivered,
+    lost: eventsSent - eventsDelivered,
+    duplicated: devices.reduce((sum, device) => sum + device.duplicates, 0),
+    gaps: devices.reduce((sum, device) => sum + device.gaps, 0),
+    devicesExact: devices.filter((device) => device.text('answer') === expected.get(device.conversationId)).length,
+    reconnects: devices.reduce((sum, device) => sum + device.reconnects, 0),
+    seconds: Math.round((Date.now() - started) / 100) / 10,
+  };
+  process.stdout.write(`fault case ${JSON.stringify(report)}\n`);
+  if (process.env.FAULT_REPORT) appendFileSync(process.env.FAULT_REPORT, JSON.stringify(report) + '\n');
+  return { report, expected, devices };
+}
