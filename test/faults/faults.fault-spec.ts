@@ -133,7 +133,7 @@ describe('fault tolerance on real processes', () => {
     const server = await ServerProcess.start(settings, FAST_FAILOVER);
     cleanups.push(() => server.crash());
     let deliveredWhileDown = 0;
-    const { report, expected, devices } = await runScenario({
+    const { report, expected } = await runScenario({
       name: 'pgdown',
       adminUrl: server.url,
       deviceUrls: [server.url],
@@ -144,7 +144,7 @@ describe('fault tolerance on real processes', () => {
       devicesPerConversation: 2,
       tokens: Math.max(150, PG_DOWN_SECONDS * 30),
       tokensPerSecond: 20,
-      fault: async () => {
+      fault: async (devices) => {
         cluster.stop();
         const before = devices.reduce((sum, device) => sum + device.events.length, 0);
         await new Promise((done) => setTimeout(done, PG_DOWN_SECONDS * 1000));

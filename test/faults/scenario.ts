@@ -16,7 +16,7 @@ export interface ScenarioOptions {
   tokens: number;
   tokensPerSecond: number;
   /** Runs once the answers are a third of the way through. */
-  fault: () => Promise<void>;
+  fault: (devices: ResilientDevice[]) => Promise<void>;
   /** How long devices may take to converge after the agents finish. */
   settleMs?: number;
 }
@@ -62,7 +62,7 @@ export async function runScenario(options: ScenarioOptions): Promise<{ report: S
         const token = ` ${id}:${t}`;
         text += token;
         answer.append(token);
-        if (++progress === Math.floor(total / 3)) struck = options.fault();
+        if (++progress === Math.floor(total / 3)) struck = options.fault(devices);
       }
       await answer.complete();
       expected.set(id, text);

@@ -8,6 +8,8 @@ export class ResilientDevice extends WsDevice {
   reconnects = 0;
   readonly closeCodes: number[] = [];
   private stopped = false;
+  /** One reconnect loop at a time: a socket that dies while opening must not start a second one. */
+  private reconnecting = false;
   private next = 0;
 
   constructor(
@@ -19,7 +21,7 @@ export class ResilientDevice extends WsDevice {
     this.next = offset;
     this.onClose = (code) => {
       this.closeCodes.push(code);
-      if (!this.stopped) void this.reconnect(code === 1001 ? 0 : 50 + Math.random() * 150);
+      if (!this.stopped && !this.reconnecting) void this.reconnect(code === 1001 ? 0 : 50 + Math.random() * 150);
     };
   }
 
@@ -37,6 +39,17 @@ export class ResilientDevice extends WsDevice {
   }
 
   private async reconnect(delayMs: number): Promise<void> {
+    this.reconnecting = true;
+    try {
+      await this.reconnectLoop(delayMs);
+    } finally {
+      this.reconnecting = false;
+    }
+    // Cut again while the last attempt was settling: go round once more.
+    if (!this.stopped && this.closeCode !== undefined) void this.reconnect(50);
+  }
+
+  private async reconnectLoop(delayMs: number): Promise<void> {
     for (let attempt = 0; !this.stopped; attempt++) {
       await new Promise((resolve) => setTimeout(resolve, delayMs + Math.min(attempt * 100, 1_000)));
       this.url = this.urls[++this.next % this.urls.length]!;

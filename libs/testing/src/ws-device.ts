@@ -31,7 +31,9 @@ export class WsDevice {
     const socket = new WebSocket(this.url.replace(/^http/, 'ws') + '/v1/ws');
     this.socket = socket;
     this.closeCode = undefined;
-    socket.on('message', (data) => this.receive(JSON.parse(String(data)) as ServerFrame));
+    socket.on('message', (data) => {
+      if (socket === this.socket) this.receive(JSON.parse(String(data)) as ServerFrame);
+    });
     socket.on('close', (code) => {
       if (socket !== this.socket) return;
       this.closeCode = code;
