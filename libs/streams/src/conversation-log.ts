@@ -37,14 +37,16 @@ export class ConversationLog {
 
   /**
    * Appends `event` after `prev` (the conversation's current last sequence, 0 when empty).
+   * JetStream refuses the write unless the subject's last stored sequence is `expectedLast`,
+   * which is `prev` except when retention has emptied the subject (then 0).
    * `msgId` makes a retried write a no-op within the duplicate window.
    */
-  async append(conversationId: string, event: LogEvent, prev: number, msgId: string): Promise<AppendResult> {
+  async append(conversationId: string, event: LogEvent, prev: number, msgId: string, expectedLast = prev): Promise<AppendResult> {
     const record: LogRecord = { prev, event };
     try {
       const ack = await this.js.publish(this.stream.subjects.log(conversationId), encoder.encode(JSON.stringify(record)), {
         msgID: msgId,
-        expect: { lastSubjectSequence: prev },
+        expect: { lastSubjectSequence: expectedLast },
       });
       return { seq: ack.seq, duplicate: ack.duplicate };
     } catch (error) {

@@ -45,6 +45,7 @@ export class ConversationWriter {
 
   private async writeLocked(conversationId: string, command: IngestCommand): Promise<WriteResult> {
     let caughtUp = false;
+    let expectedLast: number | undefined;
     for (let attempt = 1; ; attempt++) {
       const state = await this.state(conversationId);
       let decision;
@@ -59,7 +60,7 @@ export class ConversationWriter {
       }
       if (decision.kind === 'duplicate') return { cursor: this.cursor(decision.seq), duplicate: true };
       try {
-        const result = await this.log.append(conversationId, decision.event, state.seq, decision.msgId);
+        const result = await this.log.append(conversationId, decision.event, state.seq, decision.msgId, expectedLast ?? state.seq);
         if (result.duplicate) {
           // Written before by a request whose reply was lost; the cached state is behind.
           await this.snapshots.catchUp(state);
@@ -72,7 +73,10 @@ export class ConversationWriter {
       } catch (error) {
         if (!(error instanceof WrongLastSequenceError) || attempt >= MAX_ATTEMPTS) throw error;
         this.metrics.writeConflicts.inc();
+        const before = state.seq;
         await this.snapshots.catchUp(state);
+        // Nothing new, yet refused: retention emptied the subject, so JetStream expects 0 while the chain goes on from `prev`.
+        expectedLast = state.seq === before ? ((await this.log.last(conversationId))?.seq ?? 0) : undefined;
       }
     }
   }
