@@ -11,6 +11,10 @@ interface SseFrame {
 /** Reads an SSE response until `stop` says so, then destroys the connection (a dropped network). */
 function readSse(url: string, headers: Record<string, string>, stop: (frames: SseFrame[]) => boolean): Promise<{ status: number; frames: SseFrame[]; contentType?: string }> {
   return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      req.destroy();
+      reject(new Error('SSE stream did not reach the expected frames within 20 s'));
+    }, 20_000);
     const req = request(url, { headers: { accept: 'text/event-stream', ...headers } }, (res) => {
       const frames: SseFrame[] = [];
       let buffer = '';
@@ -30,6 +34,7 @@ function readSse(url: string, headers: Record<string, string>, stop: (frames: Ss
           if (frame.data) frames.push(frame);
         }
         if (res.statusCode !== 200 || stop(frames)) {
+          clearTimeout(timer);
           req.destroy();
           resolve({ status: res.statusCode!, frames, contentType: res.headers['content-type'] });
         }
@@ -53,12 +58,14 @@ describe('SSE stream', () => {
     const streaming = (async () => {
       for (const [i, token] of tokens.entries()) {
         answer.append(token);
-        if (i % 10 === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+        if (i % 10 === 0) await new Promise((resolve) => setTimeout(resolve, 10));
       }
       await answer.complete();
     })();
     const url = `${server.url}/v1/conversations/c-sse/stream`;
-    const first = await readSse(url, {}, (frames) => frames.filter((frame) => frame.event === undefined).length >= 5);
+    // Three events in, the answer (about 600 ms of streaming) is still going.
+    const first = await readSse(url, {}, (frames) => frames.filter((frame) => frame.event === undefined).length >= 3);
+    expect(first.frames.some((frame) => frame.data.includes('"message.completed"'))).toBe(false);
     expect(first.status).toBe(200);
     expect(first.contentType).toBe('text/event-stream; charset=utf-8');
     expect(first.frames[0]!.event).toBe('snapshot');

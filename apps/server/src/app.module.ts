@@ -16,6 +16,9 @@ import { ConversationsController } from './rest/conversations.controller.js';
 import { ConversationsService } from './rest/conversations.service.js';
 import { ErrorFilter } from './rest/error.filter.js';
 import { HealthController } from './rest/health.controller.js';
+import { Authenticator } from './auth/authenticator.service.js';
+import { AdminGuard } from './auth/admin.guard.js';
+import { TokensController } from './auth/tokens.controller.js';
 import { SnapshotService } from './state/snapshot.service.js';
 import { MetricsController } from './metrics/metrics.controller.js';
 import { MetricsService } from './metrics/metrics.service.js';
@@ -25,7 +28,7 @@ export class AppModule {
   static forRoot(infra: Infrastructure): DynamicModule {
     return {
       module: AppModule,
-      controllers: [ConversationsController, SseController, HealthController, MetricsController],
+      controllers: [ConversationsController, SseController, HealthController, MetricsController, TokensController],
       providers: [
         { provide: SETTINGS, useValue: infra.settings },
         { provide: LOGGER, useValue: infra.logger },
@@ -36,6 +39,8 @@ export class AppModule {
         { provide: MessageRepository, useValue: infra.messages },
         { provide: APP_FILTER, useClass: ErrorFilter },
         MetricsService,
+        Authenticator,
+        AdminGuard,
         SnapshotService,
         ConversationWriter,
         ConversationCommands,

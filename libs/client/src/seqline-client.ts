@@ -113,6 +113,12 @@ export class SeqlineClient {
     await this.request({ type: 'cancel', conversationId, messageId });
   }
 
+  /** Hands the socket a fresh token from the token provider, before the current one expires, without dropping the stream. */
+  async refreshToken(): Promise<void> {
+    const token = await this.options.token?.();
+    if (token) await this.request({ type: 'auth', token });
+  }
+
   /** Goes offline (keeps state); `connect()` resumes every conversation from its cursor. */
   disconnect(): void {
     this.wanted = false;
@@ -156,8 +162,11 @@ export class SeqlineClient {
       this.setState('offline');
       for (const subscription of this.subscriptions.values()) subscription.live = false;
       if (!this.wanted || FINAL_CLOSE_CODES.has(event.code)) return;
-      // A server going away asks for an immediate move to another instance.
-      const delay = event.code === CloseCode.GoingAway ? backoffDelay(0, 100, 100) : backoffDelay(this.attempt++, this.options.reconnect?.minDelayMs ?? 250, this.options.reconnect?.maxDelayMs ?? 15_000);
+      // Without a token provider, a refused token will not get better by itself.
+      if (event.code === CloseCode.Unauthorized && !this.options.token) return;
+      // Going away asks for an immediate move to another instance; an expired token for a fresh one at once.
+      const immediate = event.code === CloseCode.GoingAway || event.code === CloseCode.TokenExpired;
+      const delay = immediate ? backoffDelay(0, 100, 100) : backoffDelay(this.attempt++, this.options.reconnect?.minDelayMs ?? 250, this.options.reconnect?.maxDelayMs ?? 15_000);
       this.reconnectTimer = setTimeout(() => void this.open(), delay);
     };
   }
@@ -205,6 +214,7 @@ export class SeqlineClient {
       }
       case 'ack':
       case 'pong':
+      case 'authenticated':
       case 'unsubscribed':
         if (frame.ref) this.settle(frame.ref, frame);
         return;

@@ -46,6 +46,17 @@ export const EnvSchema = z.object({
   LIMIT_DELTA_CHARS: wholeNumber(1).default(16 * 1024),
   LIMIT_MESSAGE_CHARS: wholeNumber(1).default(256 * 1024),
   LIMIT_SUBSCRIPTIONS_PER_SOCKET: wholeNumber(1).default(32),
+  AUTH_JWT_SECRET: z.string().min(32, 'a secret of at least 32 characters').optional(),
+  AUTH_JWKS_URL: url(['https:', 'http:']).optional(),
+  AUTH_AUDIENCE: z.string().default('seqline'),
+  AUTH_ISSUER: z.string().default('seqline'),
+  ADMIN_API_KEYS: z
+    .string()
+    .regex(/^[0-9a-f]{64}(,[0-9a-f]{64})*$/, 'comma-separated SHA-256 hashes (hex) of the admin API keys')
+    .optional(),
+  LIMIT_CONNECTIONS_PER_USER: wholeNumber(1).default(20),
+  LIMIT_DEVICE_POSTS_PER_SECOND: wholeNumber(1).default(5),
+  LIMIT_AGENT_COMMANDS_PER_SECOND: wholeNumber(1).default(1000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 export type Env = z.infer<typeof EnvSchema>;

@@ -11,7 +11,17 @@ export interface Settings {
   agentLeaseMs: number;
   ws: { heartbeatMs: number; maxBufferedBytes: number };
   sse: { heartbeatMs: number; maxDurationMs: number };
-  limits: { frameBytes: number; deltaChars: number; messageChars: number; subscriptionsPerSocket: number };
+  limits: {
+    frameBytes: number;
+    deltaChars: number;
+    messageChars: number;
+    subscriptionsPerSocket: number;
+    connectionsPerUser: number;
+    devicePostsPerSecond: number;
+    agentCommandsPerSecond: number;
+  };
+  /** Absent when neither a JWT secret nor a JWKS URL is configured: the service then runs open. */
+  auth?: { jwtSecret?: string; jwksUrl?: string; audience: string; issuer: string; adminKeyHashes: string[] };
   logLevel: Env['LOG_LEVEL'];
 }
 
@@ -38,7 +48,20 @@ export function settingsFrom(env: Env): Settings {
       deltaChars: env.LIMIT_DELTA_CHARS,
       messageChars: env.LIMIT_MESSAGE_CHARS,
       subscriptionsPerSocket: env.LIMIT_SUBSCRIPTIONS_PER_SOCKET,
+      connectionsPerUser: env.LIMIT_CONNECTIONS_PER_USER,
+      devicePostsPerSecond: env.LIMIT_DEVICE_POSTS_PER_SECOND,
+      agentCommandsPerSecond: env.LIMIT_AGENT_COMMANDS_PER_SECOND,
     },
+    auth:
+      env.AUTH_JWT_SECRET || env.AUTH_JWKS_URL || env.ADMIN_API_KEYS
+        ? {
+            jwtSecret: env.AUTH_JWT_SECRET,
+            jwksUrl: env.AUTH_JWKS_URL,
+            audience: env.AUTH_AUDIENCE,
+            issuer: env.AUTH_ISSUER,
+            adminKeyHashes: env.ADMIN_API_KEYS?.split(',') ?? [],
+          }
+        : undefined,
     logLevel: env.LOG_LEVEL,
   };
 }

@@ -15,6 +15,9 @@ export const ErrorCode = {
   NotSubscribed: 'NOT_SUBSCRIBED',
   TooManySubscriptions: 'TOO_MANY_SUBSCRIPTIONS',
   NotFound: 'NOT_FOUND',
+  Unauthorized: 'UNAUTHORIZED',
+  Forbidden: 'FORBIDDEN',
+  RateLimited: 'RATE_LIMITED',
   Unavailable: 'UNAVAILABLE',
   Internal: 'INTERNAL',
 } as const;
@@ -30,6 +33,12 @@ export const CloseCode = {
   SlowConsumer: 4008,
   /** Missed heartbeats: reconnect and resume. */
   HeartbeatTimeout: 4009,
+  /** No valid token: get one, then reconnect. */
+  Unauthorized: 4401,
+  /** The token expired: get a fresh one and reconnect (or send it in an `auth` frame before expiry). */
+  TokenExpired: 4402,
+  /** Too many connections for this user: close another first. */
+  TooManyConnections: 4429,
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 

@@ -28,3 +28,14 @@ export interface Page<T> {
   /** Pass as `after` for the next page; null on the last page. */
   next: string | null;
 }
+
+export const RightSchema = z.enum(['read', 'post', 'cancel']);
+export type Right = z.infer<typeof RightSchema>;
+
+/** `POST /v1/tokens` (API key): mints a device token for a user and the conversations it may use. */
+export const CreateTokenBodySchema = z.object({
+  userId: z.string().min(1).max(128),
+  conversations: z.record(z.string().regex(/^[A-Za-z0-9_-]{1,128}$/), z.array(RightSchema).min(1)).refine((value) => Object.keys(value).length <= 100, 'at most 100 conversations'),
+  ttlSeconds: z.number().int().min(10).max(86_400).default(3_600),
+});
+export type CreateTokenBody = z.infer<typeof CreateTokenBodySchema>;

@@ -25,6 +25,8 @@ export const PostFrameSchema = z.object({
 });
 export const CancelFrameSchema = z.object({ type: z.literal('cancel'), ref: Ref, conversationId: IdSchema, messageId: IdSchema });
 export const PingFrameSchema = z.object({ type: z.literal('ping'), ref: Ref });
+/** Hands a fresh token to a live socket, for the same user, without dropping its subscriptions. */
+export const AuthFrameSchema = z.object({ type: z.literal('auth'), ref: Ref, token: z.string().min(1).max(8192) });
 
 export const ClientFrameSchema = z.discriminatedUnion('type', [
   SubscribeFrameSchema,
@@ -32,6 +34,7 @@ export const ClientFrameSchema = z.discriminatedUnion('type', [
   PostFrameSchema,
   CancelFrameSchema,
   PingFrameSchema,
+  AuthFrameSchema,
 ]);
 export type ClientFrame = z.infer<typeof ClientFrameSchema>;
 
@@ -63,6 +66,7 @@ export const AckFrameSchema = z.object({
   cursor: z.string(),
 });
 export const PongFrameSchema = z.object({ type: z.literal('pong'), ref: Ref });
+export const AuthenticatedFrameSchema = z.object({ type: z.literal('authenticated'), ref: Ref, expiresAt: z.string().nullable() });
 export const ErrorFrameSchema = z.object({
   type: z.literal('error'),
   ref: Ref,
@@ -78,6 +82,7 @@ export const ServerFrameSchema = z.discriminatedUnion('type', [
   UnsubscribedFrameSchema,
   AckFrameSchema,
   PongFrameSchema,
+  AuthenticatedFrameSchema,
   ErrorFrameSchema,
 ]);
 export type ServerFrame = z.infer<typeof ServerFrameSchema>;

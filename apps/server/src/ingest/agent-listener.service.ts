@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { LOGGER, SETTINGS } from '../core/tokens.js';
 import { ConversationWriter } from './conversation-writer.service.js';
 import { MetricsService } from '../metrics/metrics.service.js';
+import { RateLimiter } from '../auth/rate-limiter.js';
 
 const QUEUE = 'seqline-ingest';
 
@@ -19,6 +20,7 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
   private subscription?: Subscription;
   private readonly encoder = new TextEncoder();
   private readonly decoder = new TextDecoder();
+  private readonly limiter: RateLimiter;
 
   constructor(
     private readonly stream: LogStream,
@@ -26,7 +28,9 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
     private readonly metrics: MetricsService,
     @Inject(SETTINGS) private readonly settings: Settings,
     @Inject(LOGGER) private readonly logger: Logger,
-  ) {}
+  ) {
+    this.limiter = new RateLimiter(settings.limits.agentCommandsPerSecond);
+  }
 
   onApplicationBootstrap(): void {
     this.subscription = this.stream.nc.subscribe(this.stream.subjects.allAgent, {
@@ -57,6 +61,10 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
 
   private async execute(conversationId: string, data: Uint8Array): Promise<AgentReply> {
     try {
+      // Per conversation: an agent flooding one conversation slows no other.
+      if (!this.limiter.take(conversationId)) {
+        throw new SeqlineError(ErrorCode.RateLimited, `over ${this.settings.limits.agentCommandsPerSecond} commands per second for this conversation; retry shortly`);
+      }
       if (data.length > this.settings.limits.frameBytes) {
         throw new SeqlineError(ErrorCode.FrameTooLarge, `command is ${data.length} bytes; the limit is ${this.settings.limits.frameBytes}`);
       }

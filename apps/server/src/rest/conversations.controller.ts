@@ -1,4 +1,5 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Param, Post, Query, UseGuards } from '@nestjs/common';
+import { AdminGuard } from '../auth/admin.guard.js';
 import { CreateConversationBodySchema, IdSchema, PageQuerySchema, PostMessageBodySchema, type CreateConversationBody, type PageQuery, type PostMessageBody } from '@seqline/protocol';
 import { ConversationsService } from './conversations.service.js';
 import { ZodValidationPipe } from './zod-validation.pipe.js';
@@ -8,6 +9,7 @@ const ConversationId = new ZodValidationPipe(IdSchema);
 
 /** Admin REST under `/v1`; see docs/protocol.md#rest. */
 @Controller('v1/conversations')
+@UseGuards(AdminGuard)
 export class ConversationsController {
   constructor(private readonly service: ConversationsService) {}
 

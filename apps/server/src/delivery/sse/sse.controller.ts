@@ -1,9 +1,11 @@
-import { Controller, Get, Headers, Inject, Param, Query, Req, Res } from '@nestjs/common';
+import { Controller, Get, Headers, Inject, Param, Query, Req, Res, type BeforeApplicationShutdown } from '@nestjs/common';
 import type { Settings } from '@seqline/config';
 import { IdSchema } from '@seqline/protocol';
 import type { Request, Response } from 'express';
 import { SETTINGS } from '../../core/tokens.js';
 import { ZodValidationPipe } from '../../rest/zod-validation.pipe.js';
+import { Authenticator, credentialsFrom } from '../../auth/authenticator.service.js';
+import { requireRight } from '../../auth/principal.js';
 import { SubscriptionService } from '../subscription.service.js';
 
 /**
@@ -12,11 +14,19 @@ import { SubscriptionService } from '../subscription.service.js';
  * with `Last-Event-ID` by itself.
  */
 @Controller('v1/conversations')
-export class SseController {
+export class SseController implements BeforeApplicationShutdown {
+  private readonly open = new Set<AbortController>();
+
   constructor(
     private readonly subscriptions: SubscriptionService,
+    private readonly authenticator: Authenticator,
     @Inject(SETTINGS) private readonly settings: Settings,
   ) {}
+
+  /** Ends every stream on shutdown; browsers reconnect (to another instance) with Last-Event-ID. */
+  beforeApplicationShutdown(): void {
+    for (const controller of this.open) controller.abort();
+  }
 
   @Get(':id/stream')
   async stream(
@@ -26,8 +36,14 @@ export class SseController {
     @Req() request: Request,
     @Res() response: Response,
   ): Promise<void> {
+    const principal = await this.authenticator.authenticate(credentialsFrom(request.headers, request.url));
+    requireRight(principal, id, 'read');
     const controller = new AbortController();
+    this.open.add(controller);
     request.on('close', () => controller.abort());
+    controller.signal.addEventListener('abort', () => this.open.delete(controller), { once: true });
+    // The stream ends when the token does; EventSource reconnects, and a fresh token is needed then.
+    if (principal.kind !== 'open' && principal.expiresAt) setTimeout(() => controller.abort(), Math.max(0, principal.expiresAt.getTime() - Date.now())).unref();
     const { start, events } = await this.subscriptions.open(id, lastEventId ?? after, controller.signal);
     response.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',

@@ -12,11 +12,17 @@ import type { WebSocket } from 'ws';
 import type { ConversationCommands } from '../../ingest/conversation-commands.service.js';
 import type { SubscriptionService } from '../subscription.service.js';
 import type { MetricsService } from '../../metrics/metrics.service.js';
+import type { Authenticator } from '../../auth/authenticator.service.js';
+import { requireRight, userOf, type Principal } from '../../auth/principal.js';
+import type { RateLimiter } from '../../auth/rate-limiter.js';
 
 export interface DeviceSessionDeps {
   subscriptions: SubscriptionService;
   commands: ConversationCommands;
   metrics: MetricsService;
+  authenticator: Authenticator;
+  /** Shared across sockets, keyed by user, so a device cannot dodge it by opening more sockets. */
+  postLimiter: RateLimiter;
   settings: Settings;
   logger: Logger;
 }
@@ -26,12 +32,17 @@ export class DeviceSession {
   private readonly subscriptions = new Map<string, AbortController>();
   private alive = true;
   private readonly heartbeat: NodeJS.Timeout;
+  private expiry?: NodeJS.Timeout;
+  private static nextId = 0;
+  private readonly id = `s${++DeviceSession.nextId}`;
 
   constructor(
     private readonly socket: WebSocket,
+    private principal: Principal,
     private readonly deps: DeviceSessionDeps,
   ) {
-    socket.on('message', (data, isBinary) => void this.receive(data as Buffer, isBinary));
+    socket.on('message', (data, isBinary) => this.receiveFrame(data as Buffer, isBinary));
+    this.armExpiry();
     socket.on('pong', () => (this.alive = true));
     socket.on('close', () => this.dispose());
     this.heartbeat = setInterval(() => this.beat(), deps.settings.ws.heartbeatMs);
@@ -54,7 +65,20 @@ export class DeviceSession {
     this.socket.ping();
   }
 
+  receiveFrame(data: Buffer, isBinary: boolean): void {
+    void this.receive(data, isBinary);
+  }
+
+  /** Ends the socket when its token expires, unless a fresh one arrives first. */
+  private armExpiry(): void {
+    clearTimeout(this.expiry);
+    if (this.principal.kind === 'open' || !this.principal.expiresAt) return;
+    const left = Math.max(0, this.principal.expiresAt.getTime() - Date.now());
+    this.expiry = setTimeout(() => this.close(CloseCode.TokenExpired, 'token expired: reconnect with a fresh token'), Math.min(left, 2 ** 31 - 1));
+  }
+
   private dispose(): void {
+    clearTimeout(this.expiry);
     clearInterval(this.heartbeat);
     for (const controller of this.subscriptions.values()) controller.abort();
     this.subscriptions.clear();
@@ -91,6 +115,7 @@ export class DeviceSession {
   private async dispatch(frame: ClientFrame): Promise<void> {
     switch (frame.type) {
       case 'subscribe':
+        requireRight(this.principal, frame.conversationId, 'read');
         return this.subscribe(frame.conversationId, frame.after, frame.ref);
       case 'unsubscribe': {
         const controller = this.subscriptions.get(frame.conversationId);
@@ -101,12 +126,18 @@ export class DeviceSession {
         return;
       }
       case 'post': {
-        const author = { role: 'user' as const, id: frame.authorId ?? 'device' };
+        requireRight(this.principal, frame.conversationId, 'post');
+        if (!this.deps.postLimiter.take(userOf(this.principal) ?? this.id)) {
+          throw new SeqlineError(ErrorCode.RateLimited, `over ${this.deps.settings.limits.devicePostsPerSecond} posts per second; retry shortly`);
+        }
+        // A device token speaks for its user; only open or admin connections may name an author.
+        const author = { role: 'user' as const, id: userOf(this.principal) ?? frame.authorId ?? 'device' };
         const result = await this.deps.commands.post(frame.conversationId, frame.messageId, author, frame.text);
         this.send({ type: 'ack', ref: frame.ref, conversationId: frame.conversationId, messageId: frame.messageId, cursor: result.cursor });
         return;
       }
       case 'cancel': {
+        requireRight(this.principal, frame.conversationId, 'cancel');
         const result = await this.deps.commands.cancel(frame.conversationId, frame.messageId, 'cancelled by a device');
         this.send({ type: 'ack', ref: frame.ref, conversationId: frame.conversationId, messageId: frame.messageId, cursor: result.cursor });
         return;
@@ -114,6 +145,24 @@ export class DeviceSession {
       case 'ping':
         this.send({ type: 'pong', ref: frame.ref });
         return;
+      case 'auth': {
+        const next = await this.deps.authenticator.verifyToken(frame.token);
+        if (userOf(next) !== userOf(this.principal)) throw new SeqlineError(ErrorCode.Forbidden, 'a fresh token must be for the same user');
+        this.principal = next;
+        this.armExpiry();
+        // Subscriptions the new token no longer grants end here.
+        for (const [conversationId, controller] of this.subscriptions) {
+          try {
+            requireRight(next, conversationId, 'read');
+          } catch (error) {
+            controller.abort();
+            this.subscriptions.delete(conversationId);
+            this.sendError(error, undefined, conversationId);
+          }
+        }
+        this.send({ type: 'authenticated', ref: frame.ref, expiresAt: next.kind === 'open' ? null : (next.expiresAt?.toISOString() ?? null) });
+        return;
+      }
       default: {
         const unreachable: never = frame;
         throw new Error(`unhandled frame ${JSON.stringify(unreachable)}`);

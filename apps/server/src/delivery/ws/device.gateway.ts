@@ -1,33 +1,68 @@
+import type { IncomingMessage } from 'node:http';
 import { Inject, type BeforeApplicationShutdown } from '@nestjs/common';
 import { WebSocketGateway, type OnGatewayConnection } from '@nestjs/websockets';
 import type { Settings } from '@seqline/config';
-import { CloseCode } from '@seqline/protocol';
+import { CloseCode, ErrorCode, SeqlineError } from '@seqline/protocol';
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
+import { Authenticator, credentialsFrom, TokenExpiredError } from '../../auth/authenticator.service.js';
+import { userOf } from '../../auth/principal.js';
+import { RateLimiter } from '../../auth/rate-limiter.js';
 import { LOGGER, SETTINGS } from '../../core/tokens.js';
 import { ConversationCommands } from '../../ingest/conversation-commands.service.js';
+import { MetricsService } from '../../metrics/metrics.service.js';
 import { SubscriptionService } from '../subscription.service.js';
 import { DeviceSession } from './device-session.js';
-import { MetricsService } from '../../metrics/metrics.service.js';
 
-/** `/v1/ws`: devices subscribe from a cursor and post; see docs/protocol.md#websocket. */
+/** `/v1/ws`: devices subscribe from a cursor and post; see docs/protocol.md#devices-over-websocket. */
 @WebSocketGateway({ path: '/v1/ws', maxPayload: 4 * 1024 * 1024 })
 export class DeviceGateway implements OnGatewayConnection, BeforeApplicationShutdown {
   private readonly sessions = new Map<DeviceSession, Promise<void>>();
+  private readonly connectionsPerUser = new Map<string, number>();
+  private readonly postLimiter: RateLimiter;
 
   constructor(
     private readonly subscriptions: SubscriptionService,
     private readonly commands: ConversationCommands,
     private readonly metrics: MetricsService,
+    private readonly authenticator: Authenticator,
     @Inject(SETTINGS) private readonly settings: Settings,
     @Inject(LOGGER) private readonly logger: Logger,
-  ) {}
+  ) {
+    this.postLimiter = new RateLimiter(settings.limits.devicePostsPerSecond);
+  }
 
-  handleConnection(socket: WebSocket): void {
-    const session = new DeviceSession(socket, {
+  async handleConnection(socket: WebSocket, request: IncomingMessage): Promise<void> {
+    // Frames that arrive while the token is checked are held, not lost.
+    const early: [Buffer, boolean][] = [];
+    const hold = (data: Buffer, isBinary: boolean): number => early.push([data, isBinary]);
+    socket.on('message', hold);
+    let principal;
+    try {
+      principal = await this.authenticator.authenticate(credentialsFrom(request.headers, request.url));
+    } catch (error) {
+      const expired = error instanceof TokenExpiredError;
+      const body = error instanceof SeqlineError ? error.toBody() : { code: ErrorCode.Unauthorized, message: 'token refused' };
+      socket.send(JSON.stringify({ type: 'error', ...body }));
+      socket.close(expired ? CloseCode.TokenExpired : CloseCode.Unauthorized, body.message.slice(0, 120));
+      return;
+    }
+    const user = userOf(principal);
+    if (user !== undefined) {
+      const count = (this.connectionsPerUser.get(user) ?? 0) + 1;
+      if (count > this.settings.limits.connectionsPerUser) {
+        socket.close(CloseCode.TooManyConnections, `at most ${this.settings.limits.connectionsPerUser} connections per user`);
+        return;
+      }
+      this.connectionsPerUser.set(user, count);
+    }
+    socket.off('message', hold);
+    const session = new DeviceSession(socket, principal, {
       subscriptions: this.subscriptions,
       commands: this.commands,
       metrics: this.metrics,
+      authenticator: this.authenticator,
+      postLimiter: this.postLimiter,
       settings: this.settings,
       logger: this.logger,
     });
@@ -36,7 +71,9 @@ export class DeviceGateway implements OnGatewayConnection, BeforeApplicationShut
     socket.on('close', () => {
       this.sessions.delete(session);
       this.metrics.devices.dec();
+      if (user !== undefined) this.connectionsPerUser.set(user, (this.connectionsPerUser.get(user) ?? 1) - 1);
     });
+    for (const [data, isBinary] of early) session.receiveFrame(data, isBinary);
   }
 
   /** Tells every device to move to another instance, before the HTTP server stops (which would cut sockets without a code). */

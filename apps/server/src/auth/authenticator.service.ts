@@ -1,0 +1,117 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { Inject, Injectable } from '@nestjs/common';
+import type { Settings } from '@seqline/config';
+import { ErrorCode, RightSchema, SeqlineError, type CreateTokenBody, type Right } from '@seqline/protocol';
+import { createRemoteJWKSet, errors, jwtVerify, SignJWT, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { z } from 'zod';
+import { SETTINGS } from '../core/tokens.js';
+import type { Principal } from './principal.js';
+
+/** A token that was valid but has expired: the client should fetch a fresh one. */
+export class TokenExpiredError extends SeqlineError {
+  constructor() {
+    super(ErrorCode.Unauthorized, 'token expired');
+  }
+}
+
+/** The claims of a Seqline token beyond the registered ones (`sub`, `aud`, `iss`, `exp`). */
+const ClaimsSchema = z.object({
+  sub: z.string().min(1).max(128),
+  role: z.enum(['device', 'admin']).default('device'),
+  conversations: z.record(z.string(), z.array(RightSchema)).default({}),
+});
+
+export interface Credentials {
+  /** A bearer token (JWT): from `Authorization: Bearer`, or `access_token` where headers cannot be set. */
+  token?: string;
+  /** An admin API key, from `x-api-key`. */
+  apiKey?: string;
+}
+
+/**
+ * Verifies device and admin credentials: JWTs (HS256 with a shared secret, or RS256/ES256 from
+ * a JWKS) and hashed admin API keys. Only the configured algorithms are accepted, so `alg: none`
+ * and algorithm confusion are refused.
+ */
+@Injectable()
+export class Authenticator {
+  private readonly secret?: Uint8Array;
+  private readonly jwks?: JWTVerifyGetKey;
+  private readonly adminKeyHashes: Buffer[];
+
+  constructor(@Inject(SETTINGS) private readonly settings: Settings) {
+    const auth = settings.auth;
+    this.secret = auth?.jwtSecret ? new TextEncoder().encode(auth.jwtSecret) : undefined;
+    this.jwks = auth?.jwksUrl ? createRemoteJWKSet(new URL(auth.jwksUrl)) : undefined;
+    this.adminKeyHashes = (auth?.adminKeyHashes ?? []).map((hash) => Buffer.from(hash, 'hex'));
+  }
+
+  get enabled(): boolean {
+    return this.settings.auth !== undefined;
+  }
+
+  async authenticate(credentials: Credentials): Promise<Principal> {
+    if (!this.enabled) return { kind: 'open' };
+    if (credentials.apiKey) return this.verifyApiKey(credentials.apiKey);
+    if (credentials.token) return this.verifyToken(credentials.token);
+    throw new SeqlineError(ErrorCode.Unauthorized, 'a token (Authorization: Bearer …) or an admin API key (x-api-key) is required');
+  }
+
+  async verifyToken(token: string): Promise<Principal> {
+    const auth = this.settings.auth!;
+    let payload: JWTPayload;
+    try {
+      const options = { audience: auth.audience, ...(auth.issuer ? { issuer: auth.issuer } : {}) };
+      if (this.secret) {
+        payload = (await jwtVerify(token, this.secret, { ...options, algorithms: ['HS256'] })).payload;
+      } else if (this.jwks) {
+        payload = (await jwtVerify(token, this.jwks, { ...options, algorithms: ['RS256', 'ES256'] })).payload;
+      } else {
+        throw new SeqlineError(ErrorCode.Unauthorized, 'this service accepts API keys only');
+      }
+    } catch (error) {
+      if (error instanceof SeqlineError) throw error;
+      if (error instanceof errors.JWTExpired) throw new TokenExpiredError();
+      if (error instanceof errors.JWTClaimValidationFailed) throw new SeqlineError(ErrorCode.Unauthorized, `token refused: ${error.claim} claim is not valid`);
+      throw new SeqlineError(ErrorCode.Unauthorized, 'token refused: invalid signature, algorithm or format');
+    }
+    const claims = ClaimsSchema.safeParse(payload);
+    if (!claims.success) throw new SeqlineError(ErrorCode.Unauthorized, 'token refused: claims are malformed');
+    const expiresAt = payload.exp ? new Date(payload.exp * 1000) : null;
+    if (claims.data.role === 'admin') return { kind: 'admin', id: claims.data.sub, expiresAt };
+    const rights = new Map<string, Set<Right>>(Object.entries(claims.data.conversations).map(([id, list]) => [id, new Set(list)]));
+    return { kind: 'device', userId: claims.data.sub, rights, expiresAt };
+  }
+
+  verifyApiKey(key: string): Principal {
+    const hash = createHash('sha256').update(key).digest();
+    const match = this.adminKeyHashes.find((known) => known.length === hash.length && timingSafeEqual(known, hash));
+    if (!match) throw new SeqlineError(ErrorCode.Unauthorized, 'unknown API key');
+    return { kind: 'admin', id: `key:${match.toString('hex').slice(0, 8)}`, expiresAt: null };
+  }
+
+  /** Signs a device token with the service's secret (HS256). */
+  async mint(body: CreateTokenBody): Promise<{ token: string; expiresAt: string }> {
+    if (!this.secret) throw new SeqlineError(ErrorCode.Unavailable, 'minting tokens needs AUTH_JWT_SECRET');
+    const auth = this.settings.auth!;
+    const expiresAt = new Date(Date.now() + body.ttlSeconds * 1000);
+    const token = await new SignJWT({ role: 'device', conversations: body.conversations })
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setSubject(body.userId)
+      .setAudience(auth.audience)
+      .setIssuer(auth.issuer)
+      .setIssuedAt()
+      .setExpirationTime(Math.floor(expiresAt.getTime() / 1000))
+      .sign(this.secret);
+    return { token, expiresAt: expiresAt.toISOString() };
+  }
+}
+
+/** Reads credentials from HTTP headers, or the `access_token` query parameter (WebSocket, EventSource). */
+export function credentialsFrom(headers: Record<string, string | string[] | undefined>, url: string | undefined): Credentials {
+  const authorization = typeof headers.authorization === 'string' ? headers.authorization : undefined;
+  const bearer = authorization?.match(/^Bearer\s+(\S+)$/i)?.[1];
+  const apiKey = typeof headers['x-api-key'] === 'string' ? headers['x-api-key'] : undefined;
+  const query = url ? new URL(url, 'http://localhost').searchParams.get('access_token') ?? undefined : undefined;
+  return { token: bearer ?? query, apiKey };
+}
