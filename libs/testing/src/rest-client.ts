@@ -15,7 +15,7 @@ export async function http<T = unknown>(
   return { status: response.status, body: (text ? JSON.parse(text) : undefined) as T };
 }
 
-export async function createConversation(baseUrl: string, id: string, title?: string): Promise<void> {
-  const { status, body } = await http(baseUrl, 'POST', '/v1/conversations', { id, title });
+export async function createConversation(baseUrl: string, id: string, title?: string, headers: Record<string, string> = {}): Promise<void> {
+  const { status, body } = await http(baseUrl, 'POST', '/v1/conversations', { id, title }, headers);
   if (status !== 201) throw new Error(`creating conversation ${id} failed: ${status} ${JSON.stringify(body)}`);
 }

@@ -21,6 +21,9 @@ export class WsDevice {
   /** Called when the socket closes, with its close code. */
   onClose?: (code: number) => void;
 
+  /** Sent as `access_token` when set. */
+  token?: string;
+
   constructor(
     public url: string,
     readonly conversationId: string,
@@ -28,7 +31,7 @@ export class WsDevice {
 
   /** Connects and subscribes after the current cursor (a snapshot when there is none). */
   async connect(): Promise<void> {
-    const socket = new WebSocket(this.url.replace(/^http/, 'ws') + '/v1/ws');
+    const socket = new WebSocket(this.url.replace(/^http/, 'ws') + '/v1/ws' + (this.token ? `?access_token=${encodeURIComponent(this.token)}` : ''));
     this.socket = socket;
     this.closeCode = undefined;
     socket.on('message', (data) => {

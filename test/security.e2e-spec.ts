@@ -1,0 +1,183 @@
+import { createHash } from 'node:crypto';
+import { connect } from '@nats-io/transport-node';
+import type { ServerFrame } from '@seqline/protocol';
+import { createConversation, eventually, http, useSeqline, WsDevice } from '@seqline/testing';
+import { SignJWT } from 'jose';
+import WebSocket from 'ws';
+
+const SECRET = 'test-secret-that-is-long-enough-for-hs256!';
+const ADMIN_KEY = 'admin-key-for-tests';
+const admin = { 'x-api-key': ADMIN_KEY };
+
+async function sign(claims: Record<string, unknown>, options: { secret?: string; audience?: string; expiresIn?: string | number; subject?: string } = {}): Promise<string> {
+  let jwt = new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setSubject(options.subject ?? 'alice').setAudience(options.audience ?? 'seqline').setIssuer('seqline').setIssuedAt();
+  jwt = jwt.setExpirationTime(options.expiresIn ?? '1h');
+  return jwt.sign(new TextEncoder().encode(options.secret ?? SECRET));
+}
+
+function unsigned(claims: Record<string, unknown>): string {
+  const part = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  return `${part({ alg: 'none', typ: 'JWT' })}.${part({ sub: 'alice', aud: 'seqline', iss: 'seqline', exp: Math.floor(Date.now() / 1000) + 3600, ...claims })}.`;
+}
+
+/** Opens a socket with `token` and reports how the server closed it, or 'open'. */
+function connectOutcome(url: string, token: string | undefined): Promise<{ code: number | 'open'; frames: ServerFrame[] }> {
+  return new Promise((resolve) => {
+    const frames: ServerFrame[] = [];
+    const socket = new WebSocket(`${url.replace(/^http/, 'ws')}/v1/ws${token ? `?access_token=${encodeURIComponent(token)}` : ''}`);
+    socket.on('message', (data) => frames.push(JSON.parse(String(data))));
+    socket.on('close', (code) => resolve({ code, frames }));
+    socket.on('open', () =>
+      setTimeout(() => {
+        if (socket.readyState === WebSocket.OPEN) {
+          socket.close();
+          resolve({ code: 'open', frames });
+        }
+      }, 300),
+    );
+  });
+}
+
+describe('security', () => {
+  const seqline = useSeqline({
+    AUTH_JWT_SECRET: SECRET,
+    ADMIN_API_KEYS: createHash('sha256').update(ADMIN_KEY).digest('hex'),
+    LIMIT_CONNECTIONS_PER_USER: '3',
+    LIMIT_DEVICE_POSTS_PER_SECOND: '2',
+    LIMIT_AGENT_COMMANDS_PER_SECOND: '20',
+  });
+  let tokenA: string;
+
+  beforeAll(async () => {
+    for (const id of ['sec-a', 'sec-b']) await createConversation(seqline.server.url, id, undefined, admin);
+    const minted = await http<{ token: string; expiresAt: string }>(seqline.server.url, 'POST', '/v1/tokens', { userId: 'alice', conversations: { 'sec-a': ['read', 'post', 'cancel'] } }, admin);
+    expect(minted.status).toBe(201);
+    tokenA = minted.body.token;
+  });
+
+  it('mints device tokens only for admin API keys', async () => {
+    const body = { userId: 'bob', conversations: { 'sec-a': ['read'] } };
+    expect(await http(seqline.server.url, 'POST', '/v1/tokens', body)).toMatchObject({ status: 401, body: { code: 'UNAUTHORIZED' } });
+    expect(await http(seqline.server.url, 'POST', '/v1/tokens', body, { 'x-api-key': 'wrong' })).toMatchObject({ status: 401, body: { code: 'UNAUTHORIZED', message: 'unknown API key' } });
+    expect(await http(seqline.server.url, 'POST', '/v1/tokens', body, { authorization: `Bearer ${tokenA}` })).toMatchObject({ status: 403, body: { code: 'FORBIDDEN' } });
+  });
+
+  it('admin routes refuse device tokens and missing keys, and accept admin keys and admin tokens', async () => {
+    const url = seqline.server.url;
+    expect(await http(url, 'GET', '/v1/conversations')).toMatchObject({ status: 401, body: { code: 'UNAUTHORIZED' } });
+    expect(await http(url, 'GET', '/v1/conversations/sec-a/messages', undefined, { authorization: `Bearer ${tokenA}` })).toMatchObject({ status: 403, body: { code: 'FORBIDDEN' } });
+    expect(await http(url, 'POST', '/v1/conversations', { id: 'sneaky' }, { authorization: `Bearer ${tokenA}` })).toMatchObject({ status: 403 });
+    expect((await http(url, 'GET', '/v1/conversations/sec-a', undefined, admin)).status).toBe(200);
+    const adminToken = await sign({ role: 'admin' }, { subject: 'ops' });
+    expect((await http(url, 'GET', '/v1/conversations/sec-a', undefined, { authorization: `Bearer ${adminToken}` })).status).toBe(200);
+    expect(await http(url, 'GET', '/v1/conversations/sneaky', undefined, admin)).toMatchObject({ status: 404 });
+  });
+
+  it('a token for conversation A cannot read or post B over WebSocket, SSE or REST', async () => {
+    const url = seqline.server.url;
+    const device = new WsDevice(url, 'sec-a');
+    device.token = tokenA;
+    await device.connect();
+    expect(device.frames[0]).toMatchObject({ type: 'snapshot', conversationId: 'sec-a' });
+    const refused = async (frame: object): Promise<ServerFrame | undefined> => {
+      const before = device.frames.length;
+      device.send(frame);
+      await device.until(() => device.frames.slice(before).some((f) => f.type === 'error' || f.type === 'ack' || f.type === 'snapshot'));
+      return device.frames.slice(before).find((f) => f.type === 'error' || f.type === 'ack' || f.type === 'snapshot');
+    };
+    expect(await refused({ type: 'subscribe', conversationId: 'sec-b' })).toMatchObject({ type: 'error', code: 'FORBIDDEN', message: 'this token does not grant read on conversation sec-b' });
+    expect(await refused({ type: 'post', conversationId: 'sec-b', messageId: 'x', text: 'hi' })).toMatchObject({ type: 'error', code: 'FORBIDDEN' });
+    expect(await refused({ type: 'cancel', conversationId: 'sec-b', messageId: 'x' })).toMatchObject({ type: 'error', code: 'FORBIDDEN' });
+    // Its own conversation works, and the author is the token's user whatever the frame says.
+    expect(await refused({ type: 'post', conversationId: 'sec-a', messageId: 'mine', text: "<script>alert(1)</script>'; DROP TABLE messages; --", authorId: 'mallory' })).toMatchObject({ type: 'ack' });
+    await device.until(() => device.messages.has('mine'));
+    expect(device.messages.get('mine')).toMatchObject({ author: { role: 'user', id: 'alice' }, text: "<script>alert(1)</script>'; DROP TABLE messages; --" });
+    await device.close();
+
+    expect((await fetch(`${url}/v1/conversations/sec-b/stream?access_token=${tokenA}`)).status).toBe(403);
+    const sse = await fetch(`${url}/v1/conversations/sec-b/stream`, { headers: { authorization: `Bearer ${tokenA}` } });
+    expect({ status: sse.status, body: await sse.json() }).toMatchObject({ status: 403, body: { code: 'FORBIDDEN' } });
+    expect((await http(url, 'GET', '/v1/conversations/sec-b/messages', undefined, { authorization: `Bearer ${tokenA}` })).status).toBe(403);
+    await eventually(async () => (await http<{ items: { text: string }[] }>(url, 'GET', '/v1/conversations/sec-a/messages', undefined, admin)).body.items.length === 1);
+    expect((await http<{ items: unknown[] }>(url, 'GET', '/v1/conversations/sec-b/messages', undefined, admin)).body.items).toEqual([]);
+    const stored = await http<{ items: { text: string }[] }>(url, 'GET', '/v1/conversations/sec-a/messages', undefined, admin);
+    expect(stored.body.items[0]!.text).toBe("<script>alert(1)</script>'; DROP TABLE messages; --");
+  });
+
+  it('refuses forged, expired, wrong-audience, alg:none and missing tokens', async () => {
+    const url = seqline.server.url;
+    const rights = { conversations: { 'sec-a': ['read'] } };
+    const cases: [string, string | undefined, number, string][] = [
+      ['missing', undefined, 4401, 'a token (Authorization: Bearer …) or an admin API key (x-api-key) is required'],
+      ['forged', await sign(rights, { secret: 'another-secret-that-is-long-enough-too!!' }), 4401, 'token refused: invalid signature, algorithm or format'],
+      ['expired', await sign(rights, { expiresIn: Math.floor(Date.now() / 1000) - 60 }), 4402, 'token expired'],
+      ['wrong audience', await sign(rights, { audience: 'someone-else' }), 4401, 'token refused: aud claim is not valid'],
+      ['alg none', unsigned(rights), 4401, 'token refused: invalid signature, algorithm or format'],
+      ['garbage', 'not.a.jwt', 4401, 'token refused: invalid signature, algorithm or format'],
+    ];
+    for (const [name, token, code, message] of cases) {
+      const outcome = await connectOutcome(url, token);
+      expect({ name, code: outcome.code, frame: outcome.frames[0] }).toEqual({ name, code, frame: { type: 'error', code: 'UNAUTHORIZED', message } });
+      const sse = await fetch(`${url}/v1/conversations/sec-a/stream`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+      expect({ name, status: sse.status }).toEqual({ name, status: 401 });
+      expect(await sse.json()).toEqual({ code: 'UNAUTHORIZED', message });
+    }
+  });
+
+  it('ends a socket when its token expires, unless a fresh token arrives first', async () => {
+    const url = seqline.server.url;
+    const short = await sign({ conversations: { 'sec-a': ['read'] } }, { expiresIn: Math.floor(Date.now() / 1000) + 2 });
+    const refreshed = new WsDevice(url, 'sec-a');
+    refreshed.token = short;
+    await refreshed.connect();
+    const expiring = new WsDevice(url, 'sec-a');
+    expiring.token = short;
+    await expiring.connect();
+    refreshed.send({ type: 'auth', ref: 'other-user', token: await sign({ conversations: { 'sec-a': ['read'] } }, { subject: 'mallory' }) });
+    await refreshed.until(() => refreshed.frames.some((f) => f.type === 'error' && f.ref === 'other-user'));
+    expect(refreshed.frames.find((f) => f.type === 'error' && f.ref === 'other-user')).toMatchObject({ code: 'FORBIDDEN', message: 'a fresh token must be for the same user' });
+    refreshed.send({ type: 'auth', ref: 'fresh', token: await sign({ conversations: { 'sec-a': ['read'] } }) });
+    await refreshed.until(() => refreshed.frames.some((f) => f.type === 'authenticated'));
+    await expiring.until(() => expiring.closeCode !== undefined, 10_000);
+    expect(expiring.closeCode).toBe(4402);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(refreshed.closeCode).toBeUndefined();
+    await refreshed.close();
+  });
+
+  it('limits connections per user and posts per device, affecting only the offender', async () => {
+    const url = seqline.server.url;
+    const token = await sign({ conversations: { 'sec-a': ['read', 'post'] } }, { subject: 'greedy' });
+    const outcomes = [];
+    const held: WsDevice[] = [];
+    for (let i = 0; i < 3; i++) {
+      const device = new WsDevice(url, 'sec-a');
+      device.token = token;
+      await device.connect();
+      held.push(device);
+    }
+    outcomes.push(await connectOutcome(url, token));
+    expect(outcomes[0]!.code).toBe(4429);
+    // Another user is unaffected.
+    expect((await connectOutcome(url, await sign({ conversations: { 'sec-a': ['read'] } }, { subject: 'polite' }))).code).toBe('open');
+
+    const poster = held[0]!;
+    for (let i = 0; i < 8; i++) poster.send({ type: 'post', ref: `p${i}`, conversationId: 'sec-a', messageId: `burst-${i}`, text: 'spam' });
+    await poster.until(() => poster.frames.filter((f) => (f.type === 'ack' || f.type === 'error') && f.ref?.startsWith('p')).length === 8);
+    const limited = poster.frames.filter((f) => f.type === 'error' && f.code === 'RATE_LIMITED');
+    expect(limited.length).toBeGreaterThan(0);
+    expect(limited.length).toBeLessThan(8);
+    for (const device of held) await device.close();
+  });
+
+  it('limits agent commands per conversation without slowing other conversations', async () => {
+    const nc = await connect({ servers: seqline.settings.nats.url });
+    const subject = (id: string) => `${seqline.settings.log.prefix}.agent.${id}`;
+    const request = async (id: string, command: object) => (await nc.request(subject(id), JSON.stringify(command), { timeout: 5_000 })).json<{ ok: boolean; error?: { code: string } }>();
+    expect(await request('sec-a', { type: 'message.start', messageId: 'flood', agentId: 'noisy' })).toMatchObject({ ok: true });
+    const replies = await Promise.all(Array.from({ length: 80 }, (_, i) => request('sec-a', { type: 'message.append', messageId: 'flood', part: i + 1, delta: 'x' })));
+    expect(replies.filter((reply) => reply.error?.code === 'RATE_LIMITED').length).toBeGreaterThan(0);
+    expect(await request('sec-b', { type: 'message.start', messageId: 'calm', agentId: 'quiet' })).toMatchObject({ ok: true });
+    await nc.close();
+  });
+});
