@@ -15,6 +15,8 @@ const agent = await SeqlineAgent.connect({
   agentId: 'demo-agent',
   prefix: process.env.SEQLINE_PREFIX,
   stream: process.env.SEQLINE_STREAM,
+  user: process.env.NATS_USER,
+  password: process.env.NATS_PASSWORD,
 });
 
 await agent.onPrompt(async (prompt) => {

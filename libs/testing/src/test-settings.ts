@@ -27,7 +27,7 @@ export function createTestSettings(overrides: Record<string, string> = {}): Sett
 
 /** Deletes the run's stream and database. */
 export async function dropTestResources(settings: Settings): Promise<void> {
-  const nc = await connect({ servers: settings.nats.url });
+  const nc = await connect({ servers: settings.nats.url, user: settings.nats.user, pass: settings.nats.password });
   try {
     const jsm = await jetstreamManager(nc);
     await jsm.streams.delete(settings.log.stream).catch(() => false);

@@ -10,10 +10,14 @@ export class NatsProcess {
   private child?: ChildProcess;
   readonly storeDir = mkdtempSync(join(tmpdir(), 'seqline-nats-'));
 
-  private constructor(readonly port: number) {}
+  private constructor(
+    readonly port: number,
+    private readonly config?: { file: string; env: Record<string, string> },
+  ) {}
 
-  static async start(): Promise<NatsProcess> {
-    const nats = new NatsProcess(await freePort());
+  /** With `config`, the server runs with that configuration file (users, permissions) and environment. */
+  static async start(config?: { file: string; env: Record<string, string> }): Promise<NatsProcess> {
+    const nats = new NatsProcess(await freePort(), config);
     await nats.startAgain();
     return nats;
   }
@@ -24,7 +28,11 @@ export class NatsProcess {
 
   /** Starts the server on the same port and store (after `stop`). */
   async startAgain(): Promise<void> {
-    this.child = spawn(process.env.NATS_SERVER ?? '/usr/sbin/nats-server', ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.storeDir], { stdio: 'ignore' });
+    const config = this.config ? ['-c', this.config.file] : [];
+    this.child = spawn(process.env.NATS_SERVER ?? '/usr/sbin/nats-server', [...config, '-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.storeDir], {
+      stdio: 'ignore',
+      env: { ...process.env, ...this.config?.env },
+    });
     await waitForPort(this.port, 15_000);
   }
 
