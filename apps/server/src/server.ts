@@ -32,6 +32,7 @@ export async function startServer(settings: Settings, options: ServerOptions = {
   for (const asset of options.assets ?? []) app.useStaticAssets(asset.dir, { prefix: asset.prefix });
   await app.listen(settings.http.port, settings.http.host);
   infra.leadership.start();
+  if (!settings.auth) infra.logger.warn('authentication is OFF: every caller may read and write every conversation; set AUTH_JWT_SECRET (see docs/security.md)');
   const address = app.getHttpServer().address() as { port: number };
   let closing: Promise<void> | undefined;
   return {
