@@ -57,6 +57,15 @@ export class WsDevice {
     this.socket!.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
   }
 
+  /** Stops reading from the network, as a device too slow to keep up would; `resumeReading` undoes it. */
+  pauseReading(): void {
+    (this.socket as unknown as { _socket: { pause(): void } })._socket.pause();
+  }
+
+  resumeReading(): void {
+    (this.socket as unknown as { _socket: { resume(): void } })._socket.resume();
+  }
+
   /** Drops the connection abruptly, as a phone losing its network would. */
   drop(): void {
     this.socket?.terminate();

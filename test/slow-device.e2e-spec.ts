@@ -1,0 +1,52 @@
+import { createConversation, useSeqline, WsDevice } from '@seqline/testing';
+import WebSocket from 'ws';
+
+describe('a device that cannot keep up', () => {
+  const seqline = useSeqline({ WS_MAX_BUFFERED_BYTES: '65536', LIMIT_MESSAGE_CHARS: '20000000' });
+
+  it('disconnects a device whose unsent buffer passes the bound with 4008, without slowing the others', async () => {
+    const { server } = seqline;
+    await createConversation(server.url, 'slow');
+    const healthy = new WsDevice(server.url, 'slow');
+    const slow = new WsDevice(server.url, 'slow');
+    await healthy.connect();
+    await slow.connect();
+    // The slow device stops reading: its kernel buffers fill, then the server's send buffer.
+    slow.pauseReading();
+
+    const agent = await seqline.agent('firehose');
+    const answer = agent.startMessage('slow', { messageId: 'big' });
+    const chunk = 'x'.repeat(16_000);
+    for (let i = 0; i < 600; i++) {
+      answer.append(chunk);
+      if (i % 20 === 19) await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await answer.complete();
+    await healthy.until(() => healthy.messages.get('big')?.status === 'complete', 60_000);
+    expect(healthy.text('big')!.length).toBe(600 * 16_000);
+    expect(healthy.violations).toEqual([]);
+
+    slow.resumeReading();
+    await slow.until(() => slow.closeCode !== undefined, 30_000);
+    expect(slow.closeCode).toBe(4008);
+    // It resumes from its cursor and ends exact.
+    await slow.connect();
+    await slow.until(() => slow.messages.get('big')?.status === 'complete', 60_000);
+    expect(slow.text('big')).toBe(healthy.text('big'));
+    await Promise.all([healthy.close(), slow.close()]);
+  });
+
+});
+
+describe('a device that went silent', () => {
+  const seqline = useSeqline({ WS_HEARTBEAT_INTERVAL: '300ms' });
+
+  it('is closed when it stops answering heartbeats', async () => {
+    const socket = new WebSocket(`${seqline.server.url.replace(/^http/, 'ws')}/v1/ws`, { autoPong: false });
+    const closed = new Promise<number>((resolve) => socket.on('close', (code) => resolve(code)));
+    await new Promise((resolve) => socket.once('open', resolve));
+    const started = Date.now();
+    expect(await closed).toBe(1006);
+    expect(Date.now() - started).toBeLessThan(3_000);
+  });
+});
