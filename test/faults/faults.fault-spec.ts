@@ -18,6 +18,12 @@ const FLAKY_SECONDS = Number(process.env.FAULT_FLAKY_SECONDS ?? 60);
 const PG_DOWN_SECONDS = Number(process.env.FAULT_PG_DOWN_SECONDS ?? 20);
 const FAST_FAILOVER = { PERSIST_LEASE: '2s' };
 
+async function startServers(settings: Settings, count: number): Promise<ServerProcess[]> {
+  const servers: ServerProcess[] = [];
+  for (let i = 0; i < count; i++) servers.push(await ServerProcess.start(settings, FAST_FAILOVER));
+  return servers;
+}
+
 /** Postgres ends with one row per answer holding exactly the agent's text. */
 async function expectRowsConverge(databaseUrl: string, expected: Map<string, string>, timeoutMs = 60_000): Promise<void> {
   const client = new pg.Client({ connectionString: databaseUrl });
@@ -53,15 +59,13 @@ describe('fault tolerance on real processes', () => {
   });
 
   it('kill -9 of one of three instances: its devices move to the others and every text ends exact', async () => {
-    const servers = [await ServerProcess.start(settings, FAST_FAILOVER), await ServerProcess.start(settings, FAST_FAILOVER), await ServerProcess.start(settings, FAST_FAILOVER)];
+    const servers = await startServers(settings, 3);
     cleanups.push(() => dropTestResources(settings), ...servers.map((server) => () => server.crash()));
     const { report, expected, devices } = await runScenario({
       name: 'kill9',
       adminUrl: servers[1]!.url,
       deviceUrls: servers.map((server) => server.url),
-      natsUrl: settings.nats.url,
-      prefix: settings.log.prefix,
-      stream: settings.log.stream,
+      settings,
       conversations: 10,
       devicesPerConversation: 5,
       tokens: 300,
@@ -74,16 +78,14 @@ describe('fault tolerance on real processes', () => {
   });
 
   it('SIGTERM on an instance: its devices get "going away" and continue elsewhere without loss', async () => {
-    const servers = [await ServerProcess.start(settings, FAST_FAILOVER), await ServerProcess.start(settings, FAST_FAILOVER)];
+    const servers = await startServers(settings, 2);
     cleanups.push(() => dropTestResources(settings), ...servers.map((server) => () => server.crash()));
     let exitCode: number | null = -1;
     const { report, expected, devices } = await runScenario({
       name: 'sigterm',
       adminUrl: servers[1]!.url,
       deviceUrls: servers.map((server) => server.url),
-      natsUrl: settings.nats.url,
-      prefix: settings.log.prefix,
-      stream: settings.log.stream,
+      settings,
       conversations: 4,
       devicesPerConversation: 4,
       tokens: 300,
@@ -103,15 +105,13 @@ describe('fault tolerance on real processes', () => {
     const nats = await NatsProcess.start();
     cleanups.push(() => nats.destroy());
     settings = createTestSettings({ NATS_URL: nats.url });
-    const servers = [await ServerProcess.start(settings, FAST_FAILOVER), await ServerProcess.start(settings, FAST_FAILOVER)];
+    const servers = await startServers(settings, 2);
     cleanups.push(() => dropTestResources(settings), ...servers.map((server) => () => server.crash()));
     const { report, expected } = await runScenario({
       name: 'natsrestart',
       adminUrl: servers[0]!.url,
       deviceUrls: servers.map((server) => server.url),
-      natsUrl: nats.url,
-      prefix: settings.log.prefix,
-      stream: settings.log.stream,
+      settings,
       conversations: 4,
       devicesPerConversation: 3,
       tokens: 400,
@@ -137,9 +137,7 @@ describe('fault tolerance on real processes', () => {
       name: 'pgdown',
       adminUrl: server.url,
       deviceUrls: [server.url],
-      natsUrl: settings.nats.url,
-      prefix: settings.log.prefix,
-      stream: settings.log.stream,
+      settings,
       conversations: 3,
       devicesPerConversation: 2,
       tokens: Math.max(150, PG_DOWN_SECONDS * 30),
@@ -159,7 +157,7 @@ describe('fault tolerance on real processes', () => {
   });
 
   it(`a flaky network cutting device connections every 0.2-2 s for ${FLAKY_SECONDS} s: every final text exact`, async () => {
-    const servers = [await ServerProcess.start(settings, FAST_FAILOVER), await ServerProcess.start(settings, FAST_FAILOVER)];
+    const servers = await startServers(settings, 2);
     cleanups.push(() => dropTestResources(settings), ...servers.map((server) => () => server.crash()));
     const proxies = await Promise.all(servers.map((server) => TcpProxy.start(server.port)));
     cleanups.push(...proxies.map((proxy) => () => proxy.close()));
@@ -168,9 +166,7 @@ describe('fault tolerance on real processes', () => {
       name: 'flaky',
       adminUrl: servers[0]!.url,
       deviceUrls: proxies.map((proxy) => proxy.url),
-      natsUrl: settings.nats.url,
-      prefix: settings.log.prefix,
-      stream: settings.log.stream,
+      settings,
       conversations: 5,
       devicesPerConversation: 4,
       tokens: FLAKY_SECONDS * 20,

@@ -1,5 +1,6 @@
 import { appendFileSync } from 'node:fs';
 import { SeqlineAgent } from '@seqline/agent';
+import type { Settings } from '@seqline/config';
 import { createConversation, http, ResilientDevice } from '@seqline/testing';
 
 export interface ScenarioOptions {
@@ -8,9 +9,8 @@ export interface ScenarioOptions {
   adminUrl: string;
   /** Where devices connect; each device starts on a different one and rotates on reconnect. */
   deviceUrls: string[];
-  natsUrl: string;
-  prefix: string;
-  stream: string;
+  /** The run's NATS URL, subject prefix and stream. */
+  settings: Settings;
   conversations: number;
   devicesPerConversation: number;
   tokens: number;
@@ -45,7 +45,13 @@ export async function runScenario(options: ScenarioOptions): Promise<{ report: S
   for (const id of ids) await createConversation(options.adminUrl, id);
   const devices = ids.flatMap((id, c) => Array.from({ length: options.devicesPerConversation }, (_, d) => new ResilientDevice(options.deviceUrls, id, c * options.devicesPerConversation + d)));
   await Promise.all(devices.map((device) => device.connect()));
-  const agent = await SeqlineAgent.connect({ servers: options.natsUrl, agentId: `${options.name}-agent`, prefix: options.prefix, stream: options.stream, requestTimeoutMs: 1_000 });
+  const agent = await SeqlineAgent.connect({
+    servers: options.settings.nats.url,
+    agentId: `${options.name}-agent`,
+    prefix: options.settings.log.prefix,
+    stream: options.settings.log.stream,
+    requestTimeoutMs: 1_000,
+  });
 
   const expected = new Map<string, string>();
   let progress = 0;

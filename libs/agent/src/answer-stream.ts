@@ -1,5 +1,4 @@
-import { ErrorCode } from '@seqline/protocol';
-import { AgentCommandError } from './agent-error.js';
+import { ErrorCode, SeqlineError } from '@seqline/protocol';
 import type { CommandSender } from './command-sender.js';
 
 export interface AnswerStreamOptions {
@@ -104,7 +103,7 @@ export class AnswerStream {
 
   private recordFailure(error: unknown): void {
     this.failure ??= error as Error;
-    const code = error instanceof AgentCommandError ? error.code : undefined;
+    const code = error instanceof SeqlineError ? error.code : undefined;
     this.abort(code === ErrorCode.MessageFinished ? 'the answer was ended elsewhere (cancelled)' : String((error as Error).message));
   }
 }

@@ -1,6 +1,5 @@
 import type { NatsConnection } from '@nats-io/transport-node';
-import { AgentReplySchema, ErrorCode, subjects, type AgentCommand, type Subjects } from '@seqline/protocol';
-import { AgentCommandError } from './agent-error.js';
+import { AgentReplySchema, ErrorCode, SeqlineError, subjects, type AgentCommand, type Subjects } from '@seqline/protocol';
 import { Semaphore } from './semaphore.js';
 
 export interface CommandSenderOptions {
@@ -46,7 +45,7 @@ export class CommandSender {
         await sleep(Math.min(50 * 2 ** attempt, 2_000));
         continue;
       }
-      throw new AgentCommandError(reply.error.code, reply.error.message);
+      throw new SeqlineError(reply.error.code, reply.error.message);
     }
   }
 }

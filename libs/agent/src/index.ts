@@ -1,3 +1,4 @@
 export * from './seqline-agent.js';
 export * from './answer-stream.js';
-export * from './agent-error.js';
+/** The service refused a command; `code` is one of the protocol's error codes. */
+export { SeqlineError, ErrorCode } from '@seqline/protocol';

@@ -1,4 +1,6 @@
-export { SeqlineClient, SeqlineClientError, type ConnectionState, type SeqlineClientOptions } from './seqline-client.js';
+export { SeqlineClient, type ConnectionState, type SeqlineClientOptions } from './seqline-client.js';
+/** A request the server refused; `code` is one of the protocol's error codes. */
+export { SeqlineError, ErrorCode, CloseCode } from '../../protocol/src/errors.js';
 export { Subscription, type SubscriptionChange } from './subscription.js';
 export { ConversationView, type ApplyResult } from './conversation-view.js';
 export { MemoryCursorStore, KeyValueCursorStore, type CursorStore, type KeyValueStorage, type StoredConversation } from './cursor-store.js';

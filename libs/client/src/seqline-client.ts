@@ -1,4 +1,4 @@
-import { CloseCode } from '../../protocol/src/errors.js';
+import { CloseCode, SeqlineError, type ErrorCode } from '../../protocol/src/errors.js';
 import type { ServerFrame } from '../../protocol/src/ws-frames.js';
 import { backoffDelay } from './backoff.js';
 import { MemoryCursorStore, type CursorStore } from './cursor-store.js';
@@ -25,18 +25,7 @@ export interface SeqlineClientOptions {
 interface PendingRequest {
   frame: Record<string, unknown>;
   resolve: (frame: ServerFrame) => void;
-  reject: (error: SeqlineClientError) => void;
-}
-
-/** A request the server refused, with its protocol error code. */
-export class SeqlineClientError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(`${code}: ${message}`);
-    this.name = 'SeqlineClientError';
-  }
+  reject: (error: SeqlineError) => void;
 }
 
 /** Close codes after which reconnecting cannot help. */
@@ -254,7 +243,7 @@ export class SeqlineClient {
     const request = this.pending.get(ref);
     if (!request) return;
     this.pending.delete(ref);
-    if (frame.type === 'error') request.reject(new SeqlineClientError(frame.code, frame.message));
+    if (frame.type === 'error') request.reject(new SeqlineError(frame.code as ErrorCode, frame.message));
     else request.resolve(frame);
   }
 

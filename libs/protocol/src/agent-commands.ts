@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ErrorCode } from './errors.js';
+import { ErrorCodeSchema } from './error-code.schema.js';
 import { AuthorSchema, IdSchema } from './message.js';
 
 /**
@@ -36,7 +36,7 @@ export const AgentReplySchema = z.discriminatedUnion('ok', [
   z.object({ ok: z.literal(true), cursor: z.string(), duplicate: z.boolean() }),
   z.object({
     ok: z.literal(false),
-    error: z.object({ code: z.enum(Object.values(ErrorCode) as [ErrorCode, ...ErrorCode[]]), message: z.string() }),
+    error: z.object({ code: ErrorCodeSchema, message: z.string() }),
   }),
 ]);
 export type AgentReply = z.infer<typeof AgentReplySchema>;

@@ -1,5 +1,6 @@
 export * from './cursor.js';
 export * from './errors.js';
+export * from './error-code.schema.js';
 export * from './limits.js';
 export * from './message.js';
 export * from './events.js';

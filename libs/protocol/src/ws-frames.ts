@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ErrorCode } from './errors.js';
+import { ErrorCodeSchema } from './error-code.schema.js';
 import { ConversationEventSchema } from './events.js';
 import { IdSchema, MessageSchema } from './message.js';
 
@@ -71,7 +71,7 @@ export const ErrorFrameSchema = z.object({
   type: z.literal('error'),
   ref: Ref,
   conversationId: IdSchema.optional(),
-  code: z.enum(Object.values(ErrorCode) as [ErrorCode, ...ErrorCode[]]),
+  code: ErrorCodeSchema,
   message: z.string(),
 });
 
