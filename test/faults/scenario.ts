@@ -44,7 +44,7 @@ export async function runScenario(options: ScenarioOptions): Promise<{ report: S
   const ids = Array.from({ length: options.conversations }, (_, i) => `${options.name}-${i}`);
   for (const id of ids) await createConversation(options.adminUrl, id);
   const devices = ids.flatMap((id, c) => Array.from({ length: options.devicesPerConversation }, (_, d) => new ResilientDevice(options.deviceUrls, id, c * options.devicesPerConversation + d)));
-  await Promise.all(devices.map((device) => device.connect()));
+  await Promise.all(devices.map((device) => device.start()));
   const agent = await SeqlineAgent.connect({
     servers: options.settings.nats.url,
     agentId: `${options.name}-agent`,

@@ -33,6 +33,16 @@ export class ResilientDevice extends WsDevice {
     return this.violations.filter((violation) => violation.startsWith('gap')).length;
   }
 
+  /** Connects, retrying (on the next instances) until it is subscribed, as an app starting on a bad network would. */
+  async start(): Promise<void> {
+    try {
+      await this.connect();
+    } catch {
+      await this.reconnect(50);
+    }
+    await this.until(() => this.frames.some((frame) => frame.type === 'snapshot' || frame.type === 'subscribed'), 30_000);
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     await this.close();

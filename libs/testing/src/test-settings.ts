@@ -19,7 +19,7 @@ export function createTestSettings(overrides: Record<string, string> = {}): Sett
       DATABASE_URL: base.toString(),
       NATS_URL: process.env.NATS_URL ?? 'nats://127.0.0.1:4222',
       SEQLINE_PREFIX: `t${id}`,
-      LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
+      LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'error',
       ...overrides,
     }),
   );
