@@ -57,7 +57,14 @@ export class SseController implements BeforeApplicationShutdown {
     // Streams are recycled now and then so load spreads over instances; EventSource resumes with Last-Event-ID.
     const recycle = setTimeout(() => controller.abort(), this.settings.sse.maxDurationMs);
     try {
-      for await (const event of events) response.write(frame(undefined, event.cursor, event));
+      for await (const event of events) {
+        response.write(frame(undefined, event.cursor, event));
+        // A reader too slow to keep up is cut off rather than buffered without bound; it resumes from Last-Event-ID.
+        if (response.writableLength > this.settings.ws.maxBufferedBytes) {
+          controller.abort();
+          break;
+        }
+      }
     } finally {
       clearInterval(heartbeat);
       clearTimeout(recycle);
