@@ -19,7 +19,7 @@ async function loadWasm(): Promise<void> {
     // The package exports only its JS; the .wasm sits beside it.
     const wasmPath = join(dirname(require.resolve('@prisma/schema-engine-wasm')), 'schema_engine_bg.wasm');
     const bytes = await readFile(wasmPath);
-    const { instance } = await WebAssembly.instantiate(bytes, { './schema_engine_bg.js': bg as unknown as WebAssembly.ModuleImports });
+    const { instance } = await WebAssembly.instantiate(bytes, { './schema_engine_bg.js': withUnrefTimers(bg as unknown as WebAssembly.ModuleImports) });
     bg.__wbg_set_wasm(instance.exports);
     // wasm-bindgen's start hook seeds the externref table (undefined, null, true, false); skipping it garbles values.
     (instance.exports as { __wbindgen_start?: () => void }).__wbindgen_start?.();
@@ -53,4 +53,21 @@ export async function openSchemaEngine(connectionString: string, schemaPath: str
 /** The Postgres schema named by `?schema=` in the URL, as Prisma reads it; `public` otherwise. */
 export function schemaOf(connectionString: string): string {
   return new URL(connectionString).searchParams.get('schema') ?? 'public';
+}
+
+/**
+ * The engine arms internal timers (up to 10 s) that outlive `free()`; unref them so a finished
+ * migration never keeps the process (or a test run) alive.
+ */
+function withUnrefTimers(imports: WebAssembly.ModuleImports): WebAssembly.ModuleImports {
+  const wrapped: WebAssembly.ModuleImports = { ...imports };
+  for (const [name, value] of Object.entries(imports)) {
+    if (!name.startsWith('__wbg_setTimeout_') || typeof value !== 'function') continue;
+    wrapped[name] = (...args: unknown[]) => {
+      const timer = (value as (...a: unknown[]) => unknown)(...args);
+      (timer as { unref?: () => void })?.unref?.();
+      return timer;
+    };
+  }
+  return wrapped;
 }

@@ -80,6 +80,8 @@ export class DeviceGateway implements OnGatewayConnection, BeforeApplicationShut
   async beforeApplicationShutdown(): Promise<void> {
     const closed = [...this.sessions.values()];
     for (const session of this.sessions.keys()) session.close(CloseCode.GoingAway, 'server shutting down: reconnect and resume');
-    await Promise.race([Promise.all(closed), new Promise((resolve) => setTimeout(resolve, 2_000))]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(closed), new Promise((resolve) => (timer = setTimeout(resolve, 2_000)))]);
+    clearTimeout(timer);
   }
 }
