@@ -13,6 +13,7 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/prisma ./prisma
 COPY --from=build /app/apps/server/public ./apps/server/public
+COPY --from=build /app/libs/client/dist/browser ./libs/client/dist/browser
 COPY package.json ./
 EXPOSE 3000
 USER node
