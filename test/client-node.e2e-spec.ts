@@ -47,6 +47,8 @@ describe('device SDK in Node', () => {
     const agent = await seqline.agent('node-answerer');
     const client = new SeqlineClient({ url: seqline.server.url, WebSocket });
     const conversation = client.subscribe('n-post');
+    // Subscribed first, so the prompt arrives as an event rather than inside the starting snapshot.
+    await eventually(() => client.state === 'live');
     const seen: string[] = [];
     const iterating = (async () => {
       for await (const event of conversation.events()) {

@@ -7,6 +7,7 @@ import {
   type ConsumerMessages,
   type JetStreamClient,
   type JsMsg,
+  type MsgRequest,
 } from '@nats-io/jetstream';
 import type { LogEvent, LogRecord } from '@seqline/protocol';
 import { decodeEntry, type LogEntry } from './log-entry.js';
@@ -63,6 +64,14 @@ export class ConversationLog {
   /** The conversation's last event, or null when it has none in the log. */
   async last(conversationId: string): Promise<LogEntry | null> {
     const stored = await this.stream.jsm.streams.getMessage(this.stream.name, { last_by_subj: this.stream.subjects.log(conversationId) });
+    return stored ? decodeEntry(conversationId, stored.seq, stored.data, stored.time) : null;
+  }
+
+  /** The conversation's first event at or after `seq`, by direct get (one round trip, no consumer). */
+  async next(conversationId: string, seq: number): Promise<LogEntry | null> {
+    // STREAM.MSG.GET takes `next_by_subj` since NATS 2.9; the client's type only lists it for direct gets.
+    const request = { seq, next_by_subj: this.stream.subjects.log(conversationId) } as unknown as MsgRequest;
+    const stored = await this.stream.jsm.streams.getMessage(this.stream.name, request);
     return stored ? decodeEntry(conversationId, stored.seq, stored.data, stored.time) : null;
   }
 

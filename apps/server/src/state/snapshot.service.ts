@@ -5,6 +5,8 @@ import { Injectable } from '@nestjs/common';
 import { applyEntry, type ConversationState } from './conversation-state.js';
 
 const CATCH_UP_LIMIT = 100_000;
+/** A cache a few events behind (another instance wrote them) catches up by direct gets; a longer lag by a consumer. */
+const DIRECT_GETS = 8;
 
 /**
  * Builds a conversation's current state: the rows Postgres holds (consistent with its
@@ -32,6 +34,11 @@ export class SnapshotService {
 
   /** Applies the log events after `state.seq`. */
   async catchUp(state: ConversationState): Promise<void> {
+    for (let i = 0; i < DIRECT_GETS; i++) {
+      const entry = await this.log.next(state.conversationId, state.seq + 1);
+      if (!entry) return;
+      applyEntry(state, entry, this.stream.epoch);
+    }
     const entries = await this.log.read(state.conversationId, state.seq, CATCH_UP_LIMIT);
     for (const entry of entries) applyEntry(state, entry, this.stream.epoch);
   }
