@@ -41,7 +41,8 @@ export class CommandSender {
         this.semaphore.release();
       }
       if (reply.ok) return reply.cursor;
-      if (reply.error.code === ErrorCode.Unavailable && Date.now() < deadline) {
+      const retryable = reply.error.code === ErrorCode.Unavailable || reply.error.code === ErrorCode.RateLimited;
+      if (retryable && Date.now() < deadline) {
         await sleep(Math.min(50 * 2 ** attempt, 2_000));
         continue;
       }
