@@ -17,7 +17,7 @@ describe('a cursor older than the log retention', () => {
     await device.close();
 
     // Wait until JetStream has dropped those events; Postgres keeps the history.
-    await eventually(async () => (await server.infra.stream.firstSeq()).first > Number(oldCursor.split('-')[1]), 15_000, 'retention');
+    await eventually(async () => (await server.infra.stream.bounds()).first > Number(oldCursor.split('-')[1]), 15_000, 'retention');
     expect((await server.infra.prisma.message.findFirst({ where: { conversationId: 'old', id: 'first' } }))?.text).toBe('early text');
 
     const late = new WsDevice(server.url, 'old');

@@ -1,15 +1,12 @@
 import 'reflect-metadata';
-import { resolve } from 'node:path';
 import { ConfigError, loadEnv, settingsFrom } from '@seqline/config';
 import { DatabaseUnreachableError } from '@seqline/persistence';
 import { NatsUnreachableError } from '@seqline/streams';
-import { startServer } from './server.js';
+import { defaultAssets, startServer } from './server.js';
 
 async function main(): Promise<void> {
   const settings = settingsFrom(loadEnv());
-  const server = await startServer(settings, {
-    assets: [{ dir: resolve('apps/server/public') }, { dir: resolve('libs/client/dist/browser'), prefix: '/sdk/' }],
-  });
+  const server = await startServer(settings, { assets: defaultAssets() });
   server.infra.logger.info({ url: `http://${settings.http.host}:${settings.http.port}` }, 'seqline serving');
   const stop = (signal: string): void => {
     server.infra.logger.info({ signal }, 'draining');

@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { WsAdapter } from '@nestjs/platform-ws';
@@ -18,6 +19,11 @@ export interface ServerOptions {
   prismaDir?: string;
   /** Folders served as static files (the demo web app, the device SDK bundle). */
   assets?: { dir: string; prefix?: string }[];
+}
+
+/** What every instance serves besides the API: the demo web app and the browser build of the device SDK. */
+export function defaultAssets(root = process.cwd()): { dir: string; prefix?: string }[] {
+  return [{ dir: resolve(root, 'apps/server/public') }, { dir: resolve(root, 'libs/client/dist/browser'), prefix: '/sdk/' }];
 }
 
 export async function startServer(settings: Settings, options: ServerOptions = {}): Promise<RunningServer> {

@@ -1,3 +1,4 @@
+import { DEFAULT_LIMITS } from '@seqline/protocol';
 import { z } from 'zod';
 
 const durationMs = z
@@ -42,10 +43,10 @@ export const EnvSchema = z.object({
   WS_MAX_BUFFERED_BYTES: wholeNumber(1).default(1024 * 1024),
   SSE_HEARTBEAT_INTERVAL: durationMs.default(15_000),
   SSE_MAX_DURATION: durationMs.default(30 * 60_000),
-  LIMIT_FRAME_BYTES: wholeNumber(1).default(64 * 1024),
-  LIMIT_DELTA_CHARS: wholeNumber(1).default(16 * 1024),
-  LIMIT_MESSAGE_CHARS: wholeNumber(1).default(256 * 1024),
-  LIMIT_SUBSCRIPTIONS_PER_SOCKET: wholeNumber(1).default(32),
+  LIMIT_FRAME_BYTES: wholeNumber(1).default(DEFAULT_LIMITS.frameBytes),
+  LIMIT_DELTA_CHARS: wholeNumber(1).default(DEFAULT_LIMITS.deltaChars),
+  LIMIT_MESSAGE_CHARS: wholeNumber(1).default(DEFAULT_LIMITS.messageChars),
+  LIMIT_SUBSCRIPTIONS_PER_SOCKET: wholeNumber(1).default(DEFAULT_LIMITS.subscriptionsPerSocket),
   AUTH_JWT_SECRET: z.string().min(32, 'a secret of at least 32 characters').optional(),
   AUTH_JWKS_URL: url(['https:', 'http:']).optional(),
   AUTH_AUDIENCE: z.string().default('seqline'),

@@ -1,7 +1,6 @@
 import type { PrismaService } from './prisma.service.js';
 import { toMessageState, type MessageState } from './records.js';
 import { Prisma } from './generated/client.js';
-import { formatCursor } from '@seqline/protocol';
 
 export interface ConversationSnapshotRows {
   /** Every event of the conversation up to this stream sequence is reflected in `messages`. */
@@ -59,19 +58,24 @@ export class MessageRepository {
       JOIN unnest(${keys.map((key) => key.conversationId)}::text[], ${keys.map((key) => key.id)}::text[]) AS k(conversation_id, id)
         ON m.conversation_id = k.conversation_id AND m.id = k.id`;
     for (const row of rows) {
-      found.set(messageKey(row.conversation_id, row.id), {
-        id: row.id,
-        author: { role: row.author_role as MessageState['author']['role'], id: row.author_id },
-        status: row.status as MessageState['status'],
-        text: '',
-        parts: row.parts,
-        ...(row.error === null ? {} : { error: row.error }),
-        createdAt: row.created_at.toISOString(),
-        updatedAt: row.updated_at.toISOString(),
-        cursor: formatCursor({ epoch, seq: Number(row.created_seq) }),
-        createdSeq: Number(row.created_seq),
-        appliedSeq: Number(row.applied_seq),
-      });
+      const message = toMessageState(
+        {
+          conversationId: row.conversation_id,
+          id: row.id,
+          authorRole: row.author_role,
+          authorId: row.author_id,
+          status: row.status,
+          text: '',
+          parts: row.parts,
+          error: row.error,
+          createdSeq: BigInt(row.created_seq),
+          appliedSeq: BigInt(row.applied_seq),
+          createdAt: row.created_at,
+          updatedAt: row.updated_at,
+        },
+        epoch,
+      );
+      found.set(messageKey(row.conversation_id, row.id), message);
     }
     return found;
   }

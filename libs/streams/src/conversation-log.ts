@@ -83,7 +83,7 @@ export class ConversationLog {
 
   /** Up to `limit` events after `after`, oldest first, for catch-up and REST reads. */
   async read(conversationId: string, after: number, limit: number): Promise<LogEntry[]> {
-    const { last } = await this.stream.firstSeq();
+    const { last } = await this.stream.bounds();
     if (after >= last) return [];
     const created = await this.addReader(conversationId, after);
     try {

@@ -61,8 +61,8 @@ export class LogStream {
     this.epochValue = epochOf(new Date(info.created));
   }
 
-  /** The oldest sequence the stream still holds; cursors before it may have lost events to retention. */
-  async firstSeq(): Promise<{ first: number; last: number }> {
+  /** The oldest and newest sequences the stream holds; cursors before the oldest may have lost events to retention. */
+  async bounds(): Promise<{ first: number; last: number }> {
     const info = await this.jsm.streams.info(this.options.stream);
     return { first: info.state.first_seq, last: info.state.last_seq };
   }

@@ -2,14 +2,13 @@ import { resolve } from 'node:path';
 import { createLogger, type Settings } from '@seqline/config';
 import { applyMigrations, ConversationRepository, ensureDatabase, MessageRepository, PrismaService } from '@seqline/persistence';
 import { hostname } from 'node:os';
-import { connectNats, ConversationLog, Lease, LogStream, type NatsConnection } from '@seqline/streams';
+import { connectNats, ConversationLog, Lease, LogStream } from '@seqline/streams';
 import type { Logger } from 'pino';
 
 /** The connections a server instance holds; created before Nest so start-up failures are clear. */
 export interface Infrastructure {
   settings: Settings;
   logger: Logger;
-  nc: NatsConnection;
   stream: LogStream;
   log: ConversationLog;
   prisma: PrismaService;
@@ -39,7 +38,6 @@ export async function openInfrastructure(settings: Settings, prismaDir = resolve
     return {
       settings,
       logger,
-      nc,
       stream,
       log: new ConversationLog(stream),
       prisma,

@@ -49,7 +49,7 @@ export class SubscriptionService {
     if (!cursor) throw new SeqlineError(ErrorCode.BadCursor, `"${after}" is not a cursor (expected <epoch>-<sequence>)`);
     if (cursor.epoch !== this.stream.epoch) return this.snapshot(conversationId);
     if (cursor.seq === 0) return this.resume(conversationId, after);
-    const { first, last } = await this.stream.firstSeq();
+    const { first, last } = await this.stream.bounds();
     if (cursor.seq > last) throw new SeqlineError(ErrorCode.BadCursor, `cursor ${after} is ahead of the log`);
     if (cursor.seq < first) return this.snapshot(conversationId);
     const subject = await this.log.subjectAt(cursor.seq);

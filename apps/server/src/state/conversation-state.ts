@@ -1,7 +1,6 @@
-import { applyEvent, type Message } from '@seqline/protocol';
+import { applyEvent, formatCursor, type Message } from '@seqline/protocol';
 import type { MessageState } from '@seqline/persistence';
 import type { LogEntry } from '@seqline/streams';
-import { formatCursor } from '@seqline/protocol';
 
 /** A conversation's messages as of log sequence `seq`. */
 export interface ConversationState {
