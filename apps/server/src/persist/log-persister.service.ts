@@ -11,6 +11,7 @@ import { MetricsService } from '../metrics/metrics.service.js';
 const CONSUMER = 'postgres';
 /** How long an event waits before another try when its predecessor in the conversation is not applied yet. */
 const DEFER_MS = 500;
+const STALL_WARN_EVERY = 60;
 
 /**
  * Materialises the log into Postgres: one row per message, updated in batches (every flush
@@ -108,8 +109,17 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
           const entries = batch.map((msg) => decodeEntry(this.stream.subjects.conversationOf(msg.subject), msg.seq, msg.data, new Date()));
           const deferred = await this.write(entries);
           for (const [i, msg] of batch.entries()) {
-            if (deferred.has(i)) msg.nak(DEFER_MS);
-            else msg.ack();
+            if (!deferred.has(i)) {
+              msg.ack();
+              continue;
+            }
+            msg.nak(DEFER_MS);
+            // Normally a predecessor turns up within seconds; one that never does means the database
+            // does not match the log (for instance a fresh database on an old stream).
+            if (msg.info.deliveryCount % STALL_WARN_EVERY === 0) {
+              const entry = entries[i]!;
+              this.logger.warn({ conversationId: entry.conversationId, seq: entry.seq, prev: entry.prev, deliveries: msg.info.deliveryCount }, 'log event still waits for its predecessor in Postgres');
+            }
           }
           return;
         } catch (error) {
