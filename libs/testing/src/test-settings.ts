@@ -31,6 +31,8 @@ export async function dropTestResources(settings: Settings): Promise<void> {
   try {
     const jsm = await jetstreamManager(nc);
     await jsm.streams.delete(settings.log.stream).catch(() => false);
+    // The leadership lease lives in a key-value bucket of its own.
+    await jsm.streams.delete(`KV_${settings.log.stream}_LEASES`).catch(() => false);
   } finally {
     await nc.close();
   }
