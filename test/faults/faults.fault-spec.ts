@@ -131,7 +131,7 @@ describe('fault tolerance on real processes', () => {
     cleanups.push(() => cluster.destroy());
     settings = createTestSettings({ DATABASE_URL: cluster.url('seqline_faults') });
     const server = await ServerProcess.start(settings, FAST_FAILOVER);
-    cleanups.push(() => server.crash());
+    cleanups.push(() => dropTestResources(settings), () => server.crash());
     let deliveredWhileDown = 0;
     const { report, expected } = await runScenario({
       name: 'pgdown',
