@@ -1,7 +1,7 @@
 import { createConversation, eventually, useSeqline, WsDevice } from '@seqline/testing';
 
 describe('a cursor older than the log retention', () => {
-  const seqline = useSeqline({ LOG_RETENTION: '2s', LOG_DUPLICATE_WINDOW: '1s' });
+  const seqline = useSeqline({ LOG_RETENTION: '2s', LOG_DUPLICATE_WINDOW: '1s', FEED_LINGER: '200ms' });
 
   it('gets a snapshot from Postgres, then the live events', async () => {
     const { server } = seqline;
@@ -18,6 +18,8 @@ describe('a cursor older than the log retention', () => {
 
     // Wait until JetStream has dropped those events; Postgres keeps the history.
     await eventually(async () => (await server.infra.stream.bounds()).first > Number(oldCursor.split('-')[1]), 15_000, 'retention');
+    // And until this instance has let go of the conversation's recent events in memory.
+    await eventually(async () => /^seqline_live_feeds 0$/m.test(await (await fetch(`${server.url}/metrics`)).text()), 15_000, 'feed dropped');
     expect((await server.infra.prisma.message.findFirst({ where: { conversationId: 'old', id: 'first' } }))?.text).toBe('early text');
 
     const late = new WsDevice(server.url, 'old');

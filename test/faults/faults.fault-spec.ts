@@ -126,13 +126,15 @@ describe('fault tolerance on real processes', () => {
     await expectRowsConverge(settings.database.url, expected);
   });
 
-  it(`Postgres stopped for ${PG_DOWN_SECONDS} s: live delivery goes on, then Postgres converges to the log`, async () => {
+  it(`Postgres stopped for ${PG_DOWN_SECONDS} s: live delivery goes on, dropped devices resume from their cursors, then Postgres converges to the log`, async () => {
     const cluster = await PostgresCluster.start();
     cleanups.push(() => cluster.destroy());
     settings = createTestSettings({ DATABASE_URL: cluster.url('seqline_faults') });
-    const server = await ServerProcess.start(settings, FAST_FAILOVER);
+    // A one-event window, so resumes read the log rather than the instance's memory.
+    const server = await ServerProcess.start(settings, { ...FAST_FAILOVER, FEED_WINDOW_EVENTS: '1' });
     cleanups.push(() => dropTestResources(settings), () => server.crash());
     let deliveredWhileDown = 0;
+    let resumedWhileDown = 0;
     const { report, expected } = await runScenario({
       name: 'pgdown',
       adminUrl: server.url,
@@ -145,13 +147,21 @@ describe('fault tolerance on real processes', () => {
       fault: async (devices) => {
         cluster.stop();
         const before = devices.reduce((sum, device) => sum + device.events.length, 0);
-        await new Promise((done) => setTimeout(done, PG_DOWN_SECONDS * 1000));
+        const downUntil = Date.now() + PG_DOWN_SECONDS * 1000;
+        await new Promise((done) => setTimeout(done, 2_000));
+        // Every device loses its connection while Postgres is down, and resumes from its cursor: that needs only the log.
+        const framesBefore = devices.map((device) => device.frames.length);
+        for (const device of devices) device.drop();
+        await Promise.all(devices.map((device, i) => device.until(() => device.frames.slice(framesBefore[i]).some((frame) => frame.type === 'subscribed'), 15_000)));
+        resumedWhileDown = devices.filter((device, i) => !device.frames.slice(framesBefore[i]).some((frame) => frame.type === 'error' || frame.type === 'snapshot')).length;
+        await new Promise((done) => setTimeout(done, Math.max(0, downUntil - Date.now())));
         deliveredWhileDown = devices.reduce((sum, device) => sum + device.events.length, 0) - before;
         await cluster.startAgain();
       },
       settleMs: 90_000,
     });
     expect(deliveredWhileDown).toBeGreaterThan(0);
+    expect(resumedWhileDown).toBe(report.devices);
     expectNothingLost(report);
     await expectRowsConverge(settings.database.url, expected, 90_000);
   });

@@ -7,6 +7,9 @@ import { LOGGER, SETTINGS } from './core/tokens.js';
 import { DeviceGateway } from './delivery/ws/device.gateway.js';
 import { SseController } from './delivery/sse/sse.controller.js';
 import { SubscriptionService } from './delivery/subscription.service.js';
+import { CursorResolver } from './delivery/cursor-resolver.js';
+import { LiveFeed } from './delivery/live/live-feed.service.js';
+import { ConnectionLimiter } from './auth/connection-limiter.js';
 import { AgentListener } from './ingest/agent-listener.service.js';
 import { ConversationCommands } from './ingest/conversation-commands.service.js';
 import { ConversationWriter } from './ingest/conversation-writer.service.js';
@@ -47,6 +50,9 @@ export class AppModule {
         AgentListener,
         LogPersister,
         AbandonedAnswerReaper,
+        ConnectionLimiter,
+        CursorResolver,
+        LiveFeed,
         SubscriptionService,
         ConversationsService,
         DeviceGateway,

@@ -30,6 +30,8 @@ interface PendingRequest {
 
 /** Close codes after which reconnecting cannot help. */
 const FINAL_CLOSE_CODES = new Set<number>([CloseCode.FrameTooLarge]);
+/** Error codes after which the same subscribe may well succeed a little later. */
+const RETRYABLE_CODES = new Set<string>(['UNAVAILABLE', 'RATE_LIMITED']);
 
 /**
  * The device SDK: one WebSocket, any number of conversations, each resumed from its stored cursor.
@@ -167,6 +169,7 @@ export class SeqlineClient {
         if (!subscription) return;
         subscription.view.reset({ cursor: frame.cursor, messages: frame.messages });
         subscription.repairing = false;
+        subscription.retries = 0;
         subscription.head = frame.cursor;
         subscription.emit({ type: 'reset' });
         void this.save(subscription);
@@ -177,6 +180,7 @@ export class SeqlineClient {
         const subscription = this.subscriptions.get(frame.conversationId);
         if (!subscription) return;
         subscription.repairing = false;
+        subscription.retries = 0;
         subscription.head = frame.head;
         this.refreshLive(subscription);
         return;
@@ -214,7 +218,7 @@ export class SeqlineClient {
         }
         const subscription = frame.conversationId ? this.subscriptions.get(frame.conversationId) : undefined;
         if (!subscription) return;
-        if (frame.code === 'BAD_CURSOR') {
+        if (frame.code === 'BAD_CURSOR' || frame.code === 'CURSOR_EXPIRED') {
           // Our stored state does not fit this log: start over from a snapshot.
           subscription.view.cursor = undefined;
           void this.store.remove(subscription.conversationId);
@@ -222,6 +226,14 @@ export class SeqlineClient {
           return;
         }
         subscription.emit({ type: 'error', code: frame.code, message: frame.message });
+        // A passing failure (the database down for a snapshot, a limit hit): subscribe again, backing off.
+        if (RETRYABLE_CODES.has(frame.code)) {
+          clearTimeout(subscription.retryTimer);
+          const delay = backoffDelay(subscription.retries++, this.options.reconnect?.minDelayMs ?? 250, this.options.reconnect?.maxDelayMs ?? 15_000);
+          subscription.retryTimer = setTimeout(() => {
+            if (this.subscriptions.get(subscription.conversationId) === subscription) this.sendSubscribe(subscription);
+          }, delay);
+        }
         return;
       }
       default: {

@@ -23,6 +23,10 @@ export class Subscription {
   head: string | undefined;
   /** Set once the stored state is loaded; only then may the subscription be sent. */
   loaded = false;
+  /** @internal Subscribe attempts refused with a retryable error since the last success. */
+  retries = 0;
+  /** @internal */
+  retryTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly listeners = new Set<(change: SubscriptionChange) => void>();
   private readonly iterators = new Set<(event: ConversationEvent | undefined) => void>();
 
@@ -73,6 +77,7 @@ export class Subscription {
   }
 
   close(): void {
+    clearTimeout(this.retryTimer);
     for (const push of this.iterators) push(undefined);
     this.detach(this);
   }

@@ -11,6 +11,8 @@ export interface Settings {
   agentLeaseMs: number;
   ws: { heartbeatMs: number; maxBufferedBytes: number };
   sse: { heartbeatMs: number; maxDurationMs: number };
+  /** Each conversation with local subscribers keeps its recent events in memory, and lingers a while after the last one leaves. */
+  feed: { windowEvents: number; windowBytes: number; lingerMs: number };
   limits: {
     frameBytes: number;
     deltaChars: number;
@@ -43,6 +45,7 @@ export function settingsFrom(env: Env): Settings {
     agentLeaseMs: env.AGENT_LEASE,
     ws: { heartbeatMs: env.WS_HEARTBEAT_INTERVAL, maxBufferedBytes: env.WS_MAX_BUFFERED_BYTES },
     sse: { heartbeatMs: env.SSE_HEARTBEAT_INTERVAL, maxDurationMs: env.SSE_MAX_DURATION },
+    feed: { windowEvents: env.FEED_WINDOW_EVENTS, windowBytes: env.FEED_WINDOW_BYTES, lingerMs: env.FEED_LINGER },
     limits: {
       frameBytes: env.LIMIT_FRAME_BYTES,
       deltaChars: env.LIMIT_DELTA_CHARS,

@@ -1,6 +1,5 @@
 import type { PrismaService } from './prisma.service.js';
 import { toMessageState, type MessageState } from './records.js';
-import { Prisma } from './generated/client.js';
 
 export interface ConversationSnapshotRows {
   /** Every event of the conversation up to this stream sequence is reflected in `messages`. */
@@ -31,17 +30,42 @@ export class MessageRepository {
     return rows.map((row) => toMessageState(row, epoch));
   }
 
-  /** All messages and the watermark they are consistent with, read in one snapshot; null for an unknown conversation. */
+  /**
+   * All messages and the watermark they are consistent with; null for an unknown conversation.
+   * One statement sees one snapshot of the database, so the rows and the watermark agree
+   * without a transaction, and a device opening a conversation costs one round trip.
+   */
   async snapshot(conversationId: string, epoch: string): Promise<ConversationSnapshotRows | null> {
-    const [conversation, rows] = await this.prisma.$transaction(
-      [
-        this.prisma.conversation.findUnique({ where: { id: conversationId }, select: { appliedSeq: true } }),
-        this.prisma.message.findMany({ where: { conversationId }, orderBy: { createdSeq: 'asc' } }),
-      ],
-      { isolationLevel: Prisma.TransactionIsolationLevel.RepeatableRead },
-    );
-    if (!conversation) return null;
-    return { appliedSeq: Number(conversation.appliedSeq), messages: rows.map((row) => toMessageState(row, epoch)) };
+    const rows = await this.prisma.$queryRaw<SnapshotRow[]>`
+      SELECT c.applied_seq::text AS conversation_applied_seq, m.id, m.author_role, m.author_id, m.status, m.text, m.parts, m.error,
+             m.created_seq::text AS created_seq, m.applied_seq::text AS applied_seq, m.created_at, m.updated_at
+      FROM conversations c
+      LEFT JOIN messages m ON m.conversation_id = c.id
+      WHERE c.id = ${conversationId}
+      ORDER BY m.created_seq`;
+    if (rows.length === 0) return null;
+    const messages = rows
+      .filter((row): row is SnapshotRow & { id: string } => row.id !== null)
+      .map((row) =>
+        toMessageState(
+          {
+            conversationId,
+            id: row.id,
+            authorRole: row.author_role!,
+            authorId: row.author_id!,
+            status: row.status!,
+            text: row.text!,
+            parts: row.parts!,
+            error: row.error,
+            createdSeq: BigInt(row.created_seq!),
+            appliedSeq: BigInt(row.applied_seq!),
+            createdAt: row.created_at!,
+            updatedAt: row.updated_at!,
+          },
+          epoch,
+        ),
+      );
+    return { appliedSeq: Number(rows[0]!.conversation_applied_seq), messages };
   }
 
   /**
@@ -162,4 +186,20 @@ interface MessageHeadRow {
 
 export function messageKey(conversationId: string, id: string): string {
   return `${conversationId}\u0000${id}`;
+}
+
+/** One row of the snapshot read: the conversation's watermark, and one message (all null when it has none). */
+interface SnapshotRow {
+  conversation_applied_seq: string;
+  id: string | null;
+  author_role: string | null;
+  author_id: string | null;
+  status: string | null;
+  text: string | null;
+  parts: number | null;
+  error: string | null;
+  created_seq: string | null;
+  applied_seq: string | null;
+  created_at: Date | null;
+  updated_at: Date | null;
 }

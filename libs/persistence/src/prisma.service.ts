@@ -5,6 +5,6 @@ import { schemaOf } from './schema-engine.js';
 /** The Prisma client, over the `pg` driver; only repositories use it. */
 export class PrismaService extends PrismaClient {
   constructor(url: string) {
-    super({ adapter: new PrismaPg({ connectionString: url, max: 10 }, { schema: schemaOf(url) }) });
+    super({ adapter: new PrismaPg({ connectionString: url, max: 25 }, { schema: schemaOf(url) }) });
   }
 }

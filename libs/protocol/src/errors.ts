@@ -4,6 +4,8 @@ export const ErrorCode = {
   FrameTooLarge: 'FRAME_TOO_LARGE',
   ValidationFailed: 'VALIDATION_FAILED',
   BadCursor: 'BAD_CURSOR',
+  /** The log no longer holds the events after this cursor (retention, or a recreated log): load state again. */
+  CursorExpired: 'CURSOR_EXPIRED',
   UnknownConversation: 'UNKNOWN_CONVERSATION',
   ConversationExists: 'CONVERSATION_EXISTS',
   UnknownMessage: 'UNKNOWN_MESSAGE',

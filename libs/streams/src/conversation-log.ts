@@ -4,19 +4,19 @@ import {
   jetstream,
   JetStreamApiError,
   type ConsumerInfo,
-  type ConsumerMessages,
   type JetStreamClient,
   type JsMsg,
   type MsgRequest,
 } from '@nats-io/jetstream';
 import type { LogEvent, LogRecord } from '@seqline/protocol';
-import { decodeEntry, type LogEntry } from './log-entry.js';
+import { decodeDeliveredEntry, decodeEntry, type LogEntry } from './log-entry.js';
 import type { LogStream } from './log-stream.js';
 
 const encoder = new TextEncoder();
 const nanos = (ms: number): number => ms * 1_000_000;
 /** JetStream's error code for a failed `expect.lastSubjectSequence`. */
 const WRONG_LAST_SEQUENCE = 10071;
+const READ_PULL = 10_000;
 
 export class WrongLastSequenceError extends Error {}
 
@@ -81,10 +81,11 @@ export class ConversationLog {
     return stored?.subject ?? null;
   }
 
-  /** Up to `limit` events after `after`, oldest first, for catch-up and REST reads. */
+  /**
+   * Up to `limit` events after `after`, oldest first, for catch-up and REST reads: one short-lived
+   * consumer, asked once for everything it has pending (in pulls of at most `READ_PULL`).
+   */
   async read(conversationId: string, after: number, limit: number): Promise<LogEntry[]> {
-    const { last } = await this.stream.bounds();
-    if (after >= last) return [];
     const created = await this.addReader(conversationId, after);
     try {
       // Fetch exactly what is pending, so the read never waits out a fetch expiry for messages that will not come.
@@ -92,7 +93,7 @@ export class ConversationLog {
       const consumer = await this.js.consumers.get(this.stream.name, created.name);
       const entries: LogEntry[] = [];
       while (entries.length < limit && pending > 0) {
-        const batch = await consumer.fetch({ max_messages: Math.min(limit - entries.length, pending, 500), expires: 5_000 });
+        const batch = await consumer.fetch({ max_messages: Math.min(limit - entries.length, pending, READ_PULL), expires: 5_000 });
         let got = 0;
         for await (const msg of batch) {
           entries.push(this.decode(conversationId, msg));
@@ -104,61 +105,6 @@ export class ConversationLog {
       return entries;
     } finally {
       await this.stream.jsm.consumers.delete(this.stream.name, created.name).catch(() => false);
-    }
-  }
-
-  /**
-   * Every event after `after`, then live events as they are written, in order, until `signal`
-   * aborts. If the consumer is lost (NATS restart, missed heartbeats), it is set up again from
-   * the last delivered event, so the sequence has no gap and no repeat.
-   */
-  async *tail(conversationId: string, after: number, signal: AbortSignal): AsyncGenerator<LogEntry> {
-    let last = after;
-    while (!signal.aborted) {
-      let messages: ConsumerMessages | undefined;
-      const stop = (): void => void messages?.close();
-      try {
-        const { name } = await this.addReader(conversationId, last);
-        const consumer = await this.js.consumers.get(this.stream.name, name);
-        // Heartbeats reveal a consumer lost with a NATS restart within seconds.
-        messages = await consumer.consume({ max_messages: 256, idle_heartbeat: 1_000 });
-        signal.addEventListener('abort', stop, { once: true });
-        void this.watch(messages);
-        for await (const msg of messages) {
-          const entry = this.decode(conversationId, msg);
-          if (entry.seq <= last) continue;
-          last = entry.seq;
-          yield entry;
-        }
-      } catch (error) {
-        if (signal.aborted) return;
-        await sleep(250);
-      } finally {
-        signal.removeEventListener('abort', stop);
-        if (messages) void messages.close();
-      }
-      if (!signal.aborted) await sleep(100);
-    }
-  }
-
-  /** Ends a consume loop whose consumer vanished, so `tail` sets up a new one. */
-  private async watch(messages: ConsumerMessages): Promise<void> {
-    for await (const status of messages.status()) {
-      switch (status.type) {
-        case 'consumer_not_found':
-        case 'consumer_deleted':
-        case 'stream_not_found':
-          void messages.close();
-          return;
-        case 'heartbeats_missed':
-          if (status.count >= 2) {
-            void messages.close();
-            return;
-          }
-          break;
-        default:
-          break;
-      }
     }
   }
 
@@ -175,10 +121,6 @@ export class ConversationLog {
   }
 
   private decode(conversationId: string, msg: JsMsg): LogEntry {
-    return decodeEntry(conversationId, msg.seq, msg.data, new Date(Math.floor(msg.info.timestampNanos / 1_000_000)));
+    return decodeDeliveredEntry(conversationId, msg.seq, msg.data, new Date(Math.floor(msg.info.timestampNanos / 1_000_000)));
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

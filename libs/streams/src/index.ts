@@ -2,4 +2,5 @@ export * from './nats-connection.js';
 export * from './log-entry.js';
 export * from './log-stream.js';
 export * from './conversation-log.js';
+export * from './log-tail.js';
 export * from './lease.js';

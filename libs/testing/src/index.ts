@@ -10,3 +10,4 @@ export * from './processes/server-process.js';
 export * from './processes/nats-process.js';
 export * from './processes/postgres-cluster.js';
 export * from './processes/tcp-proxy.js';
+export * from './seeded-random.js';

@@ -11,6 +11,7 @@ export class WsDevice {
   readonly events: ConversationEvent[] = [];
   readonly violations: string[] = [];
   readonly messages = new Map<string, Message>();
+  private readonly seen = new Set<string>();
   cursor: string | undefined;
   /** Called with every event as it arrives (benchmarks time deliveries here). */
   onEvent?: (event: ConversationEvent) => void;
@@ -110,9 +111,10 @@ export class WsDevice {
         break;
       case 'event': {
         const { type: _type, ...event } = frame;
-        if (this.events.some((seen) => seen.cursor === event.cursor)) this.violations.push(`duplicate ${event.cursor}`);
+        if (this.seen.has(event.cursor)) this.violations.push(`duplicate ${event.cursor}`);
         else if (event.prev !== this.cursor) this.violations.push(`gap: ${event.cursor} follows ${event.prev}, device was at ${this.cursor}`);
         this.events.push(event);
+        this.seen.add(event.cursor);
         if (!applyEvent(this.messages, event.event, event.cursor)) this.violations.push(`could not apply ${event.cursor}`);
         this.cursor = event.cursor;
         this.onEvent?.(event);

@@ -1,8 +1,10 @@
 import { Injectable } from '@nestjs/common';
-import { ConversationRepository, toPublicMessage } from '@seqline/persistence';
-import { ErrorCode, formatCursor, parseCursor, SeqlineError, type ConversationEvent, type Message } from '@seqline/protocol';
-import { ConversationLog, LogStream, toConversationEvent } from '@seqline/streams';
-import { SnapshotService } from '../state/snapshot.service.js';
+import { ErrorCode, formatCursor, SeqlineError, type Message } from '@seqline/protocol';
+import { ConversationLog, LogStream } from '@seqline/streams';
+import { CursorResolver } from './cursor-resolver.js';
+import type { FeedSink, FeedSubscription } from './live/conversation-feed.js';
+import { LiveFeed, type HeldFeed } from './live/live-feed.service.js';
+import type { Snapshot } from './live/snapshot-keeper.js';
 
 /** How a subscription starts: from the device's cursor, or from a snapshot when there is none or it is too old. */
 export type SubscriptionStart =
@@ -11,66 +13,64 @@ export type SubscriptionStart =
 
 export interface OpenSubscription {
   start: SubscriptionStart;
-  /** Every event after `start.cursor`, then live ones, in order, until the signal aborts. */
-  events: AsyncGenerator<ConversationEvent>;
+  /**
+   * Sends every event after `start.cursor` to `sink`, then live ones, in order. Call it right
+   * after sending the start frame: events the instance holds in memory go out before it returns.
+   */
+  attach(sink: FeedSink): FeedSubscription;
+  /** Gives the subscription up without attaching (the device left meanwhile). */
+  cancel(): void;
 }
 
 /**
- * Shared by the WebSocket gateway and the SSE endpoint: both give the same replay-then-live
- * guarantee because catch-up and live events come from one JetStream consumer that starts
- * right after the cursor.
+ * Shared by the WebSocket gateway and the SSE endpoint, so both give the same guarantee:
+ * everything after the cursor, then live events, with no gap and no duplicate at the seam.
  */
 @Injectable()
 export class SubscriptionService {
   constructor(
-    private readonly conversations: ConversationRepository,
+    private readonly live: LiveFeed,
+    private readonly cursors: CursorResolver,
     private readonly log: ConversationLog,
     private readonly stream: LogStream,
-    private readonly snapshots: SnapshotService,
   ) {}
 
-  async open(conversationId: string, after: string | undefined, signal: AbortSignal): Promise<OpenSubscription> {
-    if (!(await this.conversations.exists(conversationId))) {
-      throw new SeqlineError(ErrorCode.UnknownConversation, `conversation ${conversationId} does not exist`);
+  async open(conversationId: string, after: string | undefined): Promise<OpenSubscription> {
+    // Held before anything is read, so every event written from now on reaches the feed.
+    const held = this.live.hold(conversationId);
+    try {
+      const position = await this.cursors.resolve(conversationId, after, held.feed);
+      let seq: number;
+      let atHead: boolean;
+      let start: SubscriptionStart;
+      if (position.kind === 'resume') {
+        seq = position.seq;
+        atHead = position.atHead ?? false;
+        const head = held.feed.knownHead ?? (atHead ? seq : ((await this.log.last(conversationId))?.seq ?? 0));
+        start = { mode: 'resume', cursor: this.cursor(seq), head: this.cursor(Math.max(head, seq)) };
+      } else {
+        const snapshot = await this.snapshot(held);
+        seq = snapshot.seq;
+        atHead = snapshot.atHead;
+        start = { mode: 'snapshot', cursor: this.cursor(seq), messages: snapshot.messages };
+      }
+      return { start, attach: (sink) => held.feed.subscribe(sink, seq, { release: held.release, atHead }), cancel: held.release };
+    } catch (error) {
+      held.release();
+      throw error;
     }
-    const start = await this.startFrom(conversationId, after);
-    const seq = parseCursor(start.cursor)!.seq;
-    return { start, events: this.events(conversationId, seq, signal) };
   }
 
-  private async *events(conversationId: string, after: number, signal: AbortSignal): AsyncGenerator<ConversationEvent> {
-    for await (const entry of this.log.tail(conversationId, after, signal)) yield toConversationEvent(entry, this.stream.epoch);
-  }
-
-  /** Resumes where the cursor is still backed by the log; falls back to a snapshot otherwise. */
-  private async startFrom(conversationId: string, after: string | undefined): Promise<SubscriptionStart> {
-    if (after === undefined || after === '') return this.snapshot(conversationId);
-    const cursor = parseCursor(after);
-    if (!cursor) throw new SeqlineError(ErrorCode.BadCursor, `"${after}" is not a cursor (expected <epoch>-<sequence>)`);
-    if (cursor.epoch !== this.stream.epoch) return this.snapshot(conversationId);
-    if (cursor.seq === 0) return this.resume(conversationId, after);
-    const { first, last } = await this.stream.bounds();
-    if (cursor.seq > last) throw new SeqlineError(ErrorCode.BadCursor, `cursor ${after} is ahead of the log`);
-    if (cursor.seq < first) return this.snapshot(conversationId);
-    const subject = await this.log.subjectAt(cursor.seq);
-    if (subject === null) return this.snapshot(conversationId);
-    if (subject !== this.stream.subjects.log(conversationId)) {
-      throw new SeqlineError(ErrorCode.BadCursor, `cursor ${after} does not belong to conversation ${conversationId}`);
+  private async snapshot(held: HeldFeed): Promise<Snapshot> {
+    try {
+      return await held.snapshots.snapshot();
+    } catch (error) {
+      if (error instanceof SeqlineError) throw error;
+      throw new SeqlineError(ErrorCode.Unavailable, 'history cannot be loaded right now (the database is unreachable); retry shortly, or resume from a cursor');
     }
-    return this.resume(conversationId, after);
   }
 
-  private async resume(conversationId: string, after: string): Promise<SubscriptionStart> {
-    const last = await this.log.last(conversationId);
-    return { mode: 'resume', cursor: after, head: formatCursor({ epoch: this.stream.epoch, seq: last?.seq ?? 0 }) };
-  }
-
-  private async snapshot(conversationId: string): Promise<SubscriptionStart> {
-    const state = await this.snapshots.build(conversationId);
-    return {
-      mode: 'snapshot',
-      cursor: formatCursor({ epoch: this.stream.epoch, seq: state.seq }),
-      messages: [...state.messages.values()].sort((a, b) => a.createdSeq - b.createdSeq).map(toPublicMessage),
-    };
+  private cursor(seq: number): string {
+    return formatCursor({ epoch: this.stream.epoch, seq });
   }
 }

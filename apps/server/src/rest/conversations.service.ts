@@ -15,6 +15,7 @@ import {
 } from '@seqline/protocol';
 import { ConversationLog, LogStream, toConversationEvent } from '@seqline/streams';
 import { ConversationCommands } from '../ingest/conversation-commands.service.js';
+import { CursorResolver } from '../delivery/cursor-resolver.js';
 
 @Injectable()
 export class ConversationsService {
@@ -24,6 +25,7 @@ export class ConversationsService {
     private readonly log: ConversationLog,
     private readonly stream: LogStream,
     private readonly commands: ConversationCommands,
+    private readonly cursors: CursorResolver,
   ) {}
 
   async create(body: CreateConversationBody): Promise<ConversationRecord> {
@@ -52,10 +54,21 @@ export class ConversationsService {
     return { items: rows.map(toPublicMessage), next: rows.length === page.limit ? rows.at(-1)!.cursor : null };
   }
 
-  /** Raw events after a cursor, straight from the log. */
+  /**
+   * Raw events after a cursor, straight from the log; without one, from the oldest event the log
+   * still holds. A cursor is judged as on every transport (see CursorResolver); one the log can
+   * no longer continue from answers `CURSOR_EXPIRED`, where a stream would send a snapshot.
+   */
   async events(id: string, page: PageQuery): Promise<Page<ConversationEvent>> {
-    const after = this.afterSeq(page.after);
     await this.get(id);
+    let after = 0;
+    if (page.after !== undefined) {
+      const start = await this.cursors.resolve(id, page.after);
+      if (start.kind === 'reload') {
+        throw new SeqlineError(ErrorCode.CursorExpired, `the log no longer holds the events after ${page.after}; read the history from /v1/conversations/${id}/messages`);
+      }
+      after = start.seq;
+    }
     const entries = await this.log.read(id, after, page.limit);
     const items = entries.map((entry) => toConversationEvent(entry, this.stream.epoch));
     return { items, next: items.length === page.limit ? items.at(-1)!.cursor : null };

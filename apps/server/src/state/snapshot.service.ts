@@ -20,6 +20,7 @@ export class SnapshotService {
     private readonly stream: LogStream,
   ) {}
 
+  /** The state as of the log's head when the last read ended (see `catchUp`). */
   async build(conversationId: string): Promise<ConversationState> {
     const rows = await this.messages.snapshot(conversationId, this.stream.epoch);
     if (!rows) throw new SeqlineError(ErrorCode.UnknownConversation, `conversation ${conversationId} does not exist`);
@@ -32,14 +33,20 @@ export class SnapshotService {
     return state;
   }
 
-  /** Applies the log events after `state.seq`. */
+  /**
+   * Applies the log events after `state.seq`, until a read finds nothing more: when it returns,
+   * the log held nothing after `state.seq` at some moment during the call.
+   */
   async catchUp(state: ConversationState): Promise<void> {
     for (let i = 0; i < DIRECT_GETS; i++) {
       const entry = await this.log.next(state.conversationId, state.seq + 1);
       if (!entry) return;
       applyEntry(state, entry, this.stream.epoch);
     }
-    const entries = await this.log.read(state.conversationId, state.seq, CATCH_UP_LIMIT);
-    for (const entry of entries) applyEntry(state, entry, this.stream.epoch);
+    for (;;) {
+      const entries = await this.log.read(state.conversationId, state.seq, CATCH_UP_LIMIT);
+      for (const entry of entries) applyEntry(state, entry, this.stream.epoch);
+      if (entries.length < CATCH_UP_LIMIT) return;
+    }
   }
 }

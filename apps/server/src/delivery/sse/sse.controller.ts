@@ -1,31 +1,36 @@
 import { Controller, Get, Headers, Inject, Param, Query, Req, Res, type BeforeApplicationShutdown } from '@nestjs/common';
 import type { Settings } from '@seqline/config';
-import { IdSchema } from '@seqline/protocol';
+import { ErrorCode, IdSchema, SeqlineError } from '@seqline/protocol';
 import type { Request, Response } from 'express';
 import { SETTINGS } from '../../core/tokens.js';
 import { ZodValidationPipe } from '../../rest/zod-validation.pipe.js';
 import { Authenticator, credentialsFrom } from '../../auth/authenticator.service.js';
-import { requireRight } from '../../auth/principal.js';
+import { ConnectionLimiter } from '../../auth/connection-limiter.js';
+import { requireRight, userOf } from '../../auth/principal.js';
+import { MetricsService } from '../../metrics/metrics.service.js';
 import { SubscriptionService } from '../subscription.service.js';
 
 /**
  * `GET /v1/conversations/:id/stream`: the same replay-then-live stream as the WebSocket, as
  * `text/event-stream`. Every event's `id:` is its cursor, so a browser's EventSource resumes
- * with `Last-Event-ID` by itself.
+ * with `Last-Event-ID` by itself. SSE streams count towards the same per-user connection limit
+ * and subscription gauge as WebSockets.
  */
 @Controller('v1/conversations')
 export class SseController implements BeforeApplicationShutdown {
-  private readonly open = new Set<AbortController>();
+  private readonly open = new Set<() => void>();
 
   constructor(
     private readonly subscriptions: SubscriptionService,
     private readonly authenticator: Authenticator,
+    private readonly connections: ConnectionLimiter,
+    private readonly metrics: MetricsService,
     @Inject(SETTINGS) private readonly settings: Settings,
   ) {}
 
   /** Ends every stream on shutdown; browsers reconnect (to another instance) with Last-Event-ID. */
   beforeApplicationShutdown(): void {
-    for (const controller of this.open) controller.abort();
+    for (const end of this.open) end();
   }
 
   @Get(':id/stream')
@@ -38,41 +43,74 @@ export class SseController implements BeforeApplicationShutdown {
   ): Promise<void> {
     const principal = await this.authenticator.authenticate(credentialsFrom(request.headers, request.url));
     requireRight(principal, id, 'read');
-    const controller = new AbortController();
-    this.open.add(controller);
-    request.on('close', () => controller.abort());
-    controller.signal.addEventListener('abort', () => this.open.delete(controller), { once: true });
-    // The stream ends when the token does; EventSource reconnects, and a fresh token is needed then.
-    if (principal.kind !== 'open' && principal.expiresAt) setTimeout(() => controller.abort(), Math.max(0, principal.expiresAt.getTime() - Date.now())).unref();
-    const { start, events } = await this.subscriptions.open(id, lastEventId ?? after, controller.signal);
-    response.writeHead(200, {
-      'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-cache, no-transform',
-      connection: 'keep-alive',
-      'x-accel-buffering': 'no',
-    });
-    response.write('retry: 1000\n\n');
-    if (start.mode === 'snapshot') response.write(frame('snapshot', start.cursor, { conversationId: id, cursor: start.cursor, messages: start.messages }));
-    const heartbeat = setInterval(() => response.write(': heartbeat\n\n'), this.settings.sse.heartbeatMs);
-    // Streams are recycled now and then so load spreads over instances; EventSource resumes with Last-Event-ID.
-    const recycle = setTimeout(() => controller.abort(), this.settings.sse.maxDurationMs);
+    const release = this.connections.admit(userOf(principal));
+    if (!release) throw new SeqlineError(ErrorCode.RateLimited, `at most ${this.connections.limit} connections per user (WebSocket and SSE together)`);
+    this.metrics.subscriptions.inc();
+    const timers: NodeJS.Timeout[] = [];
+    let ended = false;
+    let cancel = (): void => undefined;
+    const end = (): void => {
+      if (ended) return;
+      ended = true;
+      this.open.delete(end);
+      for (const timer of timers) clearTimeout(timer);
+      cancel();
+      release();
+      this.metrics.subscriptions.dec();
+      if (response.headersSent) response.end();
+    };
+    this.open.add(end);
+    request.on('close', end);
     try {
-      for await (const event of events) {
-        response.write(frame(undefined, event.cursor, event));
-        // A reader too slow to keep up is cut off rather than buffered without bound; it resumes from Last-Event-ID.
-        if (response.writableLength > this.settings.ws.maxBufferedBytes) {
-          controller.abort();
-          break;
-        }
-      }
-    } finally {
-      clearInterval(heartbeat);
-      clearTimeout(recycle);
-      response.end();
+      const opened = await this.subscriptions.open(id, lastEventId ?? after);
+      if (ended) return opened.cancel();
+      cancel = opened.cancel;
+      response.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache, no-transform',
+        connection: 'keep-alive',
+        'x-accel-buffering': 'no',
+      });
+      response.write('retry: 1000\n\n');
+      const { start } = opened;
+      if (start.mode === 'snapshot') response.write(frame('snapshot', start.cursor, { conversationId: id, cursor: start.cursor, messages: start.messages }));
+      const subscription = opened.attach({
+        batch: (send) => {
+          response.cork();
+          try {
+            send();
+          } finally {
+            response.uncork();
+          }
+        },
+        send: (event) => {
+          if (ended) return false;
+          response.write(event.sseFrame);
+          // A reader too slow to keep up is cut off rather than buffered without bound; it resumes from Last-Event-ID.
+          if (response.writableLength > this.settings.ws.maxBufferedBytes) {
+            end();
+            return false;
+          }
+          return true;
+        },
+        fail: (error) => {
+          response.write(frame('error', undefined, error instanceof SeqlineError ? error.toBody() : { code: ErrorCode.Unavailable, message: 'the stream failed; reconnect' }));
+          end();
+        },
+      });
+      cancel = () => subscription.close();
+      timers.push(setInterval(() => response.write(': heartbeat\n\n'), this.settings.sse.heartbeatMs));
+      // Streams are recycled now and then so load spreads over instances; EventSource resumes with Last-Event-ID.
+      timers.push(setTimeout(end, this.settings.sse.maxDurationMs));
+      // The stream ends when the token does; EventSource reconnects, and a fresh token is needed then.
+      if (principal.kind !== 'open' && principal.expiresAt) timers.push(setTimeout(end, Math.max(0, principal.expiresAt.getTime() - Date.now())));
+    } catch (error) {
+      end();
+      throw error;
     }
   }
 }
 
-function frame(event: string | undefined, id: string, data: unknown): string {
-  return `${event ? `event: ${event}\n` : ''}id: ${id}\ndata: ${JSON.stringify(data)}\n\n`;
+function frame(event: string | undefined, id: string | undefined, data: unknown): string {
+  return `${event ? `event: ${event}\n` : ''}${id ? `id: ${id}\n` : ''}data: ${JSON.stringify(data)}\n\n`;
 }

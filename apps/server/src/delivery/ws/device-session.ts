@@ -10,6 +10,7 @@ import {
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
 import type { ConversationCommands } from '../../ingest/conversation-commands.service.js';
+import type { FeedSubscription } from '../live/conversation-feed.js';
 import type { SubscriptionService } from '../subscription.service.js';
 import type { MetricsService } from '../../metrics/metrics.service.js';
 import type { Authenticator } from '../../auth/authenticator.service.js';
@@ -27,11 +28,16 @@ export interface DeviceSessionDeps {
   logger: Logger;
 }
 
+/** One conversation a socket follows; `ended` is set as soon as the device no longer wants it, even mid-open. */
+interface SocketSubscription {
+  ended: boolean;
+  feed?: FeedSubscription;
+}
+
 /** One device's WebSocket: its subscriptions, its commands, its heartbeat. */
 export class DeviceSession {
-  private readonly subscriptions = new Map<string, AbortController>();
+  private readonly subscriptions = new Map<string, SocketSubscription>();
   private alive = true;
-  private readonly heartbeat: NodeJS.Timeout;
   private expiry?: NodeJS.Timeout;
   private static nextId = 0;
   private readonly id = `s${++DeviceSession.nextId}`;
@@ -45,7 +51,6 @@ export class DeviceSession {
     this.armExpiry();
     socket.on('pong', () => (this.alive = true));
     socket.on('close', () => this.dispose());
-    this.heartbeat = setInterval(() => this.beat(), deps.settings.ws.heartbeatMs);
   }
 
   /** Ends the session with a close code a client understands (e.g. going away on shutdown). */
@@ -54,7 +59,8 @@ export class DeviceSession {
     this.socket.close(code, reason);
   }
 
-  private beat(): void {
+  /** Called by the gateway on every heartbeat tick: one timer for all sockets. */
+  beat(): void {
     if (!this.alive) {
       this.deps.logger.info('device missed a heartbeat; closing');
       this.dispose();
@@ -79,9 +85,17 @@ export class DeviceSession {
 
   private dispose(): void {
     clearTimeout(this.expiry);
-    clearInterval(this.heartbeat);
-    for (const controller of this.subscriptions.values()) controller.abort();
-    this.subscriptions.clear();
+    for (const conversationId of [...this.subscriptions.keys()]) this.end(conversationId);
+  }
+
+  /** Ends the socket's subscription to a conversation, wherever it is in its life. */
+  private end(conversationId: string, only?: SocketSubscription): void {
+    const subscription = this.subscriptions.get(conversationId);
+    if (!subscription || (only && subscription !== only)) return;
+    this.subscriptions.delete(conversationId);
+    subscription.ended = true;
+    subscription.feed?.close();
+    this.deps.metrics.subscriptions.dec();
   }
 
   private async receive(data: Buffer, isBinary: boolean): Promise<void> {
@@ -118,10 +132,8 @@ export class DeviceSession {
         requireRight(this.principal, frame.conversationId, 'read');
         return this.subscribe(frame.conversationId, frame.after, frame.ref);
       case 'unsubscribe': {
-        const controller = this.subscriptions.get(frame.conversationId);
-        if (!controller) throw new SeqlineError(ErrorCode.NotSubscribed, `not subscribed to ${frame.conversationId}`);
-        controller.abort();
-        this.subscriptions.delete(frame.conversationId);
+        if (!this.subscriptions.has(frame.conversationId)) throw new SeqlineError(ErrorCode.NotSubscribed, `not subscribed to ${frame.conversationId}`);
+        this.end(frame.conversationId);
         this.send({ type: 'unsubscribed', ref: frame.ref, conversationId: frame.conversationId });
         return;
       }
@@ -151,12 +163,11 @@ export class DeviceSession {
         this.principal = next;
         this.armExpiry();
         // Subscriptions the new token no longer grants end here.
-        for (const [conversationId, controller] of this.subscriptions) {
+        for (const conversationId of [...this.subscriptions.keys()]) {
           try {
             requireRight(next, conversationId, 'read');
           } catch (error) {
-            controller.abort();
-            this.subscriptions.delete(conversationId);
+            this.end(conversationId);
             this.sendError(error, undefined, conversationId);
           }
         }
@@ -171,34 +182,60 @@ export class DeviceSession {
   }
 
   private async subscribe(conversationId: string, after: string | undefined, ref: string | undefined): Promise<void> {
-    const existing = this.subscriptions.get(conversationId);
-    if (!existing && this.subscriptions.size >= this.deps.settings.limits.subscriptionsPerSocket) {
+    if (!this.subscriptions.has(conversationId) && this.subscriptions.size >= this.deps.settings.limits.subscriptionsPerSocket) {
       throw new SeqlineError(ErrorCode.TooManySubscriptions, `a socket may hold ${this.deps.settings.limits.subscriptionsPerSocket} subscriptions`);
     }
-    existing?.abort();
-    const controller = new AbortController();
-    this.subscriptions.set(conversationId, controller);
+    this.end(conversationId);
+    const subscription: SocketSubscription = { ended: false };
+    this.subscriptions.set(conversationId, subscription);
     this.deps.metrics.subscriptions.inc();
-    controller.signal.addEventListener('abort', () => this.deps.metrics.subscriptions.dec(), { once: true });
+    let opened;
     try {
-      const { start, events } = await this.deps.subscriptions.open(conversationId, after, controller.signal);
-      if (controller.signal.aborted) return;
-      if (start.mode === 'snapshot') this.send({ type: 'snapshot', ref, conversationId, cursor: start.cursor, messages: start.messages });
-      else this.send({ type: 'subscribed', ref, conversationId, cursor: start.cursor, head: start.head });
-      for await (const event of events) {
-        if (!this.send({ type: 'event', ...event })) break;
-      }
+      opened = await this.deps.subscriptions.open(conversationId, after);
     } catch (error) {
-      if (this.subscriptions.get(conversationId) === controller) this.subscriptions.delete(conversationId);
-      controller.abort();
+      this.end(conversationId, subscription);
       this.sendError(error, ref, conversationId);
+      return;
+    }
+    // The device left, unsubscribed or subscribed again while this one was opening.
+    if (subscription.ended || this.socket.readyState !== this.socket.OPEN) {
+      opened.cancel();
+      this.end(conversationId, subscription);
+      return;
+    }
+    const { start } = opened;
+    if (start.mode === 'snapshot') this.send({ type: 'snapshot', ref, conversationId, cursor: start.cursor, messages: start.messages });
+    else this.send({ type: 'subscribed', ref, conversationId, cursor: start.cursor, head: start.head });
+    subscription.feed = opened.attach({
+      send: (event) => !subscription.ended && this.sendBytes(event.wsFrame),
+      batch: (send) => this.corked(send),
+      fail: (error) => {
+        this.end(conversationId, subscription);
+        this.sendError(error, undefined, conversationId);
+      },
+    });
+  }
+
+  /** Runs `send` with the TCP socket corked: its frames leave in one write instead of one each. */
+  private corked(send: () => void): void {
+    // ws keeps the TCP socket private; corking it is safe, since ws writes each frame whole.
+    const tcp = (this.socket as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
+    tcp?.cork();
+    try {
+      send();
+    } finally {
+      tcp?.uncork();
     }
   }
 
-  /** Sends a frame; a device whose unsent buffer passes the bound is cut off so it cannot slow anyone else. */
   private send(frame: ServerFrame): boolean {
+    return this.sendBytes(JSON.stringify(frame));
+  }
+
+  /** Sends a text frame; a device whose unsent buffer passes the bound is cut off so it cannot slow anyone else. */
+  private sendBytes(data: Buffer | string): boolean {
     if (this.socket.readyState !== this.socket.OPEN) return false;
-    this.socket.send(JSON.stringify(frame));
+    this.socket.send(data, { binary: false });
     if (this.socket.bufferedAmount > this.deps.settings.ws.maxBufferedBytes) {
       this.deps.logger.warn({ buffered: this.socket.bufferedAmount }, 'slow device disconnected');
       this.deps.metrics.slowConsumers.inc();

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { Inject, type BeforeApplicationShutdown } from '@nestjs/common';
+import { Inject, type BeforeApplicationShutdown, type OnModuleDestroy } from '@nestjs/common';
 import { WebSocketGateway, type OnGatewayConnection } from '@nestjs/websockets';
 import type { Settings } from '@seqline/config';
 import { CloseCode, ErrorCode, SeqlineError } from '@seqline/protocol';
@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
 import { Authenticator, credentialsFrom, TokenExpiredError } from '../../auth/authenticator.service.js';
 import { userOf } from '../../auth/principal.js';
+import { ConnectionLimiter } from '../../auth/connection-limiter.js';
 import { RateLimiter } from '../../auth/rate-limiter.js';
 import { LOGGER, SETTINGS } from '../../core/tokens.js';
 import { ConversationCommands } from '../../ingest/conversation-commands.service.js';
@@ -16,20 +17,30 @@ import { DeviceSession } from './device-session.js';
 
 /** `/v1/ws`: devices subscribe from a cursor and post; see docs/protocol.md#devices-over-websocket. */
 @WebSocketGateway({ path: '/v1/ws', maxPayload: 4 * 1024 * 1024 })
-export class DeviceGateway implements OnGatewayConnection, BeforeApplicationShutdown {
+export class DeviceGateway implements OnGatewayConnection, BeforeApplicationShutdown, OnModuleDestroy {
   private readonly sessions = new Map<DeviceSession, Promise<void>>();
-  private readonly connectionsPerUser = new Map<string, number>();
   private readonly postLimiter: RateLimiter;
+  /** One timer pings every socket, so an idle socket costs no timer of its own. */
+  private readonly heartbeat: NodeJS.Timeout;
 
   constructor(
     private readonly subscriptions: SubscriptionService,
     private readonly commands: ConversationCommands,
     private readonly metrics: MetricsService,
     private readonly authenticator: Authenticator,
+    private readonly connections: ConnectionLimiter,
     @Inject(SETTINGS) private readonly settings: Settings,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {
     this.postLimiter = new RateLimiter(settings.limits.devicePostsPerSecond);
+    this.heartbeat = setInterval(() => {
+      for (const session of this.sessions.keys()) session.beat();
+    }, settings.ws.heartbeatMs);
+    this.heartbeat.unref();
+  }
+
+  onModuleDestroy(): void {
+    clearInterval(this.heartbeat);
   }
 
   async handleConnection(socket: WebSocket, request: IncomingMessage): Promise<void> {
@@ -47,14 +58,12 @@ export class DeviceGateway implements OnGatewayConnection, BeforeApplicationShut
       socket.close(expired ? CloseCode.TokenExpired : CloseCode.Unauthorized, body.message.slice(0, 120));
       return;
     }
-    const user = userOf(principal);
-    if (user !== undefined) {
-      const count = (this.connectionsPerUser.get(user) ?? 0) + 1;
-      if (count > this.settings.limits.connectionsPerUser) {
-        socket.close(CloseCode.TooManyConnections, `at most ${this.settings.limits.connectionsPerUser} connections per user`);
-        return;
-      }
-      this.connectionsPerUser.set(user, count);
+    // Gone while its token was checked: nothing to set up.
+    if (socket.readyState !== socket.OPEN) return;
+    const release = this.connections.admit(userOf(principal));
+    if (!release) {
+      socket.close(CloseCode.TooManyConnections, `at most ${this.connections.limit} connections per user (WebSocket and SSE together)`);
+      return;
     }
     socket.off('message', hold);
     const session = new DeviceSession(socket, principal, {
@@ -71,7 +80,7 @@ export class DeviceGateway implements OnGatewayConnection, BeforeApplicationShut
     socket.on('close', () => {
       this.sessions.delete(session);
       this.metrics.devices.dec();
-      if (user !== undefined) this.connectionsPerUser.set(user, (this.connectionsPerUser.get(user) ?? 1) - 1);
+      release();
     });
     for (const [data, isBinary] of early) session.receiveFrame(data, isBinary);
   }

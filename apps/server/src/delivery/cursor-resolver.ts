@@ -1,0 +1,77 @@
+import { Injectable } from '@nestjs/common';
+import { ConversationRepository } from '@seqline/persistence';
+import { ErrorCode, parseCursor, SeqlineError } from '@seqline/protocol';
+import { ConversationLog, LogStream } from '@seqline/streams';
+
+/** Where a reader starts: right after a sequence of the log, or from a fresh copy of the state. */
+export type StartPosition =
+  /** `atHead`: the log held nothing after `seq` when it was checked. */
+  | { kind: 'resume'; seq: number; atHead?: boolean }
+  | { kind: 'reload'; reason: 'no-cursor' | 'other-epoch' | 'expired' };
+
+/**
+ * Turns a cursor into a start position, the same way for WebSocket, SSE and REST
+ * (docs/protocol.md#cursors):
+ * - no cursor: reload (a snapshot);
+ * - not a cursor, ahead of the log, or an event of another conversation: `BAD_CURSOR`;
+ * - another epoch, or events after it gone from the log: reload (REST answers `CURSOR_EXPIRED`);
+ * - otherwise: resume right after it.
+ * It needs only the log (and often not even that, when the live feed's window covers the
+ * cursor), so devices resume while Postgres is down. The one exception is `<epoch>-0` on a
+ * conversation whose log is empty, which asks Postgres whether the conversation exists.
+ */
+@Injectable()
+export class CursorResolver {
+  constructor(
+    private readonly log: ConversationLog,
+    private readonly stream: LogStream,
+    private readonly conversations: ConversationRepository,
+  ) {}
+
+  async resolve(conversationId: string, after: string | undefined, window?: { covers(seq: number): boolean }): Promise<StartPosition> {
+    if (after === undefined || after === '') return { kind: 'reload', reason: 'no-cursor' };
+    const cursor = parseCursor(after);
+    if (!cursor) throw new SeqlineError(ErrorCode.BadCursor, `"${after}" is not a cursor (expected <epoch>-<sequence>)`);
+    if (cursor.epoch !== this.stream.epoch) return { kind: 'reload', reason: 'other-epoch' };
+    if (window?.covers(cursor.seq)) return { kind: 'resume', seq: cursor.seq };
+    const next = await this.log.next(conversationId, cursor.seq + 1);
+    // The event after the cursor names it as its predecessor: the cursor is this conversation's and nothing after it is lost.
+    if (next) {
+      if (next.prev === cursor.seq) return { kind: 'resume', seq: cursor.seq };
+      // The chain steps over the cursor: it was never an event of this conversation.
+      if (next.prev < cursor.seq) throw notThisConversation(after, conversationId);
+      return this.judgeBroken(conversationId, after, cursor.seq);
+    }
+    if (cursor.seq === 0) {
+      await this.requireConversation(conversationId);
+      return { kind: 'resume', seq: 0, atHead: true };
+    }
+    const subject = await this.log.subjectAt(cursor.seq);
+    if (subject === this.stream.subjects.log(conversationId)) return { kind: 'resume', seq: cursor.seq, atHead: true };
+    if (subject !== null) throw notThisConversation(after, conversationId);
+    if (cursor.seq > (await this.stream.bounds()).last) throw new SeqlineError(ErrorCode.BadCursor, `cursor ${after} is ahead of the log`);
+    return { kind: 'reload', reason: 'expired' };
+  }
+
+  /** The next event does not follow the cursor: either the cursor is another conversation's, or events after it are gone. */
+  private async judgeBroken(conversationId: string, after: string, seq: number): Promise<StartPosition> {
+    if (seq === 0) return { kind: 'reload', reason: 'expired' };
+    const subject = await this.log.subjectAt(seq);
+    if (subject !== null && subject !== this.stream.subjects.log(conversationId)) throw notThisConversation(after, conversationId);
+    return { kind: 'reload', reason: 'expired' };
+  }
+
+  private async requireConversation(conversationId: string): Promise<void> {
+    let exists: boolean;
+    try {
+      exists = await this.conversations.exists(conversationId);
+    } catch {
+      throw new SeqlineError(ErrorCode.Unavailable, 'the database cannot be reached to check this conversation; retry shortly');
+    }
+    if (!exists) throw new SeqlineError(ErrorCode.UnknownConversation, `conversation ${conversationId} does not exist`);
+  }
+}
+
+function notThisConversation(after: string, conversationId: string): SeqlineError {
+  return new SeqlineError(ErrorCode.BadCursor, `cursor ${after} does not belong to conversation ${conversationId}`);
+}

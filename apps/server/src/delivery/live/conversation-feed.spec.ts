@@ -1,0 +1,145 @@
+import type { LogEntry } from '@seqline/streams';
+import { ConversationFeed, type FeedLog } from './conversation-feed.js';
+import { FeedEvent } from './feed-event.js';
+
+const EPOCH = 'e';
+
+/** A conversation's log in memory: events at the given sequences, each naming the previous one. */
+class MemoryLog implements FeedLog {
+  readonly epoch = EPOCH;
+  readonly entries: LogEntry[] = [];
+  reads = 0;
+  /** Runs while a read is in flight, to interleave live events with catch-up. */
+  duringRead?: () => void;
+
+  write(seq: number): LogEntry {
+    const prev = this.entries.at(-1)?.seq ?? 0;
+    const entry: LogEntry = { conversationId: 'c', seq, prev, event: { type: 'message.appended', messageId: 'm', part: this.entries.length + 1, delta: `d${seq}`, at: '' }, time: new Date() };
+    this.entries.push(entry);
+    return entry;
+  }
+
+  async read(_conversationId: string, after: number, limit: number): Promise<LogEntry[]> {
+    this.reads++;
+    const found = this.entries.filter((entry) => entry.seq > after).slice(0, limit);
+    await Promise.resolve();
+    this.duringRead?.();
+    this.duringRead = undefined;
+    return found;
+  }
+}
+
+function sink() {
+  const received: number[] = [];
+  const failures: unknown[] = [];
+  return { received, failures, send: (event: FeedEvent) => (received.push(event.seq), true), fail: (error: unknown) => failures.push(error) };
+}
+
+const live = (feed: ConversationFeed, entry: LogEntry): void => feed.accept(new FeedEvent(entry, EPOCH, 10));
+const settle = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+describe('ConversationFeed', () => {
+  it('resumes a subscriber inside the window from memory, in the same tick, then live', () => {
+    const log = new MemoryLog();
+    const feed = new ConversationFeed('c', log, { windowEvents: 100, windowBytes: 1 << 20, readBatch: 100 });
+    for (const seq of [3, 5, 9]) live(feed, log.write(seq));
+    expect(feed.covers(3)).toBe(true);
+    const device = sink();
+    feed.subscribe(device, 3);
+    expect(device.received).toEqual([5, 9]);
+    live(feed, log.write(12));
+    expect(device.received).toEqual([5, 9, 12]);
+    expect(log.reads).toBe(0);
+  });
+
+  it('reads the log for a subscriber behind the window, with live events arriving mid-read, and joins without gap or duplicate', async () => {
+    const log = new MemoryLog();
+    const feed = new ConversationFeed('c', log, { windowEvents: 2, windowBytes: 1 << 20, readBatch: 100 });
+    for (const seq of [1, 2, 3, 4, 5, 6]) live(feed, log.write(seq));
+    expect(feed.covers(2)).toBe(false);
+    const device = sink();
+    log.duringRead = () => {
+      live(feed, log.write(7));
+      live(feed, log.write(8));
+    };
+    feed.subscribe(device, 2);
+    await settle();
+    live(feed, log.write(9));
+    expect(device.received).toEqual([3, 4, 5, 6, 7, 8, 9]);
+    expect(device.failures).toEqual([]);
+  });
+
+  it('learns the head from an exhausted read when nothing has arrived live yet', async () => {
+    const log = new MemoryLog();
+    for (const seq of [1, 4]) log.write(seq);
+    const feed = new ConversationFeed('c', log, { windowEvents: 10, windowBytes: 1 << 20, readBatch: 100 });
+    const device = sink();
+    feed.subscribe(device, 0);
+    await settle();
+    expect(feed.knownHead).toBe(4);
+    live(feed, log.write(6));
+    expect(device.received).toEqual([1, 4, 6]);
+  });
+
+  it('takes a position the caller saw at the log head as the head, without reading the log', () => {
+    const log = new MemoryLog();
+    for (const seq of [1, 4]) log.write(seq);
+    const feed = new ConversationFeed('c', log, { windowEvents: 10, windowBytes: 1 << 20, readBatch: 100 });
+    const device = sink();
+    feed.subscribe(device, 4, { atHead: true });
+    live(feed, log.write(6));
+    expect(device.received).toEqual([6]);
+    expect(log.reads).toBe(0);
+  });
+
+  it('repairs from the log when a live event does not follow the subscriber', async () => {
+    const log = new MemoryLog();
+    const feed = new ConversationFeed('c', log, { windowEvents: 10, windowBytes: 1 << 20, readBatch: 100 });
+    live(feed, log.write(1));
+    const device = sink();
+    feed.subscribe(device, 1);
+    log.write(2); // never seen live
+    live(feed, log.write(3));
+    await settle();
+    expect(device.received).toEqual([2, 3]);
+  });
+
+  it('fails a subscriber with CURSOR_EXPIRED when the log no longer follows its position', async () => {
+    const log = new MemoryLog();
+    log.write(1);
+    log.write(2);
+    log.entries.shift(); // retention took event 1; event 2 still names it
+    const feed = new ConversationFeed('c', log, { windowEvents: 10, windowBytes: 1 << 20, readBatch: 100 });
+    const device = sink();
+    const release = feed.hold();
+    feed.subscribe(device, 0, { release });
+    await settle();
+    expect(device.failures).toEqual([expect.objectContaining({ code: 'CURSOR_EXPIRED' })]);
+    expect(feed.subscriberCount).toBe(0);
+    expect(feed.idle).toBe(true);
+  });
+
+  it('leaves nothing behind when a subscription closes during its catch-up', async () => {
+    const log = new MemoryLog();
+    for (const seq of [1, 2, 3]) log.write(seq);
+    const feed = new ConversationFeed('c', log, { windowEvents: 10, windowBytes: 1 << 20, readBatch: 100 });
+    const device = sink();
+    const subscription = feed.subscribe(device, 0, { release: feed.hold() });
+    subscription.close();
+    await settle();
+    expect(device.received).toEqual([]);
+    expect(feed.subscriberCount).toBe(0);
+    expect(feed.idle).toBe(true);
+  });
+
+  it('keeps the window within its bound and forgets old events', () => {
+    const log = new MemoryLog();
+    const feed = new ConversationFeed('c', log, { windowEvents: 16, windowBytes: 1 << 20, readBatch: 100 });
+    for (let seq = 1; seq <= 100; seq++) live(feed, log.write(seq));
+    expect(feed.covers(100 - 16)).toBe(true);
+    expect(feed.covers(100 - 17)).toBe(false);
+    feed.forgetBefore(Date.now() + 1);
+    expect(feed.covers(99)).toBe(false);
+    expect(feed.covers(100)).toBe(true);
+  });
+});

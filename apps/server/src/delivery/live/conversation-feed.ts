@@ -1,0 +1,279 @@
+import { ErrorCode, formatCursor, SeqlineError } from '@seqline/protocol';
+import type { LogEntry } from '@seqline/streams';
+import { FeedEvent } from './feed-event.js';
+
+/** Where a subscriber receives its events: a WebSocket, an SSE response, or the feed's own snapshot state. */
+export interface FeedSink {
+  /** Sends one event; false when the sink is gone or was cut off, which ends the subscription. */
+  send(event: FeedEvent): boolean;
+  /** The subscription cannot go on; the sink tells its device (which subscribes again). */
+  fail(error: unknown): void;
+  /** Holds writes back while a batch of events is sent, so a catch-up costs a few socket writes, not one per event. */
+  batch?(send: () => void): void;
+}
+
+/** How a feed reads events it never saw live: the conversation's log on JetStream. */
+export interface FeedLog {
+  readonly epoch: string;
+  read(conversationId: string, after: number, limit: number): Promise<LogEntry[]>;
+}
+
+export interface FeedLimits {
+  /** Recent events kept in memory, so most resumes need no read from the log. */
+  windowEvents: number;
+  windowBytes: number;
+  /** Events per log read while a subscriber catches up. */
+  readBatch: number;
+}
+
+export interface SubscribeOptions {
+  /** Called once the subscription ends (see `hold`). */
+  release?: () => void;
+  /**
+   * The caller saw the log hold nothing after `position`, in a read that began after this feed
+   * was created (held). The feed then needs no read to know the conversation's head.
+   */
+  atHead?: boolean;
+}
+
+/** One subscriber of a feed: where it is in the conversation's chain, and whether it is caught up. */
+export class FeedSubscription {
+  /** The sequence of the last event this subscriber has been sent. */
+  position: number;
+  live = false;
+  closed = false;
+
+  constructor(
+    readonly sink: FeedSink,
+    position: number,
+    private readonly onClose: (subscription: FeedSubscription) => void,
+  ) {
+    this.position = position;
+  }
+
+  /** Ends the subscription; nothing of it stays behind in the feed. Safe to call more than once. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.onClose(this);
+  }
+}
+
+/**
+ * One conversation's live events on this instance, shared by all its local subscribers.
+ *
+ * The feed keeps a window of recent events: a contiguous piece of the conversation's `prev`
+ * chain, from `base` (exclusive) to `head`. A subscriber joins at its position: if the window
+ * reaches back to it, the missed events come from memory and it is live in the same tick;
+ * otherwise it reads the log in batches until the window reaches it. Live events go to a
+ * subscriber only if their `prev` is its position, so the seam between catch-up and live can
+ * have no gap and no duplicate, whatever the timing of reads and live events.
+ */
+export class ConversationFeed {
+  private window: FeedEvent[] = [];
+  private windowBytes = 0;
+  private base?: number;
+  private head?: number;
+  private readonly subscriptions = new Set<FeedSubscription>();
+  /** Devices subscribed or subscribing; the feed is dropped only after it has had none for a while. */
+  private users = 0;
+  idleSince = Date.now();
+
+  constructor(
+    readonly conversationId: string,
+    private readonly log: FeedLog,
+    private readonly limits: FeedLimits,
+  ) {}
+
+  /** The last event this feed knows of, if it knows the conversation's head yet. */
+  get knownHead(): number | undefined {
+    return this.head;
+  }
+
+  get subscriberCount(): number {
+    return this.subscriptions.size;
+  }
+
+  get idle(): boolean {
+    return this.users === 0;
+  }
+
+  /** Whether a subscriber at `seq` can resume from memory: `seq` is an event of this conversation the window still follows. */
+  covers(seq: number): boolean {
+    return this.base !== undefined && this.head !== undefined && seq >= this.base && seq <= this.head && (seq === this.base || this.indexOf(seq) >= 0);
+  }
+
+  /** Counts a device that is opening a subscription, so the feed is kept meanwhile. Returns the release. */
+  hold(): () => void {
+    this.users++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      if (--this.users === 0) this.idleSince = Date.now();
+    };
+  }
+
+  /**
+   * Starts sending to `sink` every event after `position`, in chain order: first what it missed
+   * (from the window, or the log), then live events. Events already in the window go out before
+   * this returns, so a caller that sent its start frame just before keeps the frames in order.
+   */
+  subscribe(sink: FeedSink, position: number, options: SubscribeOptions = {}): FeedSubscription {
+    const release = options.release ?? (() => undefined);
+    const subscription = new FeedSubscription(sink, position, (closed) => {
+      this.subscriptions.delete(closed);
+      release();
+    });
+    this.subscriptions.add(subscription);
+    if (options.atHead && this.base === undefined) {
+      // Nothing reached the feed yet, and the log had nothing after this position since the feed began: it is the head.
+      this.base = this.head = position;
+    }
+    if (!this.join(subscription)) void this.catchUp(subscription);
+    return subscription;
+  }
+
+  /** A committed event from the instance's live feed, in stream order. */
+  accept(event: FeedEvent): void {
+    if (this.head !== undefined && event.seq <= this.head) return;
+    if (this.head === undefined || event.prev !== this.head) {
+      // The first event seen, or one whose predecessor never reached this feed: the window restarts here.
+      this.window = [];
+      this.windowBytes = 0;
+      this.base = event.prev;
+    }
+    this.window.push(event);
+    this.windowBytes += event.size;
+    this.head = event.seq;
+    this.trim();
+    for (const subscription of this.subscriptions) {
+      if (!subscription.live || event.seq <= subscription.position) continue;
+      if (event.prev !== subscription.position) {
+        subscription.live = false;
+        void this.catchUp(subscription);
+        continue;
+      }
+      this.deliver(subscription, event);
+    }
+  }
+
+  /** Drops window events older than `cutoff`, so idle conversations give their memory back. */
+  forgetBefore(cutoff: number): void {
+    let drop = 0;
+    while (drop < this.window.length && this.window[drop]!.entry.time.getTime() < cutoff) drop++;
+    this.dropOldest(drop);
+  }
+
+  /** Ends every subscription (the instance is shutting down or the feed is dropped). */
+  closeAll(): void {
+    for (const subscription of this.subscriptions) subscription.close();
+  }
+
+  /** Sends the window's events after the subscriber's position; true once it is live (or gone). */
+  private join(subscription: FeedSubscription): boolean {
+    if (subscription.closed) return true;
+    if (this.base === undefined || this.head === undefined) return false;
+    if (subscription.position >= this.head) {
+      subscription.live = true;
+      return true;
+    }
+    if (subscription.position < this.base) return false;
+    let joined = true;
+    this.inBatch(subscription, () => {
+      for (let i = this.indexAfter(subscription.position); i < this.window.length; i++) {
+        const event = this.window[i]!;
+        if (event.prev !== subscription.position) {
+          joined = false;
+          return;
+        }
+        if (!this.deliver(subscription, event)) return;
+      }
+      subscription.live = true;
+    });
+    return joined;
+  }
+
+  private inBatch(subscription: FeedSubscription, send: () => void): void {
+    if (subscription.sink.batch) subscription.sink.batch(send);
+    else send();
+  }
+
+  /** Reads the log after the subscriber's position until the window reaches it. */
+  private async catchUp(subscription: FeedSubscription): Promise<void> {
+    try {
+      while (!this.join(subscription)) {
+        const entries = await this.log.read(this.conversationId, subscription.position, this.limits.readBatch);
+        if (subscription.closed) return;
+        let broken = false;
+        this.inBatch(subscription, () => {
+          for (const entry of entries) {
+            if (entry.seq <= subscription.position) continue;
+            if (entry.prev !== subscription.position) {
+              broken = true;
+              return;
+            }
+            if (!this.deliver(subscription, new FeedEvent(entry, this.log.epoch, 0))) return;
+          }
+        });
+        if (subscription.closed) return;
+        if (broken) {
+          throw new SeqlineError(
+            ErrorCode.CursorExpired,
+            `events after ${formatCursor({ epoch: this.log.epoch, seq: subscription.position })} are no longer in the log; subscribe without a cursor for a snapshot`,
+          );
+        }
+        if (entries.length < this.limits.readBatch && this.base === undefined) {
+          // The log has nothing after this position, and no event has reached the feed since it
+          // was created (before this read began): this position is the conversation's head.
+          this.base = this.head = subscription.position;
+        }
+      }
+    } catch (error) {
+      if (subscription.closed) return;
+      subscription.close();
+      subscription.sink.fail(error);
+    }
+  }
+
+  private deliver(subscription: FeedSubscription, event: FeedEvent): boolean {
+    if (!subscription.sink.send(event)) {
+      subscription.close();
+      return false;
+    }
+    subscription.position = event.seq;
+    return true;
+  }
+
+  private trim(): void {
+    // Trimmed in steps of an eighth, so each event costs O(1) on average.
+    if (this.window.length <= this.limits.windowEvents && this.windowBytes <= this.limits.windowBytes) return;
+    let drop = Math.max(1, this.window.length >> 3);
+    if (this.window.length - drop > this.limits.windowEvents) drop = this.window.length - this.limits.windowEvents;
+    this.dropOldest(Math.min(drop, this.window.length - 1));
+  }
+
+  private dropOldest(count: number): void {
+    if (count <= 0) return;
+    const dropped = this.window.splice(0, count);
+    for (const event of dropped) this.windowBytes -= event.size;
+    this.base = dropped.at(-1)!.seq;
+  }
+
+  /** Index of the first window event after `seq`. */
+  private indexAfter(seq: number): number {
+    let low = 0;
+    let high = this.window.length;
+    while (low < high) {
+      const mid = (low + high) >> 1;
+      if (this.window[mid]!.seq <= seq) low = mid + 1;
+      else high = mid;
+    }
+    return low;
+  }
+
+  private indexOf(seq: number): number {
+    const i = this.indexAfter(seq) - 1;
+    return i >= 0 && this.window[i]!.seq === seq ? i : -1;
+  }
+}

@@ -1,0 +1,43 @@
+import type { ConversationEvent } from '@seqline/protocol';
+import { toConversationEvent, type LogEntry } from '@seqline/streams';
+
+/**
+ * One log event on its way to devices. It is decoded once per instance and each wire form is
+ * serialised once, on first use, so a thousand subscribers get the same bytes.
+ */
+export class FeedEvent {
+  readonly seq: number;
+  readonly prev: number;
+  private wire?: ConversationEvent;
+  private ws?: Buffer;
+  private sse?: Buffer;
+
+  constructor(
+    readonly entry: LogEntry,
+    private readonly epoch: string,
+    /** The event's size in the log, for the window's byte bound. */
+    private readonly bytes: number,
+  ) {
+    this.seq = entry.seq;
+    this.prev = entry.prev;
+  }
+
+  get event(): ConversationEvent {
+    return (this.wire ??= toConversationEvent(this.entry, this.epoch));
+  }
+
+  /** The WebSocket `event` frame. */
+  get wsFrame(): Buffer {
+    return (this.ws ??= Buffer.from(JSON.stringify({ type: 'event', ...this.event })));
+  }
+
+  /** The SSE message: `id` is the cursor, so EventSource resumes with Last-Event-ID by itself. */
+  get sseFrame(): Buffer {
+    return (this.sse ??= Buffer.from(`id: ${this.event.cursor}\ndata: ${JSON.stringify(this.event)}\n\n`));
+  }
+
+  /** Rough memory this event holds: the decoded event and up to two serialised forms. */
+  get size(): number {
+    return 256 + this.bytes * 4;
+  }
+}

@@ -1,0 +1,126 @@
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import type { Settings } from '@seqline/config';
+import { ConversationLog, decodeDeliveredEntry, LogStream, LogTail, type LogEntry, type TailMessage } from '@seqline/streams';
+import type { Logger } from 'pino';
+import { LOGGER, SETTINGS } from '../../core/tokens.js';
+import { MetricsService } from '../../metrics/metrics.service.js';
+import { SnapshotService } from '../../state/snapshot.service.js';
+import { ConversationFeed, type FeedLog } from './conversation-feed.js';
+import { FeedEvent } from './feed-event.js';
+import { SnapshotKeeper } from './snapshot-keeper.js';
+
+const SWEEP_MS = 5_000;
+/** Window events older than this (or than the log's retention) are forgotten: resumes after longer absences read the log. */
+const WINDOW_AGE_MS = 120_000;
+/** A kept snapshot state nobody asked for in this long is dropped. */
+const SNAPSHOT_IDLE_MS = 30_000;
+const SNAPSHOT_MAX_CHARS = 1_000_000;
+const READ_BATCH = 10_000;
+
+export interface HeldFeed {
+  feed: ConversationFeed;
+  snapshots: SnapshotKeeper;
+  /** Lets the feed go once the subscription that held it ends (or never starts). */
+  release: () => void;
+}
+
+/**
+ * The instance's live delivery: one consumer of the whole log (see `LogTail`), fanned out to a
+ * feed per conversation that has local subscribers. An event is decoded once per instance and
+ * its frames are serialised once, whatever the number of devices.
+ */
+@Injectable()
+export class LiveFeed implements OnApplicationBootstrap, OnApplicationShutdown, FeedLog {
+  private readonly feeds = new Map<string, { feed: ConversationFeed; snapshots: SnapshotKeeper }>();
+  private readonly tail: LogTail;
+  private sweeper?: NodeJS.Timeout;
+
+  constructor(
+    private readonly stream: LogStream,
+    private readonly log: ConversationLog,
+    private readonly snapshotService: SnapshotService,
+    private readonly metrics: MetricsService,
+    @Inject(SETTINGS) private readonly settings: Settings,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {
+    this.tail = new LogTail(stream, {
+      onMessage: (message) => this.receive(message),
+      onRestart: (error, after) => {
+        this.metrics.liveFeedRestarts.inc();
+        this.logger.warn({ err: error, after }, 'live feed restarting after the last event it handed over');
+      },
+    });
+  }
+
+  get epoch(): string {
+    return this.stream.epoch;
+  }
+
+  read(conversationId: string, after: number, limit: number): Promise<LogEntry[]> {
+    return this.log.read(conversationId, after, limit);
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    await this.tail.start();
+    const { lingerMs } = this.settings.feed;
+    this.sweeper = setInterval(() => this.sweep(), Math.max(100, Math.min(SWEEP_MS, lingerMs / 2, this.settings.log.retentionMs / 2)));
+    this.sweeper.unref();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    clearInterval(this.sweeper);
+    for (const { feed, snapshots } of this.feeds.values()) {
+      snapshots.drop();
+      feed.closeAll();
+    }
+    this.feeds.clear();
+    await this.tail.stop();
+  }
+
+  /** The conversation's feed, created if needed and kept until `release` is called. */
+  hold(conversationId: string): HeldFeed {
+    let held = this.feeds.get(conversationId);
+    if (!held) {
+      const feed = new ConversationFeed(conversationId, this, {
+        windowEvents: this.settings.feed.windowEvents,
+        windowBytes: this.settings.feed.windowBytes,
+        readBatch: READ_BATCH,
+      });
+      const snapshots = new SnapshotKeeper(feed, () => this.snapshotService.build(conversationId), this.stream.epoch, SNAPSHOT_MAX_CHARS);
+      held = { feed, snapshots };
+      this.feeds.set(conversationId, held);
+      this.metrics.liveFeeds.set(this.feeds.size);
+    }
+    return { ...held, release: held.feed.hold() };
+  }
+
+  private receive(message: TailMessage): void {
+    const conversationId = this.stream.subjects.conversationOf(message.subject);
+    const held = this.feeds.get(conversationId);
+    if (!held) return;
+    let entry: LogEntry;
+    try {
+      entry = decodeDeliveredEntry(conversationId, message.seq, message.data, message.time);
+    } catch (error) {
+      this.logger.error({ err: error, conversationId, seq: message.seq }, 'live feed skipped an event it cannot decode');
+      return;
+    }
+    held.feed.accept(new FeedEvent(entry, this.stream.epoch, message.data.length));
+  }
+
+  /** Drops feeds nobody has used for the linger time, and memory that idle feeds no longer need. */
+  private sweep(): void {
+    const now = Date.now();
+    for (const [conversationId, { feed, snapshots }] of this.feeds) {
+      if (feed.idle && now - feed.idleSince > this.settings.feed.lingerMs) {
+        snapshots.drop();
+        feed.closeAll();
+        this.feeds.delete(conversationId);
+        continue;
+      }
+      if (now - snapshots.lastUsed > SNAPSHOT_IDLE_MS) snapshots.drop();
+      feed.forgetBefore(now - Math.min(WINDOW_AGE_MS, this.settings.log.retentionMs));
+    }
+    this.metrics.liveFeeds.set(this.feeds.size);
+  }
+}

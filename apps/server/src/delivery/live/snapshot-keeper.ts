@@ -1,0 +1,85 @@
+import { toPublicMessage } from '@seqline/persistence';
+import type { Message } from '@seqline/protocol';
+import { applyEntry, type ConversationState } from '../../state/conversation-state.js';
+import type { ConversationFeed, FeedSubscription } from './conversation-feed.js';
+import type { FeedEvent } from './feed-event.js';
+
+export interface Snapshot {
+  /** Every event up to this sequence is reflected in `messages`. */
+  seq: number;
+  messages: Message[];
+  /** The log held nothing after `seq` when the state was read (only for a state just built). */
+  atHead: boolean;
+}
+
+/**
+ * A conversation's current messages, kept in memory while devices keep asking for snapshots of
+ * it: a thousand devices opening one conversation cost one Postgres read, not a thousand. The
+ * state follows the feed like any subscriber, so it is exact at its position at every moment.
+ * Conversations too large to keep are read from Postgres for each snapshot instead.
+ */
+export class SnapshotKeeper {
+  private state?: ConversationState;
+  private subscription?: FeedSubscription;
+  private building?: Promise<ConversationState>;
+  private cached?: Snapshot;
+  private chars = 0;
+  lastUsed = Date.now();
+
+  constructor(
+    private readonly feed: ConversationFeed,
+    private readonly build: () => Promise<ConversationState>,
+    private readonly epoch: string,
+    private readonly maxChars: number,
+  ) {}
+
+  async snapshot(): Promise<Snapshot> {
+    this.lastUsed = Date.now();
+    if (this.state) return this.current(this.state);
+    const building = (this.building ??= this.build().finally(() => (this.building = undefined)));
+    const state = await building;
+    if (this.state) return this.current(this.state);
+    if (this.keep(state)) return this.current(state);
+    return { seq: state.seq, messages: list(state), atHead: true };
+  }
+
+  /** Stops following the feed and frees the state. */
+  drop(): void {
+    this.subscription?.close();
+    this.subscription = undefined;
+    this.state = undefined;
+    this.cached = undefined;
+  }
+
+  private keep(state: ConversationState): boolean {
+    this.chars = 0;
+    for (const message of state.messages.values()) this.chars += message.text.length;
+    if (this.chars > this.maxChars) return false;
+    this.state = state;
+    // The state was built from a read that ran to the log's head after the feed was held.
+    this.subscription = this.feed.subscribe({ send: (event) => this.apply(state, event), fail: () => this.drop() }, state.seq, { atHead: true });
+    return this.state === state;
+  }
+
+  private apply(state: ConversationState, event: FeedEvent): boolean {
+    if (this.state !== state) return false;
+    applyEntry(state, event.entry, this.epoch);
+    if (event.entry.event.type === 'message.appended') this.chars += event.entry.event.delta.length;
+    if (event.entry.event.type === 'message.created') this.chars += event.entry.event.text.length;
+    if (this.chars > this.maxChars) {
+      this.state = undefined;
+      this.cached = undefined;
+      return false;
+    }
+    return true;
+  }
+
+  private current(state: ConversationState): Snapshot {
+    if (this.cached?.seq !== state.seq) this.cached = { seq: state.seq, messages: list(state), atHead: false };
+    return this.cached;
+  }
+}
+
+function list(state: ConversationState): Message[] {
+  return [...state.messages.values()].sort((a, b) => a.createdSeq - b.createdSeq).map(toPublicMessage);
+}

@@ -1,0 +1,102 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import type { Settings } from '../../libs/config/src/index.js';
+
+/** A server instance under test, as its own process, with what the benchmarks read off it. */
+export class BenchServer {
+  readonly base: string;
+
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly port: number,
+  ) {
+    this.base = `http://127.0.0.1:${port}`;
+  }
+
+  static async start(settings: Settings, env: Record<string, string> = {}): Promise<BenchServer> {
+    const port = 3900 + Math.floor(Math.random() * 90);
+    const child = spawn(process.execPath, [...(process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []), 'dist/apps/server/src/main.js'], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+      env: {
+        ...process.env,
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        DATABASE_URL: settings.database.url,
+        SEQLINE_PREFIX: settings.log.prefix,
+        LOG_LEVEL: 'warn',
+        // Benchmarks drive single conversations harder than the default abuse limit allows.
+        LIMIT_AGENT_COMMANDS_PER_SECOND: '1000000',
+        ...env,
+      },
+    });
+    const server = new BenchServer(child, port);
+    for (let i = 0; i < 240; i++) {
+      try {
+        if ((await fetch(`${server.base}/health`)).ok) return server;
+      } catch {}
+      if (child.exitCode !== null) break;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    child.kill('SIGKILL');
+    throw new Error('server did not start');
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  async metric(name: string): Promise<number> {
+    const text = await (await fetch(`${this.base}/metrics`)).text();
+    const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+    return line ? Number(line.split(' ')[1]) : 0;
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null) return;
+    const exited = new Promise((resolve) => this.child.once('exit', resolve));
+    this.child.kill('SIGTERM');
+    await exited;
+  }
+}
+
+/** Resident memory of a process, in bytes. */
+export async function rssBytes(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
+}
+
+/** CPU time (user + system) a process has used so far, in seconds. */
+export async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** The pid of the NATS server the benchmark talks to (the machine's own). */
+export function natsServerPid(): number | undefined {
+  try {
+    return Number(execFileSync('pidof', ['-s', 'nats-server'], { encoding: 'utf8' }).trim()) || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Share of one core two processes used over `ms` of doing nothing, in percent. */
+export async function idleCpuPercent(pids: number[], ms: number): Promise<number> {
+  const before = await Promise.all(pids.map(cpuSeconds));
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  const after = await Promise.all(pids.map(cpuSeconds));
+  return (after.reduce((sum, value, i) => sum + value - before[i]!, 0) / (ms / 1000)) * 100;
+}
+
+export function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
+
+export const round = (n: number, digits = 2): number => Number(n.toFixed(digits));
+
+/** Wall-clock milliseconds with sub-millisecond precision, comparable across processes on one machine. */
+export function now(): number {
+  return performance.timeOrigin + performance.now();
+}

@@ -1,0 +1,45 @@
+import { fork, type ChildProcess } from 'node:child_process';
+
+export type FleetRequest =
+  | { cmd: 'connect'; url: string; conversations: string[]; concurrency: number }
+  | { cmd: 'complete'; messageId: string; timeoutMs: number }
+  | { cmd: 'close' };
+
+export type FleetReply =
+  | { type: 'connected'; ok: boolean; ms: number; openMs: number }
+  | { type: 'completed'; ok: boolean; hashes: Record<string, number>; violations: number; samples: number; p50: number; p99: number; max: number }
+  | { type: 'closed' }
+  | { type: 'failed'; message: string };
+
+/** WebSocket devices in a separate process (see fleet-worker.ts). */
+export class DeviceFleet {
+  private readonly child: ChildProcess;
+
+  constructor() {
+    this.child = fork(new URL('./fleet-worker.js', import.meta.url), { stdio: 'inherit' });
+  }
+
+  /** Connects one device per entry of `conversations`, each subscribing without a cursor; resolves once all are subscribed. */
+  connect(url: string, conversations: string[], concurrency = 250): Promise<Extract<FleetReply, { type: 'connected' }>> {
+    return this.ask({ cmd: 'connect', url, conversations, concurrency }) as Promise<Extract<FleetReply, { type: 'connected' }>>;
+  }
+
+  /** Waits until every device has `messageId` completed; returns text hashes, chain violations and latency figures. */
+  complete(messageId: string, timeoutMs: number): Promise<Extract<FleetReply, { type: 'completed' }>> {
+    return this.ask({ cmd: 'complete', messageId, timeoutMs }) as Promise<Extract<FleetReply, { type: 'completed' }>>;
+  }
+
+  async close(): Promise<void> {
+    await this.ask({ cmd: 'close' });
+    const exited = new Promise((resolve) => this.child.once('exit', resolve));
+    this.child.kill();
+    await exited;
+  }
+
+  private ask(request: FleetRequest): Promise<FleetReply> {
+    return new Promise((resolve, reject) => {
+      this.child.once('message', (reply: FleetReply) => (reply.type === 'failed' ? reject(new Error(reply.message)) : resolve(reply)));
+      this.child.send(request);
+    });
+  }
+}

@@ -1,0 +1,49 @@
+import { createHash } from 'node:crypto';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import pg from 'pg';
+import { SeqlineAgent } from '../../libs/agent/src/index.js';
+import type { Settings } from '../../libs/config/src/index.js';
+import { createConversation } from '../../libs/testing/src/rest-client.js';
+
+/** JetStream consumers on the run's stream right now. */
+export async function consumerCount(settings: Settings): Promise<number> {
+  const nc = await connect({ servers: settings.nats.url });
+  try {
+    const jsm = await jetstreamManager(nc);
+    return (await jsm.consumers.list(settings.log.stream).next()).length;
+  } finally {
+    await nc.close();
+  }
+}
+
+/** Creates conversations over REST, a few at a time. */
+export async function createConversations(base: string, ids: string[], concurrency = 50): Promise<void> {
+  for (let i = 0; i < ids.length; i += concurrency) await Promise.all(ids.slice(i, i + concurrency).map((id) => createConversation(base, id)));
+}
+
+export function connectAgents(settings: Settings, count: number, coalesceMs?: number): Promise<SeqlineAgent[]> {
+  return Promise.all(
+    Array.from({ length: count }, (_, i) =>
+      SeqlineAgent.connect({ servers: settings.nats.url, agentId: `bench-${i}`, prefix: settings.log.prefix, stream: settings.log.stream, ...(coalesceMs === undefined ? {} : { coalesceMs }) }),
+    ),
+  );
+}
+
+export function sha1(text: string): string {
+  return createHash('sha1').update(text).digest('hex');
+}
+
+export async function countRows(settings: Settings, where: string): Promise<number> {
+  const client = new pg.Client({ connectionString: settings.database.url });
+  await client.connect();
+  try {
+    return (await client.query(`SELECT count(*)::int AS n FROM messages WHERE ${where}`)).rows[0].n as number;
+  } finally {
+    await client.end();
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

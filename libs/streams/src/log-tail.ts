@@ -1,0 +1,136 @@
+import { AckPolicy, DeliverPolicy, jetstream, type ConsumerMessages, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
+import type { LogStream } from './log-stream.js';
+
+/** One committed log event as the tail hands it over: raw bytes, decoded only by whoever needs them. */
+export interface TailMessage {
+  subject: string;
+  seq: number;
+  data: Uint8Array;
+  time: Date;
+}
+
+export interface LogTailOptions {
+  /** Called for every committed event of every conversation, in stream order, exactly once. */
+  onMessage: (message: TailMessage) => void;
+  onRestart?: (error: unknown, resumeAfter: number) => void;
+}
+
+const nanos = (ms: number): number => ms * 1_000_000;
+
+/**
+ * The instance's one live feed of the whole log: a single ephemeral consumer over every
+ * conversation's log subject, read in stream order. It replaces a consumer per device: whatever
+ * the number of subscribers, an instance costs JetStream one consumer here.
+ *
+ * The consumer has no acknowledgements, so a delivery lost on a reconnect would be lost for
+ * good; every delivery is therefore checked against the consumer's own sequence, and on a jump,
+ * missed heartbeats or a vanished consumer a new one starts right after the last event handed
+ * over. The stream sequence is global, so that restart has no gap and no repeat.
+ */
+export class LogTail {
+  private readonly js: JetStreamClient;
+  private stopped = false;
+  private messages?: ConsumerMessages;
+  private running?: Promise<void>;
+  private lastSeq = 0;
+  private consumerName?: string;
+
+  constructor(
+    private readonly stream: LogStream,
+    private readonly options: LogTailOptions,
+  ) {
+    this.js = jetstream(stream.nc);
+  }
+
+  /** Starts after the stream's current last event: subscribers catch up on older events from the log itself. */
+  async start(): Promise<void> {
+    this.lastSeq = (await this.stream.bounds()).last;
+    this.running = this.run();
+  }
+
+  /** The stream sequence of the last event handed over. */
+  get position(): number {
+    return this.lastSeq;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.messages?.close();
+    await this.running;
+    if (this.consumerName) await this.stream.jsm.consumers.delete(this.stream.name, this.consumerName).catch(() => false);
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        await this.consumeOnce();
+      } catch (error) {
+        if (this.stopped) return;
+        this.options.onRestart?.(error, this.lastSeq);
+        await sleep(250);
+      }
+    }
+  }
+
+  private async consumeOnce(): Promise<void> {
+    if (this.consumerName) await this.stream.jsm.consumers.delete(this.stream.name, this.consumerName).catch(() => false);
+    const info = await this.stream.jsm.consumers.add(this.stream.name, {
+      filter_subject: this.stream.subjects.allLogs,
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: this.lastSeq + 1,
+      ack_policy: AckPolicy.None,
+      // An instance that dies leaves nothing behind for long.
+      inactive_threshold: nanos(30_000),
+      mem_storage: true,
+      num_replicas: 1,
+    });
+    this.consumerName = info.name;
+    const consumer = await this.js.consumers.get(this.stream.name, info.name);
+    const messages = await consumer.consume({ max_messages: 1024, idle_heartbeat: 1_000 });
+    this.messages = messages;
+    if (this.stopped) return void messages.close();
+    void this.watch(messages);
+    let delivered = 0;
+    for await (const msg of messages) {
+      if (msg.info.deliverySequence !== delivered + 1) {
+        // A delivery went missing (a reconnect on a consumer without acks): start again after the last one handed over.
+        void messages.close();
+        throw new Error(`live feed delivery ${msg.info.deliverySequence} follows ${delivered}`);
+      }
+      delivered = msg.info.deliverySequence;
+      if (msg.seq <= this.lastSeq) continue;
+      this.lastSeq = msg.seq;
+      this.options.onMessage(toTailMessage(msg));
+    }
+    if (!this.stopped) throw new Error('live feed consumer ended');
+  }
+
+  /** Ends a consume loop whose consumer vanished or went silent, so `run` sets up a new one. */
+  private async watch(messages: ConsumerMessages): Promise<void> {
+    for await (const status of messages.status()) {
+      switch (status.type) {
+        case 'consumer_not_found':
+        case 'consumer_deleted':
+        case 'stream_not_found':
+          void messages.close();
+          return;
+        case 'heartbeats_missed':
+          if (status.count >= 2) {
+            void messages.close();
+            return;
+          }
+          break;
+        default:
+          break;
+      }
+    }
+  }
+}
+
+function toTailMessage(msg: JsMsg): TailMessage {
+  return { subject: msg.subject, seq: msg.seq, data: msg.data, time: new Date(Math.floor(msg.info.timestampNanos / 1_000_000)) };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
