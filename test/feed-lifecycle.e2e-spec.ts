@@ -60,10 +60,12 @@ describe('subscriptions leave nothing behind', () => {
     await Promise.all(writing);
     clearInterval(watching);
 
-    expect(peakConsumers).toBe(baseline);
+    // A snapshot that finds Postgres behind the log reads the rest with a short-lived consumer:
+    // at most one per conversation at a time, never one per device.
+    expect(peakConsumers).toBeLessThanOrEqual(baseline + CONVERSATIONS);
     await eventually(async () => (await metric(server.url, 'seqline_subscriptions_open')) === 0, 10_000, 'subscriptions closed');
     await eventually(async () => (await metric(server.url, 'seqline_devices_connected')) === 0, 10_000, 'devices gone');
     await eventually(async () => (await metric(server.url, 'seqline_live_feeds')) === 0, 10_000, 'feeds dropped');
-    expect(await consumers()).toBe(baseline);
+    await eventually(async () => (await consumers()) === baseline, 10_000, 'log readers removed');
   });
 });

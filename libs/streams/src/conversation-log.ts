@@ -86,25 +86,43 @@ export class ConversationLog {
    * consumer, asked once for everything it has pending (in pulls of at most `READ_PULL`).
    */
   async read(conversationId: string, after: number, limit: number): Promise<LogEntry[]> {
+    const entries: LogEntry[] = [];
+    for await (const batch of this.readBatches(conversationId, after, limit, limit)) entries.push(...batch);
+    return entries;
+  }
+
+  /**
+   * The same events as `read`, handed over in batches of up to `batchSize` as they arrive, so a
+   * caller can send the first ones while the rest are still on their way. Stopping early (break,
+   * throw) removes the consumer too.
+   */
+  async *readBatches(conversationId: string, after: number, limit: number, batchSize: number): AsyncGenerator<LogEntry[]> {
     const created = await this.addReader(conversationId, after);
     try {
       // Fetch exactly what is pending, so the read never waits out a fetch expiry for messages that will not come.
       let pending = created.num_pending;
+      let count = 0;
       const consumer = await this.js.consumers.get(this.stream.name, created.name);
-      const entries: LogEntry[] = [];
-      while (entries.length < limit && pending > 0) {
-        const batch = await consumer.fetch({ max_messages: Math.min(limit - entries.length, pending, READ_PULL), expires: 5_000 });
+      let batch: LogEntry[] = [];
+      while (count < limit && pending > 0) {
+        const fetched = await consumer.fetch({ max_messages: Math.min(limit - count, pending, READ_PULL), expires: 5_000 });
         let got = 0;
-        for await (const msg of batch) {
-          entries.push(this.decode(conversationId, msg));
+        for await (const msg of fetched) {
+          batch.push(this.decode(conversationId, msg));
           pending = msg.info.pending;
           got++;
+          if (batch.length === batchSize) {
+            yield batch;
+            batch = [];
+          }
         }
         if (got === 0) break;
+        count += got;
       }
-      return entries;
+      if (batch.length > 0) yield batch;
     } finally {
-      await this.stream.jsm.consumers.delete(this.stream.name, created.name).catch(() => false);
+      // Not awaited: the reader has its answer; the consumer would expire by itself anyway.
+      this.stream.jsm.consumers.delete(this.stream.name, created.name).catch(() => false);
     }
   }
 

@@ -19,13 +19,13 @@ class MemoryLog implements FeedLog {
     return entry;
   }
 
-  async read(_conversationId: string, after: number, limit: number): Promise<LogEntry[]> {
+  async *readBatches(_conversationId: string, after: number, limit: number, batchSize: number): AsyncGenerator<LogEntry[]> {
     this.reads++;
     const found = this.entries.filter((entry) => entry.seq > after).slice(0, limit);
     await Promise.resolve();
     this.duringRead?.();
     this.duringRead = undefined;
-    return found;
+    for (let i = 0; i < found.length; i += batchSize) yield found.slice(i, i + batchSize);
   }
 }
 
@@ -141,5 +141,34 @@ describe('ConversationFeed', () => {
     feed.forgetBefore(Date.now() + 1);
     expect(feed.covers(99)).toBe(false);
     expect(feed.covers(100)).toBe(true);
+  });
+
+  it('catches a full sink up at its own pace: it waits for room, then ends exact and live', async () => {
+    const log = new MemoryLog();
+    for (let seq = 1; seq <= 1000; seq++) log.write(seq);
+    const feed = new ConversationFeed('c', log, { windowEvents: 100, windowBytes: 1 << 20, readBatch: 400 });
+    const device = sink();
+    // The sink takes 100 events, then is full until the test lets it drain.
+    let unsent = 0;
+    let drain: (() => void) | undefined;
+    const slow = {
+      ...device,
+      send: (event: FeedEvent) => (unsent++, device.send(event)),
+      flow: { full: () => unsent >= 100, drained: () => new Promise<void>((resolve) => (drain = resolve)) },
+    };
+    feed.subscribe(slow, 0);
+    await settle();
+    expect(device.received).toHaveLength(100);
+    for (let seq = 1001; seq <= 1010; seq++) live(feed, log.write(seq));
+    // Live events do not jump the queue while the device is still catching up.
+    expect(device.received).toHaveLength(100);
+    while (device.received.length < 1010) {
+      unsent = 0;
+      drain!();
+      await settle();
+    }
+    live(feed, log.write(1011));
+    expect(device.received).toEqual(Array.from({ length: 1011 }, (_, i) => i + 1));
+    expect(device.failures).toEqual([]);
   });
 });

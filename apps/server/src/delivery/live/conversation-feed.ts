@@ -10,12 +10,25 @@ export interface FeedSink {
   fail(error: unknown): void;
   /** Holds writes back while a batch of events is sent, so a catch-up costs a few socket writes, not one per event. */
   batch?(send: () => void): void;
+  /** Back-pressure for catch-up (live events never wait). */
+  flow?: SinkFlow;
 }
+
+export interface SinkFlow {
+  /** Whether the sink holds enough unsent bytes that catch-up should wait for `drained`. */
+  full(): boolean;
+  /** Resolves once the sink has sent what it holds, or is gone. */
+  drained(): Promise<void>;
+}
+
+/** Catch-up events sent in one batch before the sink is asked whether it has room for more. */
+const CATCH_UP_BATCH = 256;
 
 /** How a feed reads events it never saw live: the conversation's log on JetStream. */
 export interface FeedLog {
   readonly epoch: string;
-  read(conversationId: string, after: number, limit: number): Promise<LogEntry[]>;
+  /** Up to `limit` events after `after`, in batches of up to `batchSize` as they arrive. */
+  readBatches(conversationId: string, after: number, limit: number, batchSize: number): AsyncIterable<LogEntry[]>;
 }
 
 export interface FeedLimits {
@@ -130,7 +143,7 @@ export class ConversationFeed {
       // Nothing reached the feed yet, and the log had nothing after this position since the feed began: it is the head.
       this.base = this.head = position;
     }
-    if (!this.join(subscription)) void this.catchUp(subscription);
+    if (this.sendFromWindow(subscription, CATCH_UP_BATCH) !== 'live') void this.catchUp(subscription);
     return subscription;
   }
 
@@ -170,28 +183,37 @@ export class ConversationFeed {
     for (const subscription of this.subscriptions) subscription.close();
   }
 
-  /** Sends the window's events after the subscriber's position; true once it is live (or gone). */
-  private join(subscription: FeedSubscription): boolean {
-    if (subscription.closed) return true;
-    if (this.base === undefined || this.head === undefined) return false;
+  /**
+   * Sends the window's events after the subscriber's position, one batch at most, and makes it
+   * live once it reaches the head. `miss`: the window does not follow on from its position.
+   */
+  private sendFromWindow(subscription: FeedSubscription, limit: number): 'live' | 'more' | 'miss' {
+    if (subscription.closed) return 'live';
+    if (this.base === undefined || this.head === undefined) return 'miss';
     if (subscription.position >= this.head) {
       subscription.live = true;
-      return true;
+      return 'live';
     }
-    if (subscription.position < this.base) return false;
-    let joined = true;
+    if (subscription.position < this.base) return 'miss';
+    let step: 'live' | 'more' | 'miss' = 'live';
     this.inBatch(subscription, () => {
+      let sent = 0;
       for (let i = this.indexAfter(subscription.position); i < this.window.length; i++) {
         const event = this.window[i]!;
         if (event.prev !== subscription.position) {
-          joined = false;
+          step = 'miss';
+          return;
+        }
+        if (sent === limit || subscription.sink.flow?.full()) {
+          step = 'more';
           return;
         }
         if (!this.deliver(subscription, event)) return;
+        sent++;
       }
       subscription.live = true;
     });
-    return joined;
+    return step;
   }
 
   private inBatch(subscription: FeedSubscription, send: () => void): void {
@@ -199,31 +221,59 @@ export class ConversationFeed {
     else send();
   }
 
-  /** Reads the log after the subscriber's position until the window reaches it. */
+  /**
+   * Brings a subscriber from its position to the head: from the window where it reaches back far
+   * enough, otherwise from the log in batches. It waits whenever the sink is full, so a device on
+   * a slow network catches up at its own pace instead of being cut off as a slow consumer.
+   */
   private async catchUp(subscription: FeedSubscription): Promise<void> {
+    const { sink } = subscription;
     try {
-      while (!this.join(subscription)) {
-        const entries = await this.log.read(this.conversationId, subscription.position, this.limits.readBatch);
-        if (subscription.closed) return;
-        let broken = false;
-        this.inBatch(subscription, () => {
-          for (const entry of entries) {
-            if (entry.seq <= subscription.position) continue;
-            if (entry.prev !== subscription.position) {
-              broken = true;
-              return;
+      for (;;) {
+        if (sink.flow?.full()) await sink.flow.drained();
+        const step = this.sendFromWindow(subscription, CATCH_UP_BATCH);
+        if (step === 'live') return;
+        if (step === 'more') continue;
+        // Events after the window's base come from memory: the read stops where the window begins.
+        const limit = this.base !== undefined && this.base > subscription.position ? Math.min(this.limits.readBatch, this.base - subscription.position) : this.limits.readBatch;
+        let read = 0;
+        for await (const entries of this.log.readBatches(this.conversationId, subscription.position, limit, CATCH_UP_BATCH)) {
+          read += entries.length;
+          let next = 0;
+          while (next < entries.length) {
+            if (subscription.closed) return;
+            if (sink.flow?.full()) {
+              await sink.flow.drained();
+              if (subscription.closed) return;
             }
-            if (!this.deliver(subscription, new FeedEvent(entry, this.log.epoch, 0))) return;
+            let broken = false;
+            this.inBatch(subscription, () => {
+              for (; next < entries.length; next++) {
+                const entry = entries[next]!;
+                if (entry.seq <= subscription.position) continue;
+                if (entry.prev !== subscription.position) {
+                  broken = true;
+                  return;
+                }
+                if (!this.deliver(subscription, new FeedEvent(entry, this.log.epoch, 0))) return;
+                if (sink.flow?.full()) {
+                  next++;
+                  return;
+                }
+              }
+            });
+            if (subscription.closed) return;
+            if (broken) {
+              throw new SeqlineError(
+                ErrorCode.CursorExpired,
+                `events after ${formatCursor({ epoch: this.log.epoch, seq: subscription.position })} are no longer in the log; subscribe without a cursor for a snapshot`,
+              );
+            }
           }
-        });
-        if (subscription.closed) return;
-        if (broken) {
-          throw new SeqlineError(
-            ErrorCode.CursorExpired,
-            `events after ${formatCursor({ epoch: this.log.epoch, seq: subscription.position })} are no longer in the log; subscribe without a cursor for a snapshot`,
-          );
+          if (this.covers(subscription.position)) break;
         }
-        if (entries.length < this.limits.readBatch && this.base === undefined) {
+        if (subscription.closed) return;
+        if (read < limit && this.base === undefined) {
           // The log has nothing after this position, and no event has reached the feed since it
           // was created (before this read began): this position is the conversation's head.
           this.base = this.head = subscription.position;

@@ -56,8 +56,8 @@ export class LiveFeed implements OnApplicationBootstrap, OnApplicationShutdown, 
     return this.stream.epoch;
   }
 
-  read(conversationId: string, after: number, limit: number): Promise<LogEntry[]> {
-    return this.log.read(conversationId, after, limit);
+  readBatches(conversationId: string, after: number, limit: number, batchSize: number): AsyncIterable<LogEntry[]> {
+    return this.log.readBatches(conversationId, after, limit, batchSize);
   }
 
   async onApplicationBootstrap(): Promise<void> {

@@ -9,6 +9,7 @@ import { ConnectionLimiter } from '../../auth/connection-limiter.js';
 import { requireRight, userOf } from '../../auth/principal.js';
 import { MetricsService } from '../../metrics/metrics.service.js';
 import { SubscriptionService } from '../subscription.service.js';
+import { writableFlow } from '../live/writable-flow.js';
 
 /**
  * `GET /v1/conversations/:id/stream`: the same replay-then-live stream as the WebSocket, as
@@ -83,6 +84,7 @@ export class SseController implements BeforeApplicationShutdown {
             response.uncork();
           }
         },
+        flow: writableFlow(response, () => response.writableLength, this.settings.ws.maxBufferedBytes / 4),
         send: (event) => {
           if (ended) return false;
           response.write(event.sseFrame);
