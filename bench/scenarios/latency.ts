@@ -25,7 +25,7 @@ export async function latency(settings: Settings, run: string) {
       return device;
     });
     await Promise.all(devices.map((device) => device.connect()));
-    const agents = await connectAgents(settings, 4, 1);
+    const agents = await connectAgents(settings, 4);
     const loop = monitorEventLoopDelay({ resolution: 1 });
     loop.enable();
     const perAnswerRate = RATE / ANSWERS;

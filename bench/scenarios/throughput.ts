@@ -16,7 +16,7 @@ export async function throughput(settings: Settings, run: string) {
     await createConversations(server.base, ids);
     const devices = ids.map((id) => new WsDevice(server.base, id));
     await Promise.all(devices.map((device) => device.connect()));
-    const agents = await connectAgents(settings, 4, 20);
+    const agents = await connectAgents(settings, 4);
     const tokens = Array.from({ length: TOKENS }, (_, i) => ` tok${i}`);
     const expected = tokens.join('');
     const rowWritesBefore = await server.metric('seqline_persist_row_writes_total');

@@ -22,10 +22,10 @@ export async function createConversations(base: string, ids: string[], concurren
   for (let i = 0; i < ids.length; i += concurrency) await Promise.all(ids.slice(i, i + concurrency).map((id) => createConversation(base, id)));
 }
 
-export function connectAgents(settings: Settings, count: number, coalesceMs?: number): Promise<SeqlineAgent[]> {
+export function connectAgents(settings: Settings, count: number): Promise<SeqlineAgent[]> {
   return Promise.all(
     Array.from({ length: count }, (_, i) =>
-      SeqlineAgent.connect({ servers: settings.nats.url, agentId: `bench-${i}`, prefix: settings.log.prefix, stream: settings.log.stream, ...(coalesceMs === undefined ? {} : { coalesceMs }) }),
+      SeqlineAgent.connect({ servers: settings.nats.url, agentId: `bench-${i}`, prefix: settings.log.prefix, stream: settings.log.stream }),
     ),
   );
 }

@@ -1,42 +1,51 @@
-import { ErrorCode, SeqlineError } from '@seqline/protocol';
-import type { CommandSender } from './command-sender.js';
+import { ErrorCode, SeqlineError, type AgentCommand } from '@seqline/protocol';
+
+/** Where an answer's commands go: the service, through NATS (see `CommandSender`). */
+export interface CommandChannel {
+  /** Resolves with the event's cursor once the service accepted the command; rejects if it refused it. */
+  send(conversationId: string, command: AgentCommand): Promise<string>;
+}
 
 export interface AnswerStreamOptions {
   conversationId: string;
   messageId: string;
-  coalesceMs: number;
   maxDeltaChars: number;
 }
 
+type EndCommand = { type: 'message.complete'; messageId: string } | { type: 'message.fail'; messageId: string; error: string };
+
 /**
- * One streamed answer. `append` never blocks: tokens that arrive while the previous append is
- * in flight, or within the coalescing window, go out together as the next part. Parts are sent
- * one at a time per answer, so they arrive in order; each is retried until acknowledged.
+ * One streamed answer. `append` never blocks. At most one append is in flight per answer:
+ * tokens that arrive meanwhile wait, and all of them go out together as the next part once the
+ * service has acknowledged the previous one. So a token waits at most about one round trip at
+ * any load, and the faster tokens come (or the slower the service answers), the fewer events an
+ * answer takes. Each command is retried until acknowledged; parts arrive in order.
  */
 export class AnswerStream {
   readonly conversationId: string;
   readonly messageId: string;
+  /** Resolves once the service has accepted the start of the answer; rejects if it refused it. */
+  readonly ready: Promise<void>;
   private readonly controller = new AbortController();
   private pending = '';
   private part = 0;
-  private timer?: ReturnType<typeof setTimeout>;
-  private chain: Promise<void>;
+  private sending = false;
+  private end?: EndCommand;
   private failure?: Error;
-  private ended = false;
-  /** Resolves once the service has accepted the start of the answer; rejects if it refused it. */
-  readonly ready: Promise<void>;
+  private settle!: () => void;
+  private readonly settled = new Promise<void>((resolve) => (this.settle = resolve));
 
   constructor(
-    private readonly sender: CommandSender,
+    private readonly channel: CommandChannel,
     private readonly options: AnswerStreamOptions,
     started: Promise<void>,
   ) {
     this.conversationId = options.conversationId;
     this.messageId = options.messageId;
     this.ready = started;
-    this.chain = started.catch((error: unknown) => this.recordFailure(error));
     // `ready` is optional to await; its rejection is reported through complete() and `signal`.
     started.catch(() => undefined);
+    this.pump();
   }
 
   /** Aborted when a device cancels the answer or the service refuses it; stop generating then. */
@@ -44,14 +53,19 @@ export class AnswerStream {
     return this.controller.signal;
   }
 
-  append(text: string): void {
-    if (this.ended) throw new Error('append after complete() or fail()');
-    if (text.length === 0 || this.controller.signal.aborted) return;
-    this.pending += text;
-    this.timer ??= setTimeout(() => this.flush(), this.options.coalesceMs);
+  /** How many appends this answer has sent so far (each is one event in the conversation). */
+  get parts(): number {
+    return this.part;
   }
 
-  /** Sends what is buffered and marks the answer complete. Rejects if the service refused any part. */
+  append(text: string): void {
+    if (this.end) throw new Error('append after complete() or fail()');
+    if (text.length === 0 || this.controller.signal.aborted) return;
+    this.pending += text;
+    this.pump();
+  }
+
+  /** Sends what is still pending and marks the answer complete. Rejects if the service refused any part. */
   async complete(): Promise<void> {
     await this.finish({ type: 'message.complete', messageId: this.messageId });
   }
@@ -66,44 +80,44 @@ export class AnswerStream {
     if (!this.controller.signal.aborted) this.controller.abort(new Error(reason));
   }
 
-  private async finish(command: { type: 'message.complete'; messageId: string } | { type: 'message.fail'; messageId: string; error: string }): Promise<void> {
-    if (this.ended) throw new Error('answer already ended');
-    this.ended = true;
-    this.flush();
-    this.enqueue(async () => {
-      await this.sender.send(this.conversationId, command);
-    });
-    await this.chain;
+  private async finish(command: EndCommand): Promise<void> {
+    if (this.end) throw new Error('answer already ended');
+    this.end = command;
+    this.pump();
+    await this.settled;
     if (this.failure) throw this.failure;
   }
 
-  private flush(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    while (this.pending.length > 0) {
-      const delta = this.pending.slice(0, this.options.maxDeltaChars);
-      this.pending = this.pending.slice(delta.length);
-      const part = ++this.part;
-      this.enqueue(async () => {
-        await this.sender.send(this.conversationId, { type: 'message.append', messageId: this.messageId, part, delta });
-      });
-    }
+  /** Starts the send loop unless it is already running; it stops when nothing is left to send. */
+  private pump(): void {
+    if (this.sending) return;
+    this.sending = true;
+    void this.sendAll();
   }
 
-  private enqueue(task: () => Promise<void>): void {
-    this.chain = this.chain.then(async () => {
-      if (this.failure) return;
-      try {
-        await task();
-      } catch (error) {
-        this.recordFailure(error);
+  private async sendAll(): Promise<void> {
+    try {
+      await this.ready;
+      for (;;) {
+        if (this.pending.length > 0) {
+          const delta = this.pending.slice(0, this.options.maxDeltaChars);
+          this.pending = this.pending.slice(delta.length);
+          await this.channel.send(this.conversationId, { type: 'message.append', messageId: this.messageId, part: ++this.part, delta });
+        } else if (this.end) {
+          await this.channel.send(this.conversationId, this.end);
+          this.settle();
+          return;
+        } else {
+          // Idle until the next append or the end; nothing is in flight.
+          this.sending = false;
+          return;
+        }
       }
-    });
-  }
-
-  private recordFailure(error: unknown): void {
-    this.failure ??= error as Error;
-    const code = error instanceof SeqlineError ? error.code : undefined;
-    this.abort(code === ErrorCode.MessageFinished ? 'the answer was ended elsewhere (cancelled)' : String((error as Error).message));
+    } catch (error) {
+      this.failure ??= error as Error;
+      const code = error instanceof SeqlineError ? error.code : undefined;
+      this.abort(code === ErrorCode.MessageFinished ? 'the answer was ended elsewhere (cancelled)' : String((error as Error).message));
+      this.settle();
+    }
   }
 }

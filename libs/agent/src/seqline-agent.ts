@@ -14,8 +14,6 @@ export interface AgentOptions {
   prefix?: string;
   /** The JetStream stream holding prompts (`SEQLINE_STREAM` on the server). */
   stream?: string;
-  /** Tokens appended within this window go out as one append. Default 20 ms. */
-  coalesceMs?: number;
   /** Publishes in flight at once across all answers. Default 64. */
   maxInFlight?: number;
   /** How long to wait for the service to answer one command before sending it again. Default 5 s. */
@@ -46,7 +44,7 @@ export class SeqlineAgent {
 
   private constructor(
     readonly nc: NatsConnection,
-    private readonly options: Required<Pick<AgentOptions, 'agentId' | 'prefix' | 'stream' | 'coalesceMs' | 'maxInFlight' | 'requestTimeoutMs'>>,
+    private readonly options: Required<Pick<AgentOptions, 'agentId' | 'prefix' | 'stream' | 'maxInFlight' | 'requestTimeoutMs'>>,
   ) {
     this.sender = new CommandSender(nc, { prefix: options.prefix, maxInFlight: options.maxInFlight, requestTimeoutMs: options.requestTimeoutMs, retryForMs: 120_000 });
     this.cancelSubscription = nc.subscribe(this.sender.subjects.allCancels, {
@@ -65,7 +63,6 @@ export class SeqlineAgent {
       agentId: options.agentId,
       prefix,
       stream: options.stream ?? `${prefix.toUpperCase().replace(/-/g, '_')}_LOG`,
-      coalesceMs: options.coalesceMs ?? 20,
       maxInFlight: options.maxInFlight ?? 64,
       requestTimeoutMs: options.requestTimeoutMs ?? 5_000,
     });
@@ -75,7 +72,7 @@ export class SeqlineAgent {
   startMessage(conversationId: string, options: { messageId?: string; text?: string } = {}): AnswerStream {
     const messageId = options.messageId ?? randomUUID();
     const started = this.sender.send(conversationId, { type: 'message.start', messageId, agentId: this.options.agentId, text: options.text ?? '' }).then(() => undefined);
-    const answer = new AnswerStream(this.sender, { conversationId, messageId, coalesceMs: this.options.coalesceMs, maxDeltaChars: DEFAULT_LIMITS.deltaChars }, started);
+    const answer = new AnswerStream(this.sender, { conversationId, messageId, maxDeltaChars: DEFAULT_LIMITS.deltaChars }, started);
     const answerKey = key(conversationId, messageId);
     this.answers.set(answerKey, answer);
     const forget = (): void => void this.answers.delete(answerKey);
