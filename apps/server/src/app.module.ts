@@ -1,7 +1,7 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { ConversationRepository, MessageRepository } from '@seqline/persistence';
-import { ConversationLog, Lease, LogStream } from '@seqline/streams';
+import { ConversationLog, Lease, LogStream, PartitionLeases } from '@seqline/streams';
 import type { Infrastructure } from './core/infrastructure.js';
 import { LOGGER, SETTINGS } from './core/tokens.js';
 import { DeviceGateway } from './delivery/ws/device.gateway.js';
@@ -38,6 +38,7 @@ export class AppModule {
         { provide: LogStream, useValue: infra.stream },
         { provide: ConversationLog, useValue: infra.log },
         { provide: Lease, useValue: infra.leadership },
+        { provide: PartitionLeases, useValue: infra.partitions },
         { provide: ConversationRepository, useValue: infra.conversations },
         { provide: MessageRepository, useValue: infra.messages },
         { provide: APP_FILTER, useClass: ErrorFilter },

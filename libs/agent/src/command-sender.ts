@@ -1,5 +1,6 @@
-import type { NatsConnection } from '@nats-io/transport-node';
-import { AgentReplySchema, ErrorCode, SeqlineError, subjects, type AgentCommand, type Subjects } from '@seqline/protocol';
+import { NoRespondersError, RequestError, type NatsConnection } from '@nats-io/transport-node';
+import { AgentReplySchema, ErrorCode, partitionOf, SeqlineError, subjects, type AgentCommand, type AgentReply, type Subjects } from '@seqline/protocol';
+import type { CommandChannel } from './answer-stream.js';
 import { Semaphore } from './semaphore.js';
 
 export interface CommandSenderOptions {
@@ -10,11 +11,20 @@ export interface CommandSenderOptions {
   retryForMs: number;
 }
 
-/** Sends commands as NATS requests, retrying unanswered ones; retries are safe because every command is idempotent. */
-export class CommandSender {
+/** After the owner subject failed other than by having no owner (a timeout, a permission), use the any-instance subject this long. */
+const OWNER_ROUTE_BACKOFF_MS = 10_000;
+
+/**
+ * Sends commands as NATS requests, retrying unanswered ones; retries are safe because every
+ * command is idempotent. A command goes to the instance owning its conversation's write
+ * partition; while the partition has no owner (an instance died or is handing over) it goes to
+ * any instance instead, so a hand-over never stalls an answer.
+ */
+export class CommandSender implements CommandChannel {
   readonly subjects: Subjects;
   private readonly semaphore: Semaphore;
   private readonly encoder = new TextEncoder();
+  private ownerRouteOffUntil = 0;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -27,18 +37,16 @@ export class CommandSender {
   async send(conversationId: string, command: AgentCommand): Promise<string> {
     const data = this.encoder.encode(JSON.stringify(command));
     const deadline = Date.now() + this.options.retryForMs;
+    const owner = this.subjects.writer(partitionOf(conversationId), conversationId);
+    const anyInstance = this.subjects.agent(conversationId);
     for (let attempt = 1; ; attempt++) {
-      await this.semaphore.acquire();
-      let reply;
+      let reply: AgentReply;
       try {
-        const msg = await this.nc.request(this.subjects.agent(conversationId), data, { timeout: this.options.requestTimeoutMs });
-        reply = AgentReplySchema.parse(msg.json());
+        reply = await this.request(owner, anyInstance, data);
       } catch (error) {
         if (Date.now() > deadline) throw error;
         await sleep(Math.min(50 * 2 ** attempt, 2_000) * (0.5 + Math.random()));
         continue;
-      } finally {
-        this.semaphore.release();
       }
       if (reply.ok) return reply.cursor;
       const retryable = reply.error.code === ErrorCode.Unavailable || reply.error.code === ErrorCode.RateLimited;
@@ -47,6 +55,28 @@ export class CommandSender {
         continue;
       }
       throw new SeqlineError(reply.error.code, reply.error.message);
+    }
+  }
+
+  /** One attempt: to the partition's owner, or to any instance while the partition has no owner or the owner route is off. */
+  private async request(owner: string, anyInstance: string, data: Uint8Array): Promise<AgentReply> {
+    const timeout = this.options.requestTimeoutMs;
+    await this.semaphore.acquire();
+    try {
+      if (Date.now() >= this.ownerRouteOffUntil) {
+        try {
+          return AgentReplySchema.parse((await this.nc.request(owner, data, { timeout })).json());
+        } catch (error) {
+          const noOwner = error instanceof NoRespondersError || (error instanceof RequestError && error.isNoResponders());
+          if (!noOwner) {
+            this.ownerRouteOffUntil = Date.now() + OWNER_ROUTE_BACKOFF_MS;
+            throw error;
+          }
+        }
+      }
+      return AgentReplySchema.parse((await this.nc.request(anyInstance, data, { timeout })).json());
+    } finally {
+      this.semaphore.release();
     }
   }
 }

@@ -9,3 +9,4 @@ export * from './agent-commands.js';
 export * from './subjects.js';
 export * from './message-reducer.js';
 export * from './rest.js';
+export * from './partitions.js';

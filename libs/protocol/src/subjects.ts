@@ -7,6 +7,9 @@ export function subjects(prefix: string) {
     allPrompts: `${prefix}.prompt.*`,
     agent: (conversationId: string) => `${prefix}.agent.${conversationId}`,
     allAgent: `${prefix}.agent.*`,
+    /** Commands for a conversation, answered by the instance that owns its write partition (see `partitionOf`). */
+    writer: (partition: number, conversationId: string) => `${prefix}.writer.${partition}.${conversationId}`,
+    partitionWriter: (partition: number) => `${prefix}.writer.${partition}.*`,
     cancel: (conversationId: string) => `${prefix}.cancel.${conversationId}`,
     allCancels: `${prefix}.cancel.*`,
     conversationOf: (subject: string) => subject.slice(subject.lastIndexOf('.') + 1),

@@ -4,3 +4,4 @@ export * from './log-stream.js';
 export * from './conversation-log.js';
 export * from './log-tail.js';
 export * from './lease.js';
+export * from './partition-leases.js';

@@ -2,7 +2,9 @@ import { resolve } from 'node:path';
 import { createLogger, type Settings } from '@seqline/config';
 import { applyMigrations, ConversationRepository, ensureDatabase, MessageRepository, PrismaService } from '@seqline/persistence';
 import { hostname } from 'node:os';
-import { connectNats, ConversationLog, Lease, LogStream } from '@seqline/streams';
+import { randomBytes } from 'node:crypto';
+import { WRITE_PARTITIONS } from '@seqline/protocol';
+import { connectNats, ConversationLog, Lease, LogStream, PartitionLeases } from '@seqline/streams';
 import type { Logger } from 'pino';
 
 /** The connections a server instance holds; created before Nest so start-up failures are clear. */
@@ -16,6 +18,8 @@ export interface Infrastructure {
   messages: MessageRepository;
   /** Held by one instance at a time: that instance persists the log and ends abandoned answers. */
   leadership: Lease;
+  /** The write partitions this instance owns (see `partitionOf`). */
+  partitions: PartitionLeases;
   close(): Promise<void>;
 }
 
@@ -29,12 +33,10 @@ export async function openInfrastructure(settings: Settings, prismaDir = resolve
     const stream = await LogStream.open(nc, settings.log);
     logger.info({ stream: stream.name, epoch: stream.epoch, retentionMs: settings.log.retentionMs }, 'log stream ready');
     const prisma = new PrismaService(settings.database.url);
-    const leadership = await Lease.open(nc, {
-      bucket: `${settings.log.stream}_LEASES`,
-      key: 'leader',
-      ttlMs: settings.persist.leaseMs,
-      holder: `${hostname()}-${process.pid}`,
-    });
+    const holder = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`.replace(/[^-\w]/g, '_');
+    const bucket = `${settings.log.stream}_LEASES`;
+    const leadership = await Lease.open(nc, { bucket, key: 'leader', ttlMs: settings.persist.leaseMs, holder });
+    const partitions = await PartitionLeases.open(nc, { bucket, partitions: WRITE_PARTITIONS, ttlMs: settings.persist.leaseMs, holder });
     return {
       settings,
       logger,
@@ -44,6 +46,7 @@ export async function openInfrastructure(settings: Settings, prismaDir = resolve
       conversations: new ConversationRepository(prisma),
       messages: new MessageRepository(prisma),
       leadership,
+      partitions,
       async close() {
         await leadership.release();
         await nc.drain().catch(() => undefined);

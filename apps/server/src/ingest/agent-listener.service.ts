@@ -2,7 +2,7 @@ import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShut
 import type { Msg, Subscription } from '@nats-io/transport-node';
 import type { Settings } from '@seqline/config';
 import { AgentCommandSchema, ErrorCode, SeqlineError, type AgentReply } from '@seqline/protocol';
-import { LogStream } from '@seqline/streams';
+import { LogStream, PartitionLeases } from '@seqline/streams';
 import type { Logger } from 'pino';
 import { LOGGER, SETTINGS } from '../core/tokens.js';
 import { ConversationWriter } from './conversation-writer.service.js';
@@ -10,14 +10,22 @@ import { MetricsService } from '../metrics/metrics.service.js';
 import { RateLimiter } from '../auth/rate-limiter.js';
 
 const QUEUE = 'seqline-ingest';
+const OWNER_QUEUE = 'seqline-writer';
+
+type Route = 'owner' | 'any';
 
 /**
- * Answers agents' requests on `<prefix>.agent.<conversation>`. Instances share a queue group,
- * so each request is handled once by whichever instance is free.
+ * Answers agents' commands. The instance owning a conversation's write partition answers on
+ * `<prefix>.writer.<partition>.<conversation>`, so one conversation's writes stay on one
+ * instance and its cached state stays current. Every instance also answers the any-instance
+ * subject `<prefix>.agent.<conversation>` (one queue group): agents that do not know the
+ * partitioning, and agents whose partition has no owner for the moment, are served there,
+ * correctly but with more conflicts between instances.
  */
 @Injectable()
 export class AgentListener implements OnApplicationBootstrap, OnApplicationShutdown {
   private subscription?: Subscription;
+  private readonly owned = new Map<number, Subscription>();
   private readonly encoder = new TextEncoder();
   private readonly decoder = new TextDecoder();
   private readonly limiter: RateLimiter;
@@ -26,6 +34,7 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
     private readonly stream: LogStream,
     private readonly writer: ConversationWriter,
     private readonly metrics: MetricsService,
+    private readonly partitions: PartitionLeases,
     @Inject(SETTINGS) private readonly settings: Settings,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {
@@ -33,23 +42,44 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
   }
 
   onApplicationBootstrap(): void {
-    this.subscription = this.stream.nc.subscribe(this.stream.subjects.allAgent, {
-      queue: QUEUE,
-      callback: (error, msg) => {
-        if (error) {
-          this.logger.error({ err: error }, 'agent subscription failed');
-          return;
-        }
-        void this.handle(msg);
+    this.subscription = this.listen(this.stream.subjects.allAgent, QUEUE, 'any');
+    this.partitions.start({
+      acquired: (partition) => {
+        this.owned.set(partition, this.listen(this.stream.subjects.partitionWriter(partition), OWNER_QUEUE, 'owner'));
+        this.metrics.writePartitions.set(this.owned.size);
+        this.logger.debug({ partition }, 'write partition acquired');
+      },
+      released: async (partition) => {
+        const subscription = this.owned.get(partition);
+        this.owned.delete(partition);
+        this.metrics.writePartitions.set(this.owned.size);
+        await subscription?.drain().catch(() => undefined);
+        this.logger.debug({ partition }, 'write partition released');
       },
     });
   }
 
   async onApplicationShutdown(): Promise<void> {
+    // Partitions first, so agents move to the any-instance subject (other instances) while this one drains.
+    await this.partitions.stop();
     await this.subscription?.drain().catch(() => undefined);
   }
 
-  private async handle(msg: Msg): Promise<void> {
+  private listen(subject: string, queue: string, route: Route): Subscription {
+    return this.stream.nc.subscribe(subject, {
+      queue,
+      callback: (error, msg) => {
+        if (error) {
+          this.logger.error({ err: error, subject }, 'agent subscription failed');
+          return;
+        }
+        void this.handle(msg, route);
+      },
+    });
+  }
+
+  private async handle(msg: Msg, route: Route): Promise<void> {
+    this.metrics.commandsByRoute.inc({ route });
     const conversationId = this.stream.subjects.conversationOf(msg.subject);
     const reply = await this.execute(conversationId, msg.data);
     if (!reply.ok) {

@@ -7,6 +7,8 @@ export class MetricsService {
   readonly registry = new Registry();
   readonly eventsWritten = new Counter({ name: 'seqline_events_written_total', help: 'Events written to conversation logs', labelNames: ['type'], registers: [this.registry] });
   readonly commandsRefused = new Counter({ name: 'seqline_commands_refused_total', help: 'Agent and device commands refused', labelNames: ['code'], registers: [this.registry] });
+  readonly writePartitions = new Gauge({ name: 'seqline_write_partitions_owned', help: 'Write partitions this instance owns and answers agent commands for', registers: [this.registry] });
+  readonly commandsByRoute = new Counter({ name: 'seqline_agent_commands_total', help: 'Agent commands handled, by the subject they came on (partition owner, or any instance)', labelNames: ['route'], registers: [this.registry] });
   readonly writeConflicts = new Counter({ name: 'seqline_write_conflicts_total', help: 'Log writes retried because another writer went first', registers: [this.registry] });
   readonly persistFlushes = new Counter({ name: 'seqline_persist_flushes_total', help: 'Batches written to Postgres', registers: [this.registry] });
   readonly persistRowWrites = new Counter({ name: 'seqline_persist_row_writes_total', help: 'Message rows inserted or updated in Postgres', registers: [this.registry] });

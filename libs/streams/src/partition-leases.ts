@@ -1,0 +1,119 @@
+import { Kvm, type KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+
+export interface PartitionLeasesOptions {
+  /** A key-value bucket whose entries expire `ttlMs` after their last write. */
+  bucket: string;
+  partitions: number;
+  ttlMs: number;
+  /** This instance, as a key-value key token ([-_=a-zA-Z0-9]). */
+  holder: string;
+}
+
+/** What the owner of a partition does with it: start or stop answering for its conversations. */
+export interface PartitionOwner {
+  acquired(partition: number): void;
+  /** Stop answering for the partition; the lease is given up once this resolves. */
+  released(partition: number): Promise<void>;
+}
+
+const memberPrefix = 'member.';
+const partitionKey = (partition: number): string => `partition.${partition}`;
+
+/**
+ * Shares numbered partitions among the live instances through leases in a JetStream key-value
+ * bucket. Each instance heartbeats a member key and holds about its fair share of partitions
+ * (all of them, divided by the members it sees): it takes free ones up to that share and gives
+ * back what is over it, so a new instance gets its share within a few renewals. A lease an
+ * instance stops renewing (it died, or lost NATS) lapses after `ttlMs` and another takes it.
+ * Two instances may briefly both think they hold a partition; callers must stay correct then.
+ */
+export class PartitionLeases {
+  private readonly held = new Map<number, number>();
+  private timer?: ReturnType<typeof setInterval>;
+  private ticking?: Promise<void>;
+  private owner?: PartitionOwner;
+  private stopped = false;
+
+  private constructor(
+    private readonly kv: KV,
+    private readonly options: PartitionLeasesOptions,
+  ) {}
+
+  static async open(nc: NatsConnection, options: PartitionLeasesOptions): Promise<PartitionLeases> {
+    const kv = await new Kvm(nc).create(options.bucket, { ttl: options.ttlMs, history: 1 });
+    return new PartitionLeases(kv, options);
+  }
+
+  /** Partitions this instance holds now. */
+  get owned(): number[] {
+    return [...this.held.keys()].sort((a, b) => a - b);
+  }
+
+  start(owner: PartitionOwner): void {
+    this.owner = owner;
+    this.timer = setInterval(() => void this.tick(), Math.max(50, Math.floor(this.options.ttlMs / 4)));
+    void this.tick();
+  }
+
+  /** Gives every partition back at once (after its owner stopped answering), so others need not wait for the leases to lapse. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    await this.ticking;
+    await Promise.all(this.owned.map((partition) => this.release(partition)));
+    await this.kv.delete(`${memberPrefix}${this.options.holder}`).catch(() => undefined);
+  }
+
+  private tick(): Promise<void> {
+    this.ticking ??= this.rebalance()
+      .catch(() => undefined)
+      .finally(() => (this.ticking = undefined));
+    return this.ticking;
+  }
+
+  private async rebalance(): Promise<void> {
+    if (this.stopped) return;
+    await this.renew();
+    await this.kv.put(`${memberPrefix}${this.options.holder}`, String(Date.now()));
+    const keys = new Set<string>();
+    for await (const key of await this.kv.keys()) keys.add(key);
+    const members = Math.max(1, [...keys].filter((key) => key.startsWith(memberPrefix)).length);
+    const share = Math.ceil(this.options.partitions / members);
+    if (this.stopped) return;
+    // Over the share (someone joined): give the surplus back.
+    for (const partition of this.owned.slice(share)) await this.release(partition);
+    // Under it: take free partitions, starting somewhere random so instances starting together spread out.
+    const offset = Math.floor(Math.random() * this.options.partitions);
+    for (let i = 0; i < this.options.partitions && this.held.size < share && !this.stopped; i++) {
+      const partition = (offset + i) % this.options.partitions;
+      if (this.held.has(partition) || keys.has(partitionKey(partition))) continue;
+      try {
+        this.held.set(partition, await this.kv.create(partitionKey(partition), this.options.holder));
+        this.owner?.acquired(partition);
+      } catch {
+        // Taken by another instance meanwhile.
+      }
+    }
+  }
+
+  private async renew(): Promise<void> {
+    for (const [partition, revision] of this.held) {
+      try {
+        this.held.set(partition, await this.kv.update(partitionKey(partition), this.options.holder, revision));
+      } catch {
+        // Lapsed and taken, or NATS is away: either way it is not ours to answer for any more.
+        this.held.delete(partition);
+        await this.owner?.released(partition);
+      }
+    }
+  }
+
+  private async release(partition: number): Promise<void> {
+    const revision = this.held.get(partition);
+    if (revision === undefined) return;
+    this.held.delete(partition);
+    await this.owner?.released(partition);
+    await this.kv.delete(partitionKey(partition), { previousSeq: revision }).catch(() => undefined);
+  }
+}

@@ -1,0 +1,88 @@
+import { SeqlineAgent } from '@seqline/agent';
+import type { Settings } from '@seqline/config';
+import { WRITE_PARTITIONS, partitionOf } from '@seqline/protocol';
+import { createConversation, createTestSettings, dropTestResources, eventually, startTestServer, WsDevice, type RunningServer } from '@seqline/testing';
+
+async function metric(server: RunningServer, line: string): Promise<number> {
+  const found = (await (await fetch(`${server.url}/metrics`)).text()).split('\n').find((l) => l.startsWith(`${line} `));
+  return Number(found?.split(' ')[1] ?? 0);
+}
+
+const owned = (server: RunningServer): number[] => server.infra.partitions.owned;
+
+describe('write partitions across two instances', () => {
+  let settings: Settings;
+  let a: RunningServer | undefined;
+  let b: RunningServer | undefined;
+  let agent: SeqlineAgent | undefined;
+  const devices: WsDevice[] = [];
+
+  beforeAll(() => {
+    settings = createTestSettings({ PERSIST_LEASE: '1s' });
+  });
+  afterAll(async () => {
+    await Promise.all(devices.map((device) => device.close()));
+    await agent?.close();
+    await a?.close();
+    await b?.close();
+    await dropTestResources(settings);
+  });
+
+  /** Streams one answer per conversation, in small paced bursts, and returns the texts sent. */
+  async function stream(ids: string[], messageId: string, tokens: number, midway?: () => Promise<void>): Promise<string[]> {
+    const answers = ids.map((id) => agent!.startMessage(id, { messageId }));
+    const texts = ids.map(() => '');
+    for (let t = 0; t < tokens; t++) {
+      if (t === tokens / 2 && midway) await midway();
+      answers.forEach((answer, i) => {
+        const token = ` ${messageId}${t}`;
+        texts[i] += token;
+        answer.append(token);
+      });
+      if (t % 10 === 0) await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    await Promise.all(answers.map((answer) => answer.complete()));
+    return texts;
+  }
+
+  it('splits the partitions, keeps each conversation on its owner, and hands partitions over when an instance stops', async () => {
+    a = await startTestServer(settings);
+    b = await startTestServer(settings);
+    await eventually(() => owned(a!).length === WRITE_PARTITIONS / 2 && owned(b!).length === WRITE_PARTITIONS / 2, 20_000, 'an even split');
+    expect(owned(a).filter((partition) => owned(b!).includes(partition))).toEqual([]);
+
+    // Conversations in partitions of both instances; every device follows on instance b.
+    const ids = Array.from({ length: 8 }, (_, i) => `part-${i}`);
+    expect(new Set(ids.map((id) => owned(a!).includes(partitionOf(id)))).size).toBe(2);
+    for (const id of ids) await createConversation(a.url, id);
+    for (const id of ids) {
+      const device = new WsDevice(b.url, id);
+      await device.connect();
+      devices.push(device);
+    }
+    agent = await SeqlineAgent.connect({ servers: settings.nats.url, agentId: 'writer', prefix: settings.log.prefix, stream: settings.log.stream });
+
+    const first = await stream(ids, 'one', 200);
+    for (const [i, device] of devices.entries()) {
+      await device.until(() => device.messages.get('one')?.status === 'complete');
+      expect(device.text('one')).toBe(first[i]);
+    }
+    // Every command reached its conversation's owner, so no write was ever refused as stale.
+    const byRoute = async (route: string): Promise<number> => (await metric(a!, `seqline_agent_commands_total{route="${route}"}`)) + (await metric(b!, `seqline_agent_commands_total{route="${route}"}`));
+    expect(await byRoute('any')).toBe(0);
+    expect(await byRoute('owner')).toBeGreaterThanOrEqual(ids.length * 2);
+    expect((await metric(a, 'seqline_write_conflicts_total')) + (await metric(b, 'seqline_write_conflicts_total'))).toBe(0);
+
+    // Instance a stops mid-answer: its partitions move to b, and no answer loses or repeats a token.
+    const second = await stream(ids, 'two', 200, async () => {
+      await a!.close();
+      a = undefined;
+    });
+    for (const [i, device] of devices.entries()) {
+      await device.until(() => device.messages.get('two')?.status === 'complete');
+      expect(device.text('two')).toBe(second[i]);
+      expect(device.violations).toEqual([]);
+    }
+    await eventually(() => owned(b!).length === WRITE_PARTITIONS, 20_000, 'b owning every partition');
+  });
+});
