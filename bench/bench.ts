@@ -8,6 +8,7 @@ import { fanout } from './scenarios/fanout.js';
 import { idle } from './scenarios/idle.js';
 import { latency } from './scenarios/latency.js';
 import { resume } from './scenarios/resume.js';
+import { streamAnswers, unpaced } from './scenarios/scaleout.js';
 import { throughput } from './scenarios/throughput.js';
 
 type Figures = Record<string, number | boolean>;
@@ -45,6 +46,32 @@ const scenarios: Scenario[] = [
       { figure: 'serverMemoryPerConnectionKiB', max: 20 },
       { figure: 'jetStreamConsumers', max: 10 },
       { figure: 'idleCpuTotalPercent', max: 2 },
+    ],
+  },
+  {
+    name: 'scaleout',
+    run: (settings, run) => streamAnswers(settings, run, { instances: 2, rate: 200, drop: true }),
+    targets: [
+      { figure: 'tokensPerSecond', min: 19_500 },
+      { figure: 'p50Ms', max: 5 },
+      { figure: 'p99Ms', max: 50 },
+      { figure: 'resubscribeP50Ms', max: 25 },
+      { figure: 'exactTexts', equals: 'answers' },
+      { figure: 'chainViolations', equals: 0 },
+    ],
+  },
+  {
+    name: 'slowmodel',
+    run: (settings, run) => streamAnswers(settings, run, { instances: 2, rate: 50, drop: false }),
+    targets: [{ figure: 'p50Ms', max: 20 }, { figure: 'exactTexts', equals: 'answers' }],
+  },
+  {
+    name: 'unpaced',
+    run: unpaced,
+    targets: [
+      { figure: 'tokensPerSecondTwoInstances', min: 40_000 },
+      { figure: 'twoOverOnePercent', min: 80 },
+      { figure: 'exactTexts', equals: 'answers' },
     ],
   },
   { name: 'resume', run: resume, targets: [{ figure: 'exact', is: true }, { figure: 'allReceivedMs', max: 60 }] },

@@ -52,6 +52,15 @@ export class BenchServer {
     return line ? Number(line.split(' ')[1]) : 0;
   }
 
+  /** The sum of every series of a metric (all label values). */
+  async metricSum(name: string): Promise<number> {
+    const text = await (await fetch(`${this.base}/metrics`)).text();
+    return text
+      .split('\n')
+      .filter((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`))
+      .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+  }
+
   async stop(): Promise<void> {
     if (this.child.exitCode !== null) return;
     const exited = new Promise((resolve) => this.child.once('exit', resolve));

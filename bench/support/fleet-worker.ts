@@ -13,11 +13,17 @@ interface Device {
   subscribed: boolean;
   violations: number;
   events: number;
+  url: string;
+  /** When this device dropped its connection, until it is subscribed again. */
+  droppedAt?: number;
+  /** Drop once this many events arrived, after a delay. */
+  dropAfter?: { events: number; delayMs: number };
 }
 
 const TIMESTAMP = / @(\d+\.\d+)/g;
 const devices: Device[] = [];
 const samples: number[] = [];
+const resubscribes: number[] = [];
 let waiters: (() => void)[] = [];
 
 function now(): number {
@@ -50,6 +56,10 @@ function receive(device: Device, raw: string): void {
     case 'snapshot':
     case 'subscribed':
       device.subscribed = true;
+      if (device.droppedAt !== undefined) {
+        resubscribes.push(at - device.droppedAt);
+        device.droppedAt = undefined;
+      }
       if (frame.type === 'snapshot') device.cursor = frame.cursor;
       notify();
       return;
@@ -58,6 +68,10 @@ function receive(device: Device, raw: string): void {
       if (frame.prev !== device.cursor) device.violations++;
       device.cursor = frame.cursor;
       device.events++;
+      if (device.dropAfter && device.events >= device.dropAfter.events) {
+        setTimeout(dropAndResume, device.dropAfter.delayMs, device);
+        device.dropAfter = undefined;
+      }
       if (event.type === 'message.created') device.texts.set(event.messageId, event.text ?? '');
       if (event.type === 'message.appended') {
         device.texts.set(event.messageId, (device.texts.get(event.messageId) ?? '') + event.delta);
@@ -79,16 +93,32 @@ function receive(device: Device, raw: string): void {
 }
 
 function connect(url: string, conversationId: string, after: string | undefined): Promise<Device> {
+  const device: Device = { socket: undefined as unknown as WebSocket, conversationId, cursor: after, texts: new Map(), done: new Set(), subscribed: false, violations: 0, events: 0, url };
+  return open(device).then(() => device);
+}
+
+/** Opens the device's socket and subscribes from its cursor (none: a snapshot). */
+function open(device: Device): Promise<void> {
   return new Promise((resolve, reject) => {
-    const socket = new WebSocket(`${url.replace(/^http/, 'ws')}/v1/ws`);
-    const device: Device = { socket, conversationId, cursor: after, texts: new Map(), done: new Set(), subscribed: false, violations: 0, events: 0 };
+    const socket = new WebSocket(`${device.url.replace(/^http/, 'ws')}/v1/ws`);
+    device.socket = socket;
     socket.on('open', () => {
-      socket.send(JSON.stringify({ type: 'subscribe', conversationId, ...(after ? { after } : {}) }));
-      resolve(device);
+      socket.send(JSON.stringify({ type: 'subscribe', conversationId: device.conversationId, ...(device.cursor ? { after: device.cursor } : {}) }));
+      resolve();
     });
-    socket.on('message', (data) => receive(device, String(data)));
+    socket.on('message', (data) => {
+      if (device.socket === socket) receive(device, String(data));
+    });
     socket.on('error', reject);
   });
+}
+
+/** The connection breaks without a goodbye; the device reconnects at once and resumes from its cursor. */
+function dropAndResume(device: Device): void {
+  device.socket.terminate();
+  device.subscribed = false;
+  device.droppedAt = now();
+  open(device).catch(() => device.violations++);
 }
 
 async function handle(request: FleetRequest): Promise<FleetReply> {
@@ -114,18 +144,32 @@ async function handle(request: FleetRequest): Promise<FleetReply> {
         const hash = createHash('sha1').update(device.texts.get(request.messageId) ?? '').digest('hex');
         hashes[hash] = (hashes[hash] ?? 0) + 1;
       }
+      const texts: Record<string, string> = {};
+      for (const device of devices) texts[device.conversationId] ??= createHash('sha1').update(device.texts.get(request.messageId) ?? '').digest('hex');
       samples.sort((a, b) => a - b);
-      const at = (p: number): number => samples[Math.min(samples.length - 1, Math.floor((p / 100) * samples.length))] ?? NaN;
+      resubscribes.sort((a, b) => a - b);
+      const at = (values: number[], p: number): number => values[Math.min(values.length - 1, Math.floor((p / 100) * values.length))] ?? NaN;
       return {
         type: 'completed',
         ok,
         hashes,
+        texts,
+        resubscribes: resubscribes.length,
+        resubscribeP50: at(resubscribes, 50),
+        resubscribeP99: at(resubscribes, 99),
         violations: devices.reduce((sum, device) => sum + device.violations, 0),
         samples: samples.length,
-        p50: at(50),
-        p99: at(99),
+        p50: at(samples, 50),
+        p99: at(samples, 99),
         max: samples.at(-1) ?? NaN,
       };
+    }
+    case 'drop': {
+      for (const device of devices) {
+        const at = Math.random() * request.withinMs;
+        device.dropAfter = { events: request.afterEvents, delayMs: at };
+      }
+      return { type: 'dropping' };
     }
     case 'close': {
       await Promise.all(

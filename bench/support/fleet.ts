@@ -3,11 +3,28 @@ import { fork, type ChildProcess } from 'node:child_process';
 export type FleetRequest =
   | { cmd: 'connect'; url: string; conversations: string[]; concurrency: number }
   | { cmd: 'complete'; messageId: string; timeoutMs: number }
+  | { cmd: 'drop'; withinMs: number; afterEvents: number }
   | { cmd: 'close' };
 
 export type FleetReply =
   | { type: 'connected'; ok: boolean; ms: number; openMs: number }
-  | { type: 'completed'; ok: boolean; hashes: Record<string, number>; violations: number; samples: number; p50: number; p99: number; max: number }
+  | {
+      type: 'completed';
+      ok: boolean;
+      hashes: Record<string, number>;
+      /** sha1 of each conversation's text, as its first device has it. */
+      texts: Record<string, string>;
+      violations: number;
+      samples: number;
+      p50: number;
+      p99: number;
+      max: number;
+      /** Drop → `subscribed` again, per device that was dropped. */
+      resubscribes: number;
+      resubscribeP50: number;
+      resubscribeP99: number;
+    }
+  | { type: 'dropping' }
   | { type: 'closed' }
   | { type: 'failed'; message: string };
 
@@ -27,6 +44,14 @@ export class DeviceFleet {
   /** Waits until every device has `messageId` completed; returns text hashes, chain violations and latency figures. */
   complete(messageId: string, timeoutMs: number): Promise<Extract<FleetReply, { type: 'completed' }>> {
     return this.ask({ cmd: 'complete', messageId, timeoutMs }) as Promise<Extract<FleetReply, { type: 'completed' }>>;
+  }
+
+  /**
+   * Each device, once it has `afterEvents` events, drops its connection at a random moment within
+   * `withinMs` (as a phone changing networks does) and resumes at once from its cursor.
+   */
+  drop(withinMs: number, afterEvents: number): Promise<void> {
+    return this.ask({ cmd: 'drop', withinMs, afterEvents }).then(() => undefined);
   }
 
   async close(): Promise<void> {

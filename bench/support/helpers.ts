@@ -17,6 +17,16 @@ export async function consumerCount(settings: Settings): Promise<number> {
   }
 }
 
+/** JetStream API requests the account has served so far (every client, every instance). */
+export async function jetStreamApiRequests(settings: Settings): Promise<number> {
+  const nc = await connect({ servers: settings.nats.url });
+  try {
+    return (await (await jetstreamManager(nc)).getAccountInfo()).api.total;
+  } finally {
+    await nc.close();
+  }
+}
+
 /** Creates conversations over REST, a few at a time. */
 export async function createConversations(base: string, ids: string[], concurrency = 50): Promise<void> {
   for (let i = 0; i < ids.length; i += concurrency) await Promise.all(ids.slice(i, i + concurrency).map((id) => createConversation(base, id)));

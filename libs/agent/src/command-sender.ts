@@ -1,4 +1,5 @@
-import { NoRespondersError, RequestError, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { NatsRequester, NoResponderError } from '@seqline/streams';
 import { AgentReplySchema, ErrorCode, partitionOf, SeqlineError, subjects, type AgentCommand, type AgentReply, type Subjects } from '@seqline/protocol';
 import type { CommandChannel } from './answer-stream.js';
 import { Semaphore } from './semaphore.js';
@@ -25,13 +26,15 @@ export class CommandSender implements CommandChannel {
   private readonly semaphore: Semaphore;
   private readonly encoder = new TextEncoder();
   private ownerRouteOffUntil = 0;
+  private readonly requester: NatsRequester;
 
   constructor(
-    private readonly nc: NatsConnection,
+    nc: NatsConnection,
     private readonly options: CommandSenderOptions,
   ) {
     this.subjects = subjects(options.prefix);
     this.semaphore = new Semaphore(options.maxInFlight);
+    this.requester = new NatsRequester(nc);
   }
 
   async send(conversationId: string, command: AgentCommand): Promise<string> {
@@ -58,23 +61,27 @@ export class CommandSender implements CommandChannel {
     }
   }
 
+  /** Fails what is still waiting for a reply; the connection is closing. */
+  close(): void {
+    this.requester.close();
+  }
+
   /** One attempt: to the partition's owner, or to any instance while the partition has no owner or the owner route is off. */
   private async request(owner: string, anyInstance: string, data: Uint8Array): Promise<AgentReply> {
-    const timeout = this.options.requestTimeoutMs;
+    const options = { timeoutMs: this.options.requestTimeoutMs };
     await this.semaphore.acquire();
     try {
       if (Date.now() >= this.ownerRouteOffUntil) {
         try {
-          return AgentReplySchema.parse((await this.nc.request(owner, data, { timeout })).json());
+          return AgentReplySchema.parse((await this.requester.request(owner, data, options)).json());
         } catch (error) {
-          const noOwner = error instanceof NoRespondersError || (error instanceof RequestError && error.isNoResponders());
-          if (!noOwner) {
+          if (!(error instanceof NoResponderError)) {
             this.ownerRouteOffUntil = Date.now() + OWNER_ROUTE_BACKOFF_MS;
             throw error;
           }
         }
       }
-      return AgentReplySchema.parse((await this.nc.request(anyInstance, data, { timeout })).json());
+      return AgentReplySchema.parse((await this.requester.request(anyInstance, data, options)).json());
     } finally {
       this.semaphore.release();
     }

@@ -136,6 +136,7 @@ export class SeqlineAgent {
     await this.prompts?.close();
     this.cancelSubscription?.unsubscribe();
     await this.nc.drain();
+    this.sender.close();
   }
 }
 

@@ -2,13 +2,14 @@ import {
   AckPolicy,
   DeliverPolicy,
   jetstream,
-  JetStreamApiError,
   type ConsumerInfo,
   type JetStreamClient,
   type JsMsg,
   type MsgRequest,
 } from '@nats-io/jetstream';
+import { headers } from '@nats-io/transport-node';
 import type { LogEvent, LogRecord } from '@seqline/protocol';
+import { NatsRequester } from './nats-requester.js';
 import { decodeDeliveredEntry, decodeEntry, type LogEntry } from './log-entry.js';
 import type { LogStream } from './log-stream.js';
 
@@ -19,6 +20,25 @@ const WRONG_LAST_SEQUENCE = 10071;
 const READ_PULL = 10_000;
 
 export class WrongLastSequenceError extends Error {}
+
+/** JetStream refused a write for another reason than a stale `expect` (see its `errCode`). */
+export class LogWriteError extends Error {
+  constructor(
+    message: string,
+    readonly errCode: number,
+  ) {
+    super(message);
+  }
+}
+
+interface PubAck {
+  seq?: number;
+  duplicate?: boolean;
+  error?: { code: number; err_code: number; description: string };
+}
+
+const decoder = new TextDecoder();
+const PUBLISH_TIMEOUT_MS = 5_000;
 
 export interface AppendResult {
   seq: number;
@@ -31,9 +51,11 @@ export interface AppendResult {
  */
 export class ConversationLog {
   private readonly js: JetStreamClient;
+  private readonly requester: NatsRequester;
 
   constructor(private readonly stream: LogStream) {
     this.js = jetstream(stream.nc);
+    this.requester = new NatsRequester(stream.nc);
   }
 
   /**
@@ -44,16 +66,17 @@ export class ConversationLog {
    */
   async append(conversationId: string, event: LogEvent, prev: number, msgId: string, expectedLast = prev): Promise<AppendResult> {
     const record: LogRecord = { prev, event };
-    try {
-      const ack = await this.js.publish(this.stream.subjects.log(conversationId), encoder.encode(JSON.stringify(record)), {
-        msgID: msgId,
-        expect: { lastSubjectSequence: expectedLast },
-      });
-      return { seq: ack.seq, duplicate: ack.duplicate };
-    } catch (error) {
-      if (error instanceof JetStreamApiError && error.code === WRONG_LAST_SEQUENCE) throw new WrongLastSequenceError(error.message);
-      throw error;
+    // A plain request rather than `js.publish`: this is the hot path, and the PubAck is all it needs.
+    const h = headers();
+    h.set('Nats-Msg-Id', msgId);
+    h.set('Nats-Expected-Last-Subject-Sequence', String(expectedLast));
+    const reply = await this.requester.request(this.stream.subjects.log(conversationId), encoder.encode(JSON.stringify(record)), { timeoutMs: PUBLISH_TIMEOUT_MS, headers: h });
+    const ack = JSON.parse(decoder.decode(reply.data)) as PubAck;
+    if (ack.error) {
+      if (ack.error.err_code === WRONG_LAST_SEQUENCE) throw new WrongLastSequenceError(ack.error.description);
+      throw new LogWriteError(ack.error.description, ack.error.err_code);
     }
+    return { seq: ack.seq!, duplicate: ack.duplicate === true };
   }
 
   /** Publishes a user message for agents; `msgId` de-duplicates retries. */

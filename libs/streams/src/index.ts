@@ -5,3 +5,4 @@ export * from './conversation-log.js';
 export * from './log-tail.js';
 export * from './lease.js';
 export * from './partition-leases.js';
+export * from './nats-requester.js';

@@ -1,0 +1,117 @@
+import type { Settings } from '../../libs/config/src/index.js';
+import { WRITE_PARTITIONS } from '../../libs/protocol/src/index.js';
+import { BenchServer, now, round } from '../support/bench-server.js';
+import { DeviceFleet } from '../support/fleet.js';
+import { connectAgents, createConversations, jetStreamApiRequests, sha1, sleep } from '../support/helpers.js';
+
+const ANSWERS = Number(process.env.BENCH_SCALEOUT_ANSWERS ?? 100);
+const TOKENS = Number(process.env.BENCH_SCALEOUT_TOKENS ?? 1_000);
+
+export interface ScaleOutOptions {
+  instances: number;
+  /** Tokens per second each answer offers; `unpaced`: as fast as the agent can append. */
+  rate: number | 'unpaced';
+  /** Every device drops its connection once, mid-answer, and resumes from its cursor. */
+  drop: boolean;
+}
+
+/**
+ * 100 answers of 1,000 tokens through the agent SDK (default settings), one device per answer
+ * in a process of its own, connected to the last instance. Latency is token appended → token
+ * received, including the drop.
+ */
+export async function streamAnswers(settings: Settings, run: string, options: ScaleOutOptions) {
+  const servers: BenchServer[] = [];
+  try {
+    for (let i = 0; i < options.instances; i++) servers.push(await BenchServer.start(settings));
+    await waitForPartitions(servers);
+    const reader = servers.at(-1)!;
+    const ids = Array.from({ length: ANSWERS }, (_, i) => `so-${run}-${options.instances}-${i}`);
+    await createConversations(reader.base, ids);
+    const fleet = new DeviceFleet();
+    await fleet.connect(reader.base, ids);
+    const agents = await connectAgents(settings, 4);
+    const sum = async (metric: string): Promise<number> => (await Promise.all(servers.map((server) => server.metricSum(metric)))).reduce((a, b) => a + b, 0);
+    const apiBefore = await jetStreamApiRequests(settings);
+    const eventsBefore = await sum('seqline_events_written_total');
+    const rowWritesBefore = await sum('seqline_persist_row_writes_total');
+    const conflictsBefore = await sum('seqline_write_conflicts_total');
+
+    const answers = ids.map((id, i) => agents[i % agents.length]!.startMessage(id, { messageId: 'answer' }));
+    await Promise.all(answers.map((answer) => answer.ready));
+    if (options.drop && options.rate !== 'unpaced') await fleet.drop(((TOKENS / options.rate) * 1000) / 2, 5);
+    const expected: Record<string, string> = {};
+    const started = now();
+    await Promise.all(
+      answers.map(async (answer, i) => {
+        let text = '';
+        for (let t = 0; t < TOKENS; t++) {
+          if (options.rate === 'unpaced') {
+            if (t % 20 === 0) await new Promise((resolve) => setImmediate(resolve));
+          } else {
+            const wait = started + (t * 1000) / options.rate - now();
+            if (wait > 1) await sleep(wait);
+          }
+          const token = ` @${now().toFixed(3)}`;
+          text += token;
+          answer.append(token);
+        }
+        await answer.complete();
+        expected[ids[i]!] = sha1(text);
+      }),
+    );
+    const done = await fleet.complete('answer', 300_000);
+    const seconds = (now() - started) / 1000;
+    const events = (await sum('seqline_events_written_total')) - eventsBefore;
+    const apiRequests = (await jetStreamApiRequests(settings)) - apiBefore;
+    const conflicts = (await sum('seqline_write_conflicts_total')) - conflictsBefore;
+    // Postgres catches up within a flush interval or two.
+    await sleep(1_500);
+    const rowWrites = (await sum('seqline_persist_row_writes_total')) - rowWritesBefore;
+    await fleet.close();
+    await Promise.all(agents.map((agent) => agent.close()));
+    return {
+      instances: options.instances,
+      ...(options.rate === 'unpaced' ? {} : { offeredTokensPerSecond: ANSWERS * options.rate }),
+      tokensPerSecond: Math.round((ANSWERS * TOKENS) / seconds),
+      p50Ms: round(done.p50),
+      p99Ms: round(done.p99),
+      ...(options.drop ? { drops: done.resubscribes, resubscribeP50Ms: round(done.resubscribeP50), resubscribeP99Ms: round(done.resubscribeP99) } : {}),
+      exactTexts: ids.filter((id) => done.texts[id] === expected[id]).length,
+      answers: ANSWERS,
+      chainViolations: done.violations,
+      appendEventsPerAnswer: round((events - 2 * ANSWERS) / ANSWERS),
+      jetStreamApiRequestsPerEvent: round(apiRequests / events, 3),
+      writeConflicts: conflicts,
+      postgresRowWritesPerAnswer: round(rowWrites / ANSWERS),
+    };
+  } finally {
+    await Promise.all(servers.map((server) => server.stop()));
+  }
+}
+
+/** Unpaced, on one instance and then on two: what the second instance costs. */
+export async function unpaced(settings: Settings, run: string) {
+  const one = await streamAnswers(settings, `${run}a`, { instances: 1, rate: 'unpaced', drop: false });
+  const two = await streamAnswers(settings, `${run}b`, { instances: 2, rate: 'unpaced', drop: false });
+  return {
+    tokensPerSecondOneInstance: one.tokensPerSecond,
+    tokensPerSecondTwoInstances: two.tokensPerSecond,
+    twoOverOnePercent: Math.round((100 * two.tokensPerSecond) / one.tokensPerSecond),
+    exactTexts: one.exactTexts + two.exactTexts,
+    answers: one.answers + two.answers,
+    appendEventsPerAnswerTwoInstances: two.appendEventsPerAnswer,
+    jetStreamApiRequestsPerEventTwoInstances: two.jetStreamApiRequestsPerEvent,
+  };
+}
+
+/** Until the instances share every write partition evenly. */
+async function waitForPartitions(servers: BenchServer[]): Promise<void> {
+  const share = Math.ceil(WRITE_PARTITIONS / servers.length);
+  for (let i = 0; i < 200; i++) {
+    const owned = await Promise.all(servers.map((server) => server.metric('seqline_write_partitions_owned')));
+    if (owned.reduce((a, b) => a + b, 0) === WRITE_PARTITIONS && owned.every((n) => n === share)) return;
+    await sleep(100);
+  }
+  throw new Error('write partitions were not shared out');
+}

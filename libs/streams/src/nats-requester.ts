@@ -1,0 +1,76 @@
+import { createInbox, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+
+/** Nobody listens on the subject (no stream captures it, no service answers it). */
+export class NoResponderError extends Error {}
+export class RequestTimeoutError extends Error {}
+
+interface Pending {
+  resolve(msg: Msg): void;
+  reject(error: Error): void;
+  deadline: number;
+}
+
+const SWEEP_MS = 100;
+
+/**
+ * Request/reply over one inbox subscription. `nc.request` costs a timer and an `Error` (with
+ * its stack) per request even when it succeeds; on a hot path with thousands of requests a
+ * second that is a large part of the CPU. Here a request is a publish and a map entry; replies
+ * are matched by token, and one sweep fails the requests whose time is up.
+ */
+export class NatsRequester {
+  private readonly inbox = createInbox();
+  private readonly pending = new Map<string, Pending>();
+  private readonly subscription: Subscription;
+  private readonly sweeper: ReturnType<typeof setInterval>;
+  private next = 0;
+
+  constructor(private readonly nc: NatsConnection) {
+    this.subscription = nc.subscribe(`${this.inbox}.*`, {
+      callback: (error, msg) => {
+        if (!error) this.settle(msg);
+      },
+    });
+    this.sweeper = setInterval(() => this.expire(), SWEEP_MS);
+    this.sweeper.unref();
+  }
+
+  request(subject: string, data: Uint8Array, options: { timeoutMs: number; headers?: MsgHdrs }): Promise<Msg> {
+    const token = (this.next++).toString(36);
+    return new Promise<Msg>((resolve, reject) => {
+      this.pending.set(token, { resolve, reject, deadline: Date.now() + options.timeoutMs });
+      try {
+        this.nc.publish(subject, data, { reply: `${this.inbox}.${token}`, headers: options.headers });
+      } catch (error) {
+        this.pending.delete(token);
+        reject(error as Error);
+      }
+    });
+  }
+
+  close(): void {
+    clearInterval(this.sweeper);
+    this.subscription.unsubscribe();
+    for (const pending of this.pending.values()) pending.reject(new RequestTimeoutError('the connection closed before a reply came'));
+    this.pending.clear();
+  }
+
+  private settle(msg: Msg): void {
+    const token = msg.subject.slice(this.inbox.length + 1);
+    const pending = this.pending.get(token);
+    if (!pending) return;
+    this.pending.delete(token);
+    if (msg.data.length === 0 && msg.headers?.code === 503) pending.reject(new NoResponderError(`no responders on the subject`));
+    else pending.resolve(msg);
+  }
+
+  private expire(): void {
+    if (this.pending.size === 0) return;
+    const now = Date.now();
+    for (const [token, pending] of this.pending) {
+      if (pending.deadline > now) continue;
+      this.pending.delete(token);
+      pending.reject(new RequestTimeoutError('no reply in time'));
+    }
+  }
+}
