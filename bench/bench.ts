@@ -91,7 +91,9 @@ function summarise(runs: Figures[]): Record<string, { median: number; min: numbe
     if (typeof values[0] === 'boolean') summary[key] = values.every(Boolean);
     else {
       const numbers = values as number[];
-      summary[key] = { median: Number(median(numbers).toFixed(2)), min: Math.min(...numbers), max: Math.max(...numbers) };
+      const middle = median(numbers);
+      // Two decimals, but small ratios keep three significant digits.
+      summary[key] = { median: Math.abs(middle) >= 1 || middle === 0 ? Number(middle.toFixed(2)) : Number(middle.toPrecision(3)), min: Math.min(...numbers), max: Math.max(...numbers) };
     }
   }
   return summary;
