@@ -18,7 +18,7 @@ describe('write partitions across two instances', () => {
   const devices: WsDevice[] = [];
 
   beforeAll(() => {
-    settings = createTestSettings({ PERSIST_LEASE: '1s' });
+    settings = createTestSettings({ WRITE_PARTITION_LEASE: '1s' });
   });
   afterAll(async () => {
     await Promise.all(devices.map((device) => device.close()));

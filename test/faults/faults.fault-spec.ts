@@ -16,7 +16,7 @@ import { runScenario, type ScenarioReport } from './scenario.js';
 
 const FLAKY_SECONDS = Number(process.env.FAULT_FLAKY_SECONDS ?? 60);
 const PG_DOWN_SECONDS = Number(process.env.FAULT_PG_DOWN_SECONDS ?? 20);
-const FAST_FAILOVER = { PERSIST_LEASE: '2s' };
+const FAST_FAILOVER = { PERSIST_LEASE: '2s', WRITE_PARTITION_LEASE: '2s' };
 
 async function startServers(settings: Settings, count: number): Promise<ServerProcess[]> {
   const servers: ServerProcess[] = [];

@@ -9,6 +9,11 @@ export interface Settings {
   persist: { flushIntervalMs: number; batchEvents: number; leaseMs: number };
   /** A streaming answer with no event for this long is ended `failed`. */
   agentLeaseMs: number;
+  /**
+   * A crashed instance's write partitions lapse after this long (a stopping one hands them over at
+   * once). Agents use the any-instance subject meanwhile, so it only costs conflicts, never stalls.
+   */
+  writePartitionLeaseMs: number;
   ws: { heartbeatMs: number; maxBufferedBytes: number };
   sse: { heartbeatMs: number; maxDurationMs: number };
   /** Each conversation with local subscribers keeps its recent events in memory, and lingers a while after the last one leaves. */
@@ -43,6 +48,7 @@ export function settingsFrom(env: Env): Settings {
     },
     persist: { flushIntervalMs: env.PERSIST_FLUSH_INTERVAL, batchEvents: env.PERSIST_BATCH_EVENTS, leaseMs: env.PERSIST_LEASE },
     agentLeaseMs: env.AGENT_LEASE,
+    writePartitionLeaseMs: env.WRITE_PARTITION_LEASE,
     ws: { heartbeatMs: env.WS_HEARTBEAT_INTERVAL, maxBufferedBytes: env.WS_MAX_BUFFERED_BYTES },
     sse: { heartbeatMs: env.SSE_HEARTBEAT_INTERVAL, maxDurationMs: env.SSE_MAX_DURATION },
     feed: { windowEvents: env.FEED_WINDOW_EVENTS, windowBytes: env.FEED_WINDOW_BYTES, lingerMs: env.FEED_LINGER },

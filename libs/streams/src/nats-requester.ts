@@ -22,7 +22,8 @@ export class NatsRequester {
   private readonly inbox = createInbox();
   private readonly pending = new Map<string, Pending>();
   private readonly subscription: Subscription;
-  private readonly sweeper: ReturnType<typeof setInterval>;
+  /** Runs only while requests wait, so an idle process has no timer to wake for. */
+  private sweeper?: ReturnType<typeof setInterval>;
   private next = 0;
 
   constructor(private readonly nc: NatsConnection) {
@@ -31,14 +32,16 @@ export class NatsRequester {
         if (!error) this.settle(msg);
       },
     });
-    this.sweeper = setInterval(() => this.expire(), SWEEP_MS);
-    this.sweeper.unref();
   }
 
   request(subject: string, data: Uint8Array, options: { timeoutMs: number; headers?: MsgHdrs }): Promise<Msg> {
     const token = (this.next++).toString(36);
     return new Promise<Msg>((resolve, reject) => {
       this.pending.set(token, { resolve, reject, deadline: Date.now() + options.timeoutMs });
+      if (!this.sweeper) {
+        this.sweeper = setInterval(() => this.expire(), SWEEP_MS);
+        this.sweeper.unref();
+      }
       try {
         this.nc.publish(subject, data, { reply: `${this.inbox}.${token}`, headers: options.headers });
       } catch (error) {
@@ -65,7 +68,11 @@ export class NatsRequester {
   }
 
   private expire(): void {
-    if (this.pending.size === 0) return;
+    if (this.pending.size === 0) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+      return;
+    }
     const now = Date.now();
     for (const [token, pending] of this.pending) {
       if (pending.deadline > now) continue;

@@ -33,6 +33,7 @@ export async function dropTestResources(settings: Settings): Promise<void> {
     await jsm.streams.delete(settings.log.stream).catch(() => false);
     // The leadership lease lives in a key-value bucket of its own.
     await jsm.streams.delete(`KV_${settings.log.stream}_LEASES`).catch(() => false);
+    await jsm.streams.delete(`KV_${settings.log.stream}_PARTITIONS`).catch(() => false);
   } finally {
     await nc.close();
   }

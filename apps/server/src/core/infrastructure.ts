@@ -36,7 +36,8 @@ export async function openInfrastructure(settings: Settings, prismaDir = resolve
     const holder = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`.replace(/[^-\w]/g, '_');
     const bucket = `${settings.log.stream}_LEASES`;
     const leadership = await Lease.open(nc, { bucket, key: 'leader', ttlMs: settings.persist.leaseMs, holder });
-    const partitions = await PartitionLeases.open(nc, { bucket, partitions: WRITE_PARTITIONS, ttlMs: settings.persist.leaseMs, holder });
+    // Their own bucket: its entries lapse after a longer time, so renewing 32 leases stays cheap.
+    const partitions = await PartitionLeases.open(nc, { bucket: `${settings.log.stream}_PARTITIONS`, partitions: WRITE_PARTITIONS, ttlMs: settings.writePartitionLeaseMs, holder });
     return {
       settings,
       logger,

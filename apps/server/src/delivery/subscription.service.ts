@@ -57,7 +57,9 @@ export class SubscriptionService {
       return { start, attach: (sink) => held.feed.subscribe(sink, seq, { release: held.release, atHead }), cancel: held.release };
     } catch (error) {
       held.release();
-      throw error;
+      if (error instanceof SeqlineError) throw error;
+      // NATS could not answer a log read: the same passing failure on every transport.
+      throw new SeqlineError(ErrorCode.Unavailable, 'the log cannot be read right now; retry shortly');
     }
   }
 

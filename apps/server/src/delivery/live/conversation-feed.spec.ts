@@ -171,4 +171,18 @@ describe('ConversationFeed', () => {
     expect(device.received).toEqual(Array.from({ length: 1011 }, (_, i) => i + 1));
     expect(device.failures).toEqual([]);
   });
+
+  it('fails with CURSOR_EXPIRED, not a read loop, when the log holds nothing after the position but the window starts later', async () => {
+    const log = new MemoryLog();
+    for (let seq = 1; seq <= 10; seq++) log.write(seq);
+    const feed = new ConversationFeed('c', log, { windowEvents: 2, windowBytes: 1 << 20, readBatch: 100 });
+    live(feed, log.write(11));
+    live(feed, log.write(12));
+    log.entries.length = 0; // a size cap dropped everything, the window's events too
+    const device = sink();
+    feed.subscribe(device, 3);
+    await settle();
+    expect(device.failures).toEqual([expect.objectContaining({ code: 'CURSOR_EXPIRED' })]);
+    expect(log.reads).toBe(1);
+  });
 });

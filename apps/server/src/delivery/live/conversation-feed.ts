@@ -264,15 +264,16 @@ export class ConversationFeed {
             });
             if (subscription.closed) return;
             if (broken) {
-              throw new SeqlineError(
-                ErrorCode.CursorExpired,
-                `events after ${formatCursor({ epoch: this.log.epoch, seq: subscription.position })} are no longer in the log; subscribe without a cursor for a snapshot`,
-              );
+              throw this.expired(subscription);
             }
           }
           if (this.covers(subscription.position)) break;
         }
         if (subscription.closed) return;
+        if (read === 0 && this.base !== undefined && subscription.position < this.base) {
+          // The log has nothing after this position, yet the window starts later: what lay between is gone.
+          throw this.expired(subscription);
+        }
         if (read < limit && this.base === undefined) {
           // The log has nothing after this position, and no event has reached the feed since it
           // was created (before this read began): this position is the conversation's head.
@@ -284,6 +285,11 @@ export class ConversationFeed {
       subscription.close();
       subscription.sink.fail(error);
     }
+  }
+
+  private expired(subscription: FeedSubscription): SeqlineError {
+    const cursor = formatCursor({ epoch: this.log.epoch, seq: subscription.position });
+    return new SeqlineError(ErrorCode.CursorExpired, `events after ${cursor} are no longer in the log; subscribe without a cursor for a snapshot`);
   }
 
   private deliver(subscription: FeedSubscription, event: FeedEvent): boolean {

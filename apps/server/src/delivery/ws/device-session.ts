@@ -245,11 +245,16 @@ export class DeviceSession {
     return this.sendBytes(JSON.stringify(frame));
   }
 
-  /** Sends a text frame; a device whose unsent buffer passes the bound is cut off so it cannot slow anyone else. */
+  /**
+   * Sends a text frame; a device whose unsent buffer is past the bound when another frame comes is
+   * cut off so it cannot slow anyone else. (Judged before the send, so one large frame, such as
+   * the snapshot of a long conversation, goes out whole instead of cutting every device that asks.)
+   */
   private sendBytes(data: Buffer | string): boolean {
     if (this.socket.readyState !== this.socket.OPEN) return false;
+    const backlog = this.socket.bufferedAmount;
     this.socket.send(data, { binary: false });
-    if (this.socket.bufferedAmount > this.deps.settings.ws.maxBufferedBytes) {
+    if (backlog > this.deps.settings.ws.maxBufferedBytes) {
       this.deps.logger.warn({ buffered: this.socket.bufferedAmount }, 'slow device disconnected');
       this.deps.metrics.slowConsumers.inc();
       this.close(CloseCode.SlowConsumer, 'slow consumer: resume from your cursor');
