@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import type { Settings } from '../../libs/config/src/index.js';
+import { freePort } from '../../libs/testing/src/processes/free-port.js';
 
 /** A server instance under test, as its own process, with what the benchmarks read off it. */
 export class BenchServer {
@@ -15,7 +16,8 @@ export class BenchServer {
   }
 
   static async start(settings: Settings, env: Record<string, string> = {}): Promise<BenchServer> {
-    const port = 3900 + Math.floor(Math.random() * 90);
+    // A port nothing listens on: two instances on one port would look like one answering twice.
+    const port = await freePort();
     const child = spawn(process.execPath, [...(process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []), 'dist/apps/server/src/main.js'], {
       stdio: ['ignore', 'inherit', 'inherit'],
       env: {
