@@ -1,6 +1,6 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { NatsRequester, NoResponderError } from '@seqline/streams';
-import { AgentReplySchema, ErrorCode, partitionOf, SeqlineError, subjects, type AgentCommand, type AgentReply, type Subjects } from '@seqline/protocol';
+import { AgentReplySchema, isRetryable, partitionOf, SeqlineError, subjects, type AgentCommand, type AgentReply, type Subjects } from '@seqline/protocol';
 import type { CommandChannel } from './answer-stream.js';
 import { Semaphore } from './semaphore.js';
 
@@ -52,8 +52,7 @@ export class CommandSender implements CommandChannel {
         continue;
       }
       if (reply.ok) return reply.cursor;
-      const retryable = reply.error.code === ErrorCode.Unavailable || reply.error.code === ErrorCode.RateLimited;
-      if (retryable && Date.now() < deadline) {
+      if (isRetryable(reply.error.code) && Date.now() < deadline) {
         await sleep(Math.min(50 * 2 ** attempt, 2_000));
         continue;
       }

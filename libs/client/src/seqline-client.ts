@@ -1,4 +1,4 @@
-import { CloseCode, SeqlineError, type ErrorCode } from '../../protocol/src/errors.js';
+import { CloseCode, ErrorCode, isRetryable, SeqlineError } from '../../protocol/src/errors.js';
 import type { ServerFrame } from '../../protocol/src/ws-frames.js';
 import { backoffDelay } from './backoff.js';
 import { MemoryCursorStore, type CursorStore } from './cursor-store.js';
@@ -30,8 +30,6 @@ interface PendingRequest {
 
 /** Close codes after which reconnecting cannot help. */
 const FINAL_CLOSE_CODES = new Set<number>([CloseCode.FrameTooLarge]);
-/** Error codes after which the same subscribe may well succeed a little later. */
-const RETRYABLE_CODES = new Set<string>(['UNAVAILABLE', 'RATE_LIMITED']);
 
 /**
  * The device SDK: one WebSocket, any number of conversations, each resumed from its stored cursor.
@@ -218,7 +216,7 @@ export class SeqlineClient {
         }
         const subscription = frame.conversationId ? this.subscriptions.get(frame.conversationId) : undefined;
         if (!subscription) return;
-        if (frame.code === 'BAD_CURSOR' || frame.code === 'CURSOR_EXPIRED') {
+        if (frame.code === ErrorCode.BadCursor || frame.code === ErrorCode.CursorExpired) {
           // Our stored state does not fit this log: start over from a snapshot.
           subscription.view.cursor = undefined;
           void this.store.remove(subscription.conversationId);
@@ -227,7 +225,7 @@ export class SeqlineClient {
         }
         subscription.emit({ type: 'error', code: frame.code, message: frame.message });
         // A passing failure (the database down for a snapshot, a limit hit): subscribe again, backing off.
-        if (RETRYABLE_CODES.has(frame.code)) {
+        if (isRetryable(frame.code)) {
           clearTimeout(subscription.retryTimer);
           const delay = backoffDelay(subscription.retries++, this.options.reconnect?.minDelayMs ?? 250, this.options.reconnect?.maxDelayMs ?? 15_000);
           subscription.retryTimer = setTimeout(() => {

@@ -25,6 +25,11 @@ export const ErrorCode = {
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
+/** Whether the same request may succeed if sent again a little later (with back-off): a passing failure or a rate limit. */
+export function isRetryable(code: string): boolean {
+  return code === ErrorCode.Unavailable || code === ErrorCode.RateLimited;
+}
+
 /** WebSocket close codes the server uses, and what a client should do after each. */
 export const CloseCode = {
   /** Server shutting down or redeploying: reconnect (to any instance) at once and resume. */

@@ -48,11 +48,6 @@ export class LogTail {
     this.running = this.run();
   }
 
-  /** The stream sequence of the last event handed over. */
-  get position(): number {
-    return this.lastSeq;
-  }
-
   async stop(): Promise<void> {
     this.stopped = true;
     await this.messages?.close();

@@ -9,7 +9,7 @@ import { ConnectionLimiter } from '../../auth/connection-limiter.js';
 import { requireRight, userOf } from '../../auth/principal.js';
 import { MetricsService } from '../../metrics/metrics.service.js';
 import { SubscriptionService } from '../subscription.service.js';
-import { writableFlow } from '../live/writable-flow.js';
+import { writableBatching } from '../live/writable-flow.js';
 
 /**
  * `GET /v1/conversations/:id/stream`: the same replay-then-live stream as the WebSocket, as
@@ -76,15 +76,7 @@ export class SseController implements BeforeApplicationShutdown {
       const { start } = opened;
       if (start.mode === 'snapshot') response.write(frame('snapshot', start.cursor, { conversationId: id, cursor: start.cursor, messages: start.messages }));
       const subscription = opened.attach({
-        batch: (send) => {
-          response.cork();
-          try {
-            send();
-          } finally {
-            response.uncork();
-          }
-        },
-        flow: writableFlow(response, () => response.writableLength, this.settings.ws.maxBufferedBytes / 4),
+        ...writableBatching(response, () => response.writableLength, this.settings.ws.maxBufferedBytes),
         send: (event) => {
           if (ended) return false;
           response.write(event.sseFrame);

@@ -11,8 +11,8 @@ import type { Logger } from 'pino';
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import type { ConversationCommands } from '../../ingest/conversation-commands.service.js';
-import type { FeedSubscription, SinkFlow } from '../live/conversation-feed.js';
-import { writableFlow } from '../live/writable-flow.js';
+import type { FeedSink, FeedSubscription } from '../live/conversation-feed.js';
+import { writableBatching } from '../live/writable-flow.js';
 import type { SubscriptionService } from '../subscription.service.js';
 import type { MetricsService } from '../../metrics/metrics.service.js';
 import type { Authenticator } from '../../auth/authenticator.service.js';
@@ -210,8 +210,7 @@ export class DeviceSession {
     else this.send({ type: 'subscribed', ref, conversationId, cursor: start.cursor, head: start.head });
     subscription.feed = opened.attach({
       send: (event) => !subscription.ended && this.sendBytes(event.wsFrame),
-      batch: (send) => this.corked(send),
-      flow: this.flow(),
+      ...this.batching(),
       fail: (error) => {
         this.end(conversationId, subscription);
         this.sendError(error, undefined, conversationId);
@@ -220,25 +219,9 @@ export class DeviceSession {
   }
 
   /** ws keeps the TCP socket private; corking it and waiting for it to drain is safe, since ws writes each frame whole. */
-  private get tcp(): Duplex | undefined {
-    return (this.socket as unknown as { _socket?: Duplex })._socket;
-  }
-
-  /** Catch-up waits once a quarter of the slow-device bound is unsent. */
-  private flow(): SinkFlow | undefined {
-    const tcp = this.tcp;
-    return tcp && writableFlow(tcp, () => this.socket.bufferedAmount, this.deps.settings.ws.maxBufferedBytes / 4);
-  }
-
-  /** Runs `send` with the TCP socket corked: its frames leave in one write instead of one each. */
-  private corked(send: () => void): void {
-    const tcp = this.tcp;
-    tcp?.cork();
-    try {
-      send();
-    } finally {
-      tcp?.uncork();
-    }
+  private batching(): Pick<FeedSink, 'batch' | 'flow'> {
+    const tcp = (this.socket as unknown as { _socket?: Duplex })._socket;
+    return tcp ? writableBatching(tcp, () => this.socket.bufferedAmount, this.deps.settings.ws.maxBufferedBytes) : {};
   }
 
   private send(frame: ServerFrame): boolean {
