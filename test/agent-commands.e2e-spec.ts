@@ -24,7 +24,12 @@ describe('agent commands over NATS', () => {
     const start = { type: 'message.start', messageId: 'm-retry', agentId: 'raw' } as const;
     const first = await request('c-cmd', start);
     expect(first).toMatchObject({ ok: true, duplicate: false });
-    expect(await request('c-cmd', start)).toEqual({ ok: true, duplicate: true, cursor: (first as { cursor: string }).cursor });
+    expect(await request('c-cmd', start)).toEqual({
+      ok: true,
+      duplicate: true,
+      cursor: (first as { cursor: string }).cursor,
+      answer: { status: 'streaming', parts: 0, text: '', epoch: 1 },
+    });
     for (const part of [1, 2, 2, 1, 3, 3]) {
       const reply = await request('c-cmd', { type: 'message.append', messageId: 'm-retry', part, delta: `<${part}>` });
       expect(reply.ok).toBe(true);
@@ -57,7 +62,10 @@ describe('agent commands over NATS', () => {
       ['no-such-conversation', { type: 'message.start', messageId: 'x', agentId: 'raw' }, 'UNKNOWN_CONVERSATION'],
       ['c-cmd', '{not json', 'BAD_FRAME'],
       ['c-cmd', JSON.stringify({ type: 'message.append', messageId: 'm-bad', part: 0, delta: 'x' }), 'VALIDATION_FAILED'],
-      ['c-cmd', JSON.stringify({ type: 'message.explode', messageId: 'm-bad' }), 'VALIDATION_FAILED'],
+      ['c-cmd', JSON.stringify({ type: 'message.explode', messageId: 'm-bad' }), 'BAD_FRAME'],
+      ['c-cmd', JSON.stringify({ messageId: 'm-bad' }), 'BAD_FRAME'],
+      ['c-cmd', '[1,2]', 'BAD_FRAME'],
+      ['c-cmd', JSON.stringify({ type: 'message.complete' }), 'VALIDATION_FAILED'],
       ['c-cmd', { type: 'message.append', messageId: 'nope', part: 1, delta: 'x' }, 'UNKNOWN_MESSAGE'],
       ['c-cmd', { type: 'message.append', messageId: 'm-bad', part: 2, delta: 'x' }, 'PART_OUT_OF_ORDER'],
       ['c-cmd', { type: 'message.append', messageId: 'm-bad', part: 1, delta: 'x'.repeat(101) }, 'DELTA_TOO_LARGE'],

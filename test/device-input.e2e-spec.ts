@@ -39,7 +39,9 @@ describe('WebSocket frames from devices', () => {
     const cases: [unknown, string][] = [
       ['{"type":', 'BAD_FRAME'],
       [{ type: 'teleport' }, 'BAD_FRAME'],
-      [{ type: 'subscribe', conversationId: 'has spaces' }, 'BAD_FRAME'],
+      [{ type: 'subscribe', conversationId: 'has spaces' }, 'VALIDATION_FAILED'],
+      [{ type: 'subscribe' }, 'VALIDATION_FAILED'],
+      [[1, 2], 'BAD_FRAME'],
       [{ type: 'subscribe', conversationId: 'nope' }, 'UNKNOWN_CONVERSATION'],
       [{ type: 'subscribe', conversationId: 'c-bad-2', after: 'not-a-cursor!' }, 'BAD_CURSOR'],
       [{ type: 'subscribe', conversationId: 'c-bad-2', after: `${seqline.server.infra.stream.epoch}-999999999` }, 'BAD_CURSOR'],
@@ -56,6 +58,10 @@ describe('WebSocket frames from devices', () => {
       expect({ frame, code: lastError(device)?.code }).toEqual({ frame, code });
       expect(lastError(device)!.message.length).toBeGreaterThan(0);
     }
+    // A refused frame's error names the frame's ref and conversation, so the device knows which request failed.
+    device.send({ type: 'post', ref: 'r-bad', conversationId: 'c-bad', messageId: 'no spaces allowed', text: 'hi' });
+    await device.until(() => device.frames.some((frame) => frame.type === 'error' && frame.ref === 'r-bad'));
+    expect(lastError(device)).toMatchObject({ type: 'error', ref: 'r-bad', conversationId: 'c-bad', code: 'VALIDATION_FAILED' });
     // A cursor from another conversation is refused rather than silently mixing logs.
     device.send({ type: 'post', ref: 'ok', conversationId: 'c-bad', messageId: 'fine', text: 'hello' });
     await device.until(() => device.frames.some((frame) => frame.type === 'ack' && frame.ref === 'ok'));

@@ -25,3 +25,8 @@ export function demoAnswer(prompt: string, tokens: number): string {
   }
   return words.join('');
 }
+
+/** What is left of `full` after `written`, the text an earlier run already streamed (none if it went elsewhere). */
+export function continuation(full: string, written: string): string {
+  return full.startsWith(written) ? full.slice(written.length) : '';
+}

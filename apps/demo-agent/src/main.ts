@@ -1,6 +1,6 @@
 import { SeqlineAgent } from '@seqline/agent';
 import { createLogger } from '@seqline/config';
-import { demoAnswer, tokenize } from './answer-text.js';
+import { continuation, demoAnswer, tokenize } from './answer-text.js';
 
 /**
  * A simulated LLM: answers every user message by streaming a long text at a realistic token
@@ -20,9 +20,17 @@ const agent = await SeqlineAgent.connect({
 });
 
 await agent.onPrompt(async (prompt) => {
+  // One answer id per prompt: a prompt redelivered after an agent died continues that agent's answer.
   const answer = agent.startMessage(prompt.conversationId, { messageId: `${prompt.messageId}-answer` });
-  logger.info({ conversationId: prompt.conversationId, messageId: answer.messageId }, 'answering');
-  for (const token of tokenize(demoAnswer(prompt.text, tokensPerAnswer))) {
+  const { status, text } = await answer.ready;
+  if (status !== 'streaming') {
+    logger.info({ messageId: answer.messageId, status }, 'answered before');
+    return;
+  }
+  // A model would be given `text` as the start of its answer; the demo's answer is fixed, so it skips what was written.
+  const rest = continuation(demoAnswer(prompt.text, tokensPerAnswer), text);
+  logger.info({ conversationId: prompt.conversationId, messageId: answer.messageId, resumedAt: text.length }, 'answering');
+  for (const token of tokenize(rest)) {
     if (answer.signal.aborted) {
       logger.info({ messageId: answer.messageId }, 'answer cancelled');
       return;

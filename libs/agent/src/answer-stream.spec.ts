@@ -1,15 +1,15 @@
-import type { AgentCommand } from '@seqline/protocol';
+import type { AgentCommand, AnswerState } from '@seqline/protocol';
 import { ErrorCode, SeqlineError } from '@seqline/protocol';
-import { AnswerStream, type CommandChannel } from './answer-stream.js';
+import { AnswerStream, type AcceptedReply, type CommandChannel } from './answer-stream.js';
 
 /** A service that acknowledges each command only when the test says so. */
 class SlowService implements CommandChannel {
   readonly received: AgentCommand[] = [];
   inFlight = 0;
   maxInFlight = 0;
-  private waiting: Array<{ resolve: (cursor: string) => void; reject: (error: Error) => void }> = [];
+  private waiting: Array<{ resolve: (reply: AcceptedReply) => void; reject: (error: Error) => void }> = [];
 
-  send(_conversationId: string, command: AgentCommand): Promise<string> {
+  send(_conversationId: string, command: AgentCommand): Promise<AcceptedReply> {
     this.received.push(command);
     this.inFlight++;
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
@@ -21,7 +21,7 @@ class SlowService implements CommandChannel {
     const next = this.waiting.shift();
     if (!next) throw new Error('nothing in flight');
     this.inFlight--;
-    next.resolve(`e-${this.received.length}`);
+    next.resolve({ ok: true, cursor: `e-${this.received.length}`, duplicate: false });
     await flush();
   }
 
@@ -37,7 +37,9 @@ class SlowService implements CommandChannel {
 }
 
 const flush = () => new Promise((resolve) => setImmediate(resolve));
-const open = (service: SlowService, maxDeltaChars = 1_000) => new AnswerStream(service, { conversationId: 'c', messageId: 'm', maxDeltaChars }, Promise.resolve());
+const fresh: AnswerState = { status: 'streaming', parts: 0, text: '', epoch: 1 };
+const open = (service: SlowService, maxDeltaChars = 1_000, state: AnswerState = fresh) =>
+  new AnswerStream(service, { conversationId: 'c', messageId: 'm', maxDeltaChars }, Promise.resolve(state));
 
 describe('AnswerStream', () => {
   it('under a slow acknowledgement sends every token exactly once, in order, with one append in flight', async () => {
@@ -61,7 +63,7 @@ describe('AnswerStream', () => {
     expect(parts).toEqual(parts.map((_, i) => i + 1));
     // Tokens that waited behind an append went out together: far fewer events than tokens.
     expect(parts.length).toBeLessThanOrEqual(Math.ceil(tokens.length / 7) + 2);
-    expect(service.received.at(-1)).toEqual({ type: 'message.complete', messageId: 'm' });
+    expect(service.received.at(-1)).toEqual({ type: 'message.complete', messageId: 'm', epoch: 1 });
   });
 
   it('sends a token at once when nothing is in flight', async () => {
@@ -79,15 +81,51 @@ describe('AnswerStream', () => {
 
   it('holds appends until the start is accepted, then sends them as one part', async () => {
     const service = new SlowService();
-    let accept!: () => void;
-    const answer = new AnswerStream(service, { conversationId: 'c', messageId: 'm', maxDeltaChars: 1_000 }, new Promise<void>((resolve) => (accept = resolve)));
+    let accept!: (state: AnswerState) => void;
+    const answer = new AnswerStream(service, { conversationId: 'c', messageId: 'm', maxDeltaChars: 1_000 }, new Promise<AnswerState>((resolve) => (accept = resolve)));
     answer.append('a');
     answer.append('b');
     await flush();
     expect(service.received).toEqual([]);
-    accept();
+    accept(fresh);
     await flush();
     expect(service.deltas()).toEqual(['ab']);
+  });
+
+  it('goes on from where an earlier producer stopped: the next part, with its own epoch', async () => {
+    const service = new SlowService();
+    const answer = open(service, 1_000, { status: 'streaming', parts: 4, text: 'abcd', producerId: 'me', epoch: 3 });
+    expect((await answer.ready).text).toBe('abcd');
+    answer.append('e');
+    const done = answer.complete();
+    await flush();
+    while (service.inFlight > 0) await service.ack();
+    await done;
+    expect(service.received).toEqual([
+      { type: 'message.append', messageId: 'm', part: 5, delta: 'e', epoch: 3 },
+      { type: 'message.complete', messageId: 'm', epoch: 3 },
+    ]);
+  });
+
+  it('sends nothing for an answer that was already finished, and completes quietly', async () => {
+    const service = new SlowService();
+    const answer = open(service, 1_000, { status: 'complete', parts: 2, text: 'ab', epoch: 1 });
+    await answer.ready;
+    answer.append('x');
+    await answer.complete();
+    expect(answer.signal.aborted).toBe(true);
+    expect(service.received).toEqual([]);
+  });
+
+  it('stops when fenced: the signal says another producer took over, complete() rejects with FENCED', async () => {
+    const service = new SlowService();
+    const answer = open(service);
+    await flush();
+    answer.append('a');
+    await flush();
+    await service.refuse(new SeqlineError(ErrorCode.Fenced, 'message m is written by another producer now (epoch 2)'));
+    await expect(answer.complete()).rejects.toMatchObject({ code: 'FENCED' });
+    expect((answer.signal.reason as Error).message).toBe('another producer took the answer over');
   });
 
   it('splits pending text at the delta limit, still one append in flight', async () => {

@@ -1,9 +1,11 @@
-import { ErrorCode, SeqlineError, type AgentCommand } from '@seqline/protocol';
+import { ErrorCode, SeqlineError, type AgentCommand, type AgentReply, type AnswerState } from '@seqline/protocol';
+
+export type AcceptedReply = Extract<AgentReply, { ok: true }>;
 
 /** Where an answer's commands go: the service, through NATS (see `CommandSender`). */
 export interface CommandChannel {
-  /** Resolves with the event's cursor once the service accepted the command; rejects if it refused it. */
-  send(conversationId: string, command: AgentCommand): Promise<string>;
+  /** Resolves with the service's reply once it accepted the command; rejects if it refused it. */
+  send(conversationId: string, command: AgentCommand): Promise<AcceptedReply>;
 }
 
 export interface AnswerStreamOptions {
@@ -12,7 +14,7 @@ export interface AnswerStreamOptions {
   maxDeltaChars: number;
 }
 
-type EndCommand = { type: 'message.complete'; messageId: string } | { type: 'message.fail'; messageId: string; error: string };
+type EndCommand = { type: 'message.complete'; messageId: string; epoch?: number } | { type: 'message.fail'; messageId: string; error: string; epoch?: number };
 
 /**
  * One streamed answer. `append` never blocks. At most one append is in flight per answer:
@@ -20,15 +22,26 @@ type EndCommand = { type: 'message.complete'; messageId: string } | { type: 'mes
  * service has acknowledged the previous one. So a token waits at most about one round trip at
  * any load, and the faster tokens come (or the slower the service answers), the fewer events an
  * answer takes. Each command is retried until acknowledged; parts arrive in order.
+ *
+ * An answer that already exists (a restarted agent, a redelivered prompt) goes on where it
+ * stands: `ready` resolves with its state, the next append is part `parts + 1`, and this
+ * producer's epoch goes with every command, so the one it took over from is fenced.
  */
 export class AnswerStream {
   readonly conversationId: string;
   readonly messageId: string;
-  /** Resolves once the service has accepted the start of the answer; rejects if it refused it. */
-  readonly ready: Promise<void>;
+  /**
+   * Resolves once the service has accepted the start of the answer, with the answer as it
+   * stands: empty for a new answer; for one an earlier producer began, its text and parts
+   * (continue from `text`); for one already finished, its final status (nothing more is sent).
+   * Rejects if the service refused the start.
+   */
+  readonly ready: Promise<AnswerState>;
   private readonly controller = new AbortController();
   private pending = '';
   private part = 0;
+  private epoch?: number;
+  private finished = false;
   private sending = false;
   private end?: EndCommand;
   private failure?: Error;
@@ -38,13 +51,21 @@ export class AnswerStream {
   constructor(
     private readonly channel: CommandChannel,
     private readonly options: AnswerStreamOptions,
-    started: Promise<void>,
+    started: Promise<AnswerState>,
   ) {
     this.conversationId = options.conversationId;
     this.messageId = options.messageId;
-    this.ready = started;
+    this.ready = started.then((state) => {
+      this.part = state.parts;
+      this.epoch = state.epoch;
+      if (state.status !== 'streaming') {
+        this.finished = true;
+        this.abort(`the answer is already ${state.status}`);
+      }
+      return state;
+    });
     // `ready` is optional to await; its rejection is reported through complete() and `signal`.
-    started.catch(() => undefined);
+    this.ready.catch(() => undefined);
     this.pump();
   }
 
@@ -99,12 +120,17 @@ export class AnswerStream {
     try {
       await this.ready;
       for (;;) {
+        if (this.finished) {
+          // Ended before this producer started: nothing of it is sent.
+          this.settle();
+          return;
+        }
         if (this.pending.length > 0) {
           const delta = this.pending.slice(0, this.options.maxDeltaChars);
           this.pending = this.pending.slice(delta.length);
-          await this.channel.send(this.conversationId, { type: 'message.append', messageId: this.messageId, part: ++this.part, delta });
+          await this.channel.send(this.conversationId, { type: 'message.append', messageId: this.messageId, part: ++this.part, delta, epoch: this.epoch });
         } else if (this.end) {
-          await this.channel.send(this.conversationId, this.end);
+          await this.channel.send(this.conversationId, { ...this.end, epoch: this.epoch });
           this.settle();
           return;
         } else {
@@ -116,8 +142,19 @@ export class AnswerStream {
     } catch (error) {
       this.failure ??= error as Error;
       const code = error instanceof SeqlineError ? error.code : undefined;
-      this.abort(code === ErrorCode.MessageFinished ? 'the answer was ended elsewhere (cancelled)' : String((error as Error).message));
+      this.abort(abortReason(code, error as Error));
       this.settle();
     }
+  }
+}
+
+function abortReason(code: ErrorCode | undefined, error: Error): string {
+  switch (code) {
+    case ErrorCode.MessageFinished:
+      return 'the answer was ended elsewhere (cancelled)';
+    case ErrorCode.Fenced:
+      return 'another producer took the answer over';
+    default:
+      return error.message;
   }
 }

@@ -1,7 +1,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { NatsRequester, NoResponderError } from '@seqline/streams';
 import { AgentReplySchema, isRetryable, partitionOf, SeqlineError, subjects, type AgentCommand, type AgentReply, type Subjects } from '@seqline/protocol';
-import type { CommandChannel } from './answer-stream.js';
+import type { AcceptedReply, CommandChannel } from './answer-stream.js';
 import { Semaphore } from './semaphore.js';
 
 export interface CommandSenderOptions {
@@ -37,7 +37,7 @@ export class CommandSender implements CommandChannel {
     this.requester = new NatsRequester(nc);
   }
 
-  async send(conversationId: string, command: AgentCommand): Promise<string> {
+  async send(conversationId: string, command: AgentCommand): Promise<AcceptedReply> {
     const data = this.encoder.encode(JSON.stringify(command));
     const deadline = Date.now() + this.options.retryForMs;
     const owner = this.subjects.writer(partitionOf(conversationId), conversationId);
@@ -51,7 +51,7 @@ export class CommandSender implements CommandChannel {
         await sleep(Math.min(50 * 2 ** attempt, 2_000) * (0.5 + Math.random()));
         continue;
       }
-      if (reply.ok) return reply.cursor;
+      if (reply.ok) return reply;
       if (isRetryable(reply.error.code) && Date.now() < deadline) {
         await sleep(Math.min(50 * 2 ** attempt, 2_000));
         continue;

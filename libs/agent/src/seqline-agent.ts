@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type ConsumerMessages } from '@nats-io/jetstream';
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
-import { CancelNoticeSchema, DEFAULT_LIMITS, PromptSchema, type Prompt } from '@seqline/protocol';
+import { CancelNoticeSchema, DEFAULT_LIMITS, ErrorCode, PromptSchema, SeqlineError, type AnswerState, type Prompt } from '@seqline/protocol';
+import { DEFAULT_AGENT_GROUP, ensurePromptConsumer, PROMPT_ACK_WAIT_MS } from '@seqline/streams';
 import { AnswerStream } from './answer-stream.js';
 import { CommandSender } from './command-sender.js';
 
@@ -68,10 +69,25 @@ export class SeqlineAgent {
     });
   }
 
-  /** Starts an answer in a conversation. `messageId` defaults to a new id; pass one to make a restarted agent resume the same answer. */
+  /**
+   * Starts an answer in a conversation. `messageId` defaults to a new id; pass one derived from
+   * the prompt so that an agent answering a redelivered prompt takes the same answer over
+   * (`answer.ready` then says how far it got) instead of starting a second one.
+   *
+   * @example
+   * const answer = agent.startMessage(prompt.conversationId, { messageId: `${prompt.messageId}-answer` });
+   * const { status, text } = await answer.ready;
+   * if (status !== 'streaming') return; // answered before
+   * for await (const token of model.stream(prompt.text, { prefix: text })) answer.append(token);
+   * await answer.complete();
+   */
   startMessage(conversationId: string, options: { messageId?: string; text?: string } = {}): AnswerStream {
     const messageId = options.messageId ?? randomUUID();
-    const started = this.sender.send(conversationId, { type: 'message.start', messageId, agentId: this.options.agentId, text: options.text ?? '' }).then(() => undefined);
+    // A new producer id per answer attempt: a start sent again by this attempt is a retry; one by another attempt takes the answer over.
+    const producerId = randomUUID();
+    const started = this.sender
+      .send(conversationId, { type: 'message.start', messageId, agentId: this.options.agentId, text: options.text ?? '', producerId })
+      .then((reply): AnswerState => reply.answer ?? { status: 'streaming', parts: 0, text: options.text ?? '', epoch: 1 });
     const answer = new AnswerStream(this.sender, { conversationId, messageId, maxDeltaChars: DEFAULT_LIMITS.deltaChars }, started);
     const answerKey = key(conversationId, messageId);
     this.answers.set(answerKey, answer);
@@ -82,14 +98,18 @@ export class SeqlineAgent {
 
   /**
    * Receives user messages posted to any conversation. Agents with the same `group` share the
-   * work: each prompt goes to one of them, and is redelivered if that one dies before finishing.
+   * work: each prompt goes to one of them, and is redelivered if that one dies or stalls before
+   * finishing (in-progress acks are sent while the handler runs). A handler that throws has its
+   * prompt redelivered after a second, except when its answer was taken over by another agent
+   * (`FENCED`): that one finishes it.
    */
   async onPrompt(handler: PromptHandler, options: { group?: string; concurrency?: number } = {}): Promise<void> {
-    const group = options.group ?? 'agents';
+    const group = options.group ?? DEFAULT_AGENT_GROUP;
     const jsm = await jetstreamManager(this.nc);
+    const ensure = () => ensurePromptConsumer(jsm, this.options.stream, this.sender.subjects.allPrompts, group);
     // The first setup is awaited so a misconfiguration shows at once; later failures (a NATS
     // restart, the stream not created yet) are retried by the loop below.
-    let ready: Promise<void> | undefined = this.ensurePromptConsumer(jsm, group);
+    let ready: Promise<void> | undefined = ensure();
     await ready.catch(() => undefined);
     void (async () => {
       while (!this.closed) {
@@ -97,6 +117,7 @@ export class SeqlineAgent {
           if (ready) await ready;
           ready = undefined;
           const consumer = await jetstream(this.nc).consumers.get(this.options.stream, group);
+          const ackWaitMs = ((await consumer.info(true)).config.ack_wait ?? PROMPT_ACK_WAIT_MS * 1_000_000) / 1_000_000;
           this.prompts = await consumer.consume({ max_messages: options.concurrency ?? 16 });
           for await (const msg of this.prompts) {
             const parsed = PromptSchema.safeParse(msg.json());
@@ -104,31 +125,21 @@ export class SeqlineAgent {
               msg.term();
               continue;
             }
-            const keepAlive = setInterval(() => msg.working(), 20_000);
+            const keepAlive = setInterval(() => msg.working(), Math.max(1_000, ackWaitMs / 3));
             void handler(parsed.data, this)
-              .then(() => msg.ack(), () => msg.nak(1_000))
+              .then(
+                () => msg.ack(),
+                // Fenced: the prompt was redelivered to another agent, which owns it now; neither ack nor nak it.
+                (error: unknown) => (error instanceof SeqlineError && error.code === ErrorCode.Fenced ? undefined : msg.nak(1_000)),
+              )
               .finally(() => clearInterval(keepAlive));
           }
         } catch {
-          ready = this.ensurePromptConsumer(jsm, group);
+          ready = ensure();
           await new Promise((resolve) => setTimeout(resolve, 500));
         }
       }
     })();
-  }
-
-  private async ensurePromptConsumer(jsm: Awaited<ReturnType<typeof jetstreamManager>>, group: string): Promise<void> {
-    await jsm.consumers
-      .add(this.options.stream, {
-        durable_name: group,
-        filter_subject: this.sender.subjects.allPrompts,
-        deliver_policy: DeliverPolicy.New,
-        ack_policy: AckPolicy.Explicit,
-        ack_wait: 60_000_000_000,
-      })
-      .catch(async (error: unknown) => {
-        if (!(await jsm.consumers.info(this.options.stream, group).catch(() => null))) throw error;
-      });
   }
 
   async close(): Promise<void> {

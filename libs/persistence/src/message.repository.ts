@@ -38,7 +38,7 @@ export class MessageRepository {
   async snapshot(conversationId: string, epoch: string): Promise<ConversationSnapshotRows | null> {
     const rows = await this.prisma.$queryRaw<SnapshotRow[]>`
       SELECT c.applied_seq::text AS conversation_applied_seq, m.id, m.author_role, m.author_id, m.status, m.text, m.parts, m.error,
-             m.created_seq::text AS created_seq, m.applied_seq::text AS applied_seq, m.created_at, m.updated_at
+             m.part_lengths, m.producer_id, m.producer_epoch, m.created_seq::text AS created_seq, m.applied_seq::text AS applied_seq, m.created_at, m.updated_at
       FROM conversations c
       LEFT JOIN messages m ON m.conversation_id = c.id
       WHERE c.id = ${conversationId}
@@ -56,6 +56,9 @@ export class MessageRepository {
             status: row.status!,
             text: row.text!,
             parts: row.parts!,
+            partLengths: row.part_lengths!,
+            producerId: row.producer_id,
+            producerEpoch: row.producer_epoch!,
             error: row.error,
             createdSeq: BigInt(row.created_seq!),
             appliedSeq: BigInt(row.applied_seq!),
@@ -69,14 +72,14 @@ export class MessageRepository {
   }
 
   /**
-   * The current rows of the given messages, without their text: the persister applies events
-   * onto an empty text, which leaves exactly the text to append.
+   * The current rows of the given messages, without their text or part lengths: the persister
+   * applies events onto empty ones, which leaves exactly what to append.
    */
   async loadHeads(keys: { conversationId: string; id: string }[], epoch: string): Promise<Map<string, MessageState>> {
     const found = new Map<string, MessageState>();
     if (keys.length === 0) return found;
     const rows = await this.prisma.$queryRaw<MessageHeadRow[]>`
-      SELECT m.conversation_id, m.id, m.author_role, m.author_id, m.status, m.parts, m.error,
+      SELECT m.conversation_id, m.id, m.author_role, m.author_id, m.status, m.parts, m.error, m.producer_id, m.producer_epoch,
              m.created_seq::text AS created_seq, m.applied_seq::text AS applied_seq, m.created_at, m.updated_at
       FROM messages m
       JOIN unnest(${keys.map((key) => key.conversationId)}::text[], ${keys.map((key) => key.id)}::text[]) AS k(conversation_id, id)
@@ -91,6 +94,9 @@ export class MessageRepository {
           status: row.status,
           text: '',
           parts: row.parts,
+          partLengths: [],
+          producerId: row.producer_id,
+          producerEpoch: row.producer_epoch,
           error: row.error,
           createdSeq: BigInt(row.created_seq),
           appliedSeq: BigInt(row.applied_seq),
@@ -133,28 +139,38 @@ export class MessageRepository {
     await this.prisma.$transaction(async (tx) => {
       if (created.length > 0) {
         await tx.$executeRaw`
-          INSERT INTO messages (conversation_id, id, author_role, author_id, status, text, parts, error, created_seq, applied_seq, created_at, updated_at)
-          SELECT * FROM unnest(
+          INSERT INTO messages (conversation_id, id, author_role, author_id, status, text, parts, error, created_seq, applied_seq, created_at, updated_at,
+                                part_lengths, producer_id, producer_epoch)
+          SELECT v.conversation_id, v.id, v.author_role, v.author_id, v.status, v.text, v.parts, v.error, v.created_seq, v.applied_seq, v.created_at, v.updated_at,
+                 string_to_array(v.part_lengths, ',')::int[], v.producer_id, v.producer_epoch
+          FROM unnest(
             ${col(created, (c) => c.conversationId)}::text[], ${col(created, (c) => c.state.id)}::text[],
             ${col(created, (c) => c.state.author.role)}::text[], ${col(created, (c) => c.state.author.id)}::text[],
             ${col(created, (c) => c.state.status)}::text[], ${col(created, (c) => c.state.text)}::text[],
             ${col(created, (c) => c.state.parts)}::int[], ${col(created, (c) => c.state.error ?? null)}::text[],
             ${col(created, (c) => String(c.state.createdSeq))}::bigint[], ${col(created, (c) => String(c.state.appliedSeq))}::bigint[],
-            ${col(created, (c) => c.state.createdAt)}::timestamp(3)[], ${col(created, (c) => c.state.updatedAt)}::timestamp(3)[])
+            ${col(created, (c) => c.state.createdAt)}::timestamp(3)[], ${col(created, (c) => c.state.updatedAt)}::timestamp(3)[],
+            ${col(created, (c) => c.state.partLengths.join(','))}::text[], ${col(created, (c) => c.state.producerId ?? null)}::text[],
+            ${col(created, (c) => c.state.producerEpoch)}::int[])
+            AS v(conversation_id, id, author_role, author_id, status, text, parts, error, created_seq, applied_seq, created_at, updated_at,
+                 part_lengths, producer_id, producer_epoch)
           ON CONFLICT DO NOTHING`;
       }
       if (updated.length > 0) {
         const count = await tx.$executeRaw`
           UPDATE messages AS m
           SET text = m.text || v.delta, status = v.status, parts = v.parts, error = v.error,
-              applied_seq = v.applied_seq, updated_at = v.updated_at
+              applied_seq = v.applied_seq, updated_at = v.updated_at,
+              part_lengths = m.part_lengths || string_to_array(v.part_lengths, ',')::int[],
+              producer_id = v.producer_id, producer_epoch = v.producer_epoch
           FROM unnest(
             ${col(updated, (c) => c.conversationId)}::text[], ${col(updated, (c) => c.state.id)}::text[],
             ${col(updated, (c) => c.state.text)}::text[], ${col(updated, (c) => c.state.status)}::text[],
             ${col(updated, (c) => c.state.parts)}::int[], ${col(updated, (c) => c.state.error ?? null)}::text[],
             ${col(updated, (c) => String(c.state.appliedSeq))}::bigint[], ${col(updated, (c) => String(c.fromSeq))}::bigint[],
-            ${col(updated, (c) => c.state.updatedAt)}::timestamp(3)[])
-            AS v(conversation_id, id, delta, status, parts, error, applied_seq, from_seq, updated_at)
+            ${col(updated, (c) => c.state.updatedAt)}::timestamp(3)[], ${col(updated, (c) => c.state.partLengths.join(','))}::text[],
+            ${col(updated, (c) => c.state.producerId ?? null)}::text[], ${col(updated, (c) => c.state.producerEpoch)}::int[])
+            AS v(conversation_id, id, delta, status, parts, error, applied_seq, from_seq, updated_at, part_lengths, producer_id, producer_epoch)
           WHERE m.conversation_id = v.conversation_id AND m.id = v.id AND m.applied_seq = v.from_seq`;
         if (count !== updated.length) throw new Error(`expected to update ${updated.length} messages, updated ${count}: rows changed underneath`);
       }
@@ -178,6 +194,8 @@ interface MessageHeadRow {
   status: string;
   parts: number;
   error: string | null;
+  producer_id: string | null;
+  producer_epoch: number;
   created_seq: string;
   applied_seq: string;
   created_at: Date;
@@ -198,6 +216,9 @@ interface SnapshotRow {
   text: string | null;
   parts: number | null;
   error: string | null;
+  part_lengths: number[] | null;
+  producer_id: string | null;
+  producer_epoch: number | null;
   created_seq: string | null;
   applied_seq: string | null;
   created_at: Date | null;

@@ -9,7 +9,14 @@ export interface ConversationRecord {
 }
 
 /** A message with the bookkeeping the server needs beside what devices see. */
-export type MessageState = Message & { appliedSeq: number; createdSeq: number };
+export type MessageState = Message & {
+  appliedSeq: number;
+  createdSeq: number;
+  /** Length of each applied part, in order (the persister holds only the parts it has not written yet). */
+  partLengths: number[];
+  producerId?: string;
+  producerEpoch: number;
+};
 
 export function toConversationRecord(row: ConversationRow): ConversationRecord {
   return { id: row.id, title: row.title, createdAt: row.createdAt.toISOString(), updatedAt: row.updatedAt.toISOString() };
@@ -28,11 +35,14 @@ export function toMessageState(row: MessageRow, epoch: string): MessageState {
     parts: row.parts,
     appliedSeq: Number(row.appliedSeq),
     createdSeq: Number(row.createdSeq),
+    partLengths: row.partLengths,
+    ...(row.producerId === null ? {} : { producerId: row.producerId }),
+    producerEpoch: row.producerEpoch,
   };
 }
 
 /** Strips server bookkeeping for devices and admins. */
-export function toPublicMessage(state: Message & { appliedSeq?: number; createdSeq?: number }): Message {
-  const { appliedSeq: _applied, createdSeq: _created, ...message } = state;
+export function toPublicMessage(state: Message & Partial<Omit<MessageState, keyof Message>>): Message {
+  const { appliedSeq: _applied, createdSeq: _created, partLengths: _lengths, producerId: _producer, producerEpoch: _epoch, ...message } = state;
   return message;
 }

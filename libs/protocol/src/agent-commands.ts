@@ -1,27 +1,37 @@
 import { z } from 'zod';
 import { ErrorCodeSchema } from './error-code.schema.js';
-import { AuthorSchema, IdSchema } from './message.js';
+import { AuthorSchema, IdSchema, MessageStatusSchema } from './message.js';
 
 /**
  * Commands an agent sends as a NATS request to `<prefix>.agent.<conversationId>`.
  * Every command is idempotent: a retry of the same command is answered with the first result.
  */
+const ProducerIdSchema = z.string().min(1).max(128);
+/** The producer epoch a `message.start` reply gave; commands of an older epoch are refused `FENCED`. */
+const EpochSchema = z.number().int().positive().optional();
+
 export const StartCommandSchema = z.object({
   type: z.literal('message.start'),
   messageId: IdSchema,
   agentId: z.string().min(1).max(128),
   /** Text the answer starts with (usually empty). */
   text: z.string().default(''),
+  /**
+   * Names this producer (one agent process working on this answer; a random id per attempt).
+   * A start with another producer id takes a streaming answer over and fences the previous one.
+   */
+  producerId: ProducerIdSchema.optional(),
 });
 export const AppendCommandSchema = z.object({
   type: z.literal('message.append'),
   messageId: IdSchema,
-  /** 1, 2, 3, … per message; a repeated part is acknowledged without being applied again. */
+  /** 1, 2, 3, … per message; a part sent again with the same delta is acknowledged as a duplicate, with another delta refused. */
   part: z.number().int().positive(),
   delta: z.string().min(1),
+  epoch: EpochSchema,
 });
-export const CompleteCommandSchema = z.object({ type: z.literal('message.complete'), messageId: IdSchema });
-export const FailCommandSchema = z.object({ type: z.literal('message.fail'), messageId: IdSchema, error: z.string().max(1024) });
+export const CompleteCommandSchema = z.object({ type: z.literal('message.complete'), messageId: IdSchema, epoch: EpochSchema });
+export const FailCommandSchema = z.object({ type: z.literal('message.fail'), messageId: IdSchema, error: z.string().max(1024), epoch: EpochSchema });
 
 export const AgentCommandSchema = z.discriminatedUnion('type', [
   StartCommandSchema,
@@ -32,8 +42,21 @@ export const AgentCommandSchema = z.discriminatedUnion('type', [
 export type AgentCommand = z.input<typeof AgentCommandSchema>;
 export type ParsedAgentCommand = z.infer<typeof AgentCommandSchema>;
 
+/** What `message.start` tells the producer about the answer, so a restarted agent can go on where the last one stopped. */
+export const AnswerStateSchema = z.object({
+  status: MessageStatusSchema,
+  /** Appends applied so far: go on with part `parts + 1`. */
+  parts: z.number().int().nonnegative(),
+  /** The text so far (an LLM continues from it as a prefix). */
+  text: z.string(),
+  producerId: z.string().optional(),
+  /** Send this with every later command of the answer. */
+  epoch: z.number().int().positive(),
+});
+export type AnswerState = z.infer<typeof AnswerStateSchema>;
+
 export const AgentReplySchema = z.discriminatedUnion('ok', [
-  z.object({ ok: z.literal(true), cursor: z.string(), duplicate: z.boolean() }),
+  z.object({ ok: z.literal(true), cursor: z.string(), duplicate: z.boolean(), answer: AnswerStateSchema.optional() }),
   z.object({
     ok: z.literal(false),
     error: z.object({ code: ErrorCodeSchema, message: z.string() }),

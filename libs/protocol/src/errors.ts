@@ -12,6 +12,10 @@ export const ErrorCode = {
   MessageExists: 'MESSAGE_EXISTS',
   MessageFinished: 'MESSAGE_FINISHED',
   PartOutOfOrder: 'PART_OUT_OF_ORDER',
+  /** A part number already applied, sent again with other content: never applied, never a duplicate. */
+  PartConflict: 'PART_CONFLICT',
+  /** Another producer has taken the answer over; this one must stop writing to it. */
+  Fenced: 'FENCED',
   DeltaTooLarge: 'DELTA_TOO_LARGE',
   MessageTooLarge: 'MESSAGE_TOO_LARGE',
   NotSubscribed: 'NOT_SUBSCRIBED',
@@ -24,6 +28,33 @@ export const ErrorCode = {
   Internal: 'INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** The HTTP status each code is answered with over REST and SSE (WebSocket and NATS carry the code alone). */
+export const HTTP_STATUS: Record<ErrorCode, number> = {
+  BAD_FRAME: 400,
+  FRAME_TOO_LARGE: 413,
+  VALIDATION_FAILED: 400,
+  BAD_CURSOR: 400,
+  CURSOR_EXPIRED: 410,
+  UNKNOWN_CONVERSATION: 404,
+  CONVERSATION_EXISTS: 409,
+  UNKNOWN_MESSAGE: 404,
+  MESSAGE_EXISTS: 409,
+  MESSAGE_FINISHED: 409,
+  PART_OUT_OF_ORDER: 409,
+  PART_CONFLICT: 409,
+  FENCED: 409,
+  DELTA_TOO_LARGE: 413,
+  MESSAGE_TOO_LARGE: 413,
+  NOT_SUBSCRIBED: 400,
+  TOO_MANY_SUBSCRIPTIONS: 429,
+  NOT_FOUND: 404,
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
+  RATE_LIMITED: 429,
+  UNAVAILABLE: 503,
+  INTERNAL: 500,
+};
 
 /** Whether the same request may succeed if sent again a little later (with back-off): a passing failure or a rate limit. */
 export function isRetryable(code: string): boolean {

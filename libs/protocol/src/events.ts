@@ -9,6 +9,19 @@ export const MessageCreatedSchema = z.object({
   /** `streaming` for an answer that will grow; `complete` for a prompt posted whole. */
   status: z.enum(['streaming', 'complete']),
   text: z.string(),
+  /** The producer writing an answer (see `message.claimed`); absent for prompts and for agents that do not name one. */
+  producerId: z.string().optional(),
+  at: z.string(),
+});
+/**
+ * Another producer took a streaming answer over (an agent restarted, its prompt redelivered):
+ * from here on only commands of `epoch` are accepted. The text so far is kept.
+ */
+export const MessageClaimedSchema = z.object({
+  type: z.literal('message.claimed'),
+  messageId: IdSchema,
+  producerId: z.string(),
+  epoch: z.number().int().positive(),
   at: z.string(),
 });
 export const MessageAppendedSchema = z.object({
@@ -39,6 +52,7 @@ export const MessageFailedSchema = z.object({
 
 export const LogEventSchema = z.discriminatedUnion('type', [
   MessageCreatedSchema,
+  MessageClaimedSchema,
   MessageAppendedSchema,
   MessageCompletedSchema,
   MessageAbortedSchema,

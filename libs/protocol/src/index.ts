@@ -10,3 +10,4 @@ export * from './subjects.js';
 export * from './message-reducer.js';
 export * from './rest.js';
 export * from './partitions.js';
+export * from './frame-parser.js';

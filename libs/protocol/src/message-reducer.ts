@@ -22,6 +22,13 @@ export function applyEvent(messages: Map<string, Message>, event: LogEvent, curs
       });
       return true;
     }
+    case 'message.claimed': {
+      // A new producer goes on with the same text: nothing a device shows changes.
+      const message = messages.get(event.messageId);
+      if (!message || message.status !== 'streaming') return false;
+      message.updatedAt = event.at;
+      return true;
+    }
     case 'message.appended': {
       const message = messages.get(event.messageId);
       if (!message || message.status !== 'streaming' || event.part !== message.parts + 1) return false;

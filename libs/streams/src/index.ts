@@ -6,3 +6,4 @@ export * from './log-tail.js';
 export * from './lease.js';
 export * from './partition-leases.js';
 export * from './nats-requester.js';
+export * from './prompt-consumer.js';

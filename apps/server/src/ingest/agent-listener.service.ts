@@ -1,7 +1,7 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type { Msg, Subscription } from '@nats-io/transport-node';
 import type { Settings } from '@seqline/config';
-import { AgentCommandSchema, ErrorCode, SeqlineError, type AgentReply } from '@seqline/protocol';
+import { AgentCommandSchema, ErrorCode, parseFrame, SeqlineError, toSeqlineError, type AgentReply } from '@seqline/protocol';
 import { LogStream, PartitionLeases } from '@seqline/streams';
 import type { Logger } from 'pino';
 import { LOGGER, SETTINGS } from '../core/tokens.js';
@@ -27,7 +27,6 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
   private subscription?: Subscription;
   private readonly owned = new Map<number, Subscription>();
   private readonly encoder = new TextEncoder();
-  private readonly decoder = new TextDecoder();
   private readonly limiter: RateLimiter;
 
   constructor(
@@ -95,25 +94,13 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
       if (!this.limiter.take(conversationId)) {
         throw new SeqlineError(ErrorCode.RateLimited, `over ${this.settings.limits.agentCommandsPerSecond} commands per second for this conversation; retry shortly`);
       }
-      if (data.length > this.settings.limits.frameBytes) {
-        throw new SeqlineError(ErrorCode.FrameTooLarge, `command is ${data.length} bytes; the limit is ${this.settings.limits.frameBytes}`);
-      }
-      let json: unknown;
-      try {
-        json = JSON.parse(this.decoder.decode(data));
-      } catch {
-        throw new SeqlineError(ErrorCode.BadFrame, 'command is not valid JSON');
-      }
-      const parsed = AgentCommandSchema.safeParse(json);
-      if (!parsed.success) {
-        throw new SeqlineError(ErrorCode.ValidationFailed, parsed.error.issues.map((issue) => `${issue.path.join('.') || 'command'}: ${issue.message}`).join('; '));
-      }
-      const result = await this.writer.write(conversationId, parsed.data);
-      return { ok: true, cursor: result.cursor, duplicate: result.duplicate };
+      const command = parseFrame(AgentCommandSchema, data, { what: 'command', maxBytes: this.settings.limits.frameBytes });
+      const result = await this.writer.write(conversationId, command);
+      return { ok: true, cursor: result.cursor, duplicate: result.duplicate, ...(result.answer ? { answer: result.answer } : {}) };
     } catch (error) {
-      if (error instanceof SeqlineError) return { ok: false, error: error.toBody() };
-      this.logger.error({ err: error, conversationId }, 'agent command failed');
-      return { ok: false, error: { code: ErrorCode.Unavailable, message: 'the service could not apply the command; retry it' } };
+      if (!(error instanceof SeqlineError)) this.logger.error({ err: error, conversationId }, 'agent command failed');
+      // What fails below the protocol here is the log or the database: a retry may succeed.
+      return { ok: false, error: toSeqlineError(error, ErrorCode.Unavailable).toBody() };
     }
   }
 }

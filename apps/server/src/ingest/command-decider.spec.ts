@@ -9,6 +9,9 @@ const streaming: MessageState = {
   status: 'streaming',
   text: 'abc',
   parts: 2,
+  partLengths: [1, 2],
+  producerId: 'p1',
+  producerEpoch: 1,
   createdAt: now.toISOString(),
   updatedAt: now.toISOString(),
   cursor: 'e-3',
@@ -18,23 +21,54 @@ const streaming: MessageState = {
 const state = (message: Partial<MessageState> = {}) => new Map([['m', { ...streaming, ...message }]]);
 
 describe('decide', () => {
-  it('writes the next part with an idempotency key naming the part', () => {
-    expect(decide('c', state(), { type: 'message.append', messageId: 'm', part: 3, delta: 'd' }, limits, now)).toEqual({
+  it('writes the next part with an idempotency key naming the part, the producer epoch and the content', () => {
+    const decision = decide('c', state(), { type: 'message.append', messageId: 'm', part: 3, delta: 'd' }, limits, now);
+    expect(decision).toMatchObject({ kind: 'write', event: { type: 'message.appended', messageId: 'm', part: 3, delta: 'd', at: now.toISOString() } });
+    const other = decide('c', state(), { type: 'message.append', messageId: 'm', part: 3, delta: 'e' }, limits, now);
+    expect(decision.kind === 'write' && decision.msgId).toMatch(/^c\.m\.part\.3\.1\.[\w-]{16}$/);
+    expect(other.kind === 'write' && other.msgId).not.toBe(decision.kind === 'write' && decision.msgId);
+  });
+
+  it('treats the same part with the same delta, or a repeated start or end, as a duplicate', () => {
+    // The text is "a" (part 1) + "bc" (part 2).
+    expect(decide('c', state(), { type: 'message.append', messageId: 'm', part: 1, delta: 'a' }, limits, now)).toEqual({ kind: 'duplicate', seq: 9 });
+    expect(decide('c', state(), { type: 'message.append', messageId: 'm', part: 2, delta: 'bc' }, limits, now)).toEqual({ kind: 'duplicate', seq: 9 });
+    expect(decide('c', state(), { type: 'message.start', messageId: 'm', agentId: 'bot', text: '', producerId: 'p1' }, limits, now)).toEqual({ kind: 'duplicate', seq: 3 });
+    expect(decide('c', state({ status: 'complete' }), { type: 'message.complete', messageId: 'm' }, limits, now)).toEqual({ kind: 'duplicate', seq: 9 });
+    expect(decide('c', state({ status: 'failed', error: 'e' }), { type: 'message.fail', messageId: 'm', error: 'e' }, limits, now)).toEqual({ kind: 'duplicate', seq: 9 });
+    expect(decide('c', state({ status: 'aborted' }), { type: 'message.cancel', messageId: 'm', reason: 'r' }, limits, now)).toEqual({ kind: 'duplicate', seq: 9 });
+  });
+
+  it('answers a start on a finished answer with its state, without taking it over', () => {
+    expect(decide('c', state({ status: 'complete' }), { type: 'message.start', messageId: 'm', agentId: 'bot', text: '', producerId: 'p2' }, limits, now)).toEqual({ kind: 'duplicate', seq: 3 });
+  });
+
+  it('lets another producer of the same agent take a streaming answer over, one epoch up', () => {
+    expect(decide('c', state(), { type: 'message.start', messageId: 'm', agentId: 'bot', text: '', producerId: 'p2' }, limits, now)).toEqual({
       kind: 'write',
-      msgId: 'c.m.part.3',
-      event: { type: 'message.appended', messageId: 'm', part: 3, delta: 'd', at: now.toISOString() },
+      msgId: 'c.m.claimed.2.p2',
+      event: { type: 'message.claimed', messageId: 'm', producerId: 'p2', epoch: 2, at: now.toISOString() },
     });
   });
 
-  it('treats a part already applied, or a repeated start or end, as a duplicate', () => {
-    expect(decide('c', state(), { type: 'message.append', messageId: 'm', part: 2, delta: 'x' }, limits, now)).toEqual({ kind: 'duplicate', seq: 9 });
-    expect(decide('c', state(), { type: 'message.start', messageId: 'm', agentId: 'bot', text: '' }, limits, now)).toEqual({ kind: 'duplicate', seq: 3 });
-    expect(decide('c', state({ status: 'complete' }), { type: 'message.complete', messageId: 'm' }, limits, now)).toEqual({ kind: 'duplicate', seq: 9 });
-    expect(decide('c', state({ status: 'aborted' }), { type: 'message.cancel', messageId: 'm', reason: 'r' }, limits, now)).toEqual({ kind: 'duplicate', seq: 9 });
+  it('accepts the current epoch, and commands without one while the answer was never taken over', () => {
+    expect(decide('c', state(), { type: 'message.complete', messageId: 'm' }, limits, now)).toMatchObject({ kind: 'write' });
+    expect(decide('c', state(), { type: 'message.complete', messageId: 'm', epoch: 1 }, limits, now)).toMatchObject({ kind: 'write' });
+    expect(decide('c', state({ producerEpoch: 2 }), { type: 'message.append', messageId: 'm', part: 3, delta: 'd', epoch: 2 }, limits, now)).toMatchObject({ kind: 'write' });
   });
 
   it.each([
     [{ type: 'message.append', messageId: 'zz', part: 1, delta: 'x' }, {}, 'UNKNOWN_MESSAGE'],
+    [{ type: 'message.append', messageId: 'm', part: 1, delta: 'X' }, {}, 'PART_CONFLICT'],
+    [{ type: 'message.append', messageId: 'm', part: 2, delta: 'b' }, {}, 'PART_CONFLICT'],
+    [{ type: 'message.append', messageId: 'm', part: 2, delta: 'bcd' }, { status: 'complete' }, 'PART_CONFLICT'],
+    [{ type: 'message.append', messageId: 'm', part: 3, delta: 'd', epoch: 1 }, { producerEpoch: 2 }, 'FENCED'],
+    [{ type: 'message.append', messageId: 'm', part: 3, delta: 'd' }, { producerEpoch: 2 }, 'FENCED'],
+    [{ type: 'message.append', messageId: 'm', part: 2, delta: 'bc', epoch: 1 }, { producerEpoch: 2 }, 'FENCED'],
+    [{ type: 'message.complete', messageId: 'm', epoch: 1 }, { producerEpoch: 2, status: 'complete' }, 'FENCED'],
+    [{ type: 'message.fail', messageId: 'm', error: 'x', epoch: 1 }, { producerEpoch: 2 }, 'FENCED'],
+    [{ type: 'message.fail', messageId: 'm', error: 'other' }, { status: 'failed', error: 'e' }, 'MESSAGE_FINISHED'],
+    [{ type: 'message.complete', messageId: 'm' }, { status: 'aborted' }, 'MESSAGE_FINISHED'],
     [{ type: 'message.append', messageId: 'm', part: 5, delta: 'x' }, {}, 'PART_OUT_OF_ORDER'],
     [{ type: 'message.append', messageId: 'm', part: 3, delta: 'x'.repeat(11) }, {}, 'DELTA_TOO_LARGE'],
     [{ type: 'message.append', messageId: 'm', part: 3, delta: 'x'.repeat(10) }, { text: 'y'.repeat(11) }, 'MESSAGE_TOO_LARGE'],

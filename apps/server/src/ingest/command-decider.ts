@@ -1,4 +1,5 @@
-import { ErrorCode, SeqlineError, type LogEvent } from '@seqline/protocol';
+import { createHash } from 'node:crypto';
+import { ErrorCode, SeqlineError, type Author, type LogEvent } from '@seqline/protocol';
 import type { MessageState } from '@seqline/persistence';
 import type { IngestCommand } from './ingest-command.js';
 
@@ -25,22 +26,39 @@ export function decide(
   const message = messages.get(command.messageId);
   const msgId = (suffix: string): string => `${conversationId}.${command.messageId}.${suffix}`;
   switch (command.type) {
-    case 'message.start':
     case 'message.post': {
-      const author = command.type === 'message.start' ? { role: 'agent' as const, id: command.agentId } : command.author;
       if (message) {
-        if (message.author.role === author.role && message.author.id === author.id) return { kind: 'duplicate', seq: message.createdSeq };
+        if (sameAuthor(message, command.author)) return { kind: 'duplicate', seq: message.createdSeq };
         throw new SeqlineError(ErrorCode.MessageExists, `message ${command.messageId} already exists with another author`);
       }
-      if (command.text.length > limits.messageChars) {
-        throw new SeqlineError(ErrorCode.MessageTooLarge, `message text is ${command.text.length} characters; the limit is ${limits.messageChars}`);
+      requireFits(command.text.length, limits);
+      return { kind: 'write', msgId: msgId('created'), event: { type: 'message.created', messageId: command.messageId, author: command.author, status: 'complete', text: command.text, at } };
+    }
+    case 'message.start': {
+      const author = { role: 'agent' as const, id: command.agentId };
+      const producerId = command.producerId;
+      if (!message) {
+        requireFits(command.text.length, limits);
+        return {
+          kind: 'write',
+          msgId: msgId(`created.${producerId ?? command.agentId}`),
+          event: { type: 'message.created', messageId: command.messageId, author, status: 'streaming', text: command.text, ...(producerId === undefined ? {} : { producerId }), at },
+        };
       }
-      const status = command.type === 'message.start' ? 'streaming' : 'complete';
-      return { kind: 'write', msgId: msgId('created'), event: { type: 'message.created', messageId: command.messageId, author, status, text: command.text, at } };
+      if (!sameAuthor(message, author)) throw new SeqlineError(ErrorCode.MessageExists, `message ${command.messageId} already exists with another author`);
+      // The same producer again (a retry), a finished answer (nothing left to take over), or an agent that names no producer: the answer's state, unchanged.
+      if (message.status !== 'streaming' || producerId === undefined || producerId === message.producerId) return { kind: 'duplicate', seq: message.createdSeq };
+      const epoch = message.producerEpoch + 1;
+      return { kind: 'write', msgId: msgId(`claimed.${epoch}.${producerId}`), event: { type: 'message.claimed', messageId: command.messageId, producerId, epoch, at } };
     }
     case 'message.append': {
       const current = requireMessage(message, command.messageId);
-      if (command.part <= current.parts) return { kind: 'duplicate', seq: current.appliedSeq };
+      requireProducer(current, command.epoch);
+      if (command.part <= current.parts) {
+        const applied = partText(current, command.part);
+        if (applied === undefined || applied === command.delta) return { kind: 'duplicate', seq: current.appliedSeq };
+        throw new SeqlineError(ErrorCode.PartConflict, `part ${command.part} of message ${command.messageId} was already applied with other text; continue with part ${current.parts + 1}`);
+      }
       requireStreaming(current);
       if (command.part !== current.parts + 1) {
         throw new SeqlineError(ErrorCode.PartOutOfOrder, `part ${command.part} of message ${command.messageId} arrived before part ${current.parts + 1}`);
@@ -51,31 +69,73 @@ export function decide(
       if (current.text.length + command.delta.length > limits.messageChars) {
         throw new SeqlineError(ErrorCode.MessageTooLarge, `message ${command.messageId} would exceed ${limits.messageChars} characters`);
       }
-      return { kind: 'write', msgId: msgId(`part.${command.part}`), event: { type: 'message.appended', messageId: command.messageId, part: command.part, delta: command.delta, at } };
+      return {
+        kind: 'write',
+        msgId: msgId(`part.${command.part}.${current.producerEpoch}.${digest(command.delta)}`),
+        event: { type: 'message.appended', messageId: command.messageId, part: command.part, delta: command.delta, at },
+      };
     }
     case 'message.complete': {
       const current = requireMessage(message, command.messageId);
+      requireProducer(current, command.epoch);
       if (current.status === 'complete') return { kind: 'duplicate', seq: current.appliedSeq };
       requireStreaming(current);
-      return { kind: 'write', msgId: msgId('end'), event: { type: 'message.completed', messageId: command.messageId, at } };
+      return { kind: 'write', msgId: msgId(`completed.${current.producerEpoch}`), event: { type: 'message.completed', messageId: command.messageId, at } };
     }
     case 'message.fail': {
       const current = requireMessage(message, command.messageId);
-      if (current.status === 'failed') return { kind: 'duplicate', seq: current.appliedSeq };
+      requireProducer(current, command.epoch);
+      if (current.status === 'failed' && current.error === command.error) return { kind: 'duplicate', seq: current.appliedSeq };
       requireStreaming(current);
-      return { kind: 'write', msgId: msgId('end'), event: { type: 'message.failed', messageId: command.messageId, error: command.error, at } };
+      return { kind: 'write', msgId: msgId(`failed.${current.producerEpoch}.${digest(command.error)}`), event: { type: 'message.failed', messageId: command.messageId, error: command.error, at } };
+    }
+    case 'message.expire': {
+      const current = requireMessage(message, command.messageId);
+      requireStreaming(current);
+      return { kind: 'write', msgId: msgId(`failed.expired.${current.appliedSeq}`), event: { type: 'message.failed', messageId: command.messageId, error: command.error, at } };
     }
     case 'message.cancel': {
       const current = requireMessage(message, command.messageId);
       if (current.status === 'aborted') return { kind: 'duplicate', seq: current.appliedSeq };
       requireStreaming(current);
-      return { kind: 'write', msgId: msgId('end'), event: { type: 'message.aborted', messageId: command.messageId, reason: command.reason, at } };
+      return { kind: 'write', msgId: msgId('aborted'), event: { type: 'message.aborted', messageId: command.messageId, reason: command.reason, at } };
     }
     default: {
       const unreachable: never = command;
       throw new Error(`unhandled command ${JSON.stringify(unreachable)}`);
     }
   }
+}
+
+function sameAuthor(message: MessageState, author: Author): boolean {
+  return message.author.role === author.role && message.author.id === author.id;
+}
+
+function requireFits(chars: number, limits: IngestLimits): void {
+  if (chars > limits.messageChars) throw new SeqlineError(ErrorCode.MessageTooLarge, `message text is ${chars} characters; the limit is ${limits.messageChars}`);
+}
+
+/**
+ * Commands that name an epoch must name the answer's current one. Once an answer has been taken
+ * over, commands that name none are refused too: they cannot show they come from the new producer.
+ */
+function requireProducer(message: MessageState, epoch: number | undefined): void {
+  if (epoch === undefined ? message.producerEpoch === 1 : epoch === message.producerEpoch) return;
+  throw new SeqlineError(ErrorCode.Fenced, `message ${message.id} is written by another producer now (epoch ${message.producerEpoch}); stop writing to it`);
+}
+
+/** The text part `part` added, or undefined for a row from before part lengths were kept. */
+export function partText(message: MessageState, part: number): string | undefined {
+  const lengths = message.partLengths;
+  if (lengths.length !== message.parts || part < 1 || part > lengths.length) return undefined;
+  let end = message.text.length;
+  for (let i = lengths.length - 1; i >= part; i--) end -= lengths[i]!;
+  return message.text.slice(end - lengths[part - 1]!, end);
+}
+
+/** A short digest of a command's content for its idempotency key: a retry of the same content is recognised by JetStream, other content is not. */
+function digest(text: string): string {
+  return createHash('sha256').update(text).digest('base64url').slice(0, 16);
 }
 
 function requireMessage(message: MessageState | undefined, id: string): MessageState {

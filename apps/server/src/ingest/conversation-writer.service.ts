@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Settings } from '@seqline/config';
 import { ConversationLog, LogStream, WrongLastSequenceError, type LogEntry } from '@seqline/streams';
-import { ErrorCode, formatCursor, SeqlineError } from '@seqline/protocol';
+import { ErrorCode, formatCursor, SeqlineError, type AnswerState } from '@seqline/protocol';
 import { SETTINGS } from '../core/tokens.js';
 import { KeyedMutex } from '../core/keyed-mutex.js';
 import { applyEntry, type ConversationState } from '../state/conversation-state.js';
@@ -13,12 +13,14 @@ import type { IngestCommand } from './ingest-command.js';
 const MAX_CACHED_CONVERSATIONS = 10_000;
 const MAX_ATTEMPTS = 20;
 /** Refusals that a cache behind the log could give wrongly; every other refusal stays true as the log grows. */
-const STALE_SENSITIVE = new Set<ErrorCode>([ErrorCode.UnknownMessage, ErrorCode.PartOutOfOrder]);
+const STALE_SENSITIVE = new Set<ErrorCode>([ErrorCode.UnknownMessage, ErrorCode.PartOutOfOrder, ErrorCode.Fenced]);
 
 export interface WriteResult {
   cursor: string;
   duplicate: boolean;
   entry?: LogEntry;
+  /** For `message.start`: the answer as it stands, so its producer can go on from there. */
+  answer?: AnswerState;
 }
 
 /**
@@ -58,18 +60,18 @@ export class ConversationWriter {
         caughtUp = true;
         continue;
       }
-      if (decision.kind === 'duplicate') return { cursor: this.cursor(decision.seq), duplicate: true };
+      if (decision.kind === 'duplicate') return this.result(state, command, decision.seq, true);
       try {
         const result = await this.log.append(conversationId, decision.event, state.seq, decision.msgId, expectedLast ?? state.seq);
         if (result.duplicate) {
           // Written before by a request whose reply was lost; the cached state is behind.
           await this.snapshots.catchUp(state);
-          return { cursor: this.cursor(result.seq), duplicate: true };
+          return this.result(state, command, result.seq, true);
         }
         const entry: LogEntry = { conversationId, seq: result.seq, prev: state.seq, event: decision.event, time: new Date() };
         applyEntry(state, entry, this.stream.epoch);
         this.metrics.eventsWritten.inc({ type: decision.event.type });
-        return { cursor: this.cursor(result.seq), duplicate: false, entry };
+        return { ...this.result(state, command, result.seq, false), entry };
       } catch (error) {
         if (!(error instanceof WrongLastSequenceError) || attempt >= MAX_ATTEMPTS) throw error;
         this.metrics.writeConflicts.inc();
@@ -93,6 +95,21 @@ export class ConversationWriter {
     this.states.set(conversationId, state);
     if (this.states.size > MAX_CACHED_CONVERSATIONS) this.states.delete(this.states.keys().next().value!);
     return state;
+  }
+
+  private result(state: ConversationState, command: IngestCommand, seq: number, duplicate: boolean): WriteResult {
+    const result: WriteResult = { cursor: this.cursor(seq), duplicate };
+    const message = command.type === 'message.start' ? state.messages.get(command.messageId) : undefined;
+    if (message) {
+      result.answer = {
+        status: message.status,
+        parts: message.parts,
+        text: message.text,
+        ...(message.producerId === undefined ? {} : { producerId: message.producerId }),
+        epoch: message.producerEpoch,
+      };
+    }
+    return result;
   }
 
   private cursor(seq: number): string {

@@ -1,7 +1,9 @@
 import type { Author, ParsedAgentCommand } from '@seqline/protocol';
 
-/** Everything that can be written into a conversation: agent commands plus what devices send. */
+/** Everything that can be written into a conversation: agent commands, what devices send, and what the service itself decides. */
 export type IngestCommand =
   | ParsedAgentCommand
   | { type: 'message.post'; messageId: string; author: Author; text: string }
-  | { type: 'message.cancel'; messageId: string; reason: string };
+  | { type: 'message.cancel'; messageId: string; reason: string }
+  /** The service ends an answer whose producer went silent: whoever produces it, so no epoch. */
+  | { type: 'message.expire'; messageId: string; error: string };

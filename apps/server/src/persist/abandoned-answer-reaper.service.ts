@@ -41,7 +41,7 @@ export class AbandonedAnswerReaper implements OnApplicationBootstrap, OnApplicat
       const silentSince = new Date(Date.now() - this.settings.agentLeaseMs);
       for (const { conversationId, id } of await this.messages.streamingSilentSince(silentSince, 100)) {
         try {
-          await this.writer.write(conversationId, { type: 'message.fail', messageId: id, error: `agent lease expired: no event for ${this.settings.agentLeaseMs} ms` });
+          await this.writer.write(conversationId, { type: 'message.expire', messageId: id, error: `agent lease expired: no event for ${this.settings.agentLeaseMs} ms` });
           this.logger.warn({ conversationId, messageId: id }, 'abandoned answer ended as failed');
         } catch (error) {
           // Ended meanwhile (MESSAGE_FINISHED) is fine; anything else is retried on the next sweep.

@@ -21,7 +21,30 @@ export function applyEntry(state: ConversationState, entry: LogEntry, epoch: str
   const applied = applyEvent(state.messages as Map<string, Message>, entry.event, formatCursor({ epoch, seq: entry.seq }));
   if (!applied) return undefined;
   const message = state.messages.get(entry.event.messageId)!;
-  if (!existing) message.createdSeq = entry.seq;
+  const event = entry.event;
+  switch (event.type) {
+    case 'message.created':
+      message.createdSeq = entry.seq;
+      message.partLengths = [];
+      message.producerEpoch = 1;
+      if (event.producerId !== undefined) message.producerId = event.producerId;
+      break;
+    case 'message.claimed':
+      message.producerId = event.producerId;
+      message.producerEpoch = event.epoch;
+      break;
+    case 'message.appended':
+      message.partLengths.push(event.delta.length);
+      break;
+    case 'message.completed':
+    case 'message.failed':
+    case 'message.aborted':
+      break;
+    default: {
+      const unreachable: never = event;
+      return unreachable;
+    }
+  }
   message.appliedSeq = entry.seq;
   return message;
 }

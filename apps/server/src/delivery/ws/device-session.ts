@@ -3,7 +3,10 @@ import {
   ClientFrameSchema,
   CloseCode,
   ErrorCode,
+  ID_PATTERN,
+  parseFrame,
   SeqlineError,
+  toSeqlineError,
   type ClientFrame,
   type ServerFrame,
 } from '@seqline/protocol';
@@ -102,30 +105,18 @@ export class DeviceSession {
 
   private async receive(data: Buffer, isBinary: boolean): Promise<void> {
     let ref: string | undefined;
+    let conversationId: string | undefined;
     try {
-      const frame = this.parse(data, isBinary);
+      if (isBinary) throw new SeqlineError(ErrorCode.BadFrame, 'frames are JSON text, not binary');
+      const frame = parseFrame(ClientFrameSchema, data, { what: 'frame', maxBytes: this.deps.settings.limits.frameBytes });
       ref = frame.ref;
+      conversationId = 'conversationId' in frame ? frame.conversationId : undefined;
       await this.dispatch(frame);
     } catch (error) {
-      this.sendError(error, ref, undefined);
+      // A refused frame's error still names its `ref` and conversation when the frame has them, so the device knows which request failed.
+      if (ref === undefined && data.length <= this.deps.settings.limits.frameBytes) ({ ref, conversationId } = peekAddress(data));
+      this.sendError(error, ref, conversationId);
     }
-  }
-
-  private parse(data: Buffer, isBinary: boolean): ClientFrame {
-    const { frameBytes } = this.deps.settings.limits;
-    if (data.length > frameBytes) throw new SeqlineError(ErrorCode.FrameTooLarge, `frame is ${data.length} bytes; the limit is ${frameBytes}`);
-    if (isBinary) throw new SeqlineError(ErrorCode.BadFrame, 'frames are JSON text, not binary');
-    let json: unknown;
-    try {
-      json = JSON.parse(data.toString('utf8'));
-    } catch {
-      throw new SeqlineError(ErrorCode.BadFrame, 'frame is not valid JSON');
-    }
-    const parsed = ClientFrameSchema.safeParse(json);
-    if (!parsed.success) {
-      throw new SeqlineError(ErrorCode.BadFrame, parsed.error.issues.map((issue) => `${issue.path.join('.') || 'frame'}: ${issue.message}`).join('; '));
-    }
-    return parsed.data;
   }
 
   private async dispatch(frame: ClientFrame): Promise<void> {
@@ -247,11 +238,23 @@ export class DeviceSession {
   }
 
   private sendError(error: unknown, ref: string | undefined, conversationId: string | undefined): void {
-    if (error instanceof SeqlineError) {
-      this.send({ type: 'error', ref, conversationId, code: error.code, message: error.message });
-      return;
-    }
-    this.deps.logger.error({ err: error }, 'device frame failed');
-    this.send({ type: 'error', ref, conversationId, code: ErrorCode.Unavailable, message: 'the service could not handle the frame; retry it' });
+    if (!(error instanceof SeqlineError)) this.deps.logger.error({ err: error }, 'device frame failed');
+    const { code, message } = toSeqlineError(error, ErrorCode.Unavailable);
+    this.send({ type: 'error', ref, conversationId, code, message });
+  }
+}
+
+/** `ref` and `conversationId` of a frame that was refused, where they are well-formed. */
+function peekAddress(data: Buffer): { ref?: string; conversationId?: string } {
+  try {
+    const json = JSON.parse(data.toString('utf8')) as unknown;
+    if (typeof json !== 'object' || json === null) return {};
+    const { ref, conversationId } = json as Record<string, unknown>;
+    return {
+      ...(typeof ref === 'string' && ref.length <= 64 ? { ref } : {}),
+      ...(typeof conversationId === 'string' && ID_PATTERN.test(conversationId) ? { conversationId } : {}),
+    };
+  } catch {
+    return {};
   }
 }
