@@ -5,6 +5,7 @@ import {
   createConversation,
   createTestSettings,
   dropTestResources,
+  http,
   NatsProcess,
   PostgresCluster,
   ResilientDevice,
@@ -12,6 +13,7 @@ import {
   TcpProxy,
 } from '@seqline/testing';
 import pg from 'pg';
+import { demoAnswer } from '../../apps/demo-agent/src/answer-text.js';
 import { runScenario, type ScenarioReport } from './scenario.js';
 
 const FLAKY_SECONDS = Number(process.env.FAULT_FLAKY_SECONDS ?? 60);
@@ -224,6 +226,46 @@ describe('fault tolerance on real processes', () => {
       }
       const { rows } = await client.query("SELECT count(*)::int AS n FROM messages WHERE status = 'streaming'");
       expect(rows[0].n).toBe(0);
+    } finally {
+      await client.end();
+    }
+    await device.stop();
+  });
+  it('an agent killed -9 mid-answer and another started: the prompt comes back and the answer ends exact, continued, with no spliced text', async () => {
+    const server = await ServerProcess.start(settings, { ...FAST_FAILOVER, PROMPT_ACK_WAIT: '2s' });
+    cleanups.push(() => dropTestResources(settings), () => server.crash());
+    await createConversation(server.url, 'handover');
+    const device = new ResilientDevice([server.url], 'handover');
+    await device.connect();
+    const startAgent = () => {
+      const agent = spawn(process.execPath, [resolve('dist/apps/demo-agent/src/main.js')], {
+        env: { ...process.env, NATS_URL: settings.nats.url, SEQLINE_PREFIX: settings.log.prefix, SEQLINE_STREAM: settings.log.stream, DEMO_TOKENS: '400', DEMO_TOKENS_PER_SECOND: '100', LOG_LEVEL: 'warn' },
+        stdio: 'ignore',
+      });
+      cleanups.push(() => agent.kill('SIGKILL'));
+      return agent;
+    };
+    const first = startAgent();
+    const prompt = 'tell me about seams';
+    await http(server.url, 'POST', '/v1/conversations/handover/messages', { messageId: 'q', text: prompt });
+    await device.until(() => (device.messages.get('q-answer')?.parts ?? 0) >= 60, 20_000);
+    first.kill('SIGKILL');
+    const cut = device.text('q-answer')!;
+    startAgent();
+    await device.until(() => device.messages.get('q-answer')?.status === 'complete', 30_000);
+
+    const expected = demoAnswer(prompt, 400);
+    expect(device.text('q-answer')).toBe(expected);
+    expect(expected.startsWith(cut)).toBe(true);
+    expect(device.violations).toEqual([]);
+    // One takeover, and every part after it continues the chain.
+    expect(device.events.filter((event) => event.event.type === 'message.claimed').map((event) => (event.event as { epoch: number }).epoch)).toEqual([2]);
+    const client = new pg.Client({ connectionString: settings.database.url });
+    await client.connect();
+    try {
+      const answerRows = async () => (await client.query("SELECT id, status, text, producer_epoch FROM messages WHERE conversation_id = 'handover' AND author_role = 'agent'")).rows;
+      for (let i = 0; i < 100 && (await answerRows())[0]?.status !== 'complete'; i++) await new Promise((done) => setTimeout(done, 200));
+      expect(await answerRows()).toEqual([{ id: 'q-answer', status: 'complete', text: expected, producer_epoch: 2 }]);
     } finally {
       await client.end();
     }

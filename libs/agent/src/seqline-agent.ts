@@ -23,6 +23,8 @@ export interface AgentOptions {
   password?: string;
 }
 
+const PROMPT_PULL_EXPIRES_MS = 5_000;
+
 export type PromptHandler = (prompt: Prompt, agent: SeqlineAgent) => Promise<void>;
 
 /**
@@ -118,7 +120,9 @@ export class SeqlineAgent {
           ready = undefined;
           const consumer = await jetstream(this.nc).consumers.get(this.options.stream, group);
           const ackWaitMs = ((await consumer.info(true)).config.ack_wait ?? PROMPT_ACK_WAIT_MS * 1_000_000) / 1_000_000;
-          this.prompts = await consumer.consume({ max_messages: options.concurrency ?? 16 });
+          // Short pulls: JetStream keeps sending to a dead agent's open pull until it expires, so a
+          // prompt whose agent was killed would wait out a long pull before another agent gets it.
+          this.prompts = await consumer.consume({ max_messages: options.concurrency ?? 16, expires: PROMPT_PULL_EXPIRES_MS });
           for await (const msg of this.prompts) {
             const parsed = PromptSchema.safeParse(msg.json());
             if (!parsed.success) {

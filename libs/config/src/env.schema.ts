@@ -38,6 +38,7 @@ export const EnvSchema = z.object({
   PERSIST_FLUSH_INTERVAL: durationMs.default(50),
   PERSIST_LEASE: durationMs.default(5_000),
   AGENT_LEASE: durationMs.default(60_000),
+  PROMPT_ACK_WAIT: durationMs.default(30_000),
   WRITE_PARTITION_LEASE: durationMs.default(15_000),
   PERSIST_BATCH_EVENTS: wholeNumber(1).default(1000),
   WS_HEARTBEAT_INTERVAL: durationMs.default(15_000),

@@ -9,6 +9,8 @@ export interface Settings {
   persist: { flushIntervalMs: number; batchEvents: number; leaseMs: number };
   /** A streaming answer with no event for this long is ended `failed`. */
   agentLeaseMs: number;
+  /** How long an agent may hold a prompt without an in-progress ack before it is redelivered. */
+  promptAckWaitMs: number;
   /**
    * A crashed instance's write partitions lapse after this long (a stopping one hands them over at
    * once). Agents use the any-instance subject meanwhile, so it only costs conflicts, never stalls.
@@ -48,6 +50,7 @@ export function settingsFrom(env: Env): Settings {
     },
     persist: { flushIntervalMs: env.PERSIST_FLUSH_INTERVAL, batchEvents: env.PERSIST_BATCH_EVENTS, leaseMs: env.PERSIST_LEASE },
     agentLeaseMs: env.AGENT_LEASE,
+    promptAckWaitMs: env.PROMPT_ACK_WAIT,
     writePartitionLeaseMs: env.WRITE_PARTITION_LEASE,
     ws: { heartbeatMs: env.WS_HEARTBEAT_INTERVAL, maxBufferedBytes: env.WS_MAX_BUFFERED_BYTES },
     sse: { heartbeatMs: env.SSE_HEARTBEAT_INTERVAL, maxDurationMs: env.SSE_MAX_DURATION },

@@ -4,29 +4,51 @@ const nanos = (ms: number): number => ms * 1_000_000;
 
 /** The durable consumer agents share by default; the service creates it at start. */
 export const DEFAULT_AGENT_GROUP = 'agents';
-/** How long an agent holds a prompt without an in-progress ack before it goes to another agent. */
+/** How long an agent holds a prompt without an in-progress ack before it goes to another agent (`PROMPT_ACK_WAIT` on the service). */
 export const PROMPT_ACK_WAIT_MS = 30_000;
 /** Prompts out at once per group (agents together); more wait in the stream. */
 const PROMPT_MAX_ACK_PENDING = 1_000;
 
 /**
- * Creates (or finds) a group's prompt consumer: every prompt from the start of the stream, so
- * prompts posted before any agent connected are answered; explicit acks; a prompt whose agent
- * goes silent for `PROMPT_ACK_WAIT_MS` is redelivered. The service and the agent SDK both call
- * this with the same settings, so whichever comes first creates it.
+ * The prompt consumer's settings: every prompt from the start of the stream, so prompts posted
+ * before any agent connected are answered; explicit acks; a prompt whose agent goes silent for
+ * `ackWaitMs` is redelivered.
+ */
+function promptConsumerConfig(promptSubjects: string, group: string, ackWaitMs: number) {
+  return {
+    durable_name: group,
+    filter_subject: promptSubjects,
+    deliver_policy: DeliverPolicy.All,
+    ack_policy: AckPolicy.Explicit,
+    ack_wait: nanos(ackWaitMs),
+    max_ack_pending: PROMPT_MAX_ACK_PENDING,
+  };
+}
+
+/**
+ * The service's side: creates the default group's consumer before the first prompt can be
+ * posted, or brings an existing one to the configured settings (NATS updates a durable consumer
+ * created again with an updatable change such as its ack wait).
+ */
+export async function applyPromptConsumer(jsm: JetStreamManager, stream: string, promptSubjects: string, ackWaitMs: number, group = DEFAULT_AGENT_GROUP): Promise<'applied' | 'kept'> {
+  try {
+    await jsm.consumers.add(stream, promptConsumerConfig(promptSubjects, group, ackWaitMs));
+    return 'applied';
+  } catch (error) {
+    // One that differs in what NATS cannot update (made by an operator, or by an older version): kept as it is.
+    if (await jsm.consumers.info(stream, group).catch(() => null)) return 'kept';
+    throw error;
+  }
+}
+
+/**
+ * The agent's side: uses the group's consumer as the service (or an operator) set it up, and
+ * creates it with the default settings only if it does not exist yet (a group of its own).
  */
 export async function ensurePromptConsumer(jsm: JetStreamManager, stream: string, promptSubjects: string, group = DEFAULT_AGENT_GROUP): Promise<void> {
-  await jsm.consumers
-    .add(stream, {
-      durable_name: group,
-      filter_subject: promptSubjects,
-      deliver_policy: DeliverPolicy.All,
-      ack_policy: AckPolicy.Explicit,
-      ack_wait: nanos(PROMPT_ACK_WAIT_MS),
-      max_ack_pending: PROMPT_MAX_ACK_PENDING,
-    })
-    .catch(async (error: unknown) => {
-      // Created meanwhile by another instance or agent (possibly with other settings an operator chose): use it as it is.
-      if (!(await jsm.consumers.info(stream, group).catch(() => null))) throw error;
-    });
+  if (await jsm.consumers.info(stream, group).catch(() => null)) return;
+  await jsm.consumers.add(stream, promptConsumerConfig(promptSubjects, group, PROMPT_ACK_WAIT_MS)).catch(async (error: unknown) => {
+    // Created meanwhile by the service or another agent: use it as it is.
+    if (!(await jsm.consumers.info(stream, group).catch(() => null))) throw error;
+  });
 }

@@ -4,7 +4,7 @@ import { applyMigrations, ConversationRepository, ensureDatabase, MessageReposit
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { WRITE_PARTITIONS } from '@seqline/protocol';
-import { connectNats, ConversationLog, ensurePromptConsumer, Lease, LogStream, PartitionLeases } from '@seqline/streams';
+import { applyPromptConsumer, connectNats, ConversationLog, Lease, LogStream, PartitionLeases } from '@seqline/streams';
 import type { Logger } from 'pino';
 
 /** The connections a server instance holds; created before Nest so start-up failures are clear. */
@@ -33,7 +33,9 @@ export async function openInfrastructure(settings: Settings, prismaDir = resolve
     const stream = await LogStream.open(nc, settings.log);
     logger.info({ stream: stream.name, epoch: stream.epoch, retentionMs: settings.log.retentionMs }, 'log stream ready');
     // Before the first prompt can be posted, so no prompt is posted where no consumer will find it.
-    await ensurePromptConsumer(stream.jsm, stream.name, stream.subjects.allPrompts);
+    if ((await applyPromptConsumer(stream.jsm, stream.name, stream.subjects.allPrompts, settings.promptAckWaitMs)) === 'kept') {
+      logger.warn({ consumer: 'agents' }, 'the prompt consumer exists with settings that cannot be changed in place; kept as it is (see docs/protocol.md, prompts)');
+    }
     const prisma = new PrismaService(settings.database.url);
     const holder = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`.replace(/[^-\w]/g, '_');
     const bucket = `${settings.log.stream}_LEASES`;
