@@ -22,14 +22,18 @@ export class ErrorFilter implements ExceptionFilter {
 
   private describe(error: unknown): [number, ErrorBody] {
     if (error instanceof SeqlineError) return [HTTP_STATUS[error.code], error.toBody()];
+    // Not JSON is BAD_FRAME on every transport (see parseFrame in the protocol). body-parser's
+    // error (a SyntaxError with status 400, type entity.parse.failed) arrives wrapped or bare.
+    const cause = (error instanceof HttpException ? error.cause : error) as { type?: string } | undefined;
+    if (cause?.type === 'entity.parse.failed') {
+      return [HTTP_STATUS.BAD_FRAME, { code: ErrorCode.BadFrame, message: 'body is not valid JSON' }];
+    }
     if (error instanceof HttpException) {
       const status = error.getStatus();
       if (status === HttpStatus.NOT_FOUND) return [status, { code: ErrorCode.NotFound, message: 'no such route' }];
       if (status === HttpStatus.PAYLOAD_TOO_LARGE) return [status, { code: ErrorCode.FrameTooLarge, message: 'request body too large' }];
       if (status < 500) return [status, { code: ErrorCode.ValidationFailed, message: error.message }];
     }
-    // Not JSON is BAD_FRAME on every transport (see parseFrame in the protocol).
-    if ((error as { type?: string }).type === 'entity.parse.failed') return [HTTP_STATUS.BAD_FRAME, { code: ErrorCode.BadFrame, message: 'body is not valid JSON' }];
     this.logger.error({ err: error }, 'request failed');
     const unknown = toSeqlineError(error);
     return [HTTP_STATUS[unknown.code], unknown.toBody()];
