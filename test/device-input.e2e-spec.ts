@@ -111,7 +111,7 @@ describe('admin REST', () => {
     for (const id of ['r-a', 'r-b', 'r-c']) expect((await http(server.url, 'POST', '/v1/conversations', { id, title: `T ${id}` })).status).toBe(201);
     expect(await http(server.url, 'POST', '/v1/conversations', { id: 'r-a' })).toEqual({ status: 409, body: { code: 'CONVERSATION_EXISTS', message: 'conversation r-a already exists' } });
     expect((await http(server.url, 'POST', '/v1/conversations', { id: 'bad id' })).body).toMatchObject({ code: 'VALIDATION_FAILED' });
-    expect((await http(server.url, 'POST', '/v1/conversations', '{oops')).body).toMatchObject({ code: 'VALIDATION_FAILED' });
+    expect((await http(server.url, 'POST', '/v1/conversations', '{oops')).body).toMatchObject({ code: 'BAD_FRAME' });
     const generated = await http<{ id: string }>(server.url, 'POST', '/v1/conversations', {});
     expect(generated.body.id).toMatch(/^[0-9a-f-]{36}$/);
 
