@@ -1,5 +1,5 @@
 import type { MessageState } from '@seqline/persistence';
-import { decide } from './command-decider.js';
+import { AnswerStillActive, decide } from './command-decider.js';
 
 const limits = { deltaChars: 10, messageChars: 20 };
 const now = new Date('2026-01-01T00:00:00Z');
@@ -79,6 +79,13 @@ describe('decide', () => {
     [{ type: 'message.post', messageId: 'new', author: { role: 'user', id: 'u' }, text: 'x'.repeat(21) }, {}, 'MESSAGE_TOO_LARGE'],
   ] as const)('refuses %j with %s', (command, message, code) => {
     expect(() => decide('c', state(message), command, limits, now)).toThrow(expect.objectContaining({ code }));
+  });
+
+  it('ends an abandoned answer only if its last event in the log is older than the silence bound', () => {
+    const expire = (silentSince: string) => decide('c', state(), { type: 'message.expire', messageId: 'm', error: 'lease expired', silentSince }, limits, now);
+    expect(expire('2026-01-01T00:00:01.000Z')).toMatchObject({ kind: 'write', event: { type: 'message.failed', error: 'lease expired' } });
+    expect(() => expire('2026-01-01T00:00:00.000Z')).toThrow(AnswerStillActive);
+    expect(() => expire('2025-12-31T23:59:59.000Z')).toThrow(AnswerStillActive);
   });
 
   it('writes a posted prompt as a complete message', () => {

@@ -92,6 +92,8 @@ export function decide(
     case 'message.expire': {
       const current = requireMessage(message, command.messageId);
       requireStreaming(current);
+      // The state here is the log's (a write on stale state is refused and decided again), so this sees every recent event.
+      if (current.updatedAt >= command.silentSince) throw new AnswerStillActive(command.messageId, current.updatedAt);
       return { kind: 'write', msgId: msgId(`failed.expired.${current.appliedSeq}`), event: { type: 'message.failed', messageId: command.messageId, error: command.error, at } };
     }
     case 'message.cancel': {
@@ -104,6 +106,14 @@ export function decide(
       const unreachable: never = command;
       throw new Error(`unhandled command ${JSON.stringify(unreachable)}`);
     }
+  }
+}
+
+/** An answer the service meant to end as abandoned had an event after all: it is left streaming. */
+export class AnswerStillActive extends Error {
+  constructor(messageId: string, lastEventAt: string) {
+    super(`message ${messageId} had an event at ${lastEventAt}`);
+    this.name = 'AnswerStillActive';
   }
 }
 

@@ -5,5 +5,8 @@ export type IngestCommand =
   | ParsedAgentCommand
   | { type: 'message.post'; messageId: string; author: Author; text: string }
   | { type: 'message.cancel'; messageId: string; reason: string }
-  /** The service ends an answer whose producer went silent: whoever produces it, so no epoch. */
-  | { type: 'message.expire'; messageId: string; error: string };
+  /**
+   * The service ends an answer whose producer went silent since `silentSince` (ISO-8601):
+   * whoever produces it, so no epoch. Judged on the log, not on Postgres, which may lag.
+   */
+  | { type: 'message.expire'; messageId: string; error: string; silentSince: string };

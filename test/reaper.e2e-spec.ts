@@ -1,0 +1,45 @@
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { AgentCommand, AgentReply } from '@seqline/protocol';
+import { createConversation, eventually, useSeqline } from '@seqline/testing';
+
+/** The service ends abandoned answers, judging silence on the log: a lagging Postgres row does not end a live answer. */
+describe('abandoned answers', () => {
+  const seqline = useSeqline({ AGENT_LEASE: '1s' });
+  let nc: NatsConnection;
+  const request = async (command: AgentCommand): Promise<AgentReply> =>
+    (await nc.request(`${seqline.settings.log.prefix}.agent.c-reap`, JSON.stringify(command), { timeout: 5_000 })).json<AgentReply>();
+  const row = (id: string) => seqline.server.infra.prisma.message.findUnique({ where: { conversationId_id: { conversationId: 'c-reap', id } } });
+
+  beforeAll(async () => {
+    nc = await connect({ servers: seqline.settings.nats.url });
+    await createConversation(seqline.server.url, 'c-reap');
+  });
+  afterAll(async () => nc.close());
+
+  it('keeps an answer that is live in the log while its Postgres row looks silent, and ends one that is silent', async () => {
+    await request({ type: 'message.start', messageId: 'live', agentId: 'bot' });
+    await request({ type: 'message.start', messageId: 'silent', agentId: 'bot' });
+    // Postgres lagging: the live answer's row keeps an old updated_at, for four agent leases.
+    let lagging = true;
+    const lag = (async () => {
+      while (lagging) {
+        await seqline.server.infra.prisma.$executeRaw`UPDATE messages SET updated_at = now() - interval '1 hour' WHERE conversation_id = 'c-reap' AND id = 'live'`;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    })();
+    let text = '';
+    for (let part = 1; part <= 16; part++) {
+      const reply = await request({ type: 'message.append', messageId: 'live', part, delta: `t${part} ` });
+      expect({ part, reply }).toMatchObject({ part, reply: { ok: true } });
+      text += `t${part} `;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    lagging = false;
+    await lag;
+    expect(await request({ type: 'message.complete', messageId: 'live' })).toMatchObject({ ok: true, duplicate: false });
+    await eventually(async () => (await row('live'))?.status === 'complete');
+    expect(await row('live')).toMatchObject({ status: 'complete', text });
+    // The answer nobody wrote to was ended.
+    expect(await row('silent')).toMatchObject({ status: 'failed', error: expect.stringMatching(/^agent lease expired/) });
+  });
+});
