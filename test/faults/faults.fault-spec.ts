@@ -137,6 +137,7 @@ describe('fault tolerance on real processes', () => {
     cleanups.push(() => dropTestResources(settings), () => server.crash());
     let deliveredWhileDown = 0;
     let resumedWhileDown = 0;
+    let readyWhileDown: { status: number; postgres?: string } = { status: 0 };
     const { report, expected } = await runScenario({
       name: 'pgdown',
       adminUrl: server.url,
@@ -156,6 +157,10 @@ describe('fault tolerance on real processes', () => {
         for (const device of devices) device.drop();
         await Promise.all(devices.map((device, i) => device.until(() => device.frames.slice(framesBefore[i]).some((frame) => frame.type === 'subscribed'), 15_000)));
         resumedWhileDown = devices.filter((device, i) => !device.frames.slice(framesBefore[i]).some((frame) => frame.type === 'error' || frame.type === 'snapshot')).length;
+        // Readiness names the dependency that is down; liveness stays up.
+        const ready = await http<{ error?: { postgres?: { status: string } } }>(server.url, 'GET', '/health/ready');
+        readyWhileDown = { status: ready.status, postgres: ready.body.error?.postgres?.status };
+        expect((await http(server.url, 'GET', '/health/live')).status).toBe(200);
         await new Promise((done) => setTimeout(done, Math.max(0, downUntil - Date.now())));
         deliveredWhileDown = devices.reduce((sum, device) => sum + device.events.length, 0) - before;
         await cluster.startAgain();
@@ -164,6 +169,8 @@ describe('fault tolerance on real processes', () => {
     });
     expect(deliveredWhileDown).toBeGreaterThan(0);
     expect(resumedWhileDown).toBe(report.devices);
+    expect(readyWhileDown).toEqual({ status: 503, postgres: 'down' });
+    expect((await http(server.url, 'GET', '/health/ready')).status).toBe(200);
     expectNothingLost(report);
     await expectRowsConverge(settings.database.url, expected, 90_000);
   });

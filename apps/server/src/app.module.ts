@@ -1,5 +1,6 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
+import { TerminusModule } from '@nestjs/terminus';
 import { ConversationRepository, MessageRepository } from '@seqline/persistence';
 import { ConversationLog, Lease, LogStream, PartitionLeases } from '@seqline/streams';
 import type { Infrastructure } from './core/infrastructure.js';
@@ -31,6 +32,7 @@ export class AppModule {
   static forRoot(infra: Infrastructure): DynamicModule {
     return {
       module: AppModule,
+      imports: [TerminusModule.forRoot({ logger: false })],
       controllers: [ConversationsController, SseController, HealthController, MetricsController, TokensController],
       providers: [
         { provide: SETTINGS, useValue: infra.settings },

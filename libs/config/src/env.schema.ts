@@ -37,6 +37,7 @@ export const EnvSchema = z.object({
   LOG_DUPLICATE_WINDOW: durationMs.default(120_000),
   PERSIST_FLUSH_INTERVAL: durationMs.default(50),
   PERSIST_LEASE: durationMs.default(5_000),
+  PERSIST_LAG_DEGRADED: durationMs.default(30_000),
   AGENT_LEASE: durationMs.default(60_000),
   PROMPT_ACK_WAIT: durationMs.default(30_000),
   WRITE_PARTITION_LEASE: durationMs.default(15_000),

@@ -6,7 +6,7 @@ export interface Settings {
   database: { url: string };
   nats: { url: string; user?: string; password?: string };
   log: { prefix: string; stream: string; retentionMs: number; maxBytes: number; duplicateWindowMs: number };
-  persist: { flushIntervalMs: number; batchEvents: number; leaseMs: number };
+  persist: { flushIntervalMs: number; batchEvents: number; leaseMs: number; lagDegradedSeconds: number };
   /** A streaming answer with no event for this long is ended `failed`. */
   agentLeaseMs: number;
   /** How long an agent may hold a prompt without an in-progress ack before it is redelivered. */
@@ -48,7 +48,7 @@ export function settingsFrom(env: Env): Settings {
       maxBytes: env.LOG_MAX_BYTES,
       duplicateWindowMs: env.LOG_DUPLICATE_WINDOW,
     },
-    persist: { flushIntervalMs: env.PERSIST_FLUSH_INTERVAL, batchEvents: env.PERSIST_BATCH_EVENTS, leaseMs: env.PERSIST_LEASE },
+    persist: { flushIntervalMs: env.PERSIST_FLUSH_INTERVAL, batchEvents: env.PERSIST_BATCH_EVENTS, leaseMs: env.PERSIST_LEASE, lagDegradedSeconds: env.PERSIST_LAG_DEGRADED / 1000 },
     agentLeaseMs: env.AGENT_LEASE,
     promptAckWaitMs: env.PROMPT_ACK_WAIT,
     writePartitionLeaseMs: env.WRITE_PARTITION_LEASE,

@@ -19,6 +19,11 @@ export class ConversationRepository {
     return row ? toConversationRecord(row) : null;
   }
 
+  /** One round trip to the database, for readiness checks. */
+  async ping(): Promise<void> {
+    await this.prisma.$queryRaw`SELECT 1`;
+  }
+
   async exists(id: string): Promise<boolean> {
     return (await this.prisma.conversation.count({ where: { id } })) > 0;
   }

@@ -16,6 +16,8 @@ export class MetricsService {
   readonly persistFlushSeconds = new Histogram({ name: 'seqline_persist_flush_seconds', help: 'Time to write one batch', buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: [this.registry] });
   readonly devices = new Gauge({ name: 'seqline_devices_connected', help: 'Open device WebSockets', registers: [this.registry] });
   readonly subscriptions = new Gauge({ name: 'seqline_subscriptions_open', help: 'Open WebSocket and SSE subscriptions', registers: [this.registry] });
+  readonly persisterLagEvents = new Gauge({ name: 'seqline_persister_lag_events', help: 'Log events not yet written to Postgres (as of the last health check)', registers: [this.registry] });
+  readonly persisterLagSeconds = new Gauge({ name: 'seqline_persister_lag_seconds', help: 'Age of the oldest log event not yet written to Postgres (as of the last health check)', registers: [this.registry] });
   readonly liveFeeds = new Gauge({ name: 'seqline_live_feeds', help: 'Conversations with a live feed on this instance', registers: [this.registry] });
   readonly liveFeedRestarts = new Counter({ name: 'seqline_live_feed_restarts_total', help: 'Times the instance feed of the log was set up again', registers: [this.registry] });
   readonly slowConsumers = new Counter({ name: 'seqline_slow_consumers_total', help: 'Devices disconnected for falling behind', registers: [this.registry] });

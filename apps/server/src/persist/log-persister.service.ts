@@ -9,6 +9,11 @@ import { applyEntry, type ConversationState } from '../state/conversation-state.
 import { MetricsService } from '../metrics/metrics.service.js';
 
 const CONSUMER = 'postgres';
+
+export interface PersisterLag {
+  events: number;
+  seconds: number;
+}
 /** How long an event waits before another try when its predecessor in the conversation is not applied yet. */
 const DEFER_MS = 500;
 const STALL_WARN_EVERY = 60;
@@ -74,6 +79,25 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
     await this.messages?.close();
     await this.running;
     await this.flush();
+  }
+
+  /**
+   * How far Postgres is behind the log: events not yet written (pending or in flight), and the
+   * age of the oldest of them. Read from the shared consumer, so any instance can tell.
+   */
+  async lag(): Promise<PersisterLag> {
+    const info = await this.stream.jsm.consumers.info(this.stream.name, CONSUMER);
+    const events = info.num_pending + info.num_ack_pending;
+    let seconds = 0;
+    if (events > 0) {
+      const oldest = await this.stream.jsm.streams
+        .getMessage(this.stream.name, { seq: info.ack_floor.stream_seq + 1, next_by_subj: this.stream.subjects.allLogs } as unknown as { seq: number })
+        .catch(() => null);
+      if (oldest) seconds = Math.max(0, (Date.now() - oldest.time.getTime()) / 1000);
+    }
+    this.metrics.persisterLagEvents.set(events);
+    this.metrics.persisterLagSeconds.set(seconds);
+    return { events, seconds };
   }
 
   /** Consumes until shutdown, setting the consume loop up again after any failure. */

@@ -1,14 +1,78 @@
-import { Controller, Get, HttpException, HttpStatus } from '@nestjs/common';
+import { Controller, Get, Inject, Res, ServiceUnavailableException } from '@nestjs/common';
+import { HealthCheckService, HealthIndicatorService, type HealthCheckResult } from '@nestjs/terminus';
+import type { Settings } from '@seqline/config';
+import { ConversationRepository } from '@seqline/persistence';
 import { LogStream } from '@seqline/streams';
+import type { Response } from 'express';
+import { SETTINGS } from '../core/tokens.js';
+import { LogPersister } from '../persist/log-persister.service.js';
 
-/** `GET /health`: ready when NATS is connected. */
+const CHECK_TIMEOUT_MS = 2_000;
+
+/**
+ * Liveness and readiness on `@nestjs/terminus` conventions, with the details in the body.
+ * `/health/live`: the process serves HTTP. `/health/ready` (and `/health`): NATS connected, the
+ * log stream reachable, Postgres answering; persister lag is reported, and past
+ * `PERSIST_LAG_DEGRADED` seconds marks the instance degraded (still ready: devices are served
+ * from the log, only history in Postgres is late).
+ */
 @Controller('health')
 export class HealthController {
-  constructor(private readonly stream: LogStream) {}
+  constructor(
+    private readonly health: HealthCheckService,
+    private readonly indicators: HealthIndicatorService,
+    private readonly stream: LogStream,
+    private readonly conversations: ConversationRepository,
+    private readonly persister: LogPersister,
+    @Inject(SETTINGS) private readonly settings: Settings,
+  ) {}
 
-  @Get()
-  check(): { status: 'ok'; epoch: string } {
-    if (this.stream.nc.isClosed()) throw new HttpException({ status: 'down' }, HttpStatus.SERVICE_UNAVAILABLE);
-    return { status: 'ok', epoch: this.stream.epoch };
+  @Get('live')
+  live(): { status: 'ok' } {
+    return { status: 'ok' };
+  }
+
+  @Get(['ready', ''])
+  async ready(@Res({ passthrough: true }) response: Response): Promise<HealthCheckResult & { epoch: string }> {
+    try {
+      return { ...(await this.health.check([() => this.nats(), () => this.logStream(), () => this.postgres(), () => this.persisterLag()])), epoch: this.stream.epoch };
+    } catch (error) {
+      if (!(error instanceof ServiceUnavailableException)) throw error;
+      response.status(503);
+      return { ...(error.getResponse() as HealthCheckResult), epoch: this.stream.epoch };
+    }
+  }
+
+  private nats() {
+    const check = this.indicators.check('nats');
+    return this.stream.nc.isClosed() ? check.down({ message: 'connection closed' }) : check.up({ server: this.stream.nc.getServer() });
+  }
+
+  private logStream() {
+    return this.indicators
+      .check('stream')
+      .attempt(async () => {
+        const info = await this.stream.jsm.streams.info(this.stream.name);
+        return { name: this.stream.name, epoch: this.stream.epoch, messages: info.state.messages, lastSeq: info.state.last_seq };
+      })
+      .withTimeout(CHECK_TIMEOUT_MS);
+  }
+
+  private postgres() {
+    return this.indicators
+      .check('postgres')
+      .attempt(() => this.conversations.ping())
+      .withTimeout(CHECK_TIMEOUT_MS);
+  }
+
+  private async persisterLag() {
+    const check = this.indicators.check('persister');
+    try {
+      const lag = await this.persister.lag();
+      const details = { lagEvents: lag.events, lagSeconds: Math.round(lag.seconds * 10) / 10 };
+      return lag.seconds > this.settings.persist.lagDegradedSeconds ? check.degraded(details) : check.up(details);
+    } catch {
+      return check.degraded({ message: 'persister lag unknown (log unreachable)' });
+    }
   }
 }
