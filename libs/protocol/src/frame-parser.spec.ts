@@ -1,0 +1,50 @@
+import { z } from 'zod';
+import { ErrorCode, SeqlineError } from './errors.js';
+import { parseFrame, toSeqlineError } from './frame-parser.js';
+
+const Schema = z.discriminatedUnion('type', [z.object({ type: z.literal('ping'), id: z.string().min(1) }), z.object({ type: z.literal('pong') })]);
+const rules = { what: 'frame', maxBytes: 32 };
+const codeOf = (raw: string | Uint8Array): string => {
+  try {
+    parseFrame(Schema, raw, rules);
+    return 'ok';
+  } catch (error) {
+    return (error as SeqlineError).code;
+  }
+};
+
+describe('parseFrame', () => {
+  it.each([
+    ['{"type":"ping","id":"a"}', 'ok'],
+    ['{"type":"ping","id":"' + 'x'.repeat(40) + '"}', ErrorCode.FrameTooLarge],
+    ['{"type":', ErrorCode.BadFrame],
+    ['[1]', ErrorCode.BadFrame],
+    ['"text"', ErrorCode.BadFrame],
+    ['null', ErrorCode.BadFrame],
+    ['{"id":"a"}', ErrorCode.BadFrame],
+    ['{"type":"teleport"}', ErrorCode.BadFrame],
+    ['{"type":"ping"}', ErrorCode.ValidationFailed],
+    ['{"type":"ping","id":""}', ErrorCode.ValidationFailed],
+  ])('%s → %s', (raw, code) => {
+    expect(codeOf(raw)).toBe(code);
+    expect(codeOf(new TextEncoder().encode(raw))).toBe(code);
+  });
+
+  it('counts the limit in UTF-8 bytes, not characters', () => {
+    expect(codeOf(`{"type":"ping","id":"${'é'.repeat(4)}"}`)).toBe('ok');
+    expect(codeOf(`{"type":"ping","id":"${'é'.repeat(5)}"}`)).toBe(ErrorCode.FrameTooLarge);
+  });
+
+  it('names each refused field', () => {
+    expect(() => parseFrame(Schema, '{"type":"ping"}', rules)).toThrow(/^id: /);
+  });
+});
+
+describe('toSeqlineError', () => {
+  it('keeps protocol errors and hides anything else behind the fallback', () => {
+    const known = new SeqlineError(ErrorCode.Fenced, 'taken over');
+    expect(toSeqlineError(known)).toBe(known);
+    expect(toSeqlineError(new Error('secret detail')).toBody()).toEqual({ code: ErrorCode.Internal, message: 'internal error' });
+    expect(toSeqlineError(new Error('socket closed'), ErrorCode.Unavailable).code).toBe(ErrorCode.Unavailable);
+  });
+});
