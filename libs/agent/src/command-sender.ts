@@ -1,6 +1,6 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { NatsRequester, NoResponderError } from '@seqline/streams';
-import { AgentReplySchema, isRetryable, partitionOf, SeqlineError, subjects, type AgentCommand, type AgentReply, type Subjects } from '@seqline/protocol';
+import { isRetryable, partitionOf, ReceivedAgentReplySchema, SeqlineError, subjects, type AgentCommand, type ErrorCode, type ReceivedAgentReply, type Subjects } from '@seqline/protocol';
 import type { AcceptedReply, CommandChannel } from './answer-stream.js';
 import { Semaphore } from './semaphore.js';
 
@@ -43,7 +43,7 @@ export class CommandSender implements CommandChannel {
     const owner = this.subjects.writer(partitionOf(conversationId), conversationId);
     const anyInstance = this.subjects.agent(conversationId);
     for (let attempt = 1; ; attempt++) {
-      let reply: AgentReply;
+      let reply: ReceivedAgentReply;
       try {
         reply = await this.request(owner, anyInstance, data);
       } catch (error) {
@@ -56,7 +56,8 @@ export class CommandSender implements CommandChannel {
         await sleep(Math.min(50 * 2 ** attempt, 2_000));
         continue;
       }
-      throw new SeqlineError(reply.error.code, reply.error.message);
+      // A code from a newer service is passed on as it is; callers compare codes as strings.
+      throw new SeqlineError(reply.error.code as ErrorCode, reply.error.message);
     }
   }
 
@@ -66,13 +67,13 @@ export class CommandSender implements CommandChannel {
   }
 
   /** One attempt: to the partition's owner, or to any instance while the partition has no owner or the owner route is off. */
-  private async request(owner: string, anyInstance: string, data: Uint8Array): Promise<AgentReply> {
+  private async request(owner: string, anyInstance: string, data: Uint8Array): Promise<ReceivedAgentReply> {
     const options = { timeoutMs: this.options.requestTimeoutMs };
     await this.semaphore.acquire();
     try {
       if (Date.now() >= this.ownerRouteOffUntil) {
         try {
-          return AgentReplySchema.parse((await this.requester.request(owner, data, options)).json());
+          return ReceivedAgentReplySchema.parse((await this.requester.request(owner, data, options)).json());
         } catch (error) {
           if (!(error instanceof NoResponderError)) {
             this.ownerRouteOffUntil = Date.now() + OWNER_ROUTE_BACKOFF_MS;
@@ -80,7 +81,7 @@ export class CommandSender implements CommandChannel {
           }
         }
       }
-      return AgentReplySchema.parse((await this.requester.request(anyInstance, data, options)).json());
+      return ReceivedAgentReplySchema.parse((await this.requester.request(anyInstance, data, options)).json());
     } finally {
       this.semaphore.release();
     }

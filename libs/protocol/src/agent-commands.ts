@@ -55,14 +55,31 @@ export const AnswerStateSchema = z.object({
 });
 export type AnswerState = z.infer<typeof AnswerStateSchema>;
 
+const AcceptedReplySchema = z.object({ ok: z.literal(true), cursor: z.string(), duplicate: z.boolean(), answer: AnswerStateSchema.optional() });
+
+/** A reply as this version of the service writes it. */
 export const AgentReplySchema = z.discriminatedUnion('ok', [
-  z.object({ ok: z.literal(true), cursor: z.string(), duplicate: z.boolean(), answer: AnswerStateSchema.optional() }),
+  AcceptedReplySchema,
   z.object({
     ok: z.literal(false),
     error: z.object({ code: ErrorCodeSchema, message: z.string() }),
   }),
 ]);
 export type AgentReply = z.infer<typeof AgentReplySchema>;
+
+/**
+ * A reply as an agent reads it: an error code this version does not know (a newer service
+ * added it) is still a refusal, final like every code that is not documented retryable, rather
+ * than an unreadable reply to retry.
+ */
+export const ReceivedAgentReplySchema = z.discriminatedUnion('ok', [
+  AcceptedReplySchema,
+  z.object({
+    ok: z.literal(false),
+    error: z.object({ code: z.string().min(1), message: z.string() }),
+  }),
+]);
+export type ReceivedAgentReply = z.infer<typeof ReceivedAgentReplySchema>;
 
 /** A user message handed to agents on `<prefix>.prompt.<conversationId>` (JetStream). */
 export const PromptSchema = z.object({
