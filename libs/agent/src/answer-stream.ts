@@ -74,7 +74,7 @@ export class AnswerStream {
     return this.controller.signal;
   }
 
-  /** How many appends this answer has sent so far (each is one event in the conversation). */
+  /** The number of the answer's last part sent (counting parts an earlier producer wrote before a takeover). */
   get parts(): number {
     return this.part;
   }

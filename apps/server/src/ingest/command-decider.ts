@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { ErrorCode, SeqlineError, type Author, type LogEvent } from '@seqline/protocol';
 import type { MessageState } from '@seqline/persistence';
 import type { IngestCommand } from './ingest-command.js';
@@ -71,7 +70,7 @@ export function decide(
       }
       return {
         kind: 'write',
-        msgId: msgId(`part.${command.part}.${current.producerEpoch}.${digest(command.delta)}`),
+        msgId: msgId(`part.${command.part}.${current.producerEpoch}`),
         event: { type: 'message.appended', messageId: command.messageId, part: command.part, delta: command.delta, at },
       };
     }
@@ -87,7 +86,7 @@ export function decide(
       requireProducer(current, command.epoch);
       if (current.status === 'failed' && current.error === command.error) return { kind: 'duplicate', seq: current.appliedSeq };
       requireStreaming(current);
-      return { kind: 'write', msgId: msgId(`failed.${current.producerEpoch}.${digest(command.error)}`), event: { type: 'message.failed', messageId: command.messageId, error: command.error, at } };
+      return { kind: 'write', msgId: msgId(`failed.${current.producerEpoch}`), event: { type: 'message.failed', messageId: command.messageId, error: command.error, at } };
     }
     case 'message.expire': {
       const current = requireMessage(message, command.messageId);
@@ -143,10 +142,6 @@ export function partText(message: MessageState, part: number): string | undefine
   return message.text.slice(end - lengths[part - 1]!, end);
 }
 
-/** A short digest of a command's content for its idempotency key: a retry of the same content is recognised by JetStream, other content is not. */
-function digest(text: string): string {
-  return createHash('sha256').update(text).digest('base64url').slice(0, 16);
-}
 
 function requireMessage(message: MessageState | undefined, id: string): MessageState {
   if (!message) throw new SeqlineError(ErrorCode.UnknownMessage, `message ${id} does not exist in this conversation`);

@@ -64,9 +64,12 @@ export class ConversationWriter {
       try {
         const result = await this.log.append(conversationId, decision.event, state.seq, decision.msgId, expectedLast ?? state.seq);
         if (result.duplicate) {
-          // Written before by a request whose reply was lost; the cached state is behind.
+          // JetStream already holds an event under this key (a request whose reply was lost, or
+          // another command for the same part): the cached state is behind. Judged again on the
+          // caught-up state, a true repeat is a duplicate and other content is refused there.
           await this.snapshots.catchUp(state);
-          return this.result(state, command, result.seq, true);
+          const again = decide(conversationId, state.messages, command, this.settings.limits, new Date());
+          return this.result(state, command, again.kind === 'duplicate' ? again.seq : result.seq, true);
         }
         const entry: LogEntry = { conversationId, seq: result.seq, prev: state.seq, event: decision.event, time: new Date() };
         applyEntry(state, entry, this.stream.epoch);
