@@ -1,7 +1,7 @@
 import { createConversation, eventually, useSeqline, WsDevice } from '@seqline/testing';
 
 describe('a cursor older than the log retention', () => {
-  const seqline = useSeqline({ LOG_RETENTION: '2s', LOG_DUPLICATE_WINDOW: '1s', FEED_LINGER: '200ms' });
+  const seqline = useSeqline({ LOG_RETENTION: '2s', PERSIST_LAG_DEGRADED: '1s', LOG_DUPLICATE_WINDOW: '1s', FEED_LINGER: '200ms' });
 
   it('gets a snapshot from Postgres, then the live events', async () => {
     const { server } = seqline;

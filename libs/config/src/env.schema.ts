@@ -65,6 +65,11 @@ export const EnvSchema = z.object({
   LIMIT_DEVICE_POSTS_PER_SECOND: wholeNumber(1).default(5),
   LIMIT_AGENT_COMMANDS_PER_SECOND: wholeNumber(1).default(1000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+}).superRefine((env, context) => {
+  // An event must outlive the longest persister lag health tolerates, or it can expire before Postgres gets it.
+  if (env.LOG_RETENTION < 2 * env.PERSIST_LAG_DEGRADED) {
+    context.addIssue({ code: 'custom', path: ['LOG_RETENTION'], message: `at least twice PERSIST_LAG_DEGRADED (${env.PERSIST_LAG_DEGRADED} ms), so events outlive a lagging persister` });
+  }
 });
 export type Env = z.infer<typeof EnvSchema>;
 

@@ -14,6 +14,10 @@ export class ConversationRepository {
     }
   }
 
+  async remove(id: string): Promise<void> {
+    await this.prisma.conversation.deleteMany({ where: { id } });
+  }
+
   async get(id: string): Promise<ConversationRecord | null> {
     const row = await this.prisma.conversation.findUnique({ where: { id } });
     return row ? toConversationRecord(row) : null;

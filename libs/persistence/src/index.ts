@@ -4,3 +4,4 @@ export * from './prisma.service.js';
 export * from './records.js';
 export * from './conversation.repository.js';
 export * from './message.repository.js';
+export * from './conversation-state.js';

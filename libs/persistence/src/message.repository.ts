@@ -4,7 +4,24 @@ import { toMessageState, type MessageState } from './records.js';
 export interface ConversationSnapshotRows {
   /** Every event of the conversation up to this stream sequence is reflected in `messages`. */
   appliedSeq: number;
+  /** The log epoch `appliedSeq` counts in; null before the first event was applied. */
+  logEpoch: string | null;
   messages: MessageState[];
+}
+
+export interface Watermark {
+  seq: number;
+  /** Null before the conversation's first event was applied. */
+  epoch: string | null;
+}
+
+/** Events of a conversation Postgres will never get: after `afterSeq`, up to and including `untilSeq`. */
+export interface LogHole {
+  conversationId: string;
+  epoch: string;
+  afterSeq: number;
+  untilSeq: number;
+  reason: 'retention' | 'undecodable';
 }
 
 /**
@@ -23,7 +40,8 @@ export class MessageRepository {
   /** History in log order; `afterSeq` is the creation sequence of the previous page's last message. */
   async page(conversationId: string, afterSeq: number, limit: number, epoch: string): Promise<MessageState[]> {
     const rows = await this.prisma.message.findMany({
-      where: { conversationId, createdSeq: { gt: BigInt(afterSeq) } },
+      // Rows of an older log epoch are about to be archived: their sequences mean nothing in this one.
+      where: { conversationId, createdSeq: { gt: BigInt(afterSeq) }, conversation: { OR: [{ logEpoch: null }, { logEpoch: epoch }] } },
       orderBy: { createdSeq: 'asc' },
       take: limit,
     });
@@ -37,7 +55,7 @@ export class MessageRepository {
    */
   async snapshot(conversationId: string, epoch: string): Promise<ConversationSnapshotRows | null> {
     const rows = await this.prisma.$queryRaw<SnapshotRow[]>`
-      SELECT c.applied_seq::text AS conversation_applied_seq, m.id, m.author_role, m.author_id, m.status, m.text, m.parts, m.error,
+      SELECT c.applied_seq::text AS conversation_applied_seq, c.log_epoch AS conversation_log_epoch, m.id, m.author_role, m.author_id, m.status, m.text, m.parts, m.error,
              m.part_lengths, m.producer_id, m.producer_epoch, m.created_seq::text AS created_seq, m.applied_seq::text AS applied_seq, m.created_at, m.updated_at
       FROM conversations c
       LEFT JOIN messages m ON m.conversation_id = c.id
@@ -68,7 +86,7 @@ export class MessageRepository {
           epoch,
         ),
       );
-    return { appliedSeq: Number(rows[0]!.conversation_applied_seq), messages };
+    return { appliedSeq: Number(rows[0]!.conversation_applied_seq), logEpoch: rows[0]!.conversation_log_epoch, messages };
   }
 
   /**
@@ -121,9 +139,73 @@ export class MessageRepository {
   }
 
   /** Each existing conversation's watermark: every event of it up to this sequence is applied. Unknown ids are absent. */
-  async watermarks(ids: string[]): Promise<Map<string, number>> {
-    const rows = await this.prisma.conversation.findMany({ where: { id: { in: ids } }, select: { id: true, appliedSeq: true } });
-    return new Map(rows.map((row) => [row.id, Number(row.appliedSeq)]));
+  async watermarks(ids: string[]): Promise<Map<string, Watermark>> {
+    const rows = await this.prisma.conversation.findMany({ where: { id: { in: ids } }, select: { id: true, appliedSeq: true, logEpoch: true } });
+    return new Map(rows.map((row) => [row.id, { seq: Number(row.appliedSeq), epoch: row.logEpoch }]));
+  }
+
+  /**
+   * Moves the rows of conversations persisted under another log epoch to `archived_messages` and
+   * starts them again at watermark 0 of `epoch`, so the new log rebuilds them. Nothing is deleted
+   * for good. Returns the conversations it archived.
+   */
+  async archiveOtherEpochs(ids: string[], epoch: string): Promise<string[]> {
+    return this.prisma.$transaction(async (tx) => {
+      const stale = await tx.$queryRaw<{ id: string; log_epoch: string }[]>`
+        SELECT id, log_epoch FROM conversations WHERE id = ANY(${ids}::text[]) AND log_epoch IS NOT NULL AND log_epoch <> ${epoch} FOR UPDATE`;
+      if (stale.length === 0) return [];
+      const staleIds = stale.map((row) => row.id);
+      await tx.$executeRaw`
+        INSERT INTO archived_messages (conversation_id, log_epoch, id, author_role, author_id, status, text, error, created_seq, created_at, updated_at)
+        SELECT m.conversation_id, c.log_epoch, m.id, m.author_role, m.author_id, m.status, m.text, m.error, m.created_seq, m.created_at, m.updated_at
+        FROM messages m JOIN conversations c ON c.id = m.conversation_id
+        WHERE m.conversation_id = ANY(${staleIds}::text[])
+        ON CONFLICT DO NOTHING`;
+      await tx.$executeRaw`DELETE FROM messages WHERE conversation_id = ANY(${staleIds}::text[])`;
+      await tx.$executeRaw`UPDATE conversations SET applied_seq = 0, log_epoch = ${epoch} WHERE id = ANY(${staleIds}::text[])`;
+      return staleIds;
+    });
+  }
+
+  /**
+   * Replaces a conversation's rows and watermark with state rebuilt from the log (repair). The
+   * conversation's row is created if the database lost it. `clearHoles`: the log held the whole
+   * conversation, so no hole is left.
+   */
+  async replace(conversation: { id: string; title: string | null; createdAt: Date }, state: { seq: number; messages: MessageState[] }, epoch: string, clearHoles: boolean): Promise<void> {
+    await this.prisma.$transaction(async (tx) => {
+      await tx.$executeRaw`
+        INSERT INTO conversations (id, title, created_at, updated_at, applied_seq, log_epoch)
+        VALUES (${conversation.id}, ${conversation.title}, ${conversation.createdAt}, now(), 0, ${epoch})
+        ON CONFLICT (id) DO NOTHING`;
+      await tx.$executeRaw`DELETE FROM messages WHERE conversation_id = ${conversation.id}`;
+      if (clearHoles) await tx.$executeRaw`DELETE FROM log_holes WHERE conversation_id = ${conversation.id}`;
+      await tx.$executeRaw`UPDATE conversations SET applied_seq = ${state.seq}, log_epoch = ${epoch}, updated_at = now() WHERE id = ${conversation.id}`;
+      await insertMessages(tx, state.messages.map((message) => ({ conversationId: conversation.id, state: message, fromSeq: null })));
+    });
+  }
+
+  /** Recorded holes, newest first. */
+  async holes(limit: number): Promise<(LogHole & { detectedAt: string })[]> {
+    const rows = await this.prisma.logHole.findMany({ orderBy: { id: 'desc' }, take: limit });
+    return rows.map((row) => ({
+      conversationId: row.conversationId,
+      epoch: row.logEpoch,
+      afterSeq: Number(row.afterSeq),
+      untilSeq: Number(row.untilSeq),
+      reason: row.reason as LogHole['reason'],
+      detectedAt: row.detectedAt.toISOString(),
+    }));
+  }
+
+  /** Gives watermarks written before they carried an epoch the current one; returns how many. */
+  async bindEpoch(epoch: string): Promise<number> {
+    return this.prisma.$executeRaw`UPDATE conversations SET log_epoch = ${epoch} WHERE log_epoch IS NULL AND applied_seq > 0`;
+  }
+
+  /** Conversations whose rows were last persisted under another log epoch than `epoch`. */
+  async otherEpochCount(epoch: string): Promise<number> {
+    return this.prisma.conversation.count({ where: { logEpoch: { not: null }, NOT: { logEpoch: epoch } } });
   }
 
   /**
@@ -132,29 +214,14 @@ export class MessageRepository {
    * its size. An append only applies to a row still at `fromSeq` and a watermark only moves from
    * where the batch found it; anything else aborts the whole batch.
    */
-  async write(changes: MessageWrite[], watermarks: Map<string, { from: number; to: number }>): Promise<void> {
-    const created = changes.filter((change) => change.fromSeq === null);
+  async write(changes: MessageWrite[], watermarks: Map<string, { from: number; to: number }>, epoch: string, holes: LogHole[] = []): Promise<void> {
     const updated = changes.filter((change) => change.fromSeq !== null);
-    const col = <T>(list: MessageWrite[], pick: (change: MessageWrite) => T): T[] => list.map(pick);
     await this.prisma.$transaction(async (tx) => {
-      if (created.length > 0) {
-        await tx.$executeRaw`
-          INSERT INTO messages (conversation_id, id, author_role, author_id, status, text, parts, error, created_seq, applied_seq, created_at, updated_at,
-                                part_lengths, producer_id, producer_epoch)
-          SELECT v.conversation_id, v.id, v.author_role, v.author_id, v.status, v.text, v.parts, v.error, v.created_seq, v.applied_seq, v.created_at, v.updated_at,
-                 string_to_array(v.part_lengths, ',')::int[], v.producer_id, v.producer_epoch
-          FROM unnest(
-            ${col(created, (c) => c.conversationId)}::text[], ${col(created, (c) => c.state.id)}::text[],
-            ${col(created, (c) => c.state.author.role)}::text[], ${col(created, (c) => c.state.author.id)}::text[],
-            ${col(created, (c) => c.state.status)}::text[], ${col(created, (c) => c.state.text)}::text[],
-            ${col(created, (c) => c.state.parts)}::int[], ${col(created, (c) => c.state.error ?? null)}::text[],
-            ${col(created, (c) => String(c.state.createdSeq))}::bigint[], ${col(created, (c) => String(c.state.appliedSeq))}::bigint[],
-            ${col(created, (c) => c.state.createdAt)}::timestamp(3)[], ${col(created, (c) => c.state.updatedAt)}::timestamp(3)[],
-            ${col(created, (c) => c.state.partLengths.join(','))}::text[], ${col(created, (c) => c.state.producerId ?? null)}::text[],
-            ${col(created, (c) => c.state.producerEpoch)}::int[])
-            AS v(conversation_id, id, author_role, author_id, status, text, parts, error, created_seq, applied_seq, created_at, updated_at,
-                 part_lengths, producer_id, producer_epoch)
-          ON CONFLICT DO NOTHING`;
+      await insertMessages(tx, changes.filter((change) => change.fromSeq === null));
+      if (holes.length > 0) {
+        await tx.logHole.createMany({
+          data: holes.map((hole) => ({ conversationId: hole.conversationId, logEpoch: hole.epoch, afterSeq: BigInt(hole.afterSeq), untilSeq: BigInt(hole.untilSeq), reason: hole.reason })),
+        });
       }
       if (updated.length > 0) {
         const count = await tx.$executeRaw`
@@ -177,13 +244,39 @@ export class MessageRepository {
       if (watermarks.size > 0) {
         const moves = [...watermarks];
         const count = await tx.$executeRaw`
-          UPDATE conversations AS c SET applied_seq = v.seq
+          UPDATE conversations AS c SET applied_seq = v.seq, log_epoch = ${epoch}
           FROM unnest(${moves.map(([id]) => id)}::text[], ${moves.map(([, m]) => String(m.from))}::bigint[], ${moves.map(([, m]) => String(m.to))}::bigint[]) AS v(id, from_seq, seq)
-          WHERE c.id = v.id AND c.applied_seq = v.from_seq`;
+          WHERE c.id = v.id AND c.applied_seq = v.from_seq AND (c.log_epoch IS NULL OR c.log_epoch = ${epoch})`;
         if (count !== moves.length) throw new Error(`expected to move ${moves.length} watermarks, moved ${count}: another writer got there first`);
       }
     });
   }
+}
+
+type Tx = Parameters<Parameters<PrismaService['$transaction']>[0]>[0];
+
+const col = <T>(list: MessageWrite[], pick: (change: MessageWrite) => T): T[] => list.map(pick);
+
+/** Inserts new messages, one statement whatever their number. */
+async function insertMessages(tx: Tx, created: MessageWrite[]): Promise<void> {
+  if (created.length === 0) return;
+  await tx.$executeRaw`
+          INSERT INTO messages (conversation_id, id, author_role, author_id, status, text, parts, error, created_seq, applied_seq, created_at, updated_at,
+                                part_lengths, producer_id, producer_epoch)
+          SELECT v.conversation_id, v.id, v.author_role, v.author_id, v.status, v.text, v.parts, v.error, v.created_seq, v.applied_seq, v.created_at, v.updated_at,
+                 string_to_array(v.part_lengths, ',')::int[], v.producer_id, v.producer_epoch
+          FROM unnest(
+            ${col(created, (c) => c.conversationId)}::text[], ${col(created, (c) => c.state.id)}::text[],
+            ${col(created, (c) => c.state.author.role)}::text[], ${col(created, (c) => c.state.author.id)}::text[],
+            ${col(created, (c) => c.state.status)}::text[], ${col(created, (c) => c.state.text)}::text[],
+            ${col(created, (c) => c.state.parts)}::int[], ${col(created, (c) => c.state.error ?? null)}::text[],
+            ${col(created, (c) => String(c.state.createdSeq))}::bigint[], ${col(created, (c) => String(c.state.appliedSeq))}::bigint[],
+            ${col(created, (c) => c.state.createdAt)}::timestamp(3)[], ${col(created, (c) => c.state.updatedAt)}::timestamp(3)[],
+            ${col(created, (c) => c.state.partLengths.join(','))}::text[], ${col(created, (c) => c.state.producerId ?? null)}::text[],
+            ${col(created, (c) => c.state.producerEpoch)}::int[])
+            AS v(conversation_id, id, author_role, author_id, status, text, parts, error, created_seq, applied_seq, created_at, updated_at,
+                 part_lengths, producer_id, producer_epoch)
+          ON CONFLICT DO NOTHING`;
 }
 
 interface MessageHeadRow {
@@ -209,6 +302,7 @@ export function messageKey(conversationId: string, id: string): string {
 /** One row of the snapshot read: the conversation's watermark, and one message (all null when it has none). */
 interface SnapshotRow {
   conversation_applied_seq: string;
+  conversation_log_epoch: string | null;
   id: string | null;
   author_role: string | null;
   author_id: string | null;

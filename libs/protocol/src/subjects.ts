@@ -5,6 +5,9 @@ export function subjects(prefix: string) {
     allLogs: `${prefix}.log.*`,
     prompt: (conversationId: string) => `${prefix}.prompt.${conversationId}`,
     allPrompts: `${prefix}.prompt.*`,
+    /** One record per conversation (id, title, creation time), so its row can be rebuilt from the log. */
+    meta: (conversationId: string) => `${prefix}.meta.${conversationId}`,
+    allMeta: `${prefix}.meta.*`,
     agent: (conversationId: string) => `${prefix}.agent.${conversationId}`,
     allAgent: `${prefix}.agent.*`,
     /** Commands for a conversation, answered by the instance that owns its write partition (see `partitionOf`). */

@@ -40,6 +40,13 @@ interface PubAck {
 const decoder = new TextDecoder();
 const PUBLISH_TIMEOUT_MS = 5_000;
 
+/** A conversation's own record in the log (`<prefix>.meta.<id>`). */
+export interface ConversationMeta {
+  id: string;
+  title: string | null;
+  createdAt: string;
+}
+
 export interface AppendResult {
   seq: number;
   duplicate: boolean;
@@ -84,10 +91,44 @@ export class ConversationLog {
     await this.js.publish(this.stream.subjects.prompt(conversationId), encoder.encode(JSON.stringify(payload)), { msgID: msgId });
   }
 
-  /** The conversation's last event, or null when it has none in the log. */
-  async last(conversationId: string): Promise<LogEntry | null> {
+  /** The sequence of the conversation's last event in the log, 0 when it has none (read without decoding it). */
+  async lastSeq(conversationId: string): Promise<number> {
     const stored = await this.stream.jsm.streams.getMessage(this.stream.name, { last_by_subj: this.stream.subjects.log(conversationId) });
-    return stored ? decodeEntry(conversationId, stored.seq, stored.data, stored.time) : null;
+    return stored?.seq ?? 0;
+  }
+
+  /** The sequence of the conversation's first event at or after `seq`, without decoding it; null when none. */
+  async nextSeq(conversationId: string, seq: number): Promise<number | null> {
+    const request = { seq, next_by_subj: this.stream.subjects.log(conversationId) } as unknown as MsgRequest;
+    const stored = await this.stream.jsm.streams.getMessage(this.stream.name, request);
+    return stored?.seq ?? null;
+  }
+
+  /** Records a conversation's own row in the log, so it can be rebuilt from the log alone. */
+  async publishMeta(meta: ConversationMeta): Promise<void> {
+    await this.js.publish(this.stream.subjects.meta(meta.id), encoder.encode(JSON.stringify(meta)), { msgID: `meta.${meta.id}` });
+  }
+
+  /** The conversation's record, or null when the log does not hold it (never written, or expired). */
+  async meta(conversationId: string): Promise<ConversationMeta | null> {
+    const stored = await this.stream.jsm.streams.getMessage(this.stream.name, { last_by_subj: this.stream.subjects.meta(conversationId) });
+    if (!stored) return null;
+    try {
+      const meta = JSON.parse(decoder.decode(stored.data)) as ConversationMeta;
+      return typeof meta.id === 'string' && typeof meta.createdAt === 'string' ? { id: meta.id, title: typeof meta.title === 'string' ? meta.title : null, createdAt: meta.createdAt } : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Every conversation the log holds events or a record of, sorted. */
+  async conversationIds(): Promise<string[]> {
+    const ids = new Set<string>();
+    for (const filter of [this.stream.subjects.allLogs, this.stream.subjects.allMeta]) {
+      const info = await this.stream.jsm.streams.info(this.stream.name, { subjects_filter: filter });
+      for (const subject of Object.keys(info.state.subjects ?? {})) ids.add(this.stream.subjects.conversationOf(subject));
+    }
+    return [...ids].sort();
   }
 
   /** The conversation's first event at or after `seq`, by direct get (one round trip, no consumer). */

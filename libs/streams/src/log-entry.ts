@@ -1,4 +1,4 @@
-import { formatCursor, LogRecordSchema, type ConversationEvent, type LogEvent, type LogRecord } from '@seqline/protocol';
+import { formatCursor, LogEventSchema, LogRecordSchema, type ConversationEvent, type LogEvent, type LogRecord } from '@seqline/protocol';
 
 /** One event read back from the log, with its stream sequence. */
 export interface LogEntry {
@@ -7,14 +7,36 @@ export interface LogEntry {
   prev: number;
   event: LogEvent;
   time: Date;
+  /**
+   * Set when the event's type is one this version does not know (written by a newer version):
+   * it keeps its place in the chain and changes no message (see docs/protocol.md, compatibility).
+   */
+  unknownType?: string;
 }
+
+/** A log payload that is not a log record at all; the persister skips it and records a hole. */
+export class UndecodableEventError extends Error {}
+
+const KNOWN_TYPES: ReadonlySet<string> = new Set(LogEventSchema.options.map((option) => option.shape.type.value));
 
 const decoder = new TextDecoder();
 
 /** Decodes and validates an event in full: for readers that must refuse anything malformed (the persister). */
 export function decodeEntry(conversationId: string, seq: number, data: Uint8Array, time: Date): LogEntry {
-  const record = LogRecordSchema.parse(JSON.parse(decoder.decode(data)));
-  return { conversationId, seq, prev: record.prev, event: record.event, time };
+  let json: unknown;
+  try {
+    json = JSON.parse(decoder.decode(data));
+  } catch {
+    throw new UndecodableEventError(`log event ${seq} of ${conversationId} is not JSON`);
+  }
+  const parsed = LogRecordSchema.safeParse(json);
+  if (parsed.success) return { conversationId, seq, prev: parsed.data.prev, event: parsed.data.event, time };
+  const record = json as Partial<LogRecord> | null;
+  const event = record?.event as { type?: unknown; messageId?: unknown } | undefined;
+  if (typeof record?.prev === 'number' && typeof event?.type === 'string' && typeof event.messageId === 'string' && !KNOWN_TYPES.has(event.type)) {
+    return { conversationId, seq, prev: record.prev, event: event as LogEvent, time, unknownType: event.type };
+  }
+  throw new UndecodableEventError(`log event ${seq} of ${conversationId} is not a valid log record: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
 }
 
 /**
@@ -26,9 +48,11 @@ export function decodeDeliveredEntry(conversationId: string, seq: number, data: 
   const record = JSON.parse(decoder.decode(data)) as Partial<LogRecord> | null;
   const event = record?.event as Partial<LogEvent> | undefined;
   if (typeof record?.prev !== 'number' || typeof event?.type !== 'string' || typeof event.messageId !== 'string') {
-    throw new Error(`log event ${seq} of ${conversationId} is not a log record`);
+    throw new UndecodableEventError(`log event ${seq} of ${conversationId} is not a log record`);
   }
-  return { conversationId, seq, prev: record.prev, event: event as LogEvent, time };
+  const entry: LogEntry = { conversationId, seq, prev: record.prev, event: event as LogEvent, time };
+  if (!KNOWN_TYPES.has(event.type)) entry.unknownType = event.type;
+  return entry;
 }
 
 export function toConversationEvent(entry: LogEntry, epoch: string): ConversationEvent {

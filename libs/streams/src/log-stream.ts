@@ -16,9 +16,14 @@ const nanos = (ms: number): number => ms * 1_000_000;
  * The JetStream stream behind every conversation: `<prefix>.log.<conversation>` holds each
  * conversation's events, `<prefix>.prompt.<conversation>` the user messages handed to agents.
  */
+export type EpochListener = (epoch: string, previous: string) => void;
+
 export class LogStream {
   readonly subjects: Subjects;
   private epochValue = '';
+  private readonly listeners = new Set<EpochListener>();
+  private watcher?: NodeJS.Timeout;
+  private refreshing?: Promise<boolean>;
 
   private constructor(
     readonly nc: NatsConnection,
@@ -43,11 +48,53 @@ export class LogStream {
     return this.epochValue;
   }
 
+  /**
+   * Called when the epoch changes at run time (the stream was deleted and created again): every
+   * sequence, cursor and consumer of the old log means nothing in the new one.
+   */
+  onEpochChange(listener: EpochListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Reads the stream's epoch again, creating the stream if it is gone; true if it changed.
+   * Concurrent calls share one round trip.
+   */
+  refresh(): Promise<boolean> {
+    this.refreshing ??= this.readEpoch().finally(() => (this.refreshing = undefined));
+    return this.refreshing;
+  }
+
+  /** Refreshes the epoch every `intervalMs`, so a recreated stream is noticed even by an idle instance. */
+  watch(intervalMs: number, onError: (error: unknown) => void): void {
+    clearInterval(this.watcher);
+    this.watcher = setInterval(() => this.refresh().catch(onError), intervalMs);
+    this.watcher.unref();
+  }
+
+  unwatch(): void {
+    clearInterval(this.watcher);
+  }
+
+  private async readEpoch(): Promise<boolean> {
+    const previous = this.epochValue;
+    const info = await this.jsm.streams.info(this.options.stream).catch((error: unknown) => {
+      if (isStreamNotFound(error)) return null;
+      throw error;
+    });
+    if (info) this.epochValue = epochOf(new Date(info.created));
+    else await this.ensure();
+    if (this.epochValue === previous) return false;
+    for (const listener of this.listeners) listener(this.epochValue, previous);
+    return true;
+  }
+
   /** Creates the stream, or brings an existing one's limits to the configured values. */
   async ensure(): Promise<void> {
     const config = {
       name: this.options.stream,
-      subjects: [this.subjects.allLogs, this.subjects.allPrompts],
+      subjects: [this.subjects.allLogs, this.subjects.allPrompts, this.subjects.allMeta],
       retention: RetentionPolicy.Limits,
       storage: StorageType.File,
       discard: DiscardPolicy.Old,
@@ -66,4 +113,9 @@ export class LogStream {
     const info = await this.jsm.streams.info(this.options.stream);
     return { first: info.state.first_seq, last: info.state.last_seq };
   }
+}
+
+function isStreamNotFound(error: unknown): boolean {
+  const api = (error as { api_error?: { err_code?: number } }).api_error;
+  return api?.err_code === 10059 || /stream not found/i.test(String((error as Error).message));
 }

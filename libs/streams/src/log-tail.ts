@@ -40,6 +40,11 @@ export class LogTail {
     private readonly options: LogTailOptions,
   ) {
     this.js = jetstream(stream.nc);
+    // A recreated log starts its sequences again: follow it from its first event.
+    stream.onEpochChange(() => {
+      this.lastSeq = 0;
+      void this.messages?.close();
+    });
   }
 
   /** Starts after the stream's current last event: subscribers catch up on older events from the log itself. */
@@ -63,6 +68,8 @@ export class LogTail {
         if (this.stopped) return;
         this.options.onRestart?.(error, this.lastSeq);
         await sleep(250);
+        // The consumer may have gone with the stream; a new epoch resets `lastSeq` through the listener.
+        await this.stream.refresh().catch(() => false);
       }
     }
   }

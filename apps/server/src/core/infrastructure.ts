@@ -7,6 +7,8 @@ import { WRITE_PARTITIONS } from '@seqline/protocol';
 import { applyPromptConsumer, connectNats, ConversationLog, Lease, LogStream, PartitionLeases } from '@seqline/streams';
 import type { Logger } from 'pino';
 
+const EPOCH_CHECK_MS = 2_000;
+
 /** The connections a server instance holds; created before Nest so start-up failures are clear. */
 export interface Infrastructure {
   settings: Settings;
@@ -36,6 +38,14 @@ export async function openInfrastructure(settings: Settings, prismaDir = resolve
     if ((await applyPromptConsumer(stream.jsm, stream.name, stream.subjects.allPrompts, settings.promptAckWaitMs)) === 'kept') {
       logger.warn({ consumer: 'agents' }, 'the prompt consumer exists with settings that cannot be changed in place; kept as it is (see docs/protocol.md, prompts)');
     }
+    stream.onEpochChange((epoch, previous) => {
+      logger.warn({ stream: stream.name, epoch, previous }, 'the log stream was recreated; following the new epoch');
+      applyPromptConsumer(stream.jsm, stream.name, stream.subjects.allPrompts, settings.promptAckWaitMs).catch((error: unknown) =>
+        logger.error({ err: error }, 'could not create the prompt consumer on the new log'),
+      );
+    });
+    // A deleted stream is created again and a recreated one noticed within this time, even by an idle instance.
+    stream.watch(EPOCH_CHECK_MS, (error) => logger.warn({ err: error }, 'checking the log stream failed'));
     const prisma = new PrismaService(settings.database.url);
     const holder = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`.replace(/[^-\w]/g, '_');
     const bucket = `${settings.log.stream}_LEASES`;
@@ -53,6 +63,7 @@ export async function openInfrastructure(settings: Settings, prismaDir = resolve
       leadership,
       partitions,
       async close() {
+        stream.unwatch();
         await leadership.release();
         await nc.drain().catch(() => undefined);
         await prisma.$disconnect();

@@ -46,7 +46,7 @@ export class SubscriptionService {
       if (position.kind === 'resume') {
         seq = position.seq;
         atHead = position.atHead ?? false;
-        const head = held.feed.knownHead ?? (atHead ? seq : ((await this.log.last(conversationId))?.seq ?? 0));
+        const head = held.feed.knownHead ?? (atHead ? seq : (await this.log.lastSeq(conversationId)));
         start = { mode: 'resume', cursor: this.cursor(seq), head: this.cursor(Math.max(head, seq)) };
       } else {
         const snapshot = await this.snapshot(held);

@@ -4,7 +4,7 @@ import { ConversationLog, LogStream, WrongLastSequenceError, type LogEntry } fro
 import { ErrorCode, formatCursor, SeqlineError, type AnswerState } from '@seqline/protocol';
 import { SETTINGS } from '../core/tokens.js';
 import { KeyedMutex } from '../core/keyed-mutex.js';
-import { applyEntry, type ConversationState } from '../state/conversation-state.js';
+import { applyEntry, type ConversationState } from '@seqline/persistence';
 import { SnapshotService } from '../state/snapshot.service.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { decide } from './command-decider.js';
@@ -39,7 +39,10 @@ export class ConversationWriter {
     private readonly snapshots: SnapshotService,
     private readonly metrics: MetricsService,
     @Inject(SETTINGS) private readonly settings: Settings,
-  ) {}
+  ) {
+    // Every cached state counts in the old log's sequences.
+    this.stream.onEpochChange(() => this.states.clear());
+  }
 
   write(conversationId: string, command: IngestCommand): Promise<WriteResult> {
     return this.mutex.run(conversationId, () => this.writeLocked(conversationId, command));
@@ -80,8 +83,19 @@ export class ConversationWriter {
         this.metrics.writeConflicts.inc();
         const before = state.seq;
         await this.snapshots.catchUp(state);
-        // Nothing new, yet refused: retention emptied the subject, so JetStream expects 0 while the chain goes on from `prev`.
-        expectedLast = state.seq === before ? ((await this.log.last(conversationId))?.seq ?? 0) : undefined;
+        if (state.seq !== before) {
+          expectedLast = undefined;
+          continue;
+        }
+        // Nothing new, yet refused: either the log was recreated (its sequences start again; the
+        // state is rebuilt on the new epoch), or retention emptied the subject, so JetStream
+        // expects 0 while the chain goes on from `prev`.
+        if (await this.stream.refresh()) {
+          this.states.delete(conversationId);
+          expectedLast = undefined;
+          continue;
+        }
+        expectedLast = await this.log.lastSeq(conversationId);
       }
     }
   }

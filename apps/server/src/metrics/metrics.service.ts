@@ -18,6 +18,12 @@ export class MetricsService {
   readonly subscriptions = new Gauge({ name: 'seqline_subscriptions_open', help: 'Open WebSocket and SSE subscriptions', registers: [this.registry] });
   readonly persisterLagEvents = new Gauge({ name: 'seqline_persister_lag_events', help: 'Log events not yet written to Postgres (as of the last health check)', registers: [this.registry] });
   readonly persisterLagSeconds = new Gauge({ name: 'seqline_persister_lag_seconds', help: 'Age of the oldest log event not yet written to Postgres (as of the last health check)', registers: [this.registry] });
+  readonly holes = new Counter({ name: 'seqline_log_holes_total', help: 'Holes recorded: log events Postgres will never get (reason: retention, undecodable)', labelNames: ['reason'], registers: [this.registry] });
+  readonly poisonEvents = new Counter({ name: 'seqline_poison_events_total', help: 'Log events the persister could not decode and skipped', registers: [this.registry] });
+  readonly unknownEvents = new Counter({ name: 'seqline_unknown_event_types_total', help: 'Batches with log events of a type this version does not know', registers: [this.registry] });
+  readonly epochArchives = new Counter({ name: 'seqline_epoch_archives_total', help: 'Conversations whose rows were archived because the log was recreated', registers: [this.registry] });
+  readonly leadershipChanges = new Counter({ name: 'seqline_leadership_changes_total', help: 'Times this instance gained or lost the persister lease', labelNames: ['held'], registers: [this.registry] });
+  readonly epochChanges = new Counter({ name: 'seqline_log_epoch_changes_total', help: 'Times this instance saw the log stream recreated', registers: [this.registry] });
   readonly liveFeeds = new Gauge({ name: 'seqline_live_feeds', help: 'Conversations with a live feed on this instance', registers: [this.registry] });
   readonly liveFeedRestarts = new Counter({ name: 'seqline_live_feed_restarts_total', help: 'Times the instance feed of the log was set up again', registers: [this.registry] });
   readonly slowConsumers = new Counter({ name: 'seqline_slow_consumers_total', help: 'Devices disconnected for falling behind', registers: [this.registry] });

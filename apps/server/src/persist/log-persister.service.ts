@@ -1,11 +1,10 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { AckPolicy, DeliverPolicy, jetstream, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import type { Settings } from '@seqline/config';
-import { messageKey, MessageRepository, type MessageState, type MessageWrite } from '@seqline/persistence';
-import { decodeEntry, Lease, LogStream, type LogEntry } from '@seqline/streams';
+import { applyEntry, messageKey, MessageRepository, type ConversationState, type LogHole, type MessageState, type MessageWrite } from '@seqline/persistence';
+import { ConversationLog, decodeEntry, Lease, LogStream, UndecodableEventError, type LogEntry } from '@seqline/streams';
 import type { Logger } from 'pino';
 import { LOGGER, SETTINGS } from '../core/tokens.js';
-import { applyEntry, type ConversationState } from '../state/conversation-state.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 
 const CONSUMER = 'postgres';
@@ -40,6 +39,7 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
 
   constructor(
     private readonly stream: LogStream,
+    private readonly log: ConversationLog,
     private readonly repository: MessageRepository,
     private readonly metrics: MetricsService,
     private readonly leadership: Lease,
@@ -48,6 +48,19 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
+    await this.ensureConsumer();
+    // Rows written before watermarks carried their epoch count in the log as it is now.
+    await this.repository.bindEpoch(this.stream.epoch);
+    this.leadership.onChange((held) => {
+      this.metrics.leadershipChanges.inc({ held: String(held) });
+      if (held) this.startConsuming();
+      else void this.messages?.close();
+    });
+    if (this.leadership.held) this.startConsuming();
+  }
+
+  /** The shared durable consumer; created again after the stream was recreated (it went with it). */
+  private async ensureConsumer(): Promise<void> {
     await this.stream.jsm.consumers
       .add(this.stream.name, {
         durable_name: CONSUMER,
@@ -61,8 +74,18 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
       .catch(async (error: unknown) => {
         if (!(await this.stream.jsm.consumers.info(this.stream.name, CONSUMER).catch(() => null))) throw error;
       });
-    this.leadership.onChange((held) => (held ? this.startConsuming() : void this.messages?.close()));
-    if (this.leadership.held) this.startConsuming();
+  }
+
+  /**
+   * Warns at start when the oldest event not yet in Postgres is closer to expiring than the lag
+   * health tolerates: past retention it would become a hole.
+   */
+  async checkRetention(): Promise<void> {
+    const lag = await this.lag();
+    const retentionSeconds = this.settings.log.retentionMs / 1000;
+    if (lag.seconds > retentionSeconds - this.settings.persist.lagDegradedSeconds) {
+      this.logger.error({ lagSeconds: lag.seconds, retentionSeconds }, 'the persister is so far behind that events may expire from the log before Postgres gets them (see LOG_RETENTION)');
+    }
   }
 
   private startConsuming(): void {
@@ -105,6 +128,8 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
     const js = jetstream(this.stream.nc);
     while (!this.stopped && this.leadership.held) {
       try {
+        await this.stream.refresh();
+        await this.ensureConsumer();
         const consumer = await js.consumers.get(this.stream.name, CONSUMER);
         this.messages = await consumer.consume({ max_messages: this.settings.persist.batchEvents * 2 });
         for await (const msg of this.messages) {
@@ -130,21 +155,8 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
       if (batch.length === 0) return;
       for (let attempt = 1; ; attempt++) {
         try {
-          const entries = batch.map((msg) => decodeEntry(this.stream.subjects.conversationOf(msg.subject), msg.seq, msg.data, new Date()));
-          const deferred = await this.write(entries);
-          for (const [i, msg] of batch.entries()) {
-            if (!deferred.has(i)) {
-              msg.ack();
-              continue;
-            }
-            msg.nak(DEFER_MS);
-            // Normally a predecessor turns up within seconds; one that never does means the database
-            // does not match the log (for instance a fresh database on an old stream).
-            if (msg.info.deliveryCount % STALL_WARN_EVERY === 0) {
-              const entry = entries[i]!;
-              this.logger.warn({ conversationId: entry.conversationId, seq: entry.seq, prev: entry.prev, deliveries: msg.info.deliveryCount }, 'log event still waits for its predecessor in Postgres');
-            }
-          }
+          const outcomes = await this.write(batch);
+          for (const [i, msg] of batch.entries()) this.settle(msg, outcomes[i]!);
           return;
         } catch (error) {
           this.logger.warn({ err: error, attempt, events: batch.length }, 'persisting a batch failed; retrying');
@@ -156,45 +168,136 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
     return this.flushing;
   }
 
-  /** Applies what follows each conversation's watermark; returns the indexes of events that must wait. */
-  private async write(entries: LogEntry[]): Promise<Set<number>> {
+  private settle(msg: JsMsg, outcome: Outcome): void {
+    switch (outcome) {
+      case 'done':
+        msg.ack();
+        return;
+      case 'skipped':
+        // An event that can never be applied: ended for good, never retried.
+        msg.term();
+        return;
+      case 'deferred':
+        msg.nak(DEFER_MS);
+        // Normally a predecessor turns up within seconds; one that never does means the database
+        // does not match the log (for instance a fresh database on an old stream: run `seqline repair`).
+        if (msg.info.deliveryCount % STALL_WARN_EVERY === 0) {
+          this.logger.warn({ subject: msg.subject, seq: msg.seq, deliveries: msg.info.deliveryCount }, 'log event still waits for its predecessor in Postgres');
+        }
+        return;
+      default: {
+        const unreachable: never = outcome;
+        return unreachable;
+      }
+    }
+  }
+
+  /**
+   * Applies what follows each conversation's watermark, in one transaction, and says for each
+   * message of the batch what became of it. Along each conversation's `prev` chain:
+   * - an event right after the watermark is applied (one of an unknown type only moves it);
+   * - one whose predecessor is gone from the log (retention) records a hole and is applied;
+   * - an undecodable one right after the watermark records a hole and moves the watermark past it;
+   * - one whose predecessor is still in the log but not applied yet waits.
+   */
+  private async write(batch: JsMsg[]): Promise<Outcome[]> {
     const epoch = this.stream.epoch;
-    const watermarks = await this.repository.watermarks([...new Set(entries.map((entry) => entry.conversationId))]);
+    const items = batch.map((msg) => this.decode(msg));
+    const ids = [...new Set(items.map((item) => item.conversationId))];
+    let watermarks = await this.repository.watermarks(ids);
+    const archived = await this.repository.archiveOtherEpochs(ids.filter((id) => watermarks.get(id)?.epoch !== null && watermarks.get(id)?.epoch !== epoch), epoch);
+    if (archived.length > 0) {
+      this.metrics.epochArchives.inc(archived.length);
+      this.logger.warn({ epoch, conversations: archived.length, sample: archived.slice(0, 10) }, 'the log was recreated: rows of the old epoch moved to archived_messages; rebuilding from the new log');
+      watermarks = await this.repository.watermarks(ids);
+    }
+    const entries = items.filter((item): item is LogEntry => !('error' in item));
     const keys = new Map(entries.map((entry) => [messageKey(entry.conversationId, entry.event.messageId), { conversationId: entry.conversationId, id: entry.event.messageId }]));
     const rows = await this.repository.loadHeads([...keys.values()], epoch);
     const states = new Map<string, ConversationState>();
     const touched = new Map<string, MessageWrite>();
     const moves = new Map<string, { from: number; to: number }>();
-    const deferred = new Set<number>();
-    for (const [i, entry] of entries.entries()) {
-      const from = watermarks.get(entry.conversationId);
-      if (from === undefined) continue; // the conversation was deleted: nothing to keep
-      const at = moves.get(entry.conversationId)?.to ?? from;
-      if (entry.seq <= at) continue; // applied before: a redelivery
-      if (entry.prev !== at) {
-        deferred.add(i); // its predecessor has not been applied yet
+    const holes: LogHole[] = [];
+    const outcomes: Outcome[] = [];
+    let firstSeq: number | undefined;
+    const unknownTypes = new Set<string>();
+    for (const item of items) {
+      const watermark = watermarks.get(item.conversationId);
+      if (watermark === undefined) {
+        outcomes.push('done'); // the conversation was deleted (or never created): nothing to keep
         continue;
       }
-      let state = states.get(entry.conversationId);
-      if (!state) {
-        state = { conversationId: entry.conversationId, seq: 0, messages: new Map<string, MessageState>() };
-        states.set(entry.conversationId, state);
+      const from = watermark.seq;
+      const at = moves.get(item.conversationId)?.to ?? from;
+      if (item.seq <= at) {
+        outcomes.push('error' in item ? 'skipped' : 'done'); // applied (or skipped) before: a redelivery
+        continue;
       }
-      const key = messageKey(entry.conversationId, entry.event.messageId);
+      if ('error' in item) {
+        // Its predecessor is unknown, but the log knows whether anything of the conversation lies between.
+        const next = await this.log.nextSeq(item.conversationId, at + 1);
+        if (next !== null && next < item.seq) {
+          outcomes.push('deferred');
+          continue;
+        }
+        this.logger.error({ conversationId: item.conversationId, seq: item.seq, err: item.error }, 'skipped a log event that cannot be decoded; recorded as a hole');
+        holes.push({ conversationId: item.conversationId, epoch, afterSeq: at, untilSeq: item.seq, reason: 'undecodable' });
+        moves.set(item.conversationId, { from, to: item.seq });
+        outcomes.push('skipped');
+        continue;
+      }
+      if (item.prev !== at) {
+        firstSeq ??= (await this.stream.bounds()).first;
+        if (item.prev < at || item.prev >= firstSeq) {
+          outcomes.push('deferred'); // its predecessor is still in the log and has not been applied yet
+          continue;
+        }
+        // Its predecessor expired from the log before Postgres got it: those events are gone for good.
+        this.logger.error({ conversationId: item.conversationId, afterSeq: at, untilSeq: item.prev, firstSeq }, 'events expired from the log before they were persisted; recorded as a hole');
+        holes.push({ conversationId: item.conversationId, epoch, afterSeq: at, untilSeq: item.prev, reason: 'retention' });
+      }
+      if (item.unknownType !== undefined) unknownTypes.add(item.unknownType);
+      let state = states.get(item.conversationId);
+      if (!state) {
+        state = { conversationId: item.conversationId, seq: 0, messages: new Map<string, MessageState>() };
+        states.set(item.conversationId, state);
+      }
+      const key = messageKey(item.conversationId, item.event.messageId);
       const row = rows.get(key);
       if (row && !state.messages.has(row.id)) state.messages.set(row.id, { ...row });
-      const changed = applyEntry(state, entry, epoch);
-      if (changed) touched.set(key, { conversationId: entry.conversationId, state: changed, fromSeq: row ? row.appliedSeq : null });
-      moves.set(entry.conversationId, { from, to: entry.seq });
+      const changed = applyEntry(state, item, epoch);
+      if (changed) touched.set(key, { conversationId: item.conversationId, state: changed, fromSeq: row ? row.appliedSeq : null });
+      moves.set(item.conversationId, { from, to: item.seq });
+      outcomes.push('done');
+    }
+    if (unknownTypes.size > 0) {
+      this.metrics.unknownEvents.inc(unknownTypes.size);
+      this.logger.warn({ types: [...unknownTypes] }, 'log events of a type this version does not know (written by a newer version) kept their place and changed no row');
     }
     if (moves.size > 0) {
       const timer = this.metrics.persistFlushSeconds.startTimer();
-      await this.repository.write([...touched.values()], moves);
+      await this.repository.write([...touched.values()], moves, epoch, holes);
       timer();
       this.metrics.persistFlushes.inc();
       this.metrics.persistRowWrites.inc(touched.size);
-      this.metrics.persistEvents.inc(entries.length - deferred.size);
+      this.metrics.persistEvents.inc(outcomes.filter((outcome) => outcome === 'done').length);
+      for (const hole of holes) {
+        this.metrics.holes.inc({ reason: hole.reason });
+        if (hole.reason === 'undecodable') this.metrics.poisonEvents.inc();
+      }
     }
-    return deferred;
+    return outcomes;
+  }
+
+  private decode(msg: JsMsg): LogEntry | { conversationId: string; seq: number; error: Error } {
+    const conversationId = this.stream.subjects.conversationOf(msg.subject);
+    try {
+      return decodeEntry(conversationId, msg.seq, msg.data, new Date());
+    } catch (error) {
+      if (!(error instanceof UndecodableEventError)) throw error;
+      return { conversationId, seq: msg.seq, error };
+    }
   }
 }
+
+type Outcome = 'done' | 'deferred' | 'skipped';

@@ -32,6 +32,13 @@ export class ConversationsService {
     const id = body.id ?? randomUUID();
     const created = await this.conversations.create(id, body.title ?? null);
     if (!created) throw new SeqlineError(ErrorCode.ConversationExists, `conversation ${id} already exists`);
+    // The log keeps the conversation's own record too, so `seqline repair` can rebuild its row.
+    try {
+      await this.log.publishMeta({ id, title: created.title, createdAt: created.createdAt });
+    } catch {
+      await this.conversations.remove(id);
+      throw new SeqlineError(ErrorCode.Unavailable, `the log did not take conversation ${id}; try again`);
+    }
     return created;
   }
 

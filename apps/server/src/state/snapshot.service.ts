@@ -2,7 +2,7 @@ import { MessageRepository } from '@seqline/persistence';
 import { ConversationLog, LogStream } from '@seqline/streams';
 import { ErrorCode, SeqlineError } from '@seqline/protocol';
 import { Injectable } from '@nestjs/common';
-import { applyEntry, type ConversationState } from './conversation-state.js';
+import { applyEntry, type ConversationState } from '@seqline/persistence';
 
 const CATCH_UP_LIMIT = 100_000;
 /** A cache a few events behind (another instance wrote them) catches up by direct gets; a longer lag by a consumer. */
@@ -24,10 +24,13 @@ export class SnapshotService {
   async build(conversationId: string): Promise<ConversationState> {
     const rows = await this.messages.snapshot(conversationId, this.stream.epoch);
     if (!rows) throw new SeqlineError(ErrorCode.UnknownConversation, `conversation ${conversationId} does not exist`);
+    // Rows of another log epoch count in sequences the current log does not have: the
+    // conversation is rebuilt from the new log (and the persister archives those rows).
+    const current = rows.logEpoch === null || rows.logEpoch === this.stream.epoch;
     const state: ConversationState = {
       conversationId,
-      seq: rows.appliedSeq,
-      messages: new Map(rows.messages.map((message) => [message.id, message])),
+      seq: current ? rows.appliedSeq : 0,
+      messages: new Map(current ? rows.messages.map((message) => [message.id, message]) : []),
     };
     await this.catchUp(state);
     return state;

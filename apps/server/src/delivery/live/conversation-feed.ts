@@ -178,6 +178,14 @@ export class ConversationFeed {
     this.dropOldest(drop);
   }
 
+  /** Ends every subscription with an error its device acts on (the log was recreated). */
+  failAll(error: unknown): void {
+    for (const subscription of [...this.subscriptions]) {
+      subscription.close();
+      subscription.sink.fail(error);
+    }
+  }
+
   /** Ends every subscription (the instance is shutting down or the feed is dropped). */
   closeAll(): void {
     for (const subscription of this.subscriptions) subscription.close();

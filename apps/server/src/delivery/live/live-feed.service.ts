@@ -2,6 +2,7 @@ import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShut
 import type { Settings } from '@seqline/config';
 import { ConversationLog, decodeDeliveredEntry, LogStream, LogTail, type LogEntry, type TailMessage } from '@seqline/streams';
 import type { Logger } from 'pino';
+import { ErrorCode, SeqlineError } from '@seqline/protocol';
 import { LOGGER, SETTINGS } from '../../core/tokens.js';
 import { MetricsService } from '../../metrics/metrics.service.js';
 import { SnapshotService } from '../../state/snapshot.service.js';
@@ -52,6 +53,22 @@ export class LiveFeed implements OnApplicationBootstrap, OnApplicationShutdown, 
     });
   }
 
+  /**
+   * The log was recreated: every position a subscriber holds belongs to the old log. Each one is
+   * ended with `CURSOR_EXPIRED`, so its device starts again from a snapshot of the new log.
+   */
+  private epochChanged(epoch: string, previous: string): void {
+    this.metrics.epochChanges.inc();
+    this.logger.warn({ epoch, previous, feeds: this.feeds.size }, 'the log was recreated; subscribers start again from a snapshot');
+    const error = new SeqlineError(ErrorCode.CursorExpired, `the log was recreated (epoch ${previous} is now ${epoch}); subscribe without a cursor for a snapshot`);
+    for (const { feed, snapshots } of this.feeds.values()) {
+      snapshots.drop();
+      feed.failAll(error);
+    }
+    this.feeds.clear();
+    this.metrics.liveFeeds.set(0);
+  }
+
   get epoch(): string {
     return this.stream.epoch;
   }
@@ -61,6 +78,7 @@ export class LiveFeed implements OnApplicationBootstrap, OnApplicationShutdown, 
   }
 
   async onApplicationBootstrap(): Promise<void> {
+    this.stream.onEpochChange((epoch, previous) => this.epochChanged(epoch, previous));
     await this.tail.start();
     const { lingerMs } = this.settings.feed;
     this.sweeper = setInterval(() => this.sweep(), Math.max(100, Math.min(SWEEP_MS, lingerMs / 2, this.settings.log.retentionMs / 2)));

@@ -1,6 +1,6 @@
 import { toPublicMessage } from '@seqline/persistence';
 import type { Message } from '@seqline/protocol';
-import { applyEntry, type ConversationState } from '../../state/conversation-state.js';
+import { applyEntry, type ConversationState } from '@seqline/persistence';
 import type { ConversationFeed, FeedSubscription } from './conversation-feed.js';
 import type { FeedEvent } from './feed-event.js';
 

@@ -1,5 +1,5 @@
 import { applyEvent, formatCursor, type Message } from '@seqline/protocol';
-import type { MessageState } from '@seqline/persistence';
+import type { MessageState } from './records.js';
 import type { LogEntry } from '@seqline/streams';
 
 /** A conversation's messages as of log sequence `seq`. */
@@ -16,6 +16,7 @@ export interface ConversationState {
 export function applyEntry(state: ConversationState, entry: LogEntry, epoch: string): MessageState | undefined {
   if (entry.seq <= state.seq) return undefined;
   state.seq = entry.seq;
+  if (entry.unknownType !== undefined) return undefined;
   const existing = state.messages.get(entry.event.messageId);
   if (existing && entry.seq <= existing.appliedSeq) return undefined;
   const applied = applyEvent(state.messages as Map<string, Message>, entry.event, formatCursor({ epoch, seq: entry.seq }));
