@@ -168,20 +168,25 @@ export class MessageRepository {
   }
 
   /**
-   * Replaces a conversation's rows and watermark with state rebuilt from the log (repair). The
-   * conversation's row is created if the database lost it. `clearHoles`: the log held the whole
-   * conversation, so no hole is left.
+   * Replaces a conversation's rows and watermark with state rebuilt from the log (repair), creating
+   * the conversation's row if the database lost it. `clearHoles`: the log held the whole
+   * conversation, so no hole is left. Returns false, changing nothing, if the persister has
+   * meanwhile applied events past `state.seq` in this epoch (rebuild from a fresher read).
    */
-  async replace(conversation: { id: string; title: string | null; createdAt: Date }, state: { seq: number; messages: MessageState[] }, epoch: string, clearHoles: boolean): Promise<void> {
-    await this.prisma.$transaction(async (tx) => {
+  async replace(conversation: { id: string; title: string | null; createdAt: Date }, state: { seq: number; messages: MessageState[] }, epoch: string, clearHoles: boolean): Promise<boolean> {
+    return this.prisma.$transaction(async (tx) => {
       await tx.$executeRaw`
         INSERT INTO conversations (id, title, created_at, updated_at, applied_seq, log_epoch)
         VALUES (${conversation.id}, ${conversation.title}, ${conversation.createdAt}, now(), 0, ${epoch})
         ON CONFLICT (id) DO NOTHING`;
+      const [current] = await tx.$queryRaw<{ applied_seq: string; log_epoch: string | null }[]>`
+        SELECT applied_seq::text, log_epoch FROM conversations WHERE id = ${conversation.id} FOR UPDATE`;
+      if (current && current.log_epoch === epoch && Number(current.applied_seq) > state.seq) return false;
       await tx.$executeRaw`DELETE FROM messages WHERE conversation_id = ${conversation.id}`;
       if (clearHoles) await tx.$executeRaw`DELETE FROM log_holes WHERE conversation_id = ${conversation.id}`;
       await tx.$executeRaw`UPDATE conversations SET applied_seq = ${state.seq}, log_epoch = ${epoch}, updated_at = now() WHERE id = ${conversation.id}`;
       await insertMessages(tx, state.messages.map((message) => ({ conversationId: conversation.id, state: message, fromSeq: null })));
+      return true;
     });
   }
 

@@ -2,6 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { MigrationDirectory } from '@prisma/schema-engine-wasm';
 import { openSchemaEngine } from './schema-engine.js';
+import type { PrismaService } from './prisma.service.js';
 
 export interface MigrateOptions {
   databaseUrl: string;
@@ -55,4 +56,13 @@ export async function diffFromEmpty(options: MigrateOptions): Promise<string> {
   } finally {
     await close();
   }
+}
+
+/** Migrations in `prisma/migrations` the database has not applied (for `seqline doctor`). */
+export async function pendingMigrations(prisma: PrismaService, prismaDir: string): Promise<string[]> {
+  const names = (await readdir(resolve(prismaDir, 'migrations'), { withFileTypes: true })).filter((entry) => entry.isDirectory()).map((entry) => entry.name);
+  const applied = await prisma.$queryRaw<{ migration_name: string }[]>`
+    SELECT migration_name FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL`;
+  const done = new Set(applied.map((row) => row.migration_name));
+  return names.filter((name) => !done.has(name)).sort();
 }

@@ -10,7 +10,7 @@ import {
 import { headers } from '@nats-io/transport-node';
 import type { LogEvent, LogRecord } from '@seqline/protocol';
 import { NatsRequester } from './nats-requester.js';
-import { decodeDeliveredEntry, decodeEntry, type LogEntry } from './log-entry.js';
+import { decodeDeliveredEntry, decodeEntry, UndecodableEventError, type LogEntry } from './log-entry.js';
 import type { LogStream } from './log-stream.js';
 
 const encoder = new TextEncoder();
@@ -46,6 +46,8 @@ export interface ConversationMeta {
   title: string | null;
   createdAt: string;
 }
+
+export type UndecodableHandler = (seq: number, error: UndecodableEventError) => void;
 
 export interface AppendResult {
   seq: number;
@@ -149,18 +151,19 @@ export class ConversationLog {
    * Up to `limit` events after `after`, oldest first, for catch-up and REST reads: one short-lived
    * consumer, asked once for everything it has pending (in pulls of at most `READ_PULL`).
    */
-  async read(conversationId: string, after: number, limit: number): Promise<LogEntry[]> {
+  async read(conversationId: string, after: number, limit: number, onUndecodable?: UndecodableHandler): Promise<LogEntry[]> {
     const entries: LogEntry[] = [];
-    for await (const batch of this.readBatches(conversationId, after, limit, limit)) entries.push(...batch);
+    for await (const batch of this.readBatches(conversationId, after, limit, limit, onUndecodable)) entries.push(...batch);
     return entries;
   }
 
   /**
    * The same events as `read`, handed over in batches of up to `batchSize` as they arrive, so a
    * caller can send the first ones while the rest are still on their way. Stopping early (break,
-   * throw) removes the consumer too.
+   * throw) removes the consumer too. An event that cannot be decoded ends the read with
+   * `UndecodableEventError`, unless `onUndecodable` is given: then it is reported and skipped.
    */
-  async *readBatches(conversationId: string, after: number, limit: number, batchSize: number): AsyncGenerator<LogEntry[]> {
+  async *readBatches(conversationId: string, after: number, limit: number, batchSize: number, onUndecodable?: UndecodableHandler): AsyncGenerator<LogEntry[]> {
     const created = await this.addReader(conversationId, after);
     try {
       // Fetch exactly what is pending, so the read never waits out a fetch expiry for messages that will not come.
@@ -172,8 +175,13 @@ export class ConversationLog {
         const fetched = await consumer.fetch({ max_messages: Math.min(limit - count, pending, READ_PULL), expires: 5_000 });
         let got = 0;
         for await (const msg of fetched) {
-          batch.push(this.decode(conversationId, msg));
           pending = msg.info.pending;
+          try {
+            batch.push(this.decode(conversationId, msg));
+          } catch (error) {
+            if (!onUndecodable || !(error instanceof UndecodableEventError)) throw error;
+            onUndecodable(msg.seq, error);
+          }
           got++;
           if (batch.length === batchSize) {
             yield batch;

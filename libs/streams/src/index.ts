@@ -7,3 +7,4 @@ export * from './lease.js';
 export * from './partition-leases.js';
 export * from './nats-requester.js';
 export * from './prompt-consumer.js';
+export * from './persister-lag.js';

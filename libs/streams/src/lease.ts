@@ -31,6 +31,13 @@ export class Lease {
     return new Lease(kv, options);
   }
 
+  /** Who holds the lease now, or null when nobody does; reads without taking part. */
+  static async holderOf(nc: NatsConnection, bucket: string, key: string): Promise<string | null> {
+    const kv = await new Kvm(nc).open(bucket);
+    const entry = await kv.get(key);
+    return entry && entry.operation === 'PUT' ? entry.string() : null;
+  }
+
   get held(): boolean {
     return this.revision > 0;
   }

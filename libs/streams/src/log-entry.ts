@@ -15,7 +15,14 @@ export interface LogEntry {
 }
 
 /** A log payload that is not a log record at all; the persister skips it and records a hole. */
-export class UndecodableEventError extends Error {}
+export class UndecodableEventError extends Error {
+  constructor(
+    message: string,
+    readonly seq: number,
+  ) {
+    super(message);
+  }
+}
 
 const KNOWN_TYPES: ReadonlySet<string> = new Set(LogEventSchema.options.map((option) => option.shape.type.value));
 
@@ -27,7 +34,7 @@ export function decodeEntry(conversationId: string, seq: number, data: Uint8Arra
   try {
     json = JSON.parse(decoder.decode(data));
   } catch {
-    throw new UndecodableEventError(`log event ${seq} of ${conversationId} is not JSON`);
+    throw new UndecodableEventError(`log event ${seq} of ${conversationId} is not JSON`, seq);
   }
   const parsed = LogRecordSchema.safeParse(json);
   if (parsed.success) return { conversationId, seq, prev: parsed.data.prev, event: parsed.data.event, time };
@@ -36,7 +43,7 @@ export function decodeEntry(conversationId: string, seq: number, data: Uint8Arra
   if (typeof record?.prev === 'number' && typeof event?.type === 'string' && typeof event.messageId === 'string' && !KNOWN_TYPES.has(event.type)) {
     return { conversationId, seq, prev: record.prev, event: event as LogEvent, time, unknownType: event.type };
   }
-  throw new UndecodableEventError(`log event ${seq} of ${conversationId} is not a valid log record: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+  throw new UndecodableEventError(`log event ${seq} of ${conversationId} is not a valid log record: ${parsed.error.issues[0]?.message ?? 'invalid'}`, seq);
 }
 
 /**
@@ -45,10 +52,15 @@ export function decodeEntry(conversationId: string, seq: number, data: Uint8Arra
  * event per instance, and used to run once per event per device.
  */
 export function decodeDeliveredEntry(conversationId: string, seq: number, data: Uint8Array, time: Date): LogEntry {
-  const record = JSON.parse(decoder.decode(data)) as Partial<LogRecord> | null;
+  let record: Partial<LogRecord> | null;
+  try {
+    record = JSON.parse(decoder.decode(data)) as Partial<LogRecord> | null;
+  } catch {
+    throw new UndecodableEventError(`log event ${seq} of ${conversationId} is not JSON`, seq);
+  }
   const event = record?.event as Partial<LogEvent> | undefined;
   if (typeof record?.prev !== 'number' || typeof event?.type !== 'string' || typeof event.messageId !== 'string') {
-    throw new UndecodableEventError(`log event ${seq} of ${conversationId} is not a log record`);
+    throw new UndecodableEventError(`log event ${seq} of ${conversationId} is not a log record`, seq);
   }
   const entry: LogEntry = { conversationId, seq, prev: record.prev, event: event as LogEvent, time };
   if (!KNOWN_TYPES.has(event.type)) entry.unknownType = event.type;

@@ -39,6 +39,14 @@ export class LogStream {
     return log;
   }
 
+  /** The stream as it is, without creating or changing it (for operator tools); throws if it does not exist. */
+  static async attach(nc: NatsConnection, options: LogStreamOptions): Promise<LogStream> {
+    const log = new LogStream(nc, await jetstreamManager(nc), options);
+    const info = await log.jsm.streams.info(options.stream);
+    log.epochValue = epochOf(new Date(info.created));
+    return log;
+  }
+
   get name(): string {
     return this.options.stream;
   }

@@ -2,17 +2,13 @@ import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShut
 import { AckPolicy, DeliverPolicy, jetstream, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import type { Settings } from '@seqline/config';
 import { applyEntry, messageKey, MessageRepository, type ConversationState, type LogHole, type MessageState, type MessageWrite } from '@seqline/persistence';
-import { ConversationLog, decodeEntry, Lease, LogStream, UndecodableEventError, type LogEntry } from '@seqline/streams';
+import { ConversationLog, decodeEntry, Lease, LogStream, PERSISTER_CONSUMER, persisterLag, UndecodableEventError, type LogEntry, type PersisterLag } from '@seqline/streams';
 import type { Logger } from 'pino';
 import { LOGGER, SETTINGS } from '../core/tokens.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 
-const CONSUMER = 'postgres';
+const CONSUMER = PERSISTER_CONSUMER;
 
-export interface PersisterLag {
-  events: number;
-  seconds: number;
-}
 /** How long an event waits before another try when its predecessor in the conversation is not applied yet. */
 const DEFER_MS = 500;
 const STALL_WARN_EVERY = 60;
@@ -57,6 +53,7 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
       else void this.messages?.close();
     });
     if (this.leadership.held) this.startConsuming();
+    this.checkRetention().catch((error: unknown) => this.logger.warn({ err: error }, 'could not check the persister lag against retention'));
   }
 
   /** The shared durable consumer; created again after the stream was recreated (it went with it). */
@@ -104,23 +101,12 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
     await this.flush();
   }
 
-  /**
-   * How far Postgres is behind the log: events not yet written (pending or in flight), and the
-   * age of the oldest of them. Read from the shared consumer, so any instance can tell.
-   */
+  /** How far Postgres is behind the log (see `persisterLag`); also kept in the lag metrics. */
   async lag(): Promise<PersisterLag> {
-    const info = await this.stream.jsm.consumers.info(this.stream.name, CONSUMER);
-    const events = info.num_pending + info.num_ack_pending;
-    let seconds = 0;
-    if (events > 0) {
-      const oldest = await this.stream.jsm.streams
-        .getMessage(this.stream.name, { seq: info.ack_floor.stream_seq + 1, next_by_subj: this.stream.subjects.allLogs } as unknown as { seq: number })
-        .catch(() => null);
-      if (oldest) seconds = Math.max(0, (Date.now() - oldest.time.getTime()) / 1000);
-    }
-    this.metrics.persisterLagEvents.set(events);
-    this.metrics.persisterLagSeconds.set(seconds);
-    return { events, seconds };
+    const lag = await persisterLag(this.stream);
+    this.metrics.persisterLagEvents.set(lag.events);
+    this.metrics.persisterLagSeconds.set(lag.seconds);
+    return lag;
   }
 
   /** Consumes until shutdown, setting the consume loop up again after any failure. */

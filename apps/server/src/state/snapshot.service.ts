@@ -1,5 +1,5 @@
 import { MessageRepository } from '@seqline/persistence';
-import { ConversationLog, LogStream } from '@seqline/streams';
+import { ConversationLog, LogStream, UndecodableEventError } from '@seqline/streams';
 import { ErrorCode, SeqlineError } from '@seqline/protocol';
 import { Injectable } from '@nestjs/common';
 import { applyEntry, type ConversationState } from '@seqline/persistence';
@@ -41,14 +41,22 @@ export class SnapshotService {
    * the log held nothing after `state.seq` at some moment during the call.
    */
   async catchUp(state: ConversationState): Promise<void> {
+    // An undecodable event keeps its place in the chain and changes nothing (the persister records it as a hole).
     for (let i = 0; i < DIRECT_GETS; i++) {
-      const entry = await this.log.next(state.conversationId, state.seq + 1);
-      if (!entry) return;
-      applyEntry(state, entry, this.stream.epoch);
+      try {
+        const entry = await this.log.next(state.conversationId, state.seq + 1);
+        if (!entry) return;
+        applyEntry(state, entry, this.stream.epoch);
+      } catch (error) {
+        if (!(error instanceof UndecodableEventError)) throw error;
+        state.seq = error.seq;
+      }
     }
     for (;;) {
-      const entries = await this.log.read(state.conversationId, state.seq, CATCH_UP_LIMIT);
+      let skipped = 0;
+      const entries = await this.log.read(state.conversationId, state.seq, CATCH_UP_LIMIT, (seq) => (skipped = Math.max(skipped, seq)));
       for (const entry of entries) applyEntry(state, entry, this.stream.epoch);
+      state.seq = Math.max(state.seq, skipped);
       if (entries.length < CATCH_UP_LIMIT) return;
     }
   }

@@ -1,0 +1,63 @@
+import { applyEntry, ConversationRepository, MessageRepository, type ConversationState } from '@seqline/persistence';
+import type { ConversationLog, LogStream } from '@seqline/streams';
+
+export interface RepairResult {
+  conversationId: string;
+  /** `whole`: the log held the conversation from its first event; `partial`: its start had expired, older rows were kept; `none`: the log holds nothing of it. */
+  log: 'whole' | 'partial' | 'none';
+  messages: number;
+  /** The watermark written: every event up to it is reflected in the rows. */
+  seq: number;
+  /** Rows of an older log epoch moved to archived_messages first. */
+  archived: boolean;
+  /** Log events that cannot be decoded and were skipped. */
+  undecodable: number[];
+}
+
+const MAX_EVENTS = 10_000_000;
+const ATTEMPTS = 5;
+
+/**
+ * Rebuilds a conversation's rows and watermark from the log, the source of truth. Rows of an older
+ * log epoch are archived first. Messages created before the oldest event the log still holds are
+ * kept as Postgres has them (the log cannot say more); everything the log holds is replayed with
+ * the reducer the persister uses. Safe while the service runs: a persister that moves past the
+ * rebuilt state meanwhile makes the repair read again.
+ */
+export class ConversationRepair {
+  constructor(
+    private readonly stream: LogStream,
+    private readonly log: ConversationLog,
+    private readonly conversations: ConversationRepository,
+    private readonly messages: MessageRepository,
+  ) {}
+
+  async repair(conversationId: string): Promise<RepairResult> {
+    const epoch = this.stream.epoch;
+    const archived = (await this.messages.archiveOtherEpochs([conversationId], epoch)).length > 0;
+    for (let attempt = 1; ; attempt++) {
+      const undecodable: number[] = [];
+      const entries = await this.log.read(conversationId, 0, MAX_EVENTS, (seq) => undecodable.push(seq));
+      const firstSeq = Math.min(entries[0]?.seq ?? Infinity, undecodable[0] ?? Infinity);
+      const whole = entries.length > 0 && entries[0]!.seq === firstSeq && entries[0]!.prev === 0;
+      const rows = await this.messages.snapshot(conversationId, epoch);
+      const kept = whole || !rows ? [] : rows.messages.filter((message) => message.createdSeq < firstSeq);
+      const state: ConversationState = { conversationId, seq: 0, messages: new Map(kept.map((message) => [message.id, message])) };
+      for (const entry of entries) applyEntry(state, entry, epoch);
+      state.seq = Math.max(state.seq, undecodable.at(-1) ?? 0, whole || entries.length > 0 || undecodable.length > 0 ? 0 : (rows?.appliedSeq ?? 0));
+      const existing = await this.conversations.get(conversationId);
+      const meta = existing ? null : await this.log.meta(conversationId);
+      const conversation = {
+        id: conversationId,
+        title: existing?.title ?? meta?.title ?? null,
+        createdAt: new Date(existing?.createdAt ?? meta?.createdAt ?? entries[0]?.time ?? Date.now()),
+      };
+      const messages = [...state.messages.values()].sort((a, b) => a.createdSeq - b.createdSeq);
+      const replaced = await this.messages.replace(conversation, { seq: state.seq, messages }, epoch, whole && undecodable.length === 0);
+      if (replaced) {
+        return { conversationId, log: whole ? 'whole' : entries.length + undecodable.length > 0 ? 'partial' : 'none', messages: messages.length, seq: state.seq, archived, undecodable };
+      }
+      if (attempt >= ATTEMPTS) throw new Error(`conversation ${conversationId} kept moving while it was repaired; try again`);
+    }
+  }
+}

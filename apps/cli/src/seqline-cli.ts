@@ -1,0 +1,79 @@
+import type { Settings } from '@seqline/config';
+import { history, listConversations } from './admin.commands.js';
+import { CliContext } from './cli-context.js';
+import { ConversationRepair } from './conversation-repair.js';
+import { doctor, formatChecks } from './doctor.command.js';
+
+const USAGE = `Usage: seqline <command> [--json]
+
+  doctor                      check NATS, the log stream and its consumers, Postgres, migrations,
+                              the persister lease and lag, holes and log epochs; exits 1 on a problem
+  repair <conversation>       rebuild a conversation's rows and watermark from the log
+  repair --all                the same for every conversation in Postgres or in the log
+  conversations               list conversations
+  history <conversation>      a conversation's messages as Postgres holds them
+
+Reads the same environment as the server (NATS_URL, DATABASE_URL, SEQLINE_PREFIX, ...).`;
+
+/** Runs one command and returns the exit code: 0 done, 1 a problem found or a command failed, 2 bad usage. */
+export async function runCli(args: string[], out: (text: string) => void, settings?: Settings): Promise<number> {
+  const json = args.includes('--json');
+  const [command, target] = args.filter((arg) => arg !== '--json');
+  const print = (value: unknown, text: string): void => out(json ? JSON.stringify(value, null, 2) : text);
+  if (command === undefined || command === 'help' || command === '--help') {
+    out(USAGE);
+    return command === undefined ? 2 : 0;
+  }
+  if (!['doctor', 'repair', 'conversations', 'history'].includes(command) || ((command === 'repair' || command === 'history') && !target)) {
+    out(USAGE);
+    return 2;
+  }
+  const context = await CliContext.open(settings);
+  try {
+    switch (command) {
+      case 'doctor': {
+        const checks = await doctor(context);
+        print(checks, formatChecks(checks));
+        return checks.some((check) => check.status === 'fail') ? 1 : 0;
+      }
+      case 'repair': {
+        const { stream, log } = await context.stream();
+        const repair = new ConversationRepair(stream, log, context.conversations, context.messages);
+        const ids = target === '--all' ? [...new Set([...(await context.conversations.ids()), ...(await log.conversationIds())])].sort() : [target!];
+        const results = [];
+        for (const id of ids) {
+          const result = await repair.repair(id);
+          results.push(result);
+          if (!json) {
+            const notes = [result.archived ? 'older epoch archived' : '', result.undecodable.length > 0 ? `undecodable events skipped: ${result.undecodable.join(', ')}` : ''].filter(Boolean);
+            out(`repaired ${id}: ${result.messages} messages up to ${stream.epoch}-${result.seq} (log ${result.log})${notes.length > 0 ? `; ${notes.join('; ')}` : ''}`);
+          }
+        }
+        if (json) out(JSON.stringify(results, null, 2));
+        else out(`${results.length} conversations repaired`);
+        return 0;
+      }
+      case 'conversations': {
+        const conversations = await listConversations(context);
+        print(conversations, conversations.map((c) => `${c.id}\t${c.createdAt}\t${c.title ?? ''}`).join('\n'));
+        return 0;
+      }
+      case 'history': {
+        const { stream } = await context.stream();
+        const messages = await history(context, target!, stream.epoch);
+        if (!messages) {
+          out(`seqline: conversation ${target} does not exist`);
+          return 1;
+        }
+        print(messages, messages.map((m) => `[${m.author.role}/${m.author.id} ${m.status}${m.error ? `: ${m.error}` : ''}] ${m.text}`).join('\n'));
+        return 0;
+      }
+      default:
+        out(USAGE);
+        return 2;
+    }
+  } finally {
+    await context.close();
+  }
+}
+

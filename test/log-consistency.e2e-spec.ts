@@ -1,0 +1,193 @@
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { SeqlineClient } from '@seqline/client';
+import type { Settings } from '@seqline/config';
+import type { ConversationRecord } from '@seqline/persistence';
+import type { LogEvent, Message, Page } from '@seqline/protocol';
+import { ConversationLog, LogStream } from '@seqline/streams';
+import { createConversation, createTestSettings, dropTestResources, eventually, http, startTestServer, useSeqline } from '@seqline/testing';
+import WebSocket from 'ws';
+import { runCli } from '../apps/cli/src/seqline-cli.js';
+
+async function cli(settings: Settings, ...args: string[]): Promise<{ code: number; out: string }> {
+  const lines: string[] = [];
+  const code = await runCli(args, (text) => lines.push(text), settings);
+  return { code, out: lines.join('\n') };
+}
+
+async function post(url: string, conversationId: string, messageId: string, text: string): Promise<void> {
+  const { status, body } = await http(url, 'POST', `/v1/conversations/${conversationId}/messages`, { messageId, text, authorId: 'u' });
+  if (status !== 201 && status !== 200) throw new Error(`post to ${conversationId} failed: ${status} ${JSON.stringify(body)}`);
+}
+
+async function history(url: string, conversationId: string): Promise<Message[]> {
+  return (await http<Page<Message>>(url, 'GET', `/v1/conversations/${conversationId}/messages?limit=100`)).body.items;
+}
+
+const texts = (messages: { text: string }[]): string[] => messages.map((message) => message.text);
+
+describe('log and Postgres under bad events and lost rows', () => {
+  const seqline = useSeqline();
+
+  it('skips an undecodable event with a recorded hole, keeps an unknown event type in the chain, and persists every other conversation on', async () => {
+    const { url } = seqline.server;
+    const prefix = seqline.settings.log.prefix;
+    await createConversation(url, 'p-bad');
+    await createConversation(url, 'p-good');
+    await post(url, 'p-bad', 'u1', 'first');
+    await post(url, 'p-good', 'g1', 'one');
+    await eventually(async () => (await history(url, 'p-bad')).length === 1 && (await history(url, 'p-good')).length === 1);
+
+    const js = jetstream(seqline.server.infra.stream.nc);
+    const poison = await js.publish(`${prefix}.log.p-bad`, 'not json {');
+    // An event type from a newer version, correctly chained after the poison.
+    await js.publish(`${prefix}.log.p-bad`, JSON.stringify({ prev: poison.seq, event: { type: 'message.reacted', messageId: 'u1', emoji: '+1', at: new Date().toISOString() } }));
+    await post(url, 'p-bad', 'u2', 'second');
+    await post(url, 'p-good', 'g2', 'two');
+
+    await eventually(async () => (await history(url, 'p-bad')).length === 2 && (await history(url, 'p-good')).length === 2, 15_000, 'both conversations persisted');
+    expect(texts(await history(url, 'p-bad'))).toEqual(['first', 'second']);
+    expect(texts(await history(url, 'p-good'))).toEqual(['one', 'two']);
+    const holes = await seqline.server.infra.prisma.logHole.findMany();
+    expect(holes.map((hole) => ({ conversationId: hole.conversationId, untilSeq: Number(hole.untilSeq), reason: hole.reason }))).toEqual([
+      { conversationId: 'p-bad', untilSeq: poison.seq, reason: 'undecodable' },
+    ]);
+    const metrics = (await (await fetch(`${url}/metrics`)).text()).split('\n');
+    expect(metrics).toContain('seqline_poison_events_total 1');
+    expect(metrics).toContain('seqline_log_holes_total{reason="undecodable"} 1');
+
+    const doctor = await cli(seqline.settings, 'doctor');
+    expect(doctor.code).toBe(1);
+    expect(doctor.out).toMatch(new RegExp(`^FAIL  holes .*\\n    p-bad: events \\d+-${poison.seq} \\(epoch \\w+\\) undecodable event at ${poison.seq}$`, 'm'));
+    expect(doctor.out).toMatch(/^OK    postgres /m);
+    expect(doctor.out).toMatch(/^OK    lease +persister lease held by /m);
+  });
+
+  it('rebuilds every conversation and message row exactly with `repair --all` after the database lost them', async () => {
+    const { url } = seqline.server;
+    await createConversation(url, 'r-1', 'First');
+    await createConversation(url, 'r-2');
+    await post(url, 'r-1', 'q1', 'what is a log?');
+    await post(url, 'r-2', 'q2', 'hello');
+    const agent = await seqline.agent('repair-bot');
+    const answer = agent.startMessage('r-1', { messageId: 'a1' });
+    for (let i = 0; i < 50; i++) answer.append(`tok${i} `);
+    await answer.complete();
+    const failing = agent.startMessage('r-2', { messageId: 'a2' });
+    failing.append('partial ');
+    await failing.fail('model overloaded');
+    await eventually(async () => (await history(url, 'r-1')).at(-1)?.status === 'complete' && (await history(url, 'r-2')).at(-1)?.status === 'failed');
+
+    const before = new Map<string, { conversation: ConversationRecord; messages: Message[] }>();
+    for (const id of ['r-1', 'r-2', 'p-good']) {
+      before.set(id, { conversation: (await http<ConversationRecord>(url, 'GET', `/v1/conversations/${id}`)).body, messages: await history(url, id) });
+    }
+    await seqline.server.infra.prisma.$executeRaw`TRUNCATE conversations CASCADE`;
+    expect((await http(url, 'GET', '/v1/conversations/r-1')).status).toBe(404);
+
+    const repaired = await cli(seqline.settings, 'repair', '--all');
+    expect(repaired.code).toBe(0);
+    expect(repaired.out).toContain('repaired r-1: 2 messages');
+    expect(repaired.out).toMatch(/^4 conversations repaired$/m);
+    for (const [id, { conversation, messages }] of before) {
+      const now = (await http<ConversationRecord>(url, 'GET', `/v1/conversations/${id}`)).body;
+      expect({ id: now.id, title: now.title, createdAt: now.createdAt }).toEqual({ id: conversation.id, title: conversation.title, createdAt: conversation.createdAt });
+      expect(await history(url, id)).toEqual(messages);
+    }
+    expect(texts(before.get('r-1')!.messages)).toEqual(['what is a log?', Array.from({ length: 50 }, (_, i) => `tok${i} `).join('')]);
+    // The persister goes on from the rebuilt watermark.
+    await post(url, 'r-1', 'q3', 'thanks');
+    await eventually(async () => (await history(url, 'r-1')).length === 3);
+    expect(texts(await history(url, 'r-2'))).toEqual(['hello', 'partial ']);
+
+    const listed = await cli(seqline.settings, 'conversations');
+    expect(listed.out.split('\n').map((line) => line.split('\t')[0])).toEqual(['p-bad', 'p-good', 'r-1', 'r-2']);
+    const shown = await cli(seqline.settings, 'history', 'r-2');
+    expect(shown.out).toBe('[user/u complete] hello\n[agent/repair-bot failed: model overloaded] partial ');
+  });
+});
+
+describe('a log stream deleted and recreated under a running service', () => {
+  const seqline = useSeqline();
+
+  it('moves devices to the new epoch by snapshot, archives the old rows, and `doctor` reports it until `repair --all`', async () => {
+    const { url } = seqline.server;
+    await createConversation(url, 'e-1');
+    await createConversation(url, 'e-2');
+    await post(url, 'e-1', 'm1', 'before');
+    await post(url, 'e-2', 'm2', 'untouched');
+    await eventually(async () => (await history(url, 'e-1')).length === 1 && (await history(url, 'e-2')).length === 1);
+    const client = new SeqlineClient({ url, WebSocket });
+    const subscription = client.subscribe('e-1');
+    await eventually(() => client.state === 'live' && subscription.messages.length === 1);
+    const oldEpoch = seqline.server.infra.stream.epoch;
+
+    const nc = await connect({ servers: seqline.settings.nats.url });
+    try {
+      await (await jetstreamManager(nc)).streams.delete(seqline.settings.log.stream);
+    } finally {
+      await nc.close();
+    }
+    await eventually(() => seqline.server.infra.stream.epoch !== oldEpoch, 10_000, 'the service follows the new log');
+    const newEpoch = seqline.server.infra.stream.epoch;
+    await post(url, 'e-1', 'm3', 'after');
+
+    await eventually(() => texts(subscription.messages).join('|') === 'after', 15_000, 'the device shows the new log');
+    expect(subscription.messages[0]!.cursor.startsWith(`${newEpoch}-`)).toBe(true);
+    await eventually(async () => texts(await history(url, 'e-1')).join('|') === 'after', 15_000, 'Postgres follows the new log');
+    const archived = await seqline.server.infra.prisma.archivedMessage.findMany({ orderBy: { conversationId: 'asc' } });
+    expect(archived.map((row) => [row.conversationId, row.logEpoch, row.text])).toEqual([['e-1', oldEpoch, 'before']]);
+
+    const doctor = await cli(seqline.settings, 'doctor');
+    expect(doctor.code).toBe(1);
+    expect(doctor.out).toMatch(/^FAIL  epoch +1 conversations were persisted under an older log epoch/m);
+    expect(doctor.out).toMatch(new RegExp(`^OK    stream +${seqline.settings.log.stream}: epoch ${newEpoch}`, 'm'));
+    expect((await cli(seqline.settings, 'repair', '--all')).code).toBe(0);
+    const after = await cli(seqline.settings, 'doctor');
+    expect(after.out).toMatch(new RegExp(`^OK    epoch +every watermark counts in epoch ${newEpoch}$`, 'm'));
+    expect(after.code).toBe(0);
+    expect(await history(url, 'e-2')).toEqual([]);
+    expect((await seqline.server.infra.prisma.archivedMessage.findMany({ where: { conversationId: 'e-2' } })).map((row) => row.text)).toEqual(['untouched']);
+    await client.close();
+  });
+});
+
+describe('events that expire from the log before Postgres gets them', () => {
+  it('records a hole for that conversation only, and persists every other conversation exactly', async () => {
+    const settings = createTestSettings({ LOG_RETENTION: '3s', PERSIST_LAG_DEGRADED: '1s', LOG_DUPLICATE_WINDOW: '1s' });
+    const created = (messageId: string, text: string): LogEvent => ({ type: 'message.created', messageId, author: { role: 'user', id: 'u' }, status: 'complete', text, at: new Date().toISOString() });
+    let server = await startTestServer(settings);
+    const nc = await connect({ servers: settings.nats.url });
+    try {
+      await createConversation(server.url, 'h-lost');
+      await createConversation(server.url, 'h-kept');
+      await post(server.url, 'h-lost', 'm1', 'kept in Postgres');
+      await eventually(async () => (await history(server.url, 'h-lost')).length === 1);
+      // The service is down (as its Postgres would be) while events are written and expire.
+      await server.close();
+      const log = new ConversationLog(await LogStream.open(nc, settings.log));
+      let last = await log.lastSeq('h-lost');
+      const firstLost = (await log.append('h-lost', created('m2', 'lost'), last, 'h-lost-m2')).seq;
+      last = (await log.append('h-lost', created('m3', 'lost too'), firstLost, 'h-lost-m3')).seq;
+      await eventually(async () => (await log.lastSeq('h-lost')) === 0, 10_000, 'retention removed the events');
+      // The subject is empty now, so JetStream expects 0 while the chain goes on from `last`.
+      await log.append('h-lost', created('m4', 'after the hole'), last, 'h-lost-m4', 0);
+      const k1 = await log.append('h-kept', created('k1', 'one'), 0, 'h-kept-k1');
+      await log.append('h-kept', created('k2', 'two'), k1.seq, 'h-kept-k2');
+
+      server = await startTestServer(settings);
+      await eventually(async () => (await history(server.url, 'h-kept')).length === 2 && (await history(server.url, 'h-lost')).length === 2, 15_000, 'persisted');
+      expect(texts(await history(server.url, 'h-kept'))).toEqual(['one', 'two']);
+      expect(texts(await history(server.url, 'h-lost'))).toEqual(['kept in Postgres', 'after the hole']);
+      const holes = await server.infra.prisma.logHole.findMany();
+      expect(holes.map((hole) => [hole.conversationId, Number(hole.afterSeq) < firstLost, Number(hole.untilSeq), hole.reason])).toEqual([['h-lost', true, last, 'retention']]);
+      const doctor = await cli(settings, 'doctor');
+      expect(doctor.code).toBe(1);
+      expect(doctor.out).toMatch(new RegExp(`^    h-lost: events \\d+-${last} \\(epoch \\w+\\) expired before they were persisted$`, 'm'));
+    } finally {
+      await nc.close();
+      await server.close();
+      await dropTestResources(settings);
+    }
+  });
+});
