@@ -17,7 +17,7 @@ async function cli(settings: Settings, ...args: string[]): Promise<{ code: numbe
 
 async function post(url: string, conversationId: string, messageId: string, text: string): Promise<void> {
   const { status, body } = await http(url, 'POST', `/v1/conversations/${conversationId}/messages`, { messageId, text, authorId: 'u' });
-  if (status !== 201 && status !== 200) throw new Error(`post to ${conversationId} failed: ${status} ${JSON.stringify(body)}`);
+  if (status !== 202) throw new Error(`post to ${conversationId} failed: ${status} ${JSON.stringify(body)}`);
 }
 
 async function history(url: string, conversationId: string): Promise<Message[]> {

@@ -52,6 +52,8 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
       if (held) this.startConsuming();
       else void this.messages?.close();
     });
+    // The consumer went with the old stream: consume again from the new one (the loop creates the consumer again).
+    this.stream.onEpochChange(() => void this.messages?.close());
     if (this.leadership.held) this.startConsuming();
     this.checkRetention().catch((error: unknown) => this.logger.warn({ err: error }, 'could not check the persister lag against retention'));
   }
