@@ -15,7 +15,7 @@ describe('health', () => {
         nats: { status: 'up' },
         stream: { status: 'up', name: seqline.settings.log.stream },
         postgres: { status: 'up' },
-        persister: { status: 'up', lagEvents: expect.any(Number), lagSeconds: expect.any(Number) },
+        persister: { status: 'up', lagEvents: expect.any(Number), lagSeconds: expect.any(Number), holes: 0, conversationsWithHoles: 0 },
       },
     });
     // `/health` is readiness too, for load balancers configured before the split.

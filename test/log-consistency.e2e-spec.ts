@@ -56,11 +56,14 @@ describe('log and Postgres under bad events and lost rows', () => {
     expect(metrics).toContain('seqline_poison_events_total 1');
     expect(metrics).toContain('seqline_log_holes_total{reason="undecodable"} 1');
 
+    const ready = await http<{ info: { persister: Record<string, unknown> } }>(url, 'GET', '/health/ready');
+    expect(ready).toMatchObject({ status: 200, body: { info: { persister: { status: 'up', holes: 1, conversationsWithHoles: 1 } } } });
+
     const doctor = await cli(seqline.settings, 'doctor');
     expect(doctor.code).toBe(1);
     expect(doctor.out).toMatch(new RegExp(`^FAIL  holes .*\\n    p-bad: events \\d+-${poison.seq} \\(epoch \\w+\\) undecodable event at ${poison.seq}$`, 'm'));
-    expect(doctor.out).toMatch(/^OK    postgres /m);
-    expect(doctor.out).toMatch(/^OK    lease +persister lease held by /m);
+    expect(doctor.out).toMatch(/^OK {4}postgres /m);
+    expect(doctor.out).toMatch(/^OK {4}lease +persister lease held by /m);
   });
 
   it('rebuilds every conversation and message row exactly with `repair --all` after the database lost them', async () => {
@@ -140,7 +143,7 @@ describe('a log stream deleted and recreated under a running service', () => {
 
     const doctor = await cli(seqline.settings, 'doctor');
     expect(doctor.code).toBe(1);
-    expect(doctor.out).toMatch(/^FAIL  epoch +1 conversations were persisted under an older log epoch/m);
+    expect(doctor.out).toMatch(/^FAIL {2}epoch +1 conversations were persisted under an older log epoch/m);
     expect(doctor.out).toMatch(new RegExp(`^OK    stream +${seqline.settings.log.stream}: epoch ${newEpoch}`, 'm'));
     expect((await cli(seqline.settings, 'repair', '--all')).code).toBe(0);
     const after = await cli(seqline.settings, 'doctor');

@@ -128,12 +128,13 @@ describe('fault tolerance on real processes', () => {
     await expectRowsConverge(settings.database.url, expected);
   });
 
-  it(`Postgres stopped for ${PG_DOWN_SECONDS} s: live delivery goes on, dropped devices resume from their cursors, then Postgres converges to the log`, async () => {
+  it(`Postgres stopped for ${PG_DOWN_SECONDS} s, twice AGENT_LEASE: live delivery goes on, no live answer is failed, dropped devices resume from their cursors, then Postgres converges to the log`, async () => {
     const cluster = await PostgresCluster.start();
     cleanups.push(() => cluster.destroy());
     settings = createTestSettings({ DATABASE_URL: cluster.url('seqline_faults') });
     // A one-event window, so resumes read the log rather than the instance's memory.
-    const server = await ServerProcess.start(settings, { ...FAST_FAILOVER, FEED_WINDOW_EVENTS: '1' });
+    // The outage outlasts AGENT_LEASE: answers still streaming in the log must not be ended for their lagging rows.
+    const server = await ServerProcess.start(settings, { ...FAST_FAILOVER, FEED_WINDOW_EVENTS: '1', AGENT_LEASE: `${Math.max(1, Math.floor(PG_DOWN_SECONDS / 2))}s` });
     cleanups.push(() => dropTestResources(settings), () => server.crash());
     let deliveredWhileDown = 0;
     let resumedWhileDown = 0;

@@ -190,6 +190,13 @@ export class MessageRepository {
     });
   }
 
+  /** How many holes are recorded, in how many conversations. */
+  async holeCount(): Promise<{ holes: number; conversations: number }> {
+    const [row] = await this.prisma.$queryRaw<{ holes: number; conversations: number }[]>`
+      SELECT count(*)::int AS holes, count(DISTINCT conversation_id)::int AS conversations FROM log_holes`;
+    return row ?? { holes: 0, conversations: 0 };
+  }
+
   /** Recorded holes, newest first. */
   async holes(limit: number): Promise<(LogHole & { detectedAt: string })[]> {
     const rows = await this.prisma.logHole.findMany({ orderBy: { id: 'desc' }, take: limit });

@@ -1,7 +1,7 @@
 import { Controller, Get, Inject, Res, ServiceUnavailableException } from '@nestjs/common';
 import { HealthCheckService, HealthIndicatorService, type HealthCheckResult } from '@nestjs/terminus';
 import type { Settings } from '@seqline/config';
-import { ConversationRepository } from '@seqline/persistence';
+import { ConversationRepository, MessageRepository } from '@seqline/persistence';
 import { LogStream } from '@seqline/streams';
 import type { Response } from 'express';
 import { SETTINGS } from '../core/tokens.js';
@@ -23,6 +23,7 @@ export class HealthController {
     private readonly indicators: HealthIndicatorService,
     private readonly stream: LogStream,
     private readonly conversations: ConversationRepository,
+    private readonly messages: MessageRepository,
     private readonly persister: LogPersister,
     @Inject(SETTINGS) private readonly settings: Settings,
   ) {}
@@ -69,7 +70,9 @@ export class HealthController {
     const check = this.indicators.check('persister');
     try {
       const lag = await this.persister.lag();
-      const details = { lagEvents: lag.events, lagSeconds: Math.round(lag.seconds * 10) / 10 };
+      // Holes are facts about history, not about this instance: reported, never a reason to take it out of service.
+      const holes = await this.messages.holeCount().catch(() => null);
+      const details = { lagEvents: lag.events, lagSeconds: Math.round(lag.seconds * 10) / 10, ...(holes ? { holes: holes.holes, conversationsWithHoles: holes.conversations } : {}) };
       return lag.seconds > this.settings.persist.lagDegradedSeconds ? check.degraded(details) : check.up(details);
     } catch {
       return check.degraded({ message: 'persister lag unknown (log unreachable)' });

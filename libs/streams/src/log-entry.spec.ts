@@ -1,0 +1,37 @@
+import { decodeDeliveredEntry, decodeEntry, UndecodableEventError } from './log-entry.js';
+
+const bytes = (value: unknown): Uint8Array => new TextEncoder().encode(typeof value === 'string' ? value : JSON.stringify(value));
+const time = new Date('2026-11-25T10:00:00.000Z');
+const created = { type: 'message.created', messageId: 'm1', author: { role: 'user', id: 'u' }, status: 'complete', text: 'hi', at: time.toISOString() };
+
+describe('decoding log events', () => {
+  it('decodes a known event in full', () => {
+    expect(decodeEntry('c1', 7, bytes({ prev: 3, event: created }), time)).toEqual({ conversationId: 'c1', seq: 7, prev: 3, event: created, time });
+  });
+
+  it('keeps an event of a type from a newer version in the chain, marked unknown', () => {
+    const event = { type: 'message.reacted', messageId: 'm1', emoji: '+1', at: time.toISOString() };
+    for (const decode of [decodeEntry, decodeDeliveredEntry]) {
+      expect(decode('c1', 9, bytes({ prev: 7, event }), time)).toEqual({ conversationId: 'c1', seq: 9, prev: 7, event, time, unknownType: 'message.reacted' });
+    }
+  });
+
+  it('refuses what is not a log record with its sequence', () => {
+    const cases: [string, unknown][] = [
+      ['not JSON', 'not json {'],
+      ['no prev', { event: created }],
+      ['a known type with bad fields', { prev: 1, event: { ...created, status: 'done' } }],
+      ['no message id', { prev: 1, event: { type: 'message.reacted' } }],
+    ];
+    for (const [name, payload] of cases) {
+      let caught: unknown;
+      try {
+        decodeEntry('c1', 11, bytes(payload), time);
+      } catch (error) {
+        caught = error;
+      }
+      expect({ name, error: caught instanceof UndecodableEventError, seq: (caught as UndecodableEventError | undefined)?.seq }).toEqual({ name, error: true, seq: 11 });
+    }
+    expect(() => decodeDeliveredEntry('c1', 12, bytes('not json {'), time)).toThrow(UndecodableEventError);
+  });
+});
