@@ -193,7 +193,11 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
     const items = batch.map((msg) => this.decode(msg));
     const ids = [...new Set(items.map((item) => item.conversationId))];
     let watermarks = await this.repository.watermarks(ids);
-    const archived = await this.repository.archiveOtherEpochs(ids.filter((id) => watermarks.get(id)?.epoch !== null && watermarks.get(id)?.epoch !== epoch), epoch);
+    const stale = ids.filter((id) => {
+      const watermark = watermarks.get(id);
+      return watermark !== undefined && watermark.epoch !== null && watermark.epoch !== epoch;
+    });
+    const archived = stale.length > 0 ? await this.repository.archiveOtherEpochs(stale, epoch) : [];
     if (archived.length > 0) {
       this.metrics.epochArchives.inc(archived.length);
       this.logger.warn({ epoch, conversations: archived.length, sample: archived.slice(0, 10) }, 'the log was recreated: rows of the old epoch moved to archived_messages; rebuilding from the new log');
