@@ -90,6 +90,7 @@ export async function runScenario(options: ScenarioOptions): Promise<{ report: S
     let after: string | null = null;
     do {
       const page: { body: { items: unknown[]; next: string | null } } = await http(options.adminUrl, 'GET', `/v1/conversations/${id}/events?limit=500${after ? `&after=${after}` : ''}`);
+      if (!Array.isArray(page.body.items)) throw new Error(`reading the events of ${id} failed: ${JSON.stringify(page.body)}`);
       eventsSent += page.body.items.length * options.devicesPerConversation;
       after = page.body.next;
     } while (after);

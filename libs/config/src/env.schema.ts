@@ -35,6 +35,7 @@ export const EnvSchema = z.object({
   LOG_RETENTION: durationMs.default(7 * 86_400_000),
   LOG_MAX_BYTES: wholeNumber(-1).default(-1),
   LOG_DUPLICATE_WINDOW: durationMs.default(120_000),
+  LOG_REPLICAS: wholeNumber(1, 5).default(1),
   PERSIST_FLUSH_INTERVAL: durationMs.default(50),
   PERSIST_LEASE: durationMs.default(5_000),
   PERSIST_LAG_DEGRADED: durationMs.default(30_000),

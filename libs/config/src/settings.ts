@@ -5,7 +5,7 @@ export interface Settings {
   http: { port: number; host: string };
   database: { url: string };
   nats: { url: string; user?: string; password?: string };
-  log: { prefix: string; stream: string; retentionMs: number; maxBytes: number; duplicateWindowMs: number };
+  log: { prefix: string; stream: string; retentionMs: number; maxBytes: number; duplicateWindowMs: number; replicas: number };
   persist: { flushIntervalMs: number; batchEvents: number; leaseMs: number; lagDegradedSeconds: number };
   /** A streaming answer with no event for this long is ended `failed`. */
   agentLeaseMs: number;
@@ -47,6 +47,7 @@ export function settingsFrom(env: Env): Settings {
       retentionMs: env.LOG_RETENTION,
       maxBytes: env.LOG_MAX_BYTES,
       duplicateWindowMs: env.LOG_DUPLICATE_WINDOW,
+      replicas: env.LOG_REPLICAS,
     },
     persist: { flushIntervalMs: env.PERSIST_FLUSH_INTERVAL, batchEvents: env.PERSIST_BATCH_EVENTS, leaseMs: env.PERSIST_LEASE, lagDegradedSeconds: env.PERSIST_LAG_DEGRADED / 1000 },
     agentLeaseMs: env.AGENT_LEASE,

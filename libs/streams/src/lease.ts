@@ -8,6 +8,8 @@ export interface LeaseOptions {
   ttlMs: number;
   /** Identifies this holder in the bucket, for operators. */
   holder: string;
+  /** JetStream replicas of the bucket. */
+  replicas?: number;
 }
 
 /**
@@ -27,7 +29,7 @@ export class Lease {
   ) {}
 
   static async open(nc: NatsConnection, options: LeaseOptions): Promise<Lease> {
-    const kv = await new Kvm(nc).create(options.bucket, { ttl: options.ttlMs, history: 1 });
+    const kv = await new Kvm(nc).create(options.bucket, { ttl: options.ttlMs, history: 1, replicas: options.replicas ?? 1 });
     return new Lease(kv, options);
   }
 

@@ -8,6 +8,8 @@ export interface LogStreamOptions {
   retentionMs: number;
   maxBytes: number;
   duplicateWindowMs: number;
+  /** JetStream replicas of the stream (and of the service's buckets): 3 on a cluster. */
+  replicas: number;
 }
 
 const nanos = (ms: number): number => ms * 1_000_000;
@@ -109,7 +111,7 @@ export class LogStream {
       max_age: nanos(this.options.retentionMs),
       max_bytes: this.options.maxBytes,
       duplicate_window: nanos(Math.min(this.options.duplicateWindowMs, this.options.retentionMs)),
-      num_replicas: 1,
+      num_replicas: this.options.replicas,
     };
     const existing = await this.jsm.streams.info(this.options.stream).catch(() => null);
     const info = existing ? await this.jsm.streams.update(this.options.stream, config) : await this.jsm.streams.add(config);

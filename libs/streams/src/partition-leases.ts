@@ -8,6 +8,8 @@ export interface PartitionLeasesOptions {
   ttlMs: number;
   /** This instance, as a key-value key token ([-_=a-zA-Z0-9]). */
   holder: string;
+  /** JetStream replicas of the bucket. */
+  replicas?: number;
 }
 
 /** What the owner of a partition does with it: start or stop answering for its conversations. */
@@ -41,7 +43,7 @@ export class PartitionLeases {
   ) {}
 
   static async open(nc: NatsConnection, options: PartitionLeasesOptions): Promise<PartitionLeases> {
-    const kv = await new Kvm(nc).create(options.bucket, { ttl: options.ttlMs, history: 1 });
+    const kv = await new Kvm(nc).create(options.bucket, { ttl: options.ttlMs, history: 1, replicas: options.replicas ?? 1 });
     return new PartitionLeases(kv, options);
   }
 

@@ -8,6 +8,7 @@ export * from './resilient-device.js';
 export * from './processes/free-port.js';
 export * from './processes/server-process.js';
 export * from './processes/nats-process.js';
+export * from './processes/nats-cluster.js';
 export * from './processes/postgres-cluster.js';
 export * from './processes/tcp-proxy.js';
 export * from './seeded-random.js';

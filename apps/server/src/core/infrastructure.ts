@@ -49,9 +49,9 @@ export async function openInfrastructure(settings: Settings, prismaDir = resolve
     const prisma = new PrismaService(settings.database.url);
     const holder = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`.replace(/[^-\w]/g, '_');
     const bucket = `${settings.log.stream}_LEASES`;
-    const leadership = await Lease.open(nc, { bucket, key: 'leader', ttlMs: settings.persist.leaseMs, holder });
+    const leadership = await Lease.open(nc, { bucket, key: 'leader', ttlMs: settings.persist.leaseMs, holder, replicas: settings.log.replicas });
     // Their own bucket: its entries lapse after a longer time, so renewing 32 leases stays cheap.
-    const partitions = await PartitionLeases.open(nc, { bucket: `${settings.log.stream}_PARTITIONS`, partitions: WRITE_PARTITIONS, ttlMs: settings.writePartitionLeaseMs, holder });
+    const partitions = await PartitionLeases.open(nc, { bucket: `${settings.log.stream}_PARTITIONS`, partitions: WRITE_PARTITIONS, ttlMs: settings.writePartitionLeaseMs, holder, replicas: settings.log.replicas });
     return {
       settings,
       logger,
