@@ -44,7 +44,9 @@ export class ConversationRepair {
       const kept = whole || !rows ? [] : rows.messages.filter((message) => message.createdSeq < firstSeq);
       const state: ConversationState = { conversationId, seq: 0, messages: new Map(kept.map((message) => [message.id, message])) };
       for (const entry of entries) applyEntry(state, entry, epoch);
-      state.seq = Math.max(state.seq, undecodable.at(-1) ?? 0, whole || entries.length > 0 || undecodable.length > 0 ? 0 : (rows?.appliedSeq ?? 0));
+      // An undecodable last event is stepped over; a log holding nothing of it leaves the watermark where it was.
+      if (entries.length === 0 && undecodable.length === 0) state.seq = rows?.appliedSeq ?? 0;
+      else state.seq = Math.max(state.seq, undecodable.at(-1) ?? 0);
       const existing = await this.conversations.get(conversationId);
       const meta = existing ? null : await this.log.meta(conversationId);
       const conversation = {
@@ -52,7 +54,7 @@ export class ConversationRepair {
         title: existing?.title ?? meta?.title ?? null,
         createdAt: new Date(existing?.createdAt ?? meta?.createdAt ?? entries[0]?.time ?? Date.now()),
       };
-      const messages = [...state.messages.values()].sort((a, b) => a.createdSeq - b.createdSeq);
+      const messages = [...state.messages.values()];
       const replaced = await this.messages.replace(conversation, { seq: state.seq, messages }, epoch, whole && undecodable.length === 0);
       if (replaced) {
         return { conversationId, log: whole ? 'whole' : entries.length + undecodable.length > 0 ? 'partial' : 'none', messages: messages.length, seq: state.seq, archived, undecodable };

@@ -34,6 +34,7 @@ export class LogTail {
   private running?: Promise<void>;
   private lastSeq = 0;
   private consumerName?: string;
+  private readonly stopFollowingEpoch: () => void;
 
   constructor(
     private readonly stream: LogStream,
@@ -41,7 +42,7 @@ export class LogTail {
   ) {
     this.js = jetstream(stream.nc);
     // A recreated log starts its sequences again: follow it from its first event.
-    stream.onEpochChange(() => {
+    this.stopFollowingEpoch = stream.onEpochChange(() => {
       this.lastSeq = 0;
       void this.messages?.close();
     });
@@ -55,6 +56,7 @@ export class LogTail {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopFollowingEpoch();
     await this.messages?.close();
     await this.running;
     if (this.consumerName) await this.stream.jsm.consumers.delete(this.stream.name, this.consumerName).catch(() => false);

@@ -90,8 +90,8 @@ export class ConversationWriter {
         // Nothing new, yet refused: either the log was recreated (its sequences start again; the
         // state is rebuilt on the new epoch), or retention emptied the subject, so JetStream
         // expects 0 while the chain goes on from `prev`.
+        // (A new epoch clears every cached state through the epoch listener.)
         if (await this.stream.refresh()) {
-          this.states.delete(conversationId);
           expectedLast = undefined;
           continue;
         }

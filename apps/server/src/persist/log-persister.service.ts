@@ -7,8 +7,6 @@ import type { Logger } from 'pino';
 import { LOGGER, SETTINGS } from '../core/tokens.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 
-const CONSUMER = PERSISTER_CONSUMER;
-
 /** How long an event waits before another try when its predecessor in the conversation is not applied yet. */
 const DEFER_MS = 500;
 const STALL_WARN_EVERY = 60;
@@ -20,9 +18,10 @@ const STALL_WARN_EVERY = 60;
  *
  * Events are applied strictly along each conversation's `prev` chain: an event applies only if
  * its predecessor is the conversation's watermark. One already applied (a redelivery) is
- * acknowledged and skipped; one whose predecessor is missing (still pending on an instance that
- * died) is handed back for later, so nothing is applied out of order or skipped. Only the
- * instance holding the leadership lease consumes.
+ * acknowledged and skipped; one whose predecessor is still in the log but not applied (pending on
+ * an instance that died) is handed back for later. What the log no longer holds, or cannot be
+ * decoded, is recorded as a hole and stepped over (see `write`). Only the instance holding the
+ * leadership lease consumes.
  */
 @Injectable()
 export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -32,6 +31,7 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
   private timer?: NodeJS.Timeout;
   private stopped = false;
   private running?: Promise<void>;
+  private stopFollowingEpoch?: () => void;
 
   constructor(
     private readonly stream: LogStream,
@@ -52,8 +52,12 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
       if (held) this.startConsuming();
       else void this.messages?.close();
     });
-    // The consumer went with the old stream: consume again from the new one (the loop creates the consumer again).
-    this.stream.onEpochChange(() => void this.messages?.close());
+    // The consumer and what it delivered went with the old stream: drop both and consume the new
+    // one (the loop creates the consumer again).
+    this.stopFollowingEpoch = this.stream.onEpochChange(() => {
+      this.buffer = [];
+      void this.messages?.close();
+    });
     if (this.leadership.held) this.startConsuming();
     this.checkRetention().catch((error: unknown) => this.logger.warn({ err: error }, 'could not check the persister lag against retention'));
   }
@@ -62,7 +66,7 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
   private async ensureConsumer(): Promise<void> {
     await this.stream.jsm.consumers
       .add(this.stream.name, {
-        durable_name: CONSUMER,
+        durable_name: PERSISTER_CONSUMER,
         filter_subject: this.stream.subjects.allLogs,
         deliver_policy: DeliverPolicy.All,
         ack_policy: AckPolicy.Explicit,
@@ -71,7 +75,7 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
         max_ack_pending: 20_000,
       })
       .catch(async (error: unknown) => {
-        if (!(await this.stream.jsm.consumers.info(this.stream.name, CONSUMER).catch(() => null))) throw error;
+        if (!(await this.stream.jsm.consumers.info(this.stream.name, PERSISTER_CONSUMER).catch(() => null))) throw error;
       });
   }
 
@@ -98,6 +102,7 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
 
   async onApplicationShutdown(): Promise<void> {
     this.stopped = true;
+    this.stopFollowingEpoch?.();
     await this.messages?.close();
     await this.running;
     await this.flush();
@@ -118,7 +123,7 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
       try {
         await this.stream.refresh();
         await this.ensureConsumer();
-        const consumer = await js.consumers.get(this.stream.name, CONSUMER);
+        const consumer = await js.consumers.get(this.stream.name, PERSISTER_CONSUMER);
         this.messages = await consumer.consume({ max_messages: this.settings.persist.batchEvents * 2 });
         for await (const msg of this.messages) {
           this.buffer.push(msg);

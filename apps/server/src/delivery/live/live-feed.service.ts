@@ -35,6 +35,7 @@ export class LiveFeed implements OnApplicationBootstrap, OnApplicationShutdown, 
   private readonly feeds = new Map<string, { feed: ConversationFeed; snapshots: SnapshotKeeper }>();
   private readonly tail: LogTail;
   private sweeper?: NodeJS.Timeout;
+  private stopFollowingEpoch?: () => void;
 
   constructor(
     private readonly stream: LogStream,
@@ -78,7 +79,7 @@ export class LiveFeed implements OnApplicationBootstrap, OnApplicationShutdown, 
   }
 
   async onApplicationBootstrap(): Promise<void> {
-    this.stream.onEpochChange((epoch, previous) => this.epochChanged(epoch, previous));
+    this.stopFollowingEpoch = this.stream.onEpochChange((epoch, previous) => this.epochChanged(epoch, previous));
     await this.tail.start();
     const { lingerMs } = this.settings.feed;
     this.sweeper = setInterval(() => this.sweep(), Math.max(100, Math.min(SWEEP_MS, lingerMs / 2, this.settings.log.retentionMs / 2)));
@@ -87,6 +88,7 @@ export class LiveFeed implements OnApplicationBootstrap, OnApplicationShutdown, 
 
   async onApplicationShutdown(): Promise<void> {
     clearInterval(this.sweeper);
+    this.stopFollowingEpoch?.();
     for (const { feed, snapshots } of this.feeds.values()) {
       snapshots.drop();
       feed.closeAll();
