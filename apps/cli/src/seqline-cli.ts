@@ -39,7 +39,7 @@ export async function runCli(args: string[], out: (text: string) => void, settin
       case 'repair': {
         const { stream, log } = await context.stream();
         const repair = new ConversationRepair(stream, log, context.conversations, context.messages);
-        const ids = target === '--all' ? [...new Set([...(await context.conversations.ids()), ...(await log.conversationIds())])].sort() : [target!];
+        const ids = target === '--all' ? [...new Set([...(await listConversations(context)).map((conversation) => conversation.id), ...(await log.conversationIds())])].sort() : [target!];
         const results = [];
         for (const id of ids) {
           const result = await repair.repair(id);

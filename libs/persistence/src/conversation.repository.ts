@@ -32,12 +32,6 @@ export class ConversationRepository {
     return (await this.prisma.conversation.count({ where: { id } })) > 0;
   }
 
-  /** Every conversation id, sorted. */
-  async ids(): Promise<string[]> {
-    const rows = await this.prisma.conversation.findMany({ select: { id: true }, orderBy: { id: 'asc' } });
-    return rows.map((row) => row.id);
-  }
-
   /** Ordered by id; `after` is the last id of the previous page. */
   async list(after: string | undefined, limit: number): Promise<ConversationRecord[]> {
     const rows = await this.prisma.conversation.findMany({
