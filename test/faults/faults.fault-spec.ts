@@ -14,7 +14,7 @@ import {
 } from '@seqline/testing';
 import pg from 'pg';
 import { demoAnswer } from '../../apps/demo-agent/src/answer-text.js';
-import { runScenario, type ScenarioReport } from './scenario.js';
+import { expectRowsConverge, runScenario, type ScenarioReport } from './scenario.js';
 
 const FLAKY_SECONDS = Number(process.env.FAULT_FLAKY_SECONDS ?? 60);
 const PG_DOWN_SECONDS = Number(process.env.FAULT_PG_DOWN_SECONDS ?? 20);
@@ -24,26 +24,6 @@ async function startServers(settings: Settings, count: number): Promise<ServerPr
   const servers: ServerProcess[] = [];
   for (let i = 0; i < count; i++) servers.push(await ServerProcess.start(settings, FAST_FAILOVER));
   return servers;
-}
-
-/** Postgres ends with one row per answer holding exactly the agent's text. */
-async function expectRowsConverge(databaseUrl: string, expected: Map<string, string>, timeoutMs = 60_000): Promise<void> {
-  const client = new pg.Client({ connectionString: databaseUrl });
-  await client.connect();
-  try {
-    const deadline = Date.now() + timeoutMs;
-    let rows: { conversation_id: string; text: string; status: string }[] = [];
-    for (;;) {
-      rows = (await client.query('SELECT conversation_id, id, text, status FROM messages WHERE conversation_id = ANY($1)', [[...expected.keys()]])).rows;
-      const exact = rows.length === expected.size && rows.every((row) => row.status === 'complete' && row.text === expected.get(row.conversation_id));
-      if (exact || Date.now() > deadline) break;
-      await new Promise((done) => setTimeout(done, 200));
-    }
-    expect(rows).toHaveLength(expected.size);
-    for (const row of rows) expect({ id: row.conversation_id, status: row.status, exact: row.text === expected.get(row.conversation_id) }).toEqual({ id: row.conversation_id, status: 'complete', exact: true });
-  } finally {
-    await client.end();
-  }
 }
 
 function expectNothingLost(report: ScenarioReport): void {

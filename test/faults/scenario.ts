@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { appendFileSync } from 'node:fs';
 import { SeqlineAgent } from '@seqline/agent';
 import type { Settings } from '@seqline/config';
@@ -112,4 +113,24 @@ export async function runScenario(options: ScenarioOptions): Promise<{ report: S
   process.stdout.write(`fault case ${JSON.stringify(report)}\n`);
   if (process.env.FAULT_REPORT) appendFileSync(process.env.FAULT_REPORT, JSON.stringify(report) + '\n');
   return { report, expected, devices };
+}
+
+/** Postgres ends with one row per answer holding exactly the agent's text. */
+export async function expectRowsConverge(databaseUrl: string, expected: Map<string, string>, timeoutMs = 60_000): Promise<void> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const deadline = Date.now() + timeoutMs;
+    let rows: { conversation_id: string; text: string; status: string }[] = [];
+    for (;;) {
+      rows = (await client.query('SELECT conversation_id, id, text, status FROM messages WHERE conversation_id = ANY($1)', [[...expected.keys()]])).rows;
+      const exact = rows.length === expected.size && rows.every((row) => row.status === 'complete' && row.text === expected.get(row.conversation_id));
+      if (exact || Date.now() > deadline) break;
+      await new Promise((done) => setTimeout(done, 200));
+    }
+    expect(rows).toHaveLength(expected.size);
+    for (const row of rows) expect({ id: row.conversation_id, status: row.status, exact: row.text === expected.get(row.conversation_id) }).toEqual({ id: row.conversation_id, status: 'complete', exact: true });
+  } finally {
+    await client.end();
+  }
 }
