@@ -169,7 +169,8 @@ export class ConversationLog {
       // Fetch exactly what is pending, so the read never waits out a fetch expiry for messages that will not come.
       let pending = created.num_pending;
       let count = 0;
-      const consumer = await this.js.consumers.get(this.stream.name, created.name);
+      // From the info the create returned: no second round trip before the first fetch.
+      const consumer = this.js.consumers.getConsumerFromInfo(created);
       let batch: LogEntry[] = [];
       while (count < limit && pending > 0) {
         const fetched = await consumer.fetch({ max_messages: Math.min(limit - count, pending, READ_PULL), expires: 5_000 });
