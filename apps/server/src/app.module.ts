@@ -20,8 +20,10 @@ import { ConversationsController } from './rest/conversations.controller.js';
 import { ConversationsService } from './rest/conversations.service.js';
 import { ErrorFilter } from './rest/error.filter.js';
 import { HealthController } from './rest/health.controller.js';
+import { OpenApiController } from './rest/openapi.controller.js';
 import { Authenticator } from './auth/authenticator.service.js';
 import { AdminGuard } from './auth/admin.guard.js';
+import { OriginPolicy } from './auth/origin-policy.js';
 import { TokensController } from './auth/tokens.controller.js';
 import { SnapshotService } from './state/snapshot.service.js';
 import { MetricsController } from './metrics/metrics.controller.js';
@@ -33,7 +35,7 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [TerminusModule.forRoot({ logger: false })],
-      controllers: [ConversationsController, SseController, HealthController, MetricsController, TokensController],
+      controllers: [ConversationsController, SseController, HealthController, MetricsController, TokensController, OpenApiController],
       providers: [
         { provide: SETTINGS, useValue: infra.settings },
         { provide: LOGGER, useValue: infra.logger },
@@ -47,6 +49,7 @@ export class AppModule {
         MetricsService,
         Authenticator,
         AdminGuard,
+        OriginPolicy,
         SnapshotService,
         ConversationWriter,
         ConversationCommands,

@@ -1,11 +1,13 @@
 import { resolve } from 'node:path';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { WsAdapter } from '@nestjs/platform-ws';
 import type { Settings } from '@seqline/config';
 import { AppModule } from './app.module.js';
+import { OriginPolicy } from './auth/origin-policy.js';
 import { openInfrastructure, type Infrastructure } from './core/infrastructure.js';
 import { PinoNestLogger } from './core/pino-nest-logger.js';
+import { OriginCheckingWsAdapter } from './delivery/ws/origin-checking-ws.adapter.js';
+import { corsMiddleware } from './rest/cors.middleware.js';
 
 export interface RunningServer {
   app: NestExpressApplication;
@@ -32,9 +34,12 @@ export async function startServer(settings: Settings, options: ServerOptions = {
     logger: new PinoNestLogger(infra.logger),
     bodyParser: false,
   });
+  const origins = app.get(OriginPolicy);
+  // First, so a page on a refused origin gets nothing else: no body parsed, no static file.
+  app.use(corsMiddleware(origins));
   app.useBodyParser('json', { limit: settings.limits.frameBytes });
   // Frames are parsed by DeviceSession, which answers bad ones with an error frame.
-  app.useWebSocketAdapter(new WsAdapter(app, { messageParser: () => undefined }));
+  app.useWebSocketAdapter(new OriginCheckingWsAdapter(app, origins, { messageParser: () => undefined }));
   for (const asset of options.assets ?? []) app.useStaticAssets(asset.dir, { prefix: asset.prefix });
   await app.listen(settings.http.port, settings.http.host);
   infra.leadership.start();

@@ -1,5 +1,6 @@
 import { DEFAULT_LIMITS } from '@seqline/protocol';
 import { z } from 'zod';
+import { DEFAULT_ALLOWED_ORIGINS, parseAllowedOrigins } from './allowed-origins.js';
 
 const durationMs = z
   .string()
@@ -22,10 +23,20 @@ const url = (protocols: string[]) =>
     }
   }, `a URL starting with ${protocols.join(' or ')}`);
 
+const allowedOrigins = z.string().transform((text, context) => {
+  try {
+    return parseAllowedOrigins(text);
+  } catch (error) {
+    context.addIssue({ code: 'custom', message: (error as Error).message });
+    return z.NEVER;
+  }
+});
+
 /** Every setting the server reads, with its default. Documented in README.md#configuration. */
 export const EnvSchema = z.object({
   PORT: wholeNumber(0, 65535).default(3000),
   HOST: z.string().default('0.0.0.0'),
+  ALLOWED_ORIGINS: allowedOrigins.default(parseAllowedOrigins(DEFAULT_ALLOWED_ORIGINS)),
   DATABASE_URL: url(['postgres:', 'postgresql:']).default('postgresql://postgres@127.0.0.1:5432/seqline'),
   NATS_URL: z.string().default('nats://127.0.0.1:4222'),
   NATS_USER: z.string().optional(),

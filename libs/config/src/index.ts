@@ -1,3 +1,4 @@
+export * from './allowed-origins.js';
 export * from './env.schema.js';
 export * from './settings.js';
 export * from './logger.js';

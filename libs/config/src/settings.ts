@@ -1,8 +1,10 @@
+import type { AllowedOrigins } from './allowed-origins.js';
 import type { Env } from './env.schema.js';
 
 /** The server's settings, grouped by concern and derived once from the validated environment. */
 export interface Settings {
-  http: { port: number; host: string };
+  /** `allowedOrigins`: browser pages on other origins that may use REST, SSE and WebSocket (docs/security.md#browsers-on-other-origins). */
+  http: { port: number; host: string; allowedOrigins: AllowedOrigins };
   database: { url: string };
   nats: { url: string; user?: string; password?: string };
   log: { prefix: string; stream: string; retentionMs: number; maxBytes: number; duplicateWindowMs: number; replicas: number };
@@ -38,7 +40,7 @@ export const SETTINGS = Symbol('SETTINGS');
 
 export function settingsFrom(env: Env): Settings {
   return {
-    http: { port: env.PORT, host: env.HOST },
+    http: { port: env.PORT, host: env.HOST, allowedOrigins: env.ALLOWED_ORIGINS },
     database: { url: env.DATABASE_URL },
     nats: { url: env.NATS_URL, user: env.NATS_USER, password: env.NATS_PASSWORD },
     log: {

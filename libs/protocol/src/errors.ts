@@ -23,6 +23,8 @@ export const ErrorCode = {
   NotFound: 'NOT_FOUND',
   Unauthorized: 'UNAUTHORIZED',
   Forbidden: 'FORBIDDEN',
+  /** A browser request or WebSocket upgrade from a page whose origin is not in `ALLOWED_ORIGINS`. */
+  OriginNotAllowed: 'ORIGIN_NOT_ALLOWED',
   RateLimited: 'RATE_LIMITED',
   Unavailable: 'UNAVAILABLE',
   Internal: 'INTERNAL',
@@ -51,6 +53,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   NOT_FOUND: 404,
   UNAUTHORIZED: 401,
   FORBIDDEN: 403,
+  ORIGIN_NOT_ALLOWED: 403,
   RATE_LIMITED: 429,
   UNAVAILABLE: 503,
   INTERNAL: 500,

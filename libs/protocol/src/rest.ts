@@ -1,5 +1,7 @@
 import { z } from 'zod';
-import { IdSchema } from './message.js';
+import { ErrorCodeSchema } from './error-code.schema.js';
+import { IdSchema, MessageSchema } from './message.js';
+import { ConversationEventSchema } from './events.js';
 
 /** `POST /v1/conversations` */
 export const CreateConversationBodySchema = z.object({
@@ -29,6 +31,31 @@ export interface Page<T> {
   next: string | null;
 }
 
+/** The answer of a paginated route, as a schema. */
+export function pageSchema<T extends z.ZodType>(item: T) {
+  return z.object({ items: z.array(item), next: z.string().nullable() });
+}
+
+/** A conversation as REST answers it. */
+export const ConversationSchema = z.object({
+  id: IdSchema,
+  title: z.string().nullable(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+
+export const ConversationPageSchema = pageSchema(ConversationSchema);
+/** `GET /v1/conversations/:id/messages`: `after` and `next` are message cursors. */
+export const MessagePageSchema = pageSchema(MessageSchema);
+/** `GET /v1/conversations/:id/events`: `after` and `next` are event cursors. */
+export const ConversationEventPageSchema = pageSchema(ConversationEventSchema);
+
+/** `202` of `POST /v1/conversations/:id/messages`; `duplicate` when the message id was posted before. */
+export const PostMessageResultSchema = z.object({ cursor: z.string(), duplicate: z.boolean() });
+
+/** The body of every REST and SSE error answer, and of a refused WebSocket upgrade. */
+export const ErrorBodySchema = z.object({ code: ErrorCodeSchema, message: z.string() });
+
 export const RightSchema = z.enum(['read', 'post', 'cancel']);
 export type Right = z.infer<typeof RightSchema>;
 
@@ -39,3 +66,21 @@ export const CreateTokenBodySchema = z.object({
   ttlSeconds: z.number().int().min(10).max(86_400).default(3_600),
 });
 export type CreateTokenBody = z.infer<typeof CreateTokenBodySchema>;
+
+/** `201` of `POST /v1/tokens`. */
+export const TokenSchema = z.object({ token: z.string(), expiresAt: z.string() });
+
+/** `GET /health/live` */
+export const LivenessSchema = z.object({ status: z.literal('ok') });
+
+/** One check of `/health/ready` (`nats`, `stream`, `postgres`, `persister`), with its details. */
+const HealthCheckSchema = z.looseObject({ status: z.enum(['up', 'down', 'degraded']) });
+
+/** `GET /health/ready`, in @nestjs/terminus's format, plus the log's epoch. */
+export const ReadinessSchema = z.object({
+  status: z.enum(['ok', 'degraded', 'error', 'shutting_down']),
+  info: z.record(z.string(), HealthCheckSchema).optional(),
+  error: z.record(z.string(), HealthCheckSchema).optional(),
+  details: z.record(z.string(), HealthCheckSchema),
+  epoch: z.string(),
+});

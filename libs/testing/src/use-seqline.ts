@@ -10,12 +10,16 @@ export interface SeqlineContext {
   agent(agentId: string): Promise<SeqlineAgent>;
 }
 
-/** Registers beforeAll/afterAll that start an isolated server for the suite and clean up after it. */
-export function useSeqline(overrides: Record<string, string> = {}): SeqlineContext {
+/**
+ * Registers beforeAll/afterAll that start an isolated server for the suite and clean up after it.
+ * `overrides` may be a function, read when the server starts: for values known only then, such
+ * as the port of a server an earlier beforeAll started.
+ */
+export function useSeqline(overrides: Record<string, string> | (() => Record<string, string>) = {}): SeqlineContext {
   const agents: SeqlineAgent[] = [];
   const context = {} as SeqlineContext;
   beforeAll(async () => {
-    context.settings = createTestSettings(overrides);
+    context.settings = createTestSettings(typeof overrides === 'function' ? overrides() : overrides);
     context.server = await startTestServer(context.settings);
     context.agent = async (agentId) => {
       const agent = await SeqlineAgent.connect({

@@ -1,9 +1,8 @@
 import { Catch, HttpException, HttpStatus, Inject, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
-import { ErrorCode, HTTP_STATUS, SeqlineError, toSeqlineError, type ErrorBody } from '@seqline/protocol';
+import { ErrorCode, HTTP_STATUS, isRetryable, SeqlineError, toSeqlineError, type ErrorBody } from '@seqline/protocol';
 import type { Response } from 'express';
 import type { Logger } from 'pino';
 import { LOGGER } from '../core/tokens.js';
-
 
 /** Maps every error to `{ code, message }` with a fitting HTTP status. */
 @Catch()
@@ -17,6 +16,8 @@ export class ErrorFilter implements ExceptionFilter {
       return;
     }
     const [status, body] = this.describe(error);
+    // Retryable in HTTP's terms too, for clients and proxies that know no error codes; a second is the shortest wait it can name.
+    if (isRetryable(body.code)) response.setHeader('Retry-After', '1');
     response.status(status).json(body);
   }
 

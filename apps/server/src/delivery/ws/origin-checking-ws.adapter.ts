@@ -1,0 +1,29 @@
+import type { INestApplicationContext } from '@nestjs/common';
+import { WsAdapter } from '@nestjs/platform-ws';
+import { HTTP_STATUS } from '@seqline/protocol';
+import type { VerifyClientCallbackAsync } from 'ws';
+import type { OriginPolicy } from '../../auth/origin-policy.js';
+
+/**
+ * Nest's `ws` adapter, with `ALLOWED_ORIGINS` checked on every upgrade before it opens (browsers
+ * let any page open a WebSocket anywhere, so the server has to look at `Origin`). A refused
+ * upgrade gets `403` with the error as JSON; a browser sees only a socket that never opened.
+ */
+export class OriginCheckingWsAdapter extends WsAdapter {
+  constructor(
+    app: INestApplicationContext,
+    private readonly origins: OriginPolicy,
+    options?: ConstructorParameters<typeof WsAdapter>[1],
+  ) {
+    super(app, options);
+  }
+
+  override create(port: number, options: Parameters<WsAdapter['create']>[1] = {}): ReturnType<WsAdapter['create']> {
+    const verifyClient: VerifyClientCallbackAsync = ({ req }, done) => {
+      const refusal = this.origins.refusal(req.headers);
+      if (!refusal) return done(true);
+      done(false, HTTP_STATUS[refusal.code], JSON.stringify(refusal.toBody()), { 'Content-Type': 'application/json' });
+    };
+    return super.create(port, { ...options, verifyClient });
+  }
+}
