@@ -2,13 +2,17 @@ import {
   AckPolicy,
   DeliverPolicy,
   jetstream,
+  jetstreamManager,
   type ConsumerInfo,
   type JetStreamClient,
+  type JetStreamManager,
   type JsMsg,
   type MsgRequest,
+  type StoredMsg,
 } from '@nats-io/jetstream';
 import { headers } from '@nats-io/transport-node';
 import type { LogEvent, LogRecord } from '@seqline/protocol';
+import { CONSUMER_CREATE_TIMEOUT_MS, isTransient, LeaderUnavailableError, retryTransient } from './election-retry.js';
 import { NatsRequester } from './nats-requester.js';
 import { decodeDeliveredEntry, decodeEntry, UndecodableEventError, type LogEntry } from './log-entry.js';
 import type { LogStream } from './log-stream.js';
@@ -18,6 +22,8 @@ const nanos = (ms: number): number => ms * 1_000_000;
 /** JetStream's error code for a failed `expect.lastSubjectSequence`. */
 const WRONG_LAST_SEQUENCE = 10071;
 const READ_PULL = 10_000;
+/** After a reader could not be created, reads go by direct gets for this long. */
+const READERS_AVOIDED_MS = 30_000;
 
 export class WrongLastSequenceError extends Error {}
 
@@ -47,6 +53,12 @@ export interface ConversationMeta {
   createdAt: string;
 }
 
+/** How far a read has got: the last event handed over (or skipped), and how many. */
+interface ReadProgress {
+  position: number;
+  count: number;
+}
+
 export type UndecodableHandler = (seq: number, error: UndecodableEventError) => void;
 
 export interface AppendResult {
@@ -61,6 +73,9 @@ export interface AppendResult {
 export class ConversationLog {
   private readonly js: JetStreamClient;
   private readonly requester: NatsRequester;
+
+  private readersJsm?: Promise<JetStreamManager>;
+  private readersAvoidedUntil = 0;
 
   constructor(private readonly stream: LogStream) {
     this.js = jetstream(stream.nc);
@@ -79,41 +94,48 @@ export class ConversationLog {
     const h = headers();
     h.set('Nats-Msg-Id', msgId);
     h.set('Nats-Expected-Last-Subject-Sequence', String(expectedLast));
-    const reply = await this.requester.request(this.stream.subjects.log(conversationId), encoder.encode(JSON.stringify(record)), { timeoutMs: PUBLISH_TIMEOUT_MS, headers: h });
-    const ack = JSON.parse(decoder.decode(reply.data)) as PubAck;
-    if (ack.error) {
-      if (ack.error.err_code === WRONG_LAST_SEQUENCE) throw new WrongLastSequenceError(ack.error.description);
-      throw new LogWriteError(ack.error.description, ack.error.err_code);
-    }
-    return { seq: ack.seq!, duplicate: ack.duplicate === true };
+    const data = encoder.encode(JSON.stringify(record));
+    // Repeating the same write is safe through an election: the message id and the expected
+    // sequence make a second copy impossible.
+    return retryTransient(async () => {
+      const reply = await this.requester.request(this.stream.subjects.log(conversationId), data, { timeoutMs: PUBLISH_TIMEOUT_MS, headers: h });
+      const ack = JSON.parse(decoder.decode(reply.data)) as PubAck;
+      if (ack.error) {
+        if (ack.error.err_code === WRONG_LAST_SEQUENCE) throw new WrongLastSequenceError(ack.error.description);
+        if (ack.error.code === 503) throw new LeaderUnavailableError(ack.error.description);
+        throw new LogWriteError(ack.error.description, ack.error.err_code);
+      }
+      return { seq: ack.seq!, duplicate: ack.duplicate === true };
+    });
   }
 
   /** Publishes a user message for agents; `msgId` de-duplicates retries. */
   async publishPrompt(conversationId: string, payload: unknown, msgId: string): Promise<void> {
-    await this.js.publish(this.stream.subjects.prompt(conversationId), encoder.encode(JSON.stringify(payload)), { msgID: msgId });
+    const data = encoder.encode(JSON.stringify(payload));
+    await retryTransient(() => this.js.publish(this.stream.subjects.prompt(conversationId), data, { msgID: msgId }));
   }
 
   /** The sequence of the conversation's last event in the log, 0 when it has none (read without decoding it). */
   async lastSeq(conversationId: string): Promise<number> {
-    const stored = await this.stream.jsm.streams.getMessage(this.stream.name, { last_by_subj: this.stream.subjects.log(conversationId) });
+    const stored = await this.getMessage({ last_by_subj: this.stream.subjects.log(conversationId) });
     return stored?.seq ?? 0;
   }
 
   /** The sequence of the conversation's first event at or after `seq`, without decoding it; null when none. */
   async nextSeq(conversationId: string, seq: number): Promise<number | null> {
-    const request = { seq, next_by_subj: this.stream.subjects.log(conversationId) } as unknown as MsgRequest;
-    const stored = await this.stream.jsm.streams.getMessage(this.stream.name, request);
+    const stored = await this.getMessage(this.nextRequest(conversationId, seq));
     return stored?.seq ?? null;
   }
 
   /** Records a conversation's own row in the log, so it can be rebuilt from the log alone. */
   async publishMeta(meta: ConversationMeta): Promise<void> {
-    await this.js.publish(this.stream.subjects.meta(meta.id), encoder.encode(JSON.stringify(meta)), { msgID: `meta.${meta.id}` });
+    const data = encoder.encode(JSON.stringify(meta));
+    await retryTransient(() => this.js.publish(this.stream.subjects.meta(meta.id), data, { msgID: `meta.${meta.id}` }));
   }
 
   /** The conversation's record, or null when the log does not hold it (never written, or expired). */
   async meta(conversationId: string): Promise<ConversationMeta | null> {
-    const stored = await this.stream.jsm.streams.getMessage(this.stream.name, { last_by_subj: this.stream.subjects.meta(conversationId) });
+    const stored = await this.getMessage({ last_by_subj: this.stream.subjects.meta(conversationId) });
     if (!stored) return null;
     try {
       const meta = JSON.parse(decoder.decode(stored.data)) as ConversationMeta;
@@ -127,7 +149,7 @@ export class ConversationLog {
   async conversationIds(): Promise<string[]> {
     const ids = new Set<string>();
     for (const filter of [this.stream.subjects.allLogs, this.stream.subjects.allMeta]) {
-      const info = await this.stream.jsm.streams.info(this.stream.name, { subjects_filter: filter });
+      const info = await retryTransient(() => this.stream.jsm.streams.info(this.stream.name, { subjects_filter: filter }));
       for (const subject of Object.keys(info.state.subjects ?? {})) ids.add(this.stream.subjects.conversationOf(subject));
     }
     return [...ids].sort();
@@ -135,15 +157,13 @@ export class ConversationLog {
 
   /** The conversation's first event at or after `seq`, by direct get (one round trip, no consumer). */
   async next(conversationId: string, seq: number): Promise<LogEntry | null> {
-    // STREAM.MSG.GET takes `next_by_subj` since NATS 2.9; the client's type only lists it for direct gets.
-    const request = { seq, next_by_subj: this.stream.subjects.log(conversationId) } as unknown as MsgRequest;
-    const stored = await this.stream.jsm.streams.getMessage(this.stream.name, request);
+    const stored = await this.getMessage(this.nextRequest(conversationId, seq));
     return stored ? decodeEntry(conversationId, stored.seq, stored.data, stored.time) : null;
   }
 
   /** The subject of the event at `seq`, or null if the stream no longer holds it. */
   async subjectAt(seq: number): Promise<string | null> {
-    const stored = await this.stream.jsm.streams.getMessage(this.stream.name, { seq });
+    const stored = await this.getMessage({ seq });
     return stored?.subject ?? null;
   }
 
@@ -162,16 +182,46 @@ export class ConversationLog {
    * caller can send the first ones while the rest are still on their way. Stopping early (break,
    * throw) removes the consumer too. An event that cannot be decoded ends the read with
    * `UndecodableEventError`, unless `onUndecodable` is given: then it is reported and skipped.
+   *
+   * A reader consumer is the fast way. When JetStream cannot create or serve one (a cluster
+   * node is gone, a leader is being elected), the read goes on from where it stopped by direct
+   * gets from the stream leader: slower, but it needs nothing but a stream leader.
    */
   async *readBatches(conversationId: string, after: number, limit: number, batchSize: number, onUndecodable?: UndecodableHandler): AsyncGenerator<LogEntry[]> {
-    const created = await this.addReader(conversationId, after);
+    const progress: ReadProgress = { position: after, count: 0 };
+    if (Date.now() >= this.readersAvoidedUntil) {
+      try {
+        yield* this.readByConsumer(conversationId, progress, limit, batchSize, onUndecodable);
+        // A consumer on a follower that is still catching up (a node just restarted) sees the
+        // log only as far as that node has it. The stream leader says whether there is more.
+        if (progress.count >= limit || (await this.nextSeq(conversationId, progress.position + 1)) === null) return;
+      } catch (error) {
+        if (!isTransient(error)) throw error;
+        this.readersAvoidedUntil = Date.now() + READERS_AVOIDED_MS;
+      }
+    }
+    yield* this.readByGets(conversationId, progress, limit, batchSize, onUndecodable);
+  }
+
+  /** `progress` moves with each batch handed over, so a read that fails can go on from there. */
+  private async *readByConsumer(conversationId: string, progress: ReadProgress, limit: number, batchSize: number, onUndecodable?: UndecodableHandler): AsyncGenerator<LogEntry[]> {
+    const readers = await (this.readersJsm ??= jetstreamManager(this.stream.nc, { timeout: CONSUMER_CREATE_TIMEOUT_MS, checkAPI: false }));
+    const created = await this.addReader(readers, conversationId, progress.position);
     try {
       // Fetch exactly what is pending, so the read never waits out a fetch expiry for messages that will not come.
       let pending = created.num_pending;
-      let count = 0;
+      let count = progress.count;
+      let last = progress.position;
       // From the info the create returned: no second round trip before the first fetch.
       const consumer = this.js.consumers.getConsumerFromInfo(created);
       let batch: LogEntry[] = [];
+      const handOver = () => {
+        const full = batch;
+        batch = [];
+        progress.position = last;
+        progress.count = count;
+        return full;
+      };
       while (count < limit && pending > 0) {
         const fetched = await consumer.fetch({ max_messages: Math.min(limit - count, pending, READ_PULL), expires: 5_000 });
         let got = 0;
@@ -184,23 +234,44 @@ export class ConversationLog {
             onUndecodable(msg.seq, error);
           }
           got++;
-          if (batch.length === batchSize) {
-            yield batch;
-            batch = [];
-          }
+          count++;
+          last = msg.seq;
+          if (batch.length === batchSize) yield handOver();
         }
-        if (got === 0) break;
-        count += got;
+        // Events are pending, yet none came: the consumer's node is gone.
+        if (got === 0) throw new LeaderUnavailableError(`the reader of ${conversationId} stopped delivering`);
       }
-      if (batch.length > 0) yield batch;
+      if (batch.length > 0) yield handOver();
     } finally {
       // Not awaited: the reader has its answer; the consumer would expire by itself anyway.
-      this.stream.jsm.consumers.delete(this.stream.name, created.name).catch(() => false);
+      readers.consumers.delete(this.stream.name, created.name).catch(() => false);
     }
   }
 
-  private addReader(conversationId: string, after: number): Promise<ConsumerInfo> {
-    return this.stream.jsm.consumers.add(this.stream.name, {
+  /** One direct get per event (`next_by_subj`), each retried through an election. */
+  private async *readByGets(conversationId: string, progress: ReadProgress, limit: number, batchSize: number, onUndecodable?: UndecodableHandler): AsyncGenerator<LogEntry[]> {
+    let batch: LogEntry[] = [];
+    while (progress.count < limit) {
+      const stored = await this.getMessage(this.nextRequest(conversationId, progress.position + 1));
+      if (!stored) break;
+      try {
+        batch.push(decodeDeliveredEntry(conversationId, stored.seq, stored.data, stored.time));
+      } catch (error) {
+        if (!onUndecodable || !(error instanceof UndecodableEventError)) throw error;
+        onUndecodable(stored.seq, error);
+      }
+      progress.position = stored.seq;
+      progress.count++;
+      if (batch.length === batchSize) {
+        yield batch;
+        batch = [];
+      }
+    }
+    if (batch.length > 0) yield batch;
+  }
+
+  private addReader(readers: JetStreamManager, conversationId: string, after: number): Promise<ConsumerInfo> {
+    return readers.consumers.add(this.stream.name, {
       filter_subject: this.stream.subjects.log(conversationId),
       deliver_policy: DeliverPolicy.StartSequence,
       opt_start_seq: after + 1,
@@ -209,6 +280,15 @@ export class ConversationLog {
       mem_storage: true,
       num_replicas: 1,
     });
+  }
+
+  private getMessage(request: MsgRequest): Promise<StoredMsg | null> {
+    return retryTransient(() => this.stream.jsm.streams.getMessage(this.stream.name, request));
+  }
+
+  private nextRequest(conversationId: string, seq: number): MsgRequest {
+    // STREAM.MSG.GET takes `next_by_subj` since NATS 2.9; the client's type only lists it for direct gets.
+    return { seq, next_by_subj: this.stream.subjects.log(conversationId) } as unknown as MsgRequest;
   }
 
   private decode(conversationId: string, msg: JsMsg): LogEntry {

@@ -8,3 +8,4 @@ export * from './partition-leases.js';
 export * from './nats-requester.js';
 export * from './prompt-consumer.js';
 export * from './persister-lag.js';
+export * from './election-retry.js';

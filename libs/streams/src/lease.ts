@@ -1,5 +1,6 @@
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { isTransient, retryTransient } from './election-retry.js';
 
 export interface LeaseOptions {
   bucket: string;
@@ -22,6 +23,8 @@ export class Lease {
   private timer?: ReturnType<typeof setInterval>;
   private listeners = new Set<(held: boolean) => void>();
   private ticking = false;
+  /** When the entry was last written: it lapses `ttlMs` later at the earliest. */
+  private renewedAt = 0;
 
   private constructor(
     private readonly kv: KV,
@@ -29,7 +32,8 @@ export class Lease {
   ) {}
 
   static async open(nc: NatsConnection, options: LeaseOptions): Promise<Lease> {
-    const kv = await new Kvm(nc).create(options.bucket, { ttl: options.ttlMs, history: 1, replicas: options.replicas ?? 1 });
+    // At start, possibly while the cluster elects a leader: waited for, not fatal.
+    const kv = await retryTransient(() => new Kvm(nc).create(options.bucket, { ttl: options.ttlMs, history: 1, replicas: options.replicas ?? 1 }));
     return new Lease(kv, options);
   }
 
@@ -66,11 +70,15 @@ export class Lease {
   private async tick(): Promise<void> {
     if (this.ticking) return;
     this.ticking = true;
+    const started = Date.now();
     try {
       if (this.held) this.set(await this.kv.update(this.options.key, this.options.holder, this.revision));
       else this.set(await this.kv.create(this.options.key, this.options.holder));
-    } catch {
-      // Someone else holds it, or NATS is away: either way we do not.
+      this.renewedAt = started;
+    } catch (error) {
+      // An election: the entry is still ours until it lapses, and the next renewal may go through.
+      if (this.held && isTransient(error) && started - this.renewedAt < this.options.ttlMs / 2) return;
+      // Someone else holds it, or NATS is away for long: either way we do not.
       this.set(0);
     } finally {
       this.ticking = false;

@@ -1,6 +1,7 @@
 import { DiscardPolicy, jetstreamManager, RetentionPolicy, StorageType, type JetStreamManager } from '@nats-io/jetstream';
 import { epochOf, subjects, type Subjects } from '@seqline/protocol';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { retryTransient } from './election-retry.js';
 
 export interface LogStreamOptions {
   prefix: string;
@@ -36,7 +37,8 @@ export class LogStream {
   }
 
   static async open(nc: NatsConnection, options: LogStreamOptions): Promise<LogStream> {
-    const log = new LogStream(nc, await jetstreamManager(nc), options);
+    // No API check here: the first request is retried through an election, the check would not be.
+    const log = new LogStream(nc, await jetstreamManager(nc, { checkAPI: false }), options);
     await log.ensure();
     return log;
   }
@@ -113,14 +115,18 @@ export class LogStream {
       duplicate_window: nanos(Math.min(this.options.duplicateWindowMs, this.options.retentionMs)),
       num_replicas: this.options.replicas,
     };
-    const existing = await this.jsm.streams.info(this.options.stream).catch(() => null);
-    const info = existing ? await this.jsm.streams.update(this.options.stream, config) : await this.jsm.streams.add(config);
+    // Only a stream that is not there is created: one whose leader is being elected is waited for.
+    const existing = await retryTransient(() => this.jsm.streams.info(this.options.stream)).catch((error: unknown) => {
+      if (isStreamNotFound(error)) return null;
+      throw error;
+    });
+    const info = await retryTransient(() => (existing ? this.jsm.streams.update(this.options.stream, config) : this.jsm.streams.add(config)));
     this.epochValue = epochOf(new Date(info.created));
   }
 
   /** The oldest and newest sequences the stream holds; cursors before the oldest may have lost events to retention. */
   async bounds(): Promise<{ first: number; last: number }> {
-    const info = await this.jsm.streams.info(this.options.stream);
+    const info = await retryTransient(() => this.jsm.streams.info(this.options.stream));
     return { first: info.state.first_seq, last: info.state.last_seq };
   }
 }

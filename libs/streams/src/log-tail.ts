@@ -1,4 +1,5 @@
-import { AckPolicy, DeliverPolicy, jetstream, type ConsumerMessages, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
+import { CONSUMER_CREATE_TIMEOUT_MS } from './election-retry.js';
 import type { LogStream } from './log-stream.js';
 
 /** One committed log event as the tail hands it over: raw bytes, decoded only by whoever needs them. */
@@ -13,9 +14,16 @@ export interface LogTailOptions {
   /** Called for every committed event of every conversation, in stream order, exactly once. */
   onMessage: (message: TailMessage) => void;
   onRestart?: (error: unknown, resumeAfter: number) => void;
+  /** A consumer is set up and delivering from after `after` (at start and after each restart). */
+  onConsuming?: (consumer: string, after: number) => void;
+  /** Why a consumer is being given up (heartbeats missed, gone, silent), for the log. */
+  onStatus?: (status: { type: string }) => void;
 }
 
 const nanos = (ms: number): number => ms * 1_000_000;
+const HEARTBEAT_MS = 1_000;
+/** No message and no heartbeat for this long: the consumer is gone, whatever the client says. */
+const SILENCE_MS = 3 * HEARTBEAT_MS;
 
 /**
  * The instance's one live feed of the whole log: a single ephemeral consumer over every
@@ -34,6 +42,9 @@ export class LogTail {
   private running?: Promise<void>;
   private lastSeq = 0;
   private consumerName?: string;
+  private jsm?: Promise<JetStreamManager>;
+  /** When the consumer last delivered a message or a heartbeat. */
+  private heardAt = 0;
   private readonly stopFollowingEpoch: () => void;
 
   constructor(
@@ -77,8 +88,10 @@ export class LogTail {
   }
 
   private async consumeOnce(): Promise<void> {
-    if (this.consumerName) await this.stream.jsm.consumers.delete(this.stream.name, this.consumerName).catch(() => false);
-    const info = await this.stream.jsm.consumers.add(this.stream.name, {
+    // Not waited for: on a damaged cluster the old consumer's node may not answer at all.
+    if (this.consumerName) void this.stream.jsm.consumers.delete(this.stream.name, this.consumerName).catch(() => false);
+    const jsm = await (this.jsm ??= jetstreamManager(this.stream.nc, { timeout: CONSUMER_CREATE_TIMEOUT_MS, checkAPI: false }));
+    const info = await jsm.consumers.add(this.stream.name, {
       filter_subject: this.stream.subjects.allLogs,
       deliver_policy: DeliverPolicy.StartSequence,
       opt_start_seq: this.lastSeq + 1,
@@ -89,11 +102,29 @@ export class LogTail {
       num_replicas: 1,
     });
     this.consumerName = info.name;
-    const consumer = await this.js.consumers.get(this.stream.name, info.name);
-    const messages = await consumer.consume({ max_messages: 1024, idle_heartbeat: 1_000 });
+    this.options.onConsuming?.(info.name, this.lastSeq);
+    const consumer = this.js.consumers.getConsumerFromInfo(info);
+    const messages = await consumer.consume({ max_messages: 1024, idle_heartbeat: HEARTBEAT_MS });
     this.messages = messages;
     if (this.stopped) return void messages.close();
     void this.watch(messages);
+    // The client reports missed heartbeats only while it has pulls out; a consumer whose node
+    // went away mid-pull can fall silent without a word. Silence is judged here as well.
+    this.heardAt = Date.now();
+    const watchdog = setInterval(() => {
+      if (Date.now() - this.heardAt <= SILENCE_MS) return;
+      this.options.onStatus?.({ type: 'silent' });
+      void messages.close();
+    }, HEARTBEAT_MS);
+    try {
+      await this.deliver(messages);
+    } finally {
+      clearInterval(watchdog);
+    }
+    if (!this.stopped) throw new Error('live feed consumer ended');
+  }
+
+  private async deliver(messages: ConsumerMessages): Promise<void> {
     let delivered = 0;
     for await (const msg of messages) {
       if (msg.info.deliverySequence !== delivered + 1) {
@@ -102,23 +133,28 @@ export class LogTail {
         throw new Error(`live feed delivery ${msg.info.deliverySequence} follows ${delivered}`);
       }
       delivered = msg.info.deliverySequence;
+      this.heardAt = Date.now();
       if (msg.seq <= this.lastSeq) continue;
       this.lastSeq = msg.seq;
       this.options.onMessage(toTailMessage(msg));
     }
-    if (!this.stopped) throw new Error('live feed consumer ended');
   }
 
   /** Ends a consume loop whose consumer vanished or went silent, so `run` sets up a new one. */
   private async watch(messages: ConsumerMessages): Promise<void> {
     for await (const status of messages.status()) {
       switch (status.type) {
+        case 'heartbeat':
+          this.heardAt = Date.now();
+          break;
         case 'consumer_not_found':
         case 'consumer_deleted':
         case 'stream_not_found':
+          this.options.onStatus?.(status);
           void messages.close();
           return;
         case 'heartbeats_missed':
+          this.options.onStatus?.(status);
           if (status.count >= 2) {
             void messages.close();
             return;

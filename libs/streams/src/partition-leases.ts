@@ -1,5 +1,6 @@
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { isTransient, retryTransient } from './election-retry.js';
 
 export interface PartitionLeasesOptions {
   /** A key-value bucket whose entries expire `ttlMs` after their last write. */
@@ -32,6 +33,8 @@ const partitionKey = (partition: number): string => `partition.${partition}`;
  */
 export class PartitionLeases {
   private readonly held = new Map<number, number>();
+  /** When each held entry was last written: it lapses `ttlMs` later at the earliest. */
+  private readonly renewedAt = new Map<number, number>();
   private timer?: ReturnType<typeof setInterval>;
   private ticking?: Promise<void>;
   private owner?: PartitionOwner;
@@ -43,7 +46,8 @@ export class PartitionLeases {
   ) {}
 
   static async open(nc: NatsConnection, options: PartitionLeasesOptions): Promise<PartitionLeases> {
-    const kv = await new Kvm(nc).create(options.bucket, { ttl: options.ttlMs, history: 1, replicas: options.replicas ?? 1 });
+    // At start, possibly while the cluster elects a leader: waited for, not fatal.
+    const kv = await retryTransient(() => new Kvm(nc).create(options.bucket, { ttl: options.ttlMs, history: 1, replicas: options.replicas ?? 1 }));
     return new PartitionLeases(kv, options);
   }
 
@@ -92,7 +96,9 @@ export class PartitionLeases {
       const partition = (offset + i) % this.options.partitions;
       if (this.held.has(partition) || keys.has(partitionKey(partition))) continue;
       try {
+        const started = Date.now();
         this.held.set(partition, await this.kv.create(partitionKey(partition), this.options.holder));
+        this.renewedAt.set(partition, started);
         this.owner?.acquired(partition);
       } catch {
         // Taken by another instance meanwhile.
@@ -104,10 +110,14 @@ export class PartitionLeases {
     // All at once: one flush to NATS for every renewal instead of a round trip each.
     await Promise.all(
       [...this.held].map(async ([partition, revision]) => {
+        const started = Date.now();
         try {
           this.held.set(partition, await this.kv.update(partitionKey(partition), this.options.holder, revision));
-        } catch {
-          // Lapsed and taken, or NATS is away: either way it is not ours to answer for any more.
+          this.renewedAt.set(partition, started);
+        } catch (error) {
+          // An election: the entry is still ours until it lapses, and the next renewal may go through.
+          if (isTransient(error) && started - (this.renewedAt.get(partition) ?? 0) < this.options.ttlMs / 2) return;
+          // Lapsed and taken, or NATS away for long: either way it is not ours to answer for any more.
           this.held.delete(partition);
           await this.owner?.released(partition);
         }

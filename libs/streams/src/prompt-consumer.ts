@@ -1,4 +1,5 @@
 import { AckPolicy, DeliverPolicy, type JetStreamManager } from '@nats-io/jetstream';
+import { retryTransient } from './election-retry.js';
 
 const nanos = (ms: number): number => ms * 1_000_000;
 
@@ -32,7 +33,7 @@ function promptConsumerConfig(promptSubjects: string, group: string, ackWaitMs: 
  */
 export async function applyPromptConsumer(jsm: JetStreamManager, stream: string, promptSubjects: string, ackWaitMs: number, group = DEFAULT_AGENT_GROUP): Promise<'applied' | 'kept'> {
   try {
-    await jsm.consumers.add(stream, promptConsumerConfig(promptSubjects, group, ackWaitMs));
+    await retryTransient(() => jsm.consumers.add(stream, promptConsumerConfig(promptSubjects, group, ackWaitMs)));
     return 'applied';
   } catch (error) {
     // One that differs in what NATS cannot update (made by an operator, or by an older version): kept as it is.

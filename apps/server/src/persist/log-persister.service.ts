@@ -2,7 +2,7 @@ import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShut
 import { AckPolicy, DeliverPolicy, jetstream, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import type { Settings } from '@seqline/config';
 import { applyEntry, messageKey, MessageRepository, type ConversationState, type LogHole, type MessageState, type MessageWrite } from '@seqline/persistence';
-import { ConversationLog, decodeEntry, Lease, LogStream, PERSISTER_CONSUMER, persisterLag, UndecodableEventError, type LogEntry, type PersisterLag } from '@seqline/streams';
+import { ConversationLog, decodeEntry, Lease, LogStream, PERSISTER_CONSUMER, persisterLag, retryTransient, UndecodableEventError, type LogEntry, type PersisterLag } from '@seqline/streams';
 import type { Logger } from 'pino';
 import { LOGGER, SETTINGS } from '../core/tokens.js';
 import { MetricsService } from '../metrics/metrics.service.js';
@@ -64,8 +64,8 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
 
   /** The shared durable consumer; created again after the stream was recreated (it went with it). */
   private async ensureConsumer(): Promise<void> {
-    await this.stream.jsm.consumers
-      .add(this.stream.name, {
+    await retryTransient(() =>
+      this.stream.jsm.consumers.add(this.stream.name, {
         durable_name: PERSISTER_CONSUMER,
         filter_subject: this.stream.subjects.allLogs,
         deliver_policy: DeliverPolicy.All,
@@ -73,10 +73,10 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
         // Events a dead instance had taken come back this soon.
         ack_wait: 10_000_000_000,
         max_ack_pending: 20_000,
-      })
-      .catch(async (error: unknown) => {
-        if (!(await this.stream.jsm.consumers.info(this.stream.name, PERSISTER_CONSUMER).catch(() => null))) throw error;
-      });
+      }),
+    ).catch(async (error: unknown) => {
+      if (!(await this.stream.jsm.consumers.info(this.stream.name, PERSISTER_CONSUMER).catch(() => null))) throw error;
+    });
   }
 
   /**

@@ -61,6 +61,12 @@ export class NatsCluster {
     return this.nodes[index]!.name;
   }
 
+  /** Whether the node's process is alive (it may be paused). */
+  running(index: number): boolean {
+    const child = this.nodes[index]!.child;
+    return !!child && child.exitCode === null && child.signalCode === null;
+  }
+
   async startNode(index: number): Promise<void> {
     const node = this.nodes[index]!;
     node.child = spawn(process.env.NATS_SERVER ?? '/usr/sbin/nats-server', ['-c', node.configFile], { stdio: 'ignore' });
@@ -75,6 +81,28 @@ export class NatsCluster {
       const index = this.nodes.findIndex((node) => node.name === info.cluster?.leader);
       if (index < 0) throw new Error(`stream ${stream} has no leader (${info.cluster?.leader ?? 'none'})`);
       return index;
+    } finally {
+      await nc.close();
+    }
+  }
+
+  /** Until every node is up and `stream` has a leader with every replica current, so the next fault starts from a whole cluster. */
+  async waitUntilWhole(stream: string, timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const nc = await connect({ servers: this.url.split(',') });
+    try {
+      const jsm = await jetstreamManager(nc, { timeout: 2_000 });
+      for (;;) {
+        try {
+          const info = await jsm.streams.info(stream);
+          const replicas = info.cluster?.replicas ?? [];
+          if (info.cluster?.leader && replicas.length === this.nodes.length - 1 && replicas.every((replica) => replica.current && !replica.offline)) return;
+        } catch (error) {
+          if (Date.now() > deadline) throw error;
+        }
+        if (Date.now() > deadline) throw new Error(`stream ${stream} did not become whole in ${timeoutMs} ms`);
+        await new Promise((done) => setTimeout(done, 250));
+      }
     } finally {
       await nc.close();
     }

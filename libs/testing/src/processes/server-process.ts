@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { resolve } from 'node:path';
+import { closeSync, openSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { Settings } from '@seqline/config';
 import { freePort } from './free-port.js';
 
@@ -31,15 +32,23 @@ export class ServerProcess {
     return server;
   }
 
+  get running(): boolean {
+    return !!this.child && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
   get pid(): number | undefined {
     return this.child?.pid;
   }
 
   async restart(): Promise<void> {
+    // TEST_SERVER_LOGS=<folder> keeps each instance's structured log there, for a failing fault case.
+    const logs = process.env.TEST_SERVER_LOGS;
+    const out = logs ? openSync(join(logs, `server-${this.port}.log`), 'a') : 'ignore';
     const child = spawn(process.execPath, [resolve('dist/apps/server/src/main.js')], {
       env: { ...process.env, ...this.env },
-      stdio: ['ignore', 'ignore', 'inherit'],
+      stdio: ['ignore', out, out === 'ignore' ? 'inherit' : out],
     });
+    if (typeof out === 'number') closeSync(out);
     this.child = child;
     this.exited = new Promise((done) => child.once('exit', (code) => done(code)));
     const deadline = Date.now() + 30_000;

@@ -51,6 +51,8 @@ export class LiveFeed implements OnApplicationBootstrap, OnApplicationShutdown, 
         this.metrics.liveFeedRestarts.inc();
         this.logger.warn({ err: error, after }, 'live feed restarting after the last event it handed over');
       },
+      onConsuming: (consumer, after) => this.logger.info({ consumer, after }, 'live feed consuming'),
+      onStatus: (status) => this.logger.info({ status }, 'live feed consumer status'),
     });
   }
 
