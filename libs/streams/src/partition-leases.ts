@@ -119,6 +119,7 @@ export class PartitionLeases {
           if (isTransient(error) && started - (this.renewedAt.get(partition) ?? 0) < this.options.ttlMs / 2) return;
           // Lapsed and taken, or NATS away for long: either way it is not ours to answer for any more.
           this.held.delete(partition);
+          this.renewedAt.delete(partition);
           await this.owner?.released(partition);
         }
       }),
@@ -129,6 +130,7 @@ export class PartitionLeases {
     const revision = this.held.get(partition);
     if (revision === undefined) return;
     this.held.delete(partition);
+    this.renewedAt.delete(partition);
     await this.owner?.released(partition);
     await this.kv.delete(partitionKey(partition), { previousSeq: revision }).catch(() => undefined);
   }

@@ -93,6 +93,12 @@ const page: RouteParameter[] = [
   { name: 'limit', in: 'query', description: 'items per page', schema: PageQuerySchema.shape.limit, example: '20' },
 ];
 
+/** `/health/ready` and its alias `/health`. */
+const readinessAnswers: RouteAnswer[] = [
+  { status: 200, description: 'ready (or degraded)', schema: 'Readiness' },
+  { status: 503, description: 'not ready: a check is down', schema: 'Readiness' },
+];
+
 export const API_ROUTES: ApiRoute[] = [
   {
     method: 'post',
@@ -215,10 +221,7 @@ export const API_ROUTES: ApiRoute[] = [
     summary: 'Readiness: NATS, the log stream and Postgres',
     description: 'Persister lag past `PERSIST_LAG_DEGRADED` marks the instance `degraded`, still 200.',
     access: 'public',
-    answers: [
-      { status: 200, description: 'ready (or degraded)', schema: 'Readiness' },
-      { status: 503, description: 'not ready: a check is down', schema: 'Readiness' },
-    ],
+    answers: readinessAnswers,
     errors: [],
   },
   {
@@ -228,10 +231,7 @@ export const API_ROUTES: ApiRoute[] = [
     tag: 'operations',
     summary: 'Readiness, as `/health/ready`',
     access: 'public',
-    answers: [
-      { status: 200, description: 'ready (or degraded)', schema: 'Readiness' },
-      { status: 503, description: 'not ready: a check is down', schema: 'Readiness' },
-    ],
+    answers: readinessAnswers,
     errors: [],
   },
   {
