@@ -7,10 +7,10 @@ import { expectRowsConverge, runScenario, type ScenarioReport } from './scenario
 
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 /**
- * Cases that do not pass every run yet: after a node is paused, or killed together with an
- * instance, an instance's live feed consumer (R1, placed on any peer of the log) can stop
- * delivering while its heartbeats go on, and that instance's devices wait. Run them with
- * `FAULT_CLUSTER_ALL=1`.
+ * Cases that fail in about one run in eight on NATS 2.9: right after a leader change, the new
+ * leader has once answered reads without writes the old one had acknowledged, and a conversation's
+ * `prev` chain has once been found broken after a paused leader came back (docs/production.md).
+ * Run them with `FAULT_CLUSTER_ALL=1`.
  */
 const unsteady = process.env.FAULT_CLUSTER_ALL ? it : it.skip;
 
@@ -78,7 +78,7 @@ describe('a three-node NATS cluster', () => {
     );
   });
 
-  unsteady('loses nothing while every node restarts, one after another', async () => {
+  it('loses nothing while every node restarts, one after another', async () => {
     await expectExact(
       await stream(
         'clusterrolling',

@@ -91,7 +91,7 @@ export async function runScenario(options: ScenarioOptions): Promise<{ report: S
     let after: string | null = null;
     do {
       const page: { body: { items: unknown[]; next: string | null } } = await http(options.adminUrl, 'GET', `/v1/conversations/${id}/events?limit=500${after ? `&after=${after}` : ''}`);
-      if (!Array.isArray(page.body.items)) throw new Error(`reading the events of ${id} failed: ${JSON.stringify(page.body)}`);
+      if (!Array.isArray(page.body.items)) throw new Error(`reading the events of ${id} failed: ${JSON.stringify(page.body)}\n${(await chainBreaks(options.settings, id)).join('\n')}`);
       eventsSent += page.body.items.length * options.devicesPerConversation;
       after = page.body.next;
     } while (after);
@@ -133,4 +133,31 @@ export async function expectRowsConverge(databaseUrl: string, expected: Map<stri
   } finally {
     await client.end();
   }
+}
+
+/** Where the conversation's log breaks its `prev` chain: each event whose `prev` is not the event before it. */
+async function chainBreaks(settings: Settings, id: string): Promise<string[]> {
+  const { jetstreamManager } = await import('@nats-io/jetstream');
+  const { connect } = await import('@nats-io/transport-node');
+  const nc = await connect({ servers: settings.nats.url.split(',') });
+  const breaks: string[] = [];
+  try {
+    const jsm = await jetstreamManager(nc);
+    let seq = 0;
+    let last = 0;
+    let lastBody = '';
+    for (;;) {
+      const stored = await jsm.streams.getMessage(settings.log.stream, { seq: seq + 1, next_by_subj: `${settings.log.prefix}.log.${id}` } as unknown as { seq: number }).catch(() => null);
+      if (!stored) break;
+      const body = new TextDecoder().decode(stored.data);
+      const prev = (JSON.parse(body) as { prev?: number }).prev;
+      if (prev !== last) breaks.push(`seq ${stored.seq} prev ${prev} after ${last} msgId ${stored.header?.get('Nats-Msg-Id')} ${body.slice(0, 200)} | previous: ${lastBody.slice(0, 200)}`);
+      last = stored.seq;
+      lastBody = body;
+      seq = stored.seq;
+    }
+  } finally {
+    await nc.close();
+  }
+  return breaks;
 }

@@ -24,6 +24,12 @@ const nanos = (ms: number): number => ms * 1_000_000;
 const HEARTBEAT_MS = 1_000;
 /** No message and no heartbeat for this long: the consumer is gone, whatever the client says. */
 const SILENCE_MS = 3 * HEARTBEAT_MS;
+/**
+ * No message for this long: ask the stream leader whether the log holds an event the feed
+ * should have delivered. A consumer on a cluster node whose replica stopped following the
+ * leader keeps sending heartbeats but nothing else; only the leader can tell.
+ */
+const STALL_CHECK_MS = 2 * HEARTBEAT_MS;
 
 /**
  * The instance's one live feed of the whole log: a single ephemeral consumer over every
@@ -45,6 +51,9 @@ export class LogTail {
   private jsm?: Promise<JetStreamManager>;
   /** When the consumer last delivered a message or a heartbeat. */
   private heardAt = 0;
+  /** When the consumer last delivered a message. */
+  private deliveredAt = 0;
+  private checkingStall = false;
   private readonly stopFollowingEpoch: () => void;
 
   constructor(
@@ -110,11 +119,14 @@ export class LogTail {
     void this.watch(messages);
     // The client reports missed heartbeats only while it has pulls out; a consumer whose node
     // went away mid-pull can fall silent without a word. Silence is judged here as well.
-    this.heardAt = Date.now();
+    this.heardAt = this.deliveredAt = Date.now();
     const watchdog = setInterval(() => {
-      if (Date.now() - this.heardAt <= SILENCE_MS) return;
-      this.options.onStatus?.({ type: 'silent' });
-      void messages.close();
+      if (Date.now() - this.heardAt > SILENCE_MS) {
+        this.options.onStatus?.({ type: 'silent' });
+        void messages.close();
+      } else if (Date.now() - this.deliveredAt > STALL_CHECK_MS) {
+        void this.checkStall(messages);
+      }
     }, HEARTBEAT_MS);
     try {
       await this.deliver(messages);
@@ -133,10 +145,31 @@ export class LogTail {
         throw new Error(`live feed delivery ${msg.info.deliverySequence} follows ${delivered}`);
       }
       delivered = msg.info.deliverySequence;
-      this.heardAt = Date.now();
+      this.heardAt = this.deliveredAt = Date.now();
       if (msg.seq <= this.lastSeq) continue;
       this.lastSeq = msg.seq;
       this.options.onMessage(toTailMessage(msg));
+    }
+  }
+
+  /**
+   * Gives up the consumer when the leader holds a log event after the last one delivered that
+   * is older than the stall window: the consumer's replica is behind, however alive it looks.
+   */
+  private async checkStall(messages: ConsumerMessages): Promise<void> {
+    if (this.checkingStall) return;
+    this.checkingStall = true;
+    const after = this.lastSeq;
+    try {
+      // STREAM.MSG.GET (answered by the leader) takes `next_by_subj` since NATS 2.9; the client's type only lists it for direct gets.
+      const request = { seq: after + 1, next_by_subj: this.stream.subjects.allLogs } as unknown as { seq: number };
+      const next = await this.stream.jsm.streams.getMessage(this.stream.name, request).catch(() => null);
+      if (!next || this.lastSeq !== after || this.stopped) return;
+      if (Date.now() - next.time.getTime() < STALL_CHECK_MS) return;
+      this.options.onStatus?.({ type: 'stalled' });
+      void messages.close();
+    } finally {
+      this.checkingStall = false;
     }
   }
 

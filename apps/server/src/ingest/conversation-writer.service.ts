@@ -14,6 +14,14 @@ const MAX_CACHED_CONVERSATIONS = 10_000;
 const MAX_ATTEMPTS = 20;
 /** Refusals that a cache behind the log could give wrongly; every other refusal stays true as the log grows. */
 const STALE_SENSITIVE = new Set<ErrorCode>([ErrorCode.UnknownMessage, ErrorCode.PartOutOfOrder, ErrorCode.Fenced]);
+/**
+ * Refusals that say the log lacks something the agent already had acknowledged. Right after a
+ * leader election the new stream leader can answer reads before it has applied every write the
+ * old one acknowledged, so these are looked at again a little later before they stand.
+ */
+const MISSING_SENSITIVE = new Set<ErrorCode>([ErrorCode.UnknownMessage, ErrorCode.PartOutOfOrder]);
+const RECHECK_DELAYS_MS = [100, 300, 1_000];
+const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
 export interface WriteResult {
   cursor: string;
@@ -49,7 +57,7 @@ export class ConversationWriter {
   }
 
   private async writeLocked(conversationId: string, command: IngestCommand): Promise<WriteResult> {
-    let caughtUp = false;
+    let catchUps = 0;
     let expectedLast: number | undefined;
     for (let attempt = 1; ; attempt++) {
       const state = await this.state(conversationId);
@@ -58,9 +66,12 @@ export class ConversationWriter {
         decision = decide(conversationId, state.messages, command, this.settings.limits, new Date());
       } catch (error) {
         // Another instance may have written what this refusal says is missing: look at the log before refusing.
-        if (caughtUp || !(error instanceof SeqlineError) || !STALE_SENSITIVE.has(error.code)) throw error;
+        if (!(error instanceof SeqlineError) || !STALE_SENSITIVE.has(error.code)) throw error;
+        const rechecks = MISSING_SENSITIVE.has(error.code) ? RECHECK_DELAYS_MS.length : 0;
+        if (catchUps > rechecks) throw error;
+        if (catchUps > 0) await sleep(RECHECK_DELAYS_MS[catchUps - 1]!);
         await this.snapshots.catchUp(state);
-        caughtUp = true;
+        catchUps++;
         continue;
       }
       if (decision.kind === 'duplicate') return this.result(state, command, decision.seq, true);

@@ -91,7 +91,8 @@ export class NatsCluster {
     const deadline = Date.now() + timeoutMs;
     const nc = await connect({ servers: this.url.split(',') });
     try {
-      const jsm = await jetstreamManager(nc, { timeout: 2_000 });
+      // No account check up front: a node that has just restarted may not answer JetStream yet.
+      const jsm = await jetstreamManager(nc, { timeout: 2_000, checkAPI: false });
       for (;;) {
         try {
           const info = await jsm.streams.info(stream);

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Settings } from '@seqline/config';
 import { freePort } from './free-port.js';
@@ -43,6 +43,7 @@ export class ServerProcess {
   async restart(): Promise<void> {
     // TEST_SERVER_LOGS=<folder> keeps each instance's structured log there, for a failing fault case.
     const logs = process.env.TEST_SERVER_LOGS;
+    if (logs) mkdirSync(logs, { recursive: true });
     const out = logs ? openSync(join(logs, `server-${this.port}.log`), 'a') : 'ignore';
     const child = spawn(process.execPath, [resolve('dist/apps/server/src/main.js')], {
       env: { ...process.env, ...this.env },
