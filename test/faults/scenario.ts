@@ -111,6 +111,10 @@ export async function runScenario(options: ScenarioOptions): Promise<{ report: S
     seconds: Math.round((Date.now() - started) / 100) / 10,
   };
   process.stdout.write(`fault case ${JSON.stringify(report)}\n`);
+  // A device that did not end exact: say where its conversation's log breaks the chain, if it does.
+  for (const id of new Set(devices.filter((device) => device.text('answer') !== expected.get(device.conversationId)).map((device) => device.conversationId))) {
+    process.stdout.write(`fault case ${options.name}: ${id} not exact; chain breaks in the log: ${JSON.stringify(await chainBreaks(options.settings, id))}\n`);
+  }
   if (process.env.FAULT_REPORT) appendFileSync(process.env.FAULT_REPORT, JSON.stringify(report) + '\n');
   return { report, expected, devices };
 }
