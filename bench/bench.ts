@@ -10,6 +10,7 @@ import { latency } from './scenarios/latency.js';
 import { resume } from './scenarios/resume.js';
 import { streamAnswers, unpaced } from './scenarios/scaleout.js';
 import { throughput } from './scenarios/throughput.js';
+import { onCluster } from './support/on-cluster.js';
 
 type Figures = Record<string, number | boolean>;
 type Scenario = { name: string; run: (settings: ReturnType<typeof createTestSettings>, run: string) => Promise<Figures>; targets: Target[] };
@@ -26,6 +27,13 @@ const scenarios: Scenario[] = [
     targets: [{ figure: 'tokensPerSecond', min: 20_000 }, { figure: 'devicesWithExactText', equals: 'answers' }, { figure: 'postgresRows', equals: 'answers' }],
   },
   { name: 'latency', run: latency, targets: [{ figure: 'p99Ms', max: 25 }] },
+  // The same two runs on a three-node cluster with every stream on three replicas.
+  {
+    name: 'throughputR3',
+    run: onCluster(throughput),
+    targets: [{ figure: 'devicesWithExactText', equals: 'answers' }, { figure: 'postgresRows', equals: 'answers' }],
+  },
+  { name: 'latencyR3', run: onCluster(latency), targets: [] },
   {
     name: 'fanout',
     run: fanout,
@@ -74,6 +82,7 @@ const scenarios: Scenario[] = [
       { figure: 'exactTexts', equals: 'answers' },
     ],
   },
+  { name: 'unpacedR3', run: onCluster(unpaced), targets: [{ figure: 'exactTexts', equals: 'answers' }] },
   { name: 'resume', run: resume, targets: [{ figure: 'exact', is: true }, { figure: 'allReceivedMs', max: 60 }] },
   { name: 'idle10000', run: (settings, run) => idle(settings, run, 10_000), targets: [{ figure: 'allSubscribed', is: true }] },
 ];
@@ -126,9 +135,9 @@ try {
     const targets = scenario.targets.map((target) => judge(target, summary));
     (results.scenarios as Record<string, unknown>)[scenario.name] = { summary, targets, runs };
     for (const [key, value] of Object.entries(summary)) {
-      table.push(`${scenario.name.padEnd(11)} ${key.padEnd(30)} ${typeof value === 'object' ? `${value.median} (${value.min} – ${value.max})` : String(value)}`);
+      table.push(`${scenario.name.padEnd(12)} ${key.padEnd(30)} ${typeof value === 'object' ? `${value.median} (${value.min} – ${value.max})` : String(value)}`);
     }
-    for (const target of targets) table.push(`${scenario.name.padEnd(11)} target ${target.target.padEnd(23)} ${target.met ? 'met' : 'NOT MET'}`);
+    for (const target of targets) table.push(`${scenario.name.padEnd(12)} target ${target.target.padEnd(23)} ${target.met ? 'met' : 'NOT MET'}`);
     await writeFile(process.env.BENCH_OUT ?? 'bench/results.json', JSON.stringify(results, null, 2) + '\n');
   }
 } finally {

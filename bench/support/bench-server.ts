@@ -25,7 +25,9 @@ export class BenchServer {
         PORT: String(port),
         HOST: '127.0.0.1',
         DATABASE_URL: settings.database.url,
+        NATS_URL: settings.nats.url,
         SEQLINE_PREFIX: settings.log.prefix,
+        LOG_REPLICAS: String(settings.log.replicas),
         LOG_LEVEL: 'warn',
         // Benchmarks drive single conversations harder than the default abuse limit allows.
         LIMIT_AGENT_COMMANDS_PER_SECOND: '1000000',

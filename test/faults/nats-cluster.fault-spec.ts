@@ -7,10 +7,9 @@ import { expectRowsConverge, runScenario, type ScenarioReport } from './scenario
 
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 /**
- * Cases that fail in about one run in eight on NATS 2.9: right after a leader change, the new
- * leader has once answered reads without writes the old one had acknowledged, and a conversation's
- * `prev` chain has once been found broken after a paused leader came back (docs/production.md).
- * Run them with `FAULT_CLUSTER_ALL=1`.
+ * Cases that fail in about one run in eight on NATS 2.9, where a node or consumer can answer from
+ * a replica that has not applied every acknowledged write right after a leader change (see
+ * docs/production.md, "Known limitation"). Run them with `FAULT_CLUSTER_ALL=1`.
  */
 const unsteady = process.env.FAULT_CLUSTER_ALL ? it : it.skip;
 
