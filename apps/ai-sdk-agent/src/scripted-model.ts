@@ -19,7 +19,7 @@ export interface ModelRun {
 
 /**
  * A language model that needs no API key: it thinks out loud (reasoning), calls the `lookup`
- * tool, then streams a made-up answer word by word at a model's pace. Built on the AI SDK's own
+ * tool, then streams a fixed answer word by word at a model's pace. Built on the AI SDK's own
  * mock model, so `streamText` treats it like any provider's.
  */
 export function createScriptedModel(options: ScriptedModelOptions = {}): { model: MockLanguageModelV4; runs: ModelRun[] } {
@@ -31,7 +31,7 @@ export function createScriptedModel(options: ScriptedModelOptions = {}): { model
       const run: ModelRun = { emittedWords: 0, aborted: false, ended: false };
       runs.push(run);
       const prompt = promptText(call.prompt);
-      const words = answerWords(prompt, options.words ?? 120);
+      const words = answerWords(options.words ?? 120);
       const delayMs = 1000 / (options.wordsPerSecond ?? 30);
       const parts = scriptParts(prompt, words);
       let next = 0;
@@ -85,12 +85,10 @@ function scriptParts(prompt: string, words: string[]): LanguageModelV4StreamPart
   ];
 }
 
-/** The same prompt always gets the same answer: `w1 w2 …` words seeded by the prompt. */
-export function answerWords(prompt: string, count: number): string[] {
-  const vocabulary = ['Seqline', 'keeps', 'every', 'answer', 'in', 'one', 'ordered', 'log,', 'so', 'a', 'reload', 'resumes', 'where', 'it', 'stopped', 'and', 'each', 'device', 'sees', 'the', 'same', 'text.'];
-  let seed = 0;
-  for (const char of prompt) seed = (seed * 31 + char.charCodeAt(0)) >>> 0;
-  return Array.from({ length: count }, (_, i) => `${vocabulary[(seed + i * 7) % vocabulary.length]}${i % 10 === 9 ? `(${i + 1})` : ''}`);
+/** The scripted answer: the same words for every prompt, a count in brackets every ten words so progress is easy to follow. */
+export function answerWords(count: number): string[] {
+  const sentence = 'Seqline keeps every answer in one ordered log, so a reload resumes where it stopped and each device sees the same text.'.split(' ');
+  return Array.from({ length: count }, (_, i) => `${sentence[i % sentence.length]}${i % 10 === 9 ? ` (${i + 1})` : ''}`);
 }
 
 function promptText(prompt: { role: string; content: unknown }[]): string {
