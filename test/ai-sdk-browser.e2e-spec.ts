@@ -1,6 +1,6 @@
 import { answerPrompt } from '../apps/ai-sdk-agent/src/answer-prompt.js';
 import { answerWords, createScriptedModel } from '../apps/ai-sdk-agent/src/scripted-model.js';
-import { createConversation, eventually, launchBrowser, useSeqline, type Browser, type Page } from '@seqline/testing';
+import { createConversation, eventually, launchBrowser, TcpProxy, useSeqline, type Browser, type Page } from '@seqline/testing';
 
 interface ChatSnapshot {
   status: string;
@@ -29,10 +29,10 @@ describe('useChat with the Seqline transport in a real browser', () => {
   afterAll(async () => browser?.close());
 
   /** A device of its own (separate storage), showing the conversation. */
-  async function openChat(conversationId: string): Promise<Page> {
+  async function openChat(conversationId: string, baseUrl = seqline.server.url): Promise<Page> {
     const context = await browser.newContext();
     const page = await context.newPage();
-    await page.goto(`${seqline.server.url}/ai-sdk/?conversation=${conversationId}`);
+    await page.goto(`${baseUrl}/ai-sdk/?conversation=${conversationId}`);
     await page.waitForSelector('#prompt');
     return page;
   }
@@ -137,4 +137,41 @@ describe('useChat with the Seqline transport in a real browser', () => {
     await first.context().close();
     await second.context().close();
   });
+
+  it('losing the network or closing the tab mid-answer only disconnects: the answer goes on', async () => {
+    await createConversation(seqline.server.url, 'ai-leave');
+    // The page reaches the server through a proxy that drops its connections, as a flaky network does.
+    const proxy = await TcpProxy.start(Number(new URL(seqline.server.url).port));
+    const page = await openChat('ai-leave', proxy.url);
+    await ask(page, 'What happens when I go offline?');
+    await eventually(async () => answerOf(await chat(page)).text.split(' ').length > 10, 20_000, 'part of the answer');
+    const offlineRun = runs.at(-1)!;
+    let reconnects = 0;
+    page.on('websocket', () => reconnects++);
+    proxy.storm(100, 400);
+    await new Promise((resolve) => setTimeout(resolve, 1_200));
+    proxy.calm();
+    await followAnswer(page, (status) => status === 'complete');
+    expect(proxy.cuts).toBeGreaterThan(0);
+    expect(reconnects).toBeGreaterThan(0); // the socket really dropped and the device came back
+    expect(answerOf(await chat(page)).text).toBe(expectedAnswer());
+    expect(offlineRun.aborted).toBe(false);
+
+    await ask(page, 'And when I close the tab?');
+    await eventually(async () => answerOf(await chat(page)).text.split(' ').length > 10, 20_000, 'part of the second answer');
+    const closedRun = runs.at(-1)!;
+    await page.context().close();
+    await eventually(() => closedRun.ended, 15_000, 'the model to finish');
+    expect(closedRun.aborted).toBe(false);
+    expect(closedRun.emittedWords).toBe(WORDS);
+    // Another device opened later finds both answers complete.
+    const later = await openChat('ai-leave');
+    await eventually(async () => (await chat(later))?.messages.length === 4, 10_000, 'the history');
+    const statuses = (await chat(later))!.messages.map((m) => `${m.role}:${m.metadata?.status}`);
+    expect(statuses).toEqual(['user:complete', 'assistant:complete', 'user:complete', 'assistant:complete']);
+    expect(answerOf(await chat(later)).text).toBe(expectedAnswer());
+    await later.context().close();
+    await proxy.close();
+  });
 });
+
