@@ -3,11 +3,11 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'libs/persistence/src/generated/**', 'libs/client/dist/**', 'apps/server/public/**', 'scripts/**', 'test/faults/fixtures/**', 'jest.config.js', 'eslint.config.js', 'prisma.config.ts'] },
+  { ignores: ['dist/**', 'node_modules/**', 'libs/persistence/src/generated/**', 'libs/client/dist/**', 'apps/ai-sdk-chat/dist/**', 'apps/server/public/**', 'scripts/**', 'test/faults/fixtures/**', 'jest.config.js', 'eslint.config.js', 'prisma.config.ts'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
-    files: ['**/*.ts'],
+    files: ['**/*.ts', '**/*.tsx'],
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',

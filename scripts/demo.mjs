@@ -1,8 +1,10 @@
 // Runs the server and the demo agent side by side and opens a demo conversation.
 // Usage: npm run demo   (after cloning; NATS and Postgres must be reachable, see README)
+//        npm run demo:ai-sdk   the same with the AI SDK example agent (streamText) and its React page
 import { spawn } from 'node:child_process';
 
 const port = process.env.PORT ?? '3000';
+const aiSdk = process.argv.includes('--ai-sdk');
 const base = `http://127.0.0.1:${port}`;
 const children = [];
 
@@ -38,11 +40,12 @@ for (let i = 0; ; i++) {
   }
   await new Promise((resolve) => setTimeout(resolve, 500));
 }
-run('demo agent', 'dist/apps/demo-agent/src/main.js');
+if (aiSdk) run('AI SDK agent', 'dist/apps/ai-sdk-agent/src/main.js');
+else run('demo agent', 'dist/apps/demo-agent/src/main.js');
 await fetch(`${base}/v1/conversations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id: 'demo', title: 'Demo conversation' }) });
 console.log(`
   Seqline demo is running.
-    Web demo:        ${base}/?conversation=demo
+    Web demo:        ${base}/?conversation=demo${aiSdk ? `\n    useChat page:    ${base}/ai-sdk/?conversation=demo` : ''}
     Post a prompt:   curl -X POST ${base}/v1/conversations/demo/messages -H 'content-type: application/json' -d '{"messageId":"q-${Date.now()}","text":"Tell me about Seqline"}'
     Watch it (SSE):  curl -N ${base}/v1/conversations/demo/stream
     History (REST):  curl ${base}/v1/conversations/demo/messages

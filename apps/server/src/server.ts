@@ -23,9 +23,13 @@ export interface ServerOptions {
   assets?: { dir: string; prefix?: string }[];
 }
 
-/** What every instance serves besides the API: the demo web app and the browser build of the device SDK. */
+/** What every instance serves besides the API: the demo web app, the browser build of the device SDK and the AI SDK example page. */
 export function defaultAssets(root = process.cwd()): { dir: string; prefix?: string }[] {
-  return [{ dir: resolve(root, 'apps/server/public') }, { dir: resolve(root, 'libs/client/dist/browser'), prefix: '/sdk/' }];
+  return [
+    { dir: resolve(root, 'apps/server/public') },
+    { dir: resolve(root, 'libs/client/dist/browser'), prefix: '/sdk/' },
+    { dir: resolve(root, 'apps/ai-sdk-chat/dist'), prefix: '/ai-sdk/' },
+  ];
 }
 
 export async function startServer(settings: Settings, options: ServerOptions = {}): Promise<RunningServer> {

@@ -155,4 +155,36 @@ describe('AnswerStream', () => {
     expect(answer.signal.aborted).toBe(true);
     expect(service.received).toHaveLength(1);
   });
+
+  it('coalesces per block: one append per run of one block, a tool output keeps its latest value whole', async () => {
+    const service = new SlowService();
+    const answer = open(service, 4);
+    await flush();
+    answer.append('Th', { type: 'reasoning', id: 'r' });
+    await flush(); // in flight: everything below waits for its acknowledgement
+    answer.append('ink', { type: 'reasoning', id: 'r' });
+    answer.append('ing', { type: 'reasoning', id: 'r' });
+    answer.append('{"q":1}', { type: 'tool', id: 'c', toolName: 'lookup' });
+    answer.append('"old"', { type: 'tool', id: 'c', toolName: 'lookup', field: 'output' });
+    answer.append('"a longer output"', { type: 'tool', id: 'c', toolName: 'lookup', field: 'output' });
+    answer.append('Hi', { type: 'text', id: 't' });
+    answer.append('!');
+    const completed = answer.complete();
+    await flush();
+    while (service.inFlight > 0) await service.ack();
+    await completed;
+    const appends = service.received.flatMap((command) => (command.type === 'message.append' ? [{ part: command.part, delta: command.delta, block: command.block }] : []));
+    expect(appends).toEqual([
+      { part: 1, delta: 'Th', block: { type: 'reasoning', id: 'r' } },
+      { part: 2, delta: 'inki', block: { type: 'reasoning', id: 'r' } },
+      { part: 3, delta: 'ng', block: { type: 'reasoning', id: 'r' } },
+      { part: 4, delta: '{"q"', block: { type: 'tool', id: 'c', toolName: 'lookup' } },
+      { part: 5, delta: ':1}', block: { type: 'tool', id: 'c', toolName: 'lookup' } },
+      // Set whole, never sliced, and only the latest value.
+      { part: 6, delta: '"a longer output"', block: { type: 'tool', id: 'c', toolName: 'lookup', field: 'output' } },
+      { part: 7, delta: 'Hi', block: { type: 'text', id: 't' } },
+      { part: 8, delta: '!', block: undefined },
+    ]);
+  }, 10_000);
 });
+

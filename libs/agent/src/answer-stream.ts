@@ -1,4 +1,4 @@
-import { ErrorCode, SeqlineError, type AgentCommand, type AgentReply, type AnswerState } from '@seqline/protocol';
+import { ErrorCode, SeqlineError, type AgentCommand, type AgentReply, type AnswerState, type BlockRef } from '@seqline/protocol';
 
 export type AcceptedReply = Extract<AgentReply, { ok: true }>;
 
@@ -12,6 +12,12 @@ export interface AnswerStreamOptions {
   conversationId: string;
   messageId: string;
   maxDeltaChars: number;
+}
+
+/** Text waiting to be sent to one block (or as plain text). */
+interface PendingSegment {
+  block?: BlockRef;
+  text: string;
 }
 
 type EndCommand = { type: 'message.complete'; messageId: string; epoch?: number } | { type: 'message.fail'; messageId: string; error: string; epoch?: number };
@@ -38,7 +44,7 @@ export class AnswerStream {
    */
   readonly ready: Promise<AnswerState>;
   private readonly controller = new AbortController();
-  private pending = '';
+  private readonly pending: PendingSegment[] = [];
   private part = 0;
   private epoch?: number;
   private finished = false;
@@ -79,10 +85,23 @@ export class AnswerStream {
     return this.part;
   }
 
-  append(text: string): void {
+  /**
+   * Adds text to the answer: plain text, or to a typed part (`block`). Text for the same block
+   * as the previous call waits in one piece, so coalescing works per block; a set-whole field
+   * (a tool's output or error, a data value) keeps only its latest value.
+   *
+   * @example
+   * answer.append('Let me think', { type: 'reasoning', id: 'r1' });
+   * answer.append('{"city":"Paris"}', { type: 'tool', id: 'call-1', toolName: 'weather' });
+   * answer.append('{"celsius":21}', { type: 'tool', id: 'call-1', toolName: 'weather', field: 'output' });
+   * answer.append('It is 21 °C in Paris.', { type: 'text', id: 't1' });
+   */
+  append(text: string, block?: BlockRef): void {
     if (this.end) throw new Error('append after complete() or fail()');
     if (text.length === 0 || this.controller.signal.aborted) return;
-    this.pending += text;
+    const last = this.pending[this.pending.length - 1];
+    if (last && sameTarget(last.block, block)) last.text = isSetWhole(block) ? text : last.text + text;
+    else this.pending.push(block ? { block, text } : { text });
     this.pump();
   }
 
@@ -125,10 +144,15 @@ export class AnswerStream {
           this.settle();
           return;
         }
-        if (this.pending.length > 0) {
-          const delta = this.pending.slice(0, this.options.maxDeltaChars);
-          this.pending = this.pending.slice(delta.length);
-          await this.channel.send(this.conversationId, { type: 'message.append', messageId: this.messageId, part: ++this.part, delta, epoch: this.epoch });
+        const segment = this.pending[0];
+        if (segment) {
+          // A set-whole value goes in one append (the service refuses one over the delta limit); streamed text in slices.
+          const whole = isSetWhole(segment.block) || segment.text.length <= this.options.maxDeltaChars;
+          const delta = whole ? segment.text : segment.text.slice(0, this.options.maxDeltaChars);
+          if (whole) this.pending.shift();
+          else segment.text = segment.text.slice(delta.length);
+          const block = segment.block ? { block: segment.block } : {};
+          await this.channel.send(this.conversationId, { type: 'message.append', messageId: this.messageId, part: ++this.part, delta, ...block, epoch: this.epoch });
         } else if (this.end) {
           await this.channel.send(this.conversationId, { ...this.end, epoch: this.epoch });
           this.settle();
@@ -146,6 +170,19 @@ export class AnswerStream {
       this.settle();
     }
   }
+}
+
+/** Fields whose every append replaces the value instead of extending it. */
+function isSetWhole(block: BlockRef | undefined): boolean {
+  return block?.type === 'data' || (block?.type === 'tool' && (block.field === 'output' || block.field === 'error'));
+}
+
+function sameTarget(a: BlockRef | undefined, b: BlockRef | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  if (a.type !== b.type || a.id !== b.id) return false;
+  if (a.type === 'tool' && b.type === 'tool') return a.toolName === b.toolName && (a.field ?? 'input') === (b.field ?? 'input');
+  if (a.type === 'data' && b.type === 'data') return a.name === b.name;
+  return true;
 }
 
 function abortReason(code: ErrorCode | undefined, error: Error): string {

@@ -1,4 +1,4 @@
-import { applyEvent, formatCursor, type Message } from '@seqline/protocol';
+import { applyEvent, formatCursor, isTextAppend, type Message } from '@seqline/protocol';
 import type { MessageState } from './records.js';
 import type { LogEntry } from '@seqline/streams';
 
@@ -35,7 +35,8 @@ export function applyEntry(state: ConversationState, entry: LogEntry, epoch: str
       message.producerEpoch = event.epoch;
       break;
     case 'message.appended':
-      message.partLengths.push(event.delta.length);
+      // Lengths locate each part inside `text`; a part that went to another block takes none of it.
+      message.partLengths.push(isTextAppend(event.block) ? event.delta.length : 0);
       break;
     case 'message.completed':
     case 'message.failed':

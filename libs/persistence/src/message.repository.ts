@@ -55,7 +55,7 @@ export class MessageRepository {
    */
   async snapshot(conversationId: string, epoch: string): Promise<ConversationSnapshotRows | null> {
     const rows = await this.prisma.$queryRaw<SnapshotRow[]>`
-      SELECT c.applied_seq::text AS conversation_applied_seq, c.log_epoch AS conversation_log_epoch, m.id, m.author_role, m.author_id, m.status, m.text, m.parts, m.error,
+      SELECT c.applied_seq::text AS conversation_applied_seq, c.log_epoch AS conversation_log_epoch, m.id, m.author_role, m.author_id, m.status, m.text, m.blocks, m.parts, m.error,
              m.part_lengths, m.producer_id, m.producer_epoch, m.created_seq::text AS created_seq, m.applied_seq::text AS applied_seq, m.created_at, m.updated_at
       FROM conversations c
       LEFT JOIN messages m ON m.conversation_id = c.id
@@ -73,6 +73,7 @@ export class MessageRepository {
             authorId: row.author_id!,
             status: row.status!,
             text: row.text!,
+            blocks: row.blocks ?? [],
             parts: row.parts!,
             partLengths: row.part_lengths!,
             producerId: row.producer_id,
@@ -90,8 +91,8 @@ export class MessageRepository {
   }
 
   /**
-   * The current rows of the given messages, without their text or part lengths: the persister
-   * applies events onto empty ones, which leaves exactly what to append.
+   * The current rows of the given messages, without their text, blocks or part lengths: the
+   * persister applies events onto empty ones, which leaves exactly what to append.
    */
   async loadHeads(keys: { conversationId: string; id: string }[], epoch: string): Promise<Map<string, MessageState>> {
     const found = new Map<string, MessageState>();
@@ -111,6 +112,7 @@ export class MessageRepository {
           authorId: row.author_id,
           status: row.status,
           text: '',
+          blocks: [],
           parts: row.parts,
           partLengths: [],
           producerId: row.producer_id,
@@ -238,7 +240,7 @@ export class MessageRepository {
       if (updated.length > 0) {
         const count = await tx.$executeRaw`
           UPDATE messages AS m
-          SET text = m.text || v.delta, status = v.status, parts = v.parts, error = v.error,
+          SET text = m.text || v.delta, blocks = m.blocks || v.blocks, status = v.status, parts = v.parts, error = v.error,
               applied_seq = v.applied_seq, updated_at = v.updated_at,
               part_lengths = m.part_lengths || string_to_array(v.part_lengths, ',')::int[],
               producer_id = v.producer_id, producer_epoch = v.producer_epoch
@@ -248,8 +250,9 @@ export class MessageRepository {
             ${col(updated, (c) => c.state.parts)}::int[], ${col(updated, (c) => c.state.error ?? null)}::text[],
             ${col(updated, (c) => String(c.state.appliedSeq))}::bigint[], ${col(updated, (c) => String(c.fromSeq))}::bigint[],
             ${col(updated, (c) => c.state.updatedAt)}::timestamp(3)[], ${col(updated, (c) => c.state.partLengths.join(','))}::text[],
-            ${col(updated, (c) => c.state.producerId ?? null)}::text[], ${col(updated, (c) => c.state.producerEpoch)}::int[])
-            AS v(conversation_id, id, delta, status, parts, error, applied_seq, from_seq, updated_at, part_lengths, producer_id, producer_epoch)
+            ${col(updated, (c) => c.state.producerId ?? null)}::text[], ${col(updated, (c) => c.state.producerEpoch)}::int[],
+            ${col(updated, blocksJson)}::jsonb[])
+            AS v(conversation_id, id, delta, status, parts, error, applied_seq, from_seq, updated_at, part_lengths, producer_id, producer_epoch, blocks)
           WHERE m.conversation_id = v.conversation_id AND m.id = v.id AND m.applied_seq = v.from_seq`;
         if (count !== updated.length) throw new Error(`expected to update ${updated.length} messages, updated ${count}: rows changed underneath`);
       }
@@ -269,14 +272,17 @@ type Tx = Parameters<Parameters<PrismaService['$transaction']>[0]>[0];
 
 const col = <T>(list: MessageWrite[], pick: (change: MessageWrite) => T): T[] => list.map(pick);
 
+/** The blocks a write adds, as JSON: for an existing row, fragments of what this batch applied (readers fold them). */
+const blocksJson = (change: MessageWrite): string => JSON.stringify(change.state.blocks ?? []);
+
 /** Inserts new messages, one statement whatever their number. */
 async function insertMessages(tx: Tx, created: MessageWrite[]): Promise<void> {
   if (created.length === 0) return;
   await tx.$executeRaw`
           INSERT INTO messages (conversation_id, id, author_role, author_id, status, text, parts, error, created_seq, applied_seq, created_at, updated_at,
-                                part_lengths, producer_id, producer_epoch)
+                                part_lengths, producer_id, producer_epoch, blocks)
           SELECT v.conversation_id, v.id, v.author_role, v.author_id, v.status, v.text, v.parts, v.error, v.created_seq, v.applied_seq, v.created_at, v.updated_at,
-                 string_to_array(v.part_lengths, ',')::int[], v.producer_id, v.producer_epoch
+                 string_to_array(v.part_lengths, ',')::int[], v.producer_id, v.producer_epoch, v.blocks
           FROM unnest(
             ${col(created, (c) => c.conversationId)}::text[], ${col(created, (c) => c.state.id)}::text[],
             ${col(created, (c) => c.state.author.role)}::text[], ${col(created, (c) => c.state.author.id)}::text[],
@@ -285,9 +291,9 @@ async function insertMessages(tx: Tx, created: MessageWrite[]): Promise<void> {
             ${col(created, (c) => String(c.state.createdSeq))}::bigint[], ${col(created, (c) => String(c.state.appliedSeq))}::bigint[],
             ${col(created, (c) => c.state.createdAt)}::timestamp(3)[], ${col(created, (c) => c.state.updatedAt)}::timestamp(3)[],
             ${col(created, (c) => c.state.partLengths.join(','))}::text[], ${col(created, (c) => c.state.producerId ?? null)}::text[],
-            ${col(created, (c) => c.state.producerEpoch)}::int[])
+            ${col(created, (c) => c.state.producerEpoch)}::int[], ${col(created, blocksJson)}::jsonb[])
             AS v(conversation_id, id, author_role, author_id, status, text, parts, error, created_seq, applied_seq, created_at, updated_at,
-                 part_lengths, producer_id, producer_epoch)
+                 part_lengths, producer_id, producer_epoch, blocks)
           ON CONFLICT DO NOTHING`;
 }
 
@@ -320,6 +326,7 @@ interface SnapshotRow {
   author_id: string | null;
   status: string | null;
   text: string | null;
+  blocks: unknown;
   parts: number | null;
   error: string | null;
   part_lengths: number[] | null;

@@ -1,4 +1,4 @@
-import { formatCursor, type Message } from '@seqline/protocol';
+import { foldBlocks, formatCursor, type Message, type MessageBlock } from '@seqline/protocol';
 import type { Conversation as ConversationRow, Message as MessageRow } from './generated/client.js';
 
 export interface ConversationRecord {
@@ -28,6 +28,7 @@ export function toMessageState(row: MessageRow, epoch: string): MessageState {
     author: { role: row.authorRole as Message['author']['role'], id: row.authorId },
     status: row.status as Message['status'],
     text: row.text,
+    ...blocksOf(row.blocks),
     ...(row.error === null ? {} : { error: row.error }),
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
@@ -45,4 +46,10 @@ export function toMessageState(row: MessageRow, epoch: string): MessageState {
 export function toPublicMessage(state: Message & Partial<Omit<MessageState, keyof Message>>): Message {
   const { appliedSeq: _applied, createdSeq: _created, partLengths: _lengths, producerId: _producer, producerEpoch: _epoch, ...message } = state;
   return message;
+}
+
+/** The row's block fragments folded into blocks; no `blocks` key for a message without any, as before blocks existed. */
+function blocksOf(stored: unknown): { blocks?: MessageBlock[] } {
+  if (!Array.isArray(stored) || stored.length === 0) return {};
+  return { blocks: foldBlocks(stored as MessageBlock[]) };
 }

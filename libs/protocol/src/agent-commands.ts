@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ErrorCodeSchema } from './error-code.schema.js';
 import { AuthorSchema, IdSchema, MessageStatusSchema } from './message.js';
+import { BlockRefSchema, MessageBlockSchema } from './message-blocks.js';
 
 /**
  * Commands an agent sends as a NATS request to `<prefix>.agent.<conversationId>`.
@@ -28,6 +29,8 @@ export const AppendCommandSchema = z.object({
   /** 1, 2, 3, … per message; a part sent again with the same delta is acknowledged as a duplicate, with another delta refused. */
   part: z.number().int().positive(),
   delta: z.string().min(1),
+  /** The typed part the delta goes to (text, reasoning, a tool call, data); absent: plain text. */
+  block: BlockRefSchema.optional(),
   epoch: EpochSchema,
 });
 export const CompleteCommandSchema = z.object({ type: z.literal('message.complete'), messageId: IdSchema, epoch: EpochSchema });
@@ -49,6 +52,8 @@ export const AnswerStateSchema = z.object({
   parts: z.number().int().nonnegative(),
   /** The text so far (an LLM continues from it as a prefix). */
   text: z.string(),
+  /** The typed parts so far, if the answer has any. */
+  blocks: z.array(MessageBlockSchema).optional(),
   producerId: z.string().optional(),
   /** Send this with every later command of the answer. */
   epoch: z.number().int().positive(),

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { AuthorSchema, IdSchema } from './message.js';
+import { BlockRefSchema } from './message-blocks.js';
 
 /** The events a conversation's log holds. Each names the message it changes. */
 export const MessageCreatedSchema = z.object({
@@ -30,6 +31,8 @@ export const MessageAppendedSchema = z.object({
   /** 1 for the first append of a message, then 2, 3, …: lets every reader spot a lost or repeated append. */
   part: z.number().int().positive(),
   delta: z.string(),
+  /** The typed part the delta goes to; absent: plain text (see `message-blocks.ts`). */
+  block: BlockRefSchema.optional(),
   at: z.string(),
 });
 export const MessageCompletedSchema = z.object({

@@ -3,6 +3,8 @@ export * from './errors.js';
 export * from './error-code.schema.js';
 export * from './limits.js';
 export * from './message.js';
+export * from './message-blocks.js';
+export * from './block-reducer.js';
 export * from './events.js';
 export * from './ws-frames.js';
 export * from './agent-commands.js';

@@ -30,3 +30,56 @@ describe('applyEvent', () => {
     expect(messages.get('m')).toMatchObject({ text: 'Hia', status: 'failed', error: 'boom' });
   });
 });
+
+describe('applyEvent with typed blocks', () => {
+  const typed = (part: number, delta: string, block: Extract<LogEvent, { type: 'message.appended' }>['block']): LogEvent => ({ type: 'message.appended', messageId: 'm', part, delta, block, at });
+  const empty: LogEvent = { ...created, text: '' } as LogEvent;
+
+  it('builds blocks in order of first appearance; text holds the text blocks only', () => {
+    const messages = new Map<string, Message>();
+    applyEvent(messages, empty, 'e-1');
+    expect(applyEvent(messages, typed(1, 'Think', { type: 'reasoning', id: 'r' }), 'e-2')).toBe(true);
+    expect(applyEvent(messages, typed(2, '{"q":', { type: 'tool', id: 'c1', toolName: 'lookup' }), 'e-3')).toBe(true);
+    expect(applyEvent(messages, typed(3, 'ing', { type: 'reasoning', id: 'r' }), 'e-4')).toBe(true);
+    expect(applyEvent(messages, typed(4, '"x"}', { type: 'tool', id: 'c1', toolName: 'lookup', field: 'input' }), 'e-5')).toBe(true);
+    expect(applyEvent(messages, typed(5, '{"n":1}', { type: 'tool', id: 'c1', toolName: 'lookup', field: 'output' }), 'e-6')).toBe(true);
+    expect(applyEvent(messages, typed(6, 'Hello', { type: 'text', id: 't' }), 'e-7')).toBe(true);
+    expect(applyEvent(messages, typed(7, '{"a":1}', { type: 'data', id: 'd', name: 'weather' }), 'e-8')).toBe(true);
+    expect(applyEvent(messages, typed(8, '{"a":2}', { type: 'data', id: 'd', name: 'weather' }), 'e-9')).toBe(true);
+    expect(applyEvent(messages, append(9, ' world'), 'e-10')).toBe(true);
+    expect(messages.get('m')).toMatchObject({
+      text: 'Hello world',
+      parts: 9,
+      blocks: [
+        { type: 'reasoning', id: 'r', text: 'Thinking' },
+        { type: 'tool', id: 'c1', toolName: 'lookup', input: '{"q":"x"}', output: '{"n":1}' },
+        { type: 'text', id: 't', text: 'Hello' },
+        { type: 'data', id: 'd', name: 'weather', data: '{"a":2}' },
+      ],
+    });
+  });
+
+  it('refuses an append whose block id names another type or tool, and leaves plain messages without blocks', () => {
+    const messages = new Map<string, Message>();
+    applyEvent(messages, empty, 'e-1');
+    applyEvent(messages, typed(1, 'a', { type: 'text', id: 'x' }), 'e-2');
+    expect(applyEvent(messages, typed(2, 'b', { type: 'reasoning', id: 'x' }), 'e-3')).toBe(false);
+    applyEvent(messages, typed(2, '{}', { type: 'tool', id: 'c', toolName: 'one' }), 'e-3');
+    expect(applyEvent(messages, typed(3, '{}', { type: 'tool', id: 'c', toolName: 'two' }), 'e-4')).toBe(false);
+    const plain = new Map<string, Message>();
+    applyEvent(plain, created, 'e-1');
+    applyEvent(plain, append(1, '!'), 'e-2');
+    expect(plain.get('m')).not.toHaveProperty('blocks');
+  });
+
+  it('never changes the blocks array a caller holds (devices apply events to copies)', () => {
+    const messages = new Map<string, Message>();
+    applyEvent(messages, empty, 'e-1');
+    applyEvent(messages, typed(1, 'a', { type: 'text', id: 't' }), 'e-2');
+    const before = messages.get('m')!.blocks!;
+    const copy = new Map([['m', { ...messages.get('m')! }]]);
+    applyEvent(copy, typed(2, 'b', { type: 'text', id: 't' }), 'e-3');
+    expect(before).toEqual([{ type: 'text', id: 't', text: 'a' }]);
+    expect(copy.get('m')!.blocks).toEqual([{ type: 'text', id: 't', text: 'ab' }]);
+  });
+});

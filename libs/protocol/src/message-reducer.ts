@@ -1,5 +1,6 @@
 import type { LogEvent } from './events.js';
 import type { Message } from './message.js';
+import { appendToBlocks, isTextAppend } from './block-reducer.js';
 
 /**
  * Applies one log event to a conversation's messages, keyed by id. Used by the server to build
@@ -32,7 +33,12 @@ export function applyEvent(messages: Map<string, Message>, event: LogEvent, curs
     case 'message.appended': {
       const message = messages.get(event.messageId);
       if (!message || message.status !== 'streaming' || event.part !== message.parts + 1) return false;
-      message.text += event.delta;
+      if (event.block) {
+        const blocks = appendToBlocks(message.blocks, event.block, event.delta);
+        if (!blocks) return false;
+        message.blocks = blocks;
+      }
+      if (isTextAppend(event.block)) message.text += event.delta;
       message.parts = event.part;
       message.updatedAt = event.at;
       return true;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ID_PATTERN } from './limits.js';
+import { MessageBlockSchema } from './message-blocks.js';
 
 export const IdSchema = z.string().regex(ID_PATTERN, 'ids are 1-128 characters of A-Z a-z 0-9 _ -');
 
@@ -17,7 +18,10 @@ export const MessageSchema = z.object({
   id: IdSchema,
   author: AuthorSchema,
   status: MessageStatusSchema,
+  /** Plain text and the text of every text block, in the order appended. */
   text: z.string(),
+  /** Typed parts (text, reasoning, tool calls, data) in order of first appearance; absent while the message has none. */
+  blocks: z.array(MessageBlockSchema).optional(),
   /** Appends applied so far; the next append of a streaming message is part `parts + 1`. */
   parts: z.number().int().nonnegative(),
   error: z.string().optional(),

@@ -95,4 +95,41 @@ describe('decide', () => {
       event: { type: 'message.created', status: 'complete', text: 'hi', author: { role: 'user', id: 'u' } },
     });
   });
+
+  describe('typed blocks', () => {
+    // Part 1 "a" is plain text, part 2 went to a reasoning block, part 3 "bc" to text block t.
+    const typed = state({
+      text: 'abc',
+      parts: 3,
+      partLengths: [1, 0, 2],
+      blocks: [
+        { type: 'reasoning', id: 'r', text: 'hmm' },
+        { type: 'text', id: 't', text: 'bc' },
+      ],
+    });
+
+    it('writes the block with the event', () => {
+      const block = { type: 'tool', id: 'c1', toolName: 'lookup' } as const;
+      expect(decide('c', typed, { type: 'message.append', messageId: 'm', part: 4, delta: '{}', block }, limits, now)).toMatchObject({
+        kind: 'write',
+        event: { type: 'message.appended', part: 4, delta: '{}', block },
+      });
+    });
+
+    it('still compares a repeated text part exactly, and acknowledges a repeated part of another block', () => {
+      expect(decide('c', typed, { type: 'message.append', messageId: 'm', part: 3, delta: 'bc', block: { type: 'text', id: 't' } }, limits, now)).toEqual({ kind: 'duplicate', seq: 9 });
+      expect(decide('c', typed, { type: 'message.append', messageId: 'm', part: 2, delta: 'hmm', block: { type: 'reasoning', id: 'r' } }, limits, now)).toEqual({ kind: 'duplicate', seq: 9 });
+      expect(() => decide('c', typed, { type: 'message.append', messageId: 'm', part: 3, delta: 'XY', block: { type: 'text', id: 't' } }, limits, now)).toThrow(expect.objectContaining({ code: 'PART_CONFLICT' }));
+    });
+
+    it('refuses a block id reused with another type, and counts block characters toward the message limit', () => {
+      expect(() => decide('c', typed, { type: 'message.append', messageId: 'm', part: 4, delta: 'x', block: { type: 'text', id: 'r' } }, limits, now)).toThrow(
+        expect.objectContaining({ code: 'VALIDATION_FAILED' }),
+      );
+      // 3 characters of text and 3 of reasoning: 15 more pass the 20-character limit.
+      expect(() => decide('c', typed, { type: 'message.append', messageId: 'm', part: 4, delta: 'x'.repeat(10), block: { type: 'reasoning', id: 'r' } }, { ...limits, messageChars: 15 }, now)).toThrow(
+        expect.objectContaining({ code: 'MESSAGE_TOO_LARGE' }),
+      );
+    });
+  });
 });

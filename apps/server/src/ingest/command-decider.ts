@@ -1,4 +1,4 @@
-import { ErrorCode, SeqlineError, type Author, type LogEvent } from '@seqline/protocol';
+import { appendToBlocks, blockChars, ErrorCode, SeqlineError, type Author, type LogEvent } from '@seqline/protocol';
 import type { MessageState } from '@seqline/persistence';
 import type { IngestCommand } from './ingest-command.js';
 
@@ -55,7 +55,8 @@ export function decide(
       requireProducer(current, command.epoch);
       if (command.part <= current.parts) {
         const applied = partText(current, command.part);
-        if (applied === undefined || applied === command.delta) return { kind: 'duplicate', seq: current.appliedSeq };
+        // An empty text means the part went to a reasoning, tool or data block, whose deltas are not kept apart: a retry is not compared.
+        if (applied === undefined || applied === '' || applied === command.delta) return { kind: 'duplicate', seq: current.appliedSeq };
         throw new SeqlineError(ErrorCode.PartConflict, `part ${command.part} of message ${command.messageId} was already applied with other text; continue with part ${current.parts + 1}`);
       }
       requireStreaming(current);
@@ -65,13 +66,16 @@ export function decide(
       if (command.delta.length > limits.deltaChars) {
         throw new SeqlineError(ErrorCode.DeltaTooLarge, `delta is ${command.delta.length} characters; the limit is ${limits.deltaChars}`);
       }
-      if (current.text.length + command.delta.length > limits.messageChars) {
+      if (current.text.length + blockChars(current.blocks) + command.delta.length > limits.messageChars) {
         throw new SeqlineError(ErrorCode.MessageTooLarge, `message ${command.messageId} would exceed ${limits.messageChars} characters`);
+      }
+      if (command.block && !appendToBlocks(current.blocks, command.block, command.delta)) {
+        throw new SeqlineError(ErrorCode.ValidationFailed, `block ${command.block.id} of message ${command.messageId} already exists with another type, tool or name`);
       }
       return {
         kind: 'write',
         msgId: msgId(`part.${command.part}.${current.producerEpoch}`),
-        event: { type: 'message.appended', messageId: command.messageId, part: command.part, delta: command.delta, at },
+        event: { type: 'message.appended', messageId: command.messageId, part: command.part, delta: command.delta, ...(command.block ? { block: command.block } : {}), at },
       };
     }
     case 'message.complete': {
@@ -133,7 +137,7 @@ function requireProducer(message: MessageState, epoch: number | undefined): void
   throw new SeqlineError(ErrorCode.Fenced, `message ${message.id} is written by another producer now (epoch ${message.producerEpoch}); stop writing to it`);
 }
 
-/** The text part `part` added, or undefined for a row from before part lengths were kept. */
+/** The text part `part` added ('' for a part that went to a non-text block), or undefined for a row from before part lengths were kept. */
 export function partText(message: MessageState, part: number): string | undefined {
   const lengths = message.partLengths;
   if (lengths.length !== message.parts || part < 1 || part > lengths.length) return undefined;

@@ -133,6 +133,7 @@ export class ConversationWriter {
         status: message.status,
         parts: message.parts,
         text: message.text,
+        ...(message.blocks === undefined ? {} : { blocks: message.blocks }),
         ...(message.producerId === undefined ? {} : { producerId: message.producerId }),
         epoch: message.producerEpoch,
       };

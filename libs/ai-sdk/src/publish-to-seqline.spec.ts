@@ -1,0 +1,75 @@
+import type { BlockRef } from '@seqline/protocol';
+import { simulateReadableStream, streamText, type UIMessageChunk } from 'ai';
+import { MockLanguageModelV4 } from 'ai/test';
+import { publishToSeqline, type SeqlineAnswer } from './publish-to-seqline.js';
+
+type StreamPart = Awaited<ReturnType<MockLanguageModelV4['doStream']>>['stream'] extends ReadableStream<infer Part> ? Part : never;
+
+/** An answer that records what it was given, as the agent SDK's would send it. */
+class RecordingAnswer implements SeqlineAnswer {
+  readonly appends: { text: string; block?: BlockRef }[] = [];
+  ended?: string;
+  private readonly controller = new AbortController();
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+  append(text: string, block?: BlockRef): void {
+    this.appends.push(block ? { text, block } : { text });
+  }
+  async complete(): Promise<void> {
+    this.ended = 'complete';
+  }
+  async fail(error: string): Promise<void> {
+    this.ended = `failed: ${error}`;
+  }
+}
+
+const usage = { inputTokens: { total: 1, noCache: 1, cacheRead: 0, cacheWrite: 0 }, outputTokens: { total: 2, text: 2, reasoning: 1 } };
+const model = () =>
+  new MockLanguageModelV4({
+    doStream: async () => ({
+      stream: simulateReadableStream<StreamPart>({
+        chunks: [
+          { type: 'reasoning-start', id: 'r' },
+          { type: 'reasoning-delta', id: 'r', delta: 'Hmm' },
+          { type: 'reasoning-end', id: 'r' },
+          { type: 'text-start', id: 't' },
+          { type: 'text-delta', id: 't', delta: 'Hi' },
+          { type: 'text-delta', id: 't', delta: '!' },
+          { type: 'text-end', id: 't' },
+          { type: 'finish', finishReason: { unified: 'stop', raw: 'stop' }, usage },
+        ],
+      }),
+    }),
+  });
+
+describe('publishToSeqline', () => {
+  it('publishes a UI message stream (toUIMessageStream) like a streamText result', async () => {
+    const answer = new RecordingAnswer();
+    const outcome = await publishToSeqline(answer, streamText({ model: model(), prompt: 'x' }).toUIMessageStream());
+    expect(outcome).toBe('complete');
+    expect(answer.ended).toBe('complete');
+    expect(answer.appends).toEqual([
+      { text: 'Hmm', block: { type: 'reasoning', id: '0-r' } },
+      { text: 'Hi', block: { type: 'text', id: '0-t' } },
+      { text: '!', block: { type: 'text', id: '0-t' } },
+    ]);
+  });
+
+  it('sets data parts and tool outputs whole, and fails on an error chunk', async () => {
+    const answer = new RecordingAnswer();
+    const chunks: UIMessageChunk[] = [
+      { type: 'tool-input-available', toolCallId: 'c', toolName: 'lookup', input: { q: 1 } },
+      { type: 'tool-output-available', toolCallId: 'c', output: { found: true } },
+      { type: 'data-weather', id: 'w', data: { celsius: 21 } },
+      { type: 'error', errorText: 'rate limited' },
+    ];
+    expect(await publishToSeqline(answer, simulateReadableStream({ chunks }))).toBe('failed');
+    expect(answer.appends).toEqual([
+      { text: '{"q":1}', block: { type: 'tool', id: 'c', toolName: 'lookup' } },
+      { text: '{"found":true}', block: { type: 'tool', id: 'c', toolName: 'lookup', field: 'output' } },
+      { text: '{"celsius":21}', block: { type: 'data', id: 'w', name: 'weather' } },
+    ]);
+    expect(answer.ended).toBe('failed: rate limited');
+  });
+});

@@ -1,0 +1,200 @@
+import type { TextStreamPart, ToolSet, UIMessageChunk } from 'ai';
+import type { BlockRef } from '@seqline/protocol';
+
+/** The part of an agent SDK answer (`agent.startMessage(...)`) the helper writes to. */
+export interface SeqlineAnswer {
+  append(text: string, block?: BlockRef): void;
+  complete(): Promise<void>;
+  fail(error: string): Promise<void>;
+  /** Aborted when a device cancels the answer. */
+  readonly signal: AbortSignal;
+}
+
+/** What can be published: a `streamText` result, a UI message stream, or plain text chunks. */
+export type SeqlineSource =
+  | { fullStream: AsyncIterable<TextStreamPart<ToolSet>> }
+  | ReadableStream<UIMessageChunk>
+  | AsyncIterable<UIMessageChunk>
+  | AsyncIterable<string>;
+
+/** How the answer ended. */
+export type PublishOutcome = 'complete' | 'aborted' | 'failed';
+
+/**
+ * Publishes an AI SDK result into a Seqline answer: text, reasoning, tool calls (input, output,
+ * errors) and data go out as typed parts through the agent SDK, which coalesces them; the
+ * answer is completed when the model finishes, failed if it errs, and left alone once a device
+ * cancelled it. Pass a function to have the answer's cancel signal handed to the model call.
+ *
+ * @example
+ * const answer = agent.startMessage(prompt.conversationId, { messageId: `${prompt.messageId}-answer` });
+ * await publishToSeqline(answer, (abortSignal) => streamText({ model, prompt: prompt.text, abortSignal }));
+ */
+export async function publishToSeqline(answer: SeqlineAnswer, source: SeqlineSource | ((abortSignal: AbortSignal) => SeqlineSource | Promise<SeqlineSource>)): Promise<PublishOutcome> {
+  const writer = new BlockWriter(answer);
+  try {
+    const resolved = typeof source === 'function' ? await source(answer.signal) : source;
+    const fromModel = 'fullStream' in resolved;
+    for await (const item of iterate(resolved)) {
+      if (answer.signal.aborted) break;
+      const failure = typeof item === 'string' ? writer.text(item) : fromModel ? writer.streamPart(item as TextStreamPart<ToolSet>) : writer.uiChunk(item as UIMessageChunk);
+      if (failure !== undefined) {
+        await answer.fail(failure);
+        return 'failed';
+      }
+      if (writer.aborted) break;
+    }
+    if (answer.signal.aborted || writer.aborted) return 'aborted';
+    await answer.complete();
+    return 'complete';
+  } catch (error) {
+    // The model call ends with an abort error when the cancel reached it: the answer is aborted already.
+    if (answer.signal.aborted) return 'aborted';
+    await answer.fail(messageOf(error)).catch(() => undefined);
+    return 'failed';
+  }
+}
+
+/** Maps AI SDK stream parts to appends by block; returns an error message when the source failed. */
+class BlockWriter {
+  aborted = false;
+  private step = 0;
+  private readonly tools = new Map<string, { toolName: string; streamed: boolean }>();
+
+  constructor(private readonly answer: SeqlineAnswer) {}
+
+  text(text: string): undefined {
+    this.answer.append(text);
+    return undefined;
+  }
+
+  streamPart(part: TextStreamPart<ToolSet>): string | undefined {
+    switch (part.type) {
+      case 'finish-step':
+        this.step++;
+        return undefined;
+      case 'text-delta':
+        this.answer.append(part.text, { type: 'text', id: this.blockId(part.id) });
+        return undefined;
+      case 'reasoning-delta':
+        this.answer.append(part.text, { type: 'reasoning', id: this.blockId(part.id) });
+        return undefined;
+      case 'tool-input-start':
+        this.tools.set(part.id, { toolName: part.toolName, streamed: false });
+        return undefined;
+      case 'tool-input-delta':
+        this.toolInput(part.id, undefined, part.delta);
+        return undefined;
+      case 'tool-call':
+        this.toolCall(part.toolCallId, part.toolName, part.input);
+        return undefined;
+      case 'tool-result':
+        this.toolOutput(part.toolCallId, part.toolName, part.output);
+        return undefined;
+      case 'tool-error':
+        this.answer.append(messageOf(part.error), { type: 'tool', id: part.toolCallId, toolName: part.toolName, field: 'error' });
+        return undefined;
+      case 'abort':
+        this.aborted = true;
+        return undefined;
+      case 'error':
+        return messageOf(part.error);
+      default:
+        return undefined;
+    }
+  }
+
+  uiChunk(chunk: UIMessageChunk): string | undefined {
+    switch (chunk.type) {
+      case 'finish-step':
+        this.step++;
+        return undefined;
+      case 'text-delta':
+        this.answer.append(chunk.delta, { type: 'text', id: this.blockId(chunk.id) });
+        return undefined;
+      case 'reasoning-delta':
+        this.answer.append(chunk.delta, { type: 'reasoning', id: this.blockId(chunk.id) });
+        return undefined;
+      case 'tool-input-start':
+        this.tools.set(chunk.toolCallId, { toolName: chunk.toolName, streamed: false });
+        return undefined;
+      case 'tool-input-delta':
+        this.toolInput(chunk.toolCallId, undefined, chunk.inputTextDelta);
+        return undefined;
+      case 'tool-input-available':
+        this.toolCall(chunk.toolCallId, chunk.toolName, chunk.input);
+        return undefined;
+      case 'tool-output-available': {
+        const tool = this.tools.get(chunk.toolCallId);
+        if (tool) this.toolOutput(chunk.toolCallId, tool.toolName, chunk.output);
+        return undefined;
+      }
+      case 'tool-output-error': {
+        const tool = this.tools.get(chunk.toolCallId);
+        if (tool) this.answer.append(chunk.errorText, { type: 'tool', id: chunk.toolCallId, toolName: tool.toolName, field: 'error' });
+        return undefined;
+      }
+      case 'abort':
+        this.aborted = true;
+        return undefined;
+      case 'error':
+        return chunk.errorText;
+      default:
+        if (chunk.type.startsWith('data-') && 'data' in chunk && !('transient' in chunk && chunk.transient)) {
+          const id = 'id' in chunk && typeof chunk.id === 'string' ? chunk.id : `${chunk.type}-${this.step}`;
+          this.answer.append(JSON.stringify(chunk.data ?? null), { type: 'data', id, name: chunk.type.slice('data-'.length) });
+        }
+        return undefined;
+    }
+  }
+
+  /** Providers number text parts per step: the step (0, 1, …) keeps ids of a multi-step answer apart. */
+  private blockId(id: string): string {
+    return `${this.step}-${id}`;
+  }
+
+  private toolInput(toolCallId: string, toolName: string | undefined, delta: string): void {
+    const tool = this.tools.get(toolCallId) ?? { toolName: toolName ?? 'unknown', streamed: false };
+    this.tools.set(toolCallId, tool);
+    if (delta.length === 0) return;
+    tool.streamed = true;
+    this.answer.append(delta, { type: 'tool', id: toolCallId, toolName: tool.toolName });
+  }
+
+  /** A complete call: its input, unless it was streamed already. */
+  private toolCall(toolCallId: string, toolName: string, input: unknown): void {
+    const tool = this.tools.get(toolCallId);
+    if (tool?.streamed) return;
+    this.tools.set(toolCallId, { toolName, streamed: true });
+    this.answer.append(JSON.stringify(input ?? {}), { type: 'tool', id: toolCallId, toolName });
+  }
+
+  private toolOutput(toolCallId: string, toolName: string, output: unknown): void {
+    this.answer.append(JSON.stringify(output ?? null), { type: 'tool', id: toolCallId, toolName, field: 'output' });
+  }
+}
+
+async function* iterate(source: SeqlineSource): AsyncGenerator<string | UIMessageChunk | TextStreamPart<ToolSet>> {
+  if ('fullStream' in source) {
+    yield* source.fullStream;
+    return;
+  }
+  if (source instanceof ReadableStream) {
+    const reader = (source as ReadableStream<UIMessageChunk>).getReader();
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        yield value;
+      }
+    } finally {
+      reader.releaseLock();
+    }
+  }
+  yield* source as AsyncIterable<string | UIMessageChunk>;
+}
+
+function messageOf(error: unknown): string {
+  const text = error instanceof Error ? error.message : typeof error === 'string' ? error : JSON.stringify(error);
+  return (text || 'the model call failed').slice(0, 1024);
+}

@@ -1,0 +1,226 @@
+import type { ChatTransport, UIMessage, UIMessageChunk } from 'ai';
+import type { SeqlineClient, Subscription } from '@seqline/client';
+import { ID_PATTERN, parseCursor, type Message } from '@seqline/protocol';
+import { AnswerChunker } from './answer-chunks.js';
+import { SeqlineTransportError } from './seqline-transport.error.js';
+import { toUIMessages, type SeqlineMessageMetadata, type SeqlineUIMessage } from './ui-messages.js';
+
+export interface SeqlineChatTransportOptions {
+  /** The device SDK client; give it a `KeyValueCursorStore(localStorage)` so a reload resumes from the stored cursor. */
+  client: SeqlineClient;
+  /** Posted as the author of the user's messages (with authentication on, the token's user is used). */
+  authorId?: string;
+  /** How long `reconnectToStream` and `history` wait for the conversation to be current. Default 10 s. */
+  liveTimeoutMs?: number;
+}
+
+/** Tells the app that the conversation changed outside this chat's own streams (another device, a cancel). */
+export type FollowListener = (update: {
+  messages: SeqlineUIMessage[];
+  /** An answer is streaming (one this transport cancelled does not count). */
+  answering: boolean;
+  /** This transport is streaming into the chat itself: leave its messages to `useChat`. */
+  ownStream: boolean;
+}) => void;
+
+type Chunk = UIMessageChunk<SeqlineMessageMetadata>;
+
+/**
+ * The AI SDK's `ChatTransport` over Seqline: `useChat`'s `chatId` is the conversation id. A
+ * posted message is answered by whatever agent serves the conversation; every device on it sees
+ * the same answer, a reload continues it from the stored cursor, and `stop()` cancels it for
+ * everyone (the agent's abort signal fires). A tab closing or a lost network only disconnects.
+ *
+ * Reconnecting yields the whole answer so far, then the rest live (`resumeStreamIsReplay`):
+ * `useChat` then rebuilds the message from the start instead of appending to what it showed.
+ *
+ * @example
+ * const client = new SeqlineClient({ url: location.origin, store: new KeyValueCursorStore(localStorage) });
+ * const transport = new SeqlineChatTransport({ client });
+ * const chat = useChat({ id: conversationId, transport, messages: await transport.history(conversationId), resume: true });
+ */
+export class SeqlineChatTransport implements ChatTransport<UIMessage> {
+  readonly resumeStreamIsReplay = true;
+  /** Reconnects per conversation; a newer one supersedes an older one without cancelling the answer. */
+  private readonly reconnects = new Map<string, number>();
+  /** Streams this transport feeds into its chat, per conversation (a post in flight counts). */
+  private readonly active = new Map<string, number>();
+  /** Answers a stop() here cancelled: the cancel is on its way, so they are not followed again. */
+  private readonly cancelled = new Set<string>();
+  private unloading = false;
+  private readonly onPageHide = (): void => {
+    this.unloading = true;
+  };
+
+  constructor(private readonly options: SeqlineChatTransportOptions) {
+    // A tab closing aborts its streams too: that must not cancel the answer for everyone else.
+    (globalThis as { addEventListener?: (type: string, listener: () => void) => void }).addEventListener?.('pagehide', this.onPageHide);
+  }
+
+  async sendMessages(options: Parameters<ChatTransport<UIMessage>['sendMessages']>[0]): Promise<ReadableStream<Chunk>> {
+    if (options.trigger === 'regenerate-message') {
+      throw new SeqlineTransportError('REGENERATE_UNSUPPORTED', 'a Seqline conversation keeps every answer: send the question again instead of regenerating');
+    }
+    const last = options.messages[options.messages.length - 1];
+    if (!last || last.role !== 'user') throw new SeqlineTransportError('NO_USER_MESSAGE', 'the last message to send must be the user\'s');
+    const text = last.parts.map((part) => (part.type === 'text' ? part.text : '')).join('');
+    const subscription = this.options.client.subscribe(options.chatId);
+    const messageId = ID_PATTERN.test(last.id) ? last.id : undefined;
+    const release = this.hold(options.chatId);
+    try {
+      const posted = await this.options.client.post(options.chatId, text, { ...(messageId ? { messageId } : {}), ...(this.options.authorId ? { authorId: this.options.authorId } : {}) });
+      const after = parseCursor(posted.cursor)?.seq ?? 0;
+      return this.answerStream(subscription, (messages) => firstAnswerAfter(messages, after), options.abortSignal, false);
+    } finally {
+      release();
+    }
+  }
+
+  async reconnectToStream(options: Parameters<ChatTransport<UIMessage>['reconnectToStream']>[0]): Promise<ReadableStream<Chunk> | null> {
+    const generation = (this.reconnects.get(options.chatId) ?? 0) + 1;
+    this.reconnects.set(options.chatId, generation);
+    const subscription = this.options.client.subscribe(options.chatId);
+    const superseded = (): boolean => this.reconnects.get(options.chatId) !== generation;
+    const release = this.hold(options.chatId);
+    try {
+      await this.untilLive(subscription, options.abortSignal);
+      const messages = subscription.messages;
+      const last = messages[messages.length - 1];
+      if (!last) return null;
+      if (last.author.role === 'agent' && last.status === 'streaming') {
+        return this.answerStream(subscription, () => last.id, options.abortSignal, true, superseded);
+      }
+      if (last.author.role === 'user') {
+        // Reloaded between posting and the answer's start: the answer is still to come.
+        const after = parseCursor(last.cursor)?.seq ?? 0;
+        return this.answerStream(subscription, (list) => firstAnswerAfter(list, after), options.abortSignal, true, superseded);
+      }
+      return null;
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * The conversation's messages as `UIMessage[]`, once the device is current: `useChat`'s
+   * initial `messages`.
+   */
+  async history(conversationId: string): Promise<SeqlineUIMessage[]> {
+    const subscription = this.options.client.subscribe(conversationId);
+    await this.untilLive(subscription);
+    return toUIMessages(subscription.messages);
+  }
+
+  /**
+   * Calls `listener` whenever the conversation changes, with its messages and whether an answer
+   * is streaming: a chat that is idle shows them (`setMessages`) and, if `answering`, follows the
+   * answer with `resumeStream()`. That is how a second device sees a prompt posted elsewhere.
+   * Returns a function that stops listening.
+   */
+  follow(conversationId: string, listener: FollowListener): () => void {
+    const subscription = this.options.client.subscribe(conversationId);
+    const notify = (): void => {
+      if (!subscription.live) return;
+      const messages = subscription.messages;
+      const answering = messages.some((m) => m.author.role === 'agent' && m.status === 'streaming' && !this.cancelled.has(`${conversationId}\u0000${m.id}`));
+      listener({ messages: toUIMessages(messages), answering, ownStream: (this.active.get(conversationId) ?? 0) > 0 });
+    };
+    const off = subscription.on(notify);
+    queueMicrotask(notify);
+    return () => void off();
+  }
+
+  close(): void {
+    this.unloading = true;
+    (globalThis as { removeEventListener?: (type: string, listener: () => void) => void }).removeEventListener?.('pagehide', this.onPageHide);
+  }
+
+  private answerStream(
+    subscription: Subscription,
+    select: (messages: Message[]) => string | undefined,
+    abortSignal: AbortSignal | undefined,
+    resumed: boolean,
+    superseded: () => boolean = () => false,
+  ): ReadableStream<Chunk> {
+    let answerId: string | undefined;
+    let chunker: AnswerChunker | undefined;
+    let stop = (): void => undefined;
+    let cancelWanted = false;
+    const cancel = (): void => {
+      if (answerId === undefined) {
+        cancelWanted = true; // stopped before the answer started: cancel it as soon as it does
+        return;
+      }
+      this.cancelled.add(`${subscription.conversationId}\u0000${answerId}`);
+      void this.options.client.cancel(subscription.conversationId, answerId).catch(() => undefined);
+    };
+    const release = this.hold(subscription.conversationId);
+    return new ReadableStream<Chunk>({
+      start: (controller) => {
+        const update = (): void => {
+          answerId ??= select(subscription.messages);
+          if (answerId === undefined) return;
+          if (cancelWanted) {
+            cancelWanted = false;
+            cancel();
+          }
+          chunker ??= new AnswerChunker(answerId);
+          for (const chunk of chunker.next(subscription.view.messages.get(answerId))) controller.enqueue(chunk);
+          if (chunker.ended) {
+            stop();
+            controller.close();
+          }
+        };
+        const onAbort = (): void => {
+          stop();
+          // A reconnect aborted because a newer one replaced it, or a page going away, only disconnects;
+          // stop() in useChat cancels the answer. The newer reconnect is registered in the same task.
+          setTimeout(() => {
+            if (!this.unloading && !(resumed && superseded())) cancel();
+          }, 0);
+          try {
+            controller.error(new DOMException('stopped', 'AbortError'));
+          } catch {
+            // already closed
+          }
+        };
+        const off = subscription.on(update);
+        abortSignal?.addEventListener('abort', onAbort, { once: true });
+        stop = () => {
+          off();
+          abortSignal?.removeEventListener('abort', onAbort);
+          release();
+        };
+        if (abortSignal?.aborted) onAbort();
+        else update();
+      },
+      // The reader lost interest (useChat replaced the stream): the answer goes on for everyone else.
+      cancel: () => stop(),
+    });
+  }
+
+  /** Counts a stream of this transport into its chat until the returned function is called (once). */
+  private hold(conversationId: string): () => void {
+    this.active.set(conversationId, (this.active.get(conversationId) ?? 0) + 1);
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      this.active.set(conversationId, (this.active.get(conversationId) ?? 1) - 1);
+    };
+  }
+
+  private async untilLive(subscription: Subscription, abortSignal?: AbortSignal): Promise<void> {
+    const deadline = Date.now() + (this.options.liveTimeoutMs ?? 10_000);
+    while (!subscription.live) {
+      if (abortSignal?.aborted) throw new DOMException('aborted', 'AbortError');
+      if (Date.now() > deadline) throw new SeqlineTransportError('NOT_LIVE', `conversation ${subscription.conversationId} did not catch up within ${this.options.liveTimeoutMs ?? 10_000} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+}
+
+/** The first agent message created after the prompt at sequence `after`: its answer. */
+function firstAnswerAfter(messages: Message[], after: number): string | undefined {
+  return messages.find((message) => message.author.role === 'agent' && (parseCursor(message.cursor)?.seq ?? 0) > after)?.id;
+}

@@ -1,0 +1,26 @@
+import { blockChars, foldBlocks } from './block-reducer.js';
+import type { MessageBlock } from './message-blocks.js';
+
+describe('foldBlocks', () => {
+  it('folds the fragments of several flushes into one block per id, in order of first appearance', () => {
+    const fragments: MessageBlock[] = [
+      { type: 'reasoning', id: 'r', text: 'Thi' },
+      { type: 'tool', id: 'c', toolName: 'lookup', input: '{"q"' },
+      { type: 'reasoning', id: 'r', text: 'nk' },
+      { type: 'tool', id: 'c', toolName: 'lookup', input: ':1}', output: '"found"' },
+      { type: 'data', id: 'd', name: 'n', data: '1' },
+      { type: 'text', id: 't', text: 'Hi' },
+      { type: 'data', id: 'd', name: 'n', data: '2' },
+    ];
+    expect(foldBlocks(fragments)).toEqual([
+      { type: 'reasoning', id: 'r', text: 'Think' },
+      { type: 'tool', id: 'c', toolName: 'lookup', input: '{"q":1}', output: '"found"' },
+      { type: 'data', id: 'd', name: 'n', data: '2' },
+      { type: 'text', id: 't', text: 'Hi' },
+    ]);
+  });
+
+  it('counts the characters held outside the text', () => {
+    expect(blockChars([{ type: 'text', id: 't', text: 'abc' }, { type: 'reasoning', id: 'r', text: 'xy' }, { type: 'tool', id: 'c', toolName: 'n', input: '{}', error: 'e' }])).toBe(5);
+  });
+});

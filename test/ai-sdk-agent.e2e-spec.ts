@@ -1,0 +1,185 @@
+import { SeqlineChatTransport, publishToSeqline, toUIMessages, type PublishOutcome } from '@seqline/ai-sdk';
+import { SeqlineClient } from '@seqline/client';
+import type { Message } from '@seqline/protocol';
+import { createConversation, eventually, http, useSeqline } from '@seqline/testing';
+import { readUIMessageStream, simulateReadableStream, streamText, tool, type UIMessage } from 'ai';
+import { MockLanguageModelV4 } from 'ai/test';
+import WebSocket from 'ws';
+import { z } from 'zod';
+
+type StreamPart = Awaited<ReturnType<MockLanguageModelV4['doStream']>>['stream'] extends ReadableStream<infer Part> ? Part : never;
+
+const words = Array.from({ length: 60 }, (_, i) => (i === 0 ? `w${i}` : ` w${i}`));
+const answerText = words.join('');
+const usage = { inputTokens: { total: 3, noCache: 3, cacheRead: 0, cacheWrite: 0 }, outputTokens: { total: 60, text: 60, reasoning: 2 } };
+
+/** What the AI SDK's mock model streams: reasoning, a streamed tool call, then the text. */
+function modelParts(): StreamPart[] {
+  return [
+    { type: 'stream-start', warnings: [] },
+    { type: 'reasoning-start', id: 'r' },
+    { type: 'reasoning-delta', id: 'r', delta: 'Let me ' },
+    { type: 'reasoning-delta', id: 'r', delta: 'check the weather.' },
+    { type: 'reasoning-end', id: 'r' },
+    { type: 'tool-input-start', id: 'call-1', toolName: 'weather' },
+    { type: 'tool-input-delta', id: 'call-1', delta: '{"city":' },
+    { type: 'tool-input-delta', id: 'call-1', delta: '"Paris"}' },
+    { type: 'tool-input-end', id: 'call-1' },
+    { type: 'tool-call', toolCallId: 'call-1', toolName: 'weather', input: '{"city":"Paris"}' },
+    { type: 'text-start', id: 't' },
+    ...words.map((delta): StreamPart => ({ type: 'text-delta', id: 't', delta })),
+    { type: 'text-end', id: 't' },
+    { type: 'finish', finishReason: { unified: 'stop', raw: 'stop' }, usage },
+  ];
+}
+
+const weather = tool({
+  inputSchema: z.object({ city: z.string() }),
+  execute: async ({ city }) => ({ city, celsius: 21 }),
+});
+
+/** The blocks every reader must end with. */
+const expectedBlocks = [
+  { type: 'reasoning', id: '0-r', text: 'Let me check the weather.' },
+  { type: 'tool', id: 'call-1', toolName: 'weather', input: '{"city":"Paris"}', output: '{"city":"Paris","celsius":21}' },
+  { type: 'text', id: '0-t', text: answerText },
+];
+
+/** The AI SDK agent helper against a real server: the mock model of `ai/test`, streamed through Seqline. */
+describe('AI SDK agent helper', () => {
+  const seqline = useSeqline();
+  const clients: SeqlineClient[] = [];
+  const device = () => {
+    const client = new SeqlineClient({ url: seqline.server.url, WebSocket });
+    clients.push(client);
+    return client;
+  };
+  afterAll(async () => Promise.all(clients.map((client) => client.close())));
+
+  it('publishes text, reasoning and a tool call; devices, the transport and the history end with the exact parts', async () => {
+    await createConversation(seqline.server.url, 'ai-parts');
+    const agent = await seqline.agent('ai-parts-agent');
+    const outcomes: PublishOutcome[] = [];
+    await agent.onPrompt(async (prompt) => {
+      const model = new MockLanguageModelV4({ doStream: async () => ({ stream: simulateReadableStream({ chunks: modelParts(), chunkDelayInMs: 3 }) }) });
+      const answer = agent.startMessage(prompt.conversationId, { messageId: `${prompt.messageId}-answer` });
+      outcomes.push(await publishToSeqline(answer, (abortSignal) => streamText({ model, prompt: prompt.text, tools: { weather }, abortSignal })));
+    }, { group: 'ai-parts' });
+
+    // A second device that only watches.
+    const watcher = device().subscribe('ai-parts');
+    // The sending device, through the AI SDK transport; the UI message is assembled by the AI SDK itself.
+    const transport = new SeqlineChatTransport({ client: device() });
+    const user: UIMessage = { id: 'q1', role: 'user', parts: [{ type: 'text', text: 'Weather in Paris?' }] };
+    const stream = await transport.sendMessages({ trigger: 'submit-message', chatId: 'ai-parts', messageId: undefined, messages: [user], abortSignal: undefined });
+    let assembled: UIMessage | undefined;
+    for await (const message of readUIMessageStream({ stream })) assembled = message;
+
+    await eventually(() => outcomes.length > 0);
+    expect(outcomes).toEqual(['complete']);
+    expect(assembled).toMatchObject({
+      id: 'q1-answer',
+      role: 'assistant',
+      metadata: { status: 'complete' },
+      parts: [
+        { type: 'reasoning', text: 'Let me check the weather.', state: 'done' },
+        { type: 'tool-weather', toolCallId: 'call-1', state: 'output-available', input: { city: 'Paris' }, output: { city: 'Paris', celsius: 21 } },
+        { type: 'text', text: answerText, state: 'done' },
+      ],
+    });
+    expect(assembled!.parts).toHaveLength(3);
+
+    await eventually(() => watcher.messages.find((m) => m.id === 'q1-answer')?.status === 'complete');
+    const seen = watcher.messages.find((m) => m.id === 'q1-answer')!;
+    expect(seen.blocks).toEqual(expectedBlocks);
+    expect(seen.text).toBe(answerText);
+    expect(toUIMessages([seen])[0]!.parts).toEqual([
+      { type: 'reasoning', text: 'Let me check the weather.', state: 'done' },
+      { type: 'tool-weather', toolCallId: 'call-1', state: 'output-available', input: { city: 'Paris' }, output: { city: 'Paris', celsius: 21 } },
+      { type: 'text', text: answerText, state: 'done' },
+    ]);
+
+    // Postgres: one row for the answer, its blocks folded back whole (they were written in many flushes).
+    await eventually(async () => {
+      const { body } = await http<{ items: Message[] }>(seqline.server.url, 'GET', '/v1/conversations/ai-parts/messages');
+      return body.items.find((m) => m.id === 'q1-answer')?.status === 'complete';
+    });
+    const { body } = await http<{ items: Message[] }>(seqline.server.url, 'GET', '/v1/conversations/ai-parts/messages');
+    expect(body.items.map((m) => m.id)).toEqual(['q1', 'q1-answer']);
+    expect(body.items[1]).toMatchObject({ text: answerText, blocks: expectedBlocks });
+    expect(body.items[0]).not.toHaveProperty('blocks');
+  });
+
+  it('hands the Seqline cancel to the model call: the model stops and the answer ends aborted', async () => {
+    await createConversation(seqline.server.url, 'ai-cancel');
+    const agent = await seqline.agent('ai-cancel-agent');
+    let modelSignal: AbortSignal | undefined;
+    let emitted = 0;
+    const model = new MockLanguageModelV4({
+      doStream: async ({ abortSignal }) => {
+        modelSignal = abortSignal;
+        let i = 0;
+        return {
+          stream: new ReadableStream<StreamPart>({
+            async pull(controller) {
+              if (i === 0) controller.enqueue({ type: 'text-start', id: 't' });
+              await new Promise((resolve) => setTimeout(resolve, 10));
+              emitted++;
+              controller.enqueue({ type: 'text-delta', id: 't', delta: ` t${i++}` });
+            },
+          }),
+        };
+      },
+    });
+    const answer = agent.startMessage('ai-cancel', { messageId: 'slow' });
+    const outcome = publishToSeqline(answer, (abortSignal) => streamText({ model, prompt: 'go on forever', abortSignal }));
+
+    const client = device();
+    const conversation = client.subscribe('ai-cancel');
+    await eventually(() => (conversation.messages.find((m) => m.id === 'slow')?.text.length ?? 0) > 20);
+    await client.cancel('ai-cancel', 'slow');
+
+    expect(await outcome).toBe('aborted');
+    expect(modelSignal?.aborted).toBe(true);
+    const emittedAtAbort = emitted;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(emitted).toBeLessThanOrEqual(emittedAtAbort + 1);
+    await eventually(() => conversation.messages.find((m) => m.id === 'slow')?.status === 'aborted');
+  });
+
+  it('fails the answer with the model error', async () => {
+    await createConversation(seqline.server.url, 'ai-error');
+    const agent = await seqline.agent('ai-error-agent');
+    const model = new MockLanguageModelV4({
+      doStream: async () => ({
+        stream: simulateReadableStream<StreamPart>({
+          chunks: [
+            { type: 'text-start', id: 't' },
+            { type: 'text-delta', id: 't', delta: 'Half an answer' },
+            { type: 'error', error: new Error('the provider is overloaded') },
+          ],
+        }),
+      }),
+    });
+    const answer = agent.startMessage('ai-error', { messageId: 'broken' });
+    expect(await publishToSeqline(answer, streamText({ model, prompt: 'x', abortSignal: answer.signal }))).toBe('failed');
+    const conversation = device().subscribe('ai-error');
+    await eventually(() => conversation.messages.find((m) => m.id === 'broken')?.status === 'failed');
+    expect(conversation.messages.find((m) => m.id === 'broken')).toMatchObject({ text: 'Half an answer', error: 'the provider is overloaded' });
+  });
+
+  it('publishes plain text chunks (any AsyncIterable<string>) as before blocks existed', async () => {
+    await createConversation(seqline.server.url, 'ai-plain');
+    const agent = await seqline.agent('ai-plain-agent');
+    async function* tokens() {
+      for (const word of words) yield word;
+    }
+    const answer = agent.startMessage('ai-plain', { messageId: 'plain' });
+    expect(await publishToSeqline(answer, tokens())).toBe('complete');
+    const conversation = device().subscribe('ai-plain');
+    await eventually(() => conversation.messages.find((m) => m.id === 'plain')?.status === 'complete');
+    const message = conversation.messages.find((m) => m.id === 'plain')!;
+    expect(message.text).toBe(answerText);
+    expect(message).not.toHaveProperty('blocks');
+  });
+});
