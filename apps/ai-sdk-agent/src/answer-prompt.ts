@@ -16,9 +16,14 @@ export const lookup = tool({
  * reasoning, the tool call and the text reach every device; a device's cancel aborts the model call.
  */
 export async function answerPrompt(agent: SeqlineAgent, prompt: Prompt, model: LanguageModel): Promise<PublishOutcome | 'answered-before'> {
-  // One answer id per prompt: a prompt redelivered after an agent died continues that answer.
+  // One answer id per prompt: a prompt redelivered after an agent died takes that answer over.
   const answer = agent.startMessage(prompt.conversationId, { messageId: `${prompt.messageId}-answer` });
-  const { status } = await answer.ready;
+  const { status, parts } = await answer.ready;
   if (status !== 'streaming') return 'answered-before';
+  // A model call cannot go on where another one stopped: rather than repeat the start, end it failed.
+  if (parts > 0) {
+    await answer.fail('the agent stopped mid-answer; ask again');
+    return 'failed';
+  }
   return publishToSeqline(answer, (abortSignal) => streamText({ model, prompt: prompt.text, tools: { lookup }, abortSignal }));
 }

@@ -140,6 +140,8 @@ export class SeqlineAgent {
           }
         } catch {
           ready = ensure();
+          // Awaited on the next turn; until then a rejection must not count as unhandled.
+          ready.catch(() => undefined);
           await new Promise((resolve) => setTimeout(resolve, 500));
         }
       }

@@ -72,4 +72,24 @@ describe('publishToSeqline', () => {
     ]);
     expect(answer.ended).toBe('failed: rate limited');
   });
+
+  it('fails the answer when the model call is aborted by something other than a device cancel', async () => {
+    const answer = new RecordingAnswer();
+    const chunks: UIMessageChunk[] = [{ type: 'text-start', id: 't' }, { type: 'text-delta', id: 't', delta: 'Hi' }, { type: 'abort' }];
+    expect(await publishToSeqline(answer, simulateReadableStream({ chunks }))).toBe('failed');
+    expect(answer.appends).toEqual([{ text: 'Hi', block: { type: 'text', id: '0-t' } }]);
+    expect(answer.ended).toBe('failed: the model call was aborted');
+  });
+
+  it('fails the answer with DELTA_TOO_LARGE for a tool output that cannot fit one append', async () => {
+    const answer = new RecordingAnswer();
+    const output = 'x'.repeat(20_000);
+    const chunks: UIMessageChunk[] = [
+      { type: 'tool-input-available', toolCallId: 'c', toolName: 'lookup', input: {} },
+      { type: 'tool-output-available', toolCallId: 'c', output },
+    ];
+    expect(await publishToSeqline(answer, simulateReadableStream({ chunks }))).toBe('failed');
+    expect(answer.appends).toEqual([{ text: '{}', block: { type: 'tool', id: 'c', toolName: 'lookup' } }]);
+    expect(answer.ended).toBe('failed: a tool value of 20002 characters does not fit one append (at most 16384)');
+  });
 });

@@ -1,5 +1,5 @@
 import type { TextStreamPart, ToolSet, UIMessageChunk } from 'ai';
-import type { BlockRef } from '@seqline/protocol';
+import { DEFAULT_LIMITS, ErrorCode, SeqlineError, type BlockRef } from '@seqline/protocol';
 
 /** The part of an agent SDK answer (`agent.startMessage(...)`) the helper writes to. */
 export interface SeqlineAnswer {
@@ -44,7 +44,13 @@ export async function publishToSeqline(answer: SeqlineAnswer, source: SeqlineSou
       }
       if (writer.aborted) break;
     }
-    if (answer.signal.aborted || writer.aborted) return 'aborted';
+    if (answer.signal.aborted) return 'aborted';
+    // The model call was aborted by something other than Seqline's cancel (the caller's own timeout):
+    // the answer must still end for every device.
+    if (writer.aborted) {
+      await answer.fail('the model call was aborted');
+      return 'failed';
+    }
     await answer.complete();
     return 'complete';
   } catch (error) {
@@ -142,7 +148,7 @@ class BlockWriter {
       default:
         if (chunk.type.startsWith('data-') && 'data' in chunk && !('transient' in chunk && chunk.transient)) {
           const id = 'id' in chunk && typeof chunk.id === 'string' ? chunk.id : `${chunk.type}-${this.step}`;
-          this.answer.append(JSON.stringify(chunk.data ?? null), { type: 'data', id, name: chunk.type.slice('data-'.length) });
+          this.setWhole(JSON.stringify(chunk.data ?? null), { type: 'data', id, name: chunk.type.slice('data-'.length) });
         }
         return undefined;
     }
@@ -170,7 +176,15 @@ class BlockWriter {
   }
 
   private toolOutput(toolCallId: string, toolName: string, output: unknown): void {
-    this.answer.append(JSON.stringify(output ?? null), { type: 'tool', id: toolCallId, toolName, field: 'output' });
+    this.setWhole(JSON.stringify(output ?? null), { type: 'tool', id: toolCallId, toolName, field: 'output' });
+  }
+
+  /** A value set whole travels in one append: one the service would refuse fails the answer here instead. */
+  private setWhole(text: string, block: BlockRef): void {
+    if (text.length > DEFAULT_LIMITS.deltaChars) {
+      throw new SeqlineError(ErrorCode.DeltaTooLarge, `a ${block.type} value of ${text.length} characters does not fit one append (at most ${DEFAULT_LIMITS.deltaChars})`);
+    }
+    this.answer.append(text, block);
   }
 }
 

@@ -5,6 +5,9 @@ import { AnswerChunker } from './answer-chunks.js';
 import { SeqlineTransportError } from './seqline-transport.error.js';
 import { toUIMessages, type SeqlineMessageMetadata, type SeqlineUIMessage } from './ui-messages.js';
 
+/** How long a stop() made before its answer started waits for that answer to cancel it. */
+const PENDING_CANCEL_MS = 30_000;
+
 export interface SeqlineChatTransportOptions {
   /** The device SDK client; give it a `KeyValueCursorStore(localStorage)` so a reload resumes from the stored cursor. */
   client: SeqlineClient;
@@ -48,13 +51,20 @@ export class SeqlineChatTransport implements ChatTransport<UIMessage> {
   /** Answers a stop() here cancelled: the cancel is on its way, so they are not followed again. */
   private readonly cancelled = new Set<string>();
   private unloading = false;
+  private closed = false;
   private readonly onPageHide = (): void => {
     this.unloading = true;
+  };
+  /** A page restored from the back/forward cache is a live page again. */
+  private readonly onPageShow = (): void => {
+    this.unloading = this.closed;
   };
 
   constructor(private readonly options: SeqlineChatTransportOptions) {
     // A tab closing aborts its streams too: that must not cancel the answer for everyone else.
-    (globalThis as { addEventListener?: (type: string, listener: () => void) => void }).addEventListener?.('pagehide', this.onPageHide);
+    const page = globalThis as { addEventListener?: (type: string, listener: () => void) => void };
+    page.addEventListener?.('pagehide', this.onPageHide);
+    page.addEventListener?.('pageshow', this.onPageShow);
   }
 
   async sendMessages(options: Parameters<ChatTransport<UIMessage>['sendMessages']>[0]): Promise<ReadableStream<Chunk>> {
@@ -131,8 +141,10 @@ export class SeqlineChatTransport implements ChatTransport<UIMessage> {
   }
 
   close(): void {
-    this.unloading = true;
-    (globalThis as { removeEventListener?: (type: string, listener: () => void) => void }).removeEventListener?.('pagehide', this.onPageHide);
+    this.closed = this.unloading = true;
+    const page = globalThis as { removeEventListener?: (type: string, listener: () => void) => void };
+    page.removeEventListener?.('pagehide', this.onPageHide);
+    page.removeEventListener?.('pageshow', this.onPageShow);
   }
 
   private answerStream(
@@ -145,10 +157,18 @@ export class SeqlineChatTransport implements ChatTransport<UIMessage> {
     let answerId: string | undefined;
     let chunker: AnswerChunker | undefined;
     let stop = (): void => undefined;
-    let cancelWanted = false;
     const cancel = (): void => {
+      answerId ??= select(subscription.messages);
       if (answerId === undefined) {
-        cancelWanted = true; // stopped before the answer started: cancel it as soon as it does
+        // Stopped before the answer started: cancel it as soon as it does (or give up after a while).
+        const offPending = subscription.on(() => {
+          answerId ??= select(subscription.messages);
+          if (answerId === undefined) return;
+          clearTimeout(giveUp);
+          offPending();
+          cancel();
+        });
+        const giveUp = setTimeout(offPending, PENDING_CANCEL_MS);
         return;
       }
       this.cancelled.add(`${subscription.conversationId}\u0000${answerId}`);
@@ -160,10 +180,6 @@ export class SeqlineChatTransport implements ChatTransport<UIMessage> {
         const update = (): void => {
           answerId ??= select(subscription.messages);
           if (answerId === undefined) return;
-          if (cancelWanted) {
-            cancelWanted = false;
-            cancel();
-          }
           chunker ??= new AnswerChunker(answerId);
           for (const chunk of chunker.next(subscription.view.messages.get(answerId))) controller.enqueue(chunk);
           if (chunker.ended) {
