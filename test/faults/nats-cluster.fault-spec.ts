@@ -7,7 +7,7 @@ import { expectRowsConverge, runScenario, type ScenarioReport } from './scenario
 
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 /**
- * Cases that fail in about one run in eight on NATS 2.9, where a node or consumer can answer from
+ * Cases that fail in about one run in six on NATS 2.9, where a node or consumer can answer from
  * a replica that has not applied every acknowledged write right after a leader change (see
  * docs/production.md, "Known limitation"). Run them with `FAULT_CLUSTER_ALL=1`.
  */
