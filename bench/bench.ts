@@ -27,7 +27,7 @@ const scenarios: Scenario[] = [
     targets: [{ figure: 'tokensPerSecond', min: 20_000 }, { figure: 'devicesWithExactText', equals: 'answers' }, { figure: 'postgresRows', equals: 'answers' }],
   },
   { name: 'latency', run: latency, targets: [{ figure: 'p99Ms', max: 25 }] },
-  // The same two runs on a three-node cluster with every stream on three replicas.
+  // Runs on a three-node cluster with every stream on three replicas (R3), next to the single node's (`unpacedR3` follows `unpaced`).
   {
     name: 'throughputR3',
     run: onCluster(throughput),

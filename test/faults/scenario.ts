@@ -1,4 +1,6 @@
 import pg from 'pg';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { appendFileSync } from 'node:fs';
 import { SeqlineAgent } from '@seqline/agent';
 import type { Settings } from '@seqline/config';
@@ -141,8 +143,6 @@ export async function expectRowsConverge(databaseUrl: string, expected: Map<stri
 
 /** Where the conversation's log breaks its `prev` chain: each event whose `prev` is not the event before it. */
 async function chainBreaks(settings: Settings, id: string): Promise<string[]> {
-  const { jetstreamManager } = await import('@nats-io/jetstream');
-  const { connect } = await import('@nats-io/transport-node');
   const nc = await connect({ servers: settings.nats.url.split(',') });
   const breaks: string[] = [];
   try {

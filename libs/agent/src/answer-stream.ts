@@ -1,4 +1,4 @@
-import { ErrorCode, SeqlineError, type AgentCommand, type AgentReply, type AnswerState, type BlockRef } from '@seqline/protocol';
+import { ErrorCode, isSetWhole, SeqlineError, type AgentCommand, type AgentReply, type AnswerState, type BlockRef } from '@seqline/protocol';
 
 export type AcceptedReply = Extract<AgentReply, { ok: true }>;
 
@@ -170,11 +170,6 @@ export class AnswerStream {
       this.settle();
     }
   }
-}
-
-/** Fields whose every append replaces the value instead of extending it. */
-function isSetWhole(block: BlockRef | undefined): boolean {
-  return block?.type === 'data' || (block?.type === 'tool' && (block.field === 'output' || block.field === 'error'));
 }
 
 function sameTarget(a: BlockRef | undefined, b: BlockRef | undefined): boolean {

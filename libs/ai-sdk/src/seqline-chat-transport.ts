@@ -1,5 +1,5 @@
 import type { ChatTransport, UIMessage, UIMessageChunk } from 'ai';
-import type { SeqlineClient, Subscription } from '@seqline/client';
+import type { SeqlineClient, Subscription, SubscriptionChange } from '@seqline/client';
 import { ID_PATTERN, parseCursor, type Message } from '@seqline/protocol';
 import { AnswerChunker } from './answer-chunks.js';
 import { SeqlineTransportError } from './seqline-transport.error.js';
@@ -122,15 +122,19 @@ export class SeqlineChatTransport implements ChatTransport<UIMessage> {
   }
 
   /**
-   * Calls `listener` whenever the conversation changes, with its messages and whether an answer
-   * is streaming: a chat that is idle shows them (`setMessages`) and, if `answering`, follows the
+   * Calls `listener` once the device is current and whenever a message is added or ends, with
+   * the messages and whether an answer is streaming: a chat that is idle shows them (`setMessages`) and, if `answering`, follows the
    * answer with `resumeStream()`. That is how a second device sees a prompt posted elsewhere.
    * Returns a function that stops listening.
    */
   follow(conversationId: string, listener: FollowListener): () => void {
     const subscription = this.options.client.subscribe(conversationId);
-    const notify = (): void => {
+    let told = false;
+    const notify = (change?: SubscriptionChange): void => {
       if (!subscription.live) return;
+      // An append only grows a message a chat already knows of; one following the answer gets it through resumeStream().
+      if (told && change?.type === 'event' && change.event.event.type === 'message.appended') return;
+      told = true;
       const messages = subscription.messages;
       const answering = messages.some((m) => m.author.role === 'agent' && m.status === 'streaming' && !this.cancelled.has(`${conversationId}\u0000${m.id}`));
       listener({ messages: toUIMessages(messages), answering, ownStream: (this.active.get(conversationId) ?? 0) > 0 });

@@ -14,6 +14,17 @@ export function appendToBlocks(blocks: readonly MessageBlock[] | undefined, ref:
   return index === -1 ? [...list, next] : list.map((block, i) => (i === index ? next : block));
 }
 
+/** Whether an append to `ref` fits the message's blocks (as `appendToBlocks` would take it), without building them. */
+export function acceptsBlock(blocks: readonly MessageBlock[] | undefined, ref: BlockRef): boolean {
+  const current = blocks?.find((block) => block.id === ref.id);
+  return current === undefined || sameKind(current, ref);
+}
+
+/** Fields whose every append replaces the value instead of extending it: a tool's output or error, a data value. */
+export function isSetWhole(ref: BlockRef | undefined): boolean {
+  return ref?.type === 'data' || (ref?.type === 'tool' && (ref.field === 'output' || ref.field === 'error'));
+}
+
 /** Whether an append to `ref` adds to the message's `text` (text blocks do; the others do not). */
 export function isTextAppend(ref: BlockRef | undefined): boolean {
   return ref === undefined || ref.type === 'text';

@@ -1,4 +1,4 @@
-import { appendToBlocks, blockChars, ErrorCode, SeqlineError, type Author, type LogEvent } from '@seqline/protocol';
+import { acceptsBlock, blockChars, ErrorCode, SeqlineError, type Author, type LogEvent } from '@seqline/protocol';
 import type { MessageState } from '@seqline/persistence';
 import type { IngestCommand } from './ingest-command.js';
 
@@ -69,7 +69,7 @@ export function decide(
       if (current.text.length + blockChars(current.blocks) + command.delta.length > limits.messageChars) {
         throw new SeqlineError(ErrorCode.MessageTooLarge, `message ${command.messageId} would exceed ${limits.messageChars} characters`);
       }
-      if (command.block && !appendToBlocks(current.blocks, command.block, command.delta)) {
+      if (command.block && !acceptsBlock(current.blocks, command.block)) {
         throw new SeqlineError(ErrorCode.ValidationFailed, `block ${command.block.id} of message ${command.messageId} already exists with another type, tool or name`);
       }
       return {
