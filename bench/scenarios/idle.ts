@@ -3,7 +3,8 @@ import { BenchServer, idleCpuPercent, natsServerPid, round, rssBytes } from '../
 import { DeviceFleet } from '../support/fleet.js';
 import { consumerCount, createConversations, sleep } from '../support/helpers.js';
 
-const IDLE_WINDOW_MS = 10_000;
+/** At least 10 s, and one whole heartbeat interval, so each socket's ping is counted exactly once. */
+const idleWindowMs = (settings: Settings): number => Math.max(10_000, settings.ws.heartbeatMs);
 
 /** `devices` devices, each subscribed to a conversation of its own, then nothing happens. */
 export async function idle(settings: Settings, run: string, devices: number) {
@@ -19,8 +20,7 @@ export async function idle(settings: Settings, run: string, devices: number) {
     const rssAfter = await rssBytes(server.pid);
     const consumers = await consumerCount(settings);
     const nats = natsServerPid();
-    const cpuServer = await idleCpuPercent([server.pid], IDLE_WINDOW_MS);
-    const cpuNats = nats ? await idleCpuPercent([nats], IDLE_WINDOW_MS) : NaN;
+    const [cpuServer, cpuNats] = await Promise.all([idleCpuPercent([server.pid], idleWindowMs(settings)), nats ? idleCpuPercent([nats], idleWindowMs(settings)) : NaN]);
     const subscriptions = await server.metric('seqline_subscriptions_open');
     await fleet.close();
     return {

@@ -9,3 +9,4 @@ export * from './nats-requester.js';
 export * from './prompt-consumer.js';
 export * from './persister-lag.js';
 export * from './election-retry.js';
+export * from './write-coalescing.js';

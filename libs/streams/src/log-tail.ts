@@ -124,7 +124,8 @@ export class LogTail {
       if (Date.now() - this.heardAt > SILENCE_MS) {
         this.options.onStatus?.({ type: 'silent' });
         void messages.close();
-      } else if (Date.now() - this.deliveredAt > STALL_CHECK_MS) {
+      } else if (this.stream.options.replicas > 1 && Date.now() - this.deliveredAt > STALL_CHECK_MS) {
+        // Only a replica can fall behind its leader; on one node the check would cost a request a second for nothing.
         void this.checkStall(messages);
       }
     }, HEARTBEAT_MS);

@@ -1,4 +1,5 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { coalesceWrites } from './write-coalescing.js';
 
 export interface NatsOptions {
   url: string;
@@ -11,8 +12,9 @@ export class NatsUnreachableError extends Error {}
 
 /** Connects once (failing fast with a clear message), then keeps reconnecting forever after a drop. */
 export async function connectNats(options: NatsOptions): Promise<NatsConnection> {
+  let nc: NatsConnection;
   try {
-    return await connect({
+    nc = await connect({
       servers: options.url.split(','),
       name: options.name,
       user: options.user,
@@ -28,5 +30,7 @@ export async function connectNats(options: NatsOptions): Promise<NatsConnection>
       `Cannot reach NATS at ${options.url} (${(error as Error).message}). Start nats-server with JetStream (-js) or set NATS_URL.`,
     );
   }
+  coalesceWrites(nc);
+  return nc;
 }
 export type { NatsConnection };
