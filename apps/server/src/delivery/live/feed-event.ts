@@ -1,5 +1,6 @@
 import type { ConversationEvent } from '@seqline/protocol';
 import { toConversationEvent, type LogEntry } from '@seqline/streams';
+import { textFrame } from '../ws/text-frame.js';
 
 /**
  * One log event on its way to devices. It is decoded once per instance and each wire form is
@@ -26,9 +27,9 @@ export class FeedEvent {
     return (this.wire ??= toConversationEvent(this.entry, this.epoch));
   }
 
-  /** The WebSocket `event` frame. */
+  /** The WebSocket `event` frame, framed for the wire: every device's socket gets these bytes. */
   get wsFrame(): Buffer {
-    return (this.ws ??= Buffer.from(JSON.stringify({ type: 'event', ...this.event })));
+    return (this.ws ??= textFrame(JSON.stringify({ type: 'event', ...this.event })));
   }
 
   /** The SSE message: `id` is the cursor, so EventSource resumes with Last-Event-ID by itself. */

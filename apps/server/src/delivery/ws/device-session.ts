@@ -16,6 +16,7 @@ import type { WebSocket } from 'ws';
 import type { ConversationCommands } from '../../ingest/conversation-commands.service.js';
 import type { FeedSink, FeedSubscription } from '../live/conversation-feed.js';
 import { writableBatching } from '../live/writable-flow.js';
+import { textFramePayload } from './text-frame.js';
 import type { SubscriptionService } from '../subscription.service.js';
 import type { MetricsService } from '../../metrics/metrics.service.js';
 import type { Authenticator } from '../../auth/authenticator.service.js';
@@ -200,7 +201,7 @@ export class DeviceSession {
     if (start.mode === 'snapshot') this.send({ type: 'snapshot', ref, conversationId, cursor: start.cursor, messages: start.messages });
     else this.send({ type: 'subscribed', ref, conversationId, cursor: start.cursor, head: start.head });
     subscription.feed = opened.attach({
-      send: (event) => !subscription.ended && this.sendBytes(event.wsFrame),
+      send: (event) => !subscription.ended && this.sendFramed(event.wsFrame),
       ...this.batching(),
       fail: (error) => {
         this.end(conversationId, subscription);
@@ -209,9 +210,18 @@ export class DeviceSession {
     });
   }
 
-  /** ws keeps the TCP socket private; corking it and waiting for it to drain is safe, since ws writes each frame whole. */
+  /**
+   * ws keeps the TCP socket private. Corking it, waiting for it to drain and writing whole frames
+   * to it are safe: without compression (the gateway never enables it) ws writes each frame
+   * whole and at once, so frames written here and by ws keep their order, and ws's
+   * `bufferedAmount` counts both.
+   */
+  private get tcp(): Duplex | undefined {
+    return (this.socket as unknown as { _socket?: Duplex | null })._socket ?? undefined;
+  }
+
   private batching(): Pick<FeedSink, 'batch' | 'flow'> {
-    const tcp = (this.socket as unknown as { _socket?: Duplex })._socket;
+    const tcp = this.tcp;
     return tcp ? writableBatching(tcp, () => this.socket.bufferedAmount, this.deps.settings.ws.maxBufferedBytes) : {};
   }
 
@@ -219,15 +229,22 @@ export class DeviceSession {
     return this.sendBytes(JSON.stringify(frame));
   }
 
+  /** Sends a frame made by `textFrame`: the same bytes for every device, written as they are. */
+  private sendFramed(frame: Buffer): boolean {
+    const tcp = this.tcp;
+    return tcp ? this.sendBytes(frame, tcp) : this.sendBytes(textFramePayload(frame));
+  }
+
   /**
    * Sends a text frame; a device whose unsent buffer is past the bound when another frame comes is
    * cut off so it cannot slow anyone else. (Judged before the send, so one large frame, such as
    * the snapshot of a long conversation, goes out whole instead of cutting every device that asks.)
    */
-  private sendBytes(data: Buffer | string): boolean {
+  private sendBytes(data: Buffer | string, framedTo?: Duplex): boolean {
     if (this.socket.readyState !== this.socket.OPEN) return false;
     const backlog = this.socket.bufferedAmount;
-    this.socket.send(data, { binary: false });
+    if (framedTo) framedTo.write(data);
+    else this.socket.send(data, { binary: false });
     if (backlog > this.deps.settings.ws.maxBufferedBytes) {
       this.deps.logger.warn({ buffered: this.socket.bufferedAmount }, 'slow device disconnected');
       this.deps.metrics.slowConsumers.inc();

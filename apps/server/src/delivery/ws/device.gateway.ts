@@ -15,8 +15,11 @@ import { MetricsService } from '../../metrics/metrics.service.js';
 import { SubscriptionService } from '../subscription.service.js';
 import { DeviceSession } from './device-session.js';
 
-/** `/v1/ws`: devices subscribe from a cursor and post; see docs/protocol.md#devices-over-websocket. */
-@WebSocketGateway({ path: '/v1/ws', maxPayload: 4 * 1024 * 1024 })
+/**
+ * `/v1/ws`: devices subscribe from a cursor and post; see docs/protocol.md#devices-over-websocket.
+ * No compression: live events are framed once and written as they are to every socket (text-frame.ts).
+ */
+@WebSocketGateway({ path: '/v1/ws', maxPayload: 4 * 1024 * 1024, perMessageDeflate: false })
 export class DeviceGateway implements OnGatewayConnection, BeforeApplicationShutdown, OnModuleDestroy {
   private readonly sessions = new Map<DeviceSession, Promise<void>>();
   private readonly postLimiter: RateLimiter;

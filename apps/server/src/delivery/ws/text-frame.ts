@@ -1,0 +1,29 @@
+/**
+ * A server-to-client WebSocket text frame (RFC 6455 §5.2: FIN set, opcode 1, never masked), as
+ * the bytes that go on the wire. A live event is framed once and those same bytes are written
+ * to every device's socket, like gorilla/websocket's PreparedMessage: no header, array or writev
+ * per device, where `ws.send` would build each of them per socket.
+ */
+export function textFrame(text: string): Buffer {
+  const length = Buffer.byteLength(text);
+  const headerLength = length < 126 ? 2 : length < 65_536 ? 4 : 10;
+  const frame = Buffer.allocUnsafe(headerLength + length);
+  frame[0] = 0x81;
+  if (length < 126) {
+    frame[1] = length;
+  } else if (length < 65_536) {
+    frame[1] = 126;
+    frame.writeUInt16BE(length, 2);
+  } else {
+    frame[1] = 127;
+    frame.writeBigUInt64BE(BigInt(length), 2);
+  }
+  frame.write(text, headerLength);
+  return frame;
+}
+
+/** The payload of a frame made by `textFrame` (for a socket that must be written through ws). */
+export function textFramePayload(frame: Buffer): Buffer {
+  const length = frame[1]!;
+  return frame.subarray(length < 126 ? 2 : length === 126 ? 4 : 10);
+}
