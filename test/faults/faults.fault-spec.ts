@@ -119,6 +119,7 @@ describe('fault tolerance on real processes', () => {
     let deliveredWhileDown = 0;
     let resumedWhileDown = 0;
     let readyWhileDown: { status: number; postgres?: string } = { status: 0 };
+    let restWhileDown: { status: number; retryAfter: string | null; body: unknown } | undefined;
     const { report, expected } = await runScenario({
       name: 'pgdown',
       adminUrl: server.url,
@@ -142,6 +143,9 @@ describe('fault tolerance on real processes', () => {
         const ready = await http<{ error?: { postgres?: { status: string } } }>(server.url, 'GET', '/health/ready');
         readyWhileDown = { status: ready.status, postgres: ready.body.error?.postgres?.status };
         expect((await http(server.url, 'GET', '/health/live')).status).toBe(200);
+        // Admin reads need Postgres: a retryable refusal, not an internal error.
+        const listWhileDown = await fetch(`${server.url}/v1/conversations`);
+        restWhileDown = { status: listWhileDown.status, retryAfter: listWhileDown.headers.get('retry-after'), body: await listWhileDown.json() };
         await new Promise((done) => setTimeout(done, Math.max(0, downUntil - Date.now())));
         deliveredWhileDown = devices.reduce((sum, device) => sum + device.events.length, 0) - before;
         await cluster.startAgain();
@@ -151,6 +155,7 @@ describe('fault tolerance on real processes', () => {
     expect(deliveredWhileDown).toBeGreaterThan(0);
     expect(resumedWhileDown).toBe(report.devices);
     expect(readyWhileDown).toEqual({ status: 503, postgres: 'down' });
+    expect(restWhileDown).toEqual({ status: 503, retryAfter: '1', body: { code: 'UNAVAILABLE', message: 'Postgres is unavailable; retry shortly' } });
     expect((await http(server.url, 'GET', '/health/ready')).status).toBe(200);
     expectNothingLost(report);
     await expectRowsConverge(settings.database.url, expected, 90_000);

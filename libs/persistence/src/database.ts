@@ -2,6 +2,28 @@ import pg from 'pg';
 
 export class DatabaseUnreachableError extends Error {}
 
+/** Prisma codes for a database that could not be used at all (unreachable, timed out, out of connections), not for a wrong request. */
+const UNAVAILABLE_CODES = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024']);
+/** Driver adapter failures of the same kind. */
+const UNAVAILABLE_KINDS = new Set(['DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout', 'TooManyConnections', 'DatabaseDoesNotExist']);
+/** Postgres refusing work while it starts or stops (class 57, operator intervention; class 08, connection exception). */
+const UNAVAILABLE_SQLSTATE = /^(57P0[1-4]|08)/;
+const UNAVAILABLE_SYSCALL = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH']);
+
+/**
+ * True when a database call failed because Postgres could not serve it, so the same request may
+ * succeed later: the edge answers `UNAVAILABLE` (retryable) instead of `INTERNAL`.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  if (error instanceof DatabaseUnreachableError) return true;
+  if (typeof error !== 'object' || error === null) return false;
+  const e = error as { name?: string; code?: unknown; meta?: { driverAdapterError?: { cause?: { kind?: string } } }; cause?: { kind?: string } };
+  if (e.name === 'PrismaClientInitializationError') return true;
+  if (typeof e.code === 'string' && (UNAVAILABLE_CODES.has(e.code) || UNAVAILABLE_SYSCALL.has(e.code) || UNAVAILABLE_SQLSTATE.test(e.code))) return true;
+  const kind = e.meta?.driverAdapterError?.cause?.kind ?? (e.name === 'DriverAdapterError' ? e.cause?.kind : undefined);
+  return kind !== undefined && UNAVAILABLE_KINDS.has(kind);
+}
+
 /** Creates the database named in `url` if it does not exist yet, so a fresh machine needs no manual step. */
 export async function ensureDatabase(url: string): Promise<void> {
   const target = new URL(url);

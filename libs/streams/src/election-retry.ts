@@ -31,6 +31,16 @@ export function isTransient(error: unknown): boolean {
 }
 
 /**
+ * True when a call failed because NATS or JetStream could not serve it (an election that
+ * outlasted the retries, a connection that is closed or reconnecting): the same request may
+ * succeed later, so the edge answers `UNAVAILABLE` (retryable) instead of `INTERNAL`.
+ */
+export function isLogUnavailable(error: unknown): boolean {
+  if (isTransient(error)) return true;
+  return error instanceof errors.ClosedConnectionError || error instanceof errors.DrainingConnectionError || error instanceof errors.ConnectionError;
+}
+
+/**
  * Runs `call` until it succeeds, fails for a reason other than an election, or `deadlineMs`
  * has passed; the last error is thrown then. Only for calls that are safe to repeat: reads, and
  * writes that carry a message id or an expected sequence.

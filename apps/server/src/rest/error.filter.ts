@@ -1,5 +1,7 @@
 import { Catch, HttpException, HttpStatus, Inject, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
 import { ErrorCode, HTTP_STATUS, isRetryable, SeqlineError, toSeqlineError, type ErrorBody } from '@seqline/protocol';
+import { isDatabaseUnavailable } from '@seqline/persistence';
+import { isLogUnavailable } from '@seqline/streams';
 import type { Response } from 'express';
 import type { Logger } from 'pino';
 import { LOGGER } from '../core/tokens.js';
@@ -35,8 +37,16 @@ export class ErrorFilter implements ExceptionFilter {
       if (status === HttpStatus.PAYLOAD_TOO_LARGE) return [status, { code: ErrorCode.FrameTooLarge, message: 'request body too large' }];
       if (status < 500) return [status, { code: ErrorCode.ValidationFailed, message: error.message }];
     }
+    // A dependency that is down is not a bug: the same request may succeed in a moment.
+    if (isDatabaseUnavailable(error)) return this.unavailable(error, 'Postgres is unavailable; retry shortly');
+    if (isLogUnavailable(error)) return this.unavailable(error, 'the log (NATS JetStream) is unavailable; retry shortly');
     this.logger.error({ err: error }, 'request failed');
     const unknown = toSeqlineError(error);
     return [HTTP_STATUS[unknown.code], unknown.toBody()];
+  }
+
+  private unavailable(error: unknown, message: string): [number, ErrorBody] {
+    this.logger.warn({ err: error }, 'request failed: a dependency is unavailable');
+    return [HTTP_STATUS.UNAVAILABLE, { code: ErrorCode.Unavailable, message }];
   }
 }

@@ -69,13 +69,23 @@ export class HealthController {
   private async persisterLag() {
     const check = this.indicators.check('persister');
     try {
-      const lag = await this.persister.lag();
+      // During an election the lag's stream reads can wait for seconds; readiness answers in time regardless.
+      const lag = await within(this.persister.lag(), CHECK_TIMEOUT_MS);
       // Holes are facts about history, not about this instance: reported, never a reason to take it out of service.
-      const holes = await this.messages.holeCount().catch(() => null);
+      const holes = await within(this.messages.holeCount(), CHECK_TIMEOUT_MS).catch(() => null);
       const details = { lagEvents: lag.events, lagSeconds: Math.round(lag.seconds * 10) / 10, ...(holes ? { holes: holes.holes, conversationsWithHoles: holes.conversations } : {}) };
       return lag.seconds > this.settings.persist.lagDegradedSeconds ? check.degraded(details) : check.up(details);
     } catch {
-      return check.degraded({ message: 'persister lag unknown (log unreachable)' });
+      return check.degraded({ message: 'persister lag unknown (the log did not answer in time)' });
     }
   }
+}
+
+/** `promise`, or a rejection once `ms` have passed (the timer never outlives the answer). */
+function within<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

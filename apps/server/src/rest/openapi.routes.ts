@@ -122,7 +122,7 @@ export const API_ROUTES: ApiRoute[] = [
     access: 'admin',
     parameters: page,
     answers: [{ status: 200, description: 'a page of conversations', schema: 'ConversationPage' }],
-    errors: [ErrorCode.ValidationFailed],
+    errors: [ErrorCode.ValidationFailed, ErrorCode.Unavailable],
   },
   {
     method: 'get',
@@ -133,7 +133,7 @@ export const API_ROUTES: ApiRoute[] = [
     access: 'admin',
     id: 'c1',
     answers: [{ status: 200, description: 'the conversation', schema: 'Conversation' }],
-    errors: [ErrorCode.UnknownConversation],
+    errors: [ErrorCode.UnknownConversation, ErrorCode.Unavailable],
   },
   {
     method: 'post',
@@ -159,7 +159,7 @@ export const API_ROUTES: ApiRoute[] = [
     id: 'c1',
     parameters: page,
     answers: [{ status: 200, description: 'a page of messages', schema: 'MessagePage' }],
-    errors: [ErrorCode.UnknownConversation, ErrorCode.BadCursor],
+    errors: [ErrorCode.UnknownConversation, ErrorCode.BadCursor, ErrorCode.Unavailable],
   },
   {
     method: 'get',

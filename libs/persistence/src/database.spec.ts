@@ -1,0 +1,32 @@
+import { DatabaseUnreachableError, isDatabaseUnavailable } from './database.js';
+
+/** Shaped as Prisma 7 with the pg adapter reports a stopped Postgres (copied from a server log). */
+const unreachable = Object.assign(new Error("Invalid `prisma.conversation.findMany()` invocation:\n\nCan't reach database server at 127.0.0.1:44423"), {
+  name: 'PrismaClientKnownRequestError',
+  code: 'P1001',
+  meta: { modelName: 'Conversation', driverAdapterError: { name: 'DriverAdapterError', cause: { kind: 'DatabaseNotReachable', host: '127.0.0.1', port: 44423 } } },
+});
+
+describe('isDatabaseUnavailable', () => {
+  it.each([
+    ['Prisma cannot reach the server (P1001)', unreachable],
+    ['a pool that timed out (P2024)', Object.assign(new Error('timed out fetching a connection'), { name: 'PrismaClientKnownRequestError', code: 'P2024' })],
+    ['a raw query whose connection closed', Object.assign(new Error('closed'), { name: 'DriverAdapterError', cause: { kind: 'ConnectionClosed' } })],
+    ['Postgres shutting down (57P01)', Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' })],
+    ['a refused socket', Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' })],
+    ['the client failing to start', Object.assign(new Error('cannot connect'), { name: 'PrismaClientInitializationError' })],
+    ['the start-up check', new DatabaseUnreachableError('Cannot reach Postgres')],
+  ])('is true for %s', (_what, error) => {
+    expect(isDatabaseUnavailable(error)).toBe(true);
+  });
+
+  it.each([
+    ['a unique violation (P2002)', Object.assign(new Error('Unique constraint failed'), { name: 'PrismaClientKnownRequestError', code: 'P2002' })],
+    ['a syntax error in SQL (42601)', Object.assign(new Error('syntax error'), { code: '42601' })],
+    ['a bug', new TypeError("Cannot read properties of undefined (reading 'id')")],
+    ['a string', 'P1001'],
+    ['nothing', undefined],
+  ])('is false for %s', (_what, error) => {
+    expect(isDatabaseUnavailable(error)).toBe(false);
+  });
+});
