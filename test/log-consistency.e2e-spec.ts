@@ -63,6 +63,7 @@ describe('log and Postgres under bad events and lost rows', () => {
     expect(doctor.code).toBe(1);
     expect(doctor.out).toMatch(new RegExp(`^FAIL  holes .*\\n    p-bad: events \\d+-${poison.seq} \\(epoch \\w+\\) undecodable event at ${poison.seq}$`, 'm'));
     expect(doctor.out).toMatch(/^OK {4}postgres /m);
+    expect(doctor.out).toMatch(/^OK {4}replication +1 replica on nats-server \d+\.\d+\.\d+$/m);
     expect(doctor.out).toMatch(/^OK {4}lease +persister lease held by /m);
   });
 

@@ -1,5 +1,5 @@
 import { pendingMigrations } from '@seqline/persistence';
-import { DEFAULT_AGENT_GROUP as PROMPT_CONSUMER, Lease, PERSISTER_CONSUMER, persisterLag, type LogStream } from '@seqline/streams';
+import { DEFAULT_AGENT_GROUP as PROMPT_CONSUMER, Lease, PERSISTER_CONSUMER, persisterLag, replicatedWriteWarning, type LogStream } from '@seqline/streams';
 import type { CliContext } from './cli-context.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
@@ -35,6 +35,13 @@ export async function doctor(context: CliContext): Promise<Check[]> {
     const detail = `${stream.name}: epoch ${stream.epoch}, ${info.state.messages} messages, sequences ${info.state.first_seq}-${info.state.last_seq}, retention ${retentionMs} ms`;
     if (retentionMs !== settings.log.retentionMs) return { status: 'warn', detail: `${detail}; LOG_RETENTION says ${settings.log.retentionMs} ms (the server applies it at start)` };
     return { status: 'ok', detail };
+  });
+  await run('replication', async () => {
+    if (!stream) throw new Error('no stream');
+    const replicas = (await stream.jsm.streams.info(stream.name)).config.num_replicas;
+    const version = context.nc.info?.version;
+    const unsafe = replicatedWriteWarning(version, replicas);
+    return unsafe ? { status: 'fail', detail: unsafe } : { status: 'ok', detail: `${replicas} replica${replicas === 1 ? '' : 's'} on nats-server ${version}` };
   });
   await run('consumers', async () => {
     if (!stream) throw new Error('no stream');

@@ -10,3 +10,4 @@ export * from './prompt-consumer.js';
 export * from './persister-lag.js';
 export * from './election-retry.js';
 export * from './write-coalescing.js';
+export * from './nats-version.js';

@@ -4,7 +4,7 @@ import { applyMigrations, ConversationRepository, ensureDatabase, MessageReposit
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { WRITE_PARTITIONS } from '@seqline/protocol';
-import { applyPromptConsumer, connectNats, ConversationLog, Lease, LogStream, PartitionLeases } from '@seqline/streams';
+import { applyPromptConsumer, connectNats, ConversationLog, Lease, LogStream, PartitionLeases, replicatedWriteWarning } from '@seqline/streams';
 import type { Logger } from 'pino';
 
 const EPOCH_CHECK_MS = 2_000;
@@ -34,6 +34,8 @@ export async function openInfrastructure(settings: Settings, prismaDir = resolve
   try {
     const stream = await LogStream.open(nc, settings.log);
     logger.info({ stream: stream.name, epoch: stream.epoch, retentionMs: settings.log.retentionMs }, 'log stream ready');
+    const unsafe = replicatedWriteWarning(nc.info?.version, settings.log.replicas);
+    if (unsafe) logger.error({ natsVersion: nc.info?.version, replicas: settings.log.replicas }, unsafe);
     // Before the first prompt can be posted, so no prompt is posted where no consumer will find it.
     if ((await applyPromptConsumer(stream.jsm, stream.name, stream.subjects.allPrompts, settings.promptAckWaitMs)) === 'kept') {
       logger.warn({ consumer: 'agents' }, 'the prompt consumer exists with settings that cannot be changed in place; kept as it is (see docs/protocol.md, prompts)');
