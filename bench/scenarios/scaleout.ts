@@ -1,3 +1,4 @@
+import type { SeqlineAgent } from '../../libs/agent/src/index.js';
 import type { Settings } from '../../libs/config/src/index.js';
 import { WRITE_PARTITIONS } from '../../libs/protocol/src/index.js';
 import { BenchServer, now, round } from '../support/bench-server.js';
@@ -13,6 +14,11 @@ export interface ScaleOutOptions {
   rate: number | 'unpaced';
   /** Every device drops its connection once, mid-answer, and resumes from its cursor. */
   drop: boolean;
+  /**
+   * One unmeasured round of the same answers first. An unpaced run lasts well under a second, so
+   * without it the figure is mostly how fast fresh processes compile their hot paths.
+   */
+  warmUp?: boolean;
 }
 
 /**
@@ -26,11 +32,12 @@ export async function streamAnswers(settings: Settings, run: string, options: Sc
     for (let i = 0; i < options.instances; i++) servers.push(await BenchServer.start(settings));
     await waitForPartitions(servers);
     const reader = servers.at(-1)!;
+    const agents = await connectAgents(settings, 4);
+    if (options.warmUp) await warmUp(agents, reader.base, `so-${run}-${options.instances}-warm`);
     const ids = Array.from({ length: ANSWERS }, (_, i) => `so-${run}-${options.instances}-${i}`);
     await createConversations(reader.base, ids);
     const fleet = new DeviceFleet();
     await fleet.connect(reader.base, ids);
-    const agents = await connectAgents(settings, 4);
     const sum = async (metric: string): Promise<number> => (await Promise.all(servers.map((server) => server.metricSum(metric)))).reduce((a, b) => a + b, 0);
     const apiBefore = await jetStreamApiRequests(settings);
     const eventsBefore = await sum('seqline_events_written_total');
@@ -90,10 +97,26 @@ export async function streamAnswers(settings: Settings, run: string, options: Sc
   }
 }
 
-/** Unpaced, on one instance and then on two: what the second instance costs. */
+/** The same number of answers, unpaced and unmeasured, on conversations of their own. */
+async function warmUp(agents: SeqlineAgent[], base: string, prefix: string): Promise<void> {
+  const ids = Array.from({ length: ANSWERS }, (_, i) => `${prefix}-${i}`);
+  await createConversations(base, ids);
+  await Promise.all(
+    ids.map(async (id, i) => {
+      const answer = agents[i % agents.length]!.startMessage(id, { messageId: 'answer' });
+      for (let t = 0; t < TOKENS; t++) {
+        if (t % 20 === 0) await new Promise((resolve) => setImmediate(resolve));
+        answer.append(` w${t}`);
+      }
+      await answer.complete();
+    }),
+  );
+}
+
+/** Unpaced, on one instance and then on two (each after a warm-up round): what the second instance costs. */
 export async function unpaced(settings: Settings, run: string) {
-  const one = await streamAnswers(settings, `${run}a`, { instances: 1, rate: 'unpaced', drop: false });
-  const two = await streamAnswers(settings, `${run}b`, { instances: 2, rate: 'unpaced', drop: false });
+  const one = await streamAnswers(settings, `${run}a`, { instances: 1, rate: 'unpaced', drop: false, warmUp: true });
+  const two = await streamAnswers(settings, `${run}b`, { instances: 2, rate: 'unpaced', drop: false, warmUp: true });
   return {
     tokensPerSecondOneInstance: one.tokensPerSecond,
     tokensPerSecondTwoInstances: two.tokensPerSecond,
