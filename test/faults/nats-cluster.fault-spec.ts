@@ -1,6 +1,6 @@
 import { createTestSettings, dropTestResources, NatsCluster, ServerProcess, type ResilientDevice } from '@seqline/testing';
 import type { Settings } from '@seqline/config';
-import { Lease } from '@seqline/streams';
+import { connectNats, Lease } from '@seqline/streams';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { expectRowsConverge, runScenario, type ScenarioReport } from './scenario.js';
@@ -88,6 +88,29 @@ describe('a three-node NATS cluster', () => {
         await cluster.kill(await cluster.leaderOf(settings.log.stream));
       }),
     );
+  });
+
+  it('moves a connection off a node that hangs (SIGSTOP) to another node within 30 s', async () => {
+    const nodes = cluster.url.split(',');
+    const nc = await connectNats({ url: nodes[0]!, name: 'hung-node-probe' });
+    try {
+      const hungAt = Date.now();
+      cluster.pause(0);
+      let movedAfterMs: number | undefined;
+      for await (const status of nc.status()) {
+        if (status.type === 'reconnect') {
+          movedAfterMs = Date.now() - hungAt;
+          break;
+        }
+      }
+      cluster.resume(0);
+      expect(nc.getServer()).not.toBe(nodes[0]!.replace('nats://', ''));
+      expect(movedAfterMs).toBeLessThan(30_000);
+      await nc.flush();
+    } finally {
+      cluster.resume(0);
+      await nc.close();
+    }
   });
 
   it('loses nothing while every node restarts, one after another', async () => {

@@ -19,4 +19,10 @@ describe('loadEnv', () => {
       expect(text).toContain('LOG_RETENTION="forever": expected a duration such as 500ms, 30s, 10m, 24h or 7d');
     }
   });
+
+  it('refuses both a JWT secret and a JWKS URL, naming the variable', () => {
+    expect(() => loadEnv({ AUTH_JWT_SECRET: 'x'.repeat(32), AUTH_JWKS_URL: 'https://id.example.com/.well-known/jwks.json' })).toThrow(
+      'AUTH_JWKS_URL="https://id.example.com/.well-known/jwks.json": expected either AUTH_JWT_SECRET or AUTH_JWKS_URL, not both: tokens are verified one way',
+    );
+  });
 });

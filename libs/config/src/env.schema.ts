@@ -82,6 +82,10 @@ export const EnvSchema = z.object({
   if (env.LOG_RETENTION < 2 * env.PERSIST_LAG_DEGRADED) {
     context.addIssue({ code: 'custom', path: ['LOG_RETENTION'], message: `at least twice PERSIST_LAG_DEGRADED (${env.PERSIST_LAG_DEGRADED} ms), so events outlive a lagging persister` });
   }
+  // One way to verify tokens: with both, one of them would silently be ignored.
+  if (env.AUTH_JWT_SECRET && env.AUTH_JWKS_URL) {
+    context.addIssue({ code: 'custom', path: ['AUTH_JWKS_URL'], message: 'either AUTH_JWT_SECRET or AUTH_JWKS_URL, not both: tokens are verified one way' });
+  }
 });
 export type Env = z.infer<typeof EnvSchema>;
 

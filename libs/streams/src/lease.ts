@@ -48,8 +48,10 @@ export class Lease {
     return this.revision > 0;
   }
 
-  onChange(listener: (held: boolean) => void): void {
+  /** Calls `listener` whenever this holder gains or loses the lease; returns what stops it. */
+  onChange(listener: (held: boolean) => void): () => void {
     this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   start(): void {

@@ -10,6 +10,13 @@ export interface NatsOptions {
 
 export class NatsUnreachableError extends Error {}
 
+/**
+ * A node that hangs without closing its connections (a paused process, a stuck host) is given up
+ * once two pings, 5 s apart, go unanswered, and the client reconnects to another node: about 20 s
+ * in all, where the client's defaults (2 minutes apart) would take several minutes.
+ */
+export const HUNG_SERVER_PINGS = { pingInterval: 5_000, maxPingOut: 2 } as const;
+
 /** Connects once (failing fast with a clear message), then keeps reconnecting forever after a drop. */
 export async function connectNats(options: NatsOptions): Promise<NatsConnection> {
   let nc: NatsConnection;
@@ -22,6 +29,7 @@ export async function connectNats(options: NatsOptions): Promise<NatsConnection>
       maxReconnectAttempts: -1,
       reconnectTimeWait: 250,
       timeout: 5_000,
+      ...HUNG_SERVER_PINGS,
       // Capturing a stack per request costs more than the whole publish on a hot path.
       noAsyncTraces: true,
     });

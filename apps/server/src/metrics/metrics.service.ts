@@ -6,7 +6,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 export class MetricsService {
   readonly registry = new Registry();
   readonly eventsWritten = new Counter({ name: 'seqline_events_written_total', help: 'Events written to conversation logs', labelNames: ['type'], registers: [this.registry] });
-  readonly commandsRefused = new Counter({ name: 'seqline_commands_refused_total', help: 'Agent and device commands refused', labelNames: ['code'], registers: [this.registry] });
+  readonly commandsRefused = new Counter({ name: 'seqline_commands_refused_total', help: 'Agent commands refused, by error code', labelNames: ['code'], registers: [this.registry] });
   readonly writePartitions = new Gauge({ name: 'seqline_write_partitions_owned', help: 'Write partitions this instance owns and answers agent commands for', registers: [this.registry] });
   readonly commandsByRoute = new Counter({ name: 'seqline_agent_commands_total', help: 'Agent commands handled, by the subject they came on (partition owner, or any instance)', labelNames: ['route'], registers: [this.registry] });
   readonly writeConflicts = new Counter({ name: 'seqline_write_conflicts_total', help: 'Log writes retried because another writer went first', registers: [this.registry] });
@@ -20,7 +20,7 @@ export class MetricsService {
   readonly persisterLagSeconds = new Gauge({ name: 'seqline_persister_lag_seconds', help: 'Age of the oldest log event not yet written to Postgres (as of the last health check)', registers: [this.registry] });
   readonly holes = new Counter({ name: 'seqline_log_holes_total', help: 'Holes recorded: log events Postgres will never get (reason: retention, undecodable)', labelNames: ['reason'], registers: [this.registry] });
   readonly poisonEvents = new Counter({ name: 'seqline_poison_events_total', help: 'Log events the persister could not decode and skipped', registers: [this.registry] });
-  readonly unknownEvents = new Counter({ name: 'seqline_unknown_event_types_total', help: 'Batches with log events of a type this version does not know', registers: [this.registry] });
+  readonly unknownEvents = new Counter({ name: 'seqline_unknown_event_types_total', help: 'Log event types this version does not know, counted once per type in each persister batch that met them', registers: [this.registry] });
   readonly epochArchives = new Counter({ name: 'seqline_epoch_archives_total', help: 'Conversations whose rows were archived because the log was recreated', registers: [this.registry] });
   readonly leadershipChanges = new Counter({ name: 'seqline_leadership_changes_total', help: 'Times this instance gained or lost the persister lease', labelNames: ['held'], registers: [this.registry] });
   readonly epochChanges = new Counter({ name: 'seqline_log_epoch_changes_total', help: 'Times this instance saw the log stream recreated', registers: [this.registry] });

@@ -32,6 +32,7 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
   private stopped = false;
   private running?: Promise<void>;
   private stopFollowingEpoch?: () => void;
+  private stopFollowingLeadership?: () => void;
 
   constructor(
     private readonly stream: LogStream,
@@ -47,7 +48,7 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
     await this.ensureConsumer();
     // Rows written before watermarks carried their epoch count in the log as it is now.
     await this.repository.bindEpoch(this.stream.epoch);
-    this.leadership.onChange((held) => {
+    this.stopFollowingLeadership = this.leadership.onChange((held) => {
       this.metrics.leadershipChanges.inc({ held: String(held) });
       if (held) this.startConsuming();
       else void this.messages?.close();
@@ -103,6 +104,7 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
   async onApplicationShutdown(): Promise<void> {
     this.stopped = true;
     this.stopFollowingEpoch?.();
+    this.stopFollowingLeadership?.();
     await this.messages?.close();
     await this.running;
     await this.flush();
