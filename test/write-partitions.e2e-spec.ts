@@ -1,7 +1,7 @@
 import { SeqlineAgent } from '@seqline/agent';
 import type { Settings } from '@seqline/config';
 import { WRITE_PARTITIONS, partitionOf } from '@seqline/protocol';
-import { createConversation, createTestSettings, dropTestResources, eventually, startTestServer, WsDevice, type RunningServer } from '@seqline/testing';
+import { createConversation, createTestSettings, dropTestResources, eventually, http, startTestServer, WsDevice, type RunningServer } from '@seqline/testing';
 
 async function metric(server: RunningServer, line: string): Promise<number> {
   const found = (await (await fetch(`${server.url}/metrics`)).text()).split('\n').find((l) => l.startsWith(`${line} `));
@@ -84,5 +84,51 @@ describe('write partitions across two instances', () => {
       expect(device.violations).toEqual([]);
     }
     await eventually(() => owned(b!).length === WRITE_PARTITIONS, 20_000, 'b owning every partition');
+  });
+});
+
+describe('writes made on an instance that does not own the conversation', () => {
+  let settings: Settings;
+  const servers: RunningServer[] = [];
+
+  beforeAll(async () => {
+    settings = createTestSettings();
+    servers.push(await startTestServer(settings), await startTestServer(settings));
+    await eventually(() => servers.every((server) => owned(server).length === WRITE_PARTITIONS / 2), 20_000, 'an even split');
+  });
+  afterAll(async () => {
+    await Promise.all(servers.map((server) => server.close()));
+    await dropTestResources(settings);
+  });
+
+  it('are handed to the owner, which writes them and answers for them, refusals included', async () => {
+    const [owner, other] = servers as [RunningServer, RunningServer];
+    // A conversation whose partition the first instance owns; every request goes to the second.
+    const id = Array.from({ length: 64 }, (_, i) => `fwd-${i}`).find((candidate) => owned(owner).includes(partitionOf(candidate)))!;
+    await createConversation(other.url, id);
+    const forwarded = (): Promise<number> => metric(other, 'seqline_writes_forwarded_total{outcome="owner"}');
+    const ownerWrites = (): Promise<number> => metric(owner, 'seqline_events_written_total{type="message.created"}');
+    const [forwardedBefore, ownerBefore] = [await forwarded(), await ownerWrites()];
+
+    const posted = await http<{ cursor: string }>(other.url, 'POST', `/v1/conversations/${id}/messages`, { messageId: 'q1', authorId: 'ada', text: 'hello' });
+    expect(posted.status).toBe(202);
+    expect(await forwarded()).toBe(forwardedBefore + 1);
+    expect(await ownerWrites()).toBe(ownerBefore + 1);
+    expect(await metric(other, 'seqline_events_written_total{type="message.created"}')).toBe(0);
+
+    // The same post again is a duplicate; another author under the same id is refused, with the owner's code.
+    const again = await http<{ cursor: string; duplicate: boolean }>(other.url, 'POST', `/v1/conversations/${id}/messages`, { messageId: 'q1', authorId: 'ada', text: 'hello' });
+    expect(again.body).toEqual({ cursor: posted.body.cursor, duplicate: true });
+    const clash = await http(other.url, 'POST', `/v1/conversations/${id}/messages`, { messageId: 'q1', authorId: 'bob', text: 'hello' });
+    expect(clash).toEqual({ status: 409, body: { code: 'MESSAGE_EXISTS', message: expect.any(String) } });
+
+    const device = new WsDevice(other.url, id);
+    await device.connect();
+    try {
+      await device.until(() => device.messages.get('q1')?.text === 'hello');
+      expect([...device.messages.keys()]).toEqual(['q1']);
+    } finally {
+      await device.close();
+    }
   });
 });

@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { jetstream } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { SeqlineAgent } from '@seqline/agent';
+import { WRITE_PARTITIONS } from '@seqline/protocol';
 import { createConversation, createTestSettings, dropTestResources, eventually, http, NatsProcess, ServerProcess, WsDevice } from '@seqline/testing';
 
 /** deploy/nats.conf, as docker-compose runs it: agents may send commands and read prompts, never write the log. */
@@ -33,6 +34,9 @@ describe('NATS permissions from deploy/nats.conf', () => {
       await expect(jetstream(raw).publish('seqline.log.perm', JSON.stringify({ prev: 0, event: { type: 'message.created' } }), { timeout: 2_000 })).rejects.toThrow();
       raw.publish('seqline.prompt.perm', '{}');
       raw.publish('seqline.log.perm', '{}');
+      // Nor hand the service a write as if another instance did (a user's message, here).
+      const forged = JSON.stringify({ type: 'message.post', messageId: 'forged', author: { role: 'user', id: 'mallory' }, text: 'forged' });
+      for (let partition = 0; partition < WRITE_PARTITIONS; partition++) raw.publish(`seqline.forward.${partition}.perm`, forged);
       await raw.flush().catch(() => undefined);
       await raw.close().catch(() => undefined);
       await new Promise((done) => setTimeout(done, 300));

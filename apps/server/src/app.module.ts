@@ -12,6 +12,7 @@ import { CursorResolver } from './delivery/cursor-resolver.js';
 import { LiveFeed } from './delivery/live/live-feed.service.js';
 import { ConnectionLimiter } from './auth/connection-limiter.js';
 import { AgentListener } from './ingest/agent-listener.service.js';
+import { WriteRouter } from './ingest/write-router.service.js';
 import { ConversationCommands } from './ingest/conversation-commands.service.js';
 import { ConversationWriter } from './ingest/conversation-writer.service.js';
 import { LogPersister } from './persist/log-persister.service.js';
@@ -52,6 +53,7 @@ export class AppModule {
         OriginPolicy,
         SnapshotService,
         ConversationWriter,
+        WriteRouter,
         ConversationCommands,
         AgentListener,
         LogPersister,

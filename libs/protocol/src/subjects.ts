@@ -13,6 +13,13 @@ export function subjects(prefix: string) {
     /** Commands for a conversation, answered by the instance that owns its write partition (see `partitionOf`). */
     writer: (partition: number, conversationId: string) => `${prefix}.writer.${partition}.${conversationId}`,
     partitionWriter: (partition: number) => `${prefix}.writer.${partition}.*`,
+    /**
+     * Between instances only (agents are not allowed to publish here): a write that arrived at an
+     * instance not owning the conversation's partition, handed to the owner so one instance at a
+     * time writes each conversation.
+     */
+    forward: (partition: number, conversationId: string) => `${prefix}.forward.${partition}.${conversationId}`,
+    partitionForward: (partition: number) => `${prefix}.forward.${partition}.*`,
     cancel: (conversationId: string) => `${prefix}.cancel.${conversationId}`,
     allCancels: `${prefix}.cancel.*`,
     conversationOf: (subject: string) => subject.slice(subject.lastIndexOf('.') + 1),

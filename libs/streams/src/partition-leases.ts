@@ -56,6 +56,10 @@ export class PartitionLeases {
     return [...this.held.keys()].sort((a, b) => a - b);
   }
 
+  owns(partition: number): boolean {
+    return this.held.has(partition);
+  }
+
   start(owner: PartitionOwner): void {
     this.owner = owner;
     // Three renewals per lease period: one may fail (a NATS leader election) and the lease still holds.

@@ -6,6 +6,7 @@ import { LogStream, PartitionLeases } from '@seqline/streams';
 import type { Logger } from 'pino';
 import { LOGGER, SETTINGS } from '../core/tokens.js';
 import { ConversationWriter } from './conversation-writer.service.js';
+import { WriteRouter } from './write-router.service.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { RateLimiter } from '../auth/rate-limiter.js';
 
@@ -18,20 +19,22 @@ type Route = 'owner' | 'any';
  * Answers agents' commands. The instance owning a conversation's write partition answers on
  * `<prefix>.writer.<partition>.<conversation>`, so one conversation's writes stay on one
  * instance and its cached state stays current. Every instance also answers the any-instance
- * subject `<prefix>.agent.<conversation>` (one queue group): agents that do not know the
- * partitioning, and agents whose partition has no owner for the moment, are served there,
- * correctly but with more conflicts between instances.
+ * subject `<prefix>.agent.<conversation>` (one queue group), for agents that do not know the
+ * partitioning and agents whose partition has no owner for the moment: the command goes on to
+ * the owner through `WriteRouter`, or is written here when there is none.
  */
 @Injectable()
 export class AgentListener implements OnApplicationBootstrap, OnApplicationShutdown {
   private subscription?: Subscription;
-  private readonly owned = new Map<number, Subscription>();
+  /** Per owned partition: its agent subject and its subject for writes handed over by other instances. */
+  private readonly owned = new Map<number, Subscription[]>();
   private readonly encoder = new TextEncoder();
   private readonly limiter: RateLimiter;
 
   constructor(
     private readonly stream: LogStream,
     private readonly writer: ConversationWriter,
+    private readonly router: WriteRouter,
     private readonly metrics: MetricsService,
     private readonly partitions: PartitionLeases,
     @Inject(SETTINGS) private readonly settings: Settings,
@@ -44,15 +47,15 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
     this.subscription = this.listen(this.stream.subjects.allAgent, QUEUE, 'any');
     this.partitions.start({
       acquired: (partition) => {
-        this.owned.set(partition, this.listen(this.stream.subjects.partitionWriter(partition), OWNER_QUEUE, 'owner'));
+        this.owned.set(partition, [this.listen(this.stream.subjects.partitionWriter(partition), OWNER_QUEUE, 'owner'), this.router.serve(partition)]);
         this.metrics.writePartitions.set(this.owned.size);
         this.logger.debug({ partition }, 'write partition acquired');
       },
       released: async (partition) => {
-        const subscription = this.owned.get(partition);
+        const subscriptions = this.owned.get(partition) ?? [];
         this.owned.delete(partition);
         this.metrics.writePartitions.set(this.owned.size);
-        await subscription?.drain().catch(() => undefined);
+        await Promise.all(subscriptions.map((subscription) => subscription.drain().catch(() => undefined)));
         this.logger.debug({ partition }, 'write partition released');
       },
     });
@@ -80,7 +83,7 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
   private async handle(msg: Msg, route: Route): Promise<void> {
     this.metrics.commandsByRoute.inc({ route });
     const conversationId = this.stream.subjects.conversationOf(msg.subject);
-    const reply = await this.execute(conversationId, msg.data);
+    const reply = await this.execute(conversationId, msg.data, route);
     if (!reply.ok) {
       this.metrics.commandsRefused.inc({ code: reply.error.code });
       this.logger.info({ conversationId, code: reply.error.code }, 'agent command refused');
@@ -88,14 +91,15 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
     if (msg.reply) msg.respond(this.encoder.encode(JSON.stringify(reply)));
   }
 
-  private async execute(conversationId: string, data: Uint8Array): Promise<AgentReply> {
+  private async execute(conversationId: string, data: Uint8Array, route: Route): Promise<AgentReply> {
     try {
       // Per conversation: an agent flooding one conversation slows no other.
       if (!this.limiter.take(conversationId)) {
         throw new SeqlineError(ErrorCode.RateLimited, `over ${this.settings.limits.agentCommandsPerSecond} commands per second for this conversation; retry shortly`);
       }
       const command = parseFrame(AgentCommandSchema, data, { what: 'command', maxBytes: this.settings.limits.frameBytes });
-      const result = await this.writer.write(conversationId, command);
+      // On the any-instance subject the command goes on to the partition's owner, if there is one.
+      const result = route === 'owner' ? await this.writer.write(conversationId, command) : await this.router.write(conversationId, command);
       return { ok: true, cursor: result.cursor, duplicate: result.duplicate, ...(result.answer ? { answer: result.answer } : {}) };
     } catch (error) {
       if (!(error instanceof SeqlineError)) this.logger.error({ err: error, conversationId }, 'agent command failed');

@@ -1,7 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { ConversationLog, LogStream } from '@seqline/streams';
 import type { Author, CancelNotice, Prompt } from '@seqline/protocol';
-import { ConversationWriter, type WriteResult } from './conversation-writer.service.js';
+import type { WriteResult } from './conversation-writer.service.js';
+import { WriteRouter } from './write-router.service.js';
 
 /** What devices and admins may do to a conversation: post a prompt, cancel an answer. */
 @Injectable()
@@ -9,7 +10,7 @@ export class ConversationCommands {
   private readonly encoder = new TextEncoder();
 
   constructor(
-    private readonly writer: ConversationWriter,
+    private readonly writer: WriteRouter,
     private readonly log: ConversationLog,
     private readonly stream: LogStream,
   ) {}

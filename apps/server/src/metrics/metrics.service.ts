@@ -9,6 +9,7 @@ export class MetricsService {
   readonly commandsRefused = new Counter({ name: 'seqline_commands_refused_total', help: 'Agent commands refused, by error code', labelNames: ['code'], registers: [this.registry] });
   readonly writePartitions = new Gauge({ name: 'seqline_write_partitions_owned', help: 'Write partitions this instance owns and answers agent commands for', registers: [this.registry] });
   readonly commandsByRoute = new Counter({ name: 'seqline_agent_commands_total', help: 'Agent commands handled, by the subject they came on (partition owner, or any instance)', labelNames: ['route'], registers: [this.registry] });
+  readonly writesForwarded = new Counter({ name: 'seqline_writes_forwarded_total', help: 'Writes for a conversation whose partition another instance owns: handed to the owner (owner), made here because no instance owns it (no_owner) or the owner did not answer in time (owner_timeout)', labelNames: ['outcome'], registers: [this.registry] });
   readonly writeConflicts = new Counter({ name: 'seqline_write_conflicts_total', help: 'Log writes retried because another writer went first', registers: [this.registry] });
   readonly persistFlushes = new Counter({ name: 'seqline_persist_flushes_total', help: 'Batches written to Postgres', registers: [this.registry] });
   readonly persistRowWrites = new Counter({ name: 'seqline_persist_row_writes_total', help: 'Message rows inserted or updated in Postgres', registers: [this.registry] });

@@ -1,0 +1,91 @@
+import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
+import type { Msg, Subscription } from '@nats-io/transport-node';
+import { ErrorCode, partitionOf, ReceivedAgentReplySchema, SeqlineError, toSeqlineError, type AgentReply } from '@seqline/protocol';
+import { LogStream, NatsRequester, NoResponderError, PartitionLeases, RequestTimeoutError } from '@seqline/streams';
+import type { Logger } from 'pino';
+import { LOGGER } from '../core/tokens.js';
+import { MetricsService } from '../metrics/metrics.service.js';
+import { ConversationWriter, type WriteResult } from './conversation-writer.service.js';
+import { IngestCommandSchema, type IngestCommand } from './ingest-command.js';
+
+/** How long an owner has to answer a handed-over write before this instance writes it itself. */
+const FORWARD_TIMEOUT_MS = 2_000;
+
+/**
+ * Sends each write to the instance owning its conversation's write partition, so one instance
+ * at a time writes a conversation whatever the write's source: devices' posts and cancels, and
+ * agents on the any-instance subject. (The reaper writes where it runs: it only ends answers
+ * silent for the agent lease.) Concurrent writers were always kept apart by
+ * JetStream's expected last subject sequence, but a replicated stream on NATS before 2.9.21 can
+ * store two writes that name the same predecessor (see docs/production.md), and every writer but
+ * the owner works on a colder cache.
+ *
+ * When no owner answers (none right now, or it hangs), the write is made here: the log's
+ * expectation still orders it, and availability does not wait for a lease to lapse.
+ */
+@Injectable()
+export class WriteRouter implements OnModuleDestroy {
+  private readonly requester: NatsRequester;
+  private readonly encoder = new TextEncoder();
+
+  constructor(
+    private readonly writer: ConversationWriter,
+    private readonly partitions: PartitionLeases,
+    private readonly stream: LogStream,
+    private readonly metrics: MetricsService,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {
+    this.requester = new NatsRequester(stream.nc);
+  }
+
+  onModuleDestroy(): void {
+    this.requester.close();
+  }
+
+  async write(conversationId: string, command: IngestCommand): Promise<WriteResult> {
+    const partition = partitionOf(conversationId);
+    if (this.partitions.owns(partition)) return this.writer.write(conversationId, command);
+    let reply: AgentReply;
+    try {
+      const subject = this.stream.subjects.forward(partition, conversationId);
+      const msg = await this.requester.request(subject, this.encoder.encode(JSON.stringify(command)), { timeoutMs: FORWARD_TIMEOUT_MS });
+      reply = ReceivedAgentReplySchema.parse(msg.json()) as AgentReply;
+    } catch (error) {
+      if (!(error instanceof NoResponderError) && !(error instanceof RequestTimeoutError)) throw error;
+      const outcome = error instanceof NoResponderError ? 'no_owner' : 'owner_timeout';
+      this.metrics.writesForwarded.inc({ outcome });
+      if (outcome === 'owner_timeout') this.logger.warn({ conversationId, partition }, 'the partition owner did not answer a handed-over write in time; writing it here');
+      return this.writer.write(conversationId, command);
+    }
+    this.metrics.writesForwarded.inc({ outcome: 'owner' });
+    if (!reply.ok) throw new SeqlineError(reply.error.code as ErrorCode, reply.error.message);
+    return { cursor: reply.cursor, duplicate: reply.duplicate, ...(reply.answer ? { answer: reply.answer } : {}) };
+  }
+
+  /** Answers writes handed over for a partition this instance owns; the subscription ends with the partition. */
+  serve(partition: number): Subscription {
+    return this.stream.nc.subscribe(this.stream.subjects.partitionForward(partition), {
+      callback: (error, msg) => {
+        if (error) {
+          this.logger.error({ err: error, partition }, 'handed-over write subscription failed');
+          return;
+        }
+        void this.answer(msg);
+      },
+    });
+  }
+
+  private async answer(msg: Msg): Promise<void> {
+    const conversationId = this.stream.subjects.conversationOf(msg.subject);
+    let reply: AgentReply;
+    try {
+      const command = IngestCommandSchema.parse(msg.json());
+      const result = await this.writer.write(conversationId, command);
+      reply = { ok: true, cursor: result.cursor, duplicate: result.duplicate, ...(result.answer ? { answer: result.answer } : {}) };
+    } catch (error) {
+      if (!(error instanceof SeqlineError)) this.logger.error({ err: error, conversationId }, 'handed-over write failed');
+      reply = { ok: false, error: toSeqlineError(error, ErrorCode.Unavailable).toBody() };
+    }
+    if (msg.reply) msg.respond(this.encoder.encode(JSON.stringify(reply)));
+  }
+}
