@@ -90,7 +90,7 @@ describe('a three-node NATS cluster', () => {
     );
   });
 
-  it('moves a connection off a node that hangs (SIGSTOP) to another node within 30 s', async () => {
+  it('moves a connection off a node that hangs (SIGSTOP) to another node within 40 s', async () => {
     const nodes = cluster.url.split(',');
     const nc = await connectNats({ url: nodes[0]!, name: 'hung-node-probe' });
     try {
@@ -105,7 +105,7 @@ describe('a three-node NATS cluster', () => {
       }
       cluster.resume(0);
       expect(nc.getServer()).not.toBe(nodes[0]!.replace('nats://', ''));
-      expect(movedAfterMs).toBeLessThan(30_000);
+      expect(movedAfterMs).toBeLessThan(40_000);
       await nc.flush();
     } finally {
       cluster.resume(0);

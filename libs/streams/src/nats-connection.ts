@@ -28,7 +28,8 @@ export async function connectNats(options: NatsOptions): Promise<NatsConnection>
       pass: options.password,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 250,
-      timeout: 5_000,
+      // Also how long a reconnect waits on a node that accepts the connection but never answers.
+      timeout: 3_000,
       ...HUNG_SERVER_PINGS,
       // Capturing a stack per request costs more than the whole publish on a hot path.
       noAsyncTraces: true,

@@ -1,3 +1,4 @@
+import { isRetryable } from '@seqline/protocol';
 import { WsDevice } from './ws-device.js';
 
 /**
@@ -23,7 +24,18 @@ export class ResilientDevice extends WsDevice {
       this.closeCodes.push(code);
       if (!this.stopped && !this.reconnecting) void this.reconnect(code === 1001 ? 0 : 50 + Math.random() * 150);
     };
+    // As the device SDK does: a subscription refused for a passing reason is asked for again, after a pause.
+    this.onError = (frame) => {
+      if (this.stopped || frame.conversationId !== this.conversationId || !isRetryable(frame.code)) return;
+      this.refusals++;
+      setTimeout(() => {
+        if (!this.stopped && this.open) this.send({ type: 'subscribe', conversationId: this.conversationId, ...(this.cursor ? { after: this.cursor } : {}) });
+      }, 200 + Math.random() * 300);
+    };
   }
+
+  /** Subscriptions refused with a retryable code (and asked for again). */
+  refusals = 0;
 
   get duplicates(): number {
     return this.violations.filter((violation) => violation.startsWith('duplicate')).length;

@@ -22,6 +22,9 @@ export class WsDevice {
   /** Called when the socket closes, with its close code. */
   onClose?: (code: number) => void;
 
+  /** Called for each `error` frame. */
+  onError?: (frame: Extract<ServerFrame, { type: 'error' }>) => void;
+
   /** Sent as `access_token` when set. */
   token?: string;
 
@@ -52,6 +55,10 @@ export class WsDevice {
     const from = this.frames.length;
     this.send({ type: 'subscribe', conversationId: this.conversationId, ...(this.cursor ? { after: this.cursor } : {}) });
     await this.until(() => this.frames.slice(from).some((frame) => frame.type === 'snapshot' || frame.type === 'subscribed' || frame.type === 'error'));
+  }
+
+  get open(): boolean {
+    return this.socket?.readyState === WebSocket.OPEN;
   }
 
   send(frame: unknown): void {
@@ -120,6 +127,9 @@ export class WsDevice {
         this.onEvent?.(event);
         break;
       }
+      case 'error':
+        this.onError?.(frame);
+        break;
       default:
         break;
     }

@@ -1,6 +1,9 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
+import { isDatabaseUnavailable } from '@seqline/persistence';
 import { ErrorCode, formatCursor, SeqlineError, type Message } from '@seqline/protocol';
 import { ConversationLog, LogStream } from '@seqline/streams';
+import type { Logger } from 'pino';
+import { LOGGER } from '../core/tokens.js';
 import { CursorResolver } from './cursor-resolver.js';
 import type { FeedSink, FeedSubscription } from './live/conversation-feed.js';
 import { LiveFeed, type HeldFeed } from './live/live-feed.service.js';
@@ -33,6 +36,7 @@ export class SubscriptionService {
     private readonly cursors: CursorResolver,
     private readonly log: ConversationLog,
     private readonly stream: LogStream,
+    @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
   async open(conversationId: string, after: string | undefined): Promise<OpenSubscription> {
@@ -68,7 +72,10 @@ export class SubscriptionService {
       return await held.snapshots.snapshot();
     } catch (error) {
       if (error instanceof SeqlineError) throw error;
-      throw new SeqlineError(ErrorCode.Unavailable, 'history cannot be loaded right now (the database is unreachable); retry shortly, or resume from a cursor');
+      // A snapshot reads Postgres and the log after its rows: say which one failed.
+      this.logger.warn({ err: error }, 'snapshot failed');
+      if (isDatabaseUnavailable(error)) throw new SeqlineError(ErrorCode.Unavailable, 'history cannot be loaded right now (the database is unreachable); retry shortly, or resume from a cursor');
+      throw new SeqlineError(ErrorCode.Unavailable, 'history cannot be loaded right now (the log did not answer); retry shortly');
     }
   }
 
