@@ -3,7 +3,7 @@ import { connect } from '@nats-io/transport-node';
 import { SeqlineClient } from '@seqline/client';
 import type { Settings } from '@seqline/config';
 import type { ConversationRecord } from '@seqline/persistence';
-import type { LogEvent, Message, Page } from '@seqline/protocol';
+import { foldBlocks, type LogEvent, type Message, type MessageBlock, type Page } from '@seqline/protocol';
 import { ConversationLog, LogStream } from '@seqline/streams';
 import { createConversation, createTestSettings, dropTestResources, eventually, http, startTestServer, useSeqline } from '@seqline/testing';
 import WebSocket from 'ws';
@@ -120,10 +120,17 @@ describe('a log stream deleted and recreated under a running service', () => {
     await createConversation(url, 'e-2');
     await post(url, 'e-1', 'm1', 'before');
     await post(url, 'e-2', 'm2', 'untouched');
-    await eventually(async () => (await history(url, 'e-1')).length === 1 && (await history(url, 'e-2')).length === 1);
+    // An answer with typed parts, written in two appends so its row holds fragments.
+    const agent = await seqline.agent('archiver');
+    const answer = agent.startMessage('e-1', { messageId: 'a1' });
+    answer.append('hmm', { type: 'reasoning', id: 'r1' });
+    await eventually(async () => (await history(url, 'e-1')).some((message) => message.id === 'a1' && message.text === ''), 10_000, 'the first part persisted');
+    answer.append('yes', { type: 'text', id: 't1' });
+    await answer.complete();
+    await eventually(async () => (await history(url, 'e-1')).length === 2 && (await history(url, 'e-1'))[1]!.status === 'complete' && (await history(url, 'e-2')).length === 1);
     const client = new SeqlineClient({ url, WebSocket });
     const subscription = client.subscribe('e-1');
-    await eventually(() => client.state === 'live' && subscription.messages.length === 1);
+    await eventually(() => client.state === 'live' && subscription.messages.length === 2);
     const oldEpoch = seqline.server.infra.stream.epoch;
 
     const nc = await connect({ servers: seqline.settings.nats.url });
@@ -139,8 +146,11 @@ describe('a log stream deleted and recreated under a running service', () => {
     await eventually(() => texts(subscription.messages).join('|') === 'after', 15_000, 'the device shows the new log');
     expect(subscription.messages[0]!.cursor.startsWith(`${newEpoch}-`)).toBe(true);
     await eventually(async () => texts(await history(url, 'e-1')).join('|') === 'after', 15_000, 'Postgres follows the new log');
-    const archived = await seqline.server.infra.prisma.archivedMessage.findMany({ orderBy: { conversationId: 'asc' } });
-    expect(archived.map((row) => [row.conversationId, row.logEpoch, row.text])).toEqual([['e-1', oldEpoch, 'before']]);
+    const archived = await seqline.server.infra.prisma.archivedMessage.findMany({ orderBy: [{ conversationId: 'asc' }, { createdSeq: 'asc' }] });
+    expect(archived.map((row) => [row.conversationId, row.logEpoch, row.text, foldBlocks(row.blocks as MessageBlock[])])).toEqual([
+      ['e-1', oldEpoch, 'before', []],
+      ['e-1', oldEpoch, 'yes', [{ type: 'reasoning', id: 'r1', text: 'hmm' }, { type: 'text', id: 't1', text: 'yes' }]],
+    ]);
 
     const doctor = await cli(seqline.settings, 'doctor');
     expect(doctor.code).toBe(1);
