@@ -21,10 +21,17 @@ describe('useChat with the Seqline transport in a real browser', () => {
   const { model, runs } = createScriptedModel({ words: WORDS, wordsPerSecond: 40 });
   let browser: Browser;
 
+  /** A prompt with this text is held by the agent until the test lets it go, so a page can act before its answer starts. */
+  const HELD = 'Wait until I say so';
+  let releaseHeld: (() => void) | undefined;
+
   beforeAll(async () => {
     browser = await launchBrowser();
     const agent = await seqline.agent('ai-sdk-example');
-    await agent.onPrompt(async (prompt) => void (await answerPrompt(agent, prompt, model)));
+    await agent.onPrompt(async (prompt) => {
+      if (prompt.text === HELD) await new Promise<void>((release) => (releaseHeld = release));
+      void (await answerPrompt(agent, prompt, model));
+    });
   });
   afterAll(async () => browser?.close());
 
@@ -136,6 +143,26 @@ describe('useChat with the Seqline transport in a real browser', () => {
     expect(await second.locator('li[data-role="assistant"]').getAttribute('data-status')).toBe('aborted');
     await first.context().close();
     await second.context().close();
+  });
+
+  it('stop() pressed before the answer starts cancels the answer as soon as it starts', async () => {
+    await createConversation(seqline.server.url, 'ai-early-stop');
+    const page = await openChat('ai-early-stop');
+    const runsBefore = runs.length;
+    await ask(page, HELD);
+    await eventually(() => releaseHeld !== undefined, 20_000, 'the agent to receive the prompt');
+    await page.click('#stop');
+    await eventually(async () => (await chat(page))?.status === 'ready', 5_000, 'the page to stop waiting');
+    releaseHeld!();
+    releaseHeld = undefined;
+
+    const answerStatus = async () => (await (await fetch(`${seqline.server.url}/v1/conversations/ai-early-stop/messages`)).json()) as { items: { author: { role: string }; status: string }[] };
+    await eventually(async () => (await answerStatus()).items.some((item) => item.author.role === 'agent' && item.status === 'aborted'), 15_000, 'the answer to be aborted');
+    await eventually(() => runs.length > runsBefore && runs.at(-1)!.ended, 10_000, 'the model call to end');
+    const run = runs.at(-1)!;
+    expect(run.aborted).toBe(true);
+    expect(run.emittedWords).toBeLessThan(WORDS);
+    await page.context().close();
   });
 
   it('losing the network or closing the tab mid-answer only disconnects: the answer goes on', async () => {
