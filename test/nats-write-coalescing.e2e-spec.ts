@@ -80,6 +80,24 @@ describe('NATS writes coalesced per event-loop turn (real nats-server)', () => {
     expect(received).toEqual([100 * 1024, 3]);
   });
 
+  it('still sends what was published right before the connection closes', async () => {
+    const closing = await connectNats({ url: NATS_URL, name: 'coalescing-closing' });
+    const received: string[] = [];
+    const arrived = new Promise<void>((resolve) => {
+      receiver.subscribe(`${subject}.c`, {
+        callback: (_error, msg) => {
+          received.push(msg.string());
+          if (received.length === 3) resolve();
+        },
+      });
+    });
+    await receiver.flush();
+    for (const text of ['one', 'two', 'three']) closing.publish(`${subject}.c`, text);
+    await closing.close();
+    await Promise.race([arrived, new Promise((resolve) => setTimeout(resolve, 5_000))]);
+    expect(received).toEqual(['one', 'two', 'three']);
+  });
+
   it('answers requests and replies made in the same turn', async () => {
     receiver.subscribe(`${subject}.echo`, { callback: (_error, msg) => void msg.respond(msg.data) });
     await receiver.flush();

@@ -34,5 +34,11 @@ export function coalesceWrites(nc: NatsConnection): boolean {
       flushNow();
     });
   };
+  // What was published right before a close still leaves: the deferred flush would find the socket gone.
+  const close = nc.close.bind(nc);
+  nc.close = (...args: Parameters<NatsConnection['close']>) => {
+    flushNow();
+    return close(...args);
+  };
   return true;
 }
