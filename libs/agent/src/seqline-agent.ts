@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { jetstream, jetstreamManager, type ConsumerMessages } from '@nats-io/jetstream';
-import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { CancelNoticeSchema, DEFAULT_LIMITS, ErrorCode, PromptSchema, SeqlineError, type AnswerState, type Prompt } from '@seqline/protocol';
-import { coalesceWrites, DEFAULT_AGENT_GROUP, ensurePromptConsumer, HUNG_SERVER_PINGS, PROMPT_ACK_WAIT_MS } from '@seqline/streams';
+import { connectNats, DEFAULT_AGENT_GROUP, ensurePromptConsumer, PROMPT_ACK_WAIT_MS } from '@seqline/streams';
 import { AnswerStream } from './answer-stream.js';
 import { CommandSender } from './command-sender.js';
 
@@ -60,8 +60,7 @@ export class SeqlineAgent {
   }
 
   static async connect(options: AgentOptions): Promise<SeqlineAgent> {
-    const nc = await connect({ servers: options.servers.split(','), user: options.user, pass: options.password, maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: true, name: `seqline-agent-${options.agentId}`, ...HUNG_SERVER_PINGS });
-    coalesceWrites(nc);
+    const nc = await connectNats({ url: options.servers, user: options.user, password: options.password, name: `seqline-agent-${options.agentId}` });
     const prefix = options.prefix ?? 'seqline';
     return new SeqlineAgent(nc, {
       agentId: options.agentId,

@@ -15,7 +15,7 @@ export class NatsUnreachableError extends Error {}
  * once two pings, 5 s apart, go unanswered, and the client reconnects to another node: about 20 s
  * in all, where the client's defaults (2 minutes apart) would take several minutes.
  */
-export const HUNG_SERVER_PINGS = { pingInterval: 5_000, maxPingOut: 2 } as const;
+const HUNG_SERVER_PINGS = { pingInterval: 5_000, maxPingOut: 2 } as const;
 
 /** Connects once (failing fast with a clear message), then keeps reconnecting forever after a drop. */
 export async function connectNats(options: NatsOptions): Promise<NatsConnection> {

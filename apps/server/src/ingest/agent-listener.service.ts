@@ -5,7 +5,6 @@ import { AgentCommandSchema, ErrorCode, parseFrame, SeqlineError, toSeqlineError
 import { LogStream, PartitionLeases } from '@seqline/streams';
 import type { Logger } from 'pino';
 import { LOGGER, SETTINGS } from '../core/tokens.js';
-import { ConversationWriter } from './conversation-writer.service.js';
 import { WriteRouter } from './write-router.service.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { RateLimiter } from '../auth/rate-limiter.js';
@@ -33,7 +32,6 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
 
   constructor(
     private readonly stream: LogStream,
-    private readonly writer: ConversationWriter,
     private readonly router: WriteRouter,
     private readonly metrics: MetricsService,
     private readonly partitions: PartitionLeases,
@@ -83,7 +81,7 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
   private async handle(msg: Msg, route: Route): Promise<void> {
     this.metrics.commandsByRoute.inc({ route });
     const conversationId = this.stream.subjects.conversationOf(msg.subject);
-    const reply = await this.execute(conversationId, msg.data, route);
+    const reply = await this.execute(conversationId, msg.data);
     if (!reply.ok) {
       this.metrics.commandsRefused.inc({ code: reply.error.code });
       this.logger.info({ conversationId, code: reply.error.code }, 'agent command refused');
@@ -91,15 +89,15 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
     if (msg.reply) msg.respond(this.encoder.encode(JSON.stringify(reply)));
   }
 
-  private async execute(conversationId: string, data: Uint8Array, route: Route): Promise<AgentReply> {
+  private async execute(conversationId: string, data: Uint8Array): Promise<AgentReply> {
     try {
       // Per conversation: an agent flooding one conversation slows no other.
       if (!this.limiter.take(conversationId)) {
         throw new SeqlineError(ErrorCode.RateLimited, `over ${this.settings.limits.agentCommandsPerSecond} commands per second for this conversation; retry shortly`);
       }
       const command = parseFrame(AgentCommandSchema, data, { what: 'command', maxBytes: this.settings.limits.frameBytes });
-      // On the any-instance subject the command goes on to the partition's owner, if there is one.
-      const result = route === 'owner' ? await this.writer.write(conversationId, command) : await this.router.write(conversationId, command);
+      // Written here when this instance owns the partition; otherwise handed to its owner, if there is one.
+      const result = await this.router.write(conversationId, command);
       return { ok: true, cursor: result.cursor, duplicate: result.duplicate, ...(result.answer ? { answer: result.answer } : {}) };
     } catch (error) {
       if (!(error instanceof SeqlineError)) this.logger.error({ err: error, conversationId }, 'agent command failed');

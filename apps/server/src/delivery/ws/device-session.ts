@@ -16,7 +16,6 @@ import type { WebSocket } from 'ws';
 import type { ConversationCommands } from '../../ingest/conversation-commands.service.js';
 import type { FeedSink, FeedSubscription } from '../live/conversation-feed.js';
 import { writableBatching } from '../live/writable-flow.js';
-import { textFramePayload } from './text-frame.js';
 import type { SubscriptionService } from '../subscription.service.js';
 import type { MetricsService } from '../../metrics/metrics.service.js';
 import type { Authenticator } from '../../auth/authenticator.service.js';
@@ -229,10 +228,10 @@ export class DeviceSession {
     return this.sendBytes(JSON.stringify(frame));
   }
 
-  /** Sends a frame made by `textFrame`: the same bytes for every device, written as they are. */
+  /** Sends a frame made by `textFrame`: the same bytes for every device, written as they are. (An open ws always has its TCP socket.) */
   private sendFramed(frame: Buffer): boolean {
     const tcp = this.tcp;
-    return tcp ? this.sendBytes(frame, tcp) : this.sendBytes(textFramePayload(frame));
+    return tcp !== undefined && this.sendBytes(frame, tcp);
   }
 
   /**

@@ -21,9 +21,3 @@ export function textFrame(text: string): Buffer {
   frame.write(text, headerLength);
   return frame;
 }
-
-/** The payload of a frame made by `textFrame` (for a socket that must be written through ws). */
-export function textFramePayload(frame: Buffer): Buffer {
-  const length = frame[1]!;
-  return frame.subarray(length < 126 ? 2 : length === 126 ? 4 : 10);
-}
