@@ -49,4 +49,21 @@ describe('a device that went silent', () => {
     expect(await closed).toBe(1006);
     expect(Date.now() - started).toBeLessThan(3_000);
   });
+
+  it('stays open while it answers, pinged once per interval', async () => {
+    const socket = new WebSocket(`${seqline.server.url.replace(/^http/, 'ws')}/v1/ws`);
+    let pings = 0;
+    let closed = false;
+    socket.on('ping', (data: Buffer) => {
+      expect(data.length).toBe(0);
+      pings++;
+    });
+    socket.on('close', () => (closed = true));
+    await new Promise((resolve) => socket.once('open', resolve));
+    await new Promise((resolve) => setTimeout(resolve, 1_600));
+    expect(closed).toBe(false);
+    expect(pings).toBeGreaterThanOrEqual(4);
+    expect(pings).toBeLessThanOrEqual(6);
+    socket.close();
+  });
 });

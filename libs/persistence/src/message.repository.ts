@@ -1,5 +1,9 @@
 import type { PrismaService } from './prisma.service.js';
+import { BatchedReads, type BatchedReadsOptions } from './batched-reads.js';
 import { toMessageState, type MessageState } from './records.js';
+
+/** Snapshot reads: at most two statements at once (the pool serves the persister too), a few hundred conversations each. */
+const SNAPSHOT_READS: BatchedReadsOptions = { maxBatch: 200, maxInFlight: 2 };
 
 export interface ConversationSnapshotRows {
   /** Every event of the conversation up to this stream sequence is reflected in `messages`. */
@@ -35,6 +39,8 @@ export interface MessageWrite {
 }
 
 export class MessageRepository {
+  private readonly snapshotReads = new BatchedReads<string, SnapshotRow[]>((ids) => this.readSnapshots(ids), [], SNAPSHOT_READS);
+
   constructor(private readonly prisma: PrismaService) {}
 
   /** History in log order; `afterSeq` is the creation sequence of the previous page's last message. */
@@ -51,16 +57,10 @@ export class MessageRepository {
   /**
    * All messages and the watermark they are consistent with; null for an unknown conversation.
    * One statement sees one snapshot of the database, so the rows and the watermark agree
-   * without a transaction, and a device opening a conversation costs one round trip.
+   * without a transaction. Conversations opened at the same moment share that statement.
    */
   async snapshot(conversationId: string, epoch: string): Promise<ConversationSnapshotRows | null> {
-    const rows = await this.prisma.$queryRaw<SnapshotRow[]>`
-      SELECT c.applied_seq::text AS conversation_applied_seq, c.log_epoch AS conversation_log_epoch, m.id, m.author_role, m.author_id, m.status, m.text, m.blocks, m.parts, m.error,
-             m.part_lengths, m.producer_id, m.producer_epoch, m.created_seq::text AS created_seq, m.applied_seq::text AS applied_seq, m.created_at, m.updated_at
-      FROM conversations c
-      LEFT JOIN messages m ON m.conversation_id = c.id
-      WHERE c.id = ${conversationId}
-      ORDER BY m.created_seq`;
+    const rows = await this.snapshotReads.load(conversationId);
     if (rows.length === 0) return null;
     const messages = rows
       .filter((row): row is SnapshotRow & { id: string } => row.id !== null)
@@ -88,6 +88,24 @@ export class MessageRepository {
         ),
       );
     return { appliedSeq: Number(rows[0]!.conversation_applied_seq), logEpoch: rows[0]!.conversation_log_epoch, messages };
+  }
+
+  /** The snapshot rows of several conversations in one statement, by conversation (unknown ones absent). */
+  private async readSnapshots(ids: string[]): Promise<Map<string, SnapshotRow[]>> {
+    const rows = await this.prisma.$queryRaw<SnapshotRow[]>`
+      SELECT c.id AS conversation_id, c.applied_seq::text AS conversation_applied_seq, c.log_epoch AS conversation_log_epoch, m.id, m.author_role, m.author_id, m.status, m.text, m.blocks, m.parts, m.error,
+             m.part_lengths, m.producer_id, m.producer_epoch, m.created_seq::text AS created_seq, m.applied_seq::text AS applied_seq, m.created_at, m.updated_at
+      FROM conversations c
+      LEFT JOIN messages m ON m.conversation_id = c.id
+      WHERE c.id = ANY(${ids}::text[])
+      ORDER BY c.id, m.created_seq`;
+    const byConversation = new Map<string, SnapshotRow[]>();
+    for (const row of rows) {
+      const list = byConversation.get(row.conversation_id);
+      if (list) list.push(row);
+      else byConversation.set(row.conversation_id, [row]);
+    }
+    return byConversation;
   }
 
   /**
@@ -132,12 +150,12 @@ export class MessageRepository {
 
   /** Messages still streaming whose last event is older than `before`. */
   async streamingSilentSince(before: Date, limit: number): Promise<{ conversationId: string; id: string }[]> {
-    return this.prisma.message.findMany({
-      where: { status: 'streaming', updatedAt: { lt: before } },
-      select: { conversationId: true, id: true },
-      orderBy: { updatedAt: 'asc' },
-      take: limit,
-    });
+    // Raw, as it runs every few seconds on an idle service too: no query to compile each time,
+    // and it reads the partial index of streaming rows (migration 20261205000000).
+    return this.prisma.$queryRaw<{ conversationId: string; id: string }[]>`
+      SELECT conversation_id AS "conversationId", id FROM messages
+      WHERE status = 'streaming' AND updated_at < ${before.toISOString()}::timestamp
+      ORDER BY updated_at LIMIT ${limit}`;
   }
 
   /** Each existing conversation's watermark: every event of it up to this sequence is applied. Unknown ids are absent. */
@@ -319,6 +337,7 @@ export function messageKey(conversationId: string, id: string): string {
 
 /** One row of the snapshot read: the conversation's watermark, and one message (all null when it has none). */
 interface SnapshotRow {
+  conversation_id: string;
   conversation_applied_seq: string;
   conversation_log_epoch: string | null;
   id: string | null;

@@ -8,7 +8,6 @@ import {
   type JetStreamManager,
   type JsMsg,
   type MsgRequest,
-  type StoredMsg,
 } from '@nats-io/jetstream';
 import { headers } from '@nats-io/transport-node';
 import type { LogEvent, LogRecord } from '@seqline/protocol';
@@ -45,6 +44,8 @@ interface PubAck {
 
 const decoder = new TextDecoder();
 const PUBLISH_TIMEOUT_MS = 5_000;
+const GET_TIMEOUT_MS = 5_000;
+const NO_MESSAGE = 10037;
 
 /** A conversation's own record in the log (`<prefix>.meta.<id>`). */
 export interface ConversationMeta {
@@ -282,8 +283,17 @@ export class ConversationLog {
     });
   }
 
-  private getMessage(request: MsgRequest): Promise<StoredMsg | null> {
-    return retryTransient(() => this.stream.jsm.streams.getMessage(this.stream.name, request));
+  /**
+   * STREAM.MSG.GET through the instance's requester. The client's `getMessage` builds two errors
+   * with stack traces for every "no message" answer, and a snapshot of a quiet conversation is
+   * exactly that answer: with thousands of devices opening conversations it showed in profiles.
+   */
+  private getMessage(request: MsgRequest): Promise<LogMessage | null> {
+    const data = encoder.encode(JSON.stringify(request));
+    return retryTransient(async () => {
+      const reply = await this.requester.request(`$JS.API.STREAM.MSG.GET.${this.stream.name}`, data, { timeoutMs: GET_TIMEOUT_MS });
+      return parseMessageGet(reply.data);
+    });
   }
 
   private nextRequest(conversationId: string, seq: number): MsgRequest {
@@ -293,5 +303,43 @@ export class ConversationLog {
 
   private decode(conversationId: string, msg: JsMsg): LogEntry {
     return decodeDeliveredEntry(conversationId, msg.seq, msg.data, new Date(Math.floor(msg.info.timestampNanos / 1_000_000)));
+  }
+}
+
+/** A message read back from the stream by STREAM.MSG.GET. */
+export interface LogMessage {
+  subject: string;
+  seq: number;
+  data: Uint8Array;
+  time: Date;
+}
+
+interface MessageGetReply {
+  message?: { subject: string; seq: number; data?: string; time: string };
+  error?: { code: number; err_code?: number; description?: string };
+}
+
+/** The reply to STREAM.MSG.GET: the message, null when there is none, or the error JetStream gave. */
+export function parseMessageGet(reply: Uint8Array): LogMessage | null {
+  const parsed = JSON.parse(decoder.decode(reply)) as MessageGetReply;
+  if (parsed.error) {
+    if (parsed.error.err_code === NO_MESSAGE) return null;
+    if (parsed.error.code === 503) throw new LeaderUnavailableError(parsed.error.description ?? 'JetStream is unavailable');
+    throw new LogReadError(parsed.error.description ?? `JetStream error ${parsed.error.code}`, parsed.error.err_code);
+  }
+  const message = parsed.message;
+  if (!message) throw new LogReadError('JetStream answered a message get with neither a message nor an error');
+  const data = message.data ? Buffer.from(message.data, 'base64') : new Uint8Array(0);
+  return { subject: message.subject, seq: message.seq, data: new Uint8Array(data.buffer, data.byteOffset, data.length), time: new Date(message.time) };
+}
+
+/** JetStream refused a read for a reason other than an election. */
+export class LogReadError extends Error {
+  constructor(
+    message: string,
+    readonly errCode?: number,
+  ) {
+    super(message);
+    this.name = 'LogReadError';
   }
 }

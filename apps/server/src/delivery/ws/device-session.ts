@@ -16,6 +16,7 @@ import type { WebSocket } from 'ws';
 import type { ConversationCommands } from '../../ingest/conversation-commands.service.js';
 import type { FeedSink, FeedSubscription } from '../live/conversation-feed.js';
 import { writableBatching } from '../live/writable-flow.js';
+import { PING_FRAME } from './text-frame.js';
 import type { SubscriptionService } from '../subscription.service.js';
 import type { MetricsService } from '../../metrics/metrics.service.js';
 import type { Authenticator } from '../../auth/authenticator.service.js';
@@ -73,7 +74,8 @@ export class DeviceSession {
       return;
     }
     this.alive = false;
-    this.socket.ping();
+    // The same two bytes for every socket: a round of pings allocates nothing per device.
+    if (this.socket.readyState === this.socket.OPEN) this.tcp?.write(PING_FRAME);
   }
 
   receiveFrame(data: Buffer, isBinary: boolean): void {

@@ -1,6 +1,6 @@
 import type { Writable } from 'node:stream';
 import * as ws from 'ws';
-import { textFrame } from './text-frame.js';
+import { PING_FRAME, textFrame } from './text-frame.js';
 
 // ws exports its frame parser at run time; its type declarations leave it out.
 const { Receiver } = ws as unknown as { Receiver: new (options: { isServer: boolean; maxPayload: number }) => Writable };
@@ -10,6 +10,7 @@ function parse(bytes: Buffer): Promise<string> {
   return new Promise((resolve, reject) => {
     const receiver = new Receiver({ isServer: false, maxPayload: 0 });
     receiver.on('message', (data: Buffer, isBinary: boolean) => (isBinary ? reject(new Error('binary frame')) : resolve(data.toString())));
+    receiver.on('ping', (data: Buffer) => resolve(`ping:${data.length}`));
     receiver.on('error', reject);
     receiver.write(bytes);
   });
@@ -23,5 +24,11 @@ describe('textFrame', () => {
     expect(frame[0]).toBe(0x81);
     expect(frame[1]! & 0x80).toBe(0);
     await expect(parse(frame)).resolves.toBe(text);
+  });
+});
+
+describe('PING_FRAME', () => {
+  it('is an empty ping ws reads as one', async () => {
+    await expect(parse(PING_FRAME)).resolves.toBe('ping:0');
   });
 });

@@ -21,3 +21,6 @@ export function textFrame(text: string): Buffer {
   frame.write(text, headerLength);
   return frame;
 }
+
+/** An empty ping (RFC 6455 §5.5.2: FIN set, opcode 9, no payload); devices answer with a pong. */
+export const PING_FRAME: Buffer = Buffer.from([0x89, 0x00]);
