@@ -65,3 +65,67 @@ describe('an answer streamed to devices that drop, resume and join late', () => 
     await Promise.all([a.close(), b.close(), c.close()]);
   });
 });
+
+/**
+ * A device away while more events were written than its conversation's window holds, on a log
+ * another conversation writes to at the same time. It comes back to the same instance.
+ */
+async function awayAndBack(seqline: ReturnType<typeof useSeqline>, conversationId: string) {
+  const { server } = seqline;
+  const agent = await seqline.agent(`writer-${conversationId}`);
+  await createConversation(server.url, conversationId);
+  await createConversation(server.url, `${conversationId}-other`);
+  const back = new WsDevice(server.url, conversationId);
+  await back.connect();
+  await back.close();
+
+  const answer = agent.startMessage(conversationId, { messageId: 'answer' });
+  const other = agent.startMessage(`${conversationId}-other`, { messageId: 'other' });
+  const tokens = Array.from({ length: 400 }, (_, i) => ` t${i}`);
+  for (const token of tokens) {
+    answer.append(token);
+    other.append(token);
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  await Promise.all([answer.complete(), other.complete()]);
+
+  // Subscribes again after the cursor it kept.
+  const from = back.frames.length;
+  await back.connect();
+  await back.until(() => back.messages.get('answer')?.status === 'complete');
+  const reads = await metric(server.url, 'seqline_recent_log_reads_total');
+  await back.close();
+  return { back, resumedWith: back.frames[from], expected: tokens.join(''), reads };
+}
+
+async function metric(url: string, name: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  return line ? Number(line.split(' ')[1]) : NaN;
+}
+
+describe('a device that comes back after missing more than the window', () => {
+  const seqline = useSeqline({ FEED_WINDOW_EVENTS: '32' });
+
+  it('catches up from the recent log in memory, exact and in order', async () => {
+    const { back, resumedWith, expected, reads } = await awayAndBack(seqline, 'c-away');
+    expect(resumedWith).toMatchObject({ type: 'subscribed' });
+    expect(back.events.length).toBeGreaterThan(32);
+    expect(back.violations).toEqual([]);
+    expect(back.text('answer')).toBe(expected);
+    expect(reads).toBe(1);
+  });
+});
+
+describe('a device that comes back after missing more than the window, with no recent log', () => {
+  const seqline = useSeqline({ FEED_WINDOW_EVENTS: '32', RECENT_LOG_BYTES: '0' });
+
+  it('catches up from JetStream, exact and in order', async () => {
+    const { back, resumedWith, expected, reads } = await awayAndBack(seqline, 'c-away-log');
+    expect(resumedWith).toMatchObject({ type: 'subscribed' });
+    expect(back.events.length).toBeGreaterThan(32);
+    expect(back.violations).toEqual([]);
+    expect(back.text('answer')).toBe(expected);
+    expect(reads).toBe(0);
+  });
+});

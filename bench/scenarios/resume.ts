@@ -2,7 +2,7 @@ import WebSocket from 'ws';
 import { connect } from '@nats-io/transport-node';
 import type { Settings } from '../../libs/config/src/index.js';
 import { BenchServer, now, round } from '../support/bench-server.js';
-import { createConversations } from '../support/helpers.js';
+import { createConversations, persisted } from '../support/helpers.js';
 
 const MISSED = 5_000;
 
@@ -13,12 +13,21 @@ interface Frame {
   event?: { type: string; delta?: string };
 }
 
-/** A device misses 5,000 append events, then subscribes again from its cursor. */
+interface Missed {
+  id: string;
+  cursor: string;
+  expected: string;
+}
+
+/**
+ * A device misses 5,000 append events, then subscribes again from its cursor: on the instance
+ * that saw the events go by, and on one started after them (which reads them from JetStream).
+ */
 export async function resume(settings: Settings, run: string) {
   const server = await BenchServer.start(settings);
   const nc = await connect({ servers: settings.nats.url });
   try {
-    const missAndResume = async (id: string) => {
+    const miss = async (id: string): Promise<Missed> => {
       await createConversations(server.base, [id]);
       const subject = `${settings.log.prefix}.agent.${id}`;
       const command = async (body: object): Promise<{ ok: boolean; cursor?: string }> => (await nc.request(subject, JSON.stringify(body), { timeout: 5_000 })).json();
@@ -39,37 +48,62 @@ export async function resume(settings: Settings, run: string) {
         const reply = await command({ type: 'message.append', messageId: 'answer', part, delta });
         if (!reply.ok) throw new Error(`append ${part} refused: ${JSON.stringify(reply)}`);
       }
-
-      const socket = new WebSocket(`${server.base.replace(/^http/, 'ws')}/v1/ws`);
-      await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
-      let text = '';
-      let at = cursor;
-      let events = 0;
-      let violations = 0;
-      let resubscribed = 0;
-      const begin = now();
-      const received = new Promise<void>((resolve) => {
-        socket.on('message', (data) => {
-          const frame = JSON.parse(String(data)) as Frame;
-          if (frame.type === 'subscribed') resubscribed = now() - begin;
-          if (frame.type !== 'event') return;
-          if (frame.prev !== at) violations++;
-          at = frame.cursor!;
-          text += frame.event!.delta ?? '';
-          if (++events === MISSED) resolve();
-        });
-      });
-      socket.send(JSON.stringify({ type: 'subscribe', conversationId: id, after: cursor }));
-      await received;
-      const ms = now() - begin;
-      socket.close();
-      return { missedEvents: MISSED, receivedEvents: events, exact: text === expected && violations === 0, subscribedMs: round(resubscribed), allReceivedMs: round(ms) };
+      // The device was away while the events were written, so Postgres has long caught up when it
+      // returns: the figure is the resume, not the resume racing the writes of the burst above.
+      await persisted(server.base);
+      return { id, cursor, expected };
     };
     // The first resume on a fresh process also pays for compiling its code paths; the second is the figure.
-    await missAndResume(`resume-${run}-warm-up`);
-    return await missAndResume(`resume-${run}`);
+    const warmUp = await miss(`resume-${run}-warm-up`);
+    await resumeFrom(server.base, warmUp);
+    const missed = await miss(`resume-${run}`);
+    const here = await resumeFrom(server.base, missed);
+    const cold = await BenchServer.start(settings);
+    try {
+      await resumeFrom(cold.base, warmUp);
+      const fromLog = await resumeFrom(cold.base, missed);
+      return {
+        missedEvents: MISSED,
+        receivedEvents: here.events,
+        exact: here.exact && fromLog.exact,
+        subscribedMs: here.subscribedMs,
+        allReceivedMs: here.ms,
+        fromLogSubscribedMs: fromLog.subscribedMs,
+        fromLogAllReceivedMs: fromLog.ms,
+      };
+    } finally {
+      await cold.stop();
+    }
   } finally {
     await nc.close();
     await server.stop();
   }
+}
+
+/** Subscribes from the cursor the device kept, and times it until the last missed event arrived. */
+async function resumeFrom(base: string, { id, cursor, expected }: Missed) {
+  const socket = new WebSocket(`${base.replace(/^http/, 'ws')}/v1/ws`);
+  await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
+  let text = '';
+  let at = cursor;
+  let events = 0;
+  let violations = 0;
+  let subscribed = 0;
+  const begin = now();
+  const received = new Promise<void>((resolve) => {
+    socket.on('message', (data) => {
+      const frame = JSON.parse(String(data)) as Frame;
+      if (frame.type === 'subscribed') subscribed = now() - begin;
+      if (frame.type !== 'event') return;
+      if (frame.prev !== at) violations++;
+      at = frame.cursor!;
+      text += frame.event!.delta ?? '';
+      if (++events === MISSED) resolve();
+    });
+  });
+  socket.send(JSON.stringify({ type: 'subscribe', conversationId: id, after: cursor }));
+  await received;
+  const ms = now() - begin;
+  socket.close();
+  return { events, exact: text === expected && violations === 0, subscribedMs: round(subscribed), ms: round(ms) };
 }

@@ -57,3 +57,14 @@ export async function countRows(settings: Settings, where: string): Promise<numb
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/** Waits until Postgres holds everything in the log (the persister's lag is 0), as it does long before a device returns. */
+export async function persisted(base: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const health = (await (await fetch(`${base}/health`)).json()) as { details?: { persister?: { lagEvents?: number } } };
+    if (health.details?.persister?.lagEvents === 0) return;
+    if (Date.now() > deadline) throw new Error('Postgres did not catch up with the log');
+    await sleep(100);
+  }
+}

@@ -61,6 +61,7 @@ export const EnvSchema = z.object({
   FEED_WINDOW_EVENTS: wholeNumber(1).default(1024),
   FEED_WINDOW_BYTES: wholeNumber(1024).default(1024 * 1024),
   FEED_LINGER: durationMs.default(30_000),
+  RECENT_LOG_BYTES: wholeNumber(0).default(64 * 1024 * 1024),
   LIMIT_FRAME_BYTES: wholeNumber(1).default(DEFAULT_LIMITS.frameBytes),
   LIMIT_DELTA_CHARS: wholeNumber(1).default(DEFAULT_LIMITS.deltaChars),
   LIMIT_MESSAGE_CHARS: wholeNumber(1).default(DEFAULT_LIMITS.messageChars),

@@ -21,7 +21,7 @@ export interface Settings {
   ws: { heartbeatMs: number; maxBufferedBytes: number };
   sse: { heartbeatMs: number; maxDurationMs: number };
   /** Each conversation with local subscribers keeps its recent events in memory, and lingers a while after the last one leaves. */
-  feed: { windowEvents: number; windowBytes: number; lingerMs: number };
+  feed: { windowEvents: number; windowBytes: number; lingerMs: number; recentLogBytes: number };
   limits: {
     frameBytes: number;
     deltaChars: number;
@@ -57,7 +57,7 @@ export function settingsFrom(env: Env): Settings {
     writePartitionLeaseMs: env.WRITE_PARTITION_LEASE,
     ws: { heartbeatMs: env.WS_HEARTBEAT_INTERVAL, maxBufferedBytes: env.WS_MAX_BUFFERED_BYTES },
     sse: { heartbeatMs: env.SSE_HEARTBEAT_INTERVAL, maxDurationMs: env.SSE_MAX_DURATION },
-    feed: { windowEvents: env.FEED_WINDOW_EVENTS, windowBytes: env.FEED_WINDOW_BYTES, lingerMs: env.FEED_LINGER },
+    feed: { windowEvents: env.FEED_WINDOW_EVENTS, windowBytes: env.FEED_WINDOW_BYTES, lingerMs: env.FEED_LINGER, recentLogBytes: env.RECENT_LOG_BYTES },
     limits: {
       frameBytes: env.LIMIT_FRAME_BYTES,
       deltaChars: env.LIMIT_DELTA_CHARS,

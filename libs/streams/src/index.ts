@@ -11,3 +11,4 @@ export * from './persister-lag.js';
 export * from './election-retry.js';
 export * from './write-coalescing.js';
 export * from './nats-version.js';
+export * from './recent-log.js';

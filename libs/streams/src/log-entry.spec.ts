@@ -11,8 +11,28 @@ describe('decoding log events', () => {
 
   it('keeps an event of a type from a newer version in the chain, marked unknown', () => {
     const event = { type: 'message.reacted', messageId: 'm1', emoji: '+1', at: time.toISOString() };
-    for (const decode of [decodeEntry, decodeDeliveredEntry]) {
-      expect(decode('c1', 9, bytes({ prev: 7, event }), time)).toEqual({ conversationId: 'c1', seq: 9, prev: 7, event, time, unknownType: 'message.reacted' });
+    const entry = { conversationId: 'c1', seq: 9, prev: 7, event, time, unknownType: 'message.reacted' };
+    expect(decodeEntry('c1', 9, bytes({ prev: 7, event }), time)).toEqual(entry);
+    expect(decodeDeliveredEntry('c1', 9, bytes({ prev: 7, event }), time)).toEqual({ ...entry, eventJson: JSON.stringify(event) });
+  });
+
+  it('keeps the event text of a record in the service\'s own form, for frames built around it', () => {
+    const event = { ...created, text: 'é "quoted" \\ \u2028 {braces}' };
+    expect(decodeDeliveredEntry('c1', 12, bytes({ prev: 0, event }), time).eventJson).toBe(JSON.stringify(event));
+    expect(decodeDeliveredEntry('c1', 12, bytes({ prev: 11, event }), time).eventJson).toBe(JSON.stringify(event));
+  });
+
+  it('keeps no event text for a record in another form, and decodes it all the same', () => {
+    const cases = [
+      `{ "prev": 3, "event": ${JSON.stringify(created)} }`,
+      JSON.stringify({ event: created, prev: 3 }),
+      JSON.stringify({ prev: 3, event: created, extra: true }),
+      `{"prev":3,"event":${JSON.stringify(created)}}  `,
+    ];
+    for (const text of cases) {
+      const entry = decodeDeliveredEntry('c1', 13, bytes(text), time);
+      expect(entry.eventJson).toBeUndefined();
+      expect(entry.event).toEqual(created);
     }
   });
 

@@ -12,6 +12,11 @@ export interface LogEntry {
    * it keeps its place in the chain and changes no message (see docs/protocol.md, compatibility).
    */
   unknownType?: string;
+  /**
+   * The event's JSON exactly as the log holds it (delivery path only, when the record has the
+   * service's own form), so frames are assembled around it instead of serialising it again.
+   */
+  eventJson?: string;
 }
 
 /** A log payload that is not a log record at all; the persister skips it and records a hole. */
@@ -53,8 +58,10 @@ export function decodeEntry(conversationId: string, seq: number, data: Uint8Arra
  */
 export function decodeDeliveredEntry(conversationId: string, seq: number, data: Uint8Array, time: Date): LogEntry {
   let record: Partial<LogRecord> | null;
+  let text: string;
   try {
-    record = JSON.parse(decoder.decode(data)) as Partial<LogRecord> | null;
+    text = decoder.decode(data);
+    record = JSON.parse(text) as Partial<LogRecord> | null;
   } catch {
     throw new UndecodableEventError(`log event ${seq} of ${conversationId} is not JSON`, seq);
   }
@@ -64,7 +71,22 @@ export function decodeDeliveredEntry(conversationId: string, seq: number, data: 
   }
   const entry: LogEntry = { conversationId, seq, prev: record.prev, event: event as LogEvent, time };
   if (!KNOWN_TYPES.has(event.type)) entry.unknownType = event.type;
+  const eventJson = rawEvent(text, record);
+  if (eventJson !== undefined) entry.eventJson = eventJson;
   return entry;
+}
+
+const RECORD_HEAD = /^\{"prev":(?:0|[1-9]\d*),"event":/;
+
+/**
+ * The text of a record's event, for a record written as `JSON.stringify({ prev, event })` (what
+ * the service writes): parsed already, with those two keys only, `event` last, so everything
+ * between its key and the final brace is the event's value.
+ */
+function rawEvent(text: string, record: object): string | undefined {
+  if (!text.endsWith('}') || Object.keys(record).length !== 2) return undefined;
+  const head = RECORD_HEAD.exec(text);
+  return head ? text.slice(head[0].length, -1) : undefined;
 }
 
 export function toConversationEvent(entry: LogEntry, epoch: string): ConversationEvent {

@@ -43,14 +43,14 @@ export class SubscriptionService {
     // Held before anything is read, so every event written from now on reaches the feed.
     const held = this.live.hold(conversationId);
     try {
-      const position = await this.cursors.resolve(conversationId, after, held.feed);
+      const position = await this.cursors.resolve(conversationId, after, held);
       let seq: number;
       let atHead: boolean;
       let start: SubscriptionStart;
       if (position.kind === 'resume') {
         seq = position.seq;
         atHead = position.atHead ?? false;
-        const head = held.feed.knownHead ?? (atHead ? seq : (await this.log.lastSeq(conversationId)));
+        const head = held.knownHead() ?? (atHead ? seq : (await this.log.lastSeq(conversationId)));
         start = { mode: 'resume', cursor: this.cursor(seq), head: this.cursor(Math.max(head, seq)) };
       } else {
         const snapshot = await this.snapshot(held);

@@ -26,6 +26,8 @@ export class MetricsService {
   readonly leadershipChanges = new Counter({ name: 'seqline_leadership_changes_total', help: 'Times this instance gained or lost the persister lease', labelNames: ['held'], registers: [this.registry] });
   readonly epochChanges = new Counter({ name: 'seqline_log_epoch_changes_total', help: 'Times this instance saw the log stream recreated', registers: [this.registry] });
   readonly liveFeeds = new Gauge({ name: 'seqline_live_feeds', help: 'Conversations with a live feed on this instance', registers: [this.registry] });
+  readonly recentLogReads = new Counter({ name: 'seqline_recent_log_reads_total', help: 'Catch-ups served from the recent log in memory instead of a JetStream read', registers: [this.registry] });
+  readonly recentLogBytes = new Gauge({ name: 'seqline_recent_log_bytes', help: 'Memory held by the recent log (as of the last sweep)', registers: [this.registry] });
   readonly liveFeedRestarts = new Counter({ name: 'seqline_live_feed_restarts_total', help: 'Times the instance feed of the log was set up again', registers: [this.registry] });
   readonly slowConsumers = new Counter({ name: 'seqline_slow_consumers_total', help: 'Devices disconnected for falling behind', registers: [this.registry] });
 

@@ -1,4 +1,4 @@
-import type { ConversationEvent } from '@seqline/protocol';
+import { formatCursor, type ConversationEvent } from '@seqline/protocol';
 import { toConversationEvent, type LogEntry } from '@seqline/streams';
 import { textFrame } from '../ws/text-frame.js';
 
@@ -29,12 +29,22 @@ export class FeedEvent {
 
   /** The WebSocket `event` frame, framed for the wire: every device's socket gets these bytes. */
   get wsFrame(): Buffer {
-    return (this.ws ??= textFrame(JSON.stringify({ type: 'event', ...this.event })));
+    return (this.ws ??= textFrame(`{"type":"event",${this.fields()}}`));
   }
 
   /** The SSE message: `id` is the cursor, so EventSource resumes with Last-Event-ID by itself. */
   get sseFrame(): Buffer {
-    return (this.sse ??= Buffer.from(`id: ${this.event.cursor}\ndata: ${JSON.stringify(this.event)}\n\n`));
+    return (this.sse ??= Buffer.from(`id: ${formatCursor({ epoch: this.epoch, seq: this.seq })}\ndata: {${this.fields()}}\n\n`));
+  }
+
+  /**
+   * The `ConversationEvent` as JSON members, the same text `JSON.stringify(this.event)` gives
+   * between its braces. The event's own JSON is taken from the log as it is when the entry has it.
+   */
+  private fields(): string {
+    const { entry } = this;
+    const event = entry.eventJson ?? JSON.stringify(entry.event);
+    return `"conversationId":${JSON.stringify(entry.conversationId)},"cursor":"${formatCursor({ epoch: this.epoch, seq: this.seq })}","prev":"${formatCursor({ epoch: this.epoch, seq: this.prev })}","event":${event}`;
   }
 
   /** Rough memory this event holds: the decoded event and up to two serialised forms. */

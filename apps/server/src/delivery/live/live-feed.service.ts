@@ -1,6 +1,6 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type { Settings } from '@seqline/config';
-import { ConversationLog, decodeDeliveredEntry, LogStream, LogTail, type LogEntry, type TailMessage } from '@seqline/streams';
+import { ConversationLog, decodeDeliveredEntry, LogStream, LogTail, RecentLog, type LogEntry, type TailMessage } from '@seqline/streams';
 import type { Logger } from 'pino';
 import { ErrorCode, SeqlineError } from '@seqline/protocol';
 import { LOGGER, SETTINGS } from '../../core/tokens.js';
@@ -23,6 +23,10 @@ export interface HeldFeed {
   snapshots: SnapshotKeeper;
   /** Lets the feed go once the subscription that held it ends (or never starts). */
   release: () => void;
+  /** Whether a reader at `seq` can catch up from this instance's memory (the feed's window, or the recent log). */
+  covers(seq: number): boolean;
+  /** The newest event of the conversation this instance knows of without asking the log. */
+  knownHead(): number | undefined;
 }
 
 /**
@@ -34,6 +38,7 @@ export interface HeldFeed {
 export class LiveFeed implements OnApplicationBootstrap, OnApplicationShutdown, FeedLog {
   private readonly feeds = new Map<string, { feed: ConversationFeed; snapshots: SnapshotKeeper }>();
   private readonly tail: LogTail;
+  private readonly recent: RecentLog;
   private sweeper?: NodeJS.Timeout;
   private stopFollowingEpoch?: () => void;
 
@@ -45,6 +50,7 @@ export class LiveFeed implements OnApplicationBootstrap, OnApplicationShutdown, 
     @Inject(SETTINGS) private readonly settings: Settings,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {
+    this.recent = new RecentLog(settings.feed.recentLogBytes);
     this.tail = new LogTail(stream, {
       onMessage: (message) => this.receive(message),
       onRestart: (error, after) => {
@@ -69,6 +75,7 @@ export class LiveFeed implements OnApplicationBootstrap, OnApplicationShutdown, 
       feed.failAll(error);
     }
     this.feeds.clear();
+    this.recent.clear();
     this.metrics.liveFeeds.set(0);
   }
 
@@ -76,8 +83,18 @@ export class LiveFeed implements OnApplicationBootstrap, OnApplicationShutdown, 
     return this.stream.epoch;
   }
 
-  readBatches(conversationId: string, after: number, limit: number, batchSize: number): AsyncIterable<LogEntry[]> {
-    return this.log.readBatches(conversationId, after, limit, batchSize);
+  /** From the recent log when it follows on from `after`, otherwise from JetStream. */
+  async *readBatches(conversationId: string, after: number, limit: number, batchSize: number): AsyncIterable<LogEntry[]> {
+    const recent = this.recent.after(conversationId, after, limit);
+    if (!recent) {
+      yield* this.log.readBatches(conversationId, after, limit, batchSize);
+      return;
+    }
+    this.metrics.recentLogReads.inc();
+    for (let i = 0; i < recent.length; i += batchSize) {
+      // An event that cannot be decoded fails the read, as it would from the log.
+      yield recent.slice(i, i + batchSize).map((event) => decodeDeliveredEntry(conversationId, event.seq, event.data, event.time));
+    }
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -113,11 +130,18 @@ export class LiveFeed implements OnApplicationBootstrap, OnApplicationShutdown, 
       this.feeds.set(conversationId, held);
       this.metrics.liveFeeds.set(this.feeds.size);
     }
-    return { ...held, release: held.feed.hold() };
+    const { feed } = held;
+    return {
+      ...held,
+      release: feed.hold(),
+      covers: (seq) => feed.covers(seq) || this.recent.follows(conversationId, seq),
+      knownHead: () => feed.knownHead ?? this.recent.last(conversationId),
+    };
   }
 
   private receive(message: TailMessage): void {
     const conversationId = this.stream.subjects.conversationOf(message.subject);
+    this.recent.add(conversationId, message.seq, message.data, message.time);
     const held = this.feeds.get(conversationId);
     if (!held) return;
     let entry: LogEntry;
@@ -143,6 +167,8 @@ export class LiveFeed implements OnApplicationBootstrap, OnApplicationShutdown, 
       if (now - snapshots.lastUsed > SNAPSHOT_IDLE_MS) snapshots.drop();
       feed.forgetBefore(now - Math.min(WINDOW_AGE_MS, this.settings.log.retentionMs));
     }
+    this.recent.forgetBefore(now - this.settings.log.retentionMs);
     this.metrics.liveFeeds.set(this.feeds.size);
+    this.metrics.recentLogBytes.set(this.recent.heldBytes);
   }
 }

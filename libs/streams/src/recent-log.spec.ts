@@ -1,0 +1,98 @@
+import { prevOf, RecentLog } from './recent-log.js';
+
+const record = (prev: number, delta = 'x'): Uint8Array => new TextEncoder().encode(JSON.stringify({ prev, event: { type: 'message.appended', messageId: 'm', part: 1, delta } }));
+const at = (ms: number): Date => new Date(1_000_000 + ms);
+const seqs = (events: { seq: number }[] | undefined): number[] | undefined => events?.map((event) => event.seq);
+
+/** Two conversations interleaved in one stream, as a busy log is. */
+function interleaved(log: RecentLog): void {
+  log.add('a', 1, record(0), at(1));
+  log.add('b', 2, record(0), at(2));
+  log.add('a', 3, record(1), at(3));
+  log.add('b', 4, record(2), at(4));
+  log.add('a', 5, record(3), at(5));
+}
+
+describe('RecentLog', () => {
+  it('serves what follows a position of the chain, up to a limit', () => {
+    const log = new RecentLog(1 << 20);
+    interleaved(log);
+    expect(seqs(log.after('a', 0, 10))).toEqual([1, 3, 5]);
+    expect(seqs(log.after('a', 1, 10))).toEqual([3, 5]);
+    expect(seqs(log.after('a', 1, 1))).toEqual([3]);
+    expect(seqs(log.after('b', 2, 10))).toEqual([4]);
+    // Nothing follows the newest yet: memory cannot tell whether the log has more, so it serves nothing.
+    expect(log.after('a', 5, 10)).toBeUndefined();
+    expect(log.last('a')).toBe(5);
+    expect(log.follows('a', 3)).toBe(true);
+    expect(log.follows('a', 5)).toBe(false);
+  });
+
+  it('serves nothing for a position the held chain does not follow on from', () => {
+    const log = new RecentLog(1 << 20);
+    interleaved(log);
+    // 2 is an event of another conversation, 4 is nothing of a's, and c is unknown.
+    expect(log.after('a', 2, 10)).toBeUndefined();
+    expect(log.after('a', 4, 10)).toBeUndefined();
+    expect(log.after('c', 0, 10)).toBeUndefined();
+    expect(log.follows('a', 2)).toBe(false);
+  });
+
+  it('starts a conversation again where its chain breaks, and keeps its event data as it was', () => {
+    const log = new RecentLog(1 << 20);
+    const data = record(0, 'first');
+    log.add('a', 1, data, at(1));
+    data.fill(0);
+    expect(new TextDecoder().decode(log.after('a', 0, 1)![0]!.data)).toContain('"delta":"first"');
+    // Event 7 names 6, which never came: nothing before it can be joined to it.
+    log.add('a', 7, record(6), at(7));
+    expect(log.after('a', 0, 10)).toBeUndefined();
+    expect(seqs(log.after('a', 6, 10))).toEqual([7]);
+    // A repeated or older delivery changes nothing.
+    log.add('a', 7, record(6), at(7));
+    expect(seqs(log.after('a', 6, 10))).toEqual([7]);
+  });
+
+  it('gives back the oldest events of the whole stream first when over its bytes', () => {
+    const size = record(0).length + 96;
+    const log = new RecentLog(size * 3);
+    interleaved(log);
+    expect(log.heldBytes).toBe(size * 3);
+    // 1 and 2 went first: a's chain now starts after 1, b's after 2.
+    expect(log.after('a', 0, 10)).toBeUndefined();
+    expect(seqs(log.after('a', 1, 10))).toEqual([3, 5]);
+    expect(seqs(log.after('b', 2, 10))).toEqual([4]);
+  });
+
+  it('forgets events older than a moment, and everything when cleared', () => {
+    const log = new RecentLog(1 << 20);
+    interleaved(log);
+    log.forgetBefore(at(3).getTime());
+    expect(seqs(log.after('a', 1, 10))).toEqual([3, 5]);
+    expect(log.after('b', 0, 10)).toBeUndefined();
+    log.clear();
+    expect(log.heldBytes).toBe(0);
+    expect(log.after('a', 1, 10)).toBeUndefined();
+  });
+
+  it('holds nothing when given no bytes', () => {
+    const log = new RecentLog(0);
+    interleaved(log);
+    expect(log.heldBytes).toBe(0);
+    expect(log.after('a', 0, 10)).toBeUndefined();
+  });
+});
+
+describe('prevOf', () => {
+  it.each([
+    ['the service form', JSON.stringify({ prev: 12345, event: {} }), 12345],
+    ['prev 0', JSON.stringify({ prev: 0, event: {} }), 0],
+    ['keys in another order', JSON.stringify({ event: {}, prev: 9 }), 9],
+    ['spaces', '{ "prev": 8, "event": {} }', 8],
+    ['a negative prev', JSON.stringify({ prev: -1, event: {} }), undefined],
+    ['no prev', JSON.stringify({ event: {} }), undefined],
+    ['not JSON', '{"prev":12', undefined],
+  ])('reads %s', (_name, text, prev) => {
+    expect(prevOf(new TextEncoder().encode(text))).toBe(prev);
+  });
+});

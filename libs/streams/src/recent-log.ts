@@ -1,0 +1,173 @@
+/** One event as the log holds it, kept undecoded until someone reads it. */
+export interface RecentEvent {
+  readonly seq: number;
+  readonly prev: number;
+  readonly data: Uint8Array;
+  readonly time: Date;
+  /** Dropped from its conversation (its chain broke) before it was evicted; its bytes are already given back. */
+  dropped?: boolean;
+}
+
+interface ConversationEvents {
+  events: RecentEvent[];
+  /** Index of the oldest event still held: evicting from the front costs O(1). */
+  head: number;
+}
+
+/** Memory an event is counted for beyond its bytes: the entry object and its place in two arrays. */
+const OVERHEAD_BYTES = 96;
+
+/**
+ * The last events of the whole log, as this instance's live feed received them, by
+ * conversation, bounded in bytes. A device resuming on any instance that saw the events go by
+ * catches up from memory, with no JetStream read: reading one conversation back from a busy
+ * stream costs NATS a scan of everything written in between. What is held for a conversation
+ * is always an unbroken piece of its `prev` chain, so it is used only when it follows on from
+ * the reader's position exactly; otherwise the reader goes to the log.
+ */
+export class RecentLog {
+  private readonly conversations = new Map<string, ConversationEvents>();
+  /** Every held event in stream order, oldest first, from `oldest` on: evicted in that order. */
+  private order: { conversationId: string; event: RecentEvent }[] = [];
+  private oldest = 0;
+  private bytes = 0;
+
+  constructor(private readonly maxBytes: number) {}
+
+  get heldBytes(): number {
+    return this.bytes;
+  }
+
+  /** Takes in an event the live feed received, in stream order. `data` is copied. */
+  add(conversationId: string, seq: number, data: Uint8Array, time: Date): void {
+    if (this.maxBytes <= 0) return;
+    const prev = prevOf(data);
+    let held = this.conversations.get(conversationId);
+    const last = held ? held.events[held.events.length - 1] : undefined;
+    if (held && last && seq <= last.seq) return;
+    if (prev === undefined || (held && last && prev !== last.seq)) {
+      // The chain broke here (or cannot be read): what came before cannot be joined to what follows.
+      if (held) this.drop(held, held.events.length);
+      if (prev === undefined) return;
+    }
+    if (!held) this.conversations.set(conversationId, (held = { events: [], head: 0 }));
+    const event: RecentEvent = { seq, prev, data: data.slice(), time };
+    held.events.push(event);
+    this.order.push({ conversationId, event });
+    this.bytes += data.length + OVERHEAD_BYTES;
+    while (this.bytes > this.maxBytes && this.evictOldest());
+  }
+
+  /**
+   * Up to `limit` events right after `after`, when memory holds the event that follows it (its
+   * `prev` is `after`) and all that come after; undefined otherwise. A conversation's events are
+   * held up to the newest the live feed received, so what follows the last one returned has not
+   * reached this instance yet.
+   */
+  after(conversationId: string, after: number, limit: number): RecentEvent[] | undefined {
+    const held = this.conversations.get(conversationId);
+    if (!held) return undefined;
+    const start = this.indexAfter(held, after);
+    const first = held.events[start];
+    if (!first || first.prev !== after) return undefined;
+    return held.events.slice(start, start + limit);
+  }
+
+  /** The newest event held for the conversation, if any. */
+  last(conversationId: string): number | undefined {
+    const held = this.conversations.get(conversationId);
+    return held && held.head < held.events.length ? held.events[held.events.length - 1]!.seq : undefined;
+  }
+
+  /** Whether memory holds the event that follows `seq` in the conversation's chain. */
+  follows(conversationId: string, seq: number): boolean {
+    const held = this.conversations.get(conversationId);
+    return held !== undefined && held.events[this.indexAfter(held, seq)]?.prev === seq;
+  }
+
+  /** Gives back events older than `cutoff` (the log no longer holds them, or will not for long). */
+  forgetBefore(cutoff: number): void {
+    while (this.oldest < this.order.length && this.order[this.oldest]!.event.time.getTime() < cutoff) this.evictOldest();
+  }
+
+  /** Forgets everything (the log was recreated: its sequences start again). */
+  clear(): void {
+    this.conversations.clear();
+    this.order = [];
+    this.oldest = 0;
+    this.bytes = 0;
+  }
+
+  private evictOldest(): boolean {
+    const next = this.order[this.oldest];
+    if (!next) return false;
+    this.order[this.oldest++] = undefined as never;
+    if (this.oldest > 1024 && this.oldest * 2 > this.order.length) {
+      this.order = this.order.slice(this.oldest);
+      this.oldest = 0;
+    }
+    if (next.event.dropped) return true;
+    const held = this.conversations.get(next.conversationId)!;
+    // Stream order is each conversation's order too: its oldest held event is this one.
+    this.drop(held, 1);
+    if (held.head === held.events.length) this.conversations.delete(next.conversationId);
+    return true;
+  }
+
+  /** Drops a conversation's `count` oldest events. */
+  private drop(held: ConversationEvents, count: number): void {
+    const end = Math.min(held.events.length, held.head + count);
+    for (let i = held.head; i < end; i++) {
+      const event = held.events[i]!;
+      event.dropped = true;
+      this.bytes -= event.data.length + OVERHEAD_BYTES;
+    }
+    held.head = end;
+    if (held.head === held.events.length) {
+      held.events = [];
+      held.head = 0;
+    } else if (held.head > 64 && held.head * 2 > held.events.length) {
+      held.events = held.events.slice(held.head);
+      held.head = 0;
+    }
+  }
+
+  /** Index of the conversation's first held event after `seq`. */
+  private indexAfter(held: ConversationEvents, seq: number): number {
+    let low = held.head;
+    let high = held.events.length;
+    while (low < high) {
+      const mid = (low + high) >> 1;
+      if (held.events[mid]!.seq <= seq) low = mid + 1;
+      else high = mid;
+    }
+    return low;
+  }
+}
+
+const OPEN = '{"prev":';
+
+/**
+ * The `prev` of a record written as `JSON.stringify({ prev, event })`, read off its first bytes
+ * without parsing the rest; a record in any other form is parsed whole.
+ */
+export function prevOf(data: Uint8Array): number | undefined {
+  let i = 0;
+  for (; i < OPEN.length; i++) if (data[i] !== OPEN.charCodeAt(i)) return parsedPrev(data);
+  let prev = 0;
+  const start = i;
+  for (; i < data.length && data[i]! >= 0x30 && data[i]! <= 0x39; i++) prev = prev * 10 + (data[i]! - 0x30);
+  if (i === start || i - start > 15 || data[i] !== 0x2c) return parsedPrev(data);
+  return prev;
+}
+
+const decoder = new TextDecoder();
+
+function parsedPrev(data: Uint8Array): number | undefined {
+  try {
+    const prev = (JSON.parse(decoder.decode(data)) as { prev?: unknown } | null)?.prev;
+    return typeof prev === 'number' && Number.isSafeInteger(prev) && prev >= 0 ? prev : undefined;
+  } catch {
+    return undefined;
+  }
+}
