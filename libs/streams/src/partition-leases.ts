@@ -21,6 +21,12 @@ export interface PartitionOwner {
 }
 
 const memberPrefix = 'member.';
+/**
+ * An instance holding its share lists the bucket only every this many renewals: listing costs a
+ * consumer on the bucket each time, the largest part of an idle instance's work. A joining
+ * instance is noticed within this many renewals; one under its share lists at every renewal.
+ */
+const LIST_EVERY = 3;
 const partitionKey = (partition: number): string => `partition.${partition}`;
 
 /**
@@ -39,6 +45,9 @@ export class PartitionLeases {
   private ticking?: Promise<void>;
   private owner?: PartitionOwner;
   private stopped = false;
+  /** Members seen at the last listing, and renewals since. */
+  private members = 1;
+  private sinceListing = 0;
 
   private constructor(
     private readonly kv: KV,
@@ -87,9 +96,12 @@ export class PartitionLeases {
     if (this.stopped) return;
     await this.renew();
     await this.kv.put(`${memberPrefix}${this.options.holder}`, String(Date.now()));
+    const atShare = this.held.size === Math.ceil(this.options.partitions / this.members);
+    if (atShare && ++this.sinceListing < LIST_EVERY) return;
+    this.sinceListing = 0;
     const keys = new Set<string>();
     for await (const key of await this.kv.keys()) keys.add(key);
-    const members = Math.max(1, [...keys].filter((key) => key.startsWith(memberPrefix)).length);
+    const members = (this.members = Math.max(1, [...keys].filter((key) => key.startsWith(memberPrefix)).length));
     const share = Math.ceil(this.options.partitions / members);
     if (this.stopped) return;
     // Over the share (someone joined): give the surplus back.
