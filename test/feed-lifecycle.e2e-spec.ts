@@ -1,13 +1,8 @@
-import { createConversation, eventually, useSeqline } from '@seqline/testing';
+import { createConversation, eventually, metric, useSeqline } from '@seqline/testing';
 import WebSocket from 'ws';
 
 const DEVICES = 1_000;
 const CONVERSATIONS = 20;
-
-async function metric(url: string, name: string): Promise<number> {
-  const line = (await (await fetch(`${url}/metrics`)).text()).split('\n').find((l) => l.startsWith(`${name} `));
-  return Number(line?.split(' ')[1] ?? NaN);
-}
 
 /** How a device leaves: right after its first frame, before any frame, or after following for a moment. */
 type Leave = 'after-first-frame' | 'before-any-frame' | 'after-a-moment';

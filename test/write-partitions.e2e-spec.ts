@@ -1,12 +1,10 @@
 import { SeqlineAgent } from '@seqline/agent';
 import type { Settings } from '@seqline/config';
 import { WRITE_PARTITIONS, partitionOf } from '@seqline/protocol';
-import { createConversation, createTestSettings, dropTestResources, eventually, http, startTestServer, WsDevice, type RunningServer } from '@seqline/testing';
+import { createConversation, createTestSettings, dropTestResources, eventually, http, metric, startTestServer, WsDevice, type RunningServer } from '@seqline/testing';
 
-async function metric(server: RunningServer, line: string): Promise<number> {
-  const found = (await (await fetch(`${server.url}/metrics`)).text()).split('\n').find((l) => l.startsWith(`${line} `));
-  return Number(found?.split(' ')[1] ?? 0);
-}
+/** A counter series not in `/metrics` yet has not been counted: 0. */
+const counted = async (server: RunningServer, series: string): Promise<number> => (await metric(server.url, series)) ?? 0;
 
 const owned = (server: RunningServer): number[] => server.infra.partitions.owned;
 
@@ -68,10 +66,10 @@ describe('write partitions across two instances', () => {
       expect(device.text('one')).toBe(first[i]);
     }
     // Every command reached its conversation's owner, so no write was ever refused as stale.
-    const byRoute = async (route: string): Promise<number> => (await metric(a!, `seqline_agent_commands_total{route="${route}"}`)) + (await metric(b!, `seqline_agent_commands_total{route="${route}"}`));
+    const byRoute = async (route: string): Promise<number> => (await counted(a!, `seqline_agent_commands_total{route="${route}"}`)) + (await counted(b!, `seqline_agent_commands_total{route="${route}"}`));
     expect(await byRoute('any')).toBe(0);
     expect(await byRoute('owner')).toBeGreaterThanOrEqual(ids.length * 2);
-    expect((await metric(a, 'seqline_write_conflicts_total')) + (await metric(b, 'seqline_write_conflicts_total'))).toBe(0);
+    expect((await counted(a, 'seqline_write_conflicts_total')) + (await counted(b, 'seqline_write_conflicts_total'))).toBe(0);
 
     // Instance a stops mid-answer: its partitions move to b, and no answer loses or repeats a token.
     const second = await stream(ids, 'two', 200, async () => {
@@ -106,15 +104,15 @@ describe('writes made on an instance that does not own the conversation', () => 
     // A conversation whose partition the first instance owns; every request goes to the second.
     const id = Array.from({ length: 64 }, (_, i) => `fwd-${i}`).find((candidate) => owned(owner).includes(partitionOf(candidate)))!;
     await createConversation(other.url, id);
-    const forwarded = (): Promise<number> => metric(other, 'seqline_writes_forwarded_total{outcome="owner"}');
-    const ownerWrites = (): Promise<number> => metric(owner, 'seqline_events_written_total{type="message.created"}');
+    const forwarded = (): Promise<number> => counted(other, 'seqline_writes_forwarded_total{outcome="owner"}');
+    const ownerWrites = (): Promise<number> => counted(owner, 'seqline_events_written_total{type="message.created"}');
     const [forwardedBefore, ownerBefore] = [await forwarded(), await ownerWrites()];
 
     const posted = await http<{ cursor: string }>(other.url, 'POST', `/v1/conversations/${id}/messages`, { messageId: 'q1', authorId: 'ada', text: 'hello' });
     expect(posted.status).toBe(202);
     expect(await forwarded()).toBe(forwardedBefore + 1);
     expect(await ownerWrites()).toBe(ownerBefore + 1);
-    expect(await metric(other, 'seqline_events_written_total{type="message.created"}')).toBe(0);
+    expect(await counted(other, 'seqline_events_written_total{type="message.created"}')).toBe(0);
 
     // The same post again is a duplicate; another author under the same id is refused, with the owner's code.
     const again = await http<{ cursor: string; duplicate: boolean }>(other.url, 'POST', `/v1/conversations/${id}/messages`, { messageId: 'q1', authorId: 'ada', text: 'hello' });

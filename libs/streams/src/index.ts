@@ -12,3 +12,4 @@ export * from './election-retry.js';
 export * from './write-coalescing.js';
 export * from './nats-version.js';
 export * from './recent-log.js';
+export * from './sequence-search.js';

@@ -19,3 +19,9 @@ export async function createConversation(baseUrl: string, id: string, title?: st
   const { status, body } = await http(baseUrl, 'POST', '/v1/conversations', { id, title }, headers);
   if (status !== 201) throw new Error(`creating conversation ${id} failed: ${status} ${JSON.stringify(body)}`);
 }
+
+/** The value of one series in the server's `/metrics` (e.g. `seqline_live_feeds` or `name{label="x"}`); undefined when it is absent. */
+export async function metric(baseUrl: string, series: string): Promise<number | undefined> {
+  const line = (await (await fetch(`${baseUrl}/metrics`)).text()).split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}

@@ -1,5 +1,5 @@
 import { ErrorCode, formatCursor, SeqlineError } from '@seqline/protocol';
-import type { LogEntry } from '@seqline/streams';
+import { indexAfterSeq, type LogEntry } from '@seqline/streams';
 import { FeedEvent } from './feed-event.js';
 
 /** Where a subscriber receives its events: a WebSocket, an SSE response, or the feed's own snapshot state. */
@@ -206,7 +206,7 @@ export class ConversationFeed {
     let step: 'live' | 'more' | 'miss' = 'live';
     this.inBatch(subscription, () => {
       let sent = 0;
-      for (let i = this.indexAfter(subscription.position); i < this.window.length; i++) {
+      for (let i = indexAfterSeq(this.window, subscription.position); i < this.window.length; i++) {
         const event = this.window[i]!;
         if (event.prev !== subscription.position) {
           step = 'miss';
@@ -324,20 +324,8 @@ export class ConversationFeed {
     this.base = dropped.at(-1)!.seq;
   }
 
-  /** Index of the first window event after `seq`. */
-  private indexAfter(seq: number): number {
-    let low = 0;
-    let high = this.window.length;
-    while (low < high) {
-      const mid = (low + high) >> 1;
-      if (this.window[mid]!.seq <= seq) low = mid + 1;
-      else high = mid;
-    }
-    return low;
-  }
-
   private indexOf(seq: number): number {
-    const i = this.indexAfter(seq) - 1;
+    const i = indexAfterSeq(this.window, seq) - 1;
     return i >= 0 && this.window[i]!.seq === seq ? i : -1;
   }
 }
