@@ -330,7 +330,7 @@ export function parseMessageGet(reply: Uint8Array): LogMessage | null {
   const message = parsed.message;
   if (!message) throw new LogReadError('JetStream answered a message get with neither a message nor an error');
   const data = message.data ? Buffer.from(message.data, 'base64') : new Uint8Array(0);
-  return { subject: message.subject, seq: message.seq, data: new Uint8Array(data.buffer, data.byteOffset, data.length), time: new Date(message.time) };
+  return { subject: message.subject, seq: message.seq, data, time: new Date(message.time) };
 }
 
 /** JetStream refused a read for a reason other than an election. */

@@ -28,6 +28,8 @@ describe('decoding log events', () => {
       JSON.stringify({ event: created, prev: 3 }),
       JSON.stringify({ prev: 3, event: created, extra: true }),
       `{"prev":3,"event":${JSON.stringify(created)}}  `,
+      // A repeated `prev`: JSON readers keep the last one, so the text after `event` is not the event.
+      `{"prev":3,"event":${JSON.stringify(created)},"prev":4}`,
     ];
     for (const text of cases) {
       const entry = decodeDeliveredEntry('c1', 13, bytes(text), time);

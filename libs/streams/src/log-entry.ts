@@ -76,17 +76,19 @@ export function decodeDeliveredEntry(conversationId: string, seq: number, data: 
   return entry;
 }
 
-const RECORD_HEAD = /^\{"prev":(?:0|[1-9]\d*),"event":/;
+const RECORD_HEAD = /^\{"prev":(0|[1-9]\d*),"event":/;
 
 /**
  * The text of a record's event, for a record written as `JSON.stringify({ prev, event })` (what
  * the service writes): parsed already, with those two keys only, `event` last, so everything
- * between its key and the final brace is the event's value.
+ * between its key and the final brace is the event's value. (A repeated key would still pass
+ * the count: a second `prev` is caught by comparing it with the first; a second `event` is the
+ * one JSON readers keep, as the service did.)
  */
-function rawEvent(text: string, record: object): string | undefined {
+function rawEvent(text: string, record: Partial<LogRecord>): string | undefined {
   if (!text.endsWith('}') || Object.keys(record).length !== 2) return undefined;
   const head = RECORD_HEAD.exec(text);
-  return head ? text.slice(head[0].length, -1) : undefined;
+  return head && Number(head[1]) === record.prev ? text.slice(head[0].length, -1) : undefined;
 }
 
 export function toConversationEvent(entry: LogEntry, epoch: string): ConversationEvent {

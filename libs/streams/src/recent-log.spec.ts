@@ -47,6 +47,8 @@ describe('RecentLog', () => {
     // Event 7 names 6, which never came: nothing before it can be joined to it.
     log.add('a', 7, record(6), at(7));
     expect(log.after('a', 0, 10)).toBeUndefined();
+    // Event 1 is no longer served, but its memory counts until it is evicted.
+    expect(log.heldBytes).toBe(data.length + record(6).length + 2 * 96);
     expect(seqs(log.after('a', 6, 10))).toEqual([7]);
     // A repeated or older delivery changes nothing.
     log.add('a', 7, record(6), at(7));

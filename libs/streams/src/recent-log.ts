@@ -1,16 +1,22 @@
+import { indexAfterSeq } from './sequence-search.js';
+
 /** One event as the log holds it, kept undecoded until someone reads it. */
 export interface RecentEvent {
   readonly seq: number;
   readonly prev: number;
   readonly data: Uint8Array;
   readonly time: Date;
-  /** Dropped from its conversation (its chain broke) before it was evicted; its bytes are already given back. */
+}
+
+interface HeldEvent extends RecentEvent {
+  readonly conversationId: string;
+  /** No longer served (its conversation's chain broke after it); its memory goes when it is evicted. */
   dropped?: boolean;
 }
 
 interface ConversationEvents {
-  events: RecentEvent[];
-  /** Index of the oldest event still held: evicting from the front costs O(1). */
+  events: HeldEvent[];
+  /** Index of the oldest event still served: dropping from the front costs O(1). */
   head: number;
 }
 
@@ -27,9 +33,10 @@ const OVERHEAD_BYTES = 96;
  */
 export class RecentLog {
   private readonly conversations = new Map<string, ConversationEvents>();
-  /** Every held event in stream order, oldest first, from `oldest` on: evicted in that order. */
-  private order: { conversationId: string; event: RecentEvent }[] = [];
+  /** Every event still in memory, in stream order, oldest first from `oldest` on: evicted in that order. */
+  private order: HeldEvent[] = [];
   private oldest = 0;
+  /** Memory of every event in `order`, served or dropped. */
   private bytes = 0;
 
   constructor(private readonly maxBytes: number) {}
@@ -43,17 +50,20 @@ export class RecentLog {
     if (this.maxBytes <= 0) return;
     const prev = prevOf(data);
     let held = this.conversations.get(conversationId);
-    const last = held ? held.events[held.events.length - 1] : undefined;
-    if (held && last && seq <= last.seq) return;
-    if (prev === undefined || (held && last && prev !== last.seq)) {
+    const last = held?.events.at(-1);
+    if (last && seq <= last.seq) return;
+    if (held && last && prev !== last.seq) {
       // The chain broke here (or cannot be read): what came before cannot be joined to what follows.
-      if (held) this.drop(held, held.events.length);
-      if (prev === undefined) return;
+      this.drop(held, held.events.length);
+    }
+    if (prev === undefined) {
+      if (held) this.conversations.delete(conversationId);
+      return;
     }
     if (!held) this.conversations.set(conversationId, (held = { events: [], head: 0 }));
-    const event: RecentEvent = { seq, prev, data: data.slice(), time };
+    const event: HeldEvent = { conversationId, seq, prev, data: data.slice(), time };
     held.events.push(event);
-    this.order.push({ conversationId, event });
+    this.order.push(event);
     this.bytes += data.length + OVERHEAD_BYTES;
     while (this.bytes > this.maxBytes && this.evictOldest());
   }
@@ -67,7 +77,7 @@ export class RecentLog {
   after(conversationId: string, after: number, limit: number): RecentEvent[] | undefined {
     const held = this.conversations.get(conversationId);
     if (!held) return undefined;
-    const start = this.indexAfter(held, after);
+    const start = indexAfterSeq(held.events, after, held.head);
     const first = held.events[start];
     if (!first || first.prev !== after) return undefined;
     return held.events.slice(start, start + limit);
@@ -75,19 +85,18 @@ export class RecentLog {
 
   /** The newest event held for the conversation, if any. */
   last(conversationId: string): number | undefined {
-    const held = this.conversations.get(conversationId);
-    return held && held.head < held.events.length ? held.events[held.events.length - 1]!.seq : undefined;
+    return this.conversations.get(conversationId)?.events.at(-1)?.seq;
   }
 
   /** Whether memory holds the event that follows `seq` in the conversation's chain. */
   follows(conversationId: string, seq: number): boolean {
     const held = this.conversations.get(conversationId);
-    return held !== undefined && held.events[this.indexAfter(held, seq)]?.prev === seq;
+    return held !== undefined && held.events[indexAfterSeq(held.events, seq, held.head)]?.prev === seq;
   }
 
   /** Gives back events older than `cutoff` (the log no longer holds them, or will not for long). */
   forgetBefore(cutoff: number): void {
-    while (this.oldest < this.order.length && this.order[this.oldest]!.event.time.getTime() < cutoff) this.evictOldest();
+    while (this.oldest < this.order.length && this.order[this.oldest]!.time.getTime() < cutoff) this.evictOldest();
   }
 
   /** Forgets everything (the log was recreated: its sequences start again). */
@@ -99,29 +108,26 @@ export class RecentLog {
   }
 
   private evictOldest(): boolean {
-    const next = this.order[this.oldest];
-    if (!next) return false;
+    const event = this.order[this.oldest];
+    if (!event) return false;
     this.order[this.oldest++] = undefined as never;
     if (this.oldest > 1024 && this.oldest * 2 > this.order.length) {
       this.order = this.order.slice(this.oldest);
       this.oldest = 0;
     }
-    if (next.event.dropped) return true;
-    const held = this.conversations.get(next.conversationId)!;
-    // Stream order is each conversation's order too: its oldest held event is this one.
+    this.bytes -= event.data.length + OVERHEAD_BYTES;
+    if (event.dropped) return true;
+    const held = this.conversations.get(event.conversationId)!;
+    // Stream order is each conversation's order too: its oldest served event is this one.
     this.drop(held, 1);
-    if (held.head === held.events.length) this.conversations.delete(next.conversationId);
+    if (held.events.length === 0) this.conversations.delete(event.conversationId);
     return true;
   }
 
-  /** Drops a conversation's `count` oldest events. */
+  /** Stops serving a conversation's `count` oldest events (their memory goes when they are evicted). */
   private drop(held: ConversationEvents, count: number): void {
     const end = Math.min(held.events.length, held.head + count);
-    for (let i = held.head; i < end; i++) {
-      const event = held.events[i]!;
-      event.dropped = true;
-      this.bytes -= event.data.length + OVERHEAD_BYTES;
-    }
+    for (let i = held.head; i < end; i++) held.events[i]!.dropped = true;
     held.head = end;
     if (held.head === held.events.length) {
       held.events = [];
@@ -130,18 +136,6 @@ export class RecentLog {
       held.events = held.events.slice(held.head);
       held.head = 0;
     }
-  }
-
-  /** Index of the conversation's first held event after `seq`. */
-  private indexAfter(held: ConversationEvents, seq: number): number {
-    let low = held.head;
-    let high = held.events.length;
-    while (low < high) {
-      const mid = (low + high) >> 1;
-      if (held.events[mid]!.seq <= seq) low = mid + 1;
-      else high = mid;
-    }
-    return low;
   }
 }
 

@@ -1,5 +1,5 @@
-import { formatCursor, type ConversationEvent } from '@seqline/protocol';
-import { toConversationEvent, type LogEntry } from '@seqline/streams';
+import { formatCursor } from '@seqline/protocol';
+import type { LogEntry } from '@seqline/streams';
 import { textFrame } from '../ws/text-frame.js';
 
 /**
@@ -9,7 +9,6 @@ import { textFrame } from '../ws/text-frame.js';
 export class FeedEvent {
   readonly seq: number;
   readonly prev: number;
-  private wire?: ConversationEvent;
   private ws?: Buffer;
   private sse?: Buffer;
 
@@ -23,10 +22,6 @@ export class FeedEvent {
     this.prev = entry.prev;
   }
 
-  get event(): ConversationEvent {
-    return (this.wire ??= toConversationEvent(this.entry, this.epoch));
-  }
-
   /** The WebSocket `event` frame, framed for the wire: every device's socket gets these bytes. */
   get wsFrame(): Buffer {
     return (this.ws ??= textFrame(`{"type":"event",${this.fields()}}`));
@@ -38,7 +33,7 @@ export class FeedEvent {
   }
 
   /**
-   * The `ConversationEvent` as JSON members, the same text `JSON.stringify(this.event)` gives
+   * The `ConversationEvent` as JSON members, the same text `JSON.stringify(toConversationEvent(entry, epoch))` gives
    * between its braces. The event's own JSON is taken from the log as it is when the entry has it.
    */
   private fields(): string {
