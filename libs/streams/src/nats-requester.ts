@@ -3,6 +3,8 @@ import { createInbox, type Msg, type MsgHdrs, type NatsConnection, type Subscrip
 /** Nobody listens on the subject (no stream captures it, no service answers it). */
 export class NoResponderError extends Error {}
 export class RequestTimeoutError extends Error {}
+/** A request made after `close()`: it would never be answered. */
+export class RequesterClosedError extends Error {}
 
 interface Pending {
   resolve(msg: Msg): void;
@@ -25,6 +27,7 @@ export class NatsRequester {
   /** Runs only while requests wait, so an idle process has no timer to wake for. */
   private sweeper?: ReturnType<typeof setInterval>;
   private next = 0;
+  private closed = false;
 
   constructor(private readonly nc: NatsConnection) {
     this.subscription = nc.subscribe(`${this.inbox}.*`, {
@@ -37,6 +40,7 @@ export class NatsRequester {
   request(subject: string, data: Uint8Array, options: { timeoutMs: number; headers?: MsgHdrs }): Promise<Msg> {
     const token = (this.next++).toString(36);
     return new Promise<Msg>((resolve, reject) => {
+      if (this.closed) return reject(new RequesterClosedError('requests can no longer be sent: the service is shutting down'));
       this.pending.set(token, { resolve, reject, deadline: Date.now() + options.timeoutMs });
       if (!this.sweeper) {
         this.sweeper = setInterval(() => this.expire(), SWEEP_MS);
@@ -52,7 +56,9 @@ export class NatsRequester {
   }
 
   close(): void {
+    this.closed = true;
     clearInterval(this.sweeper);
+    this.sweeper = undefined;
     this.subscription.unsubscribe();
     for (const pending of this.pending.values()) pending.reject(new RequestTimeoutError('the connection closed before a reply came'));
     this.pending.clear();

@@ -1,6 +1,6 @@
-import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
+import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import type { Msg, Subscription } from '@nats-io/transport-node';
-import { ErrorCode, partitionOf, ReceivedAgentReplySchema, SeqlineError, toSeqlineError, type AgentReply } from '@seqline/protocol';
+import { ErrorCode, parseFrame, partitionOf, ReceivedAgentReplySchema, SeqlineError, toSeqlineError, type AgentReply } from '@seqline/protocol';
 import { LogStream, NatsRequester, NoResponderError, PartitionLeases, RequestTimeoutError } from '@seqline/streams';
 import type { Logger } from 'pino';
 import { LOGGER } from '../core/tokens.js';
@@ -10,6 +10,8 @@ import { IngestCommandSchema, type IngestCommand } from './ingest-command.js';
 
 /** How long an owner has to answer a handed-over write before this instance writes it itself. */
 const FORWARD_TIMEOUT_MS = 2_000;
+/** While a lease changes hands two instances may both serve a partition for a moment: one queue group, so only one answers each write. */
+const FORWARD_QUEUE = 'seqline-writer';
 
 /**
  * Sends each write to the instance owning its conversation's write partition, so one instance
@@ -24,7 +26,7 @@ const FORWARD_TIMEOUT_MS = 2_000;
  * expectation still orders it, and availability does not wait for a lease to lapse.
  */
 @Injectable()
-export class WriteRouter implements OnModuleDestroy {
+export class WriteRouter implements OnApplicationShutdown {
   private readonly requester: NatsRequester;
   private readonly encoder = new TextEncoder();
 
@@ -38,7 +40,8 @@ export class WriteRouter implements OnModuleDestroy {
     this.requester = new NatsRequester(stream.nc);
   }
 
-  onModuleDestroy(): void {
+  /** Last: devices and agents are served until their connections and subscriptions are closed. */
+  onApplicationShutdown(): void {
     this.requester.close();
   }
 
@@ -65,6 +68,7 @@ export class WriteRouter implements OnModuleDestroy {
   /** Answers writes handed over for a partition this instance owns; the subscription ends with the partition. */
   serve(partition: number): Subscription {
     return this.stream.nc.subscribe(this.stream.subjects.partitionForward(partition), {
+      queue: FORWARD_QUEUE,
       callback: (error, msg) => {
         if (error) {
           this.logger.error({ err: error, partition }, 'handed-over write subscription failed');
@@ -79,7 +83,8 @@ export class WriteRouter implements OnModuleDestroy {
     const conversationId = this.stream.subjects.conversationOf(msg.subject);
     let reply: AgentReply;
     try {
-      const command = IngestCommandSchema.parse(msg.json());
+      // A command this version cannot read (another version's, in a rolling upgrade) is refused as such, not retried.
+      const command = parseFrame(IngestCommandSchema, msg.data, { what: 'a handed-over write' });
       const result = await this.writer.write(conversationId, command);
       reply = { ok: true, cursor: result.cursor, duplicate: result.duplicate, ...(result.answer ? { answer: result.answer } : {}) };
     } catch (error) {
