@@ -57,7 +57,9 @@ export async function resume(settings: Settings, run: string) {
     const warmUp = await miss(`resume-${run}-warm-up`);
     await resumeFrom(server.base, warmUp);
     const missed = await miss(`resume-${run}`);
+    const readsBefore = await server.metric('seqline_recent_log_reads_total');
     const here = await resumeFrom(server.base, missed);
+    const readsHere = (await server.metric('seqline_recent_log_reads_total')) - readsBefore;
     const cold = await BenchServer.start(settings);
     try {
       await resumeFrom(cold.base, warmUp);
@@ -68,6 +70,9 @@ export async function resume(settings: Settings, run: string) {
         exact: here.exact && fromLog.exact,
         subscribedMs: here.subscribedMs,
         allReceivedMs: here.ms,
+        /** Catch-ups served from the recent log: 1 here, and none on the instance started after the events. */
+        recentLogReads: readsHere,
+        fromLogRecentLogReads: await cold.metric('seqline_recent_log_reads_total'),
         fromLogSubscribedMs: fromLog.subscribedMs,
         fromLogAllReceivedMs: fromLog.ms,
       };
@@ -90,7 +95,9 @@ async function resumeFrom(base: string, { id, cursor, expected }: Missed) {
   let violations = 0;
   let subscribed = 0;
   const begin = now();
-  const received = new Promise<void>((resolve) => {
+  let timer: NodeJS.Timeout | undefined;
+  const received = new Promise<void>((resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`resume of ${id}: ${events} of ${MISSED} events after 30 s`)), 30_000);
     socket.on('message', (data) => {
       const frame = JSON.parse(String(data)) as Frame;
       if (frame.type === 'subscribed') subscribed = now() - begin;
@@ -102,8 +109,12 @@ async function resumeFrom(base: string, { id, cursor, expected }: Missed) {
     });
   });
   socket.send(JSON.stringify({ type: 'subscribe', conversationId: id, after: cursor }));
-  await received;
+  try {
+    await received;
+  } finally {
+    clearTimeout(timer);
+    socket.close();
+  }
   const ms = now() - begin;
-  socket.close();
   return { events, exact: text === expected && violations === 0, subscribedMs: round(subscribed), ms: round(ms) };
 }

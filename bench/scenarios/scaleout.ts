@@ -3,7 +3,7 @@ import type { Settings } from '../../libs/config/src/index.js';
 import { WRITE_PARTITIONS } from '../../libs/protocol/src/index.js';
 import { BenchServer, now, round } from '../support/bench-server.js';
 import { DeviceFleet } from '../support/fleet.js';
-import { connectAgents, createConversations, jetStreamApiRequests, sha1, sleep } from '../support/helpers.js';
+import { connectAgents, createConversations, jetStreamApiRequests, persisted, sha1, sleep } from '../support/helpers.js';
 
 const ANSWERS = Number(process.env.BENCH_SCALEOUT_ANSWERS ?? 100);
 const TOKENS = Number(process.env.BENCH_SCALEOUT_TOKENS ?? 1_000);
@@ -28,15 +28,21 @@ export interface ScaleOutOptions {
  */
 export async function streamAnswers(settings: Settings, run: string, options: ScaleOutOptions) {
   const servers: BenchServer[] = [];
+  let agents: SeqlineAgent[] = [];
+  let fleet: DeviceFleet | undefined;
   try {
     for (let i = 0; i < options.instances; i++) servers.push(await BenchServer.start(settings));
     await waitForPartitions(servers);
     const reader = servers.at(-1)!;
-    const agents = await connectAgents(settings, 4);
-    if (options.warmUp) await warmUp(agents, reader.base, `so-${run}-${options.instances}-warm`);
+    agents = await connectAgents(settings, 4);
+    if (options.warmUp) {
+      await warmUp(agents, reader.base, `so-${run}-${options.instances}-warm`);
+      // Measured only once Postgres holds the warm-up round, so its writes do not compete.
+      await persisted(reader.base);
+    }
     const ids = Array.from({ length: ANSWERS }, (_, i) => `so-${run}-${options.instances}-${i}`);
     await createConversations(reader.base, ids);
-    const fleet = new DeviceFleet();
+    fleet = new DeviceFleet();
     await fleet.connect(reader.base, ids);
     const sum = async (metric: string): Promise<number> => (await Promise.all(servers.map((server) => server.metricSum(metric)))).reduce((a, b) => a + b, 0);
     const apiBefore = await jetStreamApiRequests(settings);
@@ -75,8 +81,6 @@ export async function streamAnswers(settings: Settings, run: string, options: Sc
     // Postgres catches up within a flush interval or two.
     await sleep(1_500);
     const rowWrites = (await sum('seqline_persist_row_writes_total')) - rowWritesBefore;
-    await fleet.close();
-    await Promise.all(agents.map((agent) => agent.close()));
     return {
       instances: options.instances,
       ...(options.rate === 'unpaced' ? {} : { offeredTokensPerSecond: ANSWERS * options.rate }),
@@ -93,6 +97,8 @@ export async function streamAnswers(settings: Settings, run: string, options: Sc
       postgresRowWritesPerAnswer: round(rowWrites / ANSWERS),
     };
   } finally {
+    await fleet?.close();
+    await Promise.all(agents.map((agent) => agent.close()));
     await Promise.all(servers.map((server) => server.stop()));
   }
 }
