@@ -22,10 +22,9 @@ export interface PartitionOwner {
 
 const memberPrefix = 'member.';
 /**
- * An instance not over its share lists the bucket only every this many renewals: listing costs a
- * consumer on the bucket each time, the largest part of an idle instance's work. Whatever it
- * could take was taken at its last listing, so until then only a member joining or leaving, or
- * a lease lapsing, changes anything, and those are noticed within this many renewals.
+ * An instance holding its share lists the bucket only every this many renewals: listing costs a
+ * consumer on the bucket each time, the largest part of an idle instance's work. A joining
+ * instance is noticed within this many renewals; one under its share lists at every renewal.
  */
 const LIST_EVERY = 3;
 const partitionKey = (partition: number): string => `partition.${partition}`;
@@ -48,8 +47,7 @@ export class PartitionLeases {
   private stopped = false;
   /** Members seen at the last listing, and renewals since. */
   private members = 1;
-  /** Starts due, so an instance lists (and takes its partitions) at its first renewal. */
-  private sinceListing = LIST_EVERY - 1;
+  private sinceListing = 0;
 
   private constructor(
     private readonly kv: KV,
@@ -98,8 +96,8 @@ export class PartitionLeases {
     if (this.stopped) return;
     await this.renew();
     await this.kv.put(`${memberPrefix}${this.options.holder}`, String(Date.now()));
-    const overShare = this.held.size > Math.ceil(this.options.partitions / this.members);
-    if (!overShare && ++this.sinceListing < LIST_EVERY) return;
+    const atShare = this.held.size === Math.ceil(this.options.partitions / this.members);
+    if (atShare && ++this.sinceListing < LIST_EVERY) return;
     this.sinceListing = 0;
     const keys = new Set<string>();
     for await (const key of await this.kv.keys()) keys.add(key);
