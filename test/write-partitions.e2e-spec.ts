@@ -90,7 +90,8 @@ describe('writes made on an instance that does not own the conversation', () => 
   const servers: RunningServer[] = [];
 
   beforeAll(async () => {
-    settings = createTestSettings();
+    // Short leases: an instance holding its share notices the second one within a lease period.
+    settings = createTestSettings({ WRITE_PARTITION_LEASE: '3s' });
     servers.push(await startTestServer(settings), await startTestServer(settings));
     await eventually(() => servers.every((server) => owned(server).length === WRITE_PARTITIONS / 2), 20_000, 'an even split');
   });
