@@ -191,7 +191,10 @@ describe('useChat with the Seqline transport in a real browser', () => {
     await eventually(() => closedRun.ended, 15_000, 'the model to finish');
     expect(closedRun.aborted).toBe(false);
     expect(closedRun.emittedWords).toBe(WORDS);
-    // Another device opened later finds both answers complete.
+    // Another device opened once the agent has completed the answer (the model finishing comes
+    // just before) finds both answers complete.
+    const answerStatuses = async () => ((await (await fetch(`${seqline.server.url}/v1/conversations/ai-leave/messages`)).json()) as { items: { status: string }[] }).items.map((item) => item.status);
+    await eventually(async () => (await answerStatuses()).join() === 'complete,complete,complete,complete', 10_000, 'the answer completed');
     const later = await openChat('ai-leave');
     await eventually(async () => (await chat(later))?.messages.length === 4, 10_000, 'the history');
     const statuses = (await chat(later))!.messages.map((m) => `${m.role}:${m.metadata?.status}`);
