@@ -1,10 +1,16 @@
 import type { Settings } from '../../libs/config/src/index.js';
-import { BenchServer, idleCpuPercent, natsServerPid, round, rssBytes } from '../support/bench-server.js';
+import { BenchServer, idleCpuPercent, natsServerPid, round } from '../support/bench-server.js';
 import { DeviceFleet } from '../support/fleet.js';
 import { consumerCount, createConversations, sleep } from '../support/helpers.js';
 
 /** At least 10 s, and one whole heartbeat interval, so each socket's ping is counted exactly once. */
 const idleWindowMs = (settings: Settings): number => Math.max(10_000, settings.ws.heartbeatMs);
+/**
+ * The one-off work a burst of subscribes leaves behind: V8 collecting the burst's garbage, and
+ * the snapshot states kept for devices that join late, dropped 30 s after their last use (and the
+ * collection that gives their memory back). Idle is what comes after.
+ */
+const SETTLE_MS = 40_000;
 
 /** `devices` devices, each subscribed to a conversation of its own, then nothing happens. */
 export async function idle(settings: Settings, run: string, devices: number) {
@@ -13,14 +19,17 @@ export async function idle(settings: Settings, run: string, devices: number) {
     const ids = Array.from({ length: devices }, (_, i) => `idle-${run}-${i}`);
     await createConversations(server.base, ids);
     await sleep(1_000);
-    const rssBefore = await rssBytes(server.pid);
+    const before = await server.settle();
     const fleet = new DeviceFleet();
     const connected = await fleet.connect(server.base, ids);
     await sleep(2_000);
-    const rssAfter = await rssBytes(server.pid);
+    // Memory after a full collection: what the connections hold, not garbage not yet collected.
+    const after = await server.settle();
     const consumers = await consumerCount(settings);
     const nats = natsServerPid();
-    const [cpuServer, cpuNats] = await Promise.all([idleCpuPercent([server.pid], idleWindowMs(settings)), nats ? idleCpuPercent([nats], idleWindowMs(settings)) : NaN]);
+    const cpu = (ms: number) => Promise.all([idleCpuPercent([server.pid], ms), nats ? idleCpuPercent([nats], ms) : NaN]);
+    const [settleServer, settleNats] = await cpu(SETTLE_MS);
+    const [cpuServer, cpuNats] = await cpu(idleWindowMs(settings));
     const subscriptions = await server.metric('seqline_subscriptions_open');
     await fleet.close();
     return {
@@ -29,9 +38,16 @@ export async function idle(settings: Settings, run: string, devices: number) {
       subscribeSeconds: round(connected.ms / 1000),
       /** Of which the devices' WebSocket handshakes, all opened from one benchmark process. */
       connectSeconds: round(connected.openMs / 1000),
-      serverMemoryPerConnectionKiB: round((rssAfter - rssBefore) / devices / 1024, 1),
-      serverMemoryGrowthMiB: round((rssAfter - rssBefore) / 2 ** 20, 1),
+      /** V8's heap and the memory it accounts outside it (buffers), after full collections before and after. */
+      serverMemoryPerConnectionKiB: round((after.heapUsed + after.external - before.heapUsed - before.external) / devices / 1024, 1),
+      /**
+       * Resident memory, read after the same collections. Only indicative: V8 keeps pages it freed
+       * (here from creating the conversations) and reuses them, so it can even shrink.
+       */
+      residentGrowthMiB: round((after.rss - before.rss) / 2 ** 20, 1),
       jetStreamConsumers: consumers,
+      /** Server and nats-server over the 40 s after all subscribed (see SETTLE_MS). */
+      settleCpuTotalPercent: round(settleServer + settleNats),
       idleCpuServerPercent: round(cpuServer),
       idleCpuNatsPercent: round(cpuNats),
       idleCpuTotalPercent: round(cpuServer + cpuNats),

@@ -2,6 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import type { Settings } from '../../libs/config/src/index.js';
+import { fileURLToPath } from 'node:url';
+import type { MemoryReading } from './memory-probe.js';
 import { freePort } from '../../libs/testing/src/processes/free-port.js';
 
 /** A server instance under test, as its own process, with what the benchmarks read off it. */
@@ -18,8 +20,14 @@ export class BenchServer {
   static async start(settings: Settings, env: Record<string, string> = {}): Promise<BenchServer> {
     // A port nothing listens on: two instances on one port would look like one answering twice.
     const port = await freePort();
-    const child = spawn(process.execPath, [...(process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []), 'dist/apps/server/src/main.js'], {
-      stdio: ['ignore', 'inherit', 'inherit'],
+    const flags = [
+      ...(process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []),
+      '--expose-gc',
+      '--import',
+      fileURLToPath(new URL('./memory-probe.js', import.meta.url)),
+    ];
+    const child = spawn(process.execPath, [...flags, 'dist/apps/server/src/main.js'], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       env: {
         ...process.env,
         PORT: String(port),
@@ -63,6 +71,21 @@ export class BenchServer {
       .split('\n')
       .filter((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`))
       .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+  }
+
+  /**
+   * Memory after a full collection in the server (see memory-probe.ts), and the CPU that
+   * collection took.
+   */
+  settle(): Promise<MemoryReading> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('server did not answer the memory probe')), 30_000);
+      this.child.once('message', (reading: MemoryReading) => {
+        clearTimeout(timer);
+        resolve(reading);
+      });
+      this.child.send('settle');
+    });
   }
 
   async stop(): Promise<void> {

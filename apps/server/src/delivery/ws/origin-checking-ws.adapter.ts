@@ -8,6 +8,10 @@ import type { OriginPolicy } from '../../auth/origin-policy.js';
  * Nest's `ws` adapter, with `ALLOWED_ORIGINS` checked on every upgrade before it opens (browsers
  * let any page open a WebSocket anywhere, so the server has to look at `Origin`). A refused
  * upgrade gets `403` with the error as JSON; a browser sees only a socket that never opened.
+ *
+ * Gateways without message handlers (the device gateway reads frames itself, in DeviceSession)
+ * get no message pipeline: Nest's would cost every socket two dozen RxJS subscribers and
+ * closures, held for its whole life, and every frame a pass through them.
  */
 export class OriginCheckingWsAdapter extends WsAdapter {
   constructor(
@@ -25,5 +29,11 @@ export class OriginCheckingWsAdapter extends WsAdapter {
       done(false, HTTP_STATUS[refusal.code], JSON.stringify(refusal.toBody()), { 'Content-Type': 'application/json' });
     };
     return super.create(port, { ...options, verifyClient });
+  }
+
+  override bindMessageHandlers(...args: Parameters<WsAdapter['bindMessageHandlers']>): void {
+    const [, handlers] = args;
+    if (handlers.length === 0) return;
+    super.bindMessageHandlers(...args);
   }
 }
