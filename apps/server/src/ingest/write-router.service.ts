@@ -52,7 +52,7 @@ export class WriteRouter implements OnApplicationShutdown {
     try {
       const subject = this.stream.subjects.forward(partition, conversationId);
       const msg = await this.requester.request(subject, this.encoder.encode(JSON.stringify(command)), { timeoutMs: FORWARD_TIMEOUT_MS });
-      reply = ReceivedAgentReplySchema.parse(msg.json()) as AgentReply;
+      reply = readOwnerReply(msg.data);
     } catch (error) {
       if (!(error instanceof NoResponderError) && !(error instanceof RequestTimeoutError)) throw error;
       const outcome = error instanceof NoResponderError ? 'no_owner' : 'owner_timeout';
@@ -92,5 +92,19 @@ export class WriteRouter implements OnApplicationShutdown {
       reply = { ok: false, error: toSeqlineError(error, ErrorCode.Unavailable).toBody() };
     }
     if (msg.reply) msg.respond(this.encoder.encode(JSON.stringify(reply)));
+  }
+}
+
+/**
+ * The owner's answer. One this version cannot read (another version's, in a rolling upgrade) is a
+ * passing failure for the writer to retry (with its message id the write is not made twice), not
+ * a crash of the request.
+ */
+export function readOwnerReply(data: Uint8Array): AgentReply {
+  try {
+    return parseFrame(ReceivedAgentReplySchema, data, { what: "the partition owner's reply" }) as AgentReply;
+  } catch (error) {
+    const reason = error instanceof SeqlineError ? error.message : String(error);
+    throw new SeqlineError(ErrorCode.Unavailable, `the instance writing this conversation answered in a form this one cannot read (${reason.slice(0, 200)}); retry shortly`);
   }
 }

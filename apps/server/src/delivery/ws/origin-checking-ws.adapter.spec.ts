@@ -14,7 +14,7 @@ describe('OriginCheckingWsAdapter.bindMessageHandlers', () => {
 
   it("keeps Nest's pipeline for gateways that have handlers", () => {
     const socket = new EventEmitter();
-    adapter().bindMessageHandlers(socket, [{ message: 'x', methodName: 'x', callback: () => undefined }], (data) => of(data));
+    adapter().bindMessageHandlers(socket, [{ message: 'x', methodName: 'x', callback: () => Promise.resolve(undefined), isAckHandledManually: false }], (data) => of(data));
     expect(socket.listenerCount('message')).toBe(1);
   });
 });
