@@ -154,6 +154,8 @@ describe('fault tolerance on real processes', () => {
     });
     expect(deliveredWhileDown).toBeGreaterThan(0);
     expect(resumedWhileDown).toBe(report.devices);
+    // Not one subscription was refused and asked for again: resumes never waited for Postgres.
+    expect(report.refusals).toBe(0);
     expect(readyWhileDown).toEqual({ status: 503, postgres: 'down' });
     expect(restWhileDown).toEqual({ status: 503, retryAfter: '1', body: { code: 'UNAVAILABLE', message: 'Postgres is unavailable; retry shortly' } });
     expect((await http(server.url, 'GET', '/health/ready')).status).toBe(200);

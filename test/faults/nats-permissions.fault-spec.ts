@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { jetstream } from '@nats-io/jetstream';
-import { connect } from '@nats-io/transport-node';
+import { connect, PermissionViolationError } from '@nats-io/transport-node';
 import { SeqlineAgent } from '@seqline/agent';
 import { WRITE_PARTITIONS } from '@seqline/protocol';
 import { createConversation, createTestSettings, dropTestResources, eventually, http, NatsProcess, ServerProcess, WsDevice } from '@seqline/testing';
@@ -31,15 +31,23 @@ describe('NATS permissions from deploy/nats.conf', () => {
 
       // The same agent credentials cannot write the log or the prompts directly.
       const raw = await connect({ servers: nats.url, user: 'agent', pass: 'agent-pass' });
+      // nats-server answers each refused publish with a permissions violation: collect them, so
+      // the test sees every forged write refused rather than merely not seen yet.
+      const denied = new Set<string>();
+      void (async () => {
+        for await (const status of raw.status()) {
+          if (status.type === 'error' && status.error instanceof PermissionViolationError && status.error.operation === 'publish') denied.add(status.error.subject);
+        }
+      })();
       await expect(jetstream(raw).publish('seqline.log.perm', JSON.stringify({ prev: 0, event: { type: 'message.created' } }), { timeout: 2_000 })).rejects.toThrow();
       raw.publish('seqline.prompt.perm', '{}');
-      raw.publish('seqline.log.perm', '{}');
       // Nor hand the service a write as if another instance did (a user's message, here).
       const forged = JSON.stringify({ type: 'message.post', messageId: 'forged', author: { role: 'user', id: 'mallory' }, text: 'forged' });
-      for (let partition = 0; partition < WRITE_PARTITIONS; partition++) raw.publish(`seqline.forward.${partition}.perm`, forged);
-      await raw.flush().catch(() => undefined);
+      const forwards = Array.from({ length: WRITE_PARTITIONS }, (_, partition) => `seqline.forward.${partition}.perm`);
+      for (const subject of forwards) raw.publish(subject, forged);
+      const refused = ['seqline.log.perm', 'seqline.prompt.perm', ...forwards];
+      await eventually(() => refused.every((subject) => denied.has(subject)), 10_000, 'every forged publish refused');
       await raw.close().catch(() => undefined);
-      await new Promise((done) => setTimeout(done, 300));
       const events = await http<{ items: { event: { type: string; messageId: string } }[] }>(server.url, 'GET', '/v1/conversations/perm/events');
       expect(events.body.items.map((item) => `${item.event.type}:${item.event.messageId}`)).toEqual([
         'message.created:q',

@@ -35,6 +35,8 @@ export interface ScenarioReport {
   gaps: number;
   devicesExact: number;
   reconnects: number;
+  /** Subscriptions refused with a retryable code, and asked for again. */
+  refusals: number;
   seconds: number;
 }
 
@@ -110,6 +112,7 @@ export async function runScenario(options: ScenarioOptions): Promise<{ report: S
     gaps: devices.reduce((sum, device) => sum + device.gaps, 0),
     devicesExact: devices.filter((device) => device.text('answer') === expected.get(device.conversationId)).length,
     reconnects: devices.reduce((sum, device) => sum + device.reconnects, 0),
+    refusals: devices.reduce((sum, device) => sum + device.refusals, 0),
     seconds: Math.round((Date.now() - started) / 100) / 10,
   };
   process.stdout.write(`fault case ${JSON.stringify(report)}\n`);

@@ -3,6 +3,7 @@ import { isDatabaseUnavailable } from '@seqline/persistence';
 import { ErrorCode, formatCursor, SeqlineError, type Message } from '@seqline/protocol';
 import { ConversationLog, LogStream } from '@seqline/streams';
 import type { Logger } from 'pino';
+import { LogThrottle } from '../core/log-throttle.js';
 import { LOGGER } from '../core/tokens.js';
 import { CursorResolver } from './cursor-resolver.js';
 import type { FeedSink, FeedSubscription } from './live/conversation-feed.js';
@@ -31,6 +32,8 @@ export interface OpenSubscription {
  */
 @Injectable()
 export class SubscriptionService {
+  private readonly snapshotFailures = new LogThrottle(5_000);
+
   constructor(
     private readonly live: LiveFeed,
     private readonly cursors: CursorResolver,
@@ -73,7 +76,8 @@ export class SubscriptionService {
     } catch (error) {
       if (error instanceof SeqlineError) throw error;
       // A snapshot reads Postgres and the log after its rows: say which one failed.
-      this.logger.warn({ err: error }, 'snapshot failed');
+      const suppressed = this.snapshotFailures.pass();
+      if (suppressed !== undefined) this.logger.warn({ err: error, notLoggedSinceLast: suppressed }, 'snapshot failed');
       if (isDatabaseUnavailable(error)) throw new SeqlineError(ErrorCode.Unavailable, 'history cannot be loaded right now (the database is unreachable); retry shortly, or resume from a cursor');
       throw new SeqlineError(ErrorCode.Unavailable, 'history cannot be loaded right now (the log did not answer); retry shortly');
     }
