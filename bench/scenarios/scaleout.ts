@@ -7,6 +7,8 @@ import { connectAgents, createConversations, jetStreamApiRequests, persisted, sh
 
 const ANSWERS = Number(process.env.BENCH_SCALEOUT_ANSWERS ?? 100);
 const TOKENS = Number(process.env.BENCH_SCALEOUT_TOKENS ?? 1_000);
+/** Measured rounds of an unpaced run, each 100 answers × 1,000 tokens on the same conversations. */
+const UNPACED_ROUNDS = Number(process.env.BENCH_UNPACED_ROUNDS ?? 5);
 
 export interface ScaleOutOptions {
   instances: number;
@@ -50,31 +52,40 @@ export async function streamAnswers(settings: Settings, run: string, options: Sc
     const rowWritesBefore = await sum('seqline_persist_row_writes_total');
     const conflictsBefore = await sum('seqline_write_conflicts_total');
 
-    const answers = ids.map((id, i) => agents[i % agents.length]!.startMessage(id, { messageId: 'answer' }));
-    await Promise.all(answers.map((answer) => answer.ready));
-    if (options.drop && options.rate !== 'unpaced') await fleet.drop(((TOKENS / options.rate) * 1000) / 2, 5);
-    const expected: Record<string, string> = {};
-    const started = now();
-    await Promise.all(
-      answers.map(async (answer, i) => {
-        let text = '';
-        for (let t = 0; t < TOKENS; t++) {
-          if (options.rate === 'unpaced') {
-            if (t % 20 === 0) await new Promise((resolve) => setImmediate(resolve));
-          } else {
-            const wait = started + (t * 1000) / options.rate - now();
-            if (wait > 1) await sleep(wait);
+    // An unpaced round lasts well under a second: several, back to back, make a figure that does not hang on one scheduling hiccup.
+    const rounds = options.rate === 'unpaced' ? UNPACED_ROUNDS : 1;
+    let seconds = 0;
+    let exactTexts = ANSWERS;
+    let done: Awaited<ReturnType<DeviceFleet['complete']>> | undefined;
+    for (let round = 0; round < rounds; round++) {
+      const messageId = round === 0 ? 'answer' : `answer-${round}`;
+      const answers = ids.map((id, i) => agents[i % agents.length]!.startMessage(id, { messageId }));
+      await Promise.all(answers.map((answer) => answer.ready));
+      if (options.drop && options.rate !== 'unpaced') await fleet.drop(((TOKENS / options.rate) * 1000) / 2, 5);
+      const expected: Record<string, string> = {};
+      const started = now();
+      await Promise.all(
+        answers.map(async (answer, i) => {
+          let text = '';
+          for (let t = 0; t < TOKENS; t++) {
+            if (options.rate === 'unpaced') {
+              if (t % 20 === 0) await new Promise((resolve) => setImmediate(resolve));
+            } else {
+              const wait = started + (t * 1000) / options.rate - now();
+              if (wait > 1) await sleep(wait);
+            }
+            const token = ` @${now().toFixed(3)}`;
+            text += token;
+            answer.append(token);
           }
-          const token = ` @${now().toFixed(3)}`;
-          text += token;
-          answer.append(token);
-        }
-        await answer.complete();
-        expected[ids[i]!] = sha1(text);
-      }),
-    );
-    const done = await fleet.complete('answer', 300_000);
-    const seconds = (now() - started) / 1000;
+          await answer.complete();
+          expected[ids[i]!] = sha1(text);
+        }),
+      );
+      done = await fleet.complete(messageId, 300_000);
+      seconds += (now() - started) / 1000;
+      exactTexts = Math.min(exactTexts, ids.filter((id) => done!.texts[id] === expected[id]).length);
+    }
     const events = (await sum('seqline_events_written_total')) - eventsBefore;
     const apiRequests = (await jetStreamApiRequests(settings)) - apiBefore;
     const conflicts = (await sum('seqline_write_conflicts_total')) - conflictsBefore;
@@ -84,17 +95,18 @@ export async function streamAnswers(settings: Settings, run: string, options: Sc
     return {
       instances: options.instances,
       ...(options.rate === 'unpaced' ? {} : { offeredTokensPerSecond: ANSWERS * options.rate }),
-      tokensPerSecond: Math.round((ANSWERS * TOKENS) / seconds),
-      p50Ms: round(done.p50),
-      p99Ms: round(done.p99),
-      ...(options.drop ? { drops: done.resubscribes, resubscribeP50Ms: round(done.resubscribeP50), resubscribeP99Ms: round(done.resubscribeP99) } : {}),
-      exactTexts: ids.filter((id) => done.texts[id] === expected[id]).length,
+      tokensPerSecond: Math.round((rounds * ANSWERS * TOKENS) / seconds),
+      p50Ms: round(done!.p50),
+      p99Ms: round(done!.p99),
+      ...(options.drop ? { drops: done!.resubscribes, resubscribeP50Ms: round(done!.resubscribeP50), resubscribeP99Ms: round(done!.resubscribeP99) } : {}),
+      /** Answers exact in every round. */
+      exactTexts,
       answers: ANSWERS,
-      chainViolations: done.violations,
-      appendEventsPerAnswer: round((events - 2 * ANSWERS) / ANSWERS),
+      chainViolations: done!.violations,
+      appendEventsPerAnswer: round((events - 2 * rounds * ANSWERS) / (rounds * ANSWERS)),
       jetStreamApiRequestsPerEvent: round(apiRequests / events, 3),
       writeConflicts: conflicts,
-      postgresRowWritesPerAnswer: round(rowWrites / ANSWERS),
+      postgresRowWritesPerAnswer: round(rowWrites / (rounds * ANSWERS)),
     };
   } finally {
     await fleet?.close();
