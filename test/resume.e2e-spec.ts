@@ -1,3 +1,4 @@
+import { jest } from '@jest/globals';
 import { parseCursor } from '@seqline/protocol';
 import { createConversation, eventually, http, metric, useSeqline, WsDevice } from '@seqline/testing';
 
@@ -123,5 +124,54 @@ describe('a device that comes back after missing more than the window, with no r
     const resumed = await awayAndBack(seqline, 'c-away-log');
     expectCaughtUp(resumed);
     expect(resumed.reads).toBe(0);
+  });
+});
+
+describe('a device that comes back at the head, after its conversation left the instance', () => {
+  const seqline = useSeqline({ FEED_LINGER: '200ms' });
+
+  it('resumes from the recent log with no JetStream read, then gets the next answer live and exact', async () => {
+    const { server } = seqline;
+    const agent = await seqline.agent('writer-head');
+    await createConversation(server.url, 'c-head');
+    const device = new WsDevice(server.url, 'c-head');
+    await device.connect();
+    const first = agent.startMessage('c-head', { messageId: 'a1' });
+    for (let i = 0; i < 50; i++) first.append(` a${i}`);
+    await first.complete();
+    await device.until(() => device.messages.get('a1')?.status === 'complete');
+    const cursor = device.cursor!;
+    await device.close();
+    // No device follows the conversation here any more: its feed (and window) is dropped.
+    await eventually(async () => (await metric(server.url, 'seqline_live_feeds')) === 0, 10_000, 'the feed dropped');
+
+    const log = server.infra.log;
+    const reads: string[] = [];
+    const spies = [
+      jest.spyOn(log, 'next').mockName('next'),
+      jest.spyOn(log, 'nextSeq').mockName('nextSeq'),
+      jest.spyOn(log, 'lastSeq').mockName('lastSeq'),
+      jest.spyOn(log, 'readBatches').mockName('readBatches'),
+    ];
+    const subjectAt = jest.spyOn(log, 'subjectAt');
+    const recentBefore = await metric(server.url, 'seqline_recent_log_reads_total');
+    const from = device.frames.length;
+    await device.connect();
+    await device.until(() => device.frames.length > from);
+    for (const spy of spies) for (const [conversationId] of spy.mock.calls) if (conversationId === 'c-head') reads.push(spy.getMockName());
+    reads.push(...subjectAt.mock.calls.filter(([seq]) => seq === parseCursor(cursor)!.seq).map(() => 'subjectAt'));
+    for (const spy of [...spies, subjectAt]) spy.mockRestore();
+    expect(device.frames[from]).toMatchObject({ type: 'subscribed', cursor, head: cursor });
+    expect(reads).toEqual([]);
+    expect(await metric(server.url, 'seqline_recent_log_reads_total')).toBe((recentBefore ?? 0) + 1);
+
+    const second = agent.startMessage('c-head', { messageId: 'a2' });
+    const tokens = Array.from({ length: 50 }, (_, i) => ` b${i}`);
+    for (const token of tokens) second.append(token);
+    await second.complete();
+    await device.until(() => device.messages.get('a2')?.status === 'complete');
+    expect(device.text('a2')).toBe(tokens.join(''));
+    expect(device.violations).toEqual([]);
+    await device.close();
   });
 });

@@ -21,11 +21,11 @@ describe('RecentLog', () => {
     expect(seqs(log.after('a', 1, 10))).toEqual([3, 5]);
     expect(seqs(log.after('a', 1, 1))).toEqual([3]);
     expect(seqs(log.after('b', 2, 10))).toEqual([4]);
-    // Nothing follows the newest yet: memory cannot tell whether the log has more, so it serves nothing.
-    expect(log.after('a', 5, 10)).toBeUndefined();
+    // At the newest event held, nothing: what follows has not reached this instance yet.
+    expect(log.after('a', 5, 10)).toEqual([]);
     expect(log.last('a')).toBe(5);
-    expect(log.follows('a', 3)).toBe(true);
-    expect(log.follows('a', 5)).toBe(false);
+    expect(log.serves('a', 3)).toBe(true);
+    expect(log.serves('a', 5)).toBe(true);
   });
 
   it('serves nothing for a position the held chain does not follow on from', () => {
@@ -35,7 +35,10 @@ describe('RecentLog', () => {
     expect(log.after('a', 2, 10)).toBeUndefined();
     expect(log.after('a', 4, 10)).toBeUndefined();
     expect(log.after('c', 0, 10)).toBeUndefined();
-    expect(log.follows('a', 2)).toBe(false);
+    expect(log.serves('a', 2)).toBe(false);
+    // Past the newest event, or at an event no longer served, memory cannot tell.
+    expect(log.after('a', 6, 10)).toBeUndefined();
+    expect(log.serves('a', 6)).toBe(false);
   });
 
   it('starts a conversation again where its chain breaks, and keeps its event data as it was', () => {
@@ -47,6 +50,7 @@ describe('RecentLog', () => {
     // Event 7 names 6, which never came: nothing before it can be joined to it.
     log.add('a', 7, record(6), at(7));
     expect(log.after('a', 0, 10)).toBeUndefined();
+    expect(log.after('a', 1, 10)).toBeUndefined();
     // Event 1 is no longer served, but its memory counts until it is evicted.
     expect(log.heldBytes).toBe(data.length + record(6).length + 2 * 96);
     expect(seqs(log.after('a', 6, 10))).toEqual([7]);
@@ -62,6 +66,7 @@ describe('RecentLog', () => {
     expect(log.heldBytes).toBe(size * 3);
     // 1 and 2 went first: a's chain now starts after 1, b's after 2.
     expect(log.after('a', 0, 10)).toBeUndefined();
+    expect(log.after('b', 0, 10)).toBeUndefined();
     expect(seqs(log.after('a', 1, 10))).toEqual([3, 5]);
     expect(seqs(log.after('b', 2, 10))).toEqual([4]);
   });

@@ -69,17 +69,18 @@ export class RecentLog {
   }
 
   /**
-   * Up to `limit` events right after `after`, when memory holds the event that follows it (its
-   * `prev` is `after`) and all that come after; undefined otherwise. A conversation's events are
-   * held up to the newest the live feed received, so what follows the last one returned has not
-   * reached this instance yet.
+   * Up to `limit` events right after `after`, when memory can tell what follows it: it holds the
+   * event whose `prev` is `after` and all that come after, or `after` is the newest event it
+   * holds (then nothing: what follows has not reached this instance, and comes through the live
+   * feed). Undefined otherwise.
    */
   after(conversationId: string, after: number, limit: number): RecentEvent[] | undefined {
     const held = this.conversations.get(conversationId);
     if (!held) return undefined;
     const start = indexAfterSeq(held.events, after, held.head);
     const first = held.events[start];
-    if (!first || first.prev !== after) return undefined;
+    if (!first) return held.events.at(-1)?.seq === after && start > held.head ? [] : undefined;
+    if (first.prev !== after) return undefined;
     return held.events.slice(start, start + limit);
   }
 
@@ -88,10 +89,9 @@ export class RecentLog {
     return this.conversations.get(conversationId)?.events.at(-1)?.seq;
   }
 
-  /** Whether memory holds the event that follows `seq` in the conversation's chain. */
-  follows(conversationId: string, seq: number): boolean {
-    const held = this.conversations.get(conversationId);
-    return held !== undefined && held.events[indexAfterSeq(held.events, seq, held.head)]?.prev === seq;
+  /** Whether `after` can answer for a reader at `seq`: memory holds the event that follows it, or `seq` is the newest event held. */
+  serves(conversationId: string, seq: number): boolean {
+    return this.after(conversationId, seq, 1) !== undefined;
   }
 
   /** Gives back events older than `cutoff` (the log no longer holds them, or will not for long). */

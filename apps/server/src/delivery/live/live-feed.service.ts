@@ -134,7 +134,7 @@ export class LiveFeed implements OnApplicationBootstrap, OnApplicationShutdown, 
     return {
       ...held,
       release: feed.hold(),
-      covers: (seq) => feed.covers(seq) || this.recent.follows(conversationId, seq),
+      covers: (seq) => feed.covers(seq) || this.recent.serves(conversationId, seq),
       knownHead: () => feed.knownHead ?? this.recent.last(conversationId),
     };
   }
