@@ -81,6 +81,46 @@ describe('ConversationFeed', () => {
     expect(device.received).toEqual([1, 4, 6]);
   });
 
+  it('keeps what an exhausted read sent as its window, so later subscribers need no read and share the same events', async () => {
+    const log = new MemoryLog();
+    for (const seq of [1, 2, 3, 4, 5]) log.write(seq);
+    const feed = new ConversationFeed('c', log, { windowEvents: 3, windowBytes: 1 << 20, readBatch: 100 });
+    const events = (): { seen: FeedEvent[]; send: (event: FeedEvent) => boolean; fail: () => void } => {
+      const seen: FeedEvent[] = [];
+      return { seen, send: (event) => (seen.push(event), true), fail: () => undefined };
+    };
+    const first = events();
+    feed.subscribe(first, 0);
+    await settle();
+    expect(first.seen.map((event) => event.seq)).toEqual([1, 2, 3, 4, 5]);
+    expect(log.reads).toBe(1);
+    // The newest three, within the window's bound: a subscriber at 2 is served from memory, at once.
+    expect([feed.covers(1), feed.covers(2), feed.covers(5)]).toEqual([false, true, true]);
+    const second = events();
+    feed.subscribe(second, 2);
+    expect(second.seen.map((event) => event.seq)).toEqual([3, 4, 5]);
+    expect(log.reads).toBe(1);
+    // The very same events, so the same frame bytes: decoded and serialised once.
+    expect(second.seen.every((event, i) => event === first.seen[i + 2])).toBe(true);
+    expect(second.seen[0]!.wsFrame).toBe(first.seen[2]!.wsFrame);
+    live(feed, log.write(6));
+    expect(first.seen.at(-1)!.seq).toBe(6);
+    expect(second.seen.at(-1)!.seq).toBe(6);
+  });
+
+  it('keeps no window from a read that live events overtook', async () => {
+    const log = new MemoryLog();
+    for (const seq of [1, 2, 3]) log.write(seq);
+    const feed = new ConversationFeed('c', log, { windowEvents: 10, windowBytes: 1 << 20, readBatch: 100 });
+    log.duringRead = () => live(feed, log.write(4));
+    const device = sink();
+    feed.subscribe(device, 0);
+    await settle();
+    expect(device.received).toEqual([1, 2, 3, 4]);
+    // The window is what arrived live (after 3), not the read.
+    expect([feed.covers(2), feed.covers(3), feed.covers(4)]).toEqual([false, true, true]);
+  });
+
   it('takes a position the caller saw at the log head as the head, without reading the log', () => {
     const log = new MemoryLog();
     for (const seq of [1, 4]) log.write(seq);

@@ -245,6 +245,8 @@ export class ConversationFeed {
         // Events after the window's base come from memory: the read stops where the window begins.
         const limit = this.base !== undefined && this.base > subscription.position ? Math.min(this.limits.readBatch, this.base - subscription.position) : this.limits.readBatch;
         let read = 0;
+        // What this read sent, kept while the feed has no window: if the read reaches the head, it becomes the window.
+        const caught: FeedEvent[] = [];
         for await (const entries of this.log.readBatches(this.conversationId, subscription.position, limit, CATCH_UP_BATCH)) {
           read += entries.length;
           let next = 0;
@@ -263,7 +265,9 @@ export class ConversationFeed {
                   broken = true;
                   return;
                 }
-                if (!this.deliver(subscription, new FeedEvent(entry, this.log.epoch, 0))) return;
+                const event = new FeedEvent(entry, this.log.epoch, entry.eventJson?.length ?? 0);
+                if (!this.deliver(subscription, event)) return;
+                if (this.base === undefined) caught.push(event);
                 if (sink.flow?.full()) {
                   next++;
                   return;
@@ -284,8 +288,11 @@ export class ConversationFeed {
         }
         if (read < limit && this.base === undefined) {
           // The log has nothing after this position, and no event has reached the feed since it
-          // was created (before this read began): this position is the conversation's head.
+          // was created (before this read began): this position is the conversation's head, and
+          // what this read sent is the chain up to it. Kept as the window, it serves the next
+          // subscribers from memory, decoded and framed once (a reconnect storm after a failover).
           this.base = this.head = subscription.position;
+          if (caught.at(-1)?.seq === subscription.position) this.keepAsWindow(caught);
         }
       }
     } catch (error) {
@@ -307,6 +314,17 @@ export class ConversationFeed {
     }
     subscription.position = event.seq;
     return true;
+  }
+
+  /** Makes the newest of `events` (a piece of the chain ending at the head) the window, within its bounds. */
+  private keepAsWindow(events: FeedEvent[]): void {
+    let first = events.length;
+    let bytes = 0;
+    while (first > 0 && events.length - first < this.limits.windowEvents && bytes + events[first - 1]!.size <= this.limits.windowBytes) bytes += events[--first]!.size;
+    if (first === events.length) return;
+    this.window = events.slice(first);
+    this.windowBytes = bytes;
+    this.base = this.window[0]!.prev;
   }
 
   private trim(): void {
