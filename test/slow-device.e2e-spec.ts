@@ -61,8 +61,9 @@ describe('a device that went silent', () => {
     socket.on('close', () => (closed = true));
     await new Promise((resolve) => socket.once('open', resolve));
     const opened = Date.now();
-    // Five intervals answered: a socket that missed one would have been closed by now.
-    for (let waited = 0; pings.length < 5 && waited < 20_000; waited += 50) await new Promise((resolve) => setTimeout(resolve, 50));
+    // Five intervals answered: a socket that missed one would have been closed by now. Five
+    // pings take 1.5 s; 6 s leaves a busy machine room, and still catches a heartbeat 4x too slow.
+    for (let waited = 0; pings.length < 5 && waited < 6_000; waited += 50) await new Promise((resolve) => setTimeout(resolve, 50));
     expect(pings.length).toBeGreaterThanOrEqual(5);
     expect(closed).toBe(false);
     // Never more than one ping per interval (300 ms), however late the timer ran.

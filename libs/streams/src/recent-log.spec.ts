@@ -23,6 +23,10 @@ describe('RecentLog', () => {
     expect(seqs(log.after('b', 2, 10))).toEqual([4]);
     // At the newest event held, nothing: what follows has not reached this instance yet.
     expect(log.after('a', 5, 10)).toEqual([]);
+    expect(log.after('a', 5, 10, 5)).toEqual([]);
+    // Unless the reader knows of a later event (a JetStream read ran ahead of the live feed): that one is in the log.
+    expect(log.after('a', 5, 10, 7)).toBeUndefined();
+    expect(seqs(log.after('a', 1, 10, 7))).toEqual([3, 5]);
     expect(log.last('a')).toBe(5);
     expect(log.serves('a', 3)).toBe(true);
     expect(log.serves('a', 5)).toBe(true);

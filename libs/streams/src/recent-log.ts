@@ -72,14 +72,17 @@ export class RecentLog {
    * Up to `limit` events right after `after`, when memory can tell what follows it: it holds the
    * event whose `prev` is `after` and all that come after, or `after` is the newest event it
    * holds (then nothing: what follows has not reached this instance, and comes through the live
-   * feed). Undefined otherwise.
+   * feed). Undefined otherwise, and also for that nothing when `knownHead` (the newest event
+   * the reader knows of, say from a JetStream read that ran ahead of the live feed) is later:
+   * what lies between is in the log, not here.
    */
-  after(conversationId: string, after: number, limit: number): RecentEvent[] | undefined {
+  after(conversationId: string, after: number, limit: number, knownHead?: number): RecentEvent[] | undefined {
     const held = this.conversations.get(conversationId);
     if (!held) return undefined;
     const start = indexAfterSeq(held.events, after, held.head);
     const first = held.events[start];
-    if (!first) return held.events.at(-1)?.seq === after && start > held.head ? [] : undefined;
+    // (A conversation's array is emptied once every event in it is dropped, so its last one is served.)
+    if (!first) return held.events.at(-1)?.seq === after && (knownHead === undefined || knownHead <= after) ? [] : undefined;
     if (first.prev !== after) return undefined;
     return held.events.slice(start, start + limit);
   }

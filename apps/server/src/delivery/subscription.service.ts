@@ -32,7 +32,8 @@ export interface OpenSubscription {
  */
 @Injectable()
 export class SubscriptionService {
-  private readonly snapshotFailures = new LogThrottle(5_000);
+  /** Snapshot failures logged at most once per 5 s for each cause, with a count of the rest. */
+  private readonly snapshotFailures = { database: new LogThrottle(5_000), log: new LogThrottle(5_000) };
 
   constructor(
     private readonly live: LiveFeed,
@@ -76,9 +77,10 @@ export class SubscriptionService {
     } catch (error) {
       if (error instanceof SeqlineError) throw error;
       // A snapshot reads Postgres and the log after its rows: say which one failed.
-      const suppressed = this.snapshotFailures.pass();
-      if (suppressed !== undefined) this.logger.warn({ err: error, notLoggedSinceLast: suppressed }, 'snapshot failed');
-      if (isDatabaseUnavailable(error)) throw new SeqlineError(ErrorCode.Unavailable, 'history cannot be loaded right now (the database is unreachable); retry shortly, or resume from a cursor');
+      const cause = isDatabaseUnavailable(error) ? 'database' : 'log';
+      const suppressed = this.snapshotFailures[cause].pass();
+      if (suppressed !== undefined) this.logger.warn({ err: error, cause, notLoggedSinceLast: suppressed }, 'snapshot failed');
+      if (cause === 'database') throw new SeqlineError(ErrorCode.Unavailable, 'history cannot be loaded right now (the database is unreachable); retry shortly, or resume from a cursor');
       throw new SeqlineError(ErrorCode.Unavailable, 'history cannot be loaded right now (the log did not answer); retry shortly');
     }
   }

@@ -85,7 +85,7 @@ export class LiveFeed implements OnApplicationBootstrap, OnApplicationShutdown, 
 
   /** From the recent log when it follows on from `after`, otherwise from JetStream. */
   async *readBatches(conversationId: string, after: number, limit: number, batchSize: number): AsyncIterable<LogEntry[]> {
-    const recent = this.recent.after(conversationId, after, limit);
+    const recent = this.recent.after(conversationId, after, limit, this.feeds.get(conversationId)?.feed.knownHead);
     if (!recent) {
       yield* this.log.readBatches(conversationId, after, limit, batchSize);
       return;
