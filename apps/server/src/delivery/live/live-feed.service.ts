@@ -118,6 +118,9 @@ export class LiveFeed implements OnApplicationBootstrap, OnApplicationShutdown, 
 
   /** The conversation's feed, created if needed and kept until `release` is called. */
   hold(conversationId: string): HeldFeed {
+    // What the log no longer holds is not served from memory either: a cursor the log has let go
+    // of is judged by the same rule on every instance, whatever each remembers.
+    this.recent.forgetBefore(Date.now() - this.settings.log.retentionMs);
     let held = this.feeds.get(conversationId);
     if (!held) {
       const feed = new ConversationFeed(conversationId, this, {
