@@ -5,6 +5,7 @@ import type { Settings } from '../../libs/config/src/index.js';
 import { fileURLToPath } from 'node:url';
 import type { MemoryReading } from './memory-probe.js';
 import { freePort } from '../../libs/testing/src/processes/free-port.js';
+import { metric } from '../../libs/testing/src/rest-client.js';
 
 /** A server instance under test, as its own process, with what the benchmarks read off it. */
 export class BenchServer {
@@ -59,9 +60,7 @@ export class BenchServer {
   }
 
   async metric(name: string): Promise<number> {
-    const text = await (await fetch(`${this.base}/metrics`)).text();
-    const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-    return line ? Number(line.split(' ')[1]) : 0;
+    return (await metric(this.base, name)) ?? 0;
   }
 
   /** The sum of every series of a metric (all label values). */
@@ -73,10 +72,7 @@ export class BenchServer {
       .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
   }
 
-  /**
-   * Memory after a full collection in the server (see memory-probe.ts), and the CPU that
-   * collection took.
-   */
+  /** Memory after a full collection in the server (see memory-probe.ts). */
   settle(): Promise<MemoryReading> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('server did not answer the memory probe')), 30_000);

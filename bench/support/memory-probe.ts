@@ -2,9 +2,9 @@
 // into a deployed one. On request over the IPC channel it runs a full collection and answers
 // with the process's memory, so figures compare live memory, not how much garbage a collection
 // happened to leave behind between two readings.
-import { cpuUsage, memoryUsage } from 'node:process';
+import { memoryUsage } from 'node:process';
 
-export type MemoryReading = { rss: number; heapUsed: number; external: number; arrayBuffers: number; collectionCpuMs: number };
+export type MemoryReading = { rss: number; heapUsed: number; external: number };
 
 const collect = (globalThis as { gc?: () => void }).gc;
 
@@ -13,19 +13,11 @@ if (process.send && collect) {
   process.channel?.unref();
   process.on('message', (request: unknown) => {
     if (request !== 'settle') return;
-    const before = cpuUsage();
     // Twice: the first collection's finalisers can free more.
     collect();
     collect();
-    const used = cpuUsage(before);
-    const memory = memoryUsage();
-    const reply: MemoryReading = {
-      rss: memory.rss,
-      heapUsed: memory.heapUsed,
-      external: memory.external,
-      arrayBuffers: memory.arrayBuffers,
-      collectionCpuMs: (used.user + used.system) / 1000,
-    };
+    const { rss, heapUsed, external } = memoryUsage();
+    const reply: MemoryReading = { rss, heapUsed, external };
     process.send!(reply);
   });
 }

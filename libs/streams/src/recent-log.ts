@@ -39,7 +39,12 @@ export class RecentLog {
   /** Memory of every event in `order`, served or dropped. */
   private bytes = 0;
 
-  constructor(private readonly maxBytes: number) {}
+  constructor(
+    private readonly maxBytes: number,
+    /** The log's retention: what the log no longer holds is not served from memory either, so every instance judges a cursor alike. */
+    private readonly maxAgeMs = Infinity,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   get heldBytes(): number {
     return this.bytes;
@@ -77,6 +82,7 @@ export class RecentLog {
    * what lies between is in the log, not here.
    */
   after(conversationId: string, after: number, limit: number, knownHead?: number): RecentEvent[] | undefined {
+    this.forgetExpired();
     const held = this.conversations.get(conversationId);
     if (!held) return undefined;
     const start = indexAfterSeq(held.events, after, held.head);
@@ -97,8 +103,9 @@ export class RecentLog {
     return this.after(conversationId, seq, 1) !== undefined;
   }
 
-  /** Gives back events older than `cutoff` (the log no longer holds them, or will not for long). */
-  forgetBefore(cutoff: number): void {
+  /** Gives back events older than the log's retention. */
+  forgetExpired(): void {
+    const cutoff = this.now() - this.maxAgeMs;
     while (this.oldest < this.order.length && this.order[this.oldest]!.time.getTime() < cutoff) this.evictOldest();
   }
 

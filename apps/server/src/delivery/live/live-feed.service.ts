@@ -50,7 +50,7 @@ export class LiveFeed implements OnApplicationBootstrap, OnApplicationShutdown, 
     @Inject(SETTINGS) private readonly settings: Settings,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {
-    this.recent = new RecentLog(settings.feed.recentLogBytes);
+    this.recent = new RecentLog(settings.feed.recentLogBytes, settings.log.retentionMs);
     this.tail = new LogTail(stream, {
       onMessage: (message) => this.receive(message),
       onRestart: (error, after) => {
@@ -118,9 +118,6 @@ export class LiveFeed implements OnApplicationBootstrap, OnApplicationShutdown, 
 
   /** The conversation's feed, created if needed and kept until `release` is called. */
   hold(conversationId: string): HeldFeed {
-    // What the log no longer holds is not served from memory either: a cursor the log has let go
-    // of is judged by the same rule on every instance, whatever each remembers.
-    this.recent.forgetBefore(Date.now() - this.settings.log.retentionMs);
     let held = this.feeds.get(conversationId);
     if (!held) {
       const feed = new ConversationFeed(conversationId, this, {
@@ -170,7 +167,7 @@ export class LiveFeed implements OnApplicationBootstrap, OnApplicationShutdown, 
       if (now - snapshots.lastUsed > SNAPSHOT_IDLE_MS) snapshots.drop();
       feed.forgetBefore(now - Math.min(WINDOW_AGE_MS, this.settings.log.retentionMs));
     }
-    this.recent.forgetBefore(now - this.settings.log.retentionMs);
+    this.recent.forgetExpired();
     this.metrics.liveFeeds.set(this.feeds.size);
     this.metrics.recentLogBytes.set(this.recent.heldBytes);
   }
