@@ -2,6 +2,7 @@ import type { SeqlineAgent } from '../../libs/agent/src/index.js';
 import type { Settings } from '../../libs/config/src/index.js';
 import { WRITE_PARTITIONS } from '../../libs/protocol/src/index.js';
 import { BenchServer, now, round } from '../support/bench-server.js';
+import { CpuMeter, sharedServicePids } from '../support/cpu-meter.js';
 import { DeviceFleet } from '../support/fleet.js';
 import { connectAgents, createConversations, jetStreamApiRequests, persisted, sha1, sleep } from '../support/helpers.js';
 
@@ -57,12 +58,15 @@ export async function streamAnswers(settings: Settings, run: string, options: Sc
     let seconds = 0;
     let exact = new Set(ids);
     let done: Awaited<ReturnType<DeviceFleet['complete']>> | undefined;
+    let cpu: CpuMeter | undefined;
+    let cpuUsed: Awaited<ReturnType<CpuMeter['read']>> | undefined;
     for (let round = 0; round < rounds; round++) {
       const messageId = round === 0 ? 'answer' : `answer-${round}`;
       const answers = ids.map((id, i) => agents[i % agents.length]!.startMessage(id, { messageId }));
       await Promise.all(answers.map((answer) => answer.ready));
       if (options.drop && options.rate !== 'unpaced') await fleet.drop(((TOKENS / options.rate) * 1000) / 2, 5);
       const expected: Record<string, string> = {};
+      if (round === 0) cpu = await CpuMeter.start({ instances: servers.map((server) => server.pid), devices: [fleet.pid], ...sharedServicePids() });
       const started = now();
       await Promise.all(
         answers.map(async (answer, i) => {
@@ -84,6 +88,8 @@ export async function streamAnswers(settings: Settings, run: string, options: Sc
       );
       done = await fleet.complete(messageId, 300_000);
       seconds += (now() - started) / 1000;
+      // The first round's streaming only: later rounds of an unpaced run include the waits for Postgres.
+      cpuUsed ??= await cpu!.read();
       exact = new Set([...exact].filter((id) => done!.texts[id] === expected[id]));
       // The next round starts once Postgres holds this one, as the first starts after the warm-up.
       if (round + 1 < rounds) await persisted(reader.base);
@@ -109,6 +115,10 @@ export async function streamAnswers(settings: Settings, run: string, options: Sc
       jetStreamApiRequestsPerEvent: round(apiRequests / events, 3),
       writeConflicts: conflicts,
       postgresRowWritesPerAnswer: round(rowWrites / (rounds * ANSWERS)),
+      /** Appends each answer had acknowledged per second: with one in flight per answer, one over the mean round trip. */
+      appendsPerAnswerPerSecond: round(((events - 2 * rounds * ANSWERS) / (rounds * ANSWERS)) / (seconds / rounds), 0),
+      machineBusyPercent: cpuUsed!.machineBusyPercent,
+      ...Object.fromEntries(Object.entries(cpuUsed!.byRole).map(([role, percent]) => [`cpu${role[0]!.toUpperCase()}${role.slice(1)}Percent`, percent])),
     };
   } finally {
     await fleet?.close();

@@ -36,6 +36,10 @@ export class DeviceFleet {
     this.child = fork(new URL('./fleet-worker.js', import.meta.url), { stdio: 'inherit' });
   }
 
+  get pid(): number {
+    return this.child.pid!;
+  }
+
   /** Connects one device per entry of `conversations`, each subscribing without a cursor; resolves once all are subscribed. */
   connect(url: string, conversations: string[], concurrency = 250): Promise<Extract<FleetReply, { type: 'connected' }>> {
     return this.ask({ cmd: 'connect', url, conversations, concurrency }) as Promise<Extract<FleetReply, { type: 'connected' }>>;
