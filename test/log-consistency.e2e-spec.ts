@@ -109,6 +109,34 @@ describe('log and Postgres under bad events and lost rows', () => {
     const shown = await cli(seqline.settings, 'history', 'r-2');
     expect(shown.out).toBe('[user/u complete] hello\n[agent/repair-bot failed: model overloaded] partial ');
   });
+
+  it('reads from the log the events Postgres lost behind its watermark, which no consumer delivers again, and goes on exactly', async () => {
+    const { url } = seqline.server;
+    const { prisma } = seqline.server.infra;
+    await createConversation(url, 'lost-1');
+    const agent = await seqline.agent('refill-bot');
+    const first = agent.startMessage('lost-1', { messageId: 'a1' });
+    for (let i = 0; i < 30; i++) first.append(`t${i} `);
+    await first.complete();
+    const rows = () => prisma.message.findMany({ where: { conversationId: 'lost-1' }, orderBy: { createdSeq: 'asc' } });
+    await eventually(async () => (await rows()).at(-1)?.status === 'complete');
+
+    // Postgres loses the answer and its watermark goes back to the start; the persister's consumer
+    // has acknowledged those events and will not deliver them again.
+    await prisma.$executeRaw`DELETE FROM messages WHERE conversation_id = 'lost-1'`;
+    await prisma.$executeRaw`UPDATE conversations SET applied_seq = 0 WHERE id = 'lost-1'`;
+    const second = agent.startMessage('lost-1', { messageId: 'a2' });
+    second.append('and more');
+    await second.complete();
+
+    await eventually(async () => (await rows()).filter((row) => row.status === 'complete').length === 2, 20_000, 'both answers back in Postgres');
+    expect((await rows()).map((row) => ({ id: row.id, text: row.text, status: row.status }))).toEqual([
+      { id: 'a1', text: Array.from({ length: 30 }, (_, i) => `t${i} `).join(''), status: 'complete' },
+      { id: 'a2', text: 'and more', status: 'complete' },
+    ]);
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    expect(metrics).toMatch(/^seqline_persist_refilled_events_total [1-9]\d*$/m);
+  });
 });
 
 describe('a log stream deleted and recreated under a running service', () => {

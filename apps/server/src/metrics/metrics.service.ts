@@ -14,6 +14,7 @@ export class MetricsService {
   readonly persistFlushes = new Counter({ name: 'seqline_persist_flushes_total', help: 'Batches written to Postgres', registers: [this.registry] });
   readonly persistRowWrites = new Counter({ name: 'seqline_persist_row_writes_total', help: 'Message rows inserted or updated in Postgres', registers: [this.registry] });
   readonly persistEvents = new Counter({ name: 'seqline_persist_events_total', help: 'Log events applied to Postgres', registers: [this.registry] });
+  readonly persistRefilledEvents = new Counter({ name: 'seqline_persist_refilled_events_total', help: 'Log events the persister read from the log itself because its consumer did not deliver them again', registers: [this.registry] });
   readonly persistFlushSeconds = new Histogram({ name: 'seqline_persist_flush_seconds', help: 'Time to write one batch', buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: [this.registry] });
   readonly devices = new Gauge({ name: 'seqline_devices_connected', help: 'Open device WebSockets', registers: [this.registry] });
   readonly subscriptions = new Gauge({ name: 'seqline_subscriptions_open', help: 'Open WebSocket and SSE subscriptions', registers: [this.registry] });

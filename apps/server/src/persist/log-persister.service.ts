@@ -10,6 +10,13 @@ import { MetricsService } from '../metrics/metrics.service.js';
 /** How long an event waits before another try when its predecessor in the conversation is not applied yet. */
 const DEFER_MS = 500;
 const STALL_WARN_EVERY = 60;
+/**
+ * Deliveries after which an event still waiting for its predecessor reads the missing events
+ * from the log itself. A replicated consumer can lose track of a delivery across a leader change
+ * (it counts an event as acknowledged that was never written), and that event never comes back.
+ */
+const REFILL_AFTER_DELIVERIES = 4;
+const REFILL_MAX_EVENTS = 10_000;
 
 /**
  * Materialises the log into Postgres: one row per message, updated in batches (every flush
@@ -19,7 +26,8 @@ const STALL_WARN_EVERY = 60;
  * Events are applied strictly along each conversation's `prev` chain: an event applies only if
  * its predecessor is the conversation's watermark. One already applied (a redelivery) is
  * acknowledged and skipped; one whose predecessor is still in the log but not applied (pending on
- * an instance that died) is handed back for later. What the log no longer holds, or cannot be
+ * an instance that died) is handed back for later, and once it has come back a few times the
+ * missing events are read from the log itself. What the log no longer holds, or cannot be
  * decoded, is recorded as a hole and stepped over (see `write`). Only the instance holding the
  * leadership lease consumes.
  */
@@ -193,7 +201,8 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
    * - an event right after the watermark is applied (one of an unknown type only moves it);
    * - one whose predecessor is gone from the log (retention) records a hole and is applied;
    * - an undecodable one right after the watermark records a hole and moves the watermark past it;
-   * - one whose predecessor is still in the log but not applied yet waits.
+   * - one whose predecessor is still in the log but not applied yet waits; from its fourth delivery
+   *   the events it waits for are read from the log and applied first, when they chain unbroken.
    */
   private async write(batch: JsMsg[]): Promise<Outcome[]> {
     const epoch = this.stream.epoch;
@@ -220,7 +229,22 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
     const outcomes: Outcome[] = [];
     let firstSeq: number | undefined;
     const unknownTypes = new Set<string>();
-    for (const item of items) {
+    /** Applies one event right after the conversation's watermark (as moved so far in this batch). */
+    const apply = (entry: LogEntry, from: number): void => {
+      if (entry.unknownType !== undefined) unknownTypes.add(entry.unknownType);
+      let state = states.get(entry.conversationId);
+      if (!state) {
+        state = { conversationId: entry.conversationId, seq: 0, messages: new Map<string, MessageState>() };
+        states.set(entry.conversationId, state);
+      }
+      const key = messageKey(entry.conversationId, entry.event.messageId);
+      const row = rows.get(key);
+      if (row && !state.messages.has(row.id)) state.messages.set(row.id, { ...row });
+      const changed = applyEntry(state, entry, epoch);
+      if (changed) touched.set(key, { conversationId: entry.conversationId, state: changed, fromSeq: row ? row.appliedSeq : null });
+      moves.set(entry.conversationId, { from, to: entry.seq });
+    };
+    for (const [index, item] of items.entries()) {
       const watermark = watermarks.get(item.conversationId);
       if (watermark === undefined) {
         outcomes.push('done'); // the conversation was deleted (or never created): nothing to keep
@@ -248,25 +272,25 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
       if (item.prev !== at) {
         firstSeq ??= (await this.stream.bounds()).first;
         if (item.prev < at || item.prev >= firstSeq) {
-          outcomes.push('deferred'); // its predecessor is still in the log and has not been applied yet
-          continue;
+          // Its predecessor is still in the log and has not been applied yet: it normally turns up
+          // within a delivery or two; after that it is read from the log.
+          const missing = item.prev > at && batch[index]!.info.deliveryCount >= REFILL_AFTER_DELIVERIES ? await this.readMissing(item.conversationId, at, item.prev) : null;
+          if (!missing) {
+            outcomes.push('deferred');
+            continue;
+          }
+          const unknownKeys = missing.map((entry) => ({ conversationId: entry.conversationId, id: entry.event.messageId })).filter((key) => !rows.has(messageKey(key.conversationId, key.id)));
+          for (const [key, row] of await this.repository.loadHeads(unknownKeys, epoch)) rows.set(key, row);
+          for (const entry of missing) apply(entry, from);
+          this.metrics.persistRefilledEvents.inc(missing.length);
+          this.logger.warn({ conversationId: item.conversationId, afterSeq: at, untilSeq: item.prev, events: missing.length }, 'log events the persister consumer did not deliver again were read from the log');
+        } else {
+          // Its predecessor expired from the log before Postgres got it: those events are gone for good.
+          this.logger.error({ conversationId: item.conversationId, afterSeq: at, untilSeq: item.prev, firstSeq }, 'events expired from the log before they were persisted; recorded as a hole');
+          holes.push({ conversationId: item.conversationId, epoch, afterSeq: at, untilSeq: item.prev, reason: 'retention' });
         }
-        // Its predecessor expired from the log before Postgres got it: those events are gone for good.
-        this.logger.error({ conversationId: item.conversationId, afterSeq: at, untilSeq: item.prev, firstSeq }, 'events expired from the log before they were persisted; recorded as a hole');
-        holes.push({ conversationId: item.conversationId, epoch, afterSeq: at, untilSeq: item.prev, reason: 'retention' });
       }
-      if (item.unknownType !== undefined) unknownTypes.add(item.unknownType);
-      let state = states.get(item.conversationId);
-      if (!state) {
-        state = { conversationId: item.conversationId, seq: 0, messages: new Map<string, MessageState>() };
-        states.set(item.conversationId, state);
-      }
-      const key = messageKey(item.conversationId, item.event.messageId);
-      const row = rows.get(key);
-      if (row && !state.messages.has(row.id)) state.messages.set(row.id, { ...row });
-      const changed = applyEntry(state, item, epoch);
-      if (changed) touched.set(key, { conversationId: item.conversationId, state: changed, fromSeq: row ? row.appliedSeq : null });
-      moves.set(item.conversationId, { from, to: item.seq });
+      apply(item, from);
       outcomes.push('done');
     }
     if (unknownTypes.size > 0) {
@@ -286,6 +310,30 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
       }
     }
     return outcomes;
+  }
+
+  /**
+   * A conversation's events after `after` up to and including `until`, read from the log, when
+   * they chain from `after` without a break; null otherwise (then the event waits as before).
+   */
+  private async readMissing(conversationId: string, after: number, until: number): Promise<LogEntry[] | null> {
+    const entries: LogEntry[] = [];
+    let at = after;
+    try {
+      for await (const batch of this.log.readBatches(conversationId, after, REFILL_MAX_EVENTS, 500)) {
+        for (const entry of batch) {
+          if (entry.prev !== at) return null;
+          entries.push(entry);
+          at = entry.seq;
+          if (at === until) return entries;
+          if (at > until) return null;
+        }
+      }
+    } catch (error) {
+      // An undecodable event among them is recorded as a hole when the consumer delivers it.
+      this.logger.warn({ err: error, conversationId, after, until }, 'could not read the events an event waits for from the log');
+    }
+    return null;
   }
 
   private decode(msg: JsMsg): LogEntry | { conversationId: string; seq: number; error: Error } {
