@@ -137,6 +137,25 @@ describe('log and Postgres under bad events and lost rows', () => {
     const metrics = await (await fetch(`${url}/metrics`)).text();
     expect(metrics).toMatch(/^seqline_persist_refilled_events_total [1-9]\d*$/m);
   });
+
+  it('keeps a long answer in one row, its text compressed with lz4', async () => {
+    const { url } = seqline.server;
+    const { prisma } = seqline.server.infra;
+    await createConversation(url, 'long-1');
+    const agent = await seqline.agent('long-bot');
+    const answer = agent.startMessage('long-1', { messageId: 'a1' });
+    let text = '';
+    for (let i = 0; i < 500; i++) {
+      const token = `token ${i} of a long answer. `;
+      text += token;
+      answer.append(token);
+    }
+    await answer.complete();
+    const stored = () => prisma.$queryRaw<{ text: string; status: string; method: string | null }[]>`
+      SELECT text, status, pg_column_compression(text) AS method FROM messages WHERE conversation_id = 'long-1'`;
+    await eventually(async () => (await stored())[0]?.status === 'complete');
+    expect(await stored()).toEqual([{ text, status: 'complete', method: 'lz4' }]);
+  });
 });
 
 describe('a log stream deleted and recreated under a running service', () => {
