@@ -95,6 +95,8 @@ export async function streamAnswers(settings: Settings, run: string, options: Sc
       if (round + 1 < rounds) await persisted(reader.base);
     }
     const events = (await sum('seqline_events_written_total')) - eventsBefore;
+    // Every answer's start and end are events too.
+    const appendEventsPerAnswer = (events - 2 * rounds * ANSWERS) / (rounds * ANSWERS);
     const apiRequests = (await jetStreamApiRequests(settings)) - apiBefore;
     const conflicts = (await sum('seqline_write_conflicts_total')) - conflictsBefore;
     // Postgres catches up within a flush interval or two.
@@ -111,12 +113,12 @@ export async function streamAnswers(settings: Settings, run: string, options: Sc
       exactTexts: exact.size,
       answers: ANSWERS,
       chainViolations: done!.violations,
-      appendEventsPerAnswer: round((events - 2 * rounds * ANSWERS) / (rounds * ANSWERS)),
+      appendEventsPerAnswer: round(appendEventsPerAnswer),
       jetStreamApiRequestsPerEvent: round(apiRequests / events, 3),
       writeConflicts: conflicts,
       postgresRowWritesPerAnswer: round(rowWrites / (rounds * ANSWERS)),
       /** Appends each answer had acknowledged per second: with one in flight per answer, one over the mean round trip. */
-      appendsPerAnswerPerSecond: round(((events - 2 * rounds * ANSWERS) / (rounds * ANSWERS)) / (seconds / rounds), 0),
+      appendsPerAnswerPerSecond: round(appendEventsPerAnswer / (seconds / rounds), 0),
       machineBusyPercent: cpuUsed!.machineBusyPercent,
       ...Object.fromEntries(Object.entries(cpuUsed!.byRole).map(([role, percent]) => [`cpu${role[0]!.toUpperCase()}${role.slice(1)}Percent`, percent])),
     };

@@ -1,6 +1,5 @@
 import { execFileSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import { cpus } from 'node:os';
 import { cpuSeconds, natsServerPid, round } from './bench-server.js';
 
 /** Processes of one role in a run (the instances, NATS, Postgres, the devices). */
@@ -82,14 +81,10 @@ interface MachineTicks {
   idle: number;
 }
 
+/** All cores' time so far, from /proc/stat (as every CPU figure here comes from /proc). */
 async function machineTicks(): Promise<MachineTicks> {
-  try {
-    const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0]!;
-    const ticks = line.trim().split(/\s+/).slice(1).map(Number);
-    // idle + iowait
-    return { total: ticks.reduce((a, b) => a + b, 0), idle: ticks[3]! + (ticks[4] ?? 0) };
-  } catch {
-    const all = cpus();
-    return { total: all.reduce((sum, cpu) => sum + Object.values(cpu.times).reduce((a, b) => a + b, 0), 0), idle: all.reduce((sum, cpu) => sum + cpu.times.idle, 0) };
-  }
+  const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0]!;
+  const ticks = line.trim().split(/\s+/).slice(1).map(Number);
+  // idle + iowait
+  return { total: ticks.reduce((a, b) => a + b, 0), idle: ticks[3]! + (ticks[4] ?? 0) };
 }

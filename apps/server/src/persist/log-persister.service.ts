@@ -17,6 +17,12 @@ const STALL_WARN_EVERY = 60;
  */
 const REFILL_AFTER_DELIVERIES = 4;
 const REFILL_MAX_EVENTS = 10_000;
+/**
+ * After a read from the log could not fill a conversation's gap (its chain forks), the next try
+ * waits this long: every event queued behind the gap comes back each `DEFER_MS`, and each would
+ * otherwise read the same events again.
+ */
+const REFILL_RETRY_MS = 5_000;
 
 /**
  * Materialises the log into Postgres: one row per message, updated in batches (every flush
@@ -41,6 +47,8 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
   private running?: Promise<void>;
   private stopFollowingEpoch?: () => void;
   private stopFollowingLeadership?: () => void;
+  /** Conversations whose gap a read from the log could not fill, and when that was tried. */
+  private readonly refillFailedAt = new Map<string, number>();
 
   constructor(
     private readonly stream: LogStream,
@@ -314,9 +322,20 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
 
   /**
    * A conversation's events after `after` up to and including `until`, read from the log, when
-   * they chain from `after` without a break; null otherwise (then the event waits as before).
+   * they chain from `after` without a break; null otherwise (then the event waits as before), and
+   * without a read for `REFILL_RETRY_MS` after one that could not fill the gap.
    */
   private async readMissing(conversationId: string, after: number, until: number): Promise<LogEntry[] | null> {
+    const failedAt = this.refillFailedAt.get(conversationId);
+    if (failedAt !== undefined && Date.now() - failedAt < REFILL_RETRY_MS) return null;
+    const entries = await this.readChain(conversationId, after, until);
+    if (entries) this.refillFailedAt.delete(conversationId);
+    else this.refillFailedAt.set(conversationId, Date.now());
+    return entries;
+  }
+
+  /** The events after `after` up to `until`, while each names the one before as its `prev`. */
+  private async readChain(conversationId: string, after: number, until: number): Promise<LogEntry[] | null> {
     const entries: LogEntry[] = [];
     let at = after;
     try {
