@@ -5,6 +5,8 @@ import { AnswerStream, type AcceptedReply, type CommandChannel } from './answer-
 /** A service that acknowledges each command only when the test says so. */
 class SlowService implements CommandChannel {
   readonly received: AgentCommand[] = [];
+  /** What the channel's pacer asks answers to wait between appends. */
+  hold = 0;
   inFlight = 0;
   maxInFlight = 0;
   private waiting: Array<{ resolve: (reply: AcceptedReply) => void; reject: (error: Error) => void }> = [];
@@ -31,12 +33,17 @@ class SlowService implements CommandChannel {
     await flush();
   }
 
+  holdMs(): number {
+    return this.hold;
+  }
+
   deltas(): string[] {
     return this.received.flatMap((command) => (command.type === 'message.append' ? [command.delta] : []));
   }
 }
 
 const flush = () => new Promise((resolve) => setImmediate(resolve));
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const fresh: AnswerState = { status: 'streaming', parts: 0, text: '', epoch: 1 };
 const open = (service: SlowService, maxDeltaChars = 1_000, state: AnswerState = fresh) =>
   new AnswerStream(service, { conversationId: 'c', messageId: 'm', maxDeltaChars }, Promise.resolve(state));
@@ -77,6 +84,50 @@ describe('AnswerStream', () => {
     answer.append(' world');
     await flush();
     expect(service.deltas()).toEqual(['hello', ' world']);
+  });
+
+  it('waits out the pacer\'s hold between appends, sending what came meanwhile as one part; the end goes at once', async () => {
+    const service = new SlowService();
+    service.hold = 40;
+    const answer = open(service);
+    await flush();
+    answer.append('a');
+    await flush();
+    expect(service.deltas()).toEqual(['a']);
+    answer.append('b');
+    await service.ack();
+    answer.append('c');
+    await sleep(10);
+    expect(service.deltas()).toEqual(['a']);
+    await sleep(60);
+    expect(service.deltas()).toEqual(['a', 'bc']);
+    answer.append('d');
+    const completed = answer.complete();
+    await service.ack();
+    // What is left at the end is not held back.
+    await flush();
+    expect(service.deltas()).toEqual(['a', 'bc', 'd']);
+    while (service.inFlight > 0) await service.ack();
+    await completed;
+    expect(service.maxInFlight).toBe(1);
+  });
+
+  it('does not hold back an append that is full already', async () => {
+    const service = new SlowService();
+    service.hold = 1_000;
+    const answer = open(service, 4);
+    await flush();
+    answer.append('ab');
+    await flush();
+    answer.append('cdefghij');
+    await service.ack();
+    // 'cdefghij' is two full slices: waiting could not make them larger.
+    expect(service.deltas()).toEqual(['ab', 'cdef']);
+    await service.ack();
+    expect(service.deltas()).toEqual(['ab', 'cdef', 'ghij']);
+    const completed = answer.complete();
+    while (service.inFlight > 0) await service.ack();
+    await completed;
   });
 
   it('holds appends until the start is accepted, then sends them as one part', async () => {

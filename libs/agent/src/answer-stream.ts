@@ -6,6 +6,8 @@ export type AcceptedReply = Extract<AgentReply, { ok: true }>;
 export interface CommandChannel {
   /** Resolves with the service's reply once it accepted the command; rejects if it refused it. */
   send(conversationId: string, command: AgentCommand): Promise<AcceptedReply>;
+  /** How long to wait after an acknowledgement before the next append (see `AppendPacer`). */
+  holdMs?(): number;
 }
 
 export interface AnswerStreamOptions {
@@ -135,14 +137,27 @@ export class AnswerStream {
     void this.sendAll();
   }
 
+  /**
+   * Whether waiting could make the next append carry more: only between appends (a first part
+   * and one after a pause go at once), not at the end, and not when the next append is full
+   * already (a whole slice, or a segment that more text can no longer join).
+   */
+  private couldGrow(): boolean {
+    return this.pending.length === 1 && this.pending[0]!.text.length < this.options.maxDeltaChars && !this.end;
+  }
+
   private async sendAll(): Promise<void> {
     try {
       await this.ready;
-      for (;;) {
+      for (let sent = 0; ; sent++) {
         if (this.finished) {
           // Ended before this producer started: nothing of it is sent.
           this.settle();
           return;
+        }
+        if (sent > 0 && this.couldGrow()) {
+          const hold = this.channel.holdMs?.() ?? 0;
+          if (hold >= 1) await sleep(hold);
         }
         const segment = this.pending[0];
         if (segment) {
@@ -189,4 +204,8 @@ function abortReason(code: ErrorCode | undefined, error: Error): string {
     default:
       return error.message;
   }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -3,6 +3,7 @@ import { NatsRequester, NoResponderError } from '@seqline/streams';
 import { isRetryable, partitionOf, ReceivedAgentReplySchema, SeqlineError, subjects, type AgentCommand, type ErrorCode, type ReceivedAgentReply, type Subjects } from '@seqline/protocol';
 import type { AcceptedReply, CommandChannel } from './answer-stream.js';
 import { Semaphore } from './semaphore.js';
+import { AppendPacer } from './append-pacer.js';
 
 export interface CommandSenderOptions {
   prefix: string;
@@ -10,6 +11,8 @@ export interface CommandSenderOptions {
   requestTimeoutMs: number;
   /** How long to keep retrying a command the service did not answer (NATS or all instances down). */
   retryForMs: number;
+  /** Hold appends back while the service's round trip is well above its floor (see `AppendPacer`). */
+  paceAppends: boolean;
 }
 
 /** After the owner subject failed other than by having no owner (a timeout, a permission), use the any-instance subject this long. */
@@ -27,6 +30,7 @@ export class CommandSender implements CommandChannel {
   private readonly encoder = new TextEncoder();
   private ownerRouteOffUntil = 0;
   private readonly requester: NatsRequester;
+  private readonly pacer?: AppendPacer;
 
   constructor(
     nc: NatsConnection,
@@ -35,6 +39,7 @@ export class CommandSender implements CommandChannel {
     this.subjects = subjects(options.prefix);
     this.semaphore = new Semaphore(options.maxInFlight);
     this.requester = new NatsRequester(nc);
+    if (options.paceAppends) this.pacer = new AppendPacer();
   }
 
   async send(conversationId: string, command: AgentCommand): Promise<AcceptedReply> {
@@ -61,6 +66,11 @@ export class CommandSender implements CommandChannel {
     }
   }
 
+  /** How long an answer waits after an acknowledgement before its next append. */
+  holdMs(): number {
+    return this.pacer?.holdMs() ?? 0;
+  }
+
   /** Fails what is still waiting for a reply; the connection is closing. */
   close(): void {
     this.requester.close();
@@ -73,7 +83,7 @@ export class CommandSender implements CommandChannel {
     try {
       if (Date.now() >= this.ownerRouteOffUntil) {
         try {
-          return ReceivedAgentReplySchema.parse((await this.requester.request(owner, data, options)).json());
+          return await this.timedRequest(owner, data, options);
         } catch (error) {
           if (!(error instanceof NoResponderError)) {
             this.ownerRouteOffUntil = Date.now() + OWNER_ROUTE_BACKOFF_MS;
@@ -81,10 +91,17 @@ export class CommandSender implements CommandChannel {
           }
         }
       }
-      return ReceivedAgentReplySchema.parse((await this.requester.request(anyInstance, data, options)).json());
+      return await this.timedRequest(anyInstance, data, options);
     } finally {
       this.semaphore.release();
     }
+  }
+
+  private async timedRequest(subject: string, data: Uint8Array, options: { timeoutMs: number }): Promise<ReceivedAgentReply> {
+    const sentAt = performance.now();
+    const reply = await this.requester.request(subject, data, options);
+    this.pacer?.observe(performance.now() - sentAt);
+    return ReceivedAgentReplySchema.parse(reply.json());
   }
 }
 

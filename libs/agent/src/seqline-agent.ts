@@ -19,6 +19,11 @@ export interface AgentOptions {
   maxInFlight?: number;
   /** How long to wait for the service to answer one command before sending it again. Default 5 s. */
   requestTimeoutMs?: number;
+  /**
+   * Hold each answer's next append back a little while the service's round trip is well above
+   * its floor (a saturated service), so its queues stay short. Default true.
+   */
+  paceAppends?: boolean;
   user?: string;
   password?: string;
 }
@@ -47,9 +52,9 @@ export class SeqlineAgent {
 
   private constructor(
     readonly nc: NatsConnection,
-    private readonly options: Required<Pick<AgentOptions, 'agentId' | 'prefix' | 'stream' | 'maxInFlight' | 'requestTimeoutMs'>>,
+    private readonly options: Required<Pick<AgentOptions, 'agentId' | 'prefix' | 'stream' | 'maxInFlight' | 'requestTimeoutMs' | 'paceAppends'>>,
   ) {
-    this.sender = new CommandSender(nc, { prefix: options.prefix, maxInFlight: options.maxInFlight, requestTimeoutMs: options.requestTimeoutMs, retryForMs: 120_000 });
+    this.sender = new CommandSender(nc, { prefix: options.prefix, maxInFlight: options.maxInFlight, requestTimeoutMs: options.requestTimeoutMs, retryForMs: 120_000, paceAppends: options.paceAppends });
     this.cancelSubscription = nc.subscribe(this.sender.subjects.allCancels, {
       callback: (error, msg) => {
         if (error) return;
@@ -68,6 +73,7 @@ export class SeqlineAgent {
       stream: options.stream ?? `${prefix.toUpperCase().replace(/-/g, '_')}_LOG`,
       maxInFlight: options.maxInFlight ?? 64,
       requestTimeoutMs: options.requestTimeoutMs ?? 5_000,
+      paceAppends: options.paceAppends ?? true,
     });
   }
 
