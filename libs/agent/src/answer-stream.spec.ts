@@ -112,6 +112,37 @@ describe('AnswerStream', () => {
     expect(service.maxInFlight).toBe(1);
   });
 
+  it('ends a hold under way at once when the answer ends or text for another block arrives', async () => {
+    const service = new SlowService();
+    service.hold = 5_000;
+    const answer = open(service);
+    await flush();
+    answer.append('a');
+    await flush();
+    answer.append('b');
+    await service.ack(); // now holding: 'b' could still grow
+    await sleep(10);
+    expect(service.deltas()).toEqual(['a']);
+    answer.append('{"q":1}', { type: 'tool', id: 'c', toolName: 'lookup' });
+    await flush();
+    expect(service.deltas()).toEqual(['a', 'b']);
+    await service.ack(); // holding again: the tool's input could still grow
+    await sleep(10);
+    expect(service.deltas()).toEqual(['a', 'b']);
+    answer.append('c');
+    await flush();
+    expect(service.deltas()).toEqual(['a', 'b', '{"q":1}']);
+    await service.ack(); // holding for 'c'
+    await sleep(10);
+    expect(service.deltas()).toEqual(['a', 'b', '{"q":1}']);
+    const completed = answer.complete();
+    await flush();
+    expect(service.deltas()).toEqual(['a', 'b', '{"q":1}', 'c']);
+    while (service.inFlight > 0) await service.ack();
+    await completed;
+    expect(service.received.at(-1)).toEqual({ type: 'message.complete', messageId: 'm', epoch: 1 });
+  });
+
   it('does not hold back an append that is full already', async () => {
     const service = new SlowService();
     service.hold = 1_000;

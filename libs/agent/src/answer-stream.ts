@@ -27,8 +27,9 @@ type EndCommand = { type: 'message.complete'; messageId: string; epoch?: number 
 /**
  * One streamed answer. `append` never blocks. At most one append is in flight per answer:
  * tokens that arrive meanwhile wait, and all of them go out together as the next part once the
- * service has acknowledged the previous one. So a token waits at most about one round trip at
- * any load, and the faster tokens come (or the slower the service answers), the fewer events an
+ * service has acknowledged the previous one (and, on a saturated service, a hold of up to 50 ms
+ * after that: see `AppendPacer`). So a token waits about one round trip, plus that hold, at any
+ * load, and the faster tokens come (or the slower the service answers), the fewer events an
  * answer takes. Each command is retried until acknowledged; parts arrive in order.
  *
  * An answer that already exists (a restarted agent, a redelivered prompt) goes on where it
@@ -51,6 +52,8 @@ export class AnswerStream {
   private epoch?: number;
   private finished = false;
   private sending = false;
+  /** Ends the pacer's hold now, while one is being waited out. */
+  private endHold?: () => void;
   private end?: EndCommand;
   private failure?: Error;
   private settle!: () => void;
@@ -104,6 +107,7 @@ export class AnswerStream {
     const last = this.pending[this.pending.length - 1];
     if (last && sameTarget(last.block, block)) last.text = isSetWhole(block) ? text : last.text + text;
     else this.pending.push(block ? { block, text } : { text });
+    if (!this.couldGrow()) this.endHold?.();
     this.pump();
   }
 
@@ -120,11 +124,13 @@ export class AnswerStream {
   /** Called when the service reports the answer cancelled. */
   abort(reason: string): void {
     if (!this.controller.signal.aborted) this.controller.abort(new Error(reason));
+    this.endHold?.();
   }
 
   private async finish(command: EndCommand): Promise<void> {
     if (this.end) throw new Error('answer already ended');
     this.end = command;
+    this.endHold?.();
     this.pump();
     await this.settled;
     if (this.failure) throw this.failure;
@@ -138,27 +144,39 @@ export class AnswerStream {
   }
 
   /**
-   * Whether waiting could make the next append carry more: only between appends (a first part
-   * and one after a pause go at once), not at the end, and not when the next append is full
-   * already (a whole slice, or a segment that more text can no longer join).
+   * Whether waiting could make the next append carry more: not at the end, not once aborted,
+   * and not when the next append is full already (a whole slice, or a segment that more text can
+   * no longer join).
    */
   private couldGrow(): boolean {
-    return this.pending.length === 1 && this.pending[0]!.text.length < this.options.maxDeltaChars && !this.end;
+    return this.pending.length === 1 && this.pending[0].text.length < this.options.maxDeltaChars && !this.end && !this.controller.signal.aborted;
+  }
+
+  /** Waits the pacer's hold; cut short as soon as waiting could no longer make the next append carry more. */
+  private async hold(): Promise<void> {
+    const ms = this.channel.holdMs?.() ?? 0;
+    if (ms < 1) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.endHold = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.endHold = undefined;
   }
 
   private async sendAll(): Promise<void> {
     try {
       await this.ready;
-      for (let sent = 0; ; sent++) {
+      // The first append of a run (the answer's first, or one after a pause) goes at once.
+      for (let afterAck = false; ; afterAck = true) {
         if (this.finished) {
           // Ended before this producer started: nothing of it is sent.
           this.settle();
           return;
         }
-        if (sent > 0 && this.couldGrow()) {
-          const hold = this.channel.holdMs?.() ?? 0;
-          if (hold >= 1) await sleep(hold);
-        }
+        if (afterAck && this.couldGrow()) await this.hold();
         const segment = this.pending[0];
         if (segment) {
           // A set-whole value goes in one append (the service refuses one over the delta limit); streamed text in slices.
@@ -204,8 +222,4 @@ function abortReason(code: ErrorCode | undefined, error: Error): string {
     default:
       return error.message;
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -47,4 +47,29 @@ describe('AppendPacer', () => {
     drive(pacer, clock, 40, 1_000, 12);
     expect(pacer.holdMs()).toBe(0);
   });
+
+  it('keeps holding under a sustained load: the queue it keeps short does not raise the floor', () => {
+    const clock = { now: 0 };
+    const pacer = new AppendPacer(() => clock.now);
+    drive(pacer, clock, 2, 100);
+    // A saturated service: without a hold replies take 60 ms, and each millisecond of hold takes one off the queue.
+    for (let i = 0; i < 30_000; i++) {
+      clock.now += 2;
+      pacer.observe(Math.max(2, 60 - pacer.holdMs()) * (0.9 + 0.2 * ((i * 7919) % 100) / 100));
+    }
+    // 60 s later the hold still keeps the round trip near floor + 15 ms.
+    expect(pacer.holdMs()).toBeGreaterThan(35);
+    expect(pacer.holdMs()).toBeLessThan(50);
+  });
+
+  it('starts again after a silence: an idle service that was saturated before holds nothing', () => {
+    const clock = { now: 0 };
+    const pacer = new AppendPacer(() => clock.now);
+    drive(pacer, clock, 2, 100);
+    drive(pacer, clock, 200, 1_000);
+    expect(pacer.holdMs()).toBe(50);
+    clock.now += 600_000;
+    drive(pacer, clock, 2, 1);
+    expect(pacer.holdMs()).toBe(0);
+  });
 });
