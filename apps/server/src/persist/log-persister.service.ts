@@ -330,7 +330,12 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
     if (failedAt !== undefined && Date.now() - failedAt < REFILL_RETRY_MS) return null;
     const entries = await this.readChain(conversationId, after, until);
     if (entries) this.refillFailedAt.delete(conversationId);
-    else this.refillFailedAt.set(conversationId, Date.now());
+    else {
+      // Past their wait, entries say nothing: drop them, so conversations that never refill again are not kept for good.
+      const now = Date.now();
+      for (const [id, at] of this.refillFailedAt) if (now - at >= REFILL_RETRY_MS) this.refillFailedAt.delete(id);
+      this.refillFailedAt.set(conversationId, now);
+    }
     return entries;
   }
 
