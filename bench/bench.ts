@@ -68,6 +68,17 @@ const scenarios: Scenario[] = [
       { figure: 'chainViolations', equals: 0 },
     ],
   },
+  // The same scenario with fewer answers at once: how latency grows with load on this machine.
+  {
+    name: 'scaleout1',
+    run: (settings, run) => streamAnswers(settings, run, { instances: 2, rate: 200, drop: true, answers: 1 }),
+    targets: [{ figure: 'exactTexts', equals: 'answers' }, { figure: 'chainViolations', equals: 0 }],
+  },
+  {
+    name: 'scaleout10',
+    run: (settings, run) => streamAnswers(settings, run, { instances: 2, rate: 200, drop: true, answers: 10 }),
+    targets: [{ figure: 'exactTexts', equals: 'answers' }, { figure: 'chainViolations', equals: 0 }],
+  },
   {
     name: 'slowmodel',
     run: (settings, run) => streamAnswers(settings, run, { instances: 2, rate: 50, drop: false }),

@@ -99,3 +99,38 @@ describe('agent commands over NATS', () => {
     await device.close();
   });
 });
+
+/** With the default limits: an answer whose state no longer fits in one NATS reply. */
+describe('a reply larger than a NATS message', () => {
+  const seqline = useSeqline();
+  let nc: NatsConnection;
+  const request = async (command: AgentCommand): Promise<AgentReply> =>
+    (await nc.request(`${seqline.settings.log.prefix}.agent.c-huge`, JSON.stringify(command), { timeout: 10_000 })).json<AgentReply>();
+
+  beforeAll(async () => {
+    nc = await connect({ servers: seqline.settings.nats.url });
+    await createConversation(seqline.server.url, 'c-huge');
+  });
+  afterAll(async () => nc.close());
+
+  it('is refused MESSAGE_TOO_LARGE; the answer and the instance go on', async () => {
+    // 13 appends of 16,384 three-byte characters in a text block: 639 KiB of text, repeated in the block, so the start reply would pass 1 MiB.
+    const delta = '語'.repeat(16_384);
+    const start = { type: 'message.start', messageId: 'm-huge', agentId: 'raw', producerId: 'p1' } as const;
+    expect(await request(start)).toMatchObject({ ok: true, duplicate: false });
+    for (let part = 1; part <= 13; part++) {
+      expect(await request({ type: 'message.append', messageId: 'm-huge', part, delta, block: { type: 'text', id: 't1' } })).toMatchObject({ ok: true });
+    }
+    const restarted = await request(start);
+    expect(restarted).toMatchObject({ ok: false, error: { code: 'MESSAGE_TOO_LARGE' } });
+    expect(!restarted.ok && restarted.error.message).toMatch(/^the answer so far is \d+ bytes as a reply, more than this NATS server's max_payload \(1048576 bytes\) allows; read it over REST$/);
+
+    // Nothing changed: the same producer goes on with the next part, and the answer ends whole.
+    expect(await request({ type: 'message.append', messageId: 'm-huge', part: 14, delta: '終', block: { type: 'text', id: 't1' } })).toMatchObject({ ok: true, duplicate: false });
+    expect(await request({ type: 'message.complete', messageId: 'm-huge' })).toMatchObject({ ok: true, duplicate: false });
+    await eventually(async () => (await seqline.server.infra.prisma.message.findUnique({ where: { conversationId_id: { conversationId: 'c-huge', id: 'm-huge' } } }))?.status === 'complete');
+    const row = await seqline.server.infra.prisma.message.findUnique({ where: { conversationId_id: { conversationId: 'c-huge', id: 'm-huge' } } });
+    expect(row?.text).toBe(delta.repeat(13) + '終');
+    expect(row?.parts).toBe(14);
+  });
+});

@@ -22,6 +22,8 @@ export interface ScaleOutOptions {
    * without it the figure is mostly how fast fresh processes compile their hot paths.
    */
   warmUp?: boolean;
+  /** Answers streamed at once; 100 unless `BENCH_SCALEOUT_ANSWERS` says otherwise. */
+  answers?: number;
 }
 
 /**
@@ -33,17 +35,18 @@ export async function streamAnswers(settings: Settings, run: string, options: Sc
   const servers: BenchServer[] = [];
   let agents: SeqlineAgent[] = [];
   let fleet: DeviceFleet | undefined;
+  const count = options.answers ?? ANSWERS;
   try {
     for (let i = 0; i < options.instances; i++) servers.push(await BenchServer.start(settings));
     await waitForPartitions(servers);
     const reader = servers.at(-1)!;
     agents = await connectAgents(settings, 4);
     if (options.warmUp) {
-      await warmUp(agents, reader.base, `so-${run}-${options.instances}-warm`);
+      await warmUp(agents, reader.base, `so-${run}-${options.instances}-warm`, count);
       // Measured only once Postgres holds the warm-up round, so its writes do not compete.
       await persisted(reader.base);
     }
-    const ids = Array.from({ length: ANSWERS }, (_, i) => `so-${run}-${options.instances}-${i}`);
+    const ids = Array.from({ length: count }, (_, i) => `so-${run}-${options.instances}-${i}`);
     await createConversations(reader.base, ids);
     fleet = new DeviceFleet();
     await fleet.connect(reader.base, ids);
@@ -96,7 +99,7 @@ export async function streamAnswers(settings: Settings, run: string, options: Sc
     }
     const events = (await sum('seqline_events_written_total')) - eventsBefore;
     // Every answer's start and end are events too.
-    const appendEventsPerAnswer = (events - 2 * rounds * ANSWERS) / (rounds * ANSWERS);
+    const appendEventsPerAnswer = (events - 2 * rounds * count) / (rounds * count);
     const apiRequests = (await jetStreamApiRequests(settings)) - apiBefore;
     const conflicts = (await sum('seqline_write_conflicts_total')) - conflictsBefore;
     // Postgres catches up within a flush interval or two.
@@ -104,19 +107,19 @@ export async function streamAnswers(settings: Settings, run: string, options: Sc
     const rowWrites = (await sum('seqline_persist_row_writes_total')) - rowWritesBefore;
     return {
       instances: options.instances,
-      ...(options.rate === 'unpaced' ? {} : { offeredTokensPerSecond: ANSWERS * options.rate }),
-      tokensPerSecond: Math.round((rounds * ANSWERS * TOKENS) / seconds),
+      ...(options.rate === 'unpaced' ? {} : { offeredTokensPerSecond: count * options.rate }),
+      tokensPerSecond: Math.round((rounds * count * TOKENS) / seconds),
       p50Ms: round(done!.p50),
       p99Ms: round(done!.p99),
       ...(options.drop ? { drops: done!.resubscribes, resubscribeP50Ms: round(done!.resubscribeP50), resubscribeP99Ms: round(done!.resubscribeP99) } : {}),
       /** Answers exact in every round. */
       exactTexts: exact.size,
-      answers: ANSWERS,
+      answers: count,
       chainViolations: done!.violations,
       appendEventsPerAnswer: round(appendEventsPerAnswer),
       jetStreamApiRequestsPerEvent: round(apiRequests / events, 3),
       writeConflicts: conflicts,
-      postgresRowWritesPerAnswer: round(rowWrites / (rounds * ANSWERS)),
+      postgresRowWritesPerAnswer: round(rowWrites / (rounds * count)),
       /** Appends each answer had acknowledged per second: with one in flight per answer, one over the mean round trip. */
       appendsPerAnswerPerSecond: round(appendEventsPerAnswer / (seconds / rounds), 0),
       machineBusyPercent: cpuUsed!.machineBusyPercent,
@@ -130,8 +133,8 @@ export async function streamAnswers(settings: Settings, run: string, options: Sc
 }
 
 /** The same number of answers, unpaced and unmeasured, on conversations of their own. */
-async function warmUp(agents: SeqlineAgent[], base: string, prefix: string): Promise<void> {
-  const ids = Array.from({ length: ANSWERS }, (_, i) => `${prefix}-${i}`);
+async function warmUp(agents: SeqlineAgent[], base: string, prefix: string, count: number): Promise<void> {
+  const ids = Array.from({ length: count }, (_, i) => `${prefix}-${i}`);
   await createConversations(base, ids);
   await Promise.all(
     ids.map(async (id, i) => {

@@ -8,6 +8,7 @@ import { LOGGER, SETTINGS } from '../core/tokens.js';
 import { WriteRouter } from './write-router.service.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { RateLimiter } from '../auth/rate-limiter.js';
+import { sendReply } from './reply-sender.js';
 
 const QUEUE = 'seqline-ingest';
 const OWNER_QUEUE = 'seqline-writer';
@@ -27,7 +28,6 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
   private subscription?: Subscription;
   /** Per owned partition: its agent subject and its subject for writes handed over by other instances. */
   private readonly owned = new Map<number, Subscription[]>();
-  private readonly encoder = new TextEncoder();
   private readonly limiter: RateLimiter;
 
   constructor(
@@ -73,7 +73,7 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
           this.logger.error({ err: error, subject }, 'agent subscription failed');
           return;
         }
-        void this.handle(msg, route);
+        this.handle(msg, route).catch((failure: unknown) => this.logger.error({ err: failure, subject: msg.subject }, 'agent command failed unexpectedly'));
       },
     });
   }
@@ -86,7 +86,7 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
       this.metrics.commandsRefused.inc({ code: reply.error.code });
       this.logger.info({ conversationId, code: reply.error.code }, 'agent command refused');
     }
-    if (msg.reply) msg.respond(this.encoder.encode(JSON.stringify(reply)));
+    sendReply(msg, reply, this.stream.nc.info?.max_payload, this.logger);
   }
 
   private async execute(conversationId: string, data: Uint8Array): Promise<AgentReply> {

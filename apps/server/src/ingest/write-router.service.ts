@@ -7,6 +7,7 @@ import { LOGGER } from '../core/tokens.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { ConversationWriter, type WriteResult } from './conversation-writer.service.js';
 import { IngestCommandSchema, type IngestCommand } from './ingest-command.js';
+import { sendReply } from './reply-sender.js';
 
 /** How long an owner has to answer a handed-over write before this instance writes it itself. */
 const FORWARD_TIMEOUT_MS = 2_000;
@@ -74,7 +75,7 @@ export class WriteRouter implements OnApplicationShutdown {
           this.logger.error({ err: error, partition }, 'handed-over write subscription failed');
           return;
         }
-        void this.answer(msg);
+        this.answer(msg).catch((failure: unknown) => this.logger.error({ err: failure, partition }, 'handed-over write failed unexpectedly'));
       },
     });
   }
@@ -91,7 +92,7 @@ export class WriteRouter implements OnApplicationShutdown {
       if (!(error instanceof SeqlineError)) this.logger.error({ err: error, conversationId }, 'handed-over write failed');
       reply = { ok: false, error: toSeqlineError(error, ErrorCode.Unavailable).toBody() };
     }
-    if (msg.reply) msg.respond(this.encoder.encode(JSON.stringify(reply)));
+    sendReply(msg, reply, this.stream.nc.info?.max_payload, this.logger);
   }
 }
 
