@@ -104,33 +104,50 @@ describe('agent commands over NATS', () => {
 describe('a reply larger than a NATS message', () => {
   const seqline = useSeqline();
   let nc: NatsConnection;
-  const request = async (command: AgentCommand): Promise<AgentReply> =>
-    (await nc.request(`${seqline.settings.log.prefix}.agent.c-huge`, JSON.stringify(command), { timeout: 10_000 })).json<AgentReply>();
+  const request = async (conversationId: string, command: AgentCommand): Promise<AgentReply> =>
+    (await nc.request(`${seqline.settings.log.prefix}.agent.${conversationId}`, JSON.stringify(command), { timeout: 10_000 })).json<AgentReply>();
+  const row = (conversationId: string, id: string) => seqline.server.infra.prisma.message.findUnique({ where: { conversationId_id: { conversationId, id } } });
 
   beforeAll(async () => {
     nc = await connect({ servers: seqline.settings.nats.url });
     await createConversation(seqline.server.url, 'c-huge');
+    await createConversation(seqline.server.url, 'c-escaped');
   });
   afterAll(async () => nc.close());
 
-  it('is refused MESSAGE_TOO_LARGE; the answer and the instance go on', async () => {
-    // 13 appends of 16,384 three-byte characters in a text block: 639 KiB of text, repeated in the block, so the start reply would pass 1 MiB.
+  it('goes without the blocks, which the text repeats, and the producer goes on', async () => {
+    // 13 appends of 16,384 three-byte characters to a text block: 639 KiB of text, repeated in the block, so the whole reply would pass 1 MiB.
     const delta = '語'.repeat(16_384);
     const start = { type: 'message.start', messageId: 'm-huge', agentId: 'raw', producerId: 'p1' } as const;
-    expect(await request(start)).toMatchObject({ ok: true, duplicate: false });
+    expect(await request('c-huge', start)).toMatchObject({ ok: true, duplicate: false });
     for (let part = 1; part <= 13; part++) {
-      expect(await request({ type: 'message.append', messageId: 'm-huge', part, delta, block: { type: 'text', id: 't1' } })).toMatchObject({ ok: true });
+      expect(await request('c-huge', { type: 'message.append', messageId: 'm-huge', part, delta, block: { type: 'text', id: 't1' } })).toMatchObject({ ok: true });
     }
-    const restarted = await request(start);
+    const restarted = await request('c-huge', start);
+    expect(restarted.ok && restarted.answer).toEqual({ status: 'streaming', parts: 13, text: delta.repeat(13), blocksOmitted: true, producerId: 'p1', epoch: 1 });
+
+    expect(await request('c-huge', { type: 'message.append', messageId: 'm-huge', part: 14, delta: '終', block: { type: 'text', id: 't1' } })).toMatchObject({ ok: true, duplicate: false });
+    expect(await request('c-huge', { type: 'message.complete', messageId: 'm-huge' })).toMatchObject({ ok: true, duplicate: false });
+    await eventually(async () => (await row('c-huge', 'm-huge'))?.status === 'complete');
+    expect(await row('c-huge', 'm-huge')).toMatchObject({ text: delta.repeat(13) + '終', parts: 14 });
+  });
+
+  it('is refused MESSAGE_TOO_LARGE when the text alone is too large, and nothing changes', async () => {
+    // Control characters take six bytes each in JSON: 220,000 of them are 1.3 MB.
+    const delta = '\u0001'.repeat(10_000);
+    const start = { type: 'message.start', messageId: 'm-escaped', agentId: 'raw', producerId: 'p1' } as const;
+    expect(await request('c-escaped', start)).toMatchObject({ ok: true, duplicate: false });
+    for (let part = 1; part <= 22; part++) {
+      expect(await request('c-escaped', { type: 'message.append', messageId: 'm-escaped', part, delta })).toMatchObject({ ok: true });
+    }
+    const restarted = await request('c-escaped', start);
     expect(restarted).toMatchObject({ ok: false, error: { code: 'MESSAGE_TOO_LARGE' } });
     expect(!restarted.ok && restarted.error.message).toMatch(/^the answer so far is \d+ bytes as a reply, more than this NATS server's max_payload \(1048576 bytes\) allows; read it over REST$/);
 
-    // Nothing changed: the same producer goes on with the next part, and the answer ends whole.
-    expect(await request({ type: 'message.append', messageId: 'm-huge', part: 14, delta: '終', block: { type: 'text', id: 't1' } })).toMatchObject({ ok: true, duplicate: false });
-    expect(await request({ type: 'message.complete', messageId: 'm-huge' })).toMatchObject({ ok: true, duplicate: false });
-    await eventually(async () => (await seqline.server.infra.prisma.message.findUnique({ where: { conversationId_id: { conversationId: 'c-huge', id: 'm-huge' } } }))?.status === 'complete');
-    const row = await seqline.server.infra.prisma.message.findUnique({ where: { conversationId_id: { conversationId: 'c-huge', id: 'm-huge' } } });
-    expect(row?.text).toBe(delta.repeat(13) + '終');
-    expect(row?.parts).toBe(14);
+    // The instance goes on serving, and the producer with its known part number.
+    expect(await request('c-escaped', { type: 'message.append', messageId: 'm-escaped', part: 23, delta: 'end' })).toMatchObject({ ok: true, duplicate: false });
+    expect(await request('c-escaped', { type: 'message.complete', messageId: 'm-escaped' })).toMatchObject({ ok: true, duplicate: false });
+    await eventually(async () => (await row('c-escaped', 'm-escaped'))?.status === 'complete');
+    expect(await row('c-escaped', 'm-escaped')).toMatchObject({ text: delta.repeat(22) + 'end', parts: 23 });
   });
 });

@@ -57,7 +57,8 @@ export class AnswerStream {
   private end?: EndCommand;
   private failure?: Error;
   private settle!: () => void;
-  private readonly settled = new Promise<void>((resolve) => (this.settle = resolve));
+  /** Resolves once the answer is over: its end acknowledged, or sending stopped on a refusal. */
+  readonly settled = new Promise<void>((resolve) => (this.settle = resolve));
 
   constructor(
     private readonly channel: CommandChannel,

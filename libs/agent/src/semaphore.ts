@@ -1,4 +1,4 @@
-/** Bounds how many publishes are in flight at once across an agent. */
+/** Bounds how many of something run at once (publishes in flight, prompt handlers). */
 export class Semaphore {
   private waiting: (() => void)[] = [];
   private available: number;

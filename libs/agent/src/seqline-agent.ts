@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { jetstream, jetstreamManager, type ConsumerMessages } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import { CancelNoticeSchema, DEFAULT_LIMITS, ErrorCode, PromptSchema, SeqlineError, type AnswerState, type Prompt } from '@seqline/protocol';
+import { CancelNoticeSchema, DEFAULT_LIMITS, ErrorCode, isRetryable, PromptSchema, SeqlineError, type AnswerState, type Prompt } from '@seqline/protocol';
 import { connectNats, DEFAULT_AGENT_GROUP, ensurePromptConsumer, PROMPT_ACK_WAIT_MS } from '@seqline/streams';
 import { AnswerStream } from './answer-stream.js';
 import { CommandSender } from './command-sender.js';
+import { Semaphore } from './semaphore.js';
 
 export interface AgentOptions {
   /** NATS server URL(s), comma-separated. */
@@ -99,20 +100,37 @@ export class SeqlineAgent {
     const answer = new AnswerStream(this.sender, { conversationId, messageId, maxDeltaChars: DEFAULT_LIMITS.deltaChars }, started);
     const answerKey = key(conversationId, messageId);
     this.answers.set(answerKey, answer);
-    const forget = (): void => void this.answers.delete(answerKey);
+    // Only while it may still be cancelled; a later start of the same message has replaced it.
+    const forget = (): void => {
+      if (this.answers.get(answerKey) === answer) this.answers.delete(answerKey);
+    };
     answer.signal.addEventListener('abort', forget, { once: true });
+    void answer.settled.then(forget);
     return answer;
+  }
+
+  /** Answers being worked on in this process (started and not yet over). */
+  get activeAnswers(): number {
+    return this.answers.size;
   }
 
   /**
    * Receives user messages posted to any conversation. Agents with the same `group` share the
    * work: each prompt goes to one of them, and is redelivered if that one dies or stalls before
-   * finishing (in-progress acks are sent while the handler runs). A handler that throws has its
-   * prompt redelivered after a second, except when its answer was taken over by another agent
-   * (`FENCED`): that one finishes it.
+   * finishing (in-progress acks are sent while the handler runs). At most `concurrency` (16)
+   * handlers run at once in this process.
+   *
+   * When a handler throws, what happens to its prompt depends on why:
+   * - `FENCED` (another agent took the answer over): left to that agent;
+   * - `MESSAGE_FINISHED` (a device cancelled the answer, or it was ended elsewhere): done with;
+   * - `UNAVAILABLE`, `RATE_LIMITED`, or an error of the handler's own (the model failed):
+   *   redelivered after a second, up to 10 deliveries in all;
+   * - any other refusal (the same prompt would be refused again): given up.
    */
   async onPrompt(handler: PromptHandler, options: { group?: string; concurrency?: number } = {}): Promise<void> {
     const group = options.group ?? DEFAULT_AGENT_GROUP;
+    const concurrency = options.concurrency ?? 16;
+    const running = new Semaphore(concurrency);
     const jsm = await jetstreamManager(this.nc);
     const ensure = () => ensurePromptConsumer(jsm, this.options.stream, this.sender.subjects.allPrompts, group);
     // The first setup is awaited so a misconfiguration shows at once; later failures (a NATS
@@ -128,21 +146,27 @@ export class SeqlineAgent {
           const ackWaitMs = ((await consumer.info(true)).config.ack_wait ?? PROMPT_ACK_WAIT_MS * 1_000_000) / 1_000_000;
           // Short pulls: JetStream keeps sending to a dead agent's open pull until it expires, so a
           // prompt whose agent was killed would wait out a long pull before another agent gets it.
-          this.prompts = await consumer.consume({ max_messages: options.concurrency ?? 16, expires: PROMPT_PULL_EXPIRES_MS });
+          this.prompts = await consumer.consume({ max_messages: concurrency, expires: PROMPT_PULL_EXPIRES_MS });
           for await (const msg of this.prompts) {
             const parsed = PromptSchema.safeParse(msg.json());
             if (!parsed.success) {
               msg.term();
               continue;
             }
+            // Kept from the moment it arrives, so a prompt waiting for a free handler is not redelivered meanwhile.
             const keepAlive = setInterval(() => msg.working(), Math.max(1_000, ackWaitMs / 3));
-            void handler(parsed.data, this)
+            await running.acquire();
+            // A handler that throws before its first await is handled like one that rejects.
+            void Promise.resolve()
+              .then(() => handler(parsed.data, this))
               .then(
                 () => msg.ack(),
-                // Fenced: the prompt was redelivered to another agent, which owns it now; neither ack nor nak it.
-                (error: unknown) => (error instanceof SeqlineError && error.code === ErrorCode.Fenced ? undefined : msg.nak(1_000)),
+                (error: unknown) => settlePrompt(msg, error),
               )
-              .finally(() => clearInterval(keepAlive));
+              .finally(() => {
+                clearInterval(keepAlive);
+                running.release();
+              });
           }
         } catch {
           ready = ensure();
@@ -161,6 +185,15 @@ export class SeqlineAgent {
     await this.nc.drain();
     this.sender.close();
   }
+}
+
+/** What a prompt whose handler failed needs: see `onPrompt`. */
+function settlePrompt(msg: JsMsg, error: unknown): void {
+  const code = error instanceof SeqlineError ? error.code : undefined;
+  if (code === ErrorCode.Fenced) return;
+  if (code === ErrorCode.MessageFinished) msg.ack();
+  else if (code === undefined || isRetryable(code)) msg.nak(1_000);
+  else msg.term();
 }
 
 function key(conversationId: string, messageId: string): string {

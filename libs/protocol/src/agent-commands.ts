@@ -54,6 +54,11 @@ export const AnswerStateSchema = z.object({
   text: z.string(),
   /** The typed parts so far, if the answer has any. */
   blocks: z.array(MessageBlockSchema).optional(),
+  /**
+   * Set when `blocks` was left out to keep the reply within the NATS server's `max_payload` (a
+   * long answer in multi-byte text, whose text blocks repeat `text`): read them over REST.
+   */
+  blocksOmitted: z.literal(true).optional(),
   producerId: z.string().optional(),
   /** Send this with every later command of the answer. */
   epoch: z.number().int().positive(),

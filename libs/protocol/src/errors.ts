@@ -72,8 +72,6 @@ export const CloseCode = {
   FrameTooLarge: 1009,
   /** The socket could not keep up and its send buffer passed the bound: reconnect and resume from the cursor. */
   SlowConsumer: 4008,
-  /** Missed heartbeats: reconnect and resume. */
-  HeartbeatTimeout: 4009,
   /** No valid token: get one, then reconnect. */
   Unauthorized: 4401,
   /** The token expired: get a fresh one and reconnect (or send it in an `auth` frame before expiry). */

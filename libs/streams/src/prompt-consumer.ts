@@ -9,11 +9,13 @@ export const DEFAULT_AGENT_GROUP = 'agents';
 export const PROMPT_ACK_WAIT_MS = 30_000;
 /** Prompts out at once per group (agents together); more wait in the stream. */
 const PROMPT_MAX_ACK_PENDING = 1_000;
+/** Deliveries of one prompt before it is given up: a handler that fails on it every time does not loop forever. */
+export const PROMPT_MAX_DELIVER = 10;
 
 /**
  * The prompt consumer's settings: every prompt from the start of the stream, so prompts posted
  * before any agent connected are answered; explicit acks; a prompt whose agent goes silent for
- * `ackWaitMs` is redelivered.
+ * `ackWaitMs` is redelivered, at most `PROMPT_MAX_DELIVER` times in all.
  */
 function promptConsumerConfig(promptSubjects: string, group: string, ackWaitMs: number) {
   return {
@@ -23,6 +25,7 @@ function promptConsumerConfig(promptSubjects: string, group: string, ackWaitMs: 
     ack_policy: AckPolicy.Explicit,
     ack_wait: nanos(ackWaitMs),
     max_ack_pending: PROMPT_MAX_ACK_PENDING,
+    max_deliver: PROMPT_MAX_DELIVER,
   };
 }
 

@@ -10,13 +10,19 @@ const encoder = new TextEncoder();
 /**
  * Sends a command's reply. The reply to a `message.start` carries the answer so far, which for a
  * long answer in multi-byte text (its text blocks repeat the text) can be larger than a NATS
- * message may be: that reply becomes a `MESSAGE_TOO_LARGE` refusal the producer can read, instead
- * of a failed send that leaves it waiting for its timeout.
+ * message may be. Such a reply goes without the blocks (`blocksOmitted`), which leaves the
+ * producer what it needs to go on: text, parts and epoch. Only a reply too large even then (text
+ * that escapes to several bytes a character) becomes a `MESSAGE_TOO_LARGE` refusal, instead of a
+ * failed send that would leave the producer waiting for its timeout.
  */
 export function sendReply(msg: Msg, reply: AgentReply, maxPayload: number | undefined, logger: Logger): void {
   if (!msg.reply) return;
   let data = encoder.encode(JSON.stringify(reply));
   const limit = maxPayload ?? DEFAULT_MAX_PAYLOAD;
+  if (data.length > limit && reply.ok && reply.answer?.blocks) {
+    const { blocks: _omitted, ...answer } = reply.answer;
+    data = encoder.encode(JSON.stringify({ ...reply, answer: { ...answer, blocksOmitted: true } } satisfies AgentReply));
+  }
   if (data.length > limit) {
     const refusal = new SeqlineError(
       ErrorCode.MessageTooLarge,

@@ -1,0 +1,96 @@
+import type { SeqlineAgent } from '@seqline/agent';
+import type { Prompt } from '@seqline/protocol';
+import { createConversation, eventually, http, useSeqline, WsDevice } from '@seqline/testing';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** What the agent SDK does with a prompt whose handler fails, and how many handlers it runs at once. */
+describe('prompt handling in the agent SDK', () => {
+  const seqline = useSeqline();
+  let agent: SeqlineAgent;
+  /** Each test's handler, by conversation. */
+  const handlers = new Map<string, (prompt: Prompt) => Promise<void>>();
+  const row = (conversationId: string, id: string) => seqline.server.infra.prisma.message.findUnique({ where: { conversationId_id: { conversationId, id } } });
+  const post = (conversationId: string, messageId: string) => http(seqline.server.url, 'POST', `/v1/conversations/${conversationId}/messages`, { messageId, text: 'hello' });
+  const answerWith = async (prompt: Prompt, text: string): Promise<void> => {
+    const answer = agent.startMessage(prompt.conversationId, { messageId: `${prompt.messageId}-answer` });
+    answer.append(text);
+    await answer.complete();
+  };
+
+  beforeAll(async () => {
+    agent = await seqline.agent('prompt-bot');
+    // Not an async function: a handler may throw before it returns a promise.
+    await agent.onPrompt((prompt) => handlers.get(prompt.conversationId)!(prompt), { concurrency: 2 });
+  });
+
+  it('redelivers the prompt of a handler that threw or rejected, until it succeeds', async () => {
+    await createConversation(seqline.server.url, 'c-retry');
+    let deliveries = 0;
+    handlers.set('c-retry', (prompt) => {
+      deliveries++;
+      if (deliveries === 1) throw new Error('model not loaded');
+      if (deliveries === 2) return Promise.reject(new Error('model timed out'));
+      return answerWith(prompt, 'third time lucky');
+    });
+    await post('c-retry', 'q');
+    await eventually(async () => (await row('c-retry', 'q-answer'))?.status === 'complete', 15_000, 'the answer completed');
+    expect((await row('c-retry', 'q-answer'))?.text).toBe('third time lucky');
+    await sleep(2_000);
+    expect(deliveries).toBe(3);
+  });
+
+  it('is done with the prompt of an answer a device cancelled', async () => {
+    await createConversation(seqline.server.url, 'c-cancelled');
+    const device = new WsDevice(seqline.server.url, 'c-cancelled');
+    await device.connect();
+    let deliveries = 0;
+    handlers.set('c-cancelled', async (prompt) => {
+      deliveries++;
+      const answer = agent.startMessage(prompt.conversationId, { messageId: `${prompt.messageId}-answer` });
+      answer.append('partial ');
+      await eventually(() => answer.signal.aborted, 15_000, 'the cancel reached the agent');
+      // Refused MESSAGE_FINISHED: the handler rejects, as most handlers written without a cancel check would.
+      await answer.complete();
+    });
+    await post('c-cancelled', 'q');
+    await device.until(() => device.text('q-answer') === 'partial ');
+    device.send({ type: 'cancel', ref: 'stop', conversationId: 'c-cancelled', messageId: 'q-answer' });
+    await device.until(() => device.messages.get('q-answer')?.status === 'aborted');
+    await sleep(2_500);
+    expect(deliveries).toBe(1);
+    expect(device.text('q-answer')).toBe('partial ');
+    await device.close();
+  });
+
+  it('gives a prompt up after 10 deliveries', async () => {
+    await createConversation(seqline.server.url, 'c-poison');
+    let deliveries = 0;
+    handlers.set('c-poison', async () => {
+      deliveries++;
+      throw new Error('this prompt always breaks the model');
+    });
+    await post('c-poison', 'q');
+    await eventually(() => deliveries === 10, 20_000, 'ten deliveries');
+    await sleep(2_500);
+    expect(deliveries).toBe(10);
+  });
+
+  it('runs at most `concurrency` handlers at once, and forgets answers once they are over', async () => {
+    await createConversation(seqline.server.url, 'c-many');
+    let running = 0;
+    let most = 0;
+    handlers.set('c-many', async (prompt) => {
+      running++;
+      most = Math.max(most, running);
+      await sleep(400);
+      running--;
+      await answerWith(prompt, `answer to ${prompt.messageId}`);
+    });
+    for (const id of ['q1', 'q2', 'q3', 'q4']) await post('c-many', id);
+    await eventually(async () => (await seqline.server.infra.prisma.message.count({ where: { conversationId: 'c-many', id: { endsWith: '-answer' }, status: 'complete' } })) === 4, 15_000, 'four answers');
+    expect(most).toBe(2);
+    for (const id of ['q1', 'q2', 'q3', 'q4']) expect((await row('c-many', `${id}-answer`))?.text).toBe(`answer to ${id}`);
+    expect(agent.activeAnswers).toBe(0);
+  });
+});
