@@ -98,6 +98,24 @@ describe('agent commands over NATS', () => {
     expect(await seqline.server.infra.prisma.conversation.count({ where: { id: 'no-such-conversation' } })).toBe(0);
     await device.close();
   });
+
+  it('keeps writing a conversation while a stray command waits to be looked at again', async () => {
+    await createConversation(seqline.server.url, 'c-stray');
+    expect(await request('c-stray', { type: 'message.start', messageId: 'm-live', agentId: 'raw' })).toMatchObject({ ok: true });
+    // An append to a message that does not exist is looked at again for about 1.4 s before it is refused.
+    const order: string[] = [];
+    const stray = request('c-stray', { type: 'message.append', messageId: 'm-never', part: 1, delta: 'x' }).then((reply) => {
+      order.push('stray refused');
+      return reply;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    for (let part = 1; part <= 3; part++) {
+      expect(await request('c-stray', { type: 'message.append', messageId: 'm-live', part, delta: `<${part}>` })).toMatchObject({ ok: true, duplicate: false });
+    }
+    order.push('appends acknowledged');
+    expect(await stray).toMatchObject({ ok: false, error: { code: 'UNKNOWN_MESSAGE' } });
+    expect(order).toEqual(['appends acknowledged', 'stray refused']);
+  });
 });
 
 /** With the default limits: an answer whose state no longer fits in one NATS reply. */

@@ -113,3 +113,35 @@ describe('ConversationView (property)', () => {
     );
   });
 });
+
+describe('ConversationView', () => {
+  const answer: Message = { id: 'm1', author: { role: 'agent', id: 'a' }, status: 'streaming', text: 'Hel', parts: 1, createdAt: at, updatedAt: at, cursor: `${EPOCH}-3` };
+
+  it('calls an event that follows the cursor but does not fit the messages a mismatch, not a gap, and leaves the view as it was', () => {
+    const view = new ConversationView('c');
+    view.reset({ cursor: `${EPOCH}-5`, messages: [answer] });
+    // Part 3 after part 1: the stored state lost part 2, though its cursor says otherwise.
+    const result = view.apply({ conversationId: 'c', cursor: `${EPOCH}-6`, prev: `${EPOCH}-5`, event: { type: 'message.appended', messageId: 'm1', part: 3, delta: 'lo', at } });
+    expect(result).toBe('mismatch');
+    expect(view.cursor).toBe(`${EPOCH}-5`);
+    expect(view.list()).toEqual([answer]);
+    // Not following the cursor is still a gap.
+    expect(view.apply({ conversationId: 'c', cursor: `${EPOCH}-9`, prev: `${EPOCH}-8`, event: { type: 'message.completed', messageId: 'm1', at } })).toBe('gap');
+  });
+
+  it('takes an event of a type it does not know as a step of the chain that changes no message', () => {
+    const view = new ConversationView('c');
+    view.reset({ cursor: `${EPOCH}-5`, messages: [answer] });
+    // From a newer server: one names a known message, one a message this device never saw.
+    const reacted = { type: 'message.reacted', messageId: 'm1', emoji: '+1', at } as unknown as LogEvent;
+    const pinned = { type: 'conversation.pinned', at } as unknown as LogEvent;
+    expect(view.apply({ conversationId: 'c', cursor: `${EPOCH}-6`, prev: `${EPOCH}-5`, event: reacted })).toBe('applied');
+    expect(view.apply({ conversationId: 'c', cursor: `${EPOCH}-8`, prev: `${EPOCH}-6`, event: pinned })).toBe('applied');
+    expect(view.cursor).toBe(`${EPOCH}-8`);
+    expect(view.list()).toEqual([answer]);
+    expect(view.toStored()).toEqual({ cursor: `${EPOCH}-8`, messages: [answer] });
+    // The chain goes on from there.
+    expect(view.apply({ conversationId: 'c', cursor: `${EPOCH}-9`, prev: `${EPOCH}-8`, event: { type: 'message.appended', messageId: 'm1', part: 2, delta: 'lo', at } })).toBe('applied');
+    expect(view.list().map((m) => m.text)).toEqual(['Hello']);
+  });
+});

@@ -1,4 +1,7 @@
+import { parseCursor } from '../../protocol/src/cursor.js';
 import { CloseCode, ErrorCode, isRetryable, SeqlineError } from '../../protocol/src/errors.js';
+import { DEFAULT_LIMITS } from '../../protocol/src/limits.js';
+import { utf8Length } from '../../protocol/src/utf8.js';
 import type { ServerFrame } from '../../protocol/src/ws-frames.js';
 import { backoffDelay } from './backoff.js';
 import { MemoryCursorStore, type CursorStore } from './cursor-store.js';
@@ -32,6 +35,12 @@ interface PendingRequest {
 const FINAL_CLOSE_CODES = new Set<number>([CloseCode.FrameTooLarge]);
 
 /**
+ * How long a socket must stay open to count as a working session when the server sent nothing
+ * (no subscriptions, no requests). A refusal (4401, 4402, 4429) closes it within milliseconds.
+ */
+const HEALTHY_AFTER_MS = 5_000;
+
+/**
  * The device SDK: one WebSocket, any number of conversations, each resumed from its stored cursor.
  *
  * @example
@@ -51,6 +60,8 @@ export class SeqlineClient {
   private readonly Socket: SocketFactory;
   private attempt = 0;
   private reconnectTimer?: ReturnType<typeof setTimeout>;
+  /** Set while `open()` waits for a token: a second open then would make a socket nobody closes. */
+  private opening = false;
   private wanted = true;
   private nextRef = 0;
 
@@ -80,6 +91,8 @@ export class SeqlineClient {
     this.subscriptions.set(conversationId, subscription);
     void (async () => {
       const stored = await this.store.load(conversationId);
+      // Closed (and perhaps subscribed to again) while loading: the server must not hear of it.
+      if (this.subscriptions.get(conversationId) !== subscription) return;
       if (stored && subscription.view.cursor === undefined) {
         subscription.view.reset(stored);
         subscription.emit({ type: 'reset' });
@@ -118,8 +131,10 @@ export class SeqlineClient {
   }
 
   connect(): void {
-    if (this.wanted && this.socket) return;
     this.wanted = true;
+    // Connected, or a token on its way: opening another socket would leave one that is never closed.
+    if (this.socket) return;
+    if (this.opening) return this.setState('connecting');
     this.attempt = 0;
     void this.open();
   }
@@ -131,19 +146,39 @@ export class SeqlineClient {
   }
 
   private async open(): Promise<void> {
-    if (!this.wanted) return;
+    if (!this.wanted || this.opening) return;
+    // `connect()` during a back-off opens now; the timer must not open a second socket later.
+    clearTimeout(this.reconnectTimer);
+    this.opening = true;
     this.setState('connecting');
-    const token = await this.options.token?.();
+    let token: string | undefined;
+    try {
+      token = await this.options.token?.();
+    } catch {
+      // No token for now (offline, the identity service down): asked again after the next wait.
+      this.opening = false;
+      if (this.wanted) this.reconnectTimer = setTimeout(() => void this.open(), this.reconnectDelay(this.attempt++));
+      return;
+    }
+    this.opening = false;
     if (!this.wanted) return;
+    // A socket left over would stay subscribed and feed every view twice.
+    const stale = this.socket;
+    this.socket = undefined;
+    stale?.close(1000, 'client reconnect');
     const socket = new this.Socket(socketUrl(this.options.url, token));
     this.socket = socket;
+    let openedAt: number | undefined;
     socket.onopen = () => {
-      this.attempt = 0;
+      // The back-off is not reset here: the server refuses a token or a connection right after the upgrade.
+      openedAt = Date.now();
       this.setState(this.subscriptions.size > 0 ? 'catching-up' : 'live');
       for (const subscription of this.subscriptions.values()) this.sendSubscribe(subscription);
       for (const [ref, request] of this.pending) this.sendFrame({ ...request.frame, ref });
     };
-    socket.onmessage = (event) => this.receive(JSON.parse(String(event.data)) as ServerFrame);
+    socket.onmessage = (event) => {
+      if (this.socket === socket) this.receive(JSON.parse(String(event.data)) as ServerFrame);
+    };
     socket.onerror = () => undefined;
     socket.onclose = (event) => {
       if (this.socket !== socket) return;
@@ -153,14 +188,32 @@ export class SeqlineClient {
       if (!this.wanted || FINAL_CLOSE_CODES.has(event.code)) return;
       // Without a token provider, a refused token will not get better by itself.
       if (event.code === CloseCode.Unauthorized && !this.options.token) return;
-      // Going away asks for an immediate move to another instance; an expired token for a fresh one at once.
-      const immediate = event.code === CloseCode.GoingAway || event.code === CloseCode.TokenExpired;
-      const delay = immediate ? backoffDelay(0, 100, 100) : backoffDelay(this.attempt++, this.options.reconnect?.minDelayMs ?? 250, this.options.reconnect?.maxDelayMs ?? 15_000);
+      // `receive` resets the back-off on a frame that shows the session worked; an idle one counts after a while.
+      if (openedAt !== undefined && Date.now() - openedAt >= HEALTHY_AFTER_MS) this.attempt = 0;
+      const attempt = this.attempt++;
+      const maxDelay = this.options.reconnect?.maxDelayMs ?? 15_000;
+      let delay: number;
+      if (event.code === CloseCode.TooManyConnections) {
+        // Only closing another connection helps, which this client cannot do: try again rarely.
+        delay = backoffDelay(attempt, maxDelay, maxDelay);
+      } else if (attempt === 0 && (event.code === CloseCode.GoingAway || event.code === CloseCode.TokenExpired)) {
+        // Going away asks for an immediate move to another instance; an expired token for a fresh one at once.
+        // Only after a working session: the same code again right away means the next try fails alike.
+        delay = backoffDelay(0, 100, 100);
+      } else {
+        delay = this.reconnectDelay(attempt);
+      }
       this.reconnectTimer = setTimeout(() => void this.open(), delay);
     };
   }
 
+  private reconnectDelay(attempt: number): number {
+    return backoffDelay(attempt, this.options.reconnect?.minDelayMs ?? 250, this.options.reconnect?.maxDelayMs ?? 15_000);
+  }
+
   private receive(frame: ServerFrame): void {
+    // Any answer but an error shows the session works; a refused one gets an error frame, then its close.
+    if (frame.type !== 'error') this.attempt = 0;
     switch (frame.type) {
       case 'snapshot': {
         const subscription = this.subscriptions.get(frame.conversationId);
@@ -168,6 +221,7 @@ export class SeqlineClient {
         subscription.view.reset({ cursor: frame.cursor, messages: frame.messages });
         subscription.repairing = false;
         subscription.retries = 0;
+        forgetRepairsIfPast(subscription);
         subscription.head = frame.cursor;
         subscription.emit({ type: 'reset' });
         void this.save(subscription);
@@ -189,6 +243,7 @@ export class SeqlineClient {
         const { type: _type, ...event } = frame;
         switch (subscription.view.apply(event)) {
           case 'applied':
+            forgetRepairsIfPast(subscription);
             subscription.emit({ type: 'event', event });
             this.scheduleSave(subscription);
             this.refreshLive(subscription);
@@ -199,6 +254,12 @@ export class SeqlineClient {
             // Ask the server for everything after our cursor again; it replays, or sends a snapshot if it no longer can.
             subscription.repairing = true;
             this.sendSubscribe(subscription);
+            return;
+          case 'mismatch':
+            // The event follows our cursor but does not fit our messages, so the state we started from
+            // is wrong (a store written against another history, say): replaying from the same cursor
+            // would only repeat this at round-trip speed. Only a snapshot repairs it.
+            this.repairFromSnapshot(subscription, event.cursor);
             return;
         }
         return;
@@ -243,6 +304,12 @@ export class SeqlineClient {
 
   private request(frame: Record<string, unknown>): Promise<ServerFrame> {
     const ref = `r${++this.nextRef}`;
+    // The server cannot read the `ref` of a frame over its limit, so its error would never settle
+    // this request, and every reconnect would send the frame again.
+    const bytes = utf8Length(JSON.stringify({ ...frame, ref }));
+    if (bytes > DEFAULT_LIMITS.frameBytes) {
+      return Promise.reject(new SeqlineError(ErrorCode.FrameTooLarge, `${String(frame.type)} frame is ${bytes} bytes; the limit is ${DEFAULT_LIMITS.frameBytes}`));
+    }
     return new Promise((resolve, reject) => {
       this.pending.set(ref, { frame, resolve, reject });
       this.sendFrame({ ...frame, ref });
@@ -263,6 +330,25 @@ export class SeqlineClient {
     this.sendFrame({ type: 'subscribe', conversationId: subscription.conversationId, ...(after ? { after } : {}) });
   }
 
+  /** Drops the view's state and asks for a snapshot, at once the first time, then backing off until the view gets past `misfit`. */
+  private repairFromSnapshot(subscription: Subscription, misfit: string): void {
+    subscription.repairing = true;
+    subscription.misfit = misfit;
+    subscription.view.cursor = undefined;
+    void this.store.remove(subscription.conversationId);
+    clearTimeout(subscription.retryTimer);
+    const repairs = subscription.repairs++;
+    if (repairs === 0) {
+      this.sendSubscribe(subscription);
+      return;
+    }
+    const delay = backoffDelay(repairs - 1, this.options.reconnect?.minDelayMs ?? 250, this.options.reconnect?.maxDelayMs ?? 15_000);
+    subscription.retryTimer = setTimeout(() => {
+      // A reconnect meanwhile already asked for the snapshot.
+      if (this.subscriptions.get(subscription.conversationId) === subscription && subscription.repairing) this.sendSubscribe(subscription);
+    }, delay);
+  }
+
   private sendFrame(frame: Record<string, unknown>): void {
     if (this.socket?.readyState === OPEN) this.socket.send(JSON.stringify(frame));
   }
@@ -271,7 +357,8 @@ export class SeqlineClient {
     if (this.subscriptions.get(subscription.conversationId) !== subscription) return;
     this.subscriptions.delete(subscription.conversationId);
     void this.save(subscription);
-    this.sendFrame({ type: 'unsubscribe', conversationId: subscription.conversationId });
+    // Not yet loaded: its subscribe was never sent, and the server's NOT_SUBSCRIBED would reach a successor.
+    if (subscription.loaded) this.sendFrame({ type: 'unsubscribe', conversationId: subscription.conversationId });
   }
 
   private refreshLive(subscription: Subscription): void {
@@ -301,6 +388,16 @@ export class SeqlineClient {
     this.stateValue = state;
     for (const listener of this.stateListeners) listener(state);
   }
+}
+
+/** Once the view has got past the event that did not fit (or onto another log), later misfits start the back-off afresh. */
+function forgetRepairsIfPast(subscription: Subscription): void {
+  if (subscription.misfit === undefined || subscription.view.cursor === undefined) return;
+  const at = parseCursor(subscription.view.cursor);
+  const misfit = parseCursor(subscription.misfit);
+  if (at && misfit && at.epoch === misfit.epoch && at.seq < misfit.seq) return;
+  subscription.repairs = 0;
+  subscription.misfit = undefined;
 }
 
 function randomId(): string {

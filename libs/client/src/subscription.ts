@@ -27,6 +27,10 @@ export class Subscription {
   retries = 0;
   /** @internal */
   retryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** @internal Snapshots asked for because an event did not fit the view, since the view last got past such an event. */
+  repairs = 0;
+  /** @internal The cursor of the last event that did not fit the view, until the view gets past it. */
+  misfit: string | undefined;
   private readonly listeners = new Set<(change: SubscriptionChange) => void>();
   private readonly iterators = new Set<(event: ConversationEvent | undefined) => void>();
 

@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { ErrorCode, SeqlineError } from './errors.js';
+import { utf8Length } from './utf8.js';
 
 /**
  * The one place a frame, command or request body becomes a typed value, for every transport
@@ -54,11 +55,3 @@ export function toSeqlineError(error: unknown, fallback: typeof ErrorCode.Intern
 
 const decoder = new TextDecoder();
 
-function utf8Length(text: string): number {
-  let bytes = text.length;
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    if (code >= 0x80) bytes += code >= 0x800 && (code < 0xd800 || code > 0xdfff) ? 2 : 1;
-  }
-  return bytes;
-}

@@ -6,6 +6,7 @@ import { LogStream, PartitionLeases } from '@seqline/streams';
 import type { Logger } from 'pino';
 import { LOGGER, SETTINGS } from '../core/tokens.js';
 import { WriteRouter } from './write-router.service.js';
+import { ConversationWriter } from './conversation-writer.service.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { RateLimiter } from '../auth/rate-limiter.js';
 import { sendReply } from './reply-sender.js';
@@ -33,6 +34,7 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
   constructor(
     private readonly stream: LogStream,
     private readonly router: WriteRouter,
+    private readonly writer: ConversationWriter,
     private readonly metrics: MetricsService,
     private readonly partitions: PartitionLeases,
     @Inject(SETTINGS) private readonly settings: Settings,
@@ -54,6 +56,7 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
         this.owned.delete(partition);
         this.metrics.writePartitions.set(this.owned.size);
         await Promise.all(subscriptions.map((subscription) => subscription.drain().catch(() => undefined)));
+        this.writer.forgetPartition(partition);
         this.logger.debug({ partition }, 'write partition released');
       },
     });

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Settings } from '@seqline/config';
 import { ConversationLog, LogStream, WrongLastSequenceError, type LogEntry } from '@seqline/streams';
-import { ErrorCode, formatCursor, SeqlineError, type AnswerState } from '@seqline/protocol';
+import { ErrorCode, formatCursor, SeqlineError, type AnswerState, type LogEvent } from '@seqline/protocol';
 import { SETTINGS } from '../core/tokens.js';
 import { KeyedMutex } from '../core/keyed-mutex.js';
 import { applyEntry, type ConversationState } from '@seqline/persistence';
@@ -9,8 +9,11 @@ import { SnapshotService } from '../state/snapshot.service.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { decide } from './command-decider.js';
 import type { IngestCommand } from './ingest-command.js';
+import { ConversationStateCache } from './conversation-state-cache.js';
 
 const MAX_CACHED_CONVERSATIONS = 10_000;
+/** What the cached states may hold together (see `stateBytes`). */
+const MAX_CACHED_BYTES = 64 * 1024 * 1024;
 const MAX_ATTEMPTS = 20;
 /** Refusals that a cache behind the log could give wrongly; every other refusal stays true as the log grows. */
 const STALE_SENSITIVE = new Set<ErrorCode>([ErrorCode.UnknownMessage, ErrorCode.PartOutOfOrder, ErrorCode.Fenced]);
@@ -21,7 +24,28 @@ const STALE_SENSITIVE = new Set<ErrorCode>([ErrorCode.UnknownMessage, ErrorCode.
  */
 const MISSING_SENSITIVE = new Set<ErrorCode>([ErrorCode.UnknownMessage, ErrorCode.PartOutOfOrder]);
 const RECHECK_DELAYS_MS = [100, 300, 1_000];
+/** A refusal to look at again after the next delay, with the conversation unlocked meanwhile. */
+const RECHECK_LATER = Symbol('recheck later');
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
+
+/** What a written event adds to its conversation's cached state, as `stateBytes` counts it. */
+function addedBytes(event: LogEvent): number {
+  switch (event.type) {
+    case 'message.created':
+      return 256 + 2 * event.text.length;
+    case 'message.appended':
+      return 2 * event.delta.length * (event.block?.type === 'text' ? 2 : 1);
+    case 'message.claimed':
+    case 'message.completed':
+    case 'message.failed':
+    case 'message.aborted':
+      return 0;
+    default: {
+      const unreachable: never = event;
+      return unreachable;
+    }
+  }
+}
 
 export interface WriteResult {
   cursor: string;
@@ -38,7 +62,7 @@ export interface WriteResult {
  */
 @Injectable()
 export class ConversationWriter {
-  private readonly states = new Map<string, ConversationState>();
+  private readonly states = new ConversationStateCache(MAX_CACHED_CONVERSATIONS, MAX_CACHED_BYTES);
   private readonly mutex = new KeyedMutex();
 
   constructor(
@@ -52,13 +76,31 @@ export class ConversationWriter {
     this.stream.onEpochChange(() => this.states.clear());
   }
 
-  write(conversationId: string, command: IngestCommand): Promise<WriteResult> {
-    return this.mutex.run(conversationId, () => this.writeLocked(conversationId, command));
+  /** Forgets the states of a write partition this instance no longer owns. */
+  forgetPartition(partition: number): void {
+    this.states.dropPartition(partition);
   }
 
-  private async writeLocked(conversationId: string, command: IngestCommand): Promise<WriteResult> {
-    let catchUps = 0;
+  async write(conversationId: string, command: IngestCommand): Promise<WriteResult> {
+    for (let recheck = 0; ; recheck++) {
+      const outcome = await this.mutex.run(conversationId, () => this.writeLocked(conversationId, command, recheck));
+      if (outcome !== RECHECK_LATER) return outcome;
+      // Waited out with the conversation unlocked: a stray command does not hold up the others.
+      await sleep(RECHECK_DELAYS_MS[recheck]!);
+    }
+  }
+
+  /**
+   * One turn under the conversation's lock. `recheck` counts the turns before it that ended in
+   * `RECHECK_LATER`; each later turn first reads what the log gained meanwhile.
+   */
+  private async writeLocked(conversationId: string, command: IngestCommand, recheck: number): Promise<WriteResult | typeof RECHECK_LATER> {
+    let caughtUp = false;
     let expectedLast: number | undefined;
+    if (recheck > 0) {
+      await this.catchUp(conversationId, await this.state(conversationId));
+      caughtUp = true;
+    }
     for (let attempt = 1; ; attempt++) {
       const state = await this.state(conversationId);
       let decision;
@@ -67,12 +109,13 @@ export class ConversationWriter {
       } catch (error) {
         // Another instance may have written what this refusal says is missing: look at the log before refusing.
         if (!(error instanceof SeqlineError) || !STALE_SENSITIVE.has(error.code)) throw error;
-        const rechecks = MISSING_SENSITIVE.has(error.code) ? RECHECK_DELAYS_MS.length : 0;
-        if (catchUps > rechecks) throw error;
-        if (catchUps > 0) await sleep(RECHECK_DELAYS_MS[catchUps - 1]!);
-        await this.snapshots.catchUp(state);
-        catchUps++;
-        continue;
+        if (!caughtUp) {
+          await this.catchUp(conversationId, state);
+          caughtUp = true;
+          continue;
+        }
+        if (MISSING_SENSITIVE.has(error.code) && recheck < RECHECK_DELAYS_MS.length) return RECHECK_LATER;
+        throw error;
       }
       if (decision.kind === 'duplicate') return this.result(state, command, decision.seq, true);
       try {
@@ -81,19 +124,20 @@ export class ConversationWriter {
           // JetStream already holds an event under this key (a request whose reply was lost, or
           // another command for the same part): the cached state is behind. Judged again on the
           // caught-up state, a true repeat is a duplicate and other content is refused there.
-          await this.snapshots.catchUp(state);
+          await this.catchUp(conversationId, state);
           const again = decide(conversationId, state.messages, command, this.settings.limits, new Date());
           return this.result(state, command, again.kind === 'duplicate' ? again.seq : result.seq, true);
         }
         const entry: LogEntry = { conversationId, seq: result.seq, prev: state.seq, event: decision.event, time: new Date() };
         applyEntry(state, entry, this.stream.epoch);
+        this.states.grew(conversationId, addedBytes(decision.event));
         this.metrics.eventsWritten.inc({ type: decision.event.type });
         return { ...this.result(state, command, result.seq, false), entry };
       } catch (error) {
         if (!(error instanceof WrongLastSequenceError) || attempt >= MAX_ATTEMPTS) throw error;
         this.metrics.writeConflicts.inc();
         const before = state.seq;
-        await this.snapshots.catchUp(state);
+        await this.catchUp(conversationId, state);
         if (state.seq !== before) {
           expectedLast = undefined;
           continue;
@@ -112,17 +156,21 @@ export class ConversationWriter {
   }
 
   private async state(conversationId: string): Promise<ConversationState> {
-    const cached = this.states.get(conversationId);
-    if (cached) {
-      // Refresh recency for eviction.
-      this.states.delete(conversationId);
-      this.states.set(conversationId, cached);
-      return cached;
+    for (;;) {
+      const cached = this.states.get(conversationId);
+      if (cached) return cached;
+      const epoch = this.stream.epoch;
+      const state = await this.snapshots.build(conversationId);
+      // Built while the log was recreated: its sequences are the old log's, so it is built again.
+      if (this.stream.epoch !== epoch) continue;
+      this.states.set(conversationId, state);
+      return state;
     }
-    const state = await this.snapshots.build(conversationId);
-    this.states.set(conversationId, state);
-    if (this.states.size > MAX_CACHED_CONVERSATIONS) this.states.delete(this.states.keys().next().value!);
-    return state;
+  }
+
+  private async catchUp(conversationId: string, state: ConversationState): Promise<void> {
+    await this.snapshots.catchUp(state);
+    this.states.recount(conversationId);
   }
 
   private result(state: ConversationState, command: IngestCommand, seq: number, duplicate: boolean): WriteResult {

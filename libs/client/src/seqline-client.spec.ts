@@ -1,0 +1,363 @@
+import { jest } from '@jest/globals';
+import type { LogEvent } from '../../protocol/src/events.js';
+import type { Message } from '../../protocol/src/message.js';
+import { MemoryCursorStore, type CursorStore, type StoredConversation } from './cursor-store.js';
+import { SeqlineClient, type SeqlineClientOptions } from './seqline-client.js';
+import type { SocketLike } from './socket.js';
+
+const CLOSED = 3;
+const at = '2026-01-01T00:00:00.000Z';
+
+/** A WebSocket whose server is the test: it records the frames the client sends and delivers what the test says. */
+class FakeSocket implements SocketLike {
+  readyState = 0;
+  readonly createdAt = Date.now();
+  endedAt: number | undefined;
+  /** Every frame the client sent, with the (fake) time it was sent. */
+  readonly sent: { at: number; frame: Record<string, unknown> }[] = [];
+  onopen: ((event: unknown) => void) | null = null;
+  onclose: ((event: { code: number; reason: string }) => void) | null = null;
+  onmessage: ((event: { data: unknown }) => void) | null = null;
+  onerror: ((event: unknown) => void) | null = null;
+
+  constructor(readonly url: string) {}
+
+  send(data: string): void {
+    this.sent.push({ at: Date.now(), frame: JSON.parse(data) as Record<string, unknown> });
+  }
+
+  close(code = 1000): void {
+    if (this.readyState === CLOSED) return;
+    this.readyState = CLOSED;
+    // Like a real socket, the close event comes later.
+    setTimeout(() => this.onclose?.({ code, reason: '' }), 0);
+  }
+
+  /** The server completes the upgrade. */
+  accept(): void {
+    this.readyState = 1;
+    this.onopen?.({});
+  }
+
+  deliver(frame: Record<string, unknown>): void {
+    this.onmessage?.({ data: JSON.stringify(frame) });
+  }
+
+  /** The server closes the connection. */
+  end(code: number): void {
+    this.readyState = CLOSED;
+    this.endedAt = Date.now();
+    this.onclose?.({ code, reason: '' });
+  }
+
+  frames(): Record<string, unknown>[] {
+    return this.sent.map((sent) => sent.frame);
+  }
+}
+
+function start(options: Partial<SeqlineClientOptions> = {}) {
+  const sockets: FakeSocket[] = [];
+  class WebSocket extends FakeSocket {
+    constructor(url: string) {
+      super(url);
+      sockets.push(this);
+    }
+  }
+  const client = new SeqlineClient({ url: 'http://seqline.test', WebSocket, ...options });
+  return {
+    client,
+    sockets,
+    last: () => sockets.at(-1)!,
+    /** Sockets the client has not closed and the server has not ended. */
+    held: () => sockets.filter((socket) => socket.readyState !== CLOSED),
+    /** Milliseconds from each connection's end to the next attempt. */
+    waits: () => sockets.slice(1).map((socket, i) => socket.createdAt - sockets[i]!.endedAt!),
+  };
+}
+
+/** Lets pending promises (a token, a store load) run. */
+async function settle(): Promise<void> {
+  await jest.advanceTimersByTimeAsync(0);
+}
+
+function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void } {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+/** Whether a promise has settled yet, without waiting for it. */
+function track<T>(promise: Promise<T>): { state: 'pending' | 'resolved' | 'rejected'; value?: unknown } {
+  const outcome: { state: 'pending' | 'resolved' | 'rejected'; value?: unknown } = { state: 'pending' };
+  promise.then(
+    (value) => Object.assign(outcome, { state: 'resolved', value }),
+    (error: unknown) => Object.assign(outcome, { state: 'rejected', value: error }),
+  );
+  return outcome;
+}
+
+const answer = (text: string, parts: number): Message => ({ id: 'm1', author: { role: 'agent', id: 'a' }, status: 'streaming', text, parts, createdAt: at, updatedAt: at, cursor: 'e1-3' });
+
+function event(cursor: string, prev: string, logEvent: LogEvent | Record<string, unknown>): Record<string, unknown> {
+  return { type: 'event', conversationId: 'c1', cursor, prev, event: logEvent };
+}
+
+beforeEach(() => {
+  jest.useFakeTimers({ now: 0 });
+  // Back-off jitter at its ceiling, so every wait is exact.
+  jest.spyOn(Math, 'random').mockReturnValue(1);
+});
+
+afterEach(() => {
+  jest.useRealTimers();
+  jest.restoreAllMocks();
+});
+
+describe('SeqlineClient holds one socket at a time', () => {
+  it('connect() during a reconnect delay opens one socket, and the pending reconnect opens none', async () => {
+    const h = start();
+    await settle();
+    h.last().accept();
+    h.last().end(1006);
+    h.client.connect();
+    await settle();
+    expect(h.sockets).toHaveLength(2);
+    await jest.advanceTimersByTimeAsync(20_000);
+    expect(h.sockets).toHaveLength(2);
+    expect(h.held()).toEqual([h.sockets[1]]);
+  });
+
+  it('connect() while the token is being fetched opens no second socket', async () => {
+    const tokens: ((token: string) => void)[] = [];
+    const h = start({ token: () => new Promise<string>((resolve) => tokens.push(resolve)) });
+    h.client.connect();
+    expect(h.client.state).toBe('connecting');
+    for (const resolve of tokens) resolve('t');
+    await settle();
+    expect(tokens).toHaveLength(1);
+    expect(h.sockets).toHaveLength(1);
+  });
+
+  it('disconnect() then connect() while the token is being fetched opens one socket', async () => {
+    const tokens: ((token: string) => void)[] = [];
+    const h = start({ token: () => new Promise<string>((resolve) => tokens.push(resolve)) });
+    h.client.disconnect();
+    h.client.connect();
+    expect(h.client.state).toBe('connecting');
+    for (const resolve of tokens) resolve('t');
+    await settle();
+    expect(h.sockets).toHaveLength(1);
+    h.last().accept();
+    expect(h.client.state).toBe('live');
+  });
+});
+
+describe('SeqlineClient reconnect back-off', () => {
+  /** Plays a server that refuses each connection right after the upgrade, `times` times. */
+  async function refuse(h: ReturnType<typeof start>, times: number, refusal: (socket: FakeSocket) => void): Promise<void> {
+    await settle();
+    for (let i = 0; i < times; i++) {
+      h.last().accept();
+      refusal(h.last());
+      await jest.advanceTimersToNextTimerAsync();
+      await settle();
+    }
+  }
+
+  it('a token refused after every upgrade (4401) waits 250, 500, 1000, 2000 ms, not 250 ms forever', async () => {
+    const h = start({ token: () => 'refused' });
+    await refuse(h, 4, (socket) => {
+      socket.deliver({ type: 'error', code: 'UNAUTHORIZED', message: 'token refused: signature' });
+      socket.end(4401);
+    });
+    expect(h.waits()).toEqual([250, 500, 1000, 2000]);
+  });
+
+  it('too many connections (4429) tries again only after the longest wait', async () => {
+    const h = start();
+    await refuse(h, 3, (socket) => socket.end(4429));
+    expect(h.waits()).toEqual([15_000, 15_000, 15_000]);
+  });
+
+  it('an expired token (4402) reconnects at once after a working session, and backs off while the fresh token is expired too', async () => {
+    const h = start({ token: () => 'expired' });
+    await settle();
+    h.last().accept();
+    await jest.advanceTimersByTimeAsync(60_000);
+    h.last().end(4402);
+    await jest.advanceTimersToNextTimerAsync();
+    await refuse(h, 3, (socket) => {
+      socket.deliver({ type: 'error', code: 'UNAUTHORIZED', message: 'token expired' });
+      socket.end(4402);
+    });
+    expect(h.waits()).toEqual([100, 500, 1000, 2000]);
+  });
+
+  it('a token provider that fails is asked again with back-off, and the client connects once it answers', async () => {
+    let calls = 0;
+    const asked: number[] = [];
+    const h = start({
+      token: () => {
+        asked.push(Date.now());
+        return ++calls <= 3 ? Promise.reject(new Error('identity service down')) : Promise.resolve('t');
+      },
+    });
+    await jest.advanceTimersByTimeAsync(10_000);
+    expect(asked).toEqual([0, 250, 750, 1750]);
+    expect(h.sockets).toHaveLength(1);
+    expect(h.last().url).toContain('token=t');
+    h.last().accept();
+    expect(h.client.state).toBe('live');
+  });
+
+  it('a session the server answered resets the back-off', async () => {
+    const h = start({ token: () => 'refused' });
+    h.client.subscribe('c1');
+    await refuse(h, 3, (socket) => socket.end(4401));
+    h.last().accept();
+    h.last().deliver({ type: 'snapshot', conversationId: 'c1', cursor: 'e1-0', messages: [] });
+    h.last().end(1006);
+    await jest.advanceTimersToNextTimerAsync();
+    expect(h.waits()).toEqual([250, 500, 1000, 250]);
+  });
+});
+
+describe('SeqlineClient subscriptions closed while their state loads', () => {
+  /** A store whose loads finish when the test says. */
+  function slowStore(): CursorStore & { loads: ((state: StoredConversation | undefined) => void)[] } {
+    const memory = new MemoryCursorStore();
+    const loads: ((state: StoredConversation | undefined) => void)[] = [];
+    return {
+      loads,
+      load: () => {
+        const load = deferred<StoredConversation | undefined>();
+        loads.push(load.resolve);
+        return load.promise;
+      },
+      save: (id, state) => memory.save(id, state),
+      remove: (id) => memory.remove(id),
+    };
+  }
+
+  it('are never sent to the server', async () => {
+    const store = slowStore();
+    const h = start({ store });
+    await settle();
+    h.last().accept();
+    h.client.subscribe('c1').close();
+    store.loads[0]!({ cursor: 'e1-5', messages: [] });
+    await settle();
+    expect(h.last().frames()).toEqual([]);
+  });
+
+  it('leave a new subscription to the same conversation as the only one the server hears of', async () => {
+    const store = slowStore();
+    const h = start({ store });
+    await settle();
+    h.last().accept();
+    h.client.subscribe('c1').close();
+    const again = h.client.subscribe('c1');
+    store.loads[0]!({ cursor: 'e1-5', messages: [answer('Hel', 1)] });
+    store.loads[1]!({ cursor: 'e1-9', messages: [answer('Hello', 2)] });
+    await settle();
+    expect(h.last().frames()).toEqual([{ type: 'subscribe', conversationId: 'c1', after: 'e1-9' }]);
+    expect(again.messages.map((m) => m.text)).toEqual(['Hello']);
+  });
+});
+
+describe('SeqlineClient with an event that follows the cursor but does not fit the view', () => {
+  const partThree = { type: 'message.appended', messageId: 'm1', part: 3, delta: 'lo', at } as const;
+
+  it('starts over from a snapshot instead of replaying from the same cursor', async () => {
+    const store = new MemoryCursorStore();
+    // The stored text lost part 2, though its cursor is after it.
+    store.save('c1', { cursor: 'e1-5', messages: [answer('He', 1)] });
+    const h = start({ store });
+    const conversation = h.client.subscribe('c1');
+    const changes: string[] = [];
+    conversation.on((change) => changes.push(change.type));
+    await settle();
+    h.last().accept();
+    h.last().deliver({ type: 'subscribed', conversationId: 'c1', cursor: 'e1-5', head: 'e1-6' });
+    h.last().deliver(event('e1-6', 'e1-5', partThree));
+    expect(h.last().frames()).toEqual([
+      { type: 'subscribe', conversationId: 'c1', after: 'e1-5' },
+      { type: 'subscribe', conversationId: 'c1' },
+    ]);
+    expect(store.load('c1')).toBeUndefined();
+    h.last().deliver({ type: 'snapshot', conversationId: 'c1', cursor: 'e1-6', messages: [answer('Hello', 3)] });
+    expect(conversation.messages.map((m) => m.text)).toEqual(['Hello']);
+    expect(conversation.cursor).toBe('e1-6');
+    expect(changes).toEqual(['reset', 'reset']);
+    expect(h.client.state).toBe('live');
+  });
+
+  it('backs off when the snapshot does not fit either, until the view gets past that event', async () => {
+    const h = start();
+    h.client.subscribe('c1');
+    await settle();
+    const socket = h.last();
+    socket.accept();
+    // A snapshot that cannot be right: the event after it appends part 3 to a message with 1 part.
+    const misfit = (): void => {
+      socket.deliver({ type: 'snapshot', conversationId: 'c1', cursor: 'e1-5', messages: [answer('He', 1)] });
+      socket.deliver(event('e1-6', 'e1-5', partThree));
+    };
+    for (let i = 0; i < 3; i++) {
+      misfit();
+      await jest.advanceTimersByTimeAsync(20_000);
+    }
+    const snapshotsAskedAt = socket.sent.filter((sent) => sent.frame.type === 'subscribe' && !('after' in sent.frame)).map((sent) => sent.at);
+    // The first on subscribing, then the repairs: at once, then 250 and 500 ms after each misfit.
+    expect(snapshotsAskedAt).toEqual([0, 0, 20_000 + 250, 40_000 + 500]);
+
+    // A snapshot past the event that did not fit: the next misfit is repaired at once again.
+    socket.deliver({ type: 'snapshot', conversationId: 'c1', cursor: 'e1-6', messages: [answer('Hello', 3)] });
+    socket.deliver(event('e1-8', 'e1-6', { type: 'message.appended', messageId: 'm1', part: 5, delta: '!', at }));
+    expect(socket.frames().at(-1)).toEqual({ type: 'subscribe', conversationId: 'c1' });
+    expect(socket.sent.at(-1)!.at).toBe(60_000);
+  });
+});
+
+describe('SeqlineClient with an event type it does not know', () => {
+  it('advances the cursor, keeps the messages, and saves them', async () => {
+    const store = new MemoryCursorStore();
+    const h = start({ store, saveIntervalMs: 10 });
+    const conversation = h.client.subscribe('c1');
+    await settle();
+    h.last().accept();
+    h.last().deliver({ type: 'snapshot', conversationId: 'c1', cursor: 'e1-5', messages: [answer('Hel', 1)] });
+    h.last().deliver(event('e1-6', 'e1-5', { type: 'message.reacted', messageId: 'm1', emoji: '+1', at }));
+    h.last().deliver(event('e1-7', 'e1-6', { type: 'message.reacted', messageId: 'never-seen', emoji: '+1', at }));
+    h.last().deliver(event('e1-8', 'e1-7', { type: 'message.appended', messageId: 'm1', part: 2, delta: 'lo', at }));
+    expect(conversation.cursor).toBe('e1-8');
+    expect(conversation.messages.map((m) => [m.id, m.text])).toEqual([['m1', 'Hello']]);
+    await jest.advanceTimersByTimeAsync(10);
+    expect(store.load('c1')).toMatchObject({ cursor: 'e1-8', messages: [{ id: 'm1', text: 'Hello' }] });
+    // Only the subscribe: no repair was asked for.
+    expect(h.last().frames()).toEqual([{ type: 'subscribe', conversationId: 'c1' }]);
+  });
+});
+
+describe('SeqlineClient posts over the frame limit', () => {
+  it('are refused at once with FRAME_TOO_LARGE, never sent, and not sent after a reconnect', async () => {
+    const h = start();
+    await settle();
+    h.last().accept();
+    const text = 'é'.repeat(33_000); // 33,000 characters, 66,000 bytes: over 64 KiB only in bytes
+    const bytes = Buffer.byteLength(JSON.stringify({ type: 'post', conversationId: 'c1', messageId: 'big', text, ref: 'r1' }));
+    const big = track(h.client.post('c1', text, { messageId: 'big' }));
+    const fits = track(h.client.post('c1', 'é'.repeat(32_000), { messageId: 'fits' }));
+    await settle();
+    expect(big.state).toBe('rejected');
+    expect(big.value).toMatchObject({ name: 'SeqlineError', code: 'FRAME_TOO_LARGE', message: `post frame is ${bytes} bytes; the limit is 65536` });
+    expect(fits.state).toBe('pending');
+    expect(h.last().frames().map((frame) => frame.messageId)).toEqual(['fits']);
+
+    h.last().end(1006);
+    await jest.advanceTimersToNextTimerAsync();
+    await settle();
+    h.last().accept();
+    expect(h.last().frames().map((frame) => frame.messageId)).toEqual(['fits']);
+  });
+});
