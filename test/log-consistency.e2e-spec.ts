@@ -5,7 +5,7 @@ import type { Settings } from '@seqline/config';
 import type { ConversationRecord } from '@seqline/persistence';
 import { foldBlocks, type LogEvent, type Message, type MessageBlock, type Page } from '@seqline/protocol';
 import { ConversationLog, LogStream } from '@seqline/streams';
-import { createConversation, createTestSettings, dropTestResources, eventually, http, startTestServer, useSeqline } from '@seqline/testing';
+import { createConversation, createTestSettings, dropTestResources, eventually, http, startTestServer, useSeqline, WsDevice } from '@seqline/testing';
 import WebSocket from 'ws';
 import { runCli } from '../apps/cli/src/seqline-cli.js';
 
@@ -37,6 +37,9 @@ describe('log and Postgres under bad events and lost rows', () => {
     await post(url, 'p-bad', 'u1', 'first');
     await post(url, 'p-good', 'g1', 'one');
     await eventually(async () => (await history(url, 'p-bad')).length === 1 && (await history(url, 'p-good')).length === 1);
+    const away = new WsDevice(url, 'p-bad');
+    await away.connect();
+    await away.close();
 
     const js = jetstream(seqline.server.infra.stream.nc);
     const poison = await js.publish(`${prefix}.log.p-bad`, 'not json {');
@@ -65,6 +68,22 @@ describe('log and Postgres under bad events and lost rows', () => {
     expect(doctor.out).toMatch(/^OK {4}postgres /m);
     expect(doctor.out).toMatch(/^OK {4}replication +1 replica on nats-server \d+\.\d+\.\d+$/m);
     expect(doctor.out).toMatch(/^OK {4}lease +persister lease held by /m);
+
+    // Devices away since before the bad event are not caught up across it (a passing UNAVAILABLE
+    // would have them retry forever): one whose cursor the bad event follows gets a snapshot, which
+    // goes past it; one caught up from further back is told its cursor expired, mid-catch-up.
+    await away.connect();
+    expect(away.frames.at(-1)).toMatchObject({ type: 'snapshot', conversationId: 'p-bad' });
+    expect(texts([...away.messages.values()])).toEqual(['first', 'second']);
+    await away.close();
+    const fromStart = new WsDevice(url, 'p-bad');
+    fromStart.cursor = `${away.cursor!.slice(0, away.cursor!.lastIndexOf('-'))}-0`;
+    await fromStart.connect();
+    await fromStart.until(() => fromStart.frames.some((frame) => frame.type === 'error'));
+    expect(fromStart.frames.at(-1)).toMatchObject({ type: 'error', code: 'CURSOR_EXPIRED', conversationId: 'p-bad' });
+    expect(fromStart.frames.filter((frame) => frame.type !== 'event').map((frame) => frame.type)).toEqual(['subscribed', 'error']);
+    expect(fromStart.violations).toEqual([]);
+    await fromStart.close();
   });
 
   it('rebuilds every conversation and message row exactly with `repair --all` after the database lost them', async () => {

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { ConversationRepository } from '@seqline/persistence';
 import { ErrorCode, parseCursor, SeqlineError } from '@seqline/protocol';
-import { ConversationLog, LogStream } from '@seqline/streams';
+import { ConversationLog, LogStream, UndecodableEventError } from '@seqline/streams';
 
 /** Where a reader starts: right after a sequence of the log, or from a fresh copy of the state. */
 export type StartPosition =
@@ -34,7 +34,14 @@ export class CursorResolver {
     if (!cursor) throw new SeqlineError(ErrorCode.BadCursor, `"${after}" is not a cursor (expected <epoch>-<sequence>)`);
     if (cursor.epoch !== this.stream.epoch) return { kind: 'reload', reason: 'other-epoch' };
     if (window?.covers(cursor.seq)) return { kind: 'resume', seq: cursor.seq };
-    const next = await this.log.next(conversationId, cursor.seq + 1);
+    let next;
+    try {
+      next = await this.log.next(conversationId, cursor.seq + 1);
+    } catch (error) {
+      // An event that cannot be decoded follows the cursor: no read gets past it, a snapshot (which skips it) does.
+      if (error instanceof UndecodableEventError) return { kind: 'reload', reason: 'expired' };
+      throw error;
+    }
     // The event after the cursor names it as its predecessor: the cursor is this conversation's and nothing after it is lost.
     if (next) {
       if (next.prev === cursor.seq) return { kind: 'resume', seq: cursor.seq };

@@ -1,5 +1,5 @@
 import { ErrorCode, formatCursor, SeqlineError } from '@seqline/protocol';
-import { indexAfterSeq, type LogEntry } from '@seqline/streams';
+import { indexAfterSeq, UndecodableEventError, type LogEntry } from '@seqline/streams';
 import { FeedEvent } from './feed-event.js';
 
 /** Where a subscriber receives its events: a WebSocket, an SSE response, or the feed's own snapshot state. */
@@ -298,7 +298,8 @@ export class ConversationFeed {
     } catch (error) {
       if (subscription.closed) return;
       subscription.close();
-      subscription.sink.fail(error);
+      // No read gets past an event that cannot be decoded: only a snapshot (which skips it) does.
+      subscription.sink.fail(error instanceof UndecodableEventError ? this.expired(subscription) : error);
     }
   }
 

@@ -11,6 +11,9 @@ import { MetricsService } from '../../metrics/metrics.service.js';
 import { SubscriptionService } from '../subscription.service.js';
 import { writableBatching } from '../live/writable-flow.js';
 
+/** How long an ended stream may take to flush before its socket is closed regardless (as ws does for WebSockets). */
+const END_GRACE_MS = 30_000;
+
 /**
  * `GET /v1/conversations/:id/stream`: the same replay-then-live stream as the WebSocket, as
  * `text/event-stream`. Every event's `id:` is its cursor, so a browser's EventSource resumes
@@ -50,7 +53,8 @@ export class SseController implements BeforeApplicationShutdown {
     const timers: NodeJS.Timeout[] = [];
     let ended = false;
     let cancel = (): void => undefined;
-    const end = (): void => {
+    /** `cutOff`: the reader stopped reading, so what is buffered for it is dropped with its socket. */
+    const end = (cutOff = false): void => {
       if (ended) return;
       ended = true;
       this.open.delete(end);
@@ -58,10 +62,19 @@ export class SseController implements BeforeApplicationShutdown {
       cancel();
       release();
       this.metrics.subscriptions.dec();
-      if (response.headersSent) response.end();
+      if (!response.headersSent) return;
+      if (cutOff) {
+        response.destroy();
+        return;
+      }
+      response.end();
+      // A reader that stalled just now would otherwise keep the socket and its buffer until TCP gives up.
+      setTimeout(() => {
+        if (!response.writableFinished) response.destroy();
+      }, END_GRACE_MS).unref();
     };
     this.open.add(end);
-    request.on('close', end);
+    request.on('close', () => end());
     try {
       const opened = await this.subscriptions.open(id, lastEventId ?? after);
       if (ended) return opened.cancel();
@@ -82,7 +95,7 @@ export class SseController implements BeforeApplicationShutdown {
           response.write(event.sseFrame);
           // A reader too slow to keep up is cut off rather than buffered without bound; it resumes from Last-Event-ID.
           if (response.writableLength > this.settings.ws.maxBufferedBytes) {
-            end();
+            end(true);
             return false;
           }
           return true;
@@ -95,9 +108,9 @@ export class SseController implements BeforeApplicationShutdown {
       cancel = () => subscription.close();
       timers.push(setInterval(() => response.write(': heartbeat\n\n'), this.settings.sse.heartbeatMs));
       // Streams are recycled now and then so load spreads over instances; EventSource resumes with Last-Event-ID.
-      timers.push(setTimeout(end, this.settings.sse.maxDurationMs));
+      timers.push(setTimeout(() => end(), this.settings.sse.maxDurationMs));
       // The stream ends when the token does; EventSource reconnects, and a fresh token is needed then.
-      if (principal.kind !== 'open' && principal.expiresAt) timers.push(setTimeout(end, Math.max(0, principal.expiresAt.getTime() - Date.now())));
+      if (principal.kind !== 'open' && principal.expiresAt) timers.push(setTimeout(() => end(), Math.max(0, principal.expiresAt.getTime() - Date.now())));
     } catch (error) {
       end();
       throw error;
