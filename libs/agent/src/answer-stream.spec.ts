@@ -223,6 +223,31 @@ describe('AnswerStream', () => {
     expect(service.maxInFlight).toBe(1);
   });
 
+  it('never splits a surrogate pair, and keeps each append within a command frame however its text escapes', async () => {
+    const service = new SlowService();
+    const answer = open(service, 3);
+    answer.append('ab😀cd😀');
+    await flush();
+    let done = answer.complete();
+    await flush();
+    while (service.inFlight > 0) await service.ack();
+    await done;
+    expect(service.deltas()).toEqual(['ab', '😀c', 'd😀']);
+
+    // 16,384 control characters are 98,304 bytes as JSON, past the 64 KiB frame: sent in slices that fit.
+    const escaped = new SlowService();
+    const big = open(escaped, 16_384);
+    big.append('\u0001'.repeat(16_384));
+    await flush();
+    done = big.complete();
+    await flush();
+    while (escaped.inFlight > 0) await escaped.ack();
+    await done;
+    expect(escaped.deltas().join('')).toBe('\u0001'.repeat(16_384));
+    expect(escaped.deltas().length).toBeGreaterThan(1);
+    for (const command of escaped.received) expect(Buffer.byteLength(JSON.stringify(command))).toBeLessThanOrEqual(64 * 1024);
+  });
+
   it('stops at a refusal: complete() rejects with it, the signal aborts, and nothing more is sent', async () => {
     const service = new SlowService();
     const answer = open(service);

@@ -1,4 +1,22 @@
-import { ErrorCode, isSetWhole, SeqlineError, type AgentCommand, type AgentReply, type AnswerState, type BlockRef } from '@seqline/protocol';
+import { DEFAULT_LIMITS, ErrorCode, isSetWhole, SeqlineError, utf8Length, type AgentCommand, type AgentReply, type AnswerState, type BlockRef } from '@seqline/protocol';
+
+/** What a delta may take of a command frame, leaving room for the rest of the command. */
+const DELTA_BYTES = DEFAULT_LIMITS.frameBytes - 1_024;
+
+/**
+ * How much of `text` the next append takes: at most `maxChars`, no more than fits in a command
+ * frame once JSON-encoded (text full of characters JSON escapes can pass it well before the
+ * character limit, and the service refuses such a frame for good), and never half of a surrogate
+ * pair.
+ */
+export function deltaLength(text: string, maxChars: number, maxBytes = DELTA_BYTES): number {
+  let length = Math.min(text.length, maxChars);
+  // No character takes more than six bytes in JSON (`\u0001`): short deltas need no measuring.
+  while (length > 1 && length * 6 > maxBytes && utf8Length(JSON.stringify(text.slice(0, length))) > maxBytes) length = Math.ceil(length / 2);
+  const code = text.charCodeAt(length - 1);
+  if (length < text.length && code >= 0xd800 && code <= 0xdbff) length = length > 1 ? length - 1 : 2;
+  return length;
+}
 
 export type AcceptedReply = Extract<AgentReply, { ok: true }>;
 
@@ -181,8 +199,9 @@ export class AnswerStream {
         const segment = this.pending[0];
         if (segment) {
           // A set-whole value goes in one append (the service refuses one over the delta limit); streamed text in slices.
-          const whole = isSetWhole(segment.block) || segment.text.length <= this.options.maxDeltaChars;
-          const delta = whole ? segment.text : segment.text.slice(0, this.options.maxDeltaChars);
+          const length = isSetWhole(segment.block) ? segment.text.length : deltaLength(segment.text, this.options.maxDeltaChars);
+          const whole = length === segment.text.length;
+          const delta = whole ? segment.text : segment.text.slice(0, length);
           if (whole) this.pending.shift();
           else segment.text = segment.text.slice(delta.length);
           const block = segment.block ? { block: segment.block } : {};

@@ -13,3 +13,4 @@ export * from './message-reducer.js';
 export * from './rest.js';
 export * from './partitions.js';
 export * from './frame-parser.js';
+export * from './utf8.js';
