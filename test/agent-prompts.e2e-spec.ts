@@ -94,3 +94,29 @@ describe('prompt handling in the agent SDK', () => {
     expect(agent.activeAnswers).toBe(0);
   });
 });
+
+describe('a post retried after the duplicate window', () => {
+  const seqline = useSeqline({ LOG_DUPLICATE_WINDOW: '1s' });
+
+  it('hands agents the prompt once, so the answer is not generated twice', async () => {
+    const agent = await seqline.agent('once-bot');
+    const prompts: string[] = [];
+    await agent.onPrompt(async (prompt) => {
+      prompts.push(prompt.messageId);
+      const answer = agent.startMessage(prompt.conversationId, { messageId: `${prompt.messageId}-answer` });
+      answer.append('hello');
+      await answer.complete();
+    });
+    await createConversation(seqline.server.url, 'c-late');
+    const post = () => http(seqline.server.url, 'POST', '/v1/conversations/c-late/messages', { messageId: 'q', text: 'hello' });
+    const first = await post();
+    await eventually(() => prompts.length === 1, 15_000, 'the prompt reached the agent');
+    // A retry within the window, and one from after it (a phone that lost the reply and came back later).
+    const soon = await post();
+    await sleep(1_500);
+    const late = await post();
+    expect([first.status, soon.status, late.status]).toEqual([202, 202, 202]);
+    await sleep(2_000);
+    expect(prompts).toEqual(['q']);
+  });
+});

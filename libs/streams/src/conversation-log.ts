@@ -162,6 +162,12 @@ export class ConversationLog {
     return stored ? decodeEntry(conversationId, stored.seq, stored.data, stored.time) : null;
   }
 
+  /** When the event at `seq` was stored, or null if the stream no longer holds it. */
+  async timeAt(seq: number): Promise<Date | null> {
+    const stored = await this.getMessage({ seq });
+    return stored?.time ?? null;
+  }
+
   /** The subject of the event at `seq`, or null if the stream no longer holds it. */
   async subjectAt(seq: number): Promise<string | null> {
     const stored = await this.getMessage({ seq });

@@ -46,6 +46,7 @@ export class SubscriptionService {
   async open(conversationId: string, after: string | undefined): Promise<OpenSubscription> {
     // Held before anything is read, so every event written from now on reaches the feed.
     const held = this.live.hold(conversationId);
+    const epoch = this.stream.epoch;
     try {
       const position = await this.cursors.resolve(conversationId, after, held);
       let seq: number;
@@ -62,6 +63,8 @@ export class SubscriptionService {
         atHead = snapshot.atHead;
         start = { mode: 'snapshot', cursor: this.cursor(seq), messages: snapshot.messages };
       }
+      // Recreated meanwhile: the feed held was failed and dropped, and `seq` counts in the old log.
+      if (this.stream.epoch !== epoch) throw new SeqlineError(ErrorCode.CursorExpired, `the log was recreated (epoch ${epoch} is now ${this.stream.epoch}); subscribe without a cursor for a snapshot`);
       return { start, attach: (sink) => held.feed.subscribe(sink, seq, { release: held.release, atHead }), cancel: held.release };
     } catch (error) {
       held.release();

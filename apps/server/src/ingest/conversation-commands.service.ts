@@ -1,6 +1,8 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
+import type { Settings } from '@seqline/config';
 import { ConversationLog, LogStream } from '@seqline/streams';
-import type { Author, CancelNotice, Prompt } from '@seqline/protocol';
+import { parseCursor, type Author, type CancelNotice, type Prompt } from '@seqline/protocol';
+import { SETTINGS } from '../core/tokens.js';
 import type { WriteResult } from './conversation-writer.service.js';
 import { WriteRouter } from './write-router.service.js';
 
@@ -13,14 +15,29 @@ export class ConversationCommands {
     private readonly writer: WriteRouter,
     private readonly log: ConversationLog,
     private readonly stream: LogStream,
+    @Inject(SETTINGS) private readonly settings: Settings,
   ) {}
 
-  /** Writes a user message and hands it to agents. A retry re-sends the prompt, which JetStream de-duplicates. */
+  /**
+   * Writes a user message and hands it to agents. A retry re-sends the prompt, which JetStream
+   * de-duplicates within its duplicate window. A retry from after that window (a phone that lost
+   * the reply and came back minutes later) does not: a second prompt would be a second answer,
+   * paid for twice. The first request answered only once its prompt was published, so a retry that
+   * late follows a lost reply, and the prompt is taken as handed over.
+   */
   async post(conversationId: string, messageId: string, author: Author, text: string): Promise<WriteResult> {
     const result = await this.writer.write(conversationId, { type: 'message.post', messageId, author, text });
+    if (result.duplicate && !(await this.withinDuplicateWindow(result.cursor))) return result;
     const prompt: Prompt = { conversationId, messageId, author, text, cursor: result.cursor };
     await this.log.publishPrompt(conversationId, prompt, `prompt.${conversationId}.${messageId}`);
     return result;
+  }
+
+  private async withinDuplicateWindow(cursor: string): Promise<boolean> {
+    const seq = parseCursor(cursor)?.seq;
+    const stored = seq === undefined ? null : await this.log.timeAt(seq);
+    const windowMs = Math.min(this.settings.log.duplicateWindowMs, this.settings.log.retentionMs);
+    return stored !== null && Date.now() - stored.getTime() < windowMs;
   }
 
   /** Ends a streaming answer as `aborted` for every device; the agent learns it from a notice and from its next append. */

@@ -201,6 +201,11 @@ export class DeviceSession {
     const { start } = opened;
     if (start.mode === 'snapshot') this.send({ type: 'snapshot', ref, conversationId, cursor: start.cursor, messages: start.messages });
     else this.send({ type: 'subscribed', ref, conversationId, cursor: start.cursor, head: start.head });
+    // That frame found the socket's buffer past the bound and cut it off: nothing to attach.
+    if (subscription.ended) {
+      opened.cancel();
+      return;
+    }
     subscription.feed = opened.attach({
       send: (event) => !subscription.ended && this.sendFramed(event.wsFrame),
       ...this.batching(),
