@@ -23,6 +23,8 @@ export class Lease {
   private timer?: ReturnType<typeof setInterval>;
   private listeners = new Set<(held: boolean) => void>();
   private ticking = false;
+  /** Released: nothing renews or takes the lease any more. */
+  private stopped = false;
   /** When the entry was last written: it lapses `ttlMs` later at the earliest. */
   private renewedAt = 0;
 
@@ -61,6 +63,7 @@ export class Lease {
 
   /** Stops renewing and gives the lease up at once, so another instance need not wait for it to lapse. */
   async release(): Promise<void> {
+    this.stopped = true;
     clearInterval(this.timer);
     if (this.held) {
       const revision = this.revision;
@@ -70,12 +73,17 @@ export class Lease {
   }
 
   private async tick(): Promise<void> {
-    if (this.ticking) return;
+    if (this.ticking || this.stopped) return;
     this.ticking = true;
     const started = Date.now();
     try {
-      if (this.held) this.set(await this.kv.update(this.options.key, this.options.holder, this.revision));
-      else this.set(await this.kv.create(this.options.key, this.options.holder));
+      const revision = this.held ? await this.kv.update(this.options.key, this.options.holder, this.revision) : await this.kv.create(this.options.key, this.options.holder);
+      if (this.stopped) {
+        // Released while this renewal was under way: what it got is given up too, or the lease would stay held with no one renewing it.
+        await this.kv.delete(this.options.key, { previousSeq: revision }).catch(() => undefined);
+        return;
+      }
+      this.set(revision);
       this.renewedAt = started;
     } catch (error) {
       // An election: the entry is still ours until it lapses, and the next renewal may go through.
