@@ -1,7 +1,7 @@
 import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { Lease } from '@seqline/streams';
-import { createTestSettings } from '@seqline/testing';
+import { Lease, PartitionLeases } from '@seqline/streams';
+import { createTestSettings, eventually } from '@seqline/testing';
 
 /** The lease that keeps one persister running at a time, on the machine's real NATS. */
 describe('Lease', () => {
@@ -13,7 +13,7 @@ describe('Lease', () => {
     nc = await connect({ servers: settings.nats.url });
   });
   afterAll(async () => {
-    await (await new Kvm(nc).open(bucket)).destroy().catch(() => undefined);
+    for (const name of [bucket, `${bucket}_P`]) await (await new Kvm(nc).open(name)).destroy().catch(() => undefined);
     await nc.close();
   });
 
@@ -35,5 +35,22 @@ describe('Lease', () => {
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(await Lease.holderOf(nc, bucket, 'persister')).toBe('instance-b');
     await other.release();
+  });
+
+  it('keeps a write partition whose renewal went through unheard, instead of dropping it', async () => {
+    const leases = await PartitionLeases.open(nc, { bucket: `${bucket}_P`, partitions: 2, ttlMs: 1_500, holder: 'instance-a' });
+    const released: number[] = [];
+    leases.start({ acquired: () => undefined, released: async (partition) => void released.push(partition) });
+    try {
+      await eventually(() => leases.owned.length === 2, 10_000, 'both partitions taken');
+      // What a renewal whose reply was lost leaves: the entry written again by this holder, at a revision it never heard of.
+      await (await new Kvm(nc).open(`${bucket}_P`)).put('partition.0', 'instance-a');
+      // Three renewals (one every 500 ms).
+      await new Promise((resolve) => setTimeout(resolve, 1_600));
+      expect(released).toEqual([]);
+      expect(leases.owned).toEqual([0, 1]);
+    } finally {
+      await leases.stop();
+    }
   });
 });

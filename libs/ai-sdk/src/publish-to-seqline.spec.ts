@@ -81,6 +81,24 @@ describe('publishToSeqline', () => {
     expect(answer.ended).toBe('failed: the model call was aborted');
   });
 
+  it('cancels a UI message stream it stops reading, so the model call behind it stops too', async () => {
+    const answer = new RecordingAnswer();
+    let cancelled: unknown;
+    const chunks: UIMessageChunk[] = [{ type: 'text-start', id: 't' }, { type: 'text-delta', id: 't', delta: 'Hi' }, { type: 'error', errorText: 'overloaded' }];
+    const source = new ReadableStream<UIMessageChunk>({
+      pull(controller) {
+        // The model would go on producing after the error chunk.
+        controller.enqueue(chunks.shift() ?? { type: 'text-delta', id: 't', delta: ' more' });
+      },
+      cancel(reason) {
+        cancelled = reason ?? 'cancelled';
+      },
+    });
+    expect(await publishToSeqline(answer, source)).toBe('failed');
+    expect(answer.appends).toEqual([{ text: 'Hi', block: { type: 'text', id: '0-t' } }]);
+    expect(cancelled).toBeDefined();
+  });
+
   it('fails the answer with DELTA_TOO_LARGE for a tool output that cannot fit one append', async () => {
     const answer = new RecordingAnswer();
     const output = 'x'.repeat(20_000);

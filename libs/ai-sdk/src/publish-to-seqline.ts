@@ -195,13 +195,17 @@ async function* iterate(source: SeqlineSource): AsyncGenerator<string | UIMessag
   }
   if (source instanceof ReadableStream) {
     const reader = (source as ReadableStream<UIMessageChunk>).getReader();
+    let done = false;
     try {
       for (;;) {
-        const { done, value } = await reader.read();
-        if (done) return;
-        yield value;
+        const next = await reader.read();
+        done = next.done;
+        if (next.done) return;
+        yield next.value;
       }
     } finally {
+      // Left early (a device cancelled, or the stream reported an error): stop the model call behind it too.
+      if (!done) await reader.cancel().catch(() => undefined);
       reader.releaseLock();
     }
   }

@@ -133,6 +133,7 @@ export class PartitionLeases {
         } catch (error) {
           // An election: the entry is still ours until it lapses, and the next renewal may go through.
           if (isTransient(error) && started - (this.renewedAt.get(partition) ?? 0) < this.options.ttlMs / 2) return;
+          if (await this.stillOurs(partition)) return;
           // Lapsed and taken, or NATS away for long: either way it is not ours to answer for any more.
           this.held.delete(partition);
           this.renewedAt.delete(partition);
@@ -140,6 +141,25 @@ export class PartitionLeases {
         }
       }),
     );
+  }
+
+  /**
+   * A renewal whose reply was lost (a timeout while NATS was busy) may still have gone through:
+   * the entry is then ours at a revision this instance never heard of, and the next renewal is
+   * refused for naming the old one. Renewed at the revision it has, the lease stays here instead
+   * of being dropped while its key keeps every other instance out until it lapses.
+   */
+  private async stillOurs(partition: number): Promise<boolean> {
+    try {
+      const entry = await this.kv.get(partitionKey(partition));
+      if (!entry || entry.operation !== 'PUT' || entry.string() !== this.options.holder) return false;
+      const started = Date.now();
+      this.held.set(partition, await this.kv.update(partitionKey(partition), this.options.holder, entry.revision));
+      this.renewedAt.set(partition, started);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   private async release(partition: number): Promise<void> {

@@ -47,6 +47,8 @@ export class SseController implements BeforeApplicationShutdown {
   ): Promise<void> {
     const principal = await this.authenticator.authenticate(credentialsFrom(request.headers, request.url));
     requireRight(principal, id, 'read');
+    // Gone while its token was checked: its close came before anything below could hear it.
+    if (request.destroyed) return;
     const release = this.connections.admit(userOf(principal));
     if (!release) throw new SeqlineError(ErrorCode.RateLimited, `at most ${this.connections.limit} connections per user (WebSocket and SSE together)`);
     this.metrics.subscriptions.inc();
@@ -110,7 +112,7 @@ export class SseController implements BeforeApplicationShutdown {
       // Streams are recycled now and then so load spreads over instances; EventSource resumes with Last-Event-ID.
       timers.push(setTimeout(() => end(), this.settings.sse.maxDurationMs));
       // The stream ends when the token does; EventSource reconnects, and a fresh token is needed then.
-      if (principal.kind !== 'open' && principal.expiresAt) timers.push(setTimeout(() => end(), Math.max(0, principal.expiresAt.getTime() - Date.now())));
+      if (principal.kind !== 'open' && principal.expiresAt) timers.push(setTimeout(() => end(), Math.min(Math.max(0, principal.expiresAt.getTime() - Date.now()), 2 ** 31 - 1)));
     } catch (error) {
       end();
       throw error;

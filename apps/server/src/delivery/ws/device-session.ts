@@ -145,6 +145,10 @@ export class DeviceSession {
       }
       case 'cancel': {
         requireRight(this.principal, frame.conversationId, 'cancel');
+        // Cancels count with posts: each one is a write to the conversation.
+        if (!this.deps.postLimiter.take(userOf(this.principal) ?? this.id)) {
+          throw new SeqlineError(ErrorCode.RateLimited, `over ${this.deps.settings.limits.devicePostsPerSecond} posts and cancels per second; retry shortly`);
+        }
         const result = await this.deps.commands.cancel(frame.conversationId, frame.messageId, 'cancelled by a device');
         this.send({ type: 'ack', ref: frame.ref, conversationId: frame.conversationId, messageId: frame.messageId, cursor: result.cursor });
         return;
