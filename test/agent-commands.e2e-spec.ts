@@ -69,6 +69,9 @@ describe('agent commands over NATS', () => {
       ['c-cmd', { type: 'message.append', messageId: 'nope', part: 1, delta: 'x' }, 'UNKNOWN_MESSAGE'],
       ['c-cmd', { type: 'message.append', messageId: 'm-bad', part: 2, delta: 'x' }, 'PART_OUT_OF_ORDER'],
       ['c-cmd', { type: 'message.append', messageId: 'm-bad', part: 1, delta: 'x'.repeat(101) }, 'DELTA_TOO_LARGE'],
+      // Not text: Postgres could never store it.
+      ['c-cmd', { type: 'message.append', messageId: 'm-bad', part: 1, delta: 'a\u0000b' }, 'VALIDATION_FAILED'],
+      ['c-cmd', { type: 'message.append', messageId: 'm-bad', part: 1, delta: 'half an emoji \ud83d' }, 'VALIDATION_FAILED'],
       ['c-cmd', { type: 'message.start', messageId: 'm-big', agentId: 'raw', text: 'x'.repeat(301) }, 'MESSAGE_TOO_LARGE'],
       ['c-cmd', { type: 'message.start', messageId: 'm-bad', agentId: 'someone-else' }, 'MESSAGE_EXISTS'],
       ['c-cmd', 'x'.repeat(70 * 1024), 'FRAME_TOO_LARGE'],

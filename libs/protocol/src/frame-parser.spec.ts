@@ -38,6 +38,24 @@ describe('parseFrame', () => {
   it('names each refused field', () => {
     expect(() => parseFrame(Schema, '{"type":"ping"}', rules)).toThrow(/^id: /);
   });
+
+  it('refuses text that is not well-formed: NUL, or half of a surrogate pair', () => {
+    const Nested = z.object({ type: z.literal('post'), parts: z.array(z.object({ text: z.string() })) });
+    const refusal = (raw: string): unknown => {
+      try {
+        parseFrame(Nested, raw, { what: 'frame' });
+        return 'ok';
+      } catch (error) {
+        return (error as SeqlineError).toBody();
+      }
+    };
+    const message = (path: string) => `${path}: text must be well-formed Unicode, without NUL characters or unpaired surrogates`;
+    expect(refusal('{"type":"post","parts":[{"text":"a"},{"text":"b\\u0000c"}]}')).toEqual({ code: ErrorCode.ValidationFailed, message: message('parts.1.text') });
+    expect(refusal('{"type":"post","parts":[{"text":"\\ud83d"}]}')).toEqual({ code: ErrorCode.ValidationFailed, message: message('parts.0.text') });
+    expect(refusal('{"type":"post","parts":[{"text":"x\\ude00"}]}')).toEqual({ code: ErrorCode.ValidationFailed, message: message('parts.0.text') });
+    // A whole pair, escaped or not, is text.
+    expect(refusal('{"type":"post","parts":[{"text":"\\ud83d\\ude00 😀"}]}')).toBe('ok');
+  });
 });
 
 describe('toSeqlineError', () => {

@@ -33,8 +33,30 @@ export function parseFrame<S extends z.ZodType>(schema: S, raw: string | Uint8Ar
 /** Validates an already parsed value (a REST body or query) by the same rules. */
 export function validate<S extends z.ZodType>(schema: S, value: unknown, what: string): z.infer<S> {
   const result = schema.safeParse(value);
-  if (result.success) return result.data;
-  throw schemaError(result.error.issues, what);
+  if (!result.success) throw schemaError(result.error.issues, what);
+  const illFormed = illFormedAt(result.data);
+  if (illFormed !== undefined) {
+    throw new SeqlineError(ErrorCode.ValidationFailed, `${illFormed || what}: text must be well-formed Unicode, without NUL characters or unpaired surrogates`);
+  }
+  return result.data;
+}
+
+/**
+ * NUL, and a surrogate without its other half. Neither is text: Postgres refuses NUL in text and
+ * both in JSON, so one such event in the log would stop its conversation's rows for good.
+ */
+const ILL_FORMED = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/** The path of the first string (or key) in `value` that is not well-formed text, `''` for `value` itself. */
+function illFormedAt(value: unknown): string | undefined {
+  if (typeof value === 'string') return ILL_FORMED.test(value) ? '' : undefined;
+  if (typeof value !== 'object' || value === null) return undefined;
+  for (const [key, item] of Object.entries(value)) {
+    if (ILL_FORMED.test(key)) return key;
+    const inner = illFormedAt(item);
+    if (inner !== undefined) return inner === '' ? key : `${key}.${inner}`;
+  }
+  return undefined;
 }
 
 /** The error for a schema's issues: `BAD_FRAME` when the shape or `type` is unknown, `VALIDATION_FAILED` for fields. */
