@@ -2,6 +2,14 @@ import type { PrismaService } from './prisma.service.js';
 import { BatchedReads, type BatchedReadsOptions } from './batched-reads.js';
 import { toMessageState, type MessageState } from './records.js';
 
+/**
+ * Prisma ends an interactive transaction after 5 s by default. A batch on a slow database, and
+ * archiving or rebuilding a long history, can take longer: cut off, they would roll back and be
+ * retried forever.
+ */
+const BATCH_TRANSACTION = { maxWait: 10_000, timeout: 30_000 };
+const LONG_TRANSACTION = { maxWait: 10_000, timeout: 120_000 };
+
 /** Snapshot reads: at most two statements at once (the pool serves the persister too), a few hundred conversations each. */
 const SNAPSHOT_READS: BatchedReadsOptions = { maxBatch: 200, maxInFlight: 2 };
 
@@ -184,7 +192,7 @@ export class MessageRepository {
       await tx.$executeRaw`DELETE FROM messages WHERE conversation_id = ANY(${staleIds}::text[])`;
       await tx.$executeRaw`UPDATE conversations SET applied_seq = 0, log_epoch = ${epoch} WHERE id = ANY(${staleIds}::text[])`;
       return staleIds;
-    });
+    }, LONG_TRANSACTION);
   }
 
   /**
@@ -207,7 +215,7 @@ export class MessageRepository {
       await tx.$executeRaw`UPDATE conversations SET applied_seq = ${state.seq}, log_epoch = ${epoch}, updated_at = now() WHERE id = ${conversation.id}`;
       await insertMessages(tx, state.messages.map((message) => ({ conversationId: conversation.id, state: message, fromSeq: null })));
       return true;
-    });
+    }, LONG_TRANSACTION);
   }
 
   /** How many holes are recorded, in how many conversations. */
@@ -282,7 +290,7 @@ export class MessageRepository {
           WHERE c.id = v.id AND c.applied_seq = v.from_seq AND (c.log_epoch IS NULL OR c.log_epoch = ${epoch})`;
         if (count !== moves.length) throw new Error(`expected to move ${moves.length} watermarks, moved ${count}: another writer got there first`);
       }
-    });
+    }, BATCH_TRANSACTION);
   }
 }
 

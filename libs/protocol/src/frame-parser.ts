@@ -45,6 +45,7 @@ export function validate<S extends z.ZodType>(schema: S, value: unknown, what: s
  * NUL, and a surrogate without its other half. Neither is text: Postgres refuses NUL in text and
  * both in JSON, so one such event in the log would stop its conversation's rows for good.
  */
+// eslint-disable-next-line no-control-regex -- NUL is exactly what this looks for
 const ILL_FORMED = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 /** The path of the first string (or key) in `value` that is not well-formed text, `''` for `value` itself. */
