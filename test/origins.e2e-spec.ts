@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
 import { createConversation, http, useSeqline } from '@seqline/testing';
 import WebSocket from 'ws';
 
@@ -134,5 +135,29 @@ describe('ALLOWED_ORIGINS=*', () => {
       expect({ origin, status: response.status, allow: response.headers.get('access-control-allow-origin') }).toEqual({ origin, status: 200, allow: origin });
       expect(await upgrade(seqline.server.url, '/v1/ws', { origin })).toEqual({ opened: true });
     }
+  });
+});
+
+describe('a server running open (no authentication)', () => {
+  const seqline = useSeqline();
+
+  /** A request as a browser sends it, naming the host it asked for. */
+  function request(host: string, origin: string): Promise<number> {
+    const { port } = new URL(seqline.server.url);
+    return new Promise((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port, path: '/v1/conversations', headers: { host, origin } }, (response) => {
+        response.resume();
+        resolve(response.statusCode!);
+      });
+      req.once('error', reject);
+      req.end();
+    });
+  }
+
+  it('serves its own pages under a loopback name or address, but not under a name a page could point here (DNS rebinding)', async () => {
+    const { port } = new URL(seqline.server.url);
+    expect(await request(`127.0.0.1:${port}`, `http://127.0.0.1:${port}`)).toBe(200);
+    expect(await request(`localhost:${port}`, `http://localhost:${port}`)).toBe(200);
+    expect(await request(`rebound.example:${port}`, `http://rebound.example:${port}`)).toBe(403);
   });
 });

@@ -7,7 +7,7 @@ import { SETTINGS } from '../core/tokens.js';
 /**
  * Which browser pages may use the service, on every transport: those on an origin in
  * `ALLOWED_ORIGINS`, and those the service itself serves (the `Origin` names the `Host` asked
- * for). A request without `Origin` does not come from a page (a server, an agent, a native app,
+ * for; running open, only under a loopback name or an IP address). A request without `Origin` does not come from a page (a server, an agent, a native app,
  * curl) and is not judged here: its credentials are.
  */
 @Injectable()
@@ -17,16 +17,28 @@ export class OriginPolicy {
   /** The error to answer a request with, or undefined when it may go on. */
   refusal(headers: IncomingHttpHeaders): SeqlineError | undefined {
     const origin = headers.origin;
-    if (origin === undefined || isOriginAllowed(this.settings.http.allowedOrigins, origin) || sameOrigin(origin, headers.host)) return undefined;
+    if (origin === undefined || isOriginAllowed(this.settings.http.allowedOrigins, origin) || sameOrigin(origin, headers.host, this.settings.auth === undefined)) return undefined;
     return new SeqlineError(ErrorCode.OriginNotAllowed, `pages from ${origin.slice(0, 200)} may not use this service; add the origin to ALLOWED_ORIGINS`);
   }
 }
 
-function sameOrigin(origin: string, host: string | undefined): boolean {
+/**
+ * Whether the page is one this service served. Running open (no authentication), only when it was
+ * reached by a loopback name or an IP address: any other name could be one an attacker's page made
+ * point here after it loaded (DNS rebinding), and open, such a page could read everything.
+ */
+function sameOrigin(origin: string, host: string | undefined, open: boolean): boolean {
   if (host === undefined) return false;
+  let url: URL;
   try {
-    return new URL(origin).host === host.toLowerCase();
+    url = new URL(origin);
   } catch {
     return false;
   }
+  if (url.host !== host.toLowerCase()) return false;
+  return !open || isLoopbackOrAddress(url.hostname);
+}
+
+function isLoopbackOrAddress(hostname: string): boolean {
+  return hostname === 'localhost' || hostname.endsWith('.localhost') || hostname.startsWith('[') || /^\d{1,3}(\.\d{1,3}){3}$/.test(hostname);
 }
