@@ -271,3 +271,31 @@ describe('events that expire from the log before Postgres gets them', () => {
     }
   });
 });
+
+describe('a forked log', () => {
+  const seqline = useSeqline();
+
+  it('records a forked event (a second one after the same predecessor) as a hole and persists the events after it', async () => {
+    const { url } = seqline.server;
+    const prefix = seqline.settings.log.prefix;
+    await createConversation(url, 'f-fork');
+    await post(url, 'f-fork', 'f1', 'one');
+    await post(url, 'f-fork', 'f2', 'two');
+    await eventually(async () => (await history(url, 'f-fork')).length === 2);
+    const events = (await http<{ items: { cursor: string; prev: string }[] }>(url, 'GET', '/v1/conversations/f-fork/events?limit=10')).body.items;
+    const seqOf = (cursor: string) => Number(cursor.slice(cursor.lastIndexOf('-') + 1));
+    // A second event after `one`, as two writers racing on an old replicated NATS could store it.
+    const js = jetstream(seqline.server.infra.stream.nc);
+    const created = (messageId: string, text: string): LogEvent => ({ type: 'message.created', messageId, author: { role: 'user', id: 'u' }, status: 'complete', text, at: new Date().toISOString() });
+    const fork = await js.publish(`${prefix}.log.f-fork`, JSON.stringify({ prev: seqOf(events[0]!.cursor), event: created('f-twin', 'twin') }));
+    // The writer goes on from the log's last event, the twin.
+    await post(url, 'f-fork', 'f3', 'three');
+
+    await eventually(async () => (await history(url, 'f-fork')).length === 3, 15_000, 'the events after the fork persisted');
+    expect(texts(await history(url, 'f-fork'))).toEqual(['one', 'two', 'three']);
+    const holes = await seqline.server.infra.prisma.logHole.findMany({ where: { conversationId: 'f-fork' } });
+    expect(holes.map((hole) => [Number(hole.untilSeq), hole.reason])).toEqual([[fork.seq, 'fork']]);
+    const doctor = await cli(seqline.settings, 'doctor');
+    expect(doctor.out).toMatch(new RegExp(`^    f-fork: events \\d+-${fork.seq} \\(epoch \\w+\\) event at ${fork.seq} forks the conversation \\(a second event after the same one\\)$`, 'm'));
+  });
+});

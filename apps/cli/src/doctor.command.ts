@@ -73,7 +73,7 @@ export async function doctor(context: CliContext): Promise<Check[]> {
   await run('holes', async () => {
     const holes = await context.messages.holes(HOLES_SHOWN);
     if (holes.length === 0) return { status: 'ok', detail: 'none recorded' };
-    const lines = holes.map((hole) => `${hole.conversationId}: events ${hole.afterSeq + 1}-${hole.untilSeq} (epoch ${hole.epoch}) ${hole.reason === 'undecodable' ? `undecodable event at ${hole.untilSeq}` : 'expired before they were persisted'}`);
+    const lines = holes.map((hole) => `${hole.conversationId}: events ${hole.afterSeq + 1}-${hole.untilSeq} (epoch ${hole.epoch}) ${holeReason(hole.reason, hole.untilSeq)}`);
     return { status: 'fail', detail: `${holes.length}${holes.length === HOLES_SHOWN ? '+' : ''} recorded:\n    ${lines.join('\n    ')}` };
   });
   await run('epoch', async () => {
@@ -93,4 +93,19 @@ export function formatChecks(checks: Check[]): string {
 export function errorText(error: unknown): string {
   const lines = String((error as Error).message ?? error).split('\n').map((line) => line.trim()).filter(Boolean);
   return lines.at(-1) ?? 'unknown error';
+}
+
+function holeReason(reason: 'retention' | 'undecodable' | 'fork', untilSeq: number): string {
+  switch (reason) {
+    case 'undecodable':
+      return `undecodable event at ${untilSeq}`;
+    case 'fork':
+      return `event at ${untilSeq} forks the conversation (a second event after the same one)`;
+    case 'retention':
+      return 'expired before they were persisted';
+    default: {
+      const unreachable: never = reason;
+      return unreachable;
+    }
+  }
 }

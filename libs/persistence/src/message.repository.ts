@@ -33,7 +33,7 @@ export interface LogHole {
   epoch: string;
   afterSeq: number;
   untilSeq: number;
-  reason: 'retention' | 'undecodable';
+  reason: 'retention' | 'undecodable' | 'fork';
 }
 
 /**

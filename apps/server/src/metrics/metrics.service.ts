@@ -20,7 +20,7 @@ export class MetricsService {
   readonly subscriptions = new Gauge({ name: 'seqline_subscriptions_open', help: 'Open WebSocket and SSE subscriptions', registers: [this.registry] });
   readonly persisterLagEvents = new Gauge({ name: 'seqline_persister_lag_events', help: 'Log events not yet written to Postgres (as of the last health check)', registers: [this.registry] });
   readonly persisterLagSeconds = new Gauge({ name: 'seqline_persister_lag_seconds', help: 'Age of the oldest log event not yet written to Postgres (as of the last health check)', registers: [this.registry] });
-  readonly holes = new Counter({ name: 'seqline_log_holes_total', help: 'Holes recorded: log events Postgres will never get (reason: retention, undecodable)', labelNames: ['reason'], registers: [this.registry] });
+  readonly holes = new Counter({ name: 'seqline_log_holes_total', help: 'Holes recorded: log events Postgres will never get (reason: retention, undecodable, fork)', labelNames: ['reason'], registers: [this.registry] });
   readonly poisonEvents = new Counter({ name: 'seqline_poison_events_total', help: 'Log events the persister could not decode and skipped', registers: [this.registry] });
   readonly unknownEvents = new Counter({ name: 'seqline_unknown_event_types_total', help: 'Log event types this version does not know, counted once per type in each persister batch that met them', registers: [this.registry] });
   readonly epochArchives = new Counter({ name: 'seqline_epoch_archives_total', help: 'Conversations whose rows were archived because the log was recreated', registers: [this.registry] });

@@ -164,9 +164,13 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
       const batch = this.buffer;
       this.buffer = [];
       if (batch.length === 0) return;
+      const epoch = this.stream.epoch;
       for (let attempt = 1; ; attempt++) {
+        // The log was recreated while this batch was being retried: its events are the old log's
+        // (whose consumer went with it), and applied now they would count in the new one.
+        if (this.stream.epoch !== epoch) return;
         try {
-          const outcomes = await this.write(batch);
+          const outcomes = await this.write(batch, epoch);
           for (const [i, msg] of batch.entries()) this.settle(msg, outcomes[i]!);
           return;
         } catch (error) {
@@ -212,8 +216,7 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
    * - one whose predecessor is still in the log but not applied yet waits; from its fourth delivery
    *   the events it waits for are read from the log and applied first, when they chain unbroken.
    */
-  private async write(batch: JsMsg[]): Promise<Outcome[]> {
-    const epoch = this.stream.epoch;
+  private async write(batch: JsMsg[], epoch: string): Promise<Outcome[]> {
     const items = batch.map((msg) => this.decode(msg));
     const ids = [...new Set(items.map((item) => item.conversationId))];
     let watermarks = await this.repository.watermarks(ids);
@@ -277,9 +280,20 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
         outcomes.push('skipped');
         continue;
       }
+      if (item.prev < at) {
+        // It names a predecessor the conversation has already gone past: a second event written
+        // after the same one (a fork). It can never apply, and waiting for it would hold its
+        // conversation's later events, and in the end every conversation's, behind it.
+        // Later events chain on from it, so the watermark moves past it, as past an undecodable one.
+        this.logger.error({ conversationId: item.conversationId, seq: item.seq, prev: item.prev, at }, 'skipped a log event that forks the conversation; recorded as a hole');
+        holes.push({ conversationId: item.conversationId, epoch, afterSeq: at, untilSeq: item.seq, reason: 'fork' });
+        moves.set(item.conversationId, { from, to: item.seq });
+        outcomes.push('skipped');
+        continue;
+      }
       if (item.prev !== at) {
         firstSeq ??= (await this.stream.bounds()).first;
-        if (item.prev < at || item.prev >= firstSeq) {
+        if (item.prev >= firstSeq) {
           // Its predecessor is still in the log and has not been applied yet: it normally turns up
           // within a delivery or two; after that it is read from the log.
           const missing = item.prev > at && batch[index]!.info.deliveryCount >= REFILL_AFTER_DELIVERIES ? await this.readMissing(item.conversationId, at, item.prev) : null;
@@ -305,7 +319,7 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
       this.metrics.unknownEvents.inc(unknownTypes.size);
       this.logger.warn({ types: [...unknownTypes] }, 'log events of a type this version does not know (written by a newer version) kept their place and changed no row');
     }
-    if (moves.size > 0) {
+    if (moves.size > 0 || holes.length > 0) {
       const timer = this.metrics.persistFlushSeconds.startTimer();
       await this.repository.write([...touched.values()], moves, epoch, holes);
       timer();
