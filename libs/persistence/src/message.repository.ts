@@ -156,14 +156,19 @@ export class MessageRepository {
     return found;
   }
 
-  /** Messages still streaming whose last event is older than `before`. */
-  async streamingSilentSince(before: Date, limit: number): Promise<{ conversationId: string; id: string }[]> {
+  /**
+   * Messages still streaming whose last event is older than `before`, in conversations persisted
+   * under `epoch` (rows of an older log wait to be rebuilt from the new one, and no write to them
+   * can succeed).
+   */
+  async streamingSilentSince(before: Date, limit: number, epoch: string): Promise<{ conversationId: string; id: string }[]> {
     // Raw, as it runs every few seconds on an idle service too: no query to compile each time,
     // and it reads the partial index of streaming rows (migration 20261205000000).
     return this.prisma.$queryRaw<{ conversationId: string; id: string }[]>`
-      SELECT conversation_id AS "conversationId", id FROM messages
-      WHERE status = 'streaming' AND updated_at < ${before.toISOString()}::timestamp
-      ORDER BY updated_at LIMIT ${limit}`;
+      SELECT m.conversation_id AS "conversationId", m.id FROM messages m
+      JOIN conversations c ON c.id = m.conversation_id AND c.log_epoch = ${epoch}
+      WHERE m.status = 'streaming' AND m.updated_at < ${before.toISOString()}::timestamp
+      ORDER BY m.updated_at LIMIT ${limit}`;
   }
 
   /** Each existing conversation's watermark: every event of it up to this sequence is applied. Unknown ids are absent. */

@@ -2,7 +2,7 @@ import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShut
 import type { Settings } from '@seqline/config';
 import { MessageRepository } from '@seqline/persistence';
 import { SeqlineError } from '@seqline/protocol';
-import { Lease } from '@seqline/streams';
+import { Lease, LogStream } from '@seqline/streams';
 import type { Logger } from 'pino';
 import { LOGGER, SETTINGS } from '../core/tokens.js';
 import { ConversationWriter } from '../ingest/conversation-writer.service.js';
@@ -15,15 +15,27 @@ import { AnswerStillActive } from '../ingest/command-decider.js';
  * lags behind a live answer (Postgres slow or down) never gets it ended. Runs on the instance
  * holding the leadership lease.
  */
+/** Candidates looked at per sweep. */
+const SWEEP_PAGE = 100;
+/** How long a refused candidate is passed over, and how many are remembered. */
+const PASS_OVER_MS = 10 * 60_000;
+const MAX_PASSED_OVER = 10_000;
+
 @Injectable()
 export class AbandonedAnswerReaper implements OnApplicationBootstrap, OnApplicationShutdown {
   private timer?: NodeJS.Timeout;
   private sweeping = false;
+  /**
+   * Answers the service refused to end (their conversation cannot take the write for now): passed
+   * over until the time given, so they do not fill every sweep's page and keep the others waiting.
+   */
+  private readonly passedOver = new Map<string, number>();
 
   constructor(
     private readonly messages: MessageRepository,
     private readonly writer: ConversationWriter,
     private readonly leadership: Lease,
+    private readonly stream: LogStream,
     @Inject(SETTINGS) private readonly settings: Settings,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
@@ -41,8 +53,13 @@ export class AbandonedAnswerReaper implements OnApplicationBootstrap, OnApplicat
     if (!this.leadership.held || this.sweeping) return;
     this.sweeping = true;
     try {
-      const silentSince = new Date(Date.now() - this.settings.agentLeaseMs);
-      for (const { conversationId, id } of await this.messages.streamingSilentSince(silentSince, 100)) {
+      const now = Date.now();
+      for (const [key, until] of this.passedOver) if (until <= now) this.passedOver.delete(key);
+      const silentSince = new Date(now - this.settings.agentLeaseMs);
+      const candidates = await this.messages.streamingSilentSince(silentSince, SWEEP_PAGE + Math.min(this.passedOver.size, MAX_PASSED_OVER), this.stream.epoch);
+      for (const { conversationId, id } of candidates) {
+        const key = `${conversationId}\u0000${id}`;
+        if (this.passedOver.has(key)) continue;
         try {
           await this.writer.write(conversationId, {
             type: 'message.expire',
@@ -54,6 +71,8 @@ export class AbandonedAnswerReaper implements OnApplicationBootstrap, OnApplicat
         } catch (error) {
           // Ended meanwhile (MESSAGE_FINISHED), or still active in the log while its row lags: fine. Anything else is retried on the next sweep.
           if (!(error instanceof SeqlineError) && !(error instanceof AnswerStillActive)) this.logger.warn({ err: error, conversationId, messageId: id }, 'could not end abandoned answer');
+          // Refused: its row stays streaming until Postgres catches up with the log; the next candidates come first meanwhile.
+          if (error instanceof SeqlineError && this.passedOver.size < MAX_PASSED_OVER) this.passedOver.set(key, now + PASS_OVER_MS);
         }
       }
     } catch (error) {
