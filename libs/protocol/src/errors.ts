@@ -70,6 +70,8 @@ export const CloseCode = {
   GoingAway: 1001,
   /** A frame larger than the frame limit: fix the client; reconnecting resends nothing. */
   FrameTooLarge: 1009,
+  /** Frames kept coming before the token was checked (more than 64, or over 1 MiB): reconnect, and wait for answers before sending more. */
+  PolicyViolation: 1008,
   /** The socket could not keep up and its send buffer passed the bound: reconnect and resume from the cursor. */
   SlowConsumer: 4008,
   /** No valid token: get one, then reconnect. */

@@ -1,5 +1,9 @@
-/** Token buckets by key: `rate` per second with bursts up to `burst`. Idle keys are forgotten. */
+/** Keys remembered at most; past that, the least recently used go first. */
+const MAX_KEYS = 100_000;
+
+/** Token buckets by key: `rate` per second with bursts up to `burst`. The least recently used keys are forgotten first. */
 export class RateLimiter {
+  /** In order of last use: a key used again moves to the end. */
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
 
   constructor(
@@ -12,7 +16,9 @@ export class RateLimiter {
     const bucket = this.buckets.get(key) ?? { tokens: this.burst, at: now };
     bucket.tokens = Math.min(this.burst, bucket.tokens + ((now - bucket.at) / 1000) * this.rate);
     bucket.at = now;
-    if (this.buckets.size > 100_000) this.buckets.clear();
+    // Forgetting only the oldest key: clearing them all would hand every key over its rate a fresh burst.
+    this.buckets.delete(key);
+    if (this.buckets.size >= MAX_KEYS) this.buckets.delete(this.buckets.keys().next().value!);
     this.buckets.set(key, bucket);
     if (bucket.tokens < 1) return false;
     bucket.tokens -= 1;

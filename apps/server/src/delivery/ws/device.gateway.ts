@@ -19,6 +19,10 @@ import { DeviceSession } from './device-session.js';
  * `/v1/ws`: devices subscribe from a cursor and post; see docs/protocol.md#devices-over-websocket.
  * No compression: live events are framed once and written as they are to every socket (text-frame.ts).
  */
+/** Frames held while a connection's token is checked, at most. */
+const MAX_EARLY_FRAMES = 64;
+const MAX_EARLY_BYTES = 1024 * 1024;
+
 @WebSocketGateway({ path: '/v1/ws', maxPayload: 4 * 1024 * 1024, perMessageDeflate: false })
 export class DeviceGateway implements OnGatewayConnection, BeforeApplicationShutdown, OnModuleDestroy {
   private readonly sessions = new Map<DeviceSession, Promise<void>>();
@@ -49,7 +53,16 @@ export class DeviceGateway implements OnGatewayConnection, BeforeApplicationShut
   async handleConnection(socket: WebSocket, request: IncomingMessage): Promise<void> {
     // Frames that arrive while the token is checked are held, not lost.
     const early: [Buffer, boolean][] = [];
-    const hold = (data: Buffer, isBinary: boolean): number => early.push([data, isBinary]);
+    let earlyBytes = 0;
+    const hold = (data: Buffer, isBinary: boolean): void => {
+      earlyBytes += data.length;
+      // A client that floods before it is even let in is not held in memory for.
+      if (early.length >= MAX_EARLY_FRAMES || earlyBytes > MAX_EARLY_BYTES) {
+        socket.close(CloseCode.PolicyViolation, 'too many frames before the token was checked');
+        return;
+      }
+      early.push([data, isBinary]);
+    };
     socket.on('message', hold);
     let principal;
     try {
