@@ -80,7 +80,7 @@ export class SeqlineChatTransport implements ChatTransport<UIMessage> {
     try {
       const posted = await this.options.client.post(options.chatId, text, { ...(messageId ? { messageId } : {}), ...(this.options.authorId ? { authorId: this.options.authorId } : {}) });
       const after = parseCursor(posted.cursor)?.seq ?? 0;
-      return this.answerStream(subscription, (messages) => firstAnswerAfter(messages, after), options.abortSignal, false);
+      return this.answerStream(subscription, (messages) => answerTo(messages, posted.messageId, after), options.abortSignal, false);
     } finally {
       release();
     }
@@ -103,7 +103,7 @@ export class SeqlineChatTransport implements ChatTransport<UIMessage> {
       if (last.author.role === 'user') {
         // Reloaded between posting and the answer's start: the answer is still to come.
         const after = parseCursor(last.cursor)?.seq ?? 0;
-        return this.answerStream(subscription, (list) => firstAnswerAfter(list, after), options.abortSignal, true, superseded);
+        return this.answerStream(subscription, (list) => answerTo(list, last.id, after), options.abortSignal, true, superseded);
       }
       return null;
     } finally {
@@ -240,7 +240,15 @@ export class SeqlineChatTransport implements ChatTransport<UIMessage> {
   }
 }
 
-/** The first agent message created after the prompt at sequence `after`: its answer. */
-function firstAnswerAfter(messages: Message[], after: number): string | undefined {
-  return messages.find((message) => message.author.role === 'agent' && (parseCursor(message.cursor)?.seq ?? 0) > after)?.id;
+/**
+ * The answer to the prompt `promptId` (at sequence `after`): the agent message named after it
+ * (`<promptId>-answer`, as the SDK's examples and the demo agents name answers), or else the first
+ * agent message created after it that is not named after another prompt. With two devices posting
+ * at once, the first answer after a prompt can be the other prompt's.
+ */
+export function answerTo(messages: Message[], promptId: string, after: number): string | undefined {
+  const named = messages.find((message) => message.author.role === 'agent' && message.id === `${promptId}-answer`);
+  if (named) return named.id;
+  const othersAnswers = new Set(messages.filter((message) => message.author.role === 'user' && message.id !== promptId).map((message) => `${message.id}-answer`));
+  return messages.find((message) => message.author.role === 'agent' && !othersAnswers.has(message.id) && (parseCursor(message.cursor)?.seq ?? 0) > after)?.id;
 }

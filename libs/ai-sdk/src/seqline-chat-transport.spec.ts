@@ -1,0 +1,24 @@
+import type { Message } from '@seqline/protocol';
+import { answerTo } from './seqline-chat-transport.js';
+
+const at = '2026-01-01T00:00:00.000Z';
+const message = (id: string, role: 'user' | 'agent', seq: number): Message => ({ id, author: { role, id: role === 'user' ? 'u' : 'bot' }, status: 'streaming', text: '', parts: 0, createdAt: at, updatedAt: at, cursor: `e1-${seq}` });
+
+describe('answerTo (which answer a prompt gets in useChat)', () => {
+  it('picks the answer named after the prompt, even when another prompt\'s answer started first', () => {
+    // Device A posted p1 (seq 10), device B p2 (seq 11); p2's answer started first.
+    const messages = [message('p1', 'user', 10), message('p2', 'user', 11), message('p2-answer', 'agent', 12), message('p1-answer', 'agent', 13)];
+    expect(answerTo(messages, 'p1', 10)).toBe('p1-answer');
+    expect(answerTo(messages, 'p2', 11)).toBe('p2-answer');
+  });
+
+  it('waits rather than take another prompt\'s named answer', () => {
+    const messages = [message('p1', 'user', 10), message('p2', 'user', 11), message('p2-answer', 'agent', 12)];
+    expect(answerTo(messages, 'p1', 10)).toBeUndefined();
+  });
+
+  it('takes the first agent message after the prompt when answers are not named after prompts', () => {
+    const messages = [message('p0', 'user', 5), message('x-older', 'agent', 6), message('p1', 'user', 10), message('a-7f3', 'agent', 12)];
+    expect(answerTo(messages, 'p1', 10)).toBe('a-7f3');
+  });
+});
