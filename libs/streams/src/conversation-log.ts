@@ -20,7 +20,11 @@ const encoder = new TextEncoder();
 const nanos = (ms: number): number => ms * 1_000_000;
 /** JetStream's error code for a failed `expect.lastSubjectSequence`. */
 const WRONG_LAST_SEQUENCE = 10071;
-const READ_PULL = 10_000;
+/**
+ * Events asked for per pull of a read. What a pull brings waits in memory while its reader (a
+ * device catching up over a slow network) drains: many readers at once, far behind, multiply it.
+ */
+const READ_PULL = 1_000;
 /** After a reader could not be created, reads go by direct gets for this long. */
 const READERS_AVOIDED_MS = 30_000;
 

@@ -15,6 +15,17 @@ const QUEUE = 'seqline-ingest';
 const OWNER_QUEUE = 'seqline-writer';
 
 type Route = 'owner' | 'any';
+/** How long a released partition's subscriptions may take to drain (no longer while NATS is away: renewals wait on it). */
+const DRAIN_WAIT_MS = 2_000;
+
+/** Drains a subscription, or ends it outright if draining has not finished in `ms` (a drain waits for NATS, which may be away). */
+async function drainWithin(subscription: Subscription, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), ms)));
+  const outcome = await Promise.race([subscription.drain().then(() => 'drained' as const, () => 'drained' as const), late]);
+  clearTimeout(timer);
+  if (outcome === 'late') subscription.unsubscribe();
+}
 
 /**
  * Answers agents' commands. The instance owning a conversation's write partition answers on
@@ -55,7 +66,7 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
         const subscriptions = this.owned.get(partition) ?? [];
         this.owned.delete(partition);
         this.metrics.writePartitions.set(this.owned.size);
-        await Promise.all(subscriptions.map((subscription) => subscription.drain().catch(() => undefined)));
+        await Promise.all(subscriptions.map((subscription) => drainWithin(subscription, DRAIN_WAIT_MS)));
         this.writer.forgetPartition(partition);
         this.logger.debug({ partition }, 'write partition released');
       },
