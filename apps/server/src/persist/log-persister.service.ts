@@ -296,10 +296,16 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
         if (item.prev >= firstSeq) {
           // Its predecessor is still in the log and has not been applied yet: it normally turns up
           // within a delivery or two; after that it is read from the log.
-          const missing = item.prev > at && batch[index]!.info.deliveryCount >= REFILL_AFTER_DELIVERIES ? await this.readMissing(item.conversationId, at, item.prev) : null;
-          if (!missing) {
+          const refill = item.prev > at && batch[index]!.info.deliveryCount >= REFILL_AFTER_DELIVERIES ? await this.readMissing(item.conversationId, at, item.prev, firstSeq) : null;
+          if (!refill) {
             outcomes.push('deferred');
             continue;
+          }
+          const missing = refill.entries;
+          if (refill.expired !== undefined) {
+            // The first of the events it waits for expired before they were persisted: gone for good.
+            this.logger.error({ conversationId: item.conversationId, afterSeq: at, untilSeq: refill.expired, firstSeq }, 'events expired from the log before they were persisted; recorded as a hole');
+            holes.push({ conversationId: item.conversationId, epoch, afterSeq: at, untilSeq: refill.expired, reason: 'retention' });
           }
           const unknownKeys = missing.map((entry) => ({ conversationId: entry.conversationId, id: entry.event.messageId })).filter((key) => !rows.has(messageKey(key.conversationId, key.id)));
           for (const [key, row] of await this.repository.loadHeads(unknownKeys, epoch)) rows.set(key, row);
@@ -339,10 +345,10 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
    * they chain from `after` without a break; null otherwise (then the event waits as before), and
    * without a read for `REFILL_RETRY_MS` after one that could not fill the gap.
    */
-  private async readMissing(conversationId: string, after: number, until: number): Promise<LogEntry[] | null> {
+  private async readMissing(conversationId: string, after: number, until: number, firstSeq: number): Promise<Refill | null> {
     const failedAt = this.refillFailedAt.get(conversationId);
     if (failedAt !== undefined && Date.now() - failedAt < REFILL_RETRY_MS) return null;
-    const entries = await this.readChain(conversationId, after, until);
+    const entries = await this.readChain(conversationId, after, until, firstSeq);
     if (entries) this.refillFailedAt.delete(conversationId);
     else {
       // Past their wait, entries say nothing: drop them, so conversations that never refill again are not kept for good.
@@ -353,17 +359,23 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
     return entries;
   }
 
-  /** The events after `after` up to `until`, while each names the one before as its `prev`. */
-  private async readChain(conversationId: string, after: number, until: number): Promise<LogEntry[] | null> {
+  /**
+   * The events after `after` up to `until`, while each names the one before as its `prev`. The
+   * first may name one that expired from the log (below `firstSeq`): `expired` is then where the
+   * events that are gone for good end, and the chain goes on from there.
+   */
+  private async readChain(conversationId: string, after: number, until: number, firstSeq: number): Promise<Refill | null> {
     const entries: LogEntry[] = [];
+    let expired: number | undefined;
     let at = after;
     try {
       for await (const batch of this.log.readBatches(conversationId, after, REFILL_MAX_EVENTS, 500)) {
         for (const entry of batch) {
+          if (entries.length === 0 && entry.prev > at && entry.prev < firstSeq) at = expired = entry.prev;
           if (entry.prev !== at) return null;
           entries.push(entry);
           at = entry.seq;
-          if (at === until) return entries;
+          if (at === until) return { entries, ...(expired === undefined ? {} : { expired }) };
           if (at > until) return null;
         }
       }
@@ -386,3 +398,9 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
 }
 
 type Outcome = 'done' | 'deferred' | 'skipped';
+
+/** Events read from the log to fill a gap; `expired`: the gap began with events gone for good, up to this sequence. */
+interface Refill {
+  entries: LogEntry[];
+  expired?: number;
+}
