@@ -1,4 +1,6 @@
-import { createConversation, ResilientDevice, useSeqline, WsDevice } from '@seqline/testing';
+import type { Server } from 'node:http';
+import { connect } from 'node:net';
+import { createConversation, eventually, ResilientDevice, useSeqline, WsDevice } from '@seqline/testing';
 import WebSocket from 'ws';
 
 describe('a device that cannot keep up', () => {
@@ -36,6 +38,35 @@ describe('a device that cannot keep up', () => {
     await Promise.all([healthy.close(), slow.stop()]);
   });
 
+});
+
+describe('an SSE reader that cannot keep up', () => {
+  const seqline = useSeqline({ WS_MAX_BUFFERED_BYTES: '65536', LIMIT_MESSAGE_CHARS: '20000000' });
+  const connections = (): Promise<number> =>
+    new Promise((resolve, reject) => (seqline.server.app.getHttpServer() as Server).getConnections((error, count) => (error ? reject(error) : resolve(count))));
+
+  it('is cut off and its connection closed at once, not kept while its buffer waits to flush', async () => {
+    await createConversation(seqline.server.url, 'slow-sse');
+    // Only the reader's connection counts from here (the REST call's keep-alive connection closes after 5 s).
+    await eventually(async () => (await connections()) === 0, 15_000, 'no connections left open');
+    const { port } = new URL(seqline.server.url);
+    const reader = connect(Number(port), '127.0.0.1');
+    reader.write(`GET /v1/conversations/slow-sse/stream HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
+    // It stops reading: its kernel buffers fill, then the server's send buffer.
+    reader.pause();
+    await eventually(async () => (await connections()) === 1, 5_000, 'the reader connected');
+
+    const agent = await seqline.agent('sse-firehose');
+    const answer = agent.startMessage('slow-sse', { messageId: 'big' });
+    for (let i = 0; i < 400; i++) {
+      answer.append('x'.repeat(16_000));
+      if (i % 20 === 19) await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await answer.complete();
+    // Cut off as a slow consumer: its socket is closed while it still reads nothing.
+    await eventually(async () => (await connections()) === 0, 10_000, "the reader's connection closed");
+    reader.destroy();
+  });
 });
 
 describe('a device that went silent', () => {
