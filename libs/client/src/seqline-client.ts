@@ -207,6 +207,7 @@ export class SeqlineClient {
     };
   }
 
+  /** The back-off for reconnects, and for subscribe retries and repairs (`reconnect` bounds all three). */
   private reconnectDelay(attempt: number): number {
     return backoffDelay(attempt, this.options.reconnect?.minDelayMs ?? 250, this.options.reconnect?.maxDelayMs ?? 15_000);
   }
@@ -288,7 +289,7 @@ export class SeqlineClient {
         // A passing failure (the database down for a snapshot, a limit hit): subscribe again, backing off.
         if (isRetryable(frame.code)) {
           clearTimeout(subscription.retryTimer);
-          const delay = backoffDelay(subscription.retries++, this.options.reconnect?.minDelayMs ?? 250, this.options.reconnect?.maxDelayMs ?? 15_000);
+          const delay = this.reconnectDelay(subscription.retries++);
           subscription.retryTimer = setTimeout(() => {
             if (this.subscriptions.get(subscription.conversationId) === subscription) this.sendSubscribe(subscription);
           }, delay);
@@ -342,7 +343,7 @@ export class SeqlineClient {
       this.sendSubscribe(subscription);
       return;
     }
-    const delay = backoffDelay(repairs - 1, this.options.reconnect?.minDelayMs ?? 250, this.options.reconnect?.maxDelayMs ?? 15_000);
+    const delay = this.reconnectDelay(repairs - 1);
     subscription.retryTimer = setTimeout(() => {
       // A reconnect meanwhile already asked for the snapshot.
       if (this.subscriptions.get(subscription.conversationId) === subscription && subscription.repairing) this.sendSubscribe(subscription);

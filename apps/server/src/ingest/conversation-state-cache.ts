@@ -1,5 +1,5 @@
 import type { ConversationState } from '@seqline/persistence';
-import { blockChars, partitionOf } from '@seqline/protocol';
+import { blockChars, partitionOf, type LogEvent } from '@seqline/protocol';
 
 /** Bytes counted for a message besides its text, and for a conversation besides its messages. */
 const OVERHEAD_BYTES = 256;
@@ -12,6 +12,25 @@ export function stateBytes(state: ConversationState): number {
     bytes += OVERHEAD_BYTES + 2 * (message.text.length + textBlocks + blockChars(message.blocks));
   }
   return bytes;
+}
+
+/** What one event adds to a state as `stateBytes` counts it, without walking its messages (the writer counts each write). */
+export function addedBytes(event: LogEvent): number {
+  switch (event.type) {
+    case 'message.created':
+      return OVERHEAD_BYTES + 2 * event.text.length;
+    case 'message.appended':
+      return 2 * event.delta.length * (event.block?.type === 'text' ? 2 : 1);
+    case 'message.claimed':
+    case 'message.completed':
+    case 'message.failed':
+    case 'message.aborted':
+      return 0;
+    default: {
+      const unreachable: never = event;
+      return unreachable;
+    }
+  }
 }
 
 /**

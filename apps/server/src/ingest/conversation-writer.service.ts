@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Settings } from '@seqline/config';
 import { ConversationLog, LogStream, WrongLastSequenceError, type LogEntry } from '@seqline/streams';
-import { ErrorCode, formatCursor, SeqlineError, type AnswerState, type LogEvent } from '@seqline/protocol';
+import { ErrorCode, formatCursor, SeqlineError, type AnswerState } from '@seqline/protocol';
 import { SETTINGS } from '../core/tokens.js';
 import { KeyedMutex } from '../core/keyed-mutex.js';
 import { applyEntry, type ConversationState } from '@seqline/persistence';
@@ -9,7 +9,7 @@ import { SnapshotService } from '../state/snapshot.service.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { decide } from './command-decider.js';
 import type { IngestCommand } from './ingest-command.js';
-import { ConversationStateCache } from './conversation-state-cache.js';
+import { addedBytes, ConversationStateCache } from './conversation-state-cache.js';
 
 const MAX_CACHED_CONVERSATIONS = 10_000;
 /** What the cached states may hold together (see `stateBytes`). */
@@ -27,25 +27,6 @@ const RECHECK_DELAYS_MS = [100, 300, 1_000];
 /** A refusal to look at again after the next delay, with the conversation unlocked meanwhile. */
 const RECHECK_LATER = Symbol('recheck later');
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
-
-/** What a written event adds to its conversation's cached state, as `stateBytes` counts it. */
-function addedBytes(event: LogEvent): number {
-  switch (event.type) {
-    case 'message.created':
-      return 256 + 2 * event.text.length;
-    case 'message.appended':
-      return 2 * event.delta.length * (event.block?.type === 'text' ? 2 : 1);
-    case 'message.claimed':
-    case 'message.completed':
-    case 'message.failed':
-    case 'message.aborted':
-      return 0;
-    default: {
-      const unreachable: never = event;
-      return unreachable;
-    }
-  }
-}
 
 export interface WriteResult {
   cursor: string;

@@ -8,6 +8,12 @@ import { LOGGER, SETTINGS } from '../core/tokens.js';
 import { ConversationWriter } from '../ingest/conversation-writer.service.js';
 import { AnswerStillActive } from '../ingest/command-decider.js';
 
+/** Candidates looked at per sweep. */
+const SWEEP_PAGE = 100;
+/** How long a refused candidate is passed over, and how many are remembered. */
+const PASS_OVER_MS = 10 * 60_000;
+const MAX_PASSED_OVER = 10_000;
+
 /**
  * Ends answers whose agent went silent: a message still `streaming` with no event for the agent
  * lease (`AGENT_LEASE`) is ended `failed` for every device and in Postgres, so nothing stays
@@ -15,12 +21,6 @@ import { AnswerStillActive } from '../ingest/command-decider.js';
  * lags behind a live answer (Postgres slow or down) never gets it ended. Runs on the instance
  * holding the leadership lease.
  */
-/** Candidates looked at per sweep. */
-const SWEEP_PAGE = 100;
-/** How long a refused candidate is passed over, and how many are remembered. */
-const PASS_OVER_MS = 10 * 60_000;
-const MAX_PASSED_OVER = 10_000;
-
 @Injectable()
 export class AbandonedAnswerReaper implements OnApplicationBootstrap, OnApplicationShutdown {
   private timer?: NodeJS.Timeout;
@@ -56,7 +56,7 @@ export class AbandonedAnswerReaper implements OnApplicationBootstrap, OnApplicat
       const now = Date.now();
       for (const [key, until] of this.passedOver) if (until <= now) this.passedOver.delete(key);
       const silentSince = new Date(now - this.settings.agentLeaseMs);
-      const candidates = await this.messages.streamingSilentSince(silentSince, SWEEP_PAGE + Math.min(this.passedOver.size, MAX_PASSED_OVER), this.stream.epoch);
+      const candidates = await this.messages.streamingSilentSince(silentSince, SWEEP_PAGE + this.passedOver.size, this.stream.epoch);
       for (const { conversationId, id } of candidates) {
         const key = `${conversationId}\u0000${id}`;
         if (this.passedOver.has(key)) continue;
