@@ -157,6 +157,37 @@ describe('log and Postgres under bad events and lost rows', () => {
     expect(metrics).toMatch(/^seqline_persist_refilled_events_total [1-9]\d*$/m);
   });
 
+  it('fills a lost gap longer than one read from the log (10,000 events), a read at a time, and goes on exactly', async () => {
+    const { url, infra } = seqline.server;
+    const { prisma } = infra;
+    await createConversation(url, 'lost-long');
+    const log = new ConversationLog(infra.stream);
+    const at = () => new Date().toISOString();
+    // 10,050 events of one answer straight into the log, one part each.
+    const parts = 10_050;
+    let last = (await log.append('lost-long', { type: 'message.created', messageId: 'long', author: { role: 'agent', id: 'bot' }, status: 'streaming', text: '', at: at() }, 0, 'lost-long-created')).seq;
+    for (let part = 1; part <= parts; part++) {
+      last = (await log.append('lost-long', { type: 'message.appended', messageId: 'long', part, delta: `${part % 10}`, at: at() }, last, `lost-long-${part}`)).seq;
+    }
+    last = (await log.append('lost-long', { type: 'message.completed', messageId: 'long', at: at() }, last, 'lost-long-completed')).seq;
+    const watermark = async () => Number((await prisma.conversation.findUniqueOrThrow({ where: { id: 'lost-long' } })).appliedSeq);
+    await eventually(async () => (await watermark()) === last, 30_000, 'the answer persisted');
+
+    // Postgres loses it all; the consumer acknowledged every one of those events long ago.
+    await prisma.$executeRaw`DELETE FROM messages WHERE conversation_id = 'lost-long'`;
+    await prisma.$executeRaw`UPDATE conversations SET applied_seq = 0 WHERE id = 'lost-long'`;
+    await post(url, 'lost-long', 'after', 'and then a question');
+
+    const rows = () => prisma.message.findMany({ where: { conversationId: 'lost-long' }, orderBy: { createdSeq: 'asc' } });
+    await eventually(async () => (await rows()).length === 2, 40_000, 'the gap filled and the question persisted');
+    const expected = Array.from({ length: parts }, (_, i) => `${(i + 1) % 10}`).join('');
+    expect((await rows()).map((row) => ({ id: row.id, text: row.text, status: row.status }))).toEqual([
+      { id: 'long', text: expected, status: 'complete' },
+      { id: 'after', text: 'and then a question', status: 'complete' },
+    ]);
+    expect(await prisma.logHole.count({ where: { conversationId: 'lost-long' } })).toBe(0);
+  }, 120_000);
+
   it('keeps a long answer in one row, its text compressed with lz4', async () => {
     const { url } = seqline.server;
     const { prisma } = seqline.server.infra;

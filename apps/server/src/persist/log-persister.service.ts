@@ -16,6 +16,10 @@ const STALL_WARN_EVERY = 60;
  * (it counts an event as acknowledged that was never written), and that event never comes back.
  */
 const REFILL_AFTER_DELIVERIES = 4;
+/**
+ * Events one read from the log brings to fill a gap. A longer gap is filled a read at a time:
+ * each applies the unbroken piece it read, and the waiting event's next delivery reads on.
+ */
 const REFILL_MAX_EVENTS = 10_000;
 /**
  * After a read from the log could not fill a conversation's gap (its chain forks), the next try
@@ -214,7 +218,8 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
    * - one whose predecessor is gone from the log (retention) records a hole and is applied;
    * - an undecodable one right after the watermark records a hole and moves the watermark past it;
    * - one whose predecessor is still in the log but not applied yet waits; from its fourth delivery
-   *   the events it waits for are read from the log and applied first, when they chain unbroken.
+   *   the events it waits for are read from the log and applied first, when they chain unbroken
+   *   (a gap longer than one read is filled over several deliveries).
    */
   private async write(batch: JsMsg[], epoch: string): Promise<Outcome[]> {
     const items = batch.map((msg) => this.decode(msg));
@@ -311,7 +316,12 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
           for (const [key, row] of await this.repository.loadHeads(unknownKeys, epoch)) rows.set(key, row);
           for (const entry of missing) apply(entry, from);
           this.metrics.persistRefilledEvents.inc(missing.length);
-          this.logger.warn({ conversationId: item.conversationId, afterSeq: at, untilSeq: item.prev, events: missing.length }, 'log events the persister consumer did not deliver again were read from the log');
+          this.logger.warn({ conversationId: item.conversationId, afterSeq: at, untilSeq: missing.at(-1)!.seq, events: missing.length }, 'log events the persister consumer did not deliver again were read from the log');
+          if (!refill.reached) {
+            // Only the first piece of a longer gap: applied now, the rest read on the event's next delivery.
+            outcomes.push('deferred');
+            continue;
+          }
         } else {
           // Its predecessor expired from the log before Postgres got it: those events are gone for good.
           this.logger.error({ conversationId: item.conversationId, afterSeq: at, untilSeq: item.prev, firstSeq }, 'events expired from the log before they were persisted; recorded as a hole');
@@ -362,12 +372,14 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
   /**
    * The events after `after` up to `until`, while each names the one before as its `prev`. The
    * first may name one that expired from the log (below `firstSeq`): `expired` is then where the
-   * events that are gone for good end, and the chain goes on from there.
+   * events that are gone for good end, and the chain goes on from there. A gap longer than one
+   * read gives its first `REFILL_MAX_EVENTS` events, with `reached` false.
    */
   private async readChain(conversationId: string, after: number, until: number, firstSeq: number): Promise<Refill | null> {
     const entries: LogEntry[] = [];
     let expired: number | undefined;
     let at = after;
+    const refill = (reached: boolean): Refill => ({ entries, reached, ...(expired === undefined ? {} : { expired }) });
     try {
       for await (const batch of this.log.readBatches(conversationId, after, REFILL_MAX_EVENTS, 500)) {
         for (const entry of batch) {
@@ -375,10 +387,11 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
           if (entry.prev !== at) return null;
           entries.push(entry);
           at = entry.seq;
-          if (at === until) return { entries, ...(expired === undefined ? {} : { expired }) };
+          if (at === until) return refill(true);
           if (at > until) return null;
         }
       }
+      if (entries.length === REFILL_MAX_EVENTS) return refill(false);
     } catch (error) {
       // An undecodable event among them is recorded as a hole when the consumer delivers it.
       this.logger.warn({ err: error, conversationId, after, until }, 'could not read the events an event waits for from the log');
@@ -402,5 +415,7 @@ type Outcome = 'done' | 'deferred' | 'skipped';
 /** Events read from the log to fill a gap; `expired`: the gap began with events gone for good, up to this sequence. */
 interface Refill {
   entries: LogEntry[];
+  /** Whether they reach the event that waits for them, or are only the first piece of a longer gap. */
+  reached: boolean;
   expired?: number;
 }
