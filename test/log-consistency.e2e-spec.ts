@@ -328,5 +328,17 @@ describe('a forked log', () => {
     expect(holes.map((hole) => [Number(hole.untilSeq), hole.reason])).toEqual([[fork.seq, 'fork']]);
     const doctor = await cli(seqline.settings, 'doctor');
     expect(doctor.out).toMatch(new RegExp(`^    f-fork: events \\d+-${fork.seq} \\(epoch \\w+\\) event at ${fork.seq} forks the conversation \\(a second event after the same one\\)$`, 'm'));
+
+    // `repair` follows the same chain: the twin stays out and its hole is recorded once, even
+    // after the database lost it.
+    const forkHoles = async () => (await seqline.server.infra.prisma.logHole.findMany({ where: { conversationId: 'f-fork' } })).map((hole) => [Number(hole.untilSeq), hole.reason]);
+    const repaired = await cli(seqline.settings, 'repair', 'f-fork');
+    expect(repaired.out).toMatch(new RegExp(`^repaired f-fork: 3 messages up to \\w+-\\d+ \\(log whole\\); events forking the conversation skipped: ${fork.seq}$`, 'm'));
+    expect(texts(await history(url, 'f-fork'))).toEqual(['one', 'two', 'three']);
+    expect(await forkHoles()).toEqual([[fork.seq, 'fork']]);
+    await seqline.server.infra.prisma.$executeRaw`DELETE FROM log_holes WHERE conversation_id = 'f-fork'`;
+    await cli(seqline.settings, 'repair', 'f-fork');
+    expect(texts(await history(url, 'f-fork'))).toEqual(['one', 'two', 'three']);
+    expect(await forkHoles()).toEqual([[fork.seq, 'fork']]);
   });
 });

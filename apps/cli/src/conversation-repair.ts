@@ -1,5 +1,5 @@
-import { applyEntry, ConversationRepository, MessageRepository, type ConversationState } from '@seqline/persistence';
-import type { ConversationLog, LogStream } from '@seqline/streams';
+import { applyEntry, ConversationRepository, MessageRepository, type ConversationState, type LogHole } from '@seqline/persistence';
+import type { ConversationLog, LogEntry, LogStream } from '@seqline/streams';
 
 export interface RepairResult {
   conversationId: string;
@@ -12,6 +12,8 @@ export interface RepairResult {
   archived: boolean;
   /** Log events that cannot be decoded and were skipped. */
   undecodable: number[];
+  /** Log events that fork the conversation (a second event after the same one) and were skipped, as the persister skips them. */
+  forks: number[];
 }
 
 const MAX_EVENTS = 10_000_000;
@@ -21,8 +23,9 @@ const ATTEMPTS = 5;
  * Rebuilds a conversation's rows and watermark from the log, the source of truth. Rows of an older
  * log epoch are archived first. Messages created before the oldest event the log still holds are
  * kept as Postgres has them (the log cannot say more); everything the log holds is replayed with
- * the reducer the persister uses. Safe while the service runs: a persister that moves past the
- * rebuilt state meanwhile makes the repair read again.
+ * the reducer and the `prev` chain rule the persister uses: an undecodable event or one that forks
+ * the conversation is stepped over and recorded as a hole. Safe while the service runs: a
+ * persister that moves past the rebuilt state meanwhile makes the repair read again.
  */
 export class ConversationRepair {
   constructor(
@@ -43,10 +46,9 @@ export class ConversationRepair {
       const rows = await this.messages.snapshot(conversationId, epoch);
       const kept = whole || !rows ? [] : rows.messages.filter((message) => message.createdSeq < firstSeq);
       const state: ConversationState = { conversationId, seq: 0, messages: new Map(kept.map((message) => [message.id, message])) };
-      for (const entry of entries) applyEntry(state, entry, epoch);
-      // An undecodable last event is stepped over; a log holding nothing of it leaves the watermark where it was.
+      const { holes, forks } = replayChain(state, entries, undecodable, epoch);
+      // A log holding nothing of it leaves the watermark where it was.
       if (entries.length === 0 && undecodable.length === 0) state.seq = rows?.appliedSeq ?? 0;
-      else state.seq = Math.max(state.seq, undecodable.at(-1) ?? 0);
       const existing = await this.conversations.get(conversationId);
       const meta = existing ? null : await this.log.meta(conversationId);
       const conversation = {
@@ -55,11 +57,42 @@ export class ConversationRepair {
         createdAt: new Date(existing?.createdAt ?? meta?.createdAt ?? entries[0]?.time ?? Date.now()),
       };
       const messages = [...state.messages.values()];
-      const replaced = await this.messages.replace(conversation, { seq: state.seq, messages }, epoch, whole && undecodable.length === 0);
+      // From the whole log the holes are known exactly; otherwise those recorded before stay.
+      const replaced = await this.messages.replace(conversation, { seq: state.seq, messages }, epoch, { clear: whole, add: holes });
       if (replaced) {
-        return { conversationId, log: whole ? 'whole' : entries.length + undecodable.length > 0 ? 'partial' : 'none', messages: messages.length, seq: state.seq, archived, undecodable };
+        return { conversationId, log: whole ? 'whole' : entries.length + undecodable.length > 0 ? 'partial' : 'none', messages: messages.length, seq: state.seq, archived, undecodable, forks };
       }
       if (attempt >= ATTEMPTS) throw new Error(`conversation ${conversationId} kept moving while it was repaired; try again`);
     }
   }
+}
+
+/**
+ * Applies `entries` along the conversation's `prev` chain as the persister does: an event naming
+ * a predecessor the chain has already gone past forks the conversation and is stepped over, as is
+ * an undecodable one (`undecodable`, ascending); later events chain on from either. Leaves
+ * `state.seq` at the last event, applied or stepped over, and returns the holes to record.
+ */
+export function replayChain(state: ConversationState, entries: LogEntry[], undecodable: number[], epoch: string): { holes: LogHole[]; forks: number[] } {
+  const holes: LogHole[] = [];
+  const forks: number[] = [];
+  let at = 0;
+  let next = 0;
+  const stepOverUndecodable = (before: number) => {
+    for (; next < undecodable.length && undecodable[next]! < before; next++) {
+      holes.push({ conversationId: state.conversationId, epoch, afterSeq: at, untilSeq: undecodable[next]!, reason: 'undecodable' });
+      at = undecodable[next]!;
+    }
+  };
+  for (const entry of entries) {
+    stepOverUndecodable(entry.seq);
+    if (entry.prev < at) {
+      holes.push({ conversationId: state.conversationId, epoch, afterSeq: at, untilSeq: entry.seq, reason: 'fork' });
+      forks.push(entry.seq);
+    } else applyEntry(state, entry, epoch);
+    at = entry.seq;
+  }
+  stepOverUndecodable(Infinity);
+  state.seq = Math.max(state.seq, at);
+  return { holes, forks };
 }

@@ -45,7 +45,11 @@ export async function runCli(args: string[], out: (text: string) => void, settin
           const result = await repair.repair(id);
           results.push(result);
           if (!json) {
-            const notes = [result.archived ? 'older epoch archived' : '', result.undecodable.length > 0 ? `undecodable events skipped: ${result.undecodable.join(', ')}` : ''].filter(Boolean);
+            const notes = [
+              result.archived ? 'older epoch archived' : '',
+              result.undecodable.length > 0 ? `undecodable events skipped: ${result.undecodable.join(', ')}` : '',
+              result.forks.length > 0 ? `events forking the conversation skipped: ${result.forks.join(', ')}` : '',
+            ].filter(Boolean);
             out(`repaired ${id}: ${result.messages} messages up to ${stream.epoch}-${result.seq} (log ${result.log})${notes.length > 0 ? `; ${notes.join('; ')}` : ''}`);
           }
         }

@@ -202,11 +202,17 @@ export class MessageRepository {
 
   /**
    * Replaces a conversation's rows and watermark with state rebuilt from the log (repair), creating
-   * the conversation's row if the database lost it. `clearHoles`: the log held the whole
-   * conversation, so no hole is left. Returns false, changing nothing, if the persister has
+   * the conversation's row if the database lost it. `holes.clear`: the log held the whole
+   * conversation, so the holes recorded before give way to `holes.add`, the ones the rebuild
+   * stepped over; otherwise those are added to them. Returns false, changing nothing, if the persister has
    * meanwhile applied events past `state.seq` in this epoch (rebuild from a fresher read).
    */
-  async replace(conversation: { id: string; title: string | null; createdAt: Date }, state: { seq: number; messages: MessageState[] }, epoch: string, clearHoles: boolean): Promise<boolean> {
+  async replace(
+    conversation: { id: string; title: string | null; createdAt: Date },
+    state: { seq: number; messages: MessageState[] },
+    epoch: string,
+    holes: { clear: boolean; add: LogHole[] },
+  ): Promise<boolean> {
     return this.prisma.$transaction(async (tx) => {
       await tx.$executeRaw`
         INSERT INTO conversations (id, title, created_at, updated_at, applied_seq, log_epoch)
@@ -216,7 +222,14 @@ export class MessageRepository {
         SELECT applied_seq::text, log_epoch FROM conversations WHERE id = ${conversation.id} FOR UPDATE`;
       if (current && current.log_epoch === epoch && Number(current.applied_seq) > state.seq) return false;
       await tx.$executeRaw`DELETE FROM messages WHERE conversation_id = ${conversation.id}`;
-      if (clearHoles) await tx.$executeRaw`DELETE FROM log_holes WHERE conversation_id = ${conversation.id}`;
+      if (holes.clear) await tx.$executeRaw`DELETE FROM log_holes WHERE conversation_id = ${conversation.id}`;
+      // A hole the persister recorded already is not recorded twice.
+      for (const hole of holes.add) {
+        await tx.$executeRaw`
+          INSERT INTO log_holes (conversation_id, log_epoch, after_seq, until_seq, reason)
+          SELECT ${conversation.id}, ${hole.epoch}, ${hole.afterSeq}::bigint, ${hole.untilSeq}::bigint, ${hole.reason}
+          WHERE NOT EXISTS (SELECT 1 FROM log_holes WHERE conversation_id = ${conversation.id} AND log_epoch = ${hole.epoch} AND until_seq = ${hole.untilSeq}::bigint AND reason = ${hole.reason})`;
+      }
       await tx.$executeRaw`UPDATE conversations SET applied_seq = ${state.seq}, log_epoch = ${epoch}, updated_at = now() WHERE id = ${conversation.id}`;
       await insertMessages(tx, state.messages.map((message) => ({ conversationId: conversation.id, state: message, fromSeq: null })));
       return true;
