@@ -360,4 +360,17 @@ describe('SeqlineClient posts over the frame limit', () => {
     h.last().accept();
     expect(h.last().frames().map((frame) => frame.messageId)).toEqual(['fits']);
   });
+
+  it('follow the limit the client is given for a server that raised its own', async () => {
+    const h = start({ maxFrameBytes: 200_000 });
+    await settle();
+    h.last().accept();
+    const large = track(h.client.post('c1', 'é'.repeat(33_000), { messageId: 'large' }));
+    const huge = track(h.client.post('c1', 'é'.repeat(100_000), { messageId: 'huge' }));
+    await settle();
+    expect(large.state).toBe('pending');
+    expect(huge.state).toBe('rejected');
+    expect(huge.value).toMatchObject({ code: 'FRAME_TOO_LARGE', message: expect.stringMatching(/^post frame is \d+ bytes; the limit is 200000$/) });
+    expect(h.last().frames().map((frame) => frame.messageId)).toEqual(['large']);
+  });
 });

@@ -23,6 +23,11 @@ export interface SeqlineClientOptions {
   reconnect?: { minDelayMs?: number; maxDelayMs?: number };
   /** How often a conversation's state is written to the store while events arrive. Default 250 ms. */
   saveIntervalMs?: number;
+  /**
+   * The largest frame the server takes, in bytes: its `LIMIT_FRAME_BYTES`. Default 65,536, the
+   * server's default. A larger frame is refused here (`FRAME_TOO_LARGE`) without being sent.
+   */
+  maxFrameBytes?: number;
 }
 
 interface PendingRequest {
@@ -308,8 +313,9 @@ export class SeqlineClient {
     // The server cannot read the `ref` of a frame over its limit, so its error would never settle
     // this request, and every reconnect would send the frame again.
     const bytes = utf8Length(JSON.stringify({ ...frame, ref }));
-    if (bytes > DEFAULT_LIMITS.frameBytes) {
-      return Promise.reject(new SeqlineError(ErrorCode.FrameTooLarge, `${String(frame.type)} frame is ${bytes} bytes; the limit is ${DEFAULT_LIMITS.frameBytes}`));
+    const limit = this.options.maxFrameBytes ?? DEFAULT_LIMITS.frameBytes;
+    if (bytes > limit) {
+      return Promise.reject(new SeqlineError(ErrorCode.FrameTooLarge, `${String(frame.type)} frame is ${bytes} bytes; the limit is ${limit}`));
     }
     return new Promise((resolve, reject) => {
       this.pending.set(ref, { frame, resolve, reject });
