@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { connect } from '@nats-io/transport-node';
 import type { ServerFrame } from '@seqline/protocol';
-import { createConversation, eventually, http, useSeqline, WsDevice } from '@seqline/testing';
+import { createConversation, eventually, http, SseStream, useSeqline, WsDevice } from '@seqline/testing';
 import { SignJWT } from 'jose';
 import WebSocket from 'ws';
 
@@ -143,6 +143,38 @@ describe('security', () => {
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(refreshed.closeCode).toBeUndefined();
     await refreshed.close();
+  });
+
+  it('ends an SSE stream when its token expires, keeps one whose token lasts months, and frees the connection slot of a closed stream', async () => {
+    const url = seqline.server.url;
+    const streamUrl = (token: string) => `${url}/v1/conversations/sec-a/stream?access_token=${encodeURIComponent(token)}`;
+    const read = { conversations: { 'sec-a': ['read'] } };
+    const expiring = await SseStream.open(streamUrl(await sign(read, { subject: 'sse-short', expiresIn: Math.floor(Date.now() / 1000) + 2 })));
+    // Past the longest timer Node keeps (about 24.8 days).
+    const lasting = await SseStream.open(streamUrl(await sign(read, { subject: 'sse-long', expiresIn: '60d' })));
+    expect([expiring.status, lasting.status]).toEqual([200, 200]);
+    await expiring.untilEnded(10_000);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(lasting.endedAt).toBeUndefined();
+    expect((await http(url, 'POST', '/v1/conversations/sec-a/messages', { messageId: 'sse-after-expiry', text: 'still streaming', authorId: 'u' }, admin)).status).toBe(202);
+    await eventually(async () => lasting.frames.some((frame) => frame.data.includes('sse-after-expiry')), 5_000, 'the lasting stream got the post');
+    lasting.close();
+
+    // Three streams take the user's three connections; a closed one gives its slot back.
+    const token = await sign(read, { subject: 'sse-slots' });
+    const held = await Promise.all([0, 1, 2].map(() => SseStream.open(streamUrl(token))));
+    expect(held.map((stream) => stream.status)).toEqual([200, 200, 200]);
+    const refused = await SseStream.open(streamUrl(token));
+    expect(refused.status).toBe(429);
+    await refused.untilEnded(5_000);
+    expect(JSON.parse(refused.body)).toMatchObject({ code: 'RATE_LIMITED', message: 'at most 3 connections per user (WebSocket and SSE together)' });
+    held[0]!.close();
+    await eventually(async () => {
+      const again = await SseStream.open(streamUrl(token));
+      again.close();
+      return again.status === 200;
+    }, 5_000, 'a slot freed');
+    for (const stream of held) stream.close();
   });
 
   it('limits connections per user and posts per device, affecting only the offender', async () => {

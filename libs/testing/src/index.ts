@@ -12,3 +12,4 @@ export * from './processes/nats-cluster.js';
 export * from './processes/postgres-cluster.js';
 export * from './processes/tcp-proxy.js';
 export * from './seeded-random.js';
+export * from './sse-stream.js';
