@@ -90,7 +90,8 @@ export async function streamAnswers(settings: Settings, run: string, options: Sc
         }),
       );
       done = await fleet.complete(messageId, 300_000);
-      seconds += (now() - started) / 1000;
+      // Until the last device had the answer complete, not until the fleet had also summed up its figures.
+      seconds += ((Number.isNaN(done.completedAt) ? now() : done.completedAt) - started) / 1000;
       // The first round's streaming only: later rounds of an unpaced run include the waits for Postgres.
       cpuUsed ??= await cpu!.read();
       exact = new Set([...exact].filter((id) => done!.texts[id] === expected[id]));

@@ -9,7 +9,8 @@ interface Device {
   conversationId: string;
   cursor?: string;
   texts: Map<string, string>;
-  done: Set<string>;
+  /** Messages this device has seen completed, and when. */
+  done: Map<string, number>;
   subscribed: boolean;
   violations: number;
   events: number;
@@ -78,7 +79,7 @@ function receive(device: Device, raw: string): void {
         for (const match of event.delta!.matchAll(TIMESTAMP)) samples.push(at - Number(match[1]));
       }
       if (event.type === 'message.completed') {
-        device.done.add(event.messageId);
+        if (!device.done.has(event.messageId)) device.done.set(event.messageId, at);
         notify();
       }
       return;
@@ -93,7 +94,7 @@ function receive(device: Device, raw: string): void {
 }
 
 function connect(url: string, conversationId: string, after: string | undefined): Promise<Device> {
-  const device: Device = { socket: undefined as unknown as WebSocket, conversationId, cursor: after, texts: new Map(), done: new Set(), subscribed: false, violations: 0, events: 0, url };
+  const device: Device = { socket: undefined as unknown as WebSocket, conversationId, cursor: after, texts: new Map(), done: new Map(), subscribed: false, violations: 0, events: 0, url };
   return open(device).then(() => device);
 }
 
@@ -139,6 +140,8 @@ async function handle(request: FleetRequest): Promise<FleetReply> {
     }
     case 'complete': {
       const ok = await until(() => devices.every((device) => device.done.has(request.messageId)), request.timeoutMs);
+      // The moment the last device had it: what follows (hashing, sorting the samples) is this process's own work.
+      const completedAt = Math.max(...devices.map((device) => device.done.get(request.messageId) ?? NaN));
       const hashes: Record<string, number> = {};
       for (const device of devices) {
         const hash = createHash('sha1').update(device.texts.get(request.messageId) ?? '').digest('hex');
@@ -152,6 +155,7 @@ async function handle(request: FleetRequest): Promise<FleetReply> {
       return {
         type: 'completed',
         ok,
+        completedAt,
         hashes,
         texts,
         resubscribes: resubscribes.length,

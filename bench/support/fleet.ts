@@ -11,6 +11,8 @@ export type FleetReply =
   | {
       type: 'completed';
       ok: boolean;
+      /** When the last device saw the message completed (epoch ms, as `now()`); NaN if one never did. */
+      completedAt: number;
       hashes: Record<string, number>;
       /** sha1 of each conversation's text, as its first device has it. */
       texts: Record<string, string>;
