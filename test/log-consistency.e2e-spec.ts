@@ -341,4 +341,29 @@ describe('a forked log', () => {
     expect(texts(await history(url, 'f-fork'))).toEqual(['one', 'two', 'three']);
     expect(await forkHoles()).toEqual([[fork.seq, 'fork']]);
   });
+
+  it('steps over a fork inside a gap it reads from the log, as everywhere else, instead of waiting for ever', async () => {
+    const { url, infra } = seqline.server;
+    await createConversation(url, 'f-gap');
+    await post(url, 'f-gap', 'g1', 'one');
+    await post(url, 'f-gap', 'g2', 'two');
+    await eventually(async () => (await history(url, 'f-gap')).length === 2);
+    const events = (await http<{ items: { cursor: string }[] }>(url, 'GET', '/v1/conversations/f-gap/events?limit=10')).body.items;
+    const seqOf = (cursor: string) => Number(cursor.slice(cursor.lastIndexOf('-') + 1));
+    const created = (messageId: string, text: string): LogEvent => ({ type: 'message.created', messageId, author: { role: 'user', id: 'u' }, status: 'complete', text, at: new Date().toISOString() });
+    const fork = await jetstream(infra.stream.nc).publish(`${seqline.settings.log.prefix}.log.f-gap`, JSON.stringify({ prev: seqOf(events[0]!.cursor), event: created('g-twin', 'twin') }));
+    await post(url, 'f-gap', 'g3', 'three');
+    await eventually(async () => (await history(url, 'f-gap')).length === 3, 15_000, 'persisted past the fork');
+
+    // Postgres loses all of it, its holes included; no consumer delivers those events again.
+    await infra.prisma.$executeRaw`DELETE FROM messages WHERE conversation_id = 'f-gap'`;
+    await infra.prisma.$executeRaw`DELETE FROM log_holes WHERE conversation_id = 'f-gap'`;
+    await infra.prisma.$executeRaw`UPDATE conversations SET applied_seq = 0 WHERE id = 'f-gap'`;
+    await post(url, 'f-gap', 'g4', 'four');
+
+    await eventually(async () => (await history(url, 'f-gap')).length === 4, 20_000, 'the gap filled from the log');
+    expect(texts(await history(url, 'f-gap'))).toEqual(['one', 'two', 'three', 'four']);
+    const holes = await infra.prisma.logHole.findMany({ where: { conversationId: 'f-gap' } });
+    expect(holes.map((hole) => [Number(hole.untilSeq), hole.reason])).toEqual([[fork.seq, 'fork']]);
+  });
 });

@@ -141,7 +141,7 @@ async function handle(request: FleetRequest): Promise<FleetReply> {
     case 'complete': {
       const ok = await until(() => devices.every((device) => device.done.has(request.messageId)), request.timeoutMs);
       // The moment the last device had it: what follows (hashing, sorting the samples) is this process's own work.
-      const completedAt = Math.max(...devices.map((device) => device.done.get(request.messageId) ?? NaN));
+      const completedAt = devices.length === 0 ? NaN : Math.max(...devices.map((device) => device.done.get(request.messageId) ?? NaN));
       const hashes: Record<string, number> = {};
       for (const device of devices) {
         const hash = createHash('sha1').update(device.texts.get(request.messageId) ?? '').digest('hex');

@@ -1,5 +1,5 @@
-import { applyEntry, ConversationRepository, MessageRepository, type ConversationState, type LogHole } from '@seqline/persistence';
-import type { ConversationLog, LogEntry, LogStream } from '@seqline/streams';
+import { applyEntry, ConversationRepository, MessageRepository, walkChain, type ConversationState } from '@seqline/persistence';
+import type { ConversationLog, LogStream } from '@seqline/streams';
 
 export interface RepairResult {
   conversationId: string;
@@ -46,7 +46,12 @@ export class ConversationRepair {
       const rows = await this.messages.snapshot(conversationId, epoch);
       const kept = whole || !rows ? [] : rows.messages.filter((message) => message.createdSeq < firstSeq);
       const state: ConversationState = { conversationId, seq: 0, messages: new Map(kept.map((message) => [message.id, message])) };
-      const { holes, forks } = replayChain(state, entries, undecodable, epoch);
+      // Lenient: the log's start may have expired, so its first event may name any predecessor.
+      const walk = walkChain(conversationId, epoch, 0, entries, undecodable, { strict: false });
+      for (const entry of walk.apply) applyEntry(state, entry, epoch);
+      state.seq = Math.max(state.seq, walk.position);
+      const holes = walk.holes;
+      const forks = holes.filter((hole) => hole.reason === 'fork').map((hole) => hole.untilSeq);
       // A log holding nothing of it leaves the watermark where it was.
       if (entries.length === 0 && undecodable.length === 0) state.seq = rows?.appliedSeq ?? 0;
       const existing = await this.conversations.get(conversationId);
@@ -65,34 +70,4 @@ export class ConversationRepair {
       if (attempt >= ATTEMPTS) throw new Error(`conversation ${conversationId} kept moving while it was repaired; try again`);
     }
   }
-}
-
-/**
- * Applies `entries` along the conversation's `prev` chain as the persister does: an event naming
- * a predecessor the chain has already gone past forks the conversation and is stepped over, as is
- * an undecodable one (`undecodable`, ascending); later events chain on from either. Leaves
- * `state.seq` at the last event, applied or stepped over, and returns the holes to record.
- */
-export function replayChain(state: ConversationState, entries: LogEntry[], undecodable: number[], epoch: string): { holes: LogHole[]; forks: number[] } {
-  const holes: LogHole[] = [];
-  const forks: number[] = [];
-  let at = 0;
-  let next = 0;
-  const stepOverUndecodable = (before: number) => {
-    for (; next < undecodable.length && undecodable[next]! < before; next++) {
-      holes.push({ conversationId: state.conversationId, epoch, afterSeq: at, untilSeq: undecodable[next]!, reason: 'undecodable' });
-      at = undecodable[next]!;
-    }
-  };
-  for (const entry of entries) {
-    stepOverUndecodable(entry.seq);
-    if (entry.prev < at) {
-      holes.push({ conversationId: state.conversationId, epoch, afterSeq: at, untilSeq: entry.seq, reason: 'fork' });
-      forks.push(entry.seq);
-    } else applyEntry(state, entry, epoch);
-    at = entry.seq;
-  }
-  stepOverUndecodable(Infinity);
-  state.seq = Math.max(state.seq, at);
-  return { holes, forks };
 }

@@ -373,4 +373,14 @@ describe('SeqlineClient posts over the frame limit', () => {
     expect(huge.value).toMatchObject({ code: 'FRAME_TOO_LARGE', message: expect.stringMatching(/^post frame is \d+ bytes; the limit is 200000$/) });
     expect(h.last().frames().map((frame) => frame.messageId)).toEqual(['large']);
   });
+
+  it('never go past the 4 MiB the WebSocket itself takes, whatever limit the client is given', async () => {
+    const h = start({ maxFrameBytes: 64 * 1024 * 1024 });
+    await settle();
+    h.last().accept();
+    const huge = track(h.client.post('c1', 'x'.repeat(5 * 1024 * 1024), { messageId: 'huge' }));
+    await settle();
+    expect(huge.value).toMatchObject({ code: 'FRAME_TOO_LARGE', message: expect.stringMatching(/; the limit is 4194304$/) });
+    expect(h.last().frames()).toEqual([]);
+  });
 });

@@ -25,7 +25,8 @@ export interface SeqlineClientOptions {
   saveIntervalMs?: number;
   /**
    * The largest frame the server takes, in bytes: its `LIMIT_FRAME_BYTES`. Default 65,536, the
-   * server's default. A larger frame is refused here (`FRAME_TOO_LARGE`) without being sent.
+   * server's default; at most 4 MiB, the WebSocket's own fixed cap. A request (post, cancel,
+   * auth) whose frame is larger is refused here (`FRAME_TOO_LARGE`) without being sent.
    */
   maxFrameBytes?: number;
 }
@@ -35,6 +36,9 @@ interface PendingRequest {
   resolve: (frame: ServerFrame) => void;
   reject: (error: SeqlineError) => void;
 }
+
+/** The server's WebSocket takes no frame over this, whatever its `LIMIT_FRAME_BYTES` (docs/protocol.md). */
+const WEBSOCKET_MAX_FRAME_BYTES = 4 * 1024 * 1024;
 
 /** Close codes after which reconnecting cannot help. */
 const FINAL_CLOSE_CODES = new Set<number>([CloseCode.FrameTooLarge]);
@@ -313,7 +317,8 @@ export class SeqlineClient {
     // The server cannot read the `ref` of a frame over its limit, so its error would never settle
     // this request, and every reconnect would send the frame again.
     const bytes = utf8Length(JSON.stringify({ ...frame, ref }));
-    const limit = this.options.maxFrameBytes ?? DEFAULT_LIMITS.frameBytes;
+    // Past the WebSocket's own cap the server closes the socket (1009) and each reconnect would send it again.
+    const limit = Math.min(this.options.maxFrameBytes ?? DEFAULT_LIMITS.frameBytes, WEBSOCKET_MAX_FRAME_BYTES);
     if (bytes > limit) {
       return Promise.reject(new SeqlineError(ErrorCode.FrameTooLarge, `${String(frame.type)} frame is ${bytes} bytes; the limit is ${limit}`));
     }

@@ -5,3 +5,4 @@ export * from './records.js';
 export * from './conversation.repository.js';
 export * from './message.repository.js';
 export * from './conversation-state.js';
+export * from './log-chain.js';

@@ -203,7 +203,7 @@ export class MessageRepository {
   /**
    * Replaces a conversation's rows and watermark with state rebuilt from the log (repair), creating
    * the conversation's row if the database lost it. `holes.clear`: the log held the whole
-   * conversation, so the holes recorded before give way to `holes.add`, the ones the rebuild
+   * conversation, so the holes recorded before in this epoch give way to `holes.add`, the ones the rebuild
    * stepped over; otherwise those are added to them. Returns false, changing nothing, if the persister has
    * meanwhile applied events past `state.seq` in this epoch (rebuild from a fresher read).
    */
@@ -222,7 +222,7 @@ export class MessageRepository {
         SELECT applied_seq::text, log_epoch FROM conversations WHERE id = ${conversation.id} FOR UPDATE`;
       if (current && current.log_epoch === epoch && Number(current.applied_seq) > state.seq) return false;
       await tx.$executeRaw`DELETE FROM messages WHERE conversation_id = ${conversation.id}`;
-      if (holes.clear) await tx.$executeRaw`DELETE FROM log_holes WHERE conversation_id = ${conversation.id}`;
+      if (holes.clear) await tx.$executeRaw`DELETE FROM log_holes WHERE conversation_id = ${conversation.id} AND log_epoch = ${epoch}`;
       // A hole the persister recorded already is not recorded twice.
       for (const hole of holes.add) {
         await tx.$executeRaw`

@@ -1,7 +1,7 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { AckPolicy, DeliverPolicy, jetstream, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import type { Settings } from '@seqline/config';
-import { applyEntry, messageKey, MessageRepository, type ConversationState, type LogHole, type MessageState, type MessageWrite } from '@seqline/persistence';
+import { applyEntry, messageKey, MessageRepository, walkChain, type ChainWalk, type ConversationState, type LogHole, type MessageState, type MessageWrite } from '@seqline/persistence';
 import { ConversationLog, decodeEntry, Lease, LogStream, PERSISTER_CONSUMER, persisterLag, retryTransient, UndecodableEventError, type LogEntry, type PersisterLag } from '@seqline/streams';
 import type { Logger } from 'pino';
 import { LOGGER, SETTINGS } from '../core/tokens.js';
@@ -245,6 +245,11 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
     const outcomes: Outcome[] = [];
     let firstSeq: number | undefined;
     const unknownTypes = new Set<string>();
+    /**
+     * Conversations whose long gap had a piece filled in this batch: their other waiting events
+     * wait for a later delivery rather than read on, so a batch reads at most one piece each.
+     */
+    const pieced = new Set<string>();
     /** Applies one event right after the conversation's watermark (as moved so far in this batch). */
     const apply = (entry: LogEntry, from: number): void => {
       if (entry.unknownType !== undefined) unknownTypes.add(entry.unknownType);
@@ -301,24 +306,26 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
         if (item.prev >= firstSeq) {
           // Its predecessor is still in the log and has not been applied yet: it normally turns up
           // within a delivery or two; after that it is read from the log.
-          const refill = item.prev > at && batch[index]!.info.deliveryCount >= REFILL_AFTER_DELIVERIES ? await this.readMissing(item.conversationId, at, item.prev, firstSeq) : null;
+          const due = item.prev > at && batch[index]!.info.deliveryCount >= REFILL_AFTER_DELIVERIES && !pieced.has(item.conversationId);
+          const refill = due ? await this.readMissing(item.conversationId, at, item.prev, firstSeq, epoch) : null;
           if (!refill) {
             outcomes.push('deferred');
             continue;
           }
-          const missing = refill.entries;
-          if (refill.expired !== undefined) {
-            // The first of the events it waits for expired before they were persisted: gone for good.
-            this.logger.error({ conversationId: item.conversationId, afterSeq: at, untilSeq: refill.expired, firstSeq }, 'events expired from the log before they were persisted; recorded as a hole');
-            holes.push({ conversationId: item.conversationId, epoch, afterSeq: at, untilSeq: refill.expired, reason: 'retention' });
+          for (const hole of refill.holes) {
+            this.logger.error({ conversationId: item.conversationId, afterSeq: hole.afterSeq, untilSeq: hole.untilSeq, reason: hole.reason, firstSeq }, 'the events an event waits for, read from the log, hold one that cannot apply; recorded as a hole');
           }
-          const unknownKeys = missing.map((entry) => ({ conversationId: entry.conversationId, id: entry.event.messageId })).filter((key) => !rows.has(messageKey(key.conversationId, key.id)));
+          holes.push(...refill.holes);
+          const unknownKeys = refill.apply.map((entry) => ({ conversationId: entry.conversationId, id: entry.event.messageId })).filter((key) => !rows.has(messageKey(key.conversationId, key.id)));
           for (const [key, row] of await this.repository.loadHeads(unknownKeys, epoch)) rows.set(key, row);
-          for (const entry of missing) apply(entry, from);
-          this.metrics.persistRefilledEvents.inc(missing.length);
-          this.logger.warn({ conversationId: item.conversationId, afterSeq: at, untilSeq: missing.at(-1)!.seq, events: missing.length }, 'log events the persister consumer did not deliver again were read from the log');
+          for (const entry of refill.apply) apply(entry, from);
+          // Past the last event applied or stepped over.
+          moves.set(item.conversationId, { from, to: refill.position });
+          this.metrics.persistRefilledEvents.inc(refill.apply.length);
+          this.logger.warn({ conversationId: item.conversationId, afterSeq: at, untilSeq: refill.position, events: refill.apply.length }, 'log events the persister consumer did not deliver again were read from the log');
           if (!refill.reached) {
-            // Only the first piece of a longer gap: applied now, the rest read on the event's next delivery.
+            // Only the first piece of a longer gap: applied now, the rest read on a later delivery.
+            pieced.add(item.conversationId);
             outcomes.push('deferred');
             continue;
           }
@@ -352,50 +359,54 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
 
   /**
    * A conversation's events after `after` up to and including `until`, read from the log, when
-   * they chain from `after` without a break; null otherwise (then the event waits as before), and
-   * without a read for `REFILL_RETRY_MS` after one that could not fill the gap.
+   * they chain from `after` to `until` (see `walkChain`: forks and undecodable events stepped over
+   * as holes); null otherwise (then the event waits as before), and without a read for
+   * `REFILL_RETRY_MS` after one that could not fill the gap.
    */
-  private async readMissing(conversationId: string, after: number, until: number, firstSeq: number): Promise<Refill | null> {
+  private async readMissing(conversationId: string, after: number, until: number, firstSeq: number, epoch: string): Promise<Refill | null> {
     const failedAt = this.refillFailedAt.get(conversationId);
     if (failedAt !== undefined && Date.now() - failedAt < REFILL_RETRY_MS) return null;
-    const entries = await this.readChain(conversationId, after, until, firstSeq);
-    if (entries) this.refillFailedAt.delete(conversationId);
+    const refill = await this.readChain(conversationId, after, until, firstSeq, epoch);
+    if (refill) this.refillFailedAt.delete(conversationId);
     else {
       // Past their wait, entries say nothing: drop them, so conversations that never refill again are not kept for good.
       const now = Date.now();
       for (const [id, at] of this.refillFailedAt) if (now - at >= REFILL_RETRY_MS) this.refillFailedAt.delete(id);
       this.refillFailedAt.set(conversationId, now);
     }
-    return entries;
+    return refill;
   }
 
   /**
-   * The events after `after` up to `until`, while each names the one before as its `prev`. The
-   * first may name one that expired from the log (below `firstSeq`): `expired` is then where the
-   * events that are gone for good end, and the chain goes on from there. A gap longer than one
-   * read gives its first `REFILL_MAX_EVENTS` events, with `reached` false.
+   * Reads at most `REFILL_MAX_EVENTS` events after `after` and walks their chain strictly: its
+   * first event may name one that expired from the log (a `retention` hole). A gap longer than
+   * one read gives the piece it read, with `reached` false.
    */
-  private async readChain(conversationId: string, after: number, until: number, firstSeq: number): Promise<Refill | null> {
+  private async readChain(conversationId: string, after: number, until: number, firstSeq: number, epoch: string): Promise<Refill | null> {
     const entries: LogEntry[] = [];
-    let expired: number | undefined;
-    let at = after;
-    const refill = (reached: boolean): Refill => ({ entries, reached, ...(expired === undefined ? {} : { expired }) });
+    const undecodable: number[] = [];
     try {
-      for await (const batch of this.log.readBatches(conversationId, after, REFILL_MAX_EVENTS, 500)) {
-        for (const entry of batch) {
-          if (entries.length === 0 && entry.prev > at && entry.prev < firstSeq) at = expired = entry.prev;
-          if (entry.prev !== at) return null;
-          entries.push(entry);
-          at = entry.seq;
-          if (at === until) return refill(true);
-          if (at > until) return null;
-        }
+      for await (const batch of this.log.readBatches(conversationId, after, REFILL_MAX_EVENTS, 500, (seq) => undecodable.push(seq))) {
+        entries.push(...batch);
+        if (Math.max(entries.at(-1)?.seq ?? 0, undecodable.at(-1) ?? 0) >= until) break;
       }
-      if (entries.length === REFILL_MAX_EVENTS) return refill(false);
     } catch (error) {
-      // An undecodable event among them is recorded as a hole when the consumer delivers it.
       this.logger.warn({ err: error, conversationId, after, until }, 'could not read the events an event waits for from the log');
+      return null;
     }
+    const read = entries.length + undecodable.length;
+    const walk = walkChain(
+      conversationId,
+      epoch,
+      after,
+      entries.filter((entry) => entry.seq <= until),
+      undecodable.filter((seq) => seq <= until),
+      { strict: true, firstSeq },
+    );
+    if (walk.broken) return null;
+    if (walk.position === until) return { ...walk, reached: true };
+    // The read stopped at its limit short of `until`: the first piece of a longer gap.
+    if (read >= REFILL_MAX_EVENTS && walk.position > after) return { ...walk, reached: false };
     return null;
   }
 
@@ -412,10 +423,8 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
 
 type Outcome = 'done' | 'deferred' | 'skipped';
 
-/** Events read from the log to fill a gap; `expired`: the gap began with events gone for good, up to this sequence. */
-interface Refill {
-  entries: LogEntry[];
+/** Events read from the log to fill a gap, walked along their chain. */
+interface Refill extends ChainWalk {
   /** Whether they reach the event that waits for them, or are only the first piece of a longer gap. */
   reached: boolean;
-  expired?: number;
 }
