@@ -22,16 +22,15 @@ export class SseStream {
   /** Opens `url` and resolves once the response's status and headers have arrived. */
   static open(url: string, headers: Record<string, string> = {}): Promise<SseStream> {
     return new Promise((resolve, reject) => {
-      let stream: SseStream | undefined;
       let markEnded!: () => void;
       const ended = new Promise<void>((done) => (markEnded = done));
       const req = request(url, { headers: { accept: 'text/event-stream', ...headers } }, (res) => {
-        stream!.status = res.statusCode!;
+        stream.status = res.statusCode!;
         let buffer = '';
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => {
-          if (stream!.status !== 200) {
-            stream!.body += chunk;
+          if (stream.status !== 200) {
+            stream.body += chunk;
             return;
           }
           buffer += chunk;
@@ -43,22 +42,22 @@ export class SseStream {
               else if (line.startsWith('data: ')) frame.data += line.slice(6);
             }
             buffer = buffer.slice(end + 2);
-            if (frame.data) stream!.frames.push(frame);
+            if (frame.data) stream.frames.push(frame);
           }
         });
         const finish = () => {
-          stream!.endedAt ??= Date.now();
+          stream.endedAt ??= Date.now();
           markEnded();
         };
         res.on('end', finish);
         res.on('close', finish);
-        resolve(stream!);
+        resolve(stream);
       });
-      // The response callback runs on a later turn, once `stream` is set.
-      stream = new SseStream(req, ended);
+      // The callbacks above run on later turns, once `stream` is set.
+      const stream = new SseStream(req, ended);
       req.on('error', (error) => {
-        if (stream!.status === 0) reject(error);
-        stream!.endedAt ??= Date.now();
+        if (stream.status === 0) reject(error);
+        stream.endedAt ??= Date.now();
         markEnded();
       });
       req.end();
