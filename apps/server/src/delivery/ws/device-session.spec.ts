@@ -1,0 +1,121 @@
+import { jest } from '@jest/globals';
+import { EventEmitter } from 'node:events';
+import { loadEnv, settingsFrom } from '@seqline/config';
+import { CloseCode, ErrorCode, SeqlineError } from '@seqline/protocol';
+import { pino } from 'pino';
+import type { WebSocket } from 'ws';
+import { MetricsService } from '../../metrics/metrics.service.js';
+import type { OpenSubscription, SubscriptionService } from '../subscription.service.js';
+import { DeviceSession, type DeviceSessionDeps } from './device-session.js';
+
+/** The TCP socket ws keeps inside: frames made once for every device are written to it directly. */
+class FakeTcp extends EventEmitter {
+  writableLength = 0;
+  write(): boolean {
+    return true;
+  }
+  cork(): void {}
+  uncork(): void {}
+}
+
+/** As much of a ws WebSocket as a session uses. */
+class FakeSocket extends EventEmitter {
+  readonly OPEN = 1;
+  readyState = 1;
+  bufferedAmount = 0;
+  readonly frames: Record<string, unknown>[] = [];
+  closed?: { code: number; reason: string };
+  readonly _socket = new FakeTcp();
+
+  send(data: string): void {
+    this.frames.push(JSON.parse(data) as Record<string, unknown>);
+  }
+  close(code: number, reason: string): void {
+    this.closed = { code, reason };
+    this.readyState = 3;
+  }
+  terminate(): void {
+    this.readyState = 3;
+  }
+  /** A frame from the device. */
+  receive(frame: Record<string, unknown>): void {
+    this.emit('message', Buffer.from(JSON.stringify(frame)), false);
+  }
+}
+
+/** A subscription whose opening the test finishes when it chooses. */
+function pendingOpen() {
+  let finish!: (opened: OpenSubscription) => void;
+  let refuse!: (error: unknown) => void;
+  const promise = new Promise<OpenSubscription>((resolve, reject) => {
+    finish = resolve;
+    refuse = reject;
+  });
+  const opened = { start: { mode: 'resume' as const, cursor: 'e-4', head: 'e-4' }, attach: jest.fn(() => ({ close: jest.fn() })), cancel: jest.fn() };
+  return { promise, opened, finish: () => finish(opened as unknown as OpenSubscription), refuse };
+}
+
+const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+function start(env: Record<string, string> = {}) {
+  const socket = new FakeSocket();
+  const open = pendingOpen();
+  const metrics = new MetricsService();
+  const deps = {
+    subscriptions: { open: jest.fn(() => open.promise) } as unknown as SubscriptionService,
+    metrics,
+    settings: settingsFrom(loadEnv(env)),
+    logger: pino({ level: 'silent' }),
+  } as unknown as DeviceSessionDeps;
+  new DeviceSession(socket as unknown as WebSocket, { kind: 'open' }, deps);
+  const openSubscriptions = async () => (await metrics.subscriptions.get()).values[0]?.value ?? 0;
+  return { socket, open, openSubscriptions };
+}
+
+describe('DeviceSession subscribing', () => {
+  it('attaches the feed right after the start frame', async () => {
+    const { socket, open, openSubscriptions } = start();
+    socket.receive({ type: 'subscribe', ref: 's1', conversationId: 'c1', after: 'e-2' });
+    open.finish();
+    await settle();
+    expect(socket.frames).toEqual([{ type: 'subscribed', ref: 's1', conversationId: 'c1', cursor: 'e-4', head: 'e-4' }]);
+    expect(open.opened.attach).toHaveBeenCalledTimes(1);
+    expect(open.opened.cancel).not.toHaveBeenCalled();
+    expect(await openSubscriptions()).toBe(1);
+  });
+
+  it('cuts off a socket whose start frame finds its buffer past the bound, and never attaches the feed', async () => {
+    const { socket, open, openSubscriptions } = start({ WS_MAX_BUFFERED_BYTES: '1000' });
+    socket.receive({ type: 'subscribe', ref: 's1', conversationId: 'c1', after: 'e-2' });
+    socket.bufferedAmount = 5_000;
+    open.finish();
+    await settle();
+    expect(socket.closed).toEqual({ code: CloseCode.SlowConsumer, reason: 'slow consumer: resume from your cursor' });
+    expect(open.opened.attach).not.toHaveBeenCalled();
+    expect(open.opened.cancel).toHaveBeenCalledTimes(1);
+    expect(await openSubscriptions()).toBe(0);
+  });
+
+  it('gives up a subscription the device left while it was opening', async () => {
+    const { socket, open, openSubscriptions } = start();
+    socket.receive({ type: 'subscribe', ref: 's1', conversationId: 'c1' });
+    await settle();
+    socket.receive({ type: 'unsubscribe', ref: 'u1', conversationId: 'c1' });
+    open.finish();
+    await settle();
+    expect(socket.frames).toEqual([{ type: 'unsubscribed', ref: 'u1', conversationId: 'c1' }]);
+    expect(open.opened.attach).not.toHaveBeenCalled();
+    expect(open.opened.cancel).toHaveBeenCalledTimes(1);
+    expect(await openSubscriptions()).toBe(0);
+  });
+
+  it('answers a subscription that cannot open with the error, naming its ref and conversation', async () => {
+    const { socket, open, openSubscriptions } = start();
+    socket.receive({ type: 'subscribe', ref: 's1', conversationId: 'c1', after: 'old-9' });
+    open.refuse(new SeqlineError(ErrorCode.CursorExpired, 'the log was recreated; take a snapshot'));
+    await settle();
+    expect(socket.frames).toEqual([{ type: 'error', ref: 's1', conversationId: 'c1', code: 'CURSOR_EXPIRED', message: 'the log was recreated; take a snapshot' }]);
+    expect(socket.closed).toBeUndefined();
+    expect(await openSubscriptions()).toBe(0);
+  });
+});
