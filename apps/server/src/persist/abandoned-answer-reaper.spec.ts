@@ -1,0 +1,38 @@
+import { jest } from '@jest/globals';
+import { loadEnv, settingsFrom } from '@seqline/config';
+import type { MessageRepository } from '@seqline/persistence';
+import { ErrorCode, SeqlineError } from '@seqline/protocol';
+import type { Lease, LogStream } from '@seqline/streams';
+import { pino } from 'pino';
+import type { ConversationWriter } from '../ingest/conversation-writer.service.js';
+import { AbandonedAnswerReaper } from './abandoned-answer-reaper.service.js';
+
+/** Postgres names `stuck` streaming rows the log refuses to end, then `ending` ones it ends, oldest first. */
+function build(stuck: number, ending: number) {
+  const rows = [...Array.from({ length: stuck }, (_, i) => ({ conversationId: `stuck-${i}`, id: 'a' })), ...Array.from({ length: ending }, (_, i) => ({ conversationId: `gone-${i}`, id: 'a' }))];
+  const ended = new Set<string>();
+  const messages = {
+    streamingSilentSince: jest.fn(async (_since: Date, limit: number) => rows.filter((row) => !ended.has(row.conversationId)).slice(0, limit)),
+  } as unknown as MessageRepository;
+  const writer = {
+    write: jest.fn(async (conversationId: string) => {
+      if (conversationId.startsWith('stuck')) throw new SeqlineError(ErrorCode.Unavailable, 'the conversation cannot take the write now');
+      ended.add(conversationId);
+      return { cursor: 'e-1', duplicate: false };
+    }),
+  } as unknown as ConversationWriter;
+  const reaper = new AbandonedAnswerReaper(messages, writer, { held: true } as Lease, { epoch: 'e' } as LogStream, settingsFrom(loadEnv({})), pino({ level: 'silent' }));
+  return { reaper, ended, writer };
+}
+
+describe('AbandonedAnswerReaper', () => {
+  it('passes over answers the log refuses to end, so a full page of them does not keep the others waiting', async () => {
+    const { reaper, ended, writer } = build(100, 30);
+    await reaper.sweep();
+    expect(ended.size).toBe(0);
+    await reaper.sweep();
+    expect(ended.size).toBe(30);
+    // Each refused answer was tried once, not on every sweep.
+    expect((writer.write as jest.Mock).mock.calls.filter(([id]) => String(id).startsWith('stuck'))).toHaveLength(100);
+  });
+});
