@@ -3,7 +3,7 @@ import { connect } from '@nats-io/transport-node';
 import { SeqlineClient } from '@seqline/client';
 import type { Settings } from '@seqline/config';
 import type { ConversationRecord } from '@seqline/persistence';
-import { foldBlocks, type LogEvent, type Message, type MessageBlock, type Page } from '@seqline/protocol';
+import { foldBlocks, parseCursor, type LogEvent, type Message, type MessageBlock, type Page } from '@seqline/protocol';
 import { ConversationLog, LogStream } from '@seqline/streams';
 import { createConversation, createTestSettings, dropTestResources, eventually, http, startTestServer, useSeqline, WsDevice } from '@seqline/testing';
 import WebSocket from 'ws';
@@ -25,6 +25,10 @@ async function history(url: string, conversationId: string): Promise<Message[]> 
 }
 
 const texts = (messages: { text: string }[]): string[] => messages.map((message) => message.text);
+/** A user message as a raw log event, for writing the log directly. */
+const created = (messageId: string, text: string): LogEvent => ({ type: 'message.created', messageId, author: { role: 'user', id: 'u' }, status: 'complete', text, at: new Date().toISOString() });
+/** The stream sequence a cursor names. */
+const seqOf = (cursor: string): number => parseCursor(cursor)!.seq;
 
 describe('log and Postgres under bad events and lost rows', () => {
   const seqline = useSeqline();
@@ -266,7 +270,6 @@ describe('a log stream deleted and recreated under a running service', () => {
 describe('events that expire from the log before Postgres gets them', () => {
   it('records a hole for that conversation only, and persists every other conversation exactly', async () => {
     const settings = createTestSettings({ LOG_RETENTION: '3s', PERSIST_LAG_DEGRADED: '1s', LOG_DUPLICATE_WINDOW: '1s' });
-    const created = (messageId: string, text: string): LogEvent => ({ type: 'message.created', messageId, author: { role: 'user', id: 'u' }, status: 'complete', text, at: new Date().toISOString() });
     let server = await startTestServer(settings);
     const nc = await connect({ servers: settings.nats.url });
     try {
@@ -314,10 +317,8 @@ describe('a forked log', () => {
     await post(url, 'f-fork', 'f2', 'two');
     await eventually(async () => (await history(url, 'f-fork')).length === 2);
     const events = (await http<{ items: { cursor: string; prev: string }[] }>(url, 'GET', '/v1/conversations/f-fork/events?limit=10')).body.items;
-    const seqOf = (cursor: string) => Number(cursor.slice(cursor.lastIndexOf('-') + 1));
     // A second event after `one`, as two writers racing on an old replicated NATS could store it.
     const js = jetstream(seqline.server.infra.stream.nc);
-    const created = (messageId: string, text: string): LogEvent => ({ type: 'message.created', messageId, author: { role: 'user', id: 'u' }, status: 'complete', text, at: new Date().toISOString() });
     const fork = await js.publish(`${prefix}.log.f-fork`, JSON.stringify({ prev: seqOf(events[0]!.cursor), event: created('f-twin', 'twin') }));
     // The writer goes on from the log's last event, the twin.
     await post(url, 'f-fork', 'f3', 'three');
@@ -349,8 +350,6 @@ describe('a forked log', () => {
     await post(url, 'f-gap', 'g2', 'two');
     await eventually(async () => (await history(url, 'f-gap')).length === 2);
     const events = (await http<{ items: { cursor: string }[] }>(url, 'GET', '/v1/conversations/f-gap/events?limit=10')).body.items;
-    const seqOf = (cursor: string) => Number(cursor.slice(cursor.lastIndexOf('-') + 1));
-    const created = (messageId: string, text: string): LogEvent => ({ type: 'message.created', messageId, author: { role: 'user', id: 'u' }, status: 'complete', text, at: new Date().toISOString() });
     const fork = await jetstream(infra.stream.nc).publish(`${seqline.settings.log.prefix}.log.f-gap`, JSON.stringify({ prev: seqOf(events[0]!.cursor), event: created('g-twin', 'twin') }));
     await post(url, 'f-gap', 'g3', 'three');
     await eventually(async () => (await history(url, 'f-gap')).length === 3, 15_000, 'persisted past the fork');

@@ -1,49 +1,15 @@
-import { request } from 'node:http';
 import { applyEvent, type ConversationEvent, type Message } from '@seqline/protocol';
-import { createConversation, useSeqline } from '@seqline/testing';
+import { createConversation, SseStream, useSeqline, type SseFrame } from '@seqline/testing';
 
-interface SseFrame {
-  id?: string;
-  event?: string;
-  data: string;
-}
-
-/** Reads an SSE response until `stop` says so, then destroys the connection (a dropped network). */
-function readSse(url: string, headers: Record<string, string>, stop: (frames: SseFrame[]) => boolean): Promise<{ status: number; frames: SseFrame[]; contentType?: string }> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      req.destroy();
-      reject(new Error('SSE stream did not reach the expected frames within 20 s'));
-    }, 20_000);
-    const req = request(url, { headers: { accept: 'text/event-stream', ...headers } }, (res) => {
-      const frames: SseFrame[] = [];
-      let buffer = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        buffer += chunk;
-        let end: number;
-        while ((end = buffer.indexOf('\n\n')) >= 0) {
-          const block = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          const frame: SseFrame = { data: '' };
-          for (const line of block.split('\n')) {
-            if (line.startsWith('id: ')) frame.id = line.slice(4);
-            else if (line.startsWith('event: ')) frame.event = line.slice(7);
-            else if (line.startsWith('data: ')) frame.data += line.slice(6);
-          }
-          if (frame.data) frames.push(frame);
-        }
-        if (res.statusCode !== 200 || stop(frames)) {
-          clearTimeout(timer);
-          req.destroy();
-          resolve({ status: res.statusCode!, frames, contentType: res.headers['content-type'] });
-        }
-      });
-      res.on('end', () => resolve({ status: res.statusCode!, frames, contentType: res.headers['content-type'] }));
-    });
-    req.on('error', (error) => ((error as NodeJS.ErrnoException).code === 'ECONNRESET' ? undefined : reject(error)));
-    req.end();
-  });
+/** Reads an SSE response until `stop` says so, then drops the connection (a dropped network). */
+async function readSse(url: string, headers: Record<string, string>, stop: (frames: SseFrame[]) => boolean): Promise<SseStream> {
+  const stream = await SseStream.open(url, headers);
+  try {
+    await stream.until(() => stop(stream.frames), 20_000);
+  } finally {
+    stream.close();
+  }
+  return stream;
 }
 
 describe('SSE stream', () => {

@@ -10,10 +10,13 @@ export interface SseFrame {
 export class SseStream {
   readonly frames: SseFrame[] = [];
   status = 0;
+  contentType?: string;
   /** The response body, for a refusal (anything but 200). */
   body = '';
   /** Set once the server ended the response (or the connection closed). */
   endedAt?: number;
+  /** Checks waiting in `until`, run as frames arrive. */
+  private waiters: (() => void)[] = [];
   private constructor(
     private readonly req: ClientRequest,
     private readonly ended: Promise<void>,
@@ -26,6 +29,7 @@ export class SseStream {
       const ended = new Promise<void>((done) => (markEnded = done));
       const req = request(url, { headers: { accept: 'text/event-stream', ...headers } }, (res) => {
         stream.status = res.statusCode!;
+        stream.contentType = res.headers['content-type'];
         let buffer = '';
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => {
@@ -44,6 +48,7 @@ export class SseStream {
             buffer = buffer.slice(end + 2);
             if (frame.data) stream.frames.push(frame);
           }
+          stream.notify();
         });
         const finish = () => {
           stream.endedAt ??= Date.now();
@@ -73,6 +78,25 @@ export class SseStream {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** Resolves once `predicate` holds for what has arrived; rejects if it has not within `ms`. */
+  until(predicate: () => boolean, ms: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the SSE stream did not reach the expected frames within ${ms} ms`)), ms);
+      const check = () => {
+        if (!predicate()) return this.waiters.push(check);
+        clearTimeout(timer);
+        resolve();
+      };
+      check();
+    });
+  }
+
+  private notify(): void {
+    const waiting = this.waiters;
+    this.waiters = [];
+    for (const check of waiting) check();
   }
 
   /** Drops the connection from this side (as a closed tab does). */
