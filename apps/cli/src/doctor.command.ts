@@ -1,4 +1,4 @@
-import { pendingMigrations } from '@seqline/persistence';
+import { pendingMigrations, type LogHole } from '@seqline/persistence';
 import { DEFAULT_AGENT_GROUP as PROMPT_CONSUMER, Lease, PERSISTER_CONSUMER, persisterLag, replicatedWriteWarning, type LogStream } from '@seqline/streams';
 import type { CliContext } from './cli-context.js';
 
@@ -95,7 +95,7 @@ export function errorText(error: unknown): string {
   return lines.at(-1) ?? 'unknown error';
 }
 
-function holeReason(reason: 'retention' | 'undecodable' | 'fork', untilSeq: number): string {
+function holeReason(reason: LogHole['reason'], untilSeq: number): string {
   switch (reason) {
     case 'undecodable':
       return `undecodable event at ${untilSeq}`;

@@ -29,3 +29,12 @@ export function requireAdmin(principal: Principal): void {
 export function userOf(principal: Principal): string | undefined {
   return principal.kind === 'device' ? principal.userId : undefined;
 }
+
+/**
+ * How long until the principal's token expires, as a timer delay: null when it never does. Capped
+ * at the longest delay a Node timer keeps (about 24.8 days); a longer one would fire at once.
+ */
+export function msUntilExpiry(principal: Principal): number | null {
+  if (principal.kind === 'open' || !principal.expiresAt) return null;
+  return Math.min(Math.max(0, principal.expiresAt.getTime() - Date.now()), 2 ** 31 - 1);
+}

@@ -10,6 +10,7 @@ import { ConversationWriter } from './conversation-writer.service.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { RateLimiter } from '../auth/rate-limiter.js';
 import { sendReply } from './reply-sender.js';
+import { within } from '../core/within.js';
 
 const QUEUE = 'seqline-ingest';
 const OWNER_QUEUE = 'seqline-writer';
@@ -20,11 +21,8 @@ const DRAIN_WAIT_MS = 2_000;
 
 /** Drains a subscription, or ends it outright if draining has not finished in `ms` (a drain waits for NATS, which may be away). */
 async function drainWithin(subscription: Subscription, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), ms)));
-  const outcome = await Promise.race([subscription.drain().then(() => 'drained' as const, () => 'drained' as const), late]);
-  clearTimeout(timer);
-  if (outcome === 'late') subscription.unsubscribe();
+  // A drain that fails has ended the subscription already; only one still going is cut short.
+  await within(subscription.drain().catch(() => undefined), ms).catch(() => subscription.unsubscribe());
 }
 
 /**

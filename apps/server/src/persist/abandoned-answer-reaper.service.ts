@@ -1,6 +1,6 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type { Settings } from '@seqline/config';
-import { MessageRepository } from '@seqline/persistence';
+import { messageKey, MessageRepository } from '@seqline/persistence';
 import { SeqlineError } from '@seqline/protocol';
 import { Lease, LogStream } from '@seqline/streams';
 import type { Logger } from 'pino';
@@ -58,7 +58,7 @@ export class AbandonedAnswerReaper implements OnApplicationBootstrap, OnApplicat
       const silentSince = new Date(now - this.settings.agentLeaseMs);
       const candidates = await this.messages.streamingSilentSince(silentSince, SWEEP_PAGE + this.passedOver.size, this.stream.epoch);
       for (const { conversationId, id } of candidates) {
-        const key = `${conversationId}\u0000${id}`;
+        const key = messageKey(conversationId, id);
         if (this.passedOver.has(key)) continue;
         try {
           await this.writer.write(conversationId, {

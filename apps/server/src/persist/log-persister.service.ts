@@ -318,7 +318,7 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
         if (item.prev >= firstSeq) {
           // Its predecessor is still in the log and has not been applied yet: it normally turns up
           // within a delivery or two; after that it is read from the log.
-          const due = item.prev > at && batch[index]!.info.deliveryCount >= REFILL_AFTER_DELIVERIES && !pieced.has(item.conversationId);
+          const due = batch[index]!.info.deliveryCount >= REFILL_AFTER_DELIVERIES && !pieced.has(item.conversationId);
           const refill = due ? await this.readMissing(item.conversationId, at, item.prev, firstSeq, epoch) : null;
           if (!refill) {
             outcomes.push('deferred');
@@ -354,7 +354,7 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
       this.metrics.unknownEvents.inc(unknownTypes.size);
       this.logger.warn({ types: [...unknownTypes] }, 'log events of a type this version does not know (written by a newer version) kept their place and changed no row');
     }
-    if (moves.size > 0 || holes.length > 0) {
+    if (moves.size > 0) {
       const timer = this.metrics.persistFlushSeconds.startTimer();
       await this.repository.write([...touched.values()], moves, epoch, holes);
       timer();

@@ -5,6 +5,7 @@ import { ConversationRepository, MessageRepository } from '@seqline/persistence'
 import { LogStream } from '@seqline/streams';
 import type { Response } from 'express';
 import { SETTINGS } from '../core/tokens.js';
+import { within } from '../core/within.js';
 import { LogPersister } from '../persist/log-persister.service.js';
 
 const CHECK_TIMEOUT_MS = 2_000;
@@ -79,13 +80,4 @@ export class HealthController {
       return check.degraded({ message: 'persister lag unknown (the log did not answer in time)' });
     }
   }
-}
-
-/** `promise`, or a rejection once `ms` have passed (the timer never outlives the answer). */
-function within<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

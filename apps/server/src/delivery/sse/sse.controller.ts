@@ -6,7 +6,7 @@ import { SETTINGS } from '../../core/tokens.js';
 import { ZodValidationPipe } from '../../rest/zod-validation.pipe.js';
 import { Authenticator, credentialsFrom } from '../../auth/authenticator.service.js';
 import { ConnectionLimiter } from '../../auth/connection-limiter.js';
-import { requireRight, userOf } from '../../auth/principal.js';
+import { msUntilExpiry, requireRight, userOf } from '../../auth/principal.js';
 import { MetricsService } from '../../metrics/metrics.service.js';
 import { SubscriptionService } from '../subscription.service.js';
 import { writableBatching } from '../live/writable-flow.js';
@@ -112,7 +112,8 @@ export class SseController implements BeforeApplicationShutdown {
       // Streams are recycled now and then so load spreads over instances; EventSource resumes with Last-Event-ID.
       timers.push(setTimeout(() => end(), this.settings.sse.maxDurationMs));
       // The stream ends when the token does; EventSource reconnects, and a fresh token is needed then.
-      if (principal.kind !== 'open' && principal.expiresAt) timers.push(setTimeout(() => end(), Math.min(Math.max(0, principal.expiresAt.getTime() - Date.now()), 2 ** 31 - 1)));
+      const expiresIn = msUntilExpiry(principal);
+      if (expiresIn !== null) timers.push(setTimeout(() => end(), expiresIn));
     } catch (error) {
       end();
       throw error;

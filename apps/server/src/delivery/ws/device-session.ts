@@ -20,7 +20,7 @@ import { PING_FRAME } from './text-frame.js';
 import type { SubscriptionService } from '../subscription.service.js';
 import type { MetricsService } from '../../metrics/metrics.service.js';
 import type { Authenticator } from '../../auth/authenticator.service.js';
-import { requireRight, userOf, type Principal } from '../../auth/principal.js';
+import { msUntilExpiry, requireRight, userOf, type Principal } from '../../auth/principal.js';
 import type { RateLimiter } from '../../auth/rate-limiter.js';
 
 export interface DeviceSessionDeps {
@@ -85,9 +85,9 @@ export class DeviceSession {
   /** Ends the socket when its token expires, unless a fresh one arrives first. */
   private armExpiry(): void {
     clearTimeout(this.expiry);
-    if (this.principal.kind === 'open' || !this.principal.expiresAt) return;
-    const left = Math.max(0, this.principal.expiresAt.getTime() - Date.now());
-    this.expiry = setTimeout(() => this.close(CloseCode.TokenExpired, 'token expired: reconnect with a fresh token'), Math.min(left, 2 ** 31 - 1));
+    const expiresIn = msUntilExpiry(this.principal);
+    if (expiresIn === null) return;
+    this.expiry = setTimeout(() => this.close(CloseCode.TokenExpired, 'token expired: reconnect with a fresh token'), expiresIn);
   }
 
   private dispose(): void {
