@@ -13,7 +13,7 @@ describe('Lease', () => {
     nc = await connect({ servers: settings.nats.url });
   });
   afterAll(async () => {
-    for (const name of [bucket, `${bucket}_P`]) await (await new Kvm(nc).open(name)).destroy().catch(() => undefined);
+    for (const name of [bucket, `${bucket}_P`, `${bucket}_L`]) await (await new Kvm(nc).open(name)).destroy().catch(() => undefined);
     await nc.close();
   });
 
@@ -35,6 +35,25 @@ describe('Lease', () => {
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(await Lease.holderOf(nc, bucket, 'persister')).toBe('instance-b');
     await other.release();
+  });
+
+  it('keeps the lease whose renewal went through unheard, instead of dropping it', async () => {
+    const lease = await Lease.open(nc, { bucket: `${bucket}_L`, key: 'persister', ttlMs: 1_500, holder: 'instance-a' });
+    const changes: boolean[] = [];
+    lease.onChange((held) => changes.push(held));
+    lease.start();
+    try {
+      await eventually(() => lease.held, 10_000, 'lease taken');
+      // What a renewal whose reply was lost leaves: the entry written again by this holder, at a revision it never heard of.
+      await (await new Kvm(nc).open(`${bucket}_L`)).put('persister', 'instance-a');
+      // Four renewals (one every 375 ms).
+      await new Promise((resolve) => setTimeout(resolve, 1_600));
+      expect(changes).toEqual([true]);
+      expect(lease.held).toBe(true);
+      expect(await Lease.holderOf(nc, `${bucket}_L`, 'persister')).toBe('instance-a');
+    } finally {
+      await lease.release();
+    }
   });
 
   it('keeps a write partition whose renewal went through unheard, instead of dropping it', async () => {

@@ -1,6 +1,7 @@
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { isTransient, retryTransient } from './election-retry.js';
+import { renewIfStillHeld } from './lease-entry.js';
 
 export interface LeaseOptions {
   bucket: string;
@@ -88,6 +89,13 @@ export class Lease {
     } catch (error) {
       // An election: the entry is still ours until it lapses, and the next renewal may go through.
       if (this.held && isTransient(error) && started - this.renewedAt < this.options.ttlMs / 2) return;
+      const revision = this.held ? await renewIfStillHeld(this.kv, this.options.key, this.options.holder) : null;
+      if (revision !== null) {
+        if (this.stopped) return void (await this.kv.delete(this.options.key, { previousSeq: revision }).catch(() => undefined));
+        this.set(revision);
+        this.renewedAt = started;
+        return;
+      }
       // Someone else holds it, or NATS is away for long: either way we do not.
       this.set(0);
     } finally {

@@ -1,6 +1,7 @@
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { isTransient, retryTransient } from './election-retry.js';
+import { renewIfStillHeld } from './lease-entry.js';
 
 export interface PartitionLeasesOptions {
   /** A key-value bucket whose entries expire `ttlMs` after their last write. */
@@ -143,23 +144,14 @@ export class PartitionLeases {
     );
   }
 
-  /**
-   * A renewal whose reply was lost (a timeout while NATS was busy) may still have gone through:
-   * the entry is then ours at a revision this instance never heard of, and the next renewal is
-   * refused for naming the old one. Renewed at the revision it has, the lease stays here instead
-   * of being dropped while its key keeps every other instance out until it lapses.
-   */
+  /** See `renewIfStillHeld`. */
   private async stillOurs(partition: number): Promise<boolean> {
-    try {
-      const entry = await this.kv.get(partitionKey(partition));
-      if (!entry || entry.operation !== 'PUT' || entry.string() !== this.options.holder) return false;
-      const started = Date.now();
-      this.held.set(partition, await this.kv.update(partitionKey(partition), this.options.holder, entry.revision));
-      this.renewedAt.set(partition, started);
-      return true;
-    } catch {
-      return false;
-    }
+    const started = Date.now();
+    const revision = await renewIfStillHeld(this.kv, partitionKey(partition), this.options.holder);
+    if (revision === null) return false;
+    this.held.set(partition, revision);
+    this.renewedAt.set(partition, started);
+    return true;
   }
 
   private async release(partition: number): Promise<void> {
