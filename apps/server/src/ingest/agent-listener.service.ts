@@ -18,6 +18,11 @@ const OWNER_QUEUE = 'seqline-writer';
 type Route = 'owner' | 'any';
 /** How long a released partition's subscriptions may take to drain (no longer while NATS is away: renewals wait on it). */
 const DRAIN_WAIT_MS = 2_000;
+/**
+ * At shutdown, how long commands already taken may take to be answered. One not answered by
+ * then is retried by its agent on another instance, under the same message id.
+ */
+const ANSWER_WAIT_MS = 5_000;
 
 /** Drains a subscription, or ends it outright if draining has not finished in `ms` (a drain waits for NATS, which may be away). */
 async function drainWithin(subscription: Subscription, ms: number): Promise<void> {
@@ -39,6 +44,8 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
   /** Per owned partition: its agent subject and its subject for writes handed over by other instances. */
   private readonly owned = new Map<number, Subscription[]>();
   private readonly limiter: RateLimiter;
+  /** Commands taken and not answered yet, so a shutdown can let them finish. */
+  private readonly inFlight = new Set<Promise<void>>();
 
   constructor(
     private readonly stream: LogStream,
@@ -74,7 +81,11 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
   async onApplicationShutdown(): Promise<void> {
     // Partitions first, so agents move to the any-instance subject (other instances) while this one drains.
     await this.partitions.stop();
-    await this.subscription?.drain().catch(() => undefined);
+    if (this.subscription) await drainWithin(this.subscription, DRAIN_WAIT_MS);
+    const unanswered = [...this.inFlight];
+    await within(Promise.allSettled(unanswered), ANSWER_WAIT_MS).catch(() => {
+      this.logger.warn({ commands: this.inFlight.size }, 'shutting down with agent commands unanswered; their agents retry them elsewhere');
+    });
   }
 
   private listen(subject: string, queue: string, route: Route): Subscription {
@@ -85,7 +96,10 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
           this.logger.error({ err: error, subject }, 'agent subscription failed');
           return;
         }
-        this.handle(msg, route).catch((failure: unknown) => this.logger.error({ err: failure, subject: msg.subject }, 'agent command failed unexpectedly'));
+        const handling = this.handle(msg, route)
+          .catch((failure: unknown) => this.logger.error({ err: failure, subject: msg.subject }, 'agent command failed unexpectedly'))
+          .finally(() => this.inFlight.delete(handling));
+        this.inFlight.add(handling);
       },
     });
   }

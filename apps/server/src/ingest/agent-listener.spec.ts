@@ -1,0 +1,77 @@
+import { jest } from '@jest/globals';
+import type { Msg, Subscription } from '@nats-io/transport-node';
+import { loadEnv, settingsFrom } from '@seqline/config';
+import type { LogStream, PartitionLeases } from '@seqline/streams';
+import { pino } from 'pino';
+import { MetricsService } from '../metrics/metrics.service.js';
+import { AgentListener } from './agent-listener.service.js';
+import type { ConversationWriter, WriteResult } from './conversation-writer.service.js';
+import type { WriteRouter } from './write-router.service.js';
+
+const decoder = new TextDecoder();
+
+/** A listener on fake NATS whose writes resolve when the test says, and whose drain ends only if `drains`. */
+function build(drains: boolean) {
+  let deliver: ((error: Error | null, msg: Msg) => void) | undefined;
+  const subscription = {
+    drain: jest.fn(() => (drains ? Promise.resolve() : new Promise<void>(() => undefined))),
+    unsubscribe: jest.fn(),
+  } as unknown as Subscription;
+  const stream = {
+    nc: {
+      info: { max_payload: 1024 * 1024 },
+      subscribe: (_subject: string, options: { callback: (error: Error | null, msg: Msg) => void }) => {
+        deliver = options.callback;
+        return subscription;
+      },
+    },
+    subjects: { allAgent: 'p.agent.*', conversationOf: () => 'c1' },
+  } as unknown as LogStream;
+  const finishWrite: Array<(result: WriteResult) => void> = [];
+  const router = { write: jest.fn(() => new Promise<WriteResult>((resolve) => finishWrite.push(resolve))) } as unknown as WriteRouter;
+  const partitions = { start: () => undefined, stop: async () => undefined } as unknown as PartitionLeases;
+  const listener = new AgentListener(stream, router, {} as ConversationWriter, new MetricsService(), partitions, settingsFrom(loadEnv({})), pino({ level: 'silent' }));
+  listener.onApplicationBootstrap();
+  const replies: unknown[] = [];
+  const send = (): void => {
+    const command = { type: 'message.append', messageId: 'm1', part: 1, delta: 'hi' };
+    deliver!(null, { subject: 'p.agent.c1', reply: '_INBOX.1', data: new TextEncoder().encode(JSON.stringify(command)), respond: (data: Uint8Array) => replies.push(JSON.parse(decoder.decode(data))) } as unknown as Msg);
+  };
+  return { listener, send, finishWrite, replies, subscription, router };
+}
+
+describe('AgentListener shutdown', () => {
+  afterEach(() => jest.useRealTimers());
+
+  it('answers the commands it has taken before it finishes shutting down', async () => {
+    const { listener, send, finishWrite, replies, router } = build(true);
+    send();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(router.write).toHaveBeenCalledTimes(1);
+    let stopped = false;
+    const stopping = listener.onApplicationShutdown().then(() => (stopped = true));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(stopped).toBe(false);
+    finishWrite[0]!({ cursor: 'e-7', duplicate: false });
+    await stopping;
+    expect(replies).toEqual([{ ok: true, cursor: 'e-7', duplicate: false }]);
+  });
+
+  it('ends within its time limits when NATS never finishes the drain and a write never ends', async () => {
+    jest.useFakeTimers();
+    const { listener, send, replies, subscription } = build(false);
+    send();
+    await jest.advanceTimersByTimeAsync(0);
+    let stopped = false;
+    const stopping = listener.onApplicationShutdown().then(() => (stopped = true));
+    await jest.advanceTimersByTimeAsync(2_000);
+    // The drain was cut short; the command still has its own wait.
+    expect(subscription.unsubscribe).toHaveBeenCalledTimes(1);
+    expect(stopped).toBe(false);
+    await jest.advanceTimersByTimeAsync(5_000);
+    await stopping;
+    expect(stopped).toBe(true);
+    // Unanswered: its agent retries it on another instance under the same message id.
+    expect(replies).toEqual([]);
+  });
+});
