@@ -1,6 +1,6 @@
 import type { LogEvent } from '@seqline/protocol';
 import type { LogEntry } from '@seqline/streams';
-import { walkChain } from './log-chain.js';
+import { chainStep, walkChain } from './log-chain.js';
 
 const at = '2026-01-01T00:00:00.000Z';
 const created = (messageId: string): LogEvent => ({ type: 'message.created', messageId, author: { role: 'user', id: 'u' }, status: 'complete', text: messageId, at });
@@ -45,5 +45,12 @@ describe('walkChain', () => {
   it('lenient: takes a log whose start expired as it is', () => {
     const walk = walkChain('c', 'e', 0, [entry(40, 31), entry(41, 40)], [], { strict: false });
     expect([seqs(walk.apply), walk.holes, walk.broken]).toEqual([[40, 41], [], false]);
+  });
+});
+
+describe('chainStep', () => {
+  it('tells a redelivery, the next event, a fork and one ahead of the chain apart', () => {
+    // The chain has applied up to 5.
+    expect([entry(5, 3), entry(4, 3), entry(8, 5), entry(8, 3), entry(8, 6)].map((e) => chainStep(5, e))).toEqual(['seen', 'seen', 'next', 'fork', 'ahead']);
   });
 });

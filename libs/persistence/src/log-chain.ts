@@ -24,6 +24,19 @@ export interface ChainWalkOptions {
 }
 
 /**
+ * Where an event stands against a conversation's chain applied up to `position`: already `seen`
+ * (a redelivery), the `next` one, a `fork` (it names a predecessor the chain has gone past: a
+ * second event written after the same one), or `ahead` (it names one not applied yet).
+ */
+export type ChainStep = 'seen' | 'next' | 'fork' | 'ahead';
+
+export function chainStep(position: number, entry: Pick<LogEntry, 'seq' | 'prev'>): ChainStep {
+  if (entry.seq <= position) return 'seen';
+  if (entry.prev < position) return 'fork';
+  return entry.prev > position ? 'ahead' : 'next';
+}
+
+/**
  * Follows a conversation's `prev` chain from `position` over `entries` (ascending) and the
  * sequences of `undecodable` events among them, by the rules every reader of Postgres relies
  * on: an event right after the position applies; one naming a predecessor the chain has already
@@ -44,20 +57,31 @@ export function walkChain(conversationId: string, epoch: string, position: numbe
   };
   for (const entry of entries) {
     stepOverUndecodable(entry.seq);
-    if (entry.seq <= walk.position) continue;
-    if (entry.prev < walk.position) {
-      hole(entry.seq, 'fork');
-      walk.position = entry.seq;
-      continue;
-    }
-    if (entry.prev > walk.position && options.strict) {
-      const first = walk.apply.length === 0 && walk.holes.length === 0;
-      if (!first || options.firstSeq === undefined || entry.prev >= options.firstSeq) {
-        walk.broken = true;
-        return walk;
+    const step = chainStep(walk.position, entry);
+    switch (step) {
+      case 'seen':
+        continue;
+      case 'fork':
+        hole(entry.seq, 'fork');
+        walk.position = entry.seq;
+        continue;
+      case 'ahead':
+        if (options.strict) {
+          const first = walk.apply.length === 0 && walk.holes.length === 0;
+          if (!first || options.firstSeq === undefined || entry.prev >= options.firstSeq) {
+            walk.broken = true;
+            return walk;
+          }
+          hole(entry.prev, 'retention');
+          walk.position = entry.prev;
+        }
+        break;
+      case 'next':
+        break;
+      default: {
+        const unreachable: never = step;
+        throw new Error(`unknown chain step ${String(unreachable)}`);
       }
-      hole(entry.prev, 'retention');
-      walk.position = entry.prev;
     }
     walk.apply.push(entry);
     walk.position = entry.seq;

@@ -1,7 +1,7 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { AckPolicy, DeliverPolicy, jetstream, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import type { Settings } from '@seqline/config';
-import { applyEntry, messageKey, MessageRepository, walkChain, type ChainWalk, type ConversationState, type LogHole, type MessageState, type MessageWrite } from '@seqline/persistence';
+import { applyEntry, chainStep, messageKey, MessageRepository, walkChain, type ChainWalk, type ConversationState, type LogHole, type MessageState, type MessageWrite } from '@seqline/persistence';
 import { ConversationLog, decodeEntry, Lease, LogStream, PERSISTER_CONSUMER, persisterLag, retryTransient, UndecodableEventError, type LogEntry, type PersisterLag } from '@seqline/streams';
 import type { Logger } from 'pino';
 import { LOGGER, SETTINGS } from '../core/tokens.js';
@@ -285,11 +285,11 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
       }
       const from = watermark.seq;
       const at = moves.get(item.conversationId)?.to ?? from;
-      if (item.seq <= at) {
-        outcomes.push('error' in item ? 'skipped' : 'done'); // applied (or skipped) before: a redelivery
-        continue;
-      }
       if ('error' in item) {
+        if (item.seq <= at) {
+          outcomes.push('skipped'); // stepped over before: a redelivery
+          continue;
+        }
         // Its predecessor is unknown, but the log knows whether anything of the conversation lies between.
         const next = await this.log.nextSeq(item.conversationId, at + 1);
         if (next !== null && next < item.seq) {
@@ -302,20 +302,28 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
         outcomes.push('skipped');
         continue;
       }
-      if (item.prev < at) {
-        // It names a predecessor the conversation has already gone past: a second event written
-        // after the same one (a fork). It can never apply, and waiting for it would hold its
-        // conversation's later events, and in the end every conversation's, behind it.
-        // Later events chain on from it, so the watermark moves past it, as past an undecodable one.
-        this.logger.error({ conversationId: item.conversationId, seq: item.seq, prev: item.prev, at }, 'skipped a log event that forks the conversation; recorded as a hole');
-        holes.push({ conversationId: item.conversationId, epoch, afterSeq: at, untilSeq: item.seq, reason: 'fork' });
-        moves.set(item.conversationId, { from, to: item.seq });
-        outcomes.push('skipped');
-        continue;
-      }
-      if (item.prev !== at) {
-        firstSeq ??= (await this.stream.bounds()).first;
-        if (item.prev >= firstSeq) {
+      const step = chainStep(at, item);
+      switch (step) {
+        case 'seen':
+          outcomes.push('done'); // applied before: a redelivery
+          continue;
+        case 'fork':
+          // It can never apply, and waiting for it would hold its conversation's later events,
+          // and in the end every conversation's, behind it. Later events chain on from it, so the
+          // watermark moves past it, as past an undecodable one.
+          this.logger.error({ conversationId: item.conversationId, seq: item.seq, prev: item.prev, at }, 'skipped a log event that forks the conversation; recorded as a hole');
+          holes.push({ conversationId: item.conversationId, epoch, afterSeq: at, untilSeq: item.seq, reason: 'fork' });
+          moves.set(item.conversationId, { from, to: item.seq });
+          outcomes.push('skipped');
+          continue;
+        case 'ahead': {
+          firstSeq ??= (await this.stream.bounds()).first;
+          if (item.prev < firstSeq) {
+            // Its predecessor expired from the log before Postgres got it: those events are gone for good.
+            this.logger.error({ conversationId: item.conversationId, afterSeq: at, untilSeq: item.prev, firstSeq }, 'events expired from the log before they were persisted; recorded as a hole');
+            holes.push({ conversationId: item.conversationId, epoch, afterSeq: at, untilSeq: item.prev, reason: 'retention' });
+            break;
+          }
           // Its predecessor is still in the log and has not been applied yet: it normally turns up
           // within a delivery or two; after that it is read from the log.
           const due = batch[index]!.info.deliveryCount >= REFILL_AFTER_DELIVERIES && !pieced.has(item.conversationId);
@@ -341,10 +349,13 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
             outcomes.push('deferred');
             continue;
           }
-        } else {
-          // Its predecessor expired from the log before Postgres got it: those events are gone for good.
-          this.logger.error({ conversationId: item.conversationId, afterSeq: at, untilSeq: item.prev, firstSeq }, 'events expired from the log before they were persisted; recorded as a hole');
-          holes.push({ conversationId: item.conversationId, epoch, afterSeq: at, untilSeq: item.prev, reason: 'retention' });
+          break;
+        }
+        case 'next':
+          break;
+        default: {
+          const unreachable: never = step;
+          throw new Error(`unknown chain step ${String(unreachable)}`);
         }
       }
       apply(item, from);
