@@ -134,9 +134,7 @@ export class DeviceSession {
       }
       case 'post': {
         requireRight(this.principal, frame.conversationId, 'post');
-        if (!this.deps.postLimiter.take(userOf(this.principal) ?? this.id)) {
-          throw new SeqlineError(ErrorCode.RateLimited, `over ${this.deps.settings.limits.devicePostsPerSecond} posts per second; retry shortly`);
-        }
+        this.takeWriteAllowance();
         // A device token speaks for its user; only open or admin connections may name an author.
         const author = { role: 'user' as const, id: userOf(this.principal) ?? frame.authorId ?? 'device' };
         const result = await this.deps.commands.post(frame.conversationId, frame.messageId, author, frame.text);
@@ -145,10 +143,7 @@ export class DeviceSession {
       }
       case 'cancel': {
         requireRight(this.principal, frame.conversationId, 'cancel');
-        // Cancels count with posts: each one is a write to the conversation.
-        if (!this.deps.postLimiter.take(userOf(this.principal) ?? this.id)) {
-          throw new SeqlineError(ErrorCode.RateLimited, `over ${this.deps.settings.limits.devicePostsPerSecond} posts and cancels per second; retry shortly`);
-        }
+        this.takeWriteAllowance();
         const result = await this.deps.commands.cancel(frame.conversationId, frame.messageId, 'cancelled by a device');
         this.send({ type: 'ack', ref: frame.ref, conversationId: frame.conversationId, messageId: frame.messageId, cursor: result.cursor });
         return;
@@ -177,6 +172,13 @@ export class DeviceSession {
         const unreachable: never = frame;
         throw new Error(`unhandled frame ${JSON.stringify(unreachable)}`);
       }
+    }
+  }
+
+  /** Posts and cancels count together, per user (per socket without one): each is a write to a conversation. */
+  private takeWriteAllowance(): void {
+    if (!this.deps.postLimiter.take(userOf(this.principal) ?? this.id)) {
+      throw new SeqlineError(ErrorCode.RateLimited, `over ${this.deps.settings.limits.devicePostsPerSecond} posts and cancels per second; retry shortly`);
     }
   }
 
