@@ -213,3 +213,17 @@ describe('security', () => {
     await nc.close();
   });
 });
+
+describe('security with admin API keys and no signing secret', () => {
+  const seqline = useSeqline({ ADMIN_API_KEYS: createHash('sha256').update(ADMIN_KEY).digest('hex') });
+
+  it('refuses to mint device tokens for good (not as a passing failure), and still serves admin keys', async () => {
+    const body = { userId: 'alice', conversations: { 'sec-a': ['read'] } };
+    expect(await http(seqline.server.url, 'POST', '/v1/tokens', body, admin)).toMatchObject({
+      status: 404,
+      body: { code: 'NOT_FOUND', message: 'this service does not mint tokens: minting needs AUTH_JWT_SECRET (tokens signed elsewhere are checked against AUTH_JWKS_URL)' },
+    });
+    expect((await http(seqline.server.url, 'GET', '/v1/conversations', undefined, admin)).status).toBe(200);
+    expect((await http(seqline.server.url, 'GET', '/v1/conversations')).status).toBe(401);
+  });
+});

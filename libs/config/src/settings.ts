@@ -31,7 +31,7 @@ export interface Settings {
     devicePostsPerSecond: number;
     agentCommandsPerSecond: number;
   };
-  /** Absent when neither a JWT secret nor a JWKS URL is configured: the service then runs open. */
+  /** Absent when no JWT secret, JWKS URL or admin API key is configured: the service then runs open. */
   auth?: { jwtSecret?: string; jwksUrl?: string; audience: string; issuer: string; adminKeyHashes: string[] };
   logLevel: Env['LOG_LEVEL'];
 }

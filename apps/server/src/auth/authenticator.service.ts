@@ -95,7 +95,7 @@ export class Authenticator {
 
   /** Signs a device token with the service's secret (HS256). */
   async mint(body: CreateTokenBody): Promise<{ token: string; expiresAt: string }> {
-    if (!this.secret) throw new SeqlineError(ErrorCode.Unavailable, 'minting tokens needs AUTH_JWT_SECRET');
+    if (!this.secret) throw new SeqlineError(ErrorCode.NotFound, 'this service does not mint tokens: minting needs AUTH_JWT_SECRET (tokens signed elsewhere are checked against AUTH_JWKS_URL)');
     const auth = this.settings.auth!;
     const expiresAt = new Date(Date.now() + body.ttlSeconds * 1000);
     const token = await new SignJWT({ role: 'device', conversations: body.conversations })

@@ -11,7 +11,7 @@ export type StartPosition =
 
 /**
  * Turns a cursor into a start position, the same way for WebSocket, SSE and REST
- * (docs/protocol.md#cursors):
+ * (docs/protocol.md#cursors-one-rule-for-every-transport):
  * - no cursor: reload (a snapshot);
  * - not a cursor, ahead of the log, or an event of another conversation: `BAD_CURSOR`;
  * - another epoch, or events after it gone from the log: reload (REST answers `CURSOR_EXPIRED`);

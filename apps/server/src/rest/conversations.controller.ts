@@ -7,7 +7,7 @@ import { ZodValidationPipe } from './zod-validation.pipe.js';
 const Page = new ZodValidationPipe(PageQuerySchema);
 const ConversationId = new ZodValidationPipe(IdSchema);
 
-/** Admin REST under `/v1`; see docs/protocol.md#rest. */
+/** Admin REST under `/v1`; see docs/protocol.md#admin-rest. */
 @Controller('v1/conversations')
 @UseGuards(AdminGuard)
 export class ConversationsController {

@@ -197,11 +197,11 @@ export const API_ROUTES: ApiRoute[] = [
     operationId: 'createToken',
     tag: 'tokens',
     summary: 'Mint a device token',
-    description: 'For an app backend holding an admin API key: an HS256 token for one user and the conversations it may use. Needs `AUTH_JWT_SECRET`.',
+    description: 'For an app backend holding an admin API key: an HS256 token for one user and the conversations it may use. Needs `AUTH_JWT_SECRET`; without it, `404 NOT_FOUND`.',
     access: 'admin',
     body: { schema: 'CreateTokenBody', example: { userId: 'user-42', conversations: { c1: ['read', 'post', 'cancel'] }, ttlSeconds: 3600 } },
     answers: [{ status: 201, description: 'the token and when it expires', schema: 'Token' }],
-    errors: [ErrorCode.Unavailable],
+    errors: [ErrorCode.NotFound],
   },
   {
     method: 'get',
