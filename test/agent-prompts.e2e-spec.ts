@@ -1,6 +1,7 @@
 import type { SeqlineAgent } from '@seqline/agent';
 import type { Prompt } from '@seqline/protocol';
 import { createConversation, eventually, http, useSeqline, WsDevice } from '@seqline/testing';
+import { WriteRouter } from '../apps/server/src/ingest/write-router.service.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -116,6 +117,29 @@ describe('a post retried after the duplicate window', () => {
     await sleep(1_500);
     const late = await post();
     expect([first.status, soon.status, late.status]).toEqual([202, 202, 202]);
+    await sleep(2_000);
+    expect(prompts).toEqual(['q']);
+  });
+
+  it('hands the prompt over on a late retry when the first request wrote the message but failed before handing it over', async () => {
+    const agent = await seqline.agent('late-bot');
+    const prompts: string[] = [];
+    await agent.onPrompt(async (prompt) => {
+      prompts.push(prompt.messageId);
+      const answer = agent.startMessage(prompt.conversationId, { messageId: `${prompt.messageId}-answer` });
+      answer.append('hello');
+      await answer.complete();
+    });
+    await createConversation(seqline.server.url, 'c-unsent');
+    // What a first request leaves when NATS went away (or its instance died) between the two steps: the message, no prompt.
+    await seqline.server.app.get(WriteRouter).write('c-unsent', { type: 'message.post', messageId: 'q', author: { role: 'user', id: 'u' }, text: 'hello' });
+    await sleep(1_500);
+    const post = () => http(seqline.server.url, 'POST', '/v1/conversations/c-unsent/messages', { messageId: 'q', text: 'hello', authorId: 'u' });
+    expect((await post()).status).toBe(202);
+    await eventually(() => prompts.length === 1, 15_000, 'the prompt reached the agent');
+    // Retried again later still: the prompt is in the log now, so it is not handed over twice.
+    await sleep(1_500);
+    expect((await post()).status).toBe(202);
     await sleep(2_000);
     expect(prompts).toEqual(['q']);
   });

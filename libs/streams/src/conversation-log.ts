@@ -120,6 +120,26 @@ export class ConversationLog {
     await retryTransient(() => this.js.publish(this.stream.subjects.prompt(conversationId), data, { msgID: msgId }));
   }
 
+  /**
+   * Whether the log holds a prompt for `messageId` after `afterSeq` (looking at no more than
+   * `limit` of the conversation's prompts); `undefined` when it looked at `limit` without finding one.
+   */
+  async hasPrompt(conversationId: string, messageId: string, afterSeq: number, limit: number): Promise<boolean | undefined> {
+    let seq = afterSeq + 1;
+    for (let i = 0; i < limit; i++) {
+      const request = { seq, next_by_subj: this.stream.subjects.prompt(conversationId) } as unknown as MsgRequest;
+      const stored = await this.getMessage(request);
+      if (!stored) return false;
+      try {
+        if ((JSON.parse(decoder.decode(stored.data)) as { messageId?: unknown }).messageId === messageId) return true;
+      } catch {
+        // Not a prompt this version can read: not the one looked for.
+      }
+      seq = stored.seq + 1;
+    }
+    return undefined;
+  }
+
   /** The sequence of the conversation's last event in the log, 0 when it has none (read without decoding it). */
   async lastSeq(conversationId: string): Promise<number> {
     const stored = await this.getMessage({ last_by_subj: this.stream.subjects.log(conversationId) });

@@ -6,6 +6,9 @@ import { SETTINGS } from '../core/tokens.js';
 import type { WriteResult } from './conversation-writer.service.js';
 import { WriteRouter } from './write-router.service.js';
 
+/** A late retry looks for its prompt among at most this many of the conversation's later prompts. */
+const MAX_PROMPTS_LOOKED_AT = 1_000;
+
 /** What devices and admins may do to a conversation: post a prompt, cancel an answer. */
 @Injectable()
 export class ConversationCommands {
@@ -21,16 +24,29 @@ export class ConversationCommands {
   /**
    * Writes a user message and hands it to agents. A retry re-sends the prompt, which JetStream
    * de-duplicates within its duplicate window. A retry from after that window (a phone that lost
-   * the reply and came back minutes later) does not: a second prompt would be a second answer,
-   * paid for twice. The first request answered only once its prompt was published, so a retry that
-   * late follows a lost reply, and the prompt is taken as handed over.
+   * the reply and came back minutes later) is not de-duplicated: a second prompt would be a second
+   * answer, paid for twice. So a retry that late looks for the prompt in the log first, and hands
+   * the message over only when the first request failed between writing it and handing it over
+   * (NATS away for longer than its retries, or the instance died in between).
    */
   async post(conversationId: string, messageId: string, author: Author, text: string): Promise<WriteResult> {
     const result = await this.writer.write(conversationId, { type: 'message.post', messageId, author, text });
-    if (result.duplicate && !(await this.withinDuplicateWindow(result.cursor))) return result;
+    if (result.duplicate && !(await this.withinDuplicateWindow(result.cursor)) && (await this.promptHandedOver(conversationId, messageId, result.cursor))) return result;
     const prompt: Prompt = { conversationId, messageId, author, text, cursor: result.cursor };
     await this.log.publishPrompt(conversationId, prompt, `prompt.${conversationId}.${messageId}`);
     return result;
+  }
+
+  /**
+   * Whether the prompt for a message written at `cursor` is in the log. A prompt is published after
+   * its message, so it expires after it: while the message is in the log, so is its prompt. When the
+   * message has expired, or too many later prompts stand in the way, it is taken as handed over:
+   * paying for an answer twice is the worse mistake.
+   */
+  private async promptHandedOver(conversationId: string, messageId: string, cursor: string): Promise<boolean> {
+    const seq = parseCursor(cursor)?.seq;
+    if (seq === undefined || (await this.log.timeAt(seq)) === null) return true;
+    return (await this.log.hasPrompt(conversationId, messageId, seq, MAX_PROMPTS_LOOKED_AT)) !== false;
   }
 
   private async withinDuplicateWindow(cursor: string): Promise<boolean> {
