@@ -212,6 +212,20 @@ describe('ConversationFeed', () => {
     expect(device.failures).toEqual([]);
   });
 
+  it('goes on catching up a sink that says it is full and at once that it has drained, instead of spinning', async () => {
+    const log = new MemoryLog();
+    const feed = new ConversationFeed('c', log, { windowEvents: 100, windowBytes: 1 << 20, readBatch: 100 });
+    for (const seq of [1, 2, 3, 4, 5]) live(feed, log.write(seq));
+    const device = sink();
+    const stubborn = { ...device, flow: { full: () => true, drained: () => Promise.resolve() } };
+    feed.subscribe(stubborn, 1);
+    await settle();
+    expect(device.received).toEqual([2, 3, 4, 5]);
+    live(feed, log.write(6));
+    expect(device.received).toEqual([2, 3, 4, 5, 6]);
+    expect(device.failures).toEqual([]);
+  });
+
   it('fails with CURSOR_EXPIRED, not a read loop, when the log holds nothing after the position but the window starts later', async () => {
     const log = new MemoryLog();
     for (let seq = 1; seq <= 10; seq++) log.write(seq);

@@ -212,7 +212,8 @@ export class ConversationFeed {
           step = 'miss';
           return;
         }
-        if (sent === limit || subscription.sink.flow?.full()) {
+        // At least one event a call: a sink that says it is full and then that it has drained must not stall the catch-up.
+        if (sent === limit || (sent > 0 && subscription.sink.flow?.full())) {
           step = 'more';
           return;
         }

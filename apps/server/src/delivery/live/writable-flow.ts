@@ -1,6 +1,9 @@
 import type { Writable } from 'node:stream';
 import type { FeedSink } from './conversation-feed.js';
 
+/** How soon a sink full by its own count, not by its stream's, is looked at again. */
+const RECHECK_MS = 10;
+
 /**
  * How a socket or HTTP response takes catch-up batches: each batch is written corked (its frames
  * leave in one write, not one each), and catch-up waits while `buffered()` is past a quarter of
@@ -8,7 +11,8 @@ import type { FeedSink } from './conversation-feed.js';
  * being cut off. Shared by the WebSocket and SSE sinks.
  */
 export function writableBatching(stream: Writable, buffered: () => number, maxBufferedBytes: number): Pick<FeedSink, 'batch' | 'flow'> {
-  const threshold = maxBufferedBytes / 4;
+  // Below the stream's own high-water mark it never asks for a drain: waiting would have nothing to wait for.
+  const threshold = Math.max(maxBufferedBytes / 4, stream.writableHighWaterMark);
   return {
     batch: (send) => {
       stream.cork();
@@ -20,9 +24,13 @@ export function writableBatching(stream: Writable, buffered: () => number, maxBu
     },
     flow: {
       full: () => buffered() > threshold,
+      // Never answered at once: a catch-up loop awaiting an answer already given would never let the
+      // socket write, nor its close be heard, and would hold the whole process.
       drained: () =>
         new Promise<void>((resolve) => {
-          if (stream.destroyed || !stream.writableNeedDrain) return resolve();
+          if (stream.destroyed || stream.writableEnded) return void setImmediate(resolve);
+          // Full by the caller's count (ws counts frames it has not handed to the socket yet) but not by the stream's.
+          if (!stream.writableNeedDrain) return void setTimeout(resolve, RECHECK_MS);
           const done = (): void => {
             stream.off('drain', done);
             stream.off('close', done);
