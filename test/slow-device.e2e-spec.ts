@@ -38,6 +38,37 @@ describe('a device that cannot keep up', () => {
     await Promise.all([healthy.close(), slow.stop()]);
   });
 
+  it('sends the whole snapshot of a conversation larger than the bound, though live events arrive while it is still unsent', async () => {
+    await createConversation(seqline.server.url, 'big-ws');
+    const agent = await seqline.agent('ws-history');
+    const history = agent.startMessage('big-ws', { messageId: 'history' });
+    for (let i = 0; i < 500; i++) {
+      history.append('y'.repeat(16_000));
+      if (i % 20 === 19) await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await history.complete();
+
+    const socket = new WebSocket(`${seqline.server.url.replace(/^http/, 'ws')}/v1/ws`);
+    await new Promise((resolve) => socket.once('open', resolve));
+    const frames: { type: string; messages?: { id: string; text: string }[]; event?: { delta?: string } }[] = [];
+    const closes: number[] = [];
+    socket.on('message', (data) => frames.push(JSON.parse(String(data))));
+    socket.on('close', (code) => closes.push(code));
+    socket.send(JSON.stringify({ type: 'subscribe', conversationId: 'big-ws' }));
+    // It reads nothing for now: the 8 MB snapshot fills its kernel buffers, then the server's send buffer.
+    socket.pause();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const live = agent.startMessage('big-ws', { messageId: 'after' });
+    live.append('live-after-snapshot');
+    await live.complete();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    socket.resume();
+    await eventually(() => frames.some((frame) => frame.event?.delta === 'live-after-snapshot') || closes.length > 0, 30_000, 'the live event arrived after the snapshot');
+    expect(closes).toEqual([]);
+    expect(frames[0]!.type).toBe('snapshot');
+    expect(frames[0]!.messages!.find((message) => message.id === 'history')!.text).toBe('y'.repeat(500 * 16_000));
+    socket.close();
+  });
 });
 
 describe('an SSE reader that cannot keep up', () => {
@@ -65,6 +96,43 @@ describe('an SSE reader that cannot keep up', () => {
     await answer.complete();
     // Cut off as a slow consumer: its socket is closed while it still reads nothing.
     await eventually(async () => (await connections()) === 0, 10_000, "the reader's connection closed");
+    reader.destroy();
+  });
+
+  it('gets the whole snapshot of a conversation larger than the bound, though live events arrive while it is still unsent', async () => {
+    await createConversation(seqline.server.url, 'big-sse');
+    const agent = await seqline.agent('sse-history');
+    const history = agent.startMessage('big-sse', { messageId: 'history' });
+    for (let i = 0; i < 500; i++) {
+      history.append('y'.repeat(16_000));
+      if (i % 20 === 19) await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await history.complete();
+    await eventually(async () => (await connections()) === 0, 15_000, 'no connections left open');
+
+    const { port } = new URL(seqline.server.url);
+    const reader = connect(Number(port), '127.0.0.1');
+    const chunks: Buffer[] = [];
+    reader.write(`GET /v1/conversations/big-sse/stream HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
+    // It reads nothing for now: the 8 MB snapshot fills its kernel buffers, then the server's send buffer.
+    reader.pause();
+    await eventually(async () => (await connections()) === 1, 5_000, 'the reader connected');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const live = agent.startMessage('big-sse', { messageId: 'after' });
+    live.append('live-after-snapshot');
+    await live.complete();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    // Not cut off for the snapshot's own size.
+    expect(await connections()).toBe(1);
+
+    reader.on('data', (chunk: Buffer) => chunks.push(chunk));
+    reader.resume();
+    await eventually(() => Buffer.concat(chunks).includes('live-after-snapshot'), 30_000, 'the live event arrived after the snapshot');
+    const received = Buffer.concat(chunks).toString();
+    const snapshot = /event: snapshot\nid: [^\n]+\ndata: (.*)\n\n/.exec(received);
+    const messages = (JSON.parse(snapshot![1]!) as { messages: { id: string; text: string }[] }).messages;
+    expect(messages.find((message) => message.id === 'history')!.text).toBe('y'.repeat(500 * 16_000));
+    expect(received.indexOf('live-after-snapshot')).toBeGreaterThan(snapshot!.index);
     reader.destroy();
   });
 });

@@ -89,14 +89,25 @@ export class SseController implements BeforeApplicationShutdown {
       });
       response.write('retry: 1000\n\n');
       const { start } = opened;
-      if (start.mode === 'snapshot') response.write(frame('snapshot', start.cursor, { conversationId: id, cursor: start.cursor, messages: start.messages }));
+      /**
+       * Bytes over the bound a reader may hold while its snapshot goes out: a long conversation's
+       * snapshot is larger than the bound, and cutting the reader off for it would send the same
+       * snapshot again on every reconnect. Gone once the buffer is back under the bound.
+       */
+      let allowance = 0;
+      if (start.mode === 'snapshot') {
+        const snapshot = frame('snapshot', start.cursor, { conversationId: id, cursor: start.cursor, messages: start.messages });
+        allowance = Buffer.byteLength(snapshot);
+        response.write(snapshot);
+      }
       const subscription = opened.attach({
         ...writableBatching(response, () => response.writableLength, this.settings.ws.maxBufferedBytes),
         send: (event) => {
           if (ended) return false;
           response.write(event.sseFrame);
+          if (allowance > 0 && response.writableLength - event.sseFrame.length <= this.settings.ws.maxBufferedBytes) allowance = 0;
           // A reader too slow to keep up is cut off rather than buffered without bound; it resumes from Last-Event-ID.
-          if (response.writableLength > this.settings.ws.maxBufferedBytes) {
+          if (response.writableLength > this.settings.ws.maxBufferedBytes + allowance) {
             end(true);
             return false;
           }
@@ -108,6 +119,8 @@ export class SseController implements BeforeApplicationShutdown {
         },
       });
       cancel = () => subscription.close();
+      // Cut off already, by what the subscription sent on attaching: no timers for a stream that has ended.
+      if (ended) return subscription.close();
       timers.push(setInterval(() => response.write(': heartbeat\n\n'), this.settings.sse.heartbeatMs));
       // Streams are recycled now and then so load spreads over instances; EventSource resumes with Last-Event-ID.
       timers.push(setTimeout(() => end(), this.settings.sse.maxDurationMs));

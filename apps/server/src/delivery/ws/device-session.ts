@@ -44,6 +44,8 @@ interface SocketSubscription {
 export class DeviceSession {
   private readonly subscriptions = new Map<string, SocketSubscription>();
   private alive = true;
+  /** Bytes of snapshots sent on this socket that may sit over the buffer bound until it drains under it (see `sendBytes`). */
+  private snapshotAllowance = 0;
   private expiry?: NodeJS.Timeout;
   private static nextId = 0;
   private readonly id = `s${++DeviceSession.nextId}`;
@@ -205,8 +207,10 @@ export class DeviceSession {
       return;
     }
     const { start } = opened;
-    if (start.mode === 'snapshot') this.send({ type: 'snapshot', ref, conversationId, cursor: start.cursor, messages: start.messages });
-    else this.send({ type: 'subscribed', ref, conversationId, cursor: start.cursor, head: start.head });
+    if (start.mode === 'snapshot') {
+      const snapshot = JSON.stringify({ type: 'snapshot', ref, conversationId, cursor: start.cursor, messages: start.messages } satisfies ServerFrame);
+      if (this.sendBytes(snapshot)) this.snapshotAllowance += Buffer.byteLength(snapshot);
+    } else this.send({ type: 'subscribed', ref, conversationId, cursor: start.cursor, head: start.head });
     // That frame found the socket's buffer past the bound and cut it off: nothing to attach.
     if (subscription.ended) {
       opened.cancel();
@@ -249,15 +253,18 @@ export class DeviceSession {
 
   /**
    * Sends a text frame; a device whose unsent buffer is past the bound when another frame comes is
-   * cut off so it cannot slow anyone else. (Judged before the send, so one large frame, such as
-   * the snapshot of a long conversation, goes out whole instead of cutting every device that asks.)
+   * cut off so it cannot slow anyone else. (Judged before the send, so one large frame goes out
+   * whole; and the snapshots this socket was sent count on top of the bound until its buffer is
+   * back under it, so the snapshot of a long conversation is not cut off by the next live event.)
    */
   private sendBytes(data: Buffer | string, framedTo?: Duplex): boolean {
     if (this.socket.readyState !== this.socket.OPEN) return false;
     const backlog = this.socket.bufferedAmount;
+    const bound = this.deps.settings.ws.maxBufferedBytes;
+    if (backlog <= bound) this.snapshotAllowance = 0;
     if (framedTo) framedTo.write(data);
     else this.socket.send(data, { binary: false });
-    if (backlog > this.deps.settings.ws.maxBufferedBytes) {
+    if (backlog > bound + this.snapshotAllowance) {
       this.deps.logger.warn({ buffered: this.socket.bufferedAmount }, 'slow device disconnected');
       this.deps.metrics.slowConsumers.inc();
       this.close(CloseCode.SlowConsumer, 'slow consumer: resume from your cursor');
