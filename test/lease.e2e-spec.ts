@@ -13,7 +13,7 @@ describe('Lease', () => {
     nc = await connect({ servers: settings.nats.url });
   });
   afterAll(async () => {
-    for (const name of [bucket, `${bucket}_P`, `${bucket}_L`]) await (await new Kvm(nc).open(name)).destroy().catch(() => undefined);
+    for (const name of [bucket, `${bucket}_P`, `${bucket}_L`, `${bucket}_T`]) await (await new Kvm(nc).open(name)).destroy().catch(() => undefined);
     await nc.close();
   });
 
@@ -54,6 +54,20 @@ describe('Lease', () => {
     } finally {
       await lease.release();
     }
+  });
+
+  it('holds the lease whose take went through unheard, instead of waiting for it to lapse', async () => {
+    // What a take whose reply was lost leaves: the entry already names this holder when it tries again.
+    const kv = await new Kvm(nc).create(`${bucket}_T`, { ttl: 60_000, history: 1 });
+    await kv.put('persister', 'instance-a');
+    const lease = await Lease.open(nc, { bucket: `${bucket}_T`, key: 'persister', ttlMs: 60_000, holder: 'instance-a' });
+    lease.start();
+    try {
+      await eventually(() => lease.held, 5_000, 'lease held');
+    } finally {
+      await lease.release();
+    }
+    expect(await Lease.holderOf(nc, `${bucket}_T`, 'persister')).toBeNull();
   });
 
   it('keeps a write partition whose renewal went through unheard, instead of dropping it', async () => {

@@ -2,6 +2,7 @@ import { SeqlineAgent } from '@seqline/agent';
 import type { Settings } from '@seqline/config';
 import { WRITE_PARTITIONS, partitionOf } from '@seqline/protocol';
 import { createConversation, createTestSettings, dropTestResources, eventually, http, metric, startTestServer, WsDevice, type RunningServer } from '@seqline/testing';
+import { ConversationWriter } from '../apps/server/src/ingest/conversation-writer.service.js';
 
 /** A counter series not in `/metrics` yet has not been counted: 0. */
 const counted = async (server: RunningServer, series: string): Promise<number> => (await metric(server.url, series)) ?? 0;
@@ -129,5 +130,30 @@ describe('writes made on an instance that does not own the conversation', () => 
     } finally {
       await device.close();
     }
+  });
+});
+
+describe('an instance whose cached state is behind the log', () => {
+  let settings: Settings;
+  const servers: RunningServer[] = [];
+
+  beforeAll(async () => {
+    settings = createTestSettings();
+    servers.push(await startTestServer(settings), await startTestServer(settings));
+  });
+  afterAll(async () => {
+    await Promise.all(servers.map((server) => server.close()));
+    await dropTestResources(settings);
+  });
+
+  it('answers a repeated start with the answer as the log has it, not as its cache last saw it', async () => {
+    const [a, b] = servers.map((server) => server.app.get(ConversationWriter));
+    await createConversation(servers[0]!.url, 'stale-start');
+    const start = { type: 'message.start', messageId: 'm', agentId: 'bot', text: '', producerId: 'p1' } as const;
+    expect((await a!.write('stale-start', start)).answer).toMatchObject({ parts: 0, text: '' });
+    // Written meanwhile through the other instance (a fallback write while no owner answered): this instance's cache does not see them.
+    for (const [part, delta] of ['a', 'b', 'c'].entries()) await b!.write('stale-start', { type: 'message.append', messageId: 'm', part: part + 1, delta, epoch: 1 });
+    // The producer, restarted, asks where the answer stands to go on from there.
+    expect((await a!.write('stale-start', start)).answer).toMatchObject({ status: 'streaming', parts: 3, text: 'abc' });
   });
 });

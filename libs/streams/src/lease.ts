@@ -89,7 +89,8 @@ export class Lease {
     } catch (error) {
       // An election: the entry is still ours until it lapses, and the next renewal may go through.
       if (this.held && isTransient(error) && started - this.renewedAt < this.options.ttlMs / 2) return;
-      const revision = this.held ? await renewIfStillHeld(this.kv, this.options.key, this.options.holder) : null;
+      // A renewal or a take may have gone through with its reply lost: the entry then names this holder, and renewed it stays ours.
+      const revision = await renewIfStillHeld(this.kv, this.options.key, this.options.holder);
       if (revision !== null) {
         if (this.stopped) return void (await this.kv.delete(this.options.key, { previousSeq: revision }).catch(() => undefined));
         this.set(revision);

@@ -118,7 +118,8 @@ export class PartitionLeases {
         this.renewedAt.set(partition, started);
         this.owner?.acquired(partition);
       } catch {
-        // Taken by another instance meanwhile.
+        // Taken by another instance meanwhile; or taken here, with the reply lost.
+        if (await this.stillOurs(partition)) this.owner?.acquired(partition);
       }
     }
   }

@@ -103,7 +103,8 @@ export class ConversationStateCache {
     this.totalBytes = 0;
   }
 
-  private delete(conversationId: string): void {
+  /** Forgets one conversation's state: the next write builds it again from the log. */
+  delete(conversationId: string): void {
     const cached = this.states.get(conversationId);
     if (!cached) return;
     this.states.delete(conversationId);

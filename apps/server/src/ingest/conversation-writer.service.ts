@@ -78,6 +78,8 @@ export class ConversationWriter {
   private async writeLocked(conversationId: string, command: IngestCommand, recheck: number): Promise<WriteResult | typeof RECHECK_LATER> {
     let caughtUp = false;
     let expectedLast: number | undefined;
+    /** Whether this turn already dropped a cached state found ahead of the log. */
+    let rebuilt = false;
     if (recheck > 0) {
       await this.catchUp(conversationId, await this.state(conversationId));
       caughtUp = true;
@@ -98,7 +100,17 @@ export class ConversationWriter {
         if (MISSING_SENSITIVE.has(error.code) && recheck < RECHECK_DELAYS_MS.length) return RECHECK_LATER;
         throw error;
       }
-      if (decision.kind === 'duplicate') return this.result(state, command, decision.seq, true);
+      if (decision.kind === 'duplicate') {
+        // A repeated start is answered with the answer as it stands, from which its producer goes on:
+        // a cache behind the log (written meanwhile through another instance) would send it back to
+        // parts already written.
+        if (command.type === 'message.start' && !caughtUp) {
+          await this.catchUp(conversationId, state);
+          caughtUp = true;
+          continue;
+        }
+        return this.result(state, command, decision.seq, true);
+      }
       try {
         const result = await this.log.append(conversationId, decision.event, state.seq, decision.msgId, expectedLast ?? state.seq);
         if (result.duplicate) {
@@ -131,7 +143,26 @@ export class ConversationWriter {
           expectedLast = undefined;
           continue;
         }
-        expectedLast = await this.log.lastSeq(conversationId);
+        const last = await this.log.lastSeq(conversationId);
+        if (last === 0) {
+          expectedLast = 0;
+          continue;
+        }
+        // Written to since the catch-up a moment ago: the next attempt is refused again and catches up.
+        if (last >= state.seq) {
+          expectedLast = undefined;
+          continue;
+        }
+        // The log ends before what this state holds: events it acknowledged are gone (a write an
+        // unreplicated stream lost in a crash). The state is built again, from Postgres and the log.
+        if (!rebuilt) {
+          this.states.delete(conversationId);
+          rebuilt = true;
+          expectedLast = undefined;
+          continue;
+        }
+        // Postgres has the lost events too: the chain goes on from them, as every snapshot has them.
+        expectedLast = last;
       }
     }
   }

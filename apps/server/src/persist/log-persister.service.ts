@@ -157,6 +157,8 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
         await this.ensureConsumer();
         const consumer = await js.consumers.get(this.stream.name, PERSISTER_CONSUMER);
         this.messages = await consumer.consume({ max_messages: this.settings.persist.batchEvents * 2 });
+        // The lease went while this consume was being set up: its listener closed only the one before.
+        if (!this.leadership.held || this.stopped) void this.messages.close();
         for await (const msg of this.messages) {
           this.buffer.push(msg);
           if (this.buffer.length >= this.settings.persist.batchEvents) await this.flush();
