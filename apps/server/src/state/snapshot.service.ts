@@ -54,10 +54,15 @@ export class SnapshotService {
     }
     for (;;) {
       let skipped = 0;
-      const entries = await this.log.read(state.conversationId, state.seq, CATCH_UP_LIMIT, (seq) => (skipped = Math.max(skipped, seq)));
+      let undecodable = 0;
+      const entries = await this.log.read(state.conversationId, state.seq, CATCH_UP_LIMIT, (seq) => {
+        skipped = Math.max(skipped, seq);
+        undecodable++;
+      });
       for (const entry of entries) applyEntry(state, entry, this.stream.epoch);
       state.seq = Math.max(state.seq, skipped);
-      if (entries.length < CATCH_UP_LIMIT) return;
+      // The read's limit counts the events it stepped over too: only a read short of it reached the end.
+      if (entries.length + undecodable < CATCH_UP_LIMIT) return;
     }
   }
 }

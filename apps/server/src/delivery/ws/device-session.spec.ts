@@ -118,4 +118,15 @@ describe('DeviceSession subscribing', () => {
     expect(socket.closed).toBeUndefined();
     expect(await openSubscriptions()).toBe(0);
   });
+
+  it('does not send the error of a subscription the device left while it was opening', async () => {
+    const { socket, open, openSubscriptions } = start();
+    socket.receive({ type: 'subscribe', ref: 's1', conversationId: 'c1', after: 'e-2' });
+    await settle();
+    socket.receive({ type: 'unsubscribe', ref: 'u1', conversationId: 'c1' });
+    open.refuse(new SeqlineError(ErrorCode.Unavailable, 'the log could not be read'));
+    await settle();
+    expect(socket.frames).toEqual([{ type: 'unsubscribed', ref: 'u1', conversationId: 'c1' }]);
+    expect(await openSubscriptions()).toBe(0);
+  });
 });

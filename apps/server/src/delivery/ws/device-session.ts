@@ -196,8 +196,10 @@ export class DeviceSession {
     try {
       opened = await this.deps.subscriptions.open(conversationId, after);
     } catch (error) {
+      // Replaced by a later subscribe (or ended) meanwhile: the device is not told of a failure it no longer waits for.
+      const current = this.subscriptions.get(conversationId) === subscription;
       this.end(conversationId, subscription);
-      this.sendError(error, ref, conversationId);
+      if (current) this.sendError(error, ref, conversationId);
       return;
     }
     // The device left, unsubscribed or subscribed again while this one was opening.
