@@ -384,3 +384,45 @@ describe('SeqlineClient posts over the frame limit', () => {
     expect(h.last().frames()).toEqual([]);
   });
 });
+
+describe('SeqlineClient with a store that fails', () => {
+  const failing: CursorStore = {
+    load: () => Promise.reject(new Error('storage unavailable')),
+    save: () => {
+      throw new Error('QuotaExceededError');
+    },
+    remove: () => Promise.reject(new Error('storage unavailable')),
+  };
+
+  it('subscribes as if nothing were stored, and keeps streaming though nothing can be saved', async () => {
+    const h = start({ store: failing, saveIntervalMs: 10 });
+    const conversation = h.client.subscribe('c1');
+    await settle();
+    h.last().accept();
+    expect(h.last().frames()).toEqual([{ type: 'subscribe', conversationId: 'c1' }]);
+    h.last().deliver({ type: 'snapshot', conversationId: 'c1', cursor: 'e1-5', messages: [answer('Hel', 1)] });
+    h.last().deliver(event('e1-6', 'e1-5', { type: 'message.appended', messageId: 'm1', part: 2, delta: 'lo', at }));
+    await jest.advanceTimersByTimeAsync(50);
+    expect(conversation.messages.map((m) => m.text)).toEqual(['Hello']);
+    await h.client.close();
+  });
+});
+
+describe('SeqlineClient closed', () => {
+  it('rejects requests still waiting for an answer and ends every subscription', async () => {
+    const h = start();
+    const conversation = h.client.subscribe('c1');
+    await settle();
+    h.last().accept();
+    const posting = h.client.post('c1', 'hello', { messageId: 'q1' });
+    const outcome = posting.then(
+      () => 'answered',
+      (error: { code?: string }) => error.code,
+    );
+    const events = conversation.events();
+    const ended = events.next();
+    await h.client.close();
+    expect(await outcome).toBe('UNAVAILABLE');
+    expect(await ended).toEqual({ done: true, value: undefined });
+  });
+});

@@ -5,6 +5,7 @@ import { utf8Length } from '../../protocol/src/utf8.js';
 import type { ServerFrame } from '../../protocol/src/ws-frames.js';
 import { backoffDelay } from './backoff.js';
 import { MemoryCursorStore, type CursorStore } from './cursor-store.js';
+import { tolerantStore } from './tolerant-store.js';
 import { OPEN, socketUrl, type SocketFactory, type SocketLike } from './socket.js';
 import { Subscription } from './subscription.js';
 
@@ -75,7 +76,7 @@ export class SeqlineClient {
   private nextRef = 0;
 
   constructor(private readonly options: SeqlineClientOptions) {
-    this.store = options.store ?? new MemoryCursorStore();
+    this.store = tolerantStore(options.store ?? new MemoryCursorStore());
     const Socket = (options.WebSocket ?? (globalThis as { WebSocket?: unknown }).WebSocket) as SocketFactory | undefined;
     if (!Socket) throw new Error('no WebSocket implementation: pass one as options.WebSocket (in Node: import WebSocket from "ws")');
     this.Socket = Socket;
@@ -148,10 +149,18 @@ export class SeqlineClient {
     void this.open();
   }
 
-  /** Disconnects for good, writing every conversation's state to the store first. */
+  /**
+   * Disconnects for good, writing every conversation's state to the store first. Requests still
+   * waiting for an answer reject with `UNAVAILABLE`, and every subscription ends (its `events()`
+   * loops finish).
+   */
   async close(): Promise<void> {
     this.disconnect();
     await Promise.all([...this.subscriptions.values()].map((subscription) => this.save(subscription)));
+    const closed = new SeqlineError(ErrorCode.Unavailable, 'the client was closed before an answer came');
+    for (const request of this.pending.values()) request.reject(closed);
+    this.pending.clear();
+    for (const subscription of [...this.subscriptions.values()]) subscription.close();
   }
 
   private async open(): Promise<void> {
