@@ -108,6 +108,21 @@ describe('ConversationFeed', () => {
     expect(second.seen.at(-1)!.seq).toBe(6);
   });
 
+  it('keeps the newest window of a long read, letting older events go as the read goes on', async () => {
+    const log = new MemoryLog();
+    for (let seq = 1; seq <= 50; seq++) log.write(seq);
+    const feed = new ConversationFeed('c', log, { windowEvents: 3, windowBytes: 1 << 20, readBatch: 100 });
+    const device = sink();
+    feed.subscribe(device, 0);
+    await settle();
+    expect(device.received).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+    expect([feed.covers(46), feed.covers(47), feed.covers(50)]).toEqual([false, true, true]);
+    const late = sink();
+    feed.subscribe(late, 47);
+    expect(late.received).toEqual([48, 49, 50]);
+    expect(log.reads).toBe(1);
+  });
+
   it('keeps no window from a read that live events overtook', async () => {
     const log = new MemoryLog();
     for (const seq of [1, 2, 3]) log.write(seq);

@@ -248,6 +248,7 @@ export class ConversationFeed {
         let read = 0;
         // What this read sent, kept while the feed has no window: if the read reaches the head, it becomes the window.
         const caught: FeedEvent[] = [];
+        let caughtBytes = 0;
         for await (const entries of this.log.readBatches(this.conversationId, subscription.position, limit, CATCH_UP_BATCH)) {
           read += entries.length;
           let next = 0;
@@ -268,7 +269,12 @@ export class ConversationFeed {
                 }
                 const event = new FeedEvent(entry, this.log.epoch, entry.eventJson?.length ?? 0);
                 if (!this.deliver(subscription, event)) return;
-                if (this.base === undefined) caught.push(event);
+                if (this.base === undefined) {
+                  caught.push(event);
+                  caughtBytes += event.size;
+                  // Only the newest window's worth can become the window: what is older is let go as the read goes on.
+                  if (caught.length > 2 * this.limits.windowEvents || caughtBytes > 2 * this.limits.windowBytes) caughtBytes = this.keepNewest(caught);
+                }
                 if (sink.flow?.full()) {
                   next++;
                   return;
@@ -320,13 +326,20 @@ export class ConversationFeed {
 
   /** Makes the newest of `events` (a piece of the chain ending at the head) the window, within its bounds. */
   private keepAsWindow(events: FeedEvent[]): void {
+    const bytes = this.keepNewest(events);
+    if (events.length === 0) return;
+    this.window = events;
+    this.windowBytes = bytes;
+    this.base = this.window[0]!.prev;
+  }
+
+  /** Drops from `events` (in place) all but the newest that fit in a window; returns the bytes of what is kept. */
+  private keepNewest(events: FeedEvent[]): number {
     let first = events.length;
     let bytes = 0;
     while (first > 0 && events.length - first < this.limits.windowEvents && bytes + events[first - 1]!.size <= this.limits.windowBytes) bytes += events[--first]!.size;
-    if (first === events.length) return;
-    this.window = events.slice(first);
-    this.windowBytes = bytes;
-    this.base = this.window[0]!.prev;
+    events.splice(0, first);
+    return bytes;
   }
 
   private trim(): void {
