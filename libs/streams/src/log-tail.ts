@@ -54,6 +54,8 @@ export class LogTail {
   /** When the consumer last delivered a message. */
   private deliveredAt = 0;
   private checkingStall = false;
+  /** Counts recreations of the log: a consume loop set up before the last one hands over nothing more. */
+  private epochs = 0;
   private readonly stopFollowingEpoch: () => void;
 
   constructor(
@@ -63,6 +65,7 @@ export class LogTail {
     this.js = jetstream(stream.nc);
     // A recreated log starts its sequences again: follow it from its first event.
     this.stopFollowingEpoch = stream.onEpochChange(() => {
+      this.epochs++;
       this.lastSeq = 0;
       void this.messages?.close();
     });
@@ -97,6 +100,7 @@ export class LogTail {
   }
 
   private async consumeOnce(): Promise<void> {
+    const epochs = this.epochs;
     // Not waited for: on a damaged cluster the old consumer's node may not answer at all.
     if (this.consumerName) void this.stream.jsm.consumers.delete(this.stream.name, this.consumerName).catch(() => false);
     const jsm = await (this.jsm ??= jetstreamManager(this.stream.nc, { timeout: CONSUMER_CREATE_TIMEOUT_MS, checkAPI: false }));
@@ -130,16 +134,19 @@ export class LogTail {
       }
     }, HEARTBEAT_MS);
     try {
-      await this.deliver(messages);
+      await this.deliver(messages, epochs);
     } finally {
       clearInterval(watchdog);
     }
     if (!this.stopped) throw new Error('live feed consumer ended');
   }
 
-  private async deliver(messages: ConsumerMessages): Promise<void> {
+  /** `epochs`: the count of recreations when the consumer was set up. */
+  private async deliver(messages: ConsumerMessages, epochs: number): Promise<void> {
     let delivered = 0;
     for await (const msg of messages) {
+      // The rest of a batch the old log delivered before it was recreated: its sequences are not the new log's.
+      if (this.epochs !== epochs) break;
       if (msg.info.deliverySequence !== delivered + 1) {
         // A delivery went missing (a reconnect on a consumer without acks): start again after the last one handed over.
         void messages.close();
