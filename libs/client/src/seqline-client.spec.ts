@@ -424,5 +424,6 @@ describe('SeqlineClient closed', () => {
     await h.client.close();
     expect(await outcome).toBe('UNAVAILABLE');
     expect(await ended).toEqual({ done: true, value: undefined });
+    await expect(h.client.post('c1', 'again')).rejects.toMatchObject({ code: 'UNAVAILABLE', message: 'the client is closed' });
   });
 });

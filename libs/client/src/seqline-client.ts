@@ -74,6 +74,8 @@ export class SeqlineClient {
   private opening = false;
   private wanted = true;
   private nextRef = 0;
+  /** `close()` was called: nothing will be sent or answered any more. */
+  private closed = false;
 
   constructor(private readonly options: SeqlineClientOptions) {
     this.store = tolerantStore(options.store ?? new MemoryCursorStore());
@@ -157,6 +159,7 @@ export class SeqlineClient {
   async close(): Promise<void> {
     this.disconnect();
     await Promise.all([...this.subscriptions.values()].map((subscription) => this.save(subscription)));
+    this.closed = true;
     const closed = new SeqlineError(ErrorCode.Unavailable, 'the client was closed before an answer came');
     for (const request of this.pending.values()) request.reject(closed);
     this.pending.clear();
@@ -322,6 +325,7 @@ export class SeqlineClient {
   }
 
   private request(frame: Record<string, unknown>): Promise<ServerFrame> {
+    if (this.closed) return Promise.reject(new SeqlineError(ErrorCode.Unavailable, 'the client is closed'));
     const ref = `r${++this.nextRef}`;
     // The server cannot read the `ref` of a frame over its limit, so its error would never settle
     // this request, and every reconnect would send the frame again.

@@ -120,6 +120,11 @@ export class LogTail {
     const messages = await consumer.consume({ max_messages: 1024, idle_heartbeat: HEARTBEAT_MS });
     this.messages = messages;
     if (this.stopped) return void messages.close();
+    // Recreated while this consumer was set up: it may follow the old log's positions. Set up again.
+    if (this.epochs !== epochs) {
+      void messages.close();
+      throw new Error('the log was recreated while the live feed consumer was set up');
+    }
     void this.watch(messages);
     // The client reports missed heartbeats only while it has pulls out; a consumer whose node
     // went away mid-pull can fall silent without a word. Silence is judged here as well.

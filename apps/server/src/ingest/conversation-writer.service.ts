@@ -161,8 +161,10 @@ export class ConversationWriter {
           expectedLast = undefined;
           continue;
         }
-        // Postgres has the lost events too: the chain goes on from them, as every snapshot has them.
-        expectedLast = last;
+        // Postgres has the lost events too, and the log now numbers new events at or before them:
+        // each would read as one already seen and be dropped everywhere. Refused until the log is
+        // made whole again (recreated, then `seqline repair`; see docs/production.md).
+        throw new SeqlineError(ErrorCode.Unavailable, `the log of ${conversationId} ends at ${last}, before event ${state.seq} that Postgres holds: the log lost acknowledged events; writes wait until it is recreated`);
       }
     }
   }

@@ -11,8 +11,7 @@ const RECHECK_MS = 10;
  * being cut off. Shared by the WebSocket and SSE sinks.
  */
 export function writableBatching(stream: Writable, buffered: () => number, maxBufferedBytes: number): Pick<FeedSink, 'batch' | 'flow'> {
-  // Below the stream's own high-water mark it never asks for a drain: waiting would have nothing to wait for.
-  const threshold = Math.max(maxBufferedBytes / 4, stream.writableHighWaterMark);
+  const threshold = maxBufferedBytes / 4;
   return {
     batch: (send) => {
       stream.cork();

@@ -130,3 +130,37 @@ describe('DeviceSession subscribing', () => {
     expect(await openSubscriptions()).toBe(0);
   });
 });
+
+describe('DeviceSession snapshots over the buffer bound', () => {
+  it('lets a socket hold its largest snapshot over the bound, not the sum of snapshots it does not read', async () => {
+    const socket = new FakeSocket();
+    // Every send stays unsent: the device reads nothing.
+    socket.send = function (this: FakeSocket, data: string) {
+      this.frames.push(JSON.parse(data) as Record<string, unknown>);
+      this.bufferedAmount += Buffer.byteLength(data);
+    };
+    const snapshot = () => ({
+      start: { mode: 'snapshot' as const, cursor: 'e-4', messages: [{ id: 'm', text: 'x'.repeat(5_000) }] },
+      attach: jest.fn(() => ({ close: jest.fn() })),
+      cancel: jest.fn(),
+    });
+    const deps = {
+      subscriptions: { open: jest.fn(async () => snapshot() as unknown as OpenSubscription) } as unknown as SubscriptionService,
+      metrics: new MetricsService(),
+      settings: settingsFrom(loadEnv({ WS_MAX_BUFFERED_BYTES: '1000' })),
+      logger: pino({ level: 'silent' }),
+    } as unknown as DeviceSessionDeps;
+    new DeviceSession(socket as unknown as WebSocket, { kind: 'open' }, deps);
+    // A snapshot larger than the bound goes out, and so does the next one while the first is unsent.
+    for (let i = 0; i < 2; i++) {
+      socket.receive({ type: 'subscribe', conversationId: 'c1' });
+      await settle();
+    }
+    expect(socket.frames.map((frame) => frame.type)).toEqual(['snapshot', 'snapshot']);
+    expect(socket.closed).toBeUndefined();
+    // A third finds two snapshots unsent, more than the bound and the largest snapshot: cut off.
+    socket.receive({ type: 'subscribe', conversationId: 'c1' });
+    await settle();
+    expect(socket.closed?.code).toBe(CloseCode.SlowConsumer);
+  });
+});

@@ -44,7 +44,7 @@ interface SocketSubscription {
 export class DeviceSession {
   private readonly subscriptions = new Map<string, SocketSubscription>();
   private alive = true;
-  /** Bytes of snapshots sent on this socket that may sit over the buffer bound until it drains under it (see `sendBytes`). */
+  /** Bytes over the buffer bound this socket may hold until it drains under it: its largest snapshot since (see `sendBytes`). */
   private snapshotAllowance = 0;
   private expiry?: NodeJS.Timeout;
   private static nextId = 0;
@@ -211,7 +211,8 @@ export class DeviceSession {
     const { start } = opened;
     if (start.mode === 'snapshot') {
       const snapshot = JSON.stringify({ type: 'snapshot', ref, conversationId, cursor: start.cursor, messages: start.messages } satisfies ServerFrame);
-      if (this.sendBytes(snapshot)) this.snapshotAllowance += Buffer.byteLength(snapshot);
+      // The largest snapshot, not their sum: a device asking for snapshots it does not read is still cut off.
+      if (this.sendBytes(snapshot)) this.snapshotAllowance = Math.max(this.snapshotAllowance, Buffer.byteLength(snapshot));
     } else this.send({ type: 'subscribed', ref, conversationId, cursor: start.cursor, head: start.head });
     // That frame found the socket's buffer past the bound and cut it off: nothing to attach.
     if (subscription.ended) {
