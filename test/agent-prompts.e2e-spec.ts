@@ -98,49 +98,46 @@ describe('prompt handling in the agent SDK', () => {
 
 describe('a post retried after the duplicate window', () => {
   const seqline = useSeqline({ LOG_DUPLICATE_WINDOW: '1s' });
+  /** The prompts the agent was handed, by conversation. One agent for the suite: a second one could take the other's prompts. */
+  const prompts = new Map<string, string[]>();
+  const handed = (conversationId: string): string[] => prompts.get(conversationId) ?? [];
 
-  it('hands agents the prompt once, so the answer is not generated twice', async () => {
+  beforeAll(async () => {
     const agent = await seqline.agent('once-bot');
-    const prompts: string[] = [];
     await agent.onPrompt(async (prompt) => {
-      prompts.push(prompt.messageId);
+      prompts.set(prompt.conversationId, [...handed(prompt.conversationId), prompt.messageId]);
       const answer = agent.startMessage(prompt.conversationId, { messageId: `${prompt.messageId}-answer` });
       answer.append('hello');
       await answer.complete();
     });
+  });
+
+  it('hands agents the prompt once, so the answer is not generated twice', async () => {
     await createConversation(seqline.server.url, 'c-late');
     const post = () => http(seqline.server.url, 'POST', '/v1/conversations/c-late/messages', { messageId: 'q', text: 'hello' });
     const first = await post();
-    await eventually(() => prompts.length === 1, 15_000, 'the prompt reached the agent');
+    await eventually(() => handed('c-late').length === 1, 15_000, 'the prompt reached the agent');
     // A retry within the window, and one from after it (a phone that lost the reply and came back later).
     const soon = await post();
     await sleep(1_500);
     const late = await post();
     expect([first.status, soon.status, late.status]).toEqual([202, 202, 202]);
     await sleep(2_000);
-    expect(prompts).toEqual(['q']);
+    expect(handed('c-late')).toEqual(['q']);
   });
 
   it('hands the prompt over on a late retry when the first request wrote the message but failed before handing it over', async () => {
-    const agent = await seqline.agent('late-bot');
-    const prompts: string[] = [];
-    await agent.onPrompt(async (prompt) => {
-      prompts.push(prompt.messageId);
-      const answer = agent.startMessage(prompt.conversationId, { messageId: `${prompt.messageId}-answer` });
-      answer.append('hello');
-      await answer.complete();
-    });
     await createConversation(seqline.server.url, 'c-unsent');
     // What a first request leaves when NATS went away (or its instance died) between the two steps: the message, no prompt.
     await seqline.server.app.get(WriteRouter).write('c-unsent', { type: 'message.post', messageId: 'q', author: { role: 'user', id: 'u' }, text: 'hello' });
     await sleep(1_500);
     const post = () => http(seqline.server.url, 'POST', '/v1/conversations/c-unsent/messages', { messageId: 'q', text: 'hello', authorId: 'u' });
     expect((await post()).status).toBe(202);
-    await eventually(() => prompts.length === 1, 15_000, 'the prompt reached the agent');
+    await eventually(() => handed('c-unsent').length === 1, 15_000, 'the prompt reached the agent');
     // Retried again later still: the prompt is in the log now, so it is not handed over twice.
     await sleep(1_500);
     expect((await post()).status).toBe(202);
     await sleep(2_000);
-    expect(prompts).toEqual(['q']);
+    expect(handed('c-unsent')).toEqual(['q']);
   });
 });

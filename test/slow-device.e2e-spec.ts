@@ -2,6 +2,17 @@ import type { Server } from 'node:http';
 import { connect } from 'node:net';
 import { createConversation, eventually, ResilientDevice, useSeqline, WsDevice } from '@seqline/testing';
 import WebSocket from 'ws';
+import type { SeqlineAgent } from '@seqline/agent';
+
+/** Streams one answer of `parts` × 16,000 `char`s, in bursts with short pauses, as a fast model would. */
+async function streamLongAnswer(agent: SeqlineAgent, conversationId: string, messageId: string, char: string, parts: number): Promise<void> {
+  const answer = agent.startMessage(conversationId, { messageId });
+  for (let i = 0; i < parts; i++) {
+    answer.append(char.repeat(16_000));
+    if (i % 20 === 19) await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  await answer.complete();
+}
 
 describe('a device that cannot keep up', () => {
   const seqline = useSeqline({ WS_MAX_BUFFERED_BYTES: '65536', LIMIT_MESSAGE_CHARS: '20000000' });
@@ -17,14 +28,7 @@ describe('a device that cannot keep up', () => {
     // The slow device stops reading: its kernel buffers fill, then the server's send buffer.
     slow.pauseReading();
 
-    const agent = await seqline.agent('firehose');
-    const answer = agent.startMessage('slow', { messageId: 'big' });
-    const chunk = 'x'.repeat(16_000);
-    for (let i = 0; i < 400; i++) {
-      answer.append(chunk);
-      if (i % 20 === 19) await new Promise((resolve) => setTimeout(resolve, 5));
-    }
-    await answer.complete();
+    await streamLongAnswer(await seqline.agent('firehose'), 'slow', 'big', 'x', 400);
     await healthy.until(() => healthy.messages.get('big')?.status === 'complete', 60_000);
     expect(healthy.text('big')!.length).toBe(400 * 16_000);
     expect(healthy.violations).toEqual([]);
@@ -41,12 +45,7 @@ describe('a device that cannot keep up', () => {
   it('sends the whole snapshot of a conversation larger than the bound, though live events arrive while it is still unsent', async () => {
     await createConversation(seqline.server.url, 'big-ws');
     const agent = await seqline.agent('ws-history');
-    const history = agent.startMessage('big-ws', { messageId: 'history' });
-    for (let i = 0; i < 500; i++) {
-      history.append('y'.repeat(16_000));
-      if (i % 20 === 19) await new Promise((resolve) => setTimeout(resolve, 5));
-    }
-    await history.complete();
+    await streamLongAnswer(agent, 'big-ws', 'history', 'y', 500);
 
     const socket = new WebSocket(`${seqline.server.url.replace(/^http/, 'ws')}/v1/ws`);
     await new Promise((resolve) => socket.once('open', resolve));
@@ -87,13 +86,7 @@ describe('an SSE reader that cannot keep up', () => {
     reader.pause();
     await eventually(async () => (await connections()) === 1, 5_000, 'the reader connected');
 
-    const agent = await seqline.agent('sse-firehose');
-    const answer = agent.startMessage('slow-sse', { messageId: 'big' });
-    for (let i = 0; i < 400; i++) {
-      answer.append('x'.repeat(16_000));
-      if (i % 20 === 19) await new Promise((resolve) => setTimeout(resolve, 5));
-    }
-    await answer.complete();
+    await streamLongAnswer(await seqline.agent('sse-firehose'), 'slow-sse', 'big', 'x', 400);
     // Cut off as a slow consumer: its socket is closed while it still reads nothing.
     await eventually(async () => (await connections()) === 0, 10_000, "the reader's connection closed");
     reader.destroy();
@@ -102,12 +95,7 @@ describe('an SSE reader that cannot keep up', () => {
   it('gets the whole snapshot of a conversation larger than the bound, though live events arrive while it is still unsent', async () => {
     await createConversation(seqline.server.url, 'big-sse');
     const agent = await seqline.agent('sse-history');
-    const history = agent.startMessage('big-sse', { messageId: 'history' });
-    for (let i = 0; i < 500; i++) {
-      history.append('y'.repeat(16_000));
-      if (i % 20 === 19) await new Promise((resolve) => setTimeout(resolve, 5));
-    }
-    await history.complete();
+    await streamLongAnswer(agent, 'big-sse', 'history', 'y', 500);
     await eventually(async () => (await connections()) === 0, 15_000, 'no connections left open');
 
     const { port } = new URL(seqline.server.url);
