@@ -5,7 +5,7 @@ import type { Settings } from '@seqline/config';
 import type { ConversationRecord } from '@seqline/persistence';
 import { foldBlocks, parseCursor, type LogEvent, type Message, type MessageBlock, type Page } from '@seqline/protocol';
 import { ConversationLog, LogStream } from '@seqline/streams';
-import { createConversation, createTestSettings, dropTestResources, eventually, http, startTestServer, useSeqline, WsDevice } from '@seqline/testing';
+import { createConversation, createTestSettings, dropTestResources, eventually, http, SseStream, startTestServer, useSeqline, WsDevice } from '@seqline/testing';
 import WebSocket from 'ws';
 import { runCli } from '../apps/cli/src/seqline-cli.js';
 
@@ -81,13 +81,27 @@ describe('log and Postgres under bad events and lost rows', () => {
     expect(texts([...away.messages.values()])).toEqual(['first', 'second']);
     await away.close();
     const fromStart = new WsDevice(url, 'p-bad');
-    fromStart.cursor = `${away.cursor!.slice(0, away.cursor!.lastIndexOf('-'))}-0`;
+    const origin = `${away.cursor!.slice(0, away.cursor!.lastIndexOf('-'))}-0`;
+    fromStart.cursor = origin;
     await fromStart.connect();
     await fromStart.until(() => fromStart.frames.some((frame) => frame.type === 'error'));
     expect(fromStart.frames.at(-1)).toMatchObject({ type: 'error', code: 'CURSOR_EXPIRED', conversationId: 'p-bad' });
     expect(fromStart.frames.filter((frame) => frame.type !== 'event').map((frame) => frame.type)).toEqual(['subscribed', 'error']);
     expect(fromStart.violations).toEqual([]);
     await fromStart.close();
+
+    // An SSE reader cannot drop its Last-Event-ID: instead of an error that would bring its
+    // EventSource back to the same failure, its stream goes on from a snapshot.
+    const sse = await SseStream.open(`${url}/v1/conversations/p-bad/stream`, { 'last-event-id': origin });
+    await sse.until(() => sse.frames.some((frame) => frame.event === 'snapshot' || frame.event === 'error'), 15_000);
+    expect(sse.frames.map((frame) => frame.event ?? 'event').filter((type) => type !== 'event')).toEqual(['snapshot']);
+    const snapshot = JSON.parse(sse.frames.find((frame) => frame.event === 'snapshot')!.data) as { cursor: string; messages: { text: string }[] };
+    expect(snapshot.messages.map((message) => message.text)).toEqual(['first', 'second']);
+    expect(sse.frames.at(-1)!.id).toBe(snapshot.cursor);
+    await post(url, 'p-bad', 'u3', 'third');
+    await sse.until(() => sse.frames.some((frame) => frame.data.includes('third')), 15_000);
+    expect(sse.endedAt).toBeUndefined();
+    sse.close();
   });
 
   it('rebuilds every conversation and message row exactly with `repair --all` after the database lost them', async () => {

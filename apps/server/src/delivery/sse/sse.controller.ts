@@ -8,7 +8,7 @@ import { Authenticator, credentialsFrom } from '../../auth/authenticator.service
 import { ConnectionLimiter } from '../../auth/connection-limiter.js';
 import { msUntilExpiry, requireRight, userOf } from '../../auth/principal.js';
 import { MetricsService } from '../../metrics/metrics.service.js';
-import { SubscriptionService } from '../subscription.service.js';
+import { SubscriptionService, type OpenSubscription } from '../subscription.service.js';
 import { writableBatching } from '../live/writable-flow.js';
 
 /** How long an ended stream may take to flush before its socket is closed regardless (as ws does for WebSockets). */
@@ -88,39 +88,56 @@ export class SseController implements BeforeApplicationShutdown {
         'x-accel-buffering': 'no',
       });
       response.write('retry: 1000\n\n');
-      const { start } = opened;
-      /**
-       * Bytes over the bound a reader may hold while its snapshot goes out: a long conversation's
-       * snapshot is larger than the bound, and cutting the reader off for it would send the same
-       * snapshot again on every reconnect. Gone once the buffer is back under the bound.
-       */
-      let allowance = 0;
-      if (start.mode === 'snapshot') {
-        const snapshot = frame('snapshot', start.cursor, { conversationId: id, cursor: start.cursor, messages: start.messages });
-        allowance = Buffer.byteLength(snapshot);
-        response.write(snapshot);
-      }
-      const subscription = opened.attach({
-        ...writableBatching(response, () => response.writableLength, this.settings.ws.maxBufferedBytes),
-        send: (event) => {
-          if (ended) return false;
-          response.write(event.sseFrame);
-          if (allowance > 0 && response.writableLength - event.sseFrame.length <= this.settings.ws.maxBufferedBytes) allowance = 0;
-          // A reader too slow to keep up is cut off rather than buffered without bound; it resumes from Last-Event-ID.
-          if (response.writableLength > this.settings.ws.maxBufferedBytes + allowance) {
-            end(true);
-            return false;
-          }
-          return true;
-        },
-        fail: (error) => {
-          response.write(frame('error', undefined, error instanceof SeqlineError ? error.toBody() : { code: ErrorCode.Unavailable, message: 'the stream failed; reconnect' }));
-          end();
-        },
-      });
-      cancel = () => subscription.close();
+      const failWith = (error: unknown): void => {
+        if (ended) return;
+        response.write(frame('error', undefined, error instanceof SeqlineError ? error.toBody() : { code: ErrorCode.Unavailable, message: 'the stream failed; reconnect' }));
+        end();
+      };
+      let recovered = false;
+      const follow = (opened: OpenSubscription): void => {
+        const { start } = opened;
+        /**
+         * Bytes over the bound a reader may hold while its snapshot goes out: a long conversation's
+         * snapshot is larger than the bound, and cutting the reader off for it would send the same
+         * snapshot again on every reconnect. Gone once the buffer is back under the bound.
+         */
+        let allowance = 0;
+        if (start.mode === 'snapshot') {
+          const snapshot = frame('snapshot', start.cursor, { conversationId: id, cursor: start.cursor, messages: start.messages });
+          allowance = Buffer.byteLength(snapshot);
+          response.write(snapshot);
+        }
+        const subscription = opened.attach({
+          ...writableBatching(response, () => response.writableLength, this.settings.ws.maxBufferedBytes),
+          send: (event) => {
+            if (ended) return false;
+            response.write(event.sseFrame);
+            if (allowance > 0 && response.writableLength - event.sseFrame.length <= this.settings.ws.maxBufferedBytes) allowance = 0;
+            // A reader too slow to keep up is cut off rather than buffered without bound; it resumes from Last-Event-ID.
+            if (response.writableLength > this.settings.ws.maxBufferedBytes + allowance) {
+              end(true);
+              return false;
+            }
+            return true;
+          },
+          fail: (error) => {
+            // The log no longer holds what follows the reader's position (retention ran mid catch-up,
+            // an event that cannot be read, a recreated log). An EventSource cannot drop its
+            // Last-Event-ID, so ending the stream would bring it back to the same failure: the stream
+            // goes on from a snapshot instead, once, as a WebSocket client does by itself.
+            if (error instanceof SeqlineError && error.code === ErrorCode.CursorExpired && !recovered && !ended) {
+              recovered = true;
+              this.subscriptions.open(id, undefined).then((fresh) => (ended ? fresh.cancel() : follow(fresh)), failWith);
+              return;
+            }
+            failWith(error);
+          },
+        });
+        cancel = () => subscription.close();
+      };
+      follow(opened);
       // Cut off already, by what the subscription sent on attaching: no timers for a stream that has ended.
-      if (ended) return subscription.close();
+      if (ended) return cancel();
       timers.push(setInterval(() => response.write(': heartbeat\n\n'), this.settings.sse.heartbeatMs));
       // Streams are recycled now and then so load spreads over instances; EventSource resumes with Last-Event-ID.
       timers.push(setTimeout(() => end(), this.settings.sse.maxDurationMs));
