@@ -10,6 +10,7 @@ import { msUntilExpiry, requireRight, userOf } from '../../auth/principal.js';
 import { MetricsService } from '../../metrics/metrics.service.js';
 import { SubscriptionService, type OpenSubscription } from '../subscription.service.js';
 import { writableBatching } from '../live/writable-flow.js';
+import { SendBound } from '../live/send-bound.js';
 
 /** How long an ended stream may take to flush before its socket is closed regardless (as ws does for WebSockets). */
 const END_GRACE_MS = 30_000;
@@ -94,27 +95,22 @@ export class SseController implements BeforeApplicationShutdown {
         end();
       };
       let recovered = false;
+      const bound = new SendBound(this.settings.ws.maxBufferedBytes);
       const follow = (opened: OpenSubscription): void => {
         const { start } = opened;
-        /**
-         * Bytes over the bound a reader may hold while its snapshot goes out: a long conversation's
-         * snapshot is larger than the bound, and cutting the reader off for it would send the same
-         * snapshot again on every reconnect. Gone once the buffer is back under the bound.
-         */
-        let allowance = 0;
         if (start.mode === 'snapshot') {
           const snapshot = frame('snapshot', start.cursor, { conversationId: id, cursor: start.cursor, messages: start.messages });
-          allowance = Buffer.byteLength(snapshot);
           response.write(snapshot);
+          bound.snapshotSent(Buffer.byteLength(snapshot));
         }
         const subscription = opened.attach({
           ...writableBatching(response, () => response.writableLength, this.settings.ws.maxBufferedBytes),
           send: (event) => {
             if (ended) return false;
+            const backlog = response.writableLength;
             response.write(event.sseFrame);
-            if (allowance > 0 && response.writableLength - event.sseFrame.length <= this.settings.ws.maxBufferedBytes) allowance = 0;
             // A reader too slow to keep up is cut off rather than buffered without bound; it resumes from Last-Event-ID.
-            if (response.writableLength > this.settings.ws.maxBufferedBytes + allowance) {
+            if (bound.exceeded(backlog)) {
               end(true);
               return false;
             }

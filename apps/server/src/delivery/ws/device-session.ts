@@ -16,6 +16,7 @@ import type { WebSocket } from 'ws';
 import type { ConversationCommands } from '../../ingest/conversation-commands.service.js';
 import type { FeedSink, FeedSubscription } from '../live/conversation-feed.js';
 import { writableBatching } from '../live/writable-flow.js';
+import { SendBound } from '../live/send-bound.js';
 import { PING_FRAME } from './text-frame.js';
 import type { SubscriptionService } from '../subscription.service.js';
 import type { MetricsService } from '../../metrics/metrics.service.js';
@@ -44,8 +45,7 @@ interface SocketSubscription {
 export class DeviceSession {
   private readonly subscriptions = new Map<string, SocketSubscription>();
   private alive = true;
-  /** Bytes over the buffer bound this socket may hold until it drains under it: its largest snapshot since (see `sendBytes`). */
-  private snapshotAllowance = 0;
+  private readonly bound: SendBound;
   private expiry?: NodeJS.Timeout;
   private static nextId = 0;
   private readonly id = `s${++DeviceSession.nextId}`;
@@ -55,6 +55,7 @@ export class DeviceSession {
     private principal: Principal,
     private readonly deps: DeviceSessionDeps,
   ) {
+    this.bound = new SendBound(deps.settings.ws.maxBufferedBytes);
     socket.on('message', (data, isBinary) => this.receiveFrame(data as Buffer, isBinary));
     this.armExpiry();
     socket.on('pong', () => (this.alive = true));
@@ -211,8 +212,7 @@ export class DeviceSession {
     const { start } = opened;
     if (start.mode === 'snapshot') {
       const snapshot = JSON.stringify({ type: 'snapshot', ref, conversationId, cursor: start.cursor, messages: start.messages } satisfies ServerFrame);
-      // The largest snapshot, not their sum: a device asking for snapshots it does not read is still cut off.
-      if (this.sendBytes(snapshot)) this.snapshotAllowance = Math.max(this.snapshotAllowance, Buffer.byteLength(snapshot));
+      if (this.sendBytes(snapshot)) this.bound.snapshotSent(Buffer.byteLength(snapshot));
     } else this.send({ type: 'subscribed', ref, conversationId, cursor: start.cursor, head: start.head });
     // That frame found the socket's buffer past the bound and cut it off: nothing to attach.
     if (subscription.ended) {
@@ -254,20 +254,13 @@ export class DeviceSession {
     return tcp !== undefined && this.sendBytes(frame, tcp);
   }
 
-  /**
-   * Sends a text frame; a device whose unsent buffer is past the bound when another frame comes is
-   * cut off so it cannot slow anyone else. (Judged before the send, so one large frame goes out
-   * whole; and the snapshots this socket was sent count on top of the bound until its buffer is
-   * back under it, so the snapshot of a long conversation is not cut off by the next live event.)
-   */
+  /** Sends a text frame, cutting off a device past its send bound (see `SendBound`). */
   private sendBytes(data: Buffer | string, framedTo?: Duplex): boolean {
     if (this.socket.readyState !== this.socket.OPEN) return false;
     const backlog = this.socket.bufferedAmount;
-    const bound = this.deps.settings.ws.maxBufferedBytes;
-    if (backlog <= bound) this.snapshotAllowance = 0;
     if (framedTo) framedTo.write(data);
     else this.socket.send(data, { binary: false });
-    if (backlog > bound + this.snapshotAllowance) {
+    if (this.bound.exceeded(backlog)) {
       this.deps.logger.warn({ buffered: this.socket.bufferedAmount }, 'slow device disconnected');
       this.deps.metrics.slowConsumers.inc();
       this.close(CloseCode.SlowConsumer, 'slow consumer: resume from your cursor');
