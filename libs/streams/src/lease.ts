@@ -78,7 +78,20 @@ export class Lease {
     this.ticking = true;
     const started = Date.now();
     try {
-      const revision = this.held ? await this.kv.update(this.options.key, this.options.holder, this.revision) : await this.kv.create(this.options.key, this.options.holder);
+      let revision: number | null;
+      try {
+        revision = this.held ? await this.kv.update(this.options.key, this.options.holder, this.revision) : await this.kv.create(this.options.key, this.options.holder);
+      } catch (error) {
+        // An election: the entry is still ours until it lapses, and the next renewal may go through.
+        if (this.held && isTransient(error) && started - this.renewedAt < this.options.ttlMs / 2) return;
+        // A renewal or a take may have gone through with its reply lost: the entry then names this holder, and renewed it stays ours.
+        revision = await renewIfStillHeld(this.kv, this.options.key, this.options.holder);
+      }
+      if (revision === null) {
+        // Someone else holds it, or NATS is away for long: either way we do not.
+        this.set(0);
+        return;
+      }
       if (this.stopped) {
         // Released while this renewal was under way: what it got is given up too, or the lease would stay held with no one renewing it.
         await this.kv.delete(this.options.key, { previousSeq: revision }).catch(() => undefined);
@@ -86,19 +99,6 @@ export class Lease {
       }
       this.set(revision);
       this.renewedAt = started;
-    } catch (error) {
-      // An election: the entry is still ours until it lapses, and the next renewal may go through.
-      if (this.held && isTransient(error) && started - this.renewedAt < this.options.ttlMs / 2) return;
-      // A renewal or a take may have gone through with its reply lost: the entry then names this holder, and renewed it stays ours.
-      const revision = await renewIfStillHeld(this.kv, this.options.key, this.options.holder);
-      if (revision !== null) {
-        if (this.stopped) return void (await this.kv.delete(this.options.key, { previousSeq: revision }).catch(() => undefined));
-        this.set(revision);
-        this.renewedAt = started;
-        return;
-      }
-      // Someone else holds it, or NATS is away for long: either way we do not.
-      this.set(0);
     } finally {
       this.ticking = false;
     }

@@ -162,8 +162,8 @@ export class ConversationWriter {
           continue;
         }
         // Postgres has the lost events too, and the log now numbers new events at or before them:
-        // each would read as one already seen and be dropped everywhere. Refused until the log is
-        // made whole again (recreated, then `seqline repair`; see docs/production.md).
+        // each would read as one already seen and be dropped everywhere. Refused instead (see
+        // "Replicas" in docs/production.md).
         throw new SeqlineError(ErrorCode.Unavailable, `the log of ${conversationId} ends at ${last}, before event ${state.seq} that Postgres holds: the log lost acknowledged events; writes wait until it is recreated`);
       }
     }
