@@ -82,8 +82,7 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
     // Partitions first, so agents move to the any-instance subject (other instances) while this one drains.
     await this.partitions.stop();
     if (this.subscription) await drainWithin(this.subscription, DRAIN_WAIT_MS);
-    const unanswered = [...this.inFlight];
-    await within(Promise.allSettled(unanswered), ANSWER_WAIT_MS).catch(() => {
+    await within(Promise.allSettled([...this.inFlight]), ANSWER_WAIT_MS).catch(() => {
       this.logger.warn({ commands: this.inFlight.size }, 'shutting down with agent commands unanswered; their agents retry them elsewhere');
     });
   }
