@@ -1,5 +1,5 @@
 import type { Server } from 'node:http';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { createConversation, eventually, ResilientDevice, useSeqline, WsDevice } from '@seqline/testing';
 import WebSocket from 'ws';
 import type { SeqlineAgent } from '@seqline/agent';
@@ -53,9 +53,17 @@ describe('a device that cannot keep up', () => {
     const closes: number[] = [];
     socket.on('message', (data) => frames.push(JSON.parse(String(data))));
     socket.on('close', (code) => closes.push(code));
+    // It stops reading once the snapshot's first bytes arrive: the snapshot is built (so the live
+    // event below comes after it) and the rest of its 8 MB fills the kernel buffers, then the server's send buffer.
+    const tcp = (socket as unknown as { _socket: Socket })._socket;
+    const snapshotStarted = new Promise<void>((resolve) =>
+      tcp.once('data', () => {
+        socket.pause();
+        resolve();
+      }),
+    );
     socket.send(JSON.stringify({ type: 'subscribe', conversationId: 'big-ws' }));
-    // It reads nothing for now: the 8 MB snapshot fills its kernel buffers, then the server's send buffer.
-    socket.pause();
+    await snapshotStarted;
     await new Promise((resolve) => setTimeout(resolve, 500));
     const live = agent.startMessage('big-ws', { messageId: 'after' });
     live.append('live-after-snapshot');
@@ -66,6 +74,7 @@ describe('a device that cannot keep up', () => {
     expect(closes).toEqual([]);
     expect(frames[0]!.type).toBe('snapshot');
     expect(frames[0]!.messages!.find((message) => message.id === 'history')!.text).toBe('y'.repeat(500 * 16_000));
+    expect(frames[0]!.messages!.map((message) => message.id)).not.toContain('after');
     socket.close();
   });
 });
@@ -101,10 +110,20 @@ describe('an SSE reader that cannot keep up', () => {
     const { port } = new URL(seqline.server.url);
     const reader = connect(Number(port), '127.0.0.1');
     const chunks: Buffer[] = [];
+    // It stops reading once the snapshot's first bytes arrive: the snapshot is built (so the live
+    // event below comes after it) and the rest of its 8 MB fills the kernel buffers, then the server's send buffer.
+    const snapshotStarted = new Promise<void>((resolve) => {
+      const read = (chunk: Buffer): void => {
+        chunks.push(chunk);
+        if (!Buffer.concat(chunks).includes('event: snapshot')) return;
+        reader.off('data', read);
+        reader.pause();
+        resolve();
+      };
+      reader.on('data', read);
+    });
     reader.write(`GET /v1/conversations/big-sse/stream HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
-    // It reads nothing for now: the 8 MB snapshot fills its kernel buffers, then the server's send buffer.
-    reader.pause();
-    await eventually(async () => (await connections()) === 1, 5_000, 'the reader connected');
+    await snapshotStarted;
     await new Promise((resolve) => setTimeout(resolve, 500));
     const live = agent.startMessage('big-sse', { messageId: 'after' });
     live.append('live-after-snapshot');
@@ -120,6 +139,7 @@ describe('an SSE reader that cannot keep up', () => {
     const snapshot = /event: snapshot\nid: [^\n]+\ndata: (.*)\n\n/.exec(received);
     const messages = (JSON.parse(snapshot![1]!) as { messages: { id: string; text: string }[] }).messages;
     expect(messages.find((message) => message.id === 'history')!.text).toBe('y'.repeat(500 * 16_000));
+    expect(messages.map((message) => message.id)).not.toContain('after');
     expect(received.indexOf('live-after-snapshot')).toBeGreaterThan(snapshot!.index);
     reader.destroy();
   });
