@@ -119,6 +119,23 @@ describe('agent commands over NATS', () => {
     expect(await stray).toMatchObject({ ok: false, error: { code: 'UNKNOWN_MESSAGE' } });
     expect(order).toEqual(['appends acknowledged', 'stray refused']);
   });
+
+  it('looks again at a command naming a producer epoch the log has not reached, instead of fencing it at once', async () => {
+    // As after a leader election: a takeover was acknowledged, and the first read of the new leader lacks it.
+    await createConversation(seqline.server.url, 'c-epoch');
+    expect(await request('c-epoch', { type: 'message.start', messageId: 'm-taken', agentId: 'raw', producerId: 'first' })).toMatchObject({ ok: true, answer: { epoch: 1 } });
+    expect(await request('c-epoch', { type: 'message.append', messageId: 'm-taken', part: 1, delta: 'a', epoch: 1 })).toMatchObject({ ok: true });
+    const early = request('c-epoch', { type: 'message.append', messageId: 'm-taken', part: 2, delta: 'b', epoch: 2 });
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(await request('c-epoch', { type: 'message.start', messageId: 'm-taken', agentId: 'raw', producerId: 'second' })).toMatchObject({ ok: true, answer: { epoch: 2, parts: 1 } });
+    expect(await early).toMatchObject({ ok: true, duplicate: false });
+    // The first producer is fenced, at once and for good.
+    expect(await request('c-epoch', { type: 'message.append', messageId: 'm-taken', part: 3, delta: 'c', epoch: 1 })).toMatchObject({ ok: false, error: { code: 'FENCED' } });
+    // An epoch no takeover ever gave is refused once the log has had time to show it.
+    expect(await request('c-epoch', { type: 'message.append', messageId: 'm-taken', part: 3, delta: 'c', epoch: 7 })).toMatchObject({ ok: false, error: { code: 'FENCED' } });
+    const history = await http<{ items: { id: string; text: string; status: string }[] }>(seqline.server.url, 'GET', '/v1/conversations/c-epoch/messages');
+    expect(history.body.items.map(({ id, text, status }) => ({ id, text, status }))).toEqual([{ id: 'm-taken', text: 'ab', status: 'streaming' }]);
+  });
 });
 
 /** With the default limits: an answer whose state no longer fits in one NATS reply. */

@@ -23,6 +23,17 @@ const STALE_SENSITIVE = new Set<ErrorCode>([ErrorCode.UnknownMessage, ErrorCode.
  * old one acknowledged, so these are looked at again a little later before they stand.
  */
 const MISSING_SENSITIVE = new Set<ErrorCode>([ErrorCode.UnknownMessage, ErrorCode.PartOutOfOrder]);
+
+/**
+ * Whether a refusal may only say the log lacks an acknowledged write (see MISSING_SENSITIVE). A
+ * command naming a newer producer epoch than the log shows comes from a takeover whose
+ * `message.start` was acknowledged: the log lacks it, the command is not fenced.
+ */
+function lacksAcknowledged(code: ErrorCode, command: IngestCommand, state: ConversationState): boolean {
+  if (MISSING_SENSITIVE.has(code)) return true;
+  if (code !== ErrorCode.Fenced || !('epoch' in command) || command.epoch === undefined) return false;
+  return command.epoch > (state.messages.get(command.messageId)?.producerEpoch ?? 0);
+}
 const RECHECK_DELAYS_MS = [100, 300, 1_000];
 /** A refusal to look at again after the next delay, with the conversation unlocked meanwhile. */
 const RECHECK_LATER = Symbol('recheck later');
@@ -97,7 +108,7 @@ export class ConversationWriter {
           caughtUp = true;
           continue;
         }
-        if (MISSING_SENSITIVE.has(error.code) && recheck < RECHECK_DELAYS_MS.length) return RECHECK_LATER;
+        if (lacksAcknowledged(error.code, command, state) && recheck < RECHECK_DELAYS_MS.length) return RECHECK_LATER;
         throw error;
       }
       if (decision.kind === 'duplicate') {
