@@ -23,8 +23,8 @@ describe('Lease', () => {
     lease.onChange((held) => changes.push(held));
     // The first take is under way (a round trip to NATS) when the instance stops.
     lease.start();
+    // Resolves once that take is given up too.
     await lease.release();
-    await new Promise((resolve) => setTimeout(resolve, 500));
     expect(lease.held).toBe(false);
     expect(await Lease.holderOf(nc, bucket, 'persister')).toBeNull();
     expect(changes).toEqual([]);
@@ -32,7 +32,7 @@ describe('Lease', () => {
     // Another instance takes it at once instead of waiting 10 s for it to lapse.
     const other = await Lease.open(nc, { bucket, key: 'persister', ttlMs: 10_000, holder: 'instance-b' });
     other.start();
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await eventually(() => other.held, 9_000, 'the other instance took the lease');
     expect(await Lease.holderOf(nc, bucket, 'persister')).toBe('instance-b');
     await other.release();
   });

@@ -4,7 +4,7 @@ import { createConversation, eventually, useSeqline } from '@seqline/testing';
 
 /** The service ends abandoned answers, judging silence on the log: a lagging Postgres row does not end a live answer. */
 describe('abandoned answers', () => {
-  const seqline = useSeqline({ AGENT_LEASE: '1s' });
+  const seqline = useSeqline({ AGENT_LEASE: '3s' });
   let nc: NatsConnection;
   const request = async (command: AgentCommand): Promise<AgentReply> =>
     (await nc.request(`${seqline.settings.log.prefix}.agent.c-reap`, JSON.stringify(command), { timeout: 5_000 })).json<AgentReply>();
@@ -28,7 +28,7 @@ describe('abandoned answers', () => {
       }
     })();
     let text = '';
-    for (let part = 1; part <= 16; part++) {
+    for (let part = 1; part <= 48; part++) {
       const reply = await request({ type: 'message.append', messageId: 'live', part, delta: `t${part} ` });
       expect({ part, reply }).toMatchObject({ part, reply: { ok: true } });
       text += `t${part} `;

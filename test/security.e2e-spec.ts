@@ -20,21 +20,23 @@ function unsigned(claims: Record<string, unknown>): string {
   return `${part({ alg: 'none', typ: 'JWT' })}.${part({ sub: 'alice', aud: 'seqline', iss: 'seqline', exp: Math.floor(Date.now() / 1000) + 3600, ...claims })}.`;
 }
 
-/** Opens a socket with `token` and reports how the server closed it, or 'open'. */
+/**
+ * Opens a socket with `token` and reports how the server closed it, or 'open' once it answered a
+ * ping (a socket is let in, or closed, only after its token is checked; frames sent meanwhile wait).
+ */
 function connectOutcome(url: string, token: string | undefined): Promise<{ code: number | 'open'; frames: ServerFrame[] }> {
   return new Promise((resolve) => {
     const frames: ServerFrame[] = [];
     const socket = new WebSocket(`${url.replace(/^http/, 'ws')}/v1/ws${token ? `?access_token=${encodeURIComponent(token)}` : ''}`);
-    socket.on('message', (data) => frames.push(JSON.parse(String(data))));
+    socket.on('message', (data) => {
+      const frame = JSON.parse(String(data)) as ServerFrame;
+      if (frame.type === 'pong' && frame.ref === 'probe') {
+        socket.close();
+        resolve({ code: 'open', frames });
+      } else frames.push(frame);
+    });
     socket.on('close', (code) => resolve({ code, frames }));
-    socket.on('open', () =>
-      setTimeout(() => {
-        if (socket.readyState === WebSocket.OPEN) {
-          socket.close();
-          resolve({ code: 'open', frames });
-        }
-      }, 300),
-    );
+    socket.on('open', () => socket.send(JSON.stringify({ type: 'ping', ref: 'probe' })));
   });
 }
 
@@ -126,7 +128,7 @@ describe('security', () => {
 
   it('ends a socket when its token expires, unless a fresh token arrives first', async () => {
     const url = seqline.server.url;
-    const short = await sign({ conversations: { 'sec-a': ['read'] } }, { expiresIn: Math.floor(Date.now() / 1000) + 2 });
+    const short = await sign({ conversations: { 'sec-a': ['read'] } }, { expiresIn: Math.floor(Date.now() / 1000) + 5 });
     const refreshed = new WsDevice(url, 'sec-a');
     refreshed.token = short;
     await refreshed.connect();
@@ -149,7 +151,7 @@ describe('security', () => {
     const url = seqline.server.url;
     const streamUrl = (token: string) => `${url}/v1/conversations/sec-a/stream?access_token=${encodeURIComponent(token)}`;
     const read = { conversations: { 'sec-a': ['read'] } };
-    const expiring = await SseStream.open(streamUrl(await sign(read, { subject: 'sse-short', expiresIn: Math.floor(Date.now() / 1000) + 2 })));
+    const expiring = await SseStream.open(streamUrl(await sign(read, { subject: 'sse-short', expiresIn: Math.floor(Date.now() / 1000) + 5 })));
     // Past the longest timer Node keeps (about 24.8 days).
     const lasting = await SseStream.open(streamUrl(await sign(read, { subject: 'sse-long', expiresIn: '60d' })));
     expect([expiring.status, lasting.status]).toEqual([200, 200]);

@@ -56,12 +56,18 @@ describe('a device that cannot keep up', () => {
     // It stops reading once the snapshot's first bytes arrive: the snapshot is built (so the live
     // event below comes after it) and the rest of its 8 MB fills the kernel buffers, then the server's send buffer.
     const tcp = (socket as unknown as { _socket: Socket })._socket;
-    const snapshotStarted = new Promise<void>((resolve) =>
-      tcp.once('data', () => {
+    const snapshotStarted = new Promise<void>((resolve) => {
+      // (A heartbeat ping may come first.)
+      const seen: Buffer[] = [];
+      const read = (chunk: Buffer): void => {
+        seen.push(chunk);
+        if (!Buffer.concat(seen).includes('"type":"snapshot"')) return;
+        tcp.off('data', read);
         socket.pause();
         resolve();
-      }),
-    );
+      };
+      tcp.on('data', read);
+    });
     socket.send(JSON.stringify({ type: 'subscribe', conversationId: 'big-ws' }));
     await snapshotStarted;
     await new Promise((resolve) => setTimeout(resolve, 500));

@@ -21,16 +21,27 @@ describe('SSE stream', () => {
     const agent = await seqline.agent('sse-writer');
     const answer = agent.startMessage('c-sse', { messageId: 'ans' });
     const tokens = Array.from({ length: 600 }, (_, i) => ` s${i}`);
+    const url = `${server.url}/v1/conversations/c-sse/stream`;
+    // The reader is in (its snapshot read) before the answer streams, and drops after three
+    // events, mid-answer: the second half waits for that.
+    const first = await SseStream.open(url, {});
+    await first.until(() => first.frames.length > 0, 20_000);
+    let firstRead!: () => void;
+    const firstDone = new Promise<void>((resolve) => (firstRead = resolve));
     const streaming = (async () => {
       for (const [i, token] of tokens.entries()) {
+        if (i === 300) await firstDone;
         answer.append(token);
         if (i % 10 === 0) await new Promise((resolve) => setTimeout(resolve, 10));
       }
       await answer.complete();
     })();
-    const url = `${server.url}/v1/conversations/c-sse/stream`;
-    // Three events in, the answer (about 600 ms of streaming) is still going.
-    const first = await readSse(url, {}, (frames) => frames.filter((frame) => frame.event === undefined).length >= 3);
+    try {
+      await first.until(() => first.frames.filter((frame) => frame.event === undefined).length >= 3, 20_000);
+    } finally {
+      first.close();
+      firstRead();
+    }
     expect(first.frames.some((frame) => frame.data.includes('"message.completed"'))).toBe(false);
     expect(first.status).toBe(200);
     expect(first.contentType).toBe('text/event-stream; charset=utf-8');

@@ -23,7 +23,8 @@ export class Lease {
   private revision = 0;
   private timer?: ReturnType<typeof setInterval>;
   private listeners = new Set<(held: boolean) => void>();
-  private ticking = false;
+  /** The take or renewal under way, if any. */
+  private ticking?: Promise<void>;
   /** Released: nothing renews or takes the lease any more. */
   private stopped = false;
   /** When the entry was last written: it lapses `ttlMs` later at the earliest. */
@@ -66,6 +67,8 @@ export class Lease {
   async release(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
+    // A take under way gives up what it gets (see takeOrRenew): released means released once this resolves.
+    await this.ticking;
     if (this.held) {
       const revision = this.revision;
       this.set(0);
@@ -73,35 +76,35 @@ export class Lease {
     }
   }
 
-  private async tick(): Promise<void> {
-    if (this.ticking || this.stopped) return;
-    this.ticking = true;
+  private tick(): Promise<void> {
+    if (this.ticking || this.stopped) return this.ticking ?? Promise.resolve();
+    this.ticking = this.takeOrRenew().finally(() => (this.ticking = undefined));
+    return this.ticking;
+  }
+
+  private async takeOrRenew(): Promise<void> {
     const started = Date.now();
+    let revision: number | null;
     try {
-      let revision: number | null;
-      try {
-        revision = this.held ? await this.kv.update(this.options.key, this.options.holder, this.revision) : await this.kv.create(this.options.key, this.options.holder);
-      } catch (error) {
-        // An election: the entry is still ours until it lapses, and the next renewal may go through.
-        if (this.held && isTransient(error) && started - this.renewedAt < this.options.ttlMs / 2) return;
-        // A renewal or a take may have gone through with its reply lost: the entry then names this holder, and renewed it stays ours.
-        revision = await renewIfStillHeld(this.kv, this.options.key, this.options.holder);
-      }
-      if (revision === null) {
-        // Someone else holds it, or NATS is away for long: either way we do not.
-        this.set(0);
-        return;
-      }
-      if (this.stopped) {
-        // Released while this renewal was under way: what it got is given up too, or the lease would stay held with no one renewing it.
-        await this.kv.delete(this.options.key, { previousSeq: revision }).catch(() => undefined);
-        return;
-      }
-      this.set(revision);
-      this.renewedAt = started;
-    } finally {
-      this.ticking = false;
+      revision = this.held ? await this.kv.update(this.options.key, this.options.holder, this.revision) : await this.kv.create(this.options.key, this.options.holder);
+    } catch (error) {
+      // An election: the entry is still ours until it lapses, and the next renewal may go through.
+      if (this.held && isTransient(error) && started - this.renewedAt < this.options.ttlMs / 2) return;
+      // A renewal or a take may have gone through with its reply lost: the entry then names this holder, and renewed it stays ours.
+      revision = await renewIfStillHeld(this.kv, this.options.key, this.options.holder);
     }
+    if (revision === null) {
+      // Someone else holds it, or NATS is away for long: either way we do not.
+      this.set(0);
+      return;
+    }
+    if (this.stopped) {
+      // Released while this renewal was under way: what it got is given up too, or the lease would stay held with no one renewing it.
+      await this.kv.delete(this.options.key, { previousSeq: revision }).catch(() => undefined);
+      return;
+    }
+    this.set(revision);
+    this.renewedAt = started;
   }
 
   private set(revision: number): void {
