@@ -3,6 +3,9 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { isTransient, retryTransient } from './election-retry.js';
 import { renewIfStillHeld } from './lease-entry.js';
 
+/** How long `release` waits for a take or renewal under way. */
+const RELEASE_WAIT_MS = 2_000;
+
 export interface LeaseOptions {
   bucket: string;
   key: string;
@@ -67,8 +70,13 @@ export class Lease {
   async release(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
-    // A take under way gives up what it gets (see takeOrRenew): released means released once this resolves.
-    await this.ticking;
+    // A take under way gives up what it gets (see takeOrRenew): released means released once this
+    // resolves. Waited for a bounded time: with NATS away it could take a request timeout or two.
+    if (this.ticking) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([this.ticking, new Promise((resolve) => (timer = setTimeout(resolve, RELEASE_WAIT_MS)))]);
+      clearTimeout(timer);
+    }
     if (this.held) {
       const revision = this.revision;
       this.set(0);
