@@ -13,12 +13,13 @@ declare global {
   }
 }
 
+/** At 25 words a second: over 5 s of answer left after a reload at word 20, on a slow machine too. */
 const WORDS = 160;
 
 /** The example React page (useChat + the Seqline transport) in Chromium, against a real server and the example agent. */
 describe('useChat with the Seqline transport in a real browser', () => {
   const seqline = useSeqline();
-  const { model, runs } = createScriptedModel({ words: WORDS, wordsPerSecond: 40 });
+  const { model, runs } = createScriptedModel({ words: WORDS, wordsPerSecond: 25 });
   let browser: Browser;
 
   /** A prompt with this text is held by the agent until the test lets it go, so a page can act before its answer starts. */
