@@ -84,6 +84,8 @@ describe('prompt handling in the agent SDK', () => {
     handlers.set('c-many', async (prompt) => {
       running++;
       most = Math.max(most, running);
+      // Held until a second one runs too (or 3 s pass), then long enough for a third to be handed over if the limit let it.
+      for (const deadline = Date.now() + 3_000; running < 2 && Date.now() < deadline; ) await sleep(10);
       await sleep(400);
       running--;
       await answerWith(prompt, `answer to ${prompt.messageId}`);

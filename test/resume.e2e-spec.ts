@@ -24,6 +24,8 @@ describe('an answer streamed to devices that drop, resume and join late', () => 
     for (let i = 0; i < TOKENS; i++) {
       answer.append(tokens[i]!);
       if (i === dropAt) {
+        // Mid-answer for B too: it has had part of the answer (a slow machine may not have delivered any yet).
+        await b.until(() => b.events.length > 0);
         eventsBeforeDrop = b.events.length;
         b.drop();
       }
