@@ -146,7 +146,7 @@ describe('web apps on their own origin, in a real browser', () => {
           (error: Error) => error.name,
         );
 
-        // Each outcome is read after a while at most, so a socket or stream that did open is reported, not waited on.
+        // Each outcome is read once it is in, or after 10 s at most, so a socket or stream that did open is reported, not waited on.
         const socket = await new Promise<{ events: string[]; code: number | undefined }>((resolve) => {
           const events: string[] = [];
           const ws = new WebSocket(`${chat.replace('http', 'ws')}/v1/ws?access_token=${encodeURIComponent(deviceToken)}`);
@@ -156,7 +156,7 @@ describe('web apps on their own origin, in a real browser', () => {
           setTimeout(() => {
             resolve({ events, code: undefined });
             ws.close();
-          }, 3_000);
+          }, 10_000);
         });
 
         // The app's own copy of the SDK: it keeps trying, and never gets a connection.
@@ -165,7 +165,7 @@ describe('web apps on their own origin, in a real browser', () => {
         const states: string[] = [];
         client.onStateChange((state) => states.push(state));
         const conversation = client.subscribe('web');
-        await sleep(1_500);
+        for (const deadline = Date.now() + 10_000; states.filter((state) => state === 'connecting').length <= 2 && Date.now() < deadline; ) await sleep(50);
         const sdk = { attempts: states.filter((state) => state === 'connecting').length, reached: [...new Set(states)].sort(), messages: conversation.messages.length };
         await client.close();
 
@@ -174,11 +174,15 @@ describe('web apps on their own origin, in a real browser', () => {
           const source = new EventSource(`${chat}/v1/conversations/web/stream?access_token=${encodeURIComponent(deviceToken)}`);
           source.onopen = () => events.push('open');
           source.onmessage = () => events.push('message');
-          source.onerror = () => events.push('error');
+          source.onerror = () => {
+            events.push('error');
+            // Refused for good (not a reconnect): the outcome is in.
+            if (source.readyState === EventSource.CLOSED) resolve({ events, readyState: source.readyState });
+          };
           setTimeout(() => {
             resolve({ events, readyState: source.readyState });
             source.close();
-          }, 1_000);
+          }, 10_000);
         });
 
         const outcome = (request: Promise<Response>) => request.then((response) => `answered ${response.status}`, (error: Error) => error.name);
