@@ -14,6 +14,20 @@ async function streamLongAnswer(agent: SeqlineAgent, conversationId: string, mes
   await answer.complete();
 }
 
+/** Resolves once `marker` has arrived on `tcp`, after calling `pause` (the rest then waits in the kernel's buffers). `chunks` keeps what was read. */
+function pauseOnceReceived(tcp: Socket, marker: string, pause: () => void, chunks: Buffer[] = []): Promise<void> {
+  return new Promise((resolve) => {
+    const read = (chunk: Buffer): void => {
+      chunks.push(chunk);
+      if (!Buffer.concat(chunks).includes(marker)) return;
+      tcp.off('data', read);
+      pause();
+      resolve();
+    };
+    tcp.on('data', read);
+  });
+}
+
 describe('a device that cannot keep up', () => {
   const seqline = useSeqline({ WS_MAX_BUFFERED_BYTES: '65536', LIMIT_MESSAGE_CHARS: '20000000' });
 
@@ -55,19 +69,8 @@ describe('a device that cannot keep up', () => {
     socket.on('close', (code) => closes.push(code));
     // It stops reading once the snapshot's first bytes arrive: the snapshot is built (so the live
     // event below comes after it) and the rest of its 8 MB fills the kernel buffers, then the server's send buffer.
-    const tcp = (socket as unknown as { _socket: Socket })._socket;
-    const snapshotStarted = new Promise<void>((resolve) => {
-      // (A heartbeat ping may come first.)
-      const seen: Buffer[] = [];
-      const read = (chunk: Buffer): void => {
-        seen.push(chunk);
-        if (!Buffer.concat(seen).includes('"type":"snapshot"')) return;
-        tcp.off('data', read);
-        socket.pause();
-        resolve();
-      };
-      tcp.on('data', read);
-    });
+    // (A heartbeat ping may come first.)
+    const snapshotStarted = pauseOnceReceived((socket as unknown as { _socket: Socket })._socket, '"type":"snapshot"', () => socket.pause());
     socket.send(JSON.stringify({ type: 'subscribe', conversationId: 'big-ws' }));
     await snapshotStarted;
     await new Promise((resolve) => setTimeout(resolve, 500));
@@ -118,16 +121,7 @@ describe('an SSE reader that cannot keep up', () => {
     const chunks: Buffer[] = [];
     // It stops reading once the snapshot's first bytes arrive: the snapshot is built (so the live
     // event below comes after it) and the rest of its 8 MB fills the kernel buffers, then the server's send buffer.
-    const snapshotStarted = new Promise<void>((resolve) => {
-      const read = (chunk: Buffer): void => {
-        chunks.push(chunk);
-        if (!Buffer.concat(chunks).includes('event: snapshot')) return;
-        reader.off('data', read);
-        reader.pause();
-        resolve();
-      };
-      reader.on('data', read);
-    });
+    const snapshotStarted = pauseOnceReceived(reader, 'event: snapshot', () => reader.pause(), chunks);
     reader.write(`GET /v1/conversations/big-sse/stream HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
     await snapshotStarted;
     await new Promise((resolve) => setTimeout(resolve, 500));
