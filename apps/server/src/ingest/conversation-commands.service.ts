@@ -31,29 +31,26 @@ export class ConversationCommands {
    */
   async post(conversationId: string, messageId: string, author: Author, text: string): Promise<WriteResult> {
     const result = await this.writer.write(conversationId, { type: 'message.post', messageId, author, text });
-    if (result.duplicate && !(await this.withinDuplicateWindow(result.cursor)) && (await this.promptHandedOver(conversationId, messageId, result.cursor))) return result;
+    if (result.duplicate && !(await this.promptMissing(conversationId, messageId, result.cursor))) return result;
     const prompt: Prompt = { conversationId, messageId, author, text, cursor: result.cursor };
     await this.log.publishPrompt(conversationId, prompt, `prompt.${conversationId}.${messageId}`);
     return result;
   }
 
   /**
-   * Whether the prompt for a message written at `cursor` is in the log. A prompt is published after
-   * its message, so it expires after it: while the message is in the log, so is its prompt. When the
-   * message has expired, or too many later prompts stand in the way, it is taken as handed over:
-   * paying for an answer twice is the worse mistake.
+   * Whether a repeated post must hand its prompt over. Within the duplicate window it is sent again
+   * (JetStream drops it if it is there). After it, only when the log lacks it: a prompt is published
+   * after its message, so it expires after it, and while the message is in the log, so is its
+   * prompt. When the message has expired, or too many later prompts stand in the way, it is taken
+   * as handed over: paying for an answer twice is the worse mistake.
    */
-  private async promptHandedOver(conversationId: string, messageId: string, cursor: string): Promise<boolean> {
-    const seq = parseCursor(cursor)?.seq;
-    if (seq === undefined || (await this.log.timeAt(seq)) === null) return true;
-    return (await this.log.hasPrompt(conversationId, messageId, seq, MAX_PROMPTS_LOOKED_AT)) !== false;
-  }
-
-  private async withinDuplicateWindow(cursor: string): Promise<boolean> {
+  private async promptMissing(conversationId: string, messageId: string, cursor: string): Promise<boolean> {
     const seq = parseCursor(cursor)?.seq;
     const stored = seq === undefined ? null : await this.log.timeAt(seq);
+    if (seq === undefined || stored === null) return false;
     const windowMs = Math.min(this.settings.log.duplicateWindowMs, this.settings.log.retentionMs);
-    return stored !== null && Date.now() - stored.getTime() < windowMs;
+    if (Date.now() - stored.getTime() < windowMs) return true;
+    return (await this.log.hasPrompt(conversationId, messageId, seq, MAX_PROMPTS_LOOKED_AT)) === false;
   }
 
   /** Ends a streaming answer as `aborted` for every device; the agent learns it from a notice and from its next append. */
