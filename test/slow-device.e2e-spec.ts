@@ -14,6 +14,15 @@ async function streamLongAnswer(agent: SeqlineAgent, conversationId: string, mes
   await answer.complete();
 }
 
+/** With a reader's snapshot still unsent: streams a short answer `after` ('live-after-snapshot'), with time for the server to send it on. */
+async function streamWhileUnread(agent: SeqlineAgent, conversationId: string): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const live = agent.startMessage(conversationId, { messageId: 'after' });
+  live.append('live-after-snapshot');
+  await live.complete();
+  await new Promise((resolve) => setTimeout(resolve, 500));
+}
+
 /** Resolves once `marker` has arrived on `tcp`, after calling `pause` (the rest then waits in the kernel's buffers). `chunks` keeps what was read. */
 function pauseOnceReceived(tcp: Socket, marker: string, pause: () => void, chunks: Buffer[] = []): Promise<void> {
   return new Promise((resolve) => {
@@ -73,11 +82,7 @@ describe('a device that cannot keep up', () => {
     const snapshotStarted = pauseOnceReceived((socket as unknown as { _socket: Socket })._socket, '"type":"snapshot"', () => socket.pause());
     socket.send(JSON.stringify({ type: 'subscribe', conversationId: 'big-ws' }));
     await snapshotStarted;
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    const live = agent.startMessage('big-ws', { messageId: 'after' });
-    live.append('live-after-snapshot');
-    await live.complete();
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await streamWhileUnread(agent, 'big-ws');
     socket.resume();
     await eventually(() => frames.some((frame) => frame.event?.delta === 'live-after-snapshot') || closes.length > 0, 30_000, 'the live event arrived after the snapshot');
     expect(closes).toEqual([]);
@@ -124,11 +129,7 @@ describe('an SSE reader that cannot keep up', () => {
     const snapshotStarted = pauseOnceReceived(reader, 'event: snapshot', () => reader.pause(), chunks);
     reader.write(`GET /v1/conversations/big-sse/stream HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
     await snapshotStarted;
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    const live = agent.startMessage('big-sse', { messageId: 'after' });
-    live.append('live-after-snapshot');
-    await live.complete();
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await streamWhileUnread(agent, 'big-sse');
     // Not cut off for the snapshot's own size.
     expect(await connections()).toBe(1);
 

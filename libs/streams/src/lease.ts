@@ -62,8 +62,8 @@ export class Lease {
   }
 
   start(): void {
-    void this.tick();
-    this.timer = setInterval(() => void this.tick(), Math.max(50, Math.floor(this.options.ttlMs / 4)));
+    this.tick();
+    this.timer = setInterval(() => this.tick(), Math.max(50, Math.floor(this.options.ttlMs / 4)));
   }
 
   /** Stops renewing and gives the lease up at once, so another instance need not wait for it to lapse. */
@@ -84,10 +84,9 @@ export class Lease {
     }
   }
 
-  private tick(): Promise<void> {
-    if (this.ticking || this.stopped) return this.ticking ?? Promise.resolve();
-    this.ticking = this.takeOrRenew().finally(() => (this.ticking = undefined));
-    return this.ticking;
+  private tick(): void {
+    if (this.stopped) return;
+    this.ticking ??= this.takeOrRenew().finally(() => (this.ticking = undefined));
   }
 
   private async takeOrRenew(): Promise<void> {
