@@ -116,6 +116,11 @@ export async function runScenario(options: ScenarioOptions): Promise<{ report: S
     seconds: Math.round((Date.now() - started) / 100) / 10,
   };
   process.stdout.write(`fault case ${JSON.stringify(report)}\n`);
+  // A device that did not end exact: which instance it was on and where it stopped, so the
+  // instance's log (kept with TEST_SERVER_LOGS=<folder>) can be read for that time.
+  for (const device of devices.filter((candidate) => candidate.text('answer') !== expected.get(candidate.conversationId))) {
+    process.stdout.write(`fault case ${options.name}: device on ${device.url} of ${device.conversationId} stopped at ${device.cursor} after ${device.events.length} events, answer ${device.messages.get('answer')?.status ?? 'not seen'}\n`);
+  }
   // A device that did not end exact: say where its conversation's log breaks the chain, if it does.
   for (const id of new Set(devices.filter((device) => device.text('answer') !== expected.get(device.conversationId)).map((device) => device.conversationId))) {
     process.stdout.write(`fault case ${options.name}: ${id} not exact; chain breaks in the log: ${JSON.stringify(await chainBreaks(options.settings, id))}\n`);

@@ -16,8 +16,14 @@ export interface LogTailOptions {
   onRestart?: (error: unknown, resumeAfter: number) => void;
   /** A consumer is set up and delivering from after `after` (at start and after each restart). */
   onConsuming?: (consumer: string, after: number) => void;
-  /** Why a consumer is being given up (heartbeats missed, gone, silent), for the log. */
-  onStatus?: (status: { type: string }) => void;
+  /** Why a consumer is being given up (heartbeats missed, gone, silent), or events read from the stream leader instead, for the log. */
+  onStatus?: (status: { type: string; events?: number }) => void;
+}
+
+/** What one consumer has delivered, and what its heartbeats say it has sent. */
+interface ConsumerProgress {
+  delivered: number;
+  claimed: number;
 }
 
 const nanos = (ms: number): number => ms * 1_000_000;
@@ -30,6 +36,13 @@ const SILENCE_MS = 3 * HEARTBEAT_MS;
  * leader keeps sending heartbeats but nothing else; only the leader can tell.
  */
 const STALL_CHECK_MS = 2 * HEARTBEAT_MS;
+/**
+ * Most events read from the stream leader, one get each, before a new consumer is set up. The
+ * consumer is the fast way; the gets only make sure a consumer that cannot be created or keeps
+ * landing on a replica that is behind does not hold the feed up.
+ */
+const LEADER_CATCH_UP_EVENTS = 2_000;
+const LEADER_CATCH_UP_MS = 1_000;
 
 /**
  * The instance's one live feed of the whole log: a single ephemeral consumer over every
@@ -95,8 +108,30 @@ export class LogTail {
         await sleep(250);
         // The consumer may have gone with the stream; a new epoch resets `lastSeq` through the listener.
         await this.stream.refresh().catch(() => false);
+        await this.catchUpFromLeader();
       }
     }
+  }
+
+  /**
+   * Hands over what the stream leader holds after the last event handed over, by direct gets,
+   * before a new consumer is tried. However often consumers fail (created on a node that does not
+   * answer, or on a replica that stopped following), the feed moves on as long as the stream has
+   * a leader, which every write needs anyway. Stops at the first get that fails.
+   */
+  private async catchUpFromLeader(): Promise<void> {
+    const epochs = this.epochs;
+    const deadline = Date.now() + LEADER_CATCH_UP_MS;
+    let read = 0;
+    while (read < LEADER_CATCH_UP_EVENTS && Date.now() < deadline && !this.stopped) {
+      const after = this.lastSeq;
+      const next = await this.stream.jsm.streams.getMessage(this.stream.name, nextLogEvent(this.stream, after)).catch(() => null);
+      if (!next || this.epochs !== epochs || this.lastSeq !== after || this.stopped) break;
+      this.lastSeq = next.seq;
+      read++;
+      this.options.onMessage({ subject: next.subject, seq: next.seq, data: next.data, time: next.time });
+    }
+    if (read > 0) this.options.onStatus?.({ type: 'read_from_leader', events: read });
   }
 
   private async consumeOnce(): Promise<void> {
@@ -125,12 +160,20 @@ export class LogTail {
       void messages.close();
       throw new Error('the log was recreated while the live feed consumer was set up');
     }
-    void this.watch(messages);
+    const progress: ConsumerProgress = { delivered: 0, claimed: 0 };
+    void this.watch(messages, progress);
     // The client reports missed heartbeats only while it has pulls out; a consumer whose node
     // went away mid-pull can fall silent without a word. Silence is judged here as well.
     this.heardAt = this.deliveredAt = Date.now();
+    let claimUnmetTicks = 0;
     const watchdog = setInterval(() => {
-      if (Date.now() - this.heardAt > SILENCE_MS) {
+      // Deliveries a heartbeat says were sent and that still have not come a tick later were lost
+      // on the way (a reconnect): without acknowledgements they are never sent again.
+      claimUnmetTicks = progress.claimed > progress.delivered ? claimUnmetTicks + 1 : 0;
+      if (claimUnmetTicks >= 2) {
+        this.options.onStatus?.({ type: 'deliveries_lost' });
+        void messages.close();
+      } else if (Date.now() - this.heardAt > SILENCE_MS) {
         this.options.onStatus?.({ type: 'silent' });
         void messages.close();
       } else if (this.stream.options.replicas > 1 && Date.now() - this.deliveredAt > STALL_CHECK_MS) {
@@ -139,7 +182,7 @@ export class LogTail {
       }
     }, HEARTBEAT_MS);
     try {
-      await this.deliver(messages, epochs);
+      await this.deliver(messages, epochs, progress);
     } finally {
       clearInterval(watchdog);
     }
@@ -147,17 +190,16 @@ export class LogTail {
   }
 
   /** `epochs`: the count of recreations when the consumer was set up. */
-  private async deliver(messages: ConsumerMessages, epochs: number): Promise<void> {
-    let delivered = 0;
+  private async deliver(messages: ConsumerMessages, epochs: number, progress: ConsumerProgress): Promise<void> {
     for await (const msg of messages) {
       // The rest of a batch the old log delivered before it was recreated: its sequences are not the new log's.
       if (this.epochs !== epochs) break;
-      if (msg.info.deliverySequence !== delivered + 1) {
+      if (msg.info.deliverySequence !== progress.delivered + 1) {
         // A delivery went missing (a reconnect on a consumer without acks): start again after the last one handed over.
         void messages.close();
-        throw new Error(`live feed delivery ${msg.info.deliverySequence} follows ${delivered}`);
+        throw new Error(`live feed delivery ${msg.info.deliverySequence} follows ${progress.delivered}`);
       }
-      delivered = msg.info.deliverySequence;
+      progress.delivered = msg.info.deliverySequence;
       this.heardAt = this.deliveredAt = Date.now();
       if (msg.seq <= this.lastSeq) continue;
       this.lastSeq = msg.seq;
@@ -174,9 +216,7 @@ export class LogTail {
     this.checkingStall = true;
     const after = this.lastSeq;
     try {
-      // STREAM.MSG.GET (answered by the leader) takes `next_by_subj` since NATS 2.9; the client's type only lists it for direct gets.
-      const request = { seq: after + 1, next_by_subj: this.stream.subjects.allLogs } as unknown as { seq: number };
-      const next = await this.stream.jsm.streams.getMessage(this.stream.name, request).catch(() => null);
+      const next = await this.stream.jsm.streams.getMessage(this.stream.name, nextLogEvent(this.stream, after)).catch(() => null);
       if (!next || this.lastSeq !== after || this.stopped) return;
       if (Date.now() - next.time.getTime() < STALL_CHECK_MS) return;
       this.options.onStatus?.({ type: 'stalled' });
@@ -187,11 +227,12 @@ export class LogTail {
   }
 
   /** Ends a consume loop whose consumer vanished or went silent, so `run` sets up a new one. */
-  private async watch(messages: ConsumerMessages): Promise<void> {
+  private async watch(messages: ConsumerMessages, progress: ConsumerProgress): Promise<void> {
     for await (const status of messages.status()) {
       switch (status.type) {
         case 'heartbeat':
           this.heardAt = Date.now();
+          progress.claimed = Math.max(progress.claimed, status.lastConsumerSequence);
           break;
         case 'consumer_not_found':
         case 'consumer_deleted':
@@ -211,6 +252,12 @@ export class LogTail {
       }
     }
   }
+}
+
+/** The first log event after `after`, of any conversation, as the stream leader answers STREAM.MSG.GET. */
+function nextLogEvent(stream: LogStream, after: number): { seq: number } {
+  // STREAM.MSG.GET takes `next_by_subj` since NATS 2.9; the client's type only lists it for direct gets.
+  return { seq: after + 1, next_by_subj: stream.subjects.allLogs } as unknown as { seq: number };
 }
 
 function toTailMessage(msg: JsMsg): TailMessage {
