@@ -64,7 +64,7 @@ export class LogTail {
   private jsm?: Promise<JetStreamManager>;
   /** When the consumer last delivered a message or a heartbeat. */
   private heardAt = 0;
-  /** When the consumer last delivered a message. */
+  /** When the consumer last delivered an event not handed over before. */
   private deliveredAt = 0;
   private checkingStall = false;
   /** Counts recreations of the log: a consume loop set up before the last one hands over nothing more. */
@@ -200,8 +200,10 @@ export class LogTail {
         throw new Error(`live feed delivery ${msg.info.deliverySequence} follows ${progress.delivered}`);
       }
       progress.delivered = msg.info.deliverySequence;
-      this.heardAt = this.deliveredAt = Date.now();
+      this.heardAt = Date.now();
+      // Only a new event counts as progress: a consumer repeating old positions is as stuck as a silent one.
       if (msg.seq <= this.lastSeq) continue;
+      this.deliveredAt = this.heardAt;
       this.lastSeq = msg.seq;
       this.options.onMessage(toTailMessage(msg));
     }
