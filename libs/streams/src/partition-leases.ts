@@ -22,6 +22,8 @@ export interface PartitionOwner {
 }
 
 const memberPrefix = 'member.';
+/** How long `stop` waits for a renewal or rebalance under way: with NATS away it could take several request timeouts. */
+const STOP_WAIT_MS = 2_000;
 /**
  * An instance holding its share lists the bucket only every this many renewals: listing costs a
  * consumer on the bucket each time, the largest part of an idle instance's work. A joining
@@ -81,7 +83,11 @@ export class PartitionLeases {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
-    await this.ticking;
+    if (this.ticking) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([this.ticking, new Promise((resolve) => (timer = setTimeout(resolve, STOP_WAIT_MS)))]);
+      clearTimeout(timer);
+    }
     await Promise.all(this.owned.map((partition) => this.release(partition)));
     await this.kv.delete(`${memberPrefix}${this.options.holder}`).catch(() => undefined);
   }
@@ -114,12 +120,18 @@ export class PartitionLeases {
       if (this.held.has(partition) || keys.has(partitionKey(partition))) continue;
       try {
         const started = Date.now();
-        this.held.set(partition, await this.kv.create(partitionKey(partition), this.options.holder));
+        const revision = await this.kv.create(partitionKey(partition), this.options.holder);
+        if (this.stopped) {
+          // Stopped while the take was on its way (`stop` gave up waiting): give it straight back.
+          await this.kv.delete(partitionKey(partition), { previousSeq: revision }).catch(() => undefined);
+          return;
+        }
+        this.held.set(partition, revision);
         this.renewedAt.set(partition, started);
         this.owner?.acquired(partition);
       } catch {
         // Taken by another instance meanwhile; or taken here, with the reply lost.
-        if (await this.stillOurs(partition)) this.owner?.acquired(partition);
+        if (!this.stopped && (await this.stillOurs(partition))) this.owner?.acquired(partition);
       }
     }
   }
