@@ -1,7 +1,7 @@
 import { AckPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { LogStream, LogTail, type TailMessage } from '@seqline/streams';
-import { createTestSettings, eventually } from '@seqline/testing';
+import { createTestSettings, eventually, TcpProxy } from '@seqline/testing';
 
 const encoder = new TextEncoder();
 
@@ -68,6 +68,62 @@ describe('the live feed without a consumer', () => {
       expect(published.map(({ text }) => text)).toEqual(['a1', 'b1', 'a2', 'b2', 'a3']);
     } finally {
       await tail.stop();
+    }
+  });
+});
+
+/**
+ * Deliveries the NATS server sent that never reached the instance (lost on a connection that
+ * then died). The live feed has no acknowledgements, so they are never sent again; on a single
+ * node there is no replica to compare with, and no later event may come to reveal the jump.
+ */
+describe('the live feed after deliveries are lost on the way', () => {
+  const settings = createTestSettings();
+  const { prefix } = settings.log;
+  let nc: NatsConnection;
+
+  beforeAll(async () => {
+    nc = await connect({ servers: settings.nats.url });
+  });
+  afterAll(async () => {
+    await (await jetstreamManager(nc)).streams.delete(settings.log.stream).catch(() => false);
+    await nc.close();
+  });
+
+  it('notices from the consumer heartbeats and hands the lost events over, with no later event to reveal them', async () => {
+    const proxy = await TcpProxy.start(Number(new URL(settings.nats.url).port));
+    const tailNc = await connect({ servers: `127.0.0.1:${proxy.port}`, reconnectTimeWait: 100, maxReconnectAttempts: -1 });
+    const log = await LogStream.open(tailNc, settings.log);
+    const received: string[] = [];
+    const statuses: string[] = [];
+    let consumer = '';
+    const tail = new LogTail(log, {
+      onMessage: ({ data }) => received.push(new TextDecoder().decode(data)),
+      onConsuming: (name) => (consumer = name),
+      onStatus: ({ type }) => statuses.push(type),
+    });
+    await tail.start();
+    try {
+      const js = jetstream(nc);
+      const jsm = await jetstreamManager(nc);
+      await js.publish(`${prefix}.log.a`, encoder.encode('e1'));
+      await eventually(() => received.length === 1, 10_000, 'the first event handed over');
+
+      proxy.swallowReplies(true);
+      await js.publish(`${prefix}.log.a`, encoder.encode('e2'));
+      await js.publish(`${prefix}.log.b`, encoder.encode('e3'));
+      // The server has sent both to the instance's connection, where they are lost.
+      await eventually(async () => (await jsm.consumers.info(settings.log.stream, consumer)).delivered.consumer_seq === 3, 5_000, 'both sent');
+      proxy.cutAll();
+      proxy.swallowReplies(false);
+
+      await eventually(() => received.length >= 3, 10_000, 'the lost events handed over').catch(() => undefined);
+      expect(received).toEqual(['e1', 'e2', 'e3']);
+      expect(statuses).toContain('deliveries_lost');
+    } finally {
+      await tail.stop();
+      await tailNc.close();
+      await proxy.close();
     }
   });
 });

@@ -1,4 +1,5 @@
 import { createServer, connect, type Server, type Socket } from 'node:net';
+import { Transform } from 'node:stream';
 import { freePort } from './free-port.js';
 
 /**
@@ -9,6 +10,8 @@ export class TcpProxy {
   private readonly sockets = new Set<Socket>();
   private server?: Server;
   private chaos?: NodeJS.Timeout;
+  /** While set, what the target sends is dropped: the connection stays up, its bytes go nowhere. */
+  private swallowing = false;
   cuts = 0;
 
   private constructor(
@@ -26,7 +29,10 @@ export class TcpProxy {
         socket.on('error', () => socket.destroy());
       }
       client.pipe(upstream);
-      upstream.pipe(client);
+      const swallow = new Transform({
+        transform: (chunk: Buffer, _encoding, done) => done(null, proxy.swallowing ? undefined : chunk),
+      });
+      upstream.pipe(swallow).pipe(client);
       client.on('close', () => upstream.destroy());
       upstream.on('close', () => client.destroy());
     });
@@ -42,6 +48,15 @@ export class TcpProxy {
   cutAll(): void {
     if (this.sockets.size > 0) this.cuts++;
     for (const socket of this.sockets) socket.destroy();
+  }
+
+  /**
+   * Drops (true) or forwards again (false) whatever the target sends, without closing anything:
+   * the target believes it delivered, as when a mobile network loses data before a connection
+   * is found dead. Cut the connections afterwards, or the client reads a broken byte stream.
+   */
+  swallowReplies(on: boolean): void {
+    this.swallowing = on;
   }
 
   /** Cuts all connections at random intervals between `minMs` and `maxMs` until `calm()`. */
