@@ -2,6 +2,7 @@ import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { isTransient, retryTransient } from './election-retry.js';
 import { renewIfStillHeld } from './lease-entry.js';
+import { waitAtMost } from './wait-at-most.js';
 
 /** How long `release` waits for a take or renewal under way. */
 const RELEASE_WAIT_MS = 2_000;
@@ -72,11 +73,7 @@ export class Lease {
     clearInterval(this.timer);
     // A take under way gives up what it gets (see takeOrRenew): released means released once this
     // resolves. Waited for a bounded time: with NATS away it could take a request timeout or two.
-    if (this.ticking) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([this.ticking, new Promise((resolve) => (timer = setTimeout(resolve, RELEASE_WAIT_MS)))]);
-      clearTimeout(timer);
-    }
+    if (this.ticking) await waitAtMost(this.ticking, RELEASE_WAIT_MS);
     if (this.held) {
       const revision = this.revision;
       this.set(0);

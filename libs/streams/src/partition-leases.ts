@@ -2,6 +2,7 @@ import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { isTransient, retryTransient } from './election-retry.js';
 import { renewIfStillHeld } from './lease-entry.js';
+import { waitAtMost } from './wait-at-most.js';
 
 export interface PartitionLeasesOptions {
   /** A key-value bucket whose entries expire `ttlMs` after their last write. */
@@ -83,11 +84,7 @@ export class PartitionLeases {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
-    if (this.ticking) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([this.ticking, new Promise((resolve) => (timer = setTimeout(resolve, STOP_WAIT_MS)))]);
-      clearTimeout(timer);
-    }
+    if (this.ticking) await waitAtMost(this.ticking, STOP_WAIT_MS);
     await Promise.all(this.owned.map((partition) => this.release(partition)));
     await this.kv.delete(`${memberPrefix}${this.options.holder}`).catch(() => undefined);
   }
