@@ -58,7 +58,7 @@ const scenarios: Scenario[] = [
   },
   {
     name: 'scaleout',
-    run: (settings, run) => streamAnswers(settings, run, { instances: 2, rate: 200, drop: true }),
+    run: (settings, run) => streamAnswers(settings, run, { instances: 2, rate: 200, drop: true, warmUp: true }),
     targets: [
       { figure: 'tokensPerSecond', min: 19_500 },
       { figure: 'p50Ms', max: 5 },
@@ -71,17 +71,17 @@ const scenarios: Scenario[] = [
   // The same scenario with fewer answers at once: how latency grows with load on this machine.
   {
     name: 'scaleout1',
-    run: (settings, run) => streamAnswers(settings, run, { instances: 2, rate: 200, drop: true, answers: 1 }),
+    run: (settings, run) => streamAnswers(settings, run, { instances: 2, rate: 200, drop: true, answers: 1, warmUp: true }),
     targets: [{ figure: 'exactTexts', equals: 'answers' }, { figure: 'chainViolations', equals: 0 }],
   },
   {
     name: 'scaleout10',
-    run: (settings, run) => streamAnswers(settings, run, { instances: 2, rate: 200, drop: true, answers: 10 }),
+    run: (settings, run) => streamAnswers(settings, run, { instances: 2, rate: 200, drop: true, answers: 10, warmUp: true }),
     targets: [{ figure: 'exactTexts', equals: 'answers' }, { figure: 'chainViolations', equals: 0 }],
   },
   {
     name: 'slowmodel',
-    run: (settings, run) => streamAnswers(settings, run, { instances: 2, rate: 50, drop: false }),
+    run: (settings, run) => streamAnswers(settings, run, { instances: 2, rate: 50, drop: false, warmUp: true }),
     targets: [{ figure: 'p50Ms', max: 20 }, { figure: 'exactTexts', equals: 'answers' }],
   },
   {

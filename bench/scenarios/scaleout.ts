@@ -1,4 +1,4 @@
-import type { SeqlineAgent } from '../../libs/agent/src/index.js';
+import type { AnswerStream, SeqlineAgent } from '../../libs/agent/src/index.js';
 import type { Settings } from '../../libs/config/src/index.js';
 import { WRITE_PARTITIONS } from '../../libs/protocol/src/index.js';
 import { BenchServer, now, round } from '../support/bench-server.js';
@@ -10,6 +10,12 @@ const ANSWERS = Number(process.env.BENCH_SCALEOUT_ANSWERS ?? 100);
 const TOKENS = Number(process.env.BENCH_SCALEOUT_TOKENS ?? 1_000);
 /** Measured rounds of an unpaced run, each 100 answers × 1,000 tokens on the same conversations. */
 const UNPACED_ROUNDS = Number(process.env.BENCH_UNPACED_ROUNDS ?? 5);
+/**
+ * How long a paced warm-up round streams. Fresh processes take a few seconds of this load to
+ * reach their steady capacity (V8 optimising the hot paths, sizing its young generation): in
+ * the first second they carry about half the events per second they carry from the third on.
+ */
+const PACED_WARM_UP_SECONDS = Number(process.env.BENCH_WARM_UP_SECONDS ?? 3);
 
 export interface ScaleOutOptions {
   instances: number;
@@ -18,8 +24,11 @@ export interface ScaleOutOptions {
   /** Every device drops its connection once, mid-answer, and resumes from its cursor. */
   drop: boolean;
   /**
-   * One unmeasured round of the same answers first. An unpaced run lasts well under a second, so
-   * without it the figure is mostly how fast fresh processes compile their hot paths.
+   * One unmeasured round first, so the figures are those of a service that has been running.
+   * Unpaced: the same number of answers on conversations of their own (a round lasts well under
+   * a second, so without it the figure is mostly how fast fresh processes compile their hot
+   * paths). Paced: an answer of `PACED_WARM_UP_SECONDS` at the same rate on the measured
+   * conversations, with their devices watching, and no drop.
    */
   warmUp?: boolean;
   /** Answers streamed at once; 100 unless `BENCH_SCALEOUT_ANSWERS` says otherwise. */
@@ -41,7 +50,7 @@ export async function streamAnswers(settings: Settings, run: string, options: Sc
     await waitForPartitions(servers);
     const reader = servers.at(-1)!;
     agents = await connectAgents(settings, 4);
-    if (options.warmUp) {
+    if (options.warmUp && options.rate === 'unpaced') {
       await warmUp(agents, reader.base, `so-${run}-${options.instances}-warm`, count);
       // Measured only once Postgres holds the warm-up round, so its writes do not compete.
       await persisted(reader.base);
@@ -50,6 +59,14 @@ export async function streamAnswers(settings: Settings, run: string, options: Sc
     await createConversations(reader.base, ids);
     fleet = new DeviceFleet();
     await fleet.connect(reader.base, ids);
+    if (options.warmUp && options.rate !== 'unpaced') {
+      const answers = ids.map((id, i) => agents[i % agents.length]!.startMessage(id, { messageId: 'warm-up' }));
+      await Promise.all(answers.map((answer) => answer.ready));
+      await offer(answers, Math.round(PACED_WARM_UP_SECONDS * options.rate), options.rate);
+      await fleet.complete('warm-up', 120_000);
+      await persisted(reader.base);
+      await fleet.forget();
+    }
     const sum = async (metric: string): Promise<number> => (await Promise.all(servers.map((server) => server.metricSum(metric)))).reduce((a, b) => a + b, 0);
     const apiBefore = await jetStreamApiRequests(settings);
     const eventsBefore = await sum('seqline_events_written_total');
@@ -71,24 +88,8 @@ export async function streamAnswers(settings: Settings, run: string, options: Sc
       const expected: Record<string, string> = {};
       if (round === 0) cpu = await CpuMeter.start({ instances: servers.map((server) => server.pid), devices: [fleet.pid], ...sharedServicePids() });
       const started = now();
-      await Promise.all(
-        answers.map(async (answer, i) => {
-          let text = '';
-          for (let t = 0; t < TOKENS; t++) {
-            if (options.rate === 'unpaced') {
-              if (t % 20 === 0) await new Promise((resolve) => setImmediate(resolve));
-            } else {
-              const wait = started + (t * 1000) / options.rate - now();
-              if (wait > 1) await sleep(wait);
-            }
-            const token = ` @${now().toFixed(3)}`;
-            text += token;
-            answer.append(token);
-          }
-          await answer.complete();
-          expected[ids[i]!] = sha1(text);
-        }),
-      );
+      const texts = await offer(answers, TOKENS, options.rate, started);
+      ids.forEach((id, i) => (expected[id] = sha1(texts[i]!)));
       done = await fleet.complete(messageId, 300_000);
       // Until the last device had the answer complete, not until the fleet had also summed up its figures.
       seconds += ((Number.isNaN(done.completedAt) ? now() : done.completedAt) - started) / 1000;
@@ -131,6 +132,32 @@ export async function streamAnswers(settings: Settings, run: string, options: Sc
     await Promise.all(agents.map((agent) => agent.close()));
     await Promise.all(servers.map((server) => server.stop()));
   }
+}
+
+/**
+ * Streams `tokens` tokens into each answer, each token stamped with the moment it is offered (the
+ * devices measure latency from it), at `rate` tokens per second or as fast as the agent takes
+ * them; completes the answers and returns their texts.
+ */
+async function offer(answers: AnswerStream[], tokens: number, rate: number | 'unpaced', started = now()): Promise<string[]> {
+  return Promise.all(
+    answers.map(async (answer) => {
+      let text = '';
+      for (let t = 0; t < tokens; t++) {
+        if (rate === 'unpaced') {
+          if (t % 20 === 0) await new Promise((resolve) => setImmediate(resolve));
+        } else {
+          const wait = started + (t * 1000) / rate - now();
+          if (wait > 1) await sleep(wait);
+        }
+        const token = ` @${now().toFixed(3)}`;
+        text += token;
+        answer.append(token);
+      }
+      await answer.complete();
+      return text;
+    }),
+  );
 }
 
 /** The same number of answers, unpaced and unmeasured, on conversations of their own. */

@@ -175,6 +175,10 @@ async function handle(request: FleetRequest): Promise<FleetReply> {
       }
       return { type: 'dropping' };
     }
+    case 'forget':
+      samples.length = 0;
+      resubscribes.length = 0;
+      return { type: 'forgotten' };
     case 'close': {
       await Promise.all(
         devices.map((device) => new Promise<void>((resolve) => {

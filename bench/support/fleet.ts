@@ -4,6 +4,7 @@ export type FleetRequest =
   | { cmd: 'connect'; url: string; conversations: string[]; concurrency: number }
   | { cmd: 'complete'; messageId: string; timeoutMs: number }
   | { cmd: 'drop'; withinMs: number; afterEvents: number }
+  | { cmd: 'forget' }
   | { cmd: 'close' };
 
 export type FleetReply =
@@ -27,6 +28,7 @@ export type FleetReply =
       resubscribeP99: number;
     }
   | { type: 'dropping' }
+  | { type: 'forgotten' }
   | { type: 'closed' }
   | { type: 'failed'; message: string };
 
@@ -58,6 +60,11 @@ export class DeviceFleet {
    */
   drop(withinMs: number, afterEvents: number): Promise<void> {
     return this.ask({ cmd: 'drop', withinMs, afterEvents }).then(() => undefined);
+  }
+
+  /** Forgets the latency and resubscribe samples taken so far: what follows is measured alone. */
+  forget(): Promise<void> {
+    return this.ask({ cmd: 'forget' }).then(() => undefined);
   }
 
   async close(): Promise<void> {
