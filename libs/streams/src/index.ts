@@ -13,3 +13,4 @@ export * from './write-coalescing.js';
 export * from './nats-version.js';
 export * from './recent-log.js';
 export * from './sequence-search.js';
+export * from './wait-at-most.js';

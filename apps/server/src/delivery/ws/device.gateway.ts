@@ -3,6 +3,7 @@ import { Inject, type BeforeApplicationShutdown, type OnModuleDestroy } from '@n
 import { WebSocketGateway, type OnGatewayConnection } from '@nestjs/websockets';
 import type { Settings } from '@seqline/config';
 import { CloseCode, ErrorCode, SeqlineError } from '@seqline/protocol';
+import { waitAtMost } from '@seqline/streams';
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
 import { Authenticator, credentialsFrom, TokenExpiredError } from '../../auth/authenticator.service.js';
@@ -105,8 +106,6 @@ export class DeviceGateway implements OnGatewayConnection, BeforeApplicationShut
   async beforeApplicationShutdown(): Promise<void> {
     const closed = [...this.sessions.values()];
     for (const session of this.sessions.keys()) session.close(CloseCode.GoingAway, 'server shutting down: reconnect and resume');
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([Promise.all(closed), new Promise((resolve) => (timer = setTimeout(resolve, 2_000)))]);
-    clearTimeout(timer);
+    await waitAtMost(Promise.all(closed), 2_000);
   }
 }
