@@ -59,7 +59,7 @@ export async function streamAnswers(settings: Settings, run: string, options: Sc
     await createConversations(reader.base, ids);
     fleet = new DeviceFleet();
     await fleet.connect(reader.base, ids);
-    if (options.warmUp && options.rate !== 'unpaced') {
+    if (options.warmUp && options.rate !== 'unpaced' && PACED_WARM_UP_SECONDS > 0) {
       const answers = ids.map((id, i) => agents[i % agents.length]!.startMessage(id, { messageId: 'warm-up' }));
       await Promise.all(answers.map((answer) => answer.ready));
       await offer(answers, Math.round(PACED_WARM_UP_SECONDS * options.rate), options.rate);
