@@ -180,7 +180,8 @@ describe('SeqlineClient reconnect back-off', () => {
   });
 
   it('an expired token (4402) reconnects at once after a working session, and backs off while the fresh token is expired too', async () => {
-    const h = start({ token: () => 'expired' });
+    // A fake server that never answers pings: the heartbeat would end this quiet session first.
+    const h = start({ token: () => 'expired', heartbeat: false });
     await settle();
     h.last().accept();
     await jest.advanceTimersByTimeAsync(60_000);
@@ -335,6 +336,71 @@ describe('SeqlineClient with an event type it does not know', () => {
     await jest.advanceTimersByTimeAsync(10);
     expect(store.load('c1')).toMatchObject({ cursor: 'e1-8', messages: [{ id: 'm1', text: 'Hello' }] });
     // Only the subscribe: no repair was asked for.
+    expect(h.last().frames()).toEqual([{ type: 'subscribe', conversationId: 'c1' }]);
+  });
+});
+
+describe('SeqlineClient notices a connection that died without a close', () => {
+  const appended = (part: number, delta: string) => ({ type: 'message.appended', messageId: 'm1', part, delta, at });
+
+  /** A client following c1, its snapshot received at cursor e1-3. */
+  async function following(options: Partial<SeqlineClientOptions> = {}) {
+    const h = start(options);
+    const conversation = h.client.subscribe('c1');
+    await settle();
+    h.last().accept();
+    h.last().deliver({ type: 'snapshot', conversationId: 'c1', cursor: 'e1-3', messages: [answer('He', 1)] });
+    return { h, conversation };
+  }
+
+  it('pings after 25 s of silence; with no answer in 10 s it reconnects and resumes from its cursor', async () => {
+    const { h, conversation } = await following();
+    await jest.advanceTimersByTimeAsync(25_000);
+    expect(h.sockets[0]!.frames().at(-1)).toEqual({ type: 'ping' });
+    expect(h.client.state).toBe('live');
+    await jest.advanceTimersByTimeAsync(10_000);
+    expect(h.client.state).not.toBe('live');
+    expect(h.sockets[0]!.readyState).toBe(CLOSED);
+    // The session worked, so the first reconnect waits the shortest back-off.
+    await jest.advanceTimersByTimeAsync(250);
+    expect(h.sockets).toHaveLength(2);
+    h.last().accept();
+    expect(h.last().frames()).toEqual([{ type: 'subscribe', conversationId: 'c1', after: 'e1-3' }]);
+    h.last().deliver({ type: 'subscribed', conversationId: 'c1', cursor: 'e1-3', head: 'e1-4' });
+    h.last().deliver(event('e1-4', 'e1-3', appended(2, 'llo')));
+    expect(conversation.messages.map((m) => m.text)).toEqual(['Hello']);
+    expect(h.client.state).toBe('live');
+    // The old socket's close event, arriving late, changes nothing.
+    await jest.advanceTimersByTimeAsync(0);
+    expect(h.sockets).toHaveLength(2);
+    expect(h.held()).toEqual([h.last()]);
+  });
+
+  it('keeps a connection that answers the ping', async () => {
+    const { h } = await following();
+    await jest.advanceTimersByTimeAsync(25_000);
+    h.last().deliver({ type: 'pong' });
+    await jest.advanceTimersByTimeAsync(34_000);
+    expect(h.sockets).toHaveLength(1);
+    expect(h.held()).toEqual([h.sockets[0]]);
+    expect(h.sockets[0]!.frames().filter((frame) => frame.type === 'ping')).toHaveLength(2);
+  });
+
+  it('never pings a connection that keeps delivering', async () => {
+    const { h, conversation } = await following();
+    for (let part = 2; part <= 8; part++) {
+      await jest.advanceTimersByTimeAsync(10_000);
+      h.last().deliver(event(`e1-${part + 2}`, `e1-${part + 1}`, appended(part, 'x')));
+    }
+    expect(h.sockets).toHaveLength(1);
+    expect(h.last().frames()).toEqual([{ type: 'subscribe', conversationId: 'c1' }]);
+    expect(conversation.messages[0]!.text).toBe('Hexxxxxxx');
+  });
+
+  it('heartbeat: false never pings', async () => {
+    const { h } = await following({ heartbeat: false });
+    await jest.advanceTimersByTimeAsync(120_000);
+    expect(h.sockets).toHaveLength(1);
     expect(h.last().frames()).toEqual([{ type: 'subscribe', conversationId: 'c1' }]);
   });
 });

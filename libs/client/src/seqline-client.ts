@@ -6,6 +6,7 @@ import type { ServerFrame } from '../../protocol/src/ws-frames.js';
 import { backoffDelay } from './backoff.js';
 import { MemoryCursorStore, type CursorStore } from './cursor-store.js';
 import { tolerantStore } from './tolerant-store.js';
+import { SilenceWatchdog, type SilenceWatchdogOptions } from './silence-watchdog.js';
 import { OPEN, socketUrl, type SocketFactory, type SocketLike } from './socket.js';
 import { Subscription } from './subscription.js';
 
@@ -30,6 +31,13 @@ export interface SeqlineClientOptions {
    * auth) whose frame is larger is refused here (`FRAME_TOO_LARGE`) without being sent.
    */
   maxFrameBytes?: number;
+  /**
+   * After `intervalMs` (25 s) without a frame from the server the client sends a `ping`; if nothing
+   * arrives within `timeoutMs` (10 s) after it, it drops the connection and reconnects, resuming
+   * every conversation from its cursor. This is how a socket that died without a close (a network
+   * change, a sleep) is noticed. `false` turns it off.
+   */
+  heartbeat?: SilenceWatchdogOptions | false;
 }
 
 interface PendingRequest {
@@ -76,6 +84,8 @@ export class SeqlineClient {
   private nextRef = 0;
   /** `close()` was called: nothing will be sent or answered any more. */
   private closed = false;
+  /** Watches the open socket for silence; replaced with each socket. */
+  private watchdog?: SilenceWatchdog;
 
   constructor(private readonly options: SeqlineClientOptions) {
     this.store = tolerantStore(options.store ?? new MemoryCursorStore());
@@ -137,6 +147,7 @@ export class SeqlineClient {
   disconnect(): void {
     this.wanted = false;
     clearTimeout(this.reconnectTimer);
+    this.watchdog?.stop();
     this.socket?.close(1000, 'client disconnect');
     this.socket = undefined;
     this.setState('offline');
@@ -186,38 +197,29 @@ export class SeqlineClient {
     // A socket left over would stay subscribed and feed every view twice.
     const stale = this.socket;
     this.socket = undefined;
+    this.watchdog?.stop();
     stale?.close(1000, 'client reconnect');
     const socket = new this.Socket(socketUrl(this.options.url, token));
     this.socket = socket;
     let openedAt: number | undefined;
-    socket.onopen = () => {
-      // The back-off is not reset here: the server refuses a token or a connection right after the upgrade.
-      openedAt = Date.now();
-      this.setState(this.subscriptions.size > 0 ? 'catching-up' : 'live');
-      for (const subscription of this.subscriptions.values()) this.sendSubscribe(subscription);
-      for (const [ref, request] of this.pending) this.sendFrame({ ...request.frame, ref });
-    };
-    socket.onmessage = (event) => {
-      if (this.socket === socket) this.receive(JSON.parse(String(event.data)) as ServerFrame);
-    };
-    socket.onerror = () => undefined;
-    socket.onclose = (event) => {
+    const lost = (code: number): void => {
       if (this.socket !== socket) return;
       this.socket = undefined;
+      watchdog?.stop();
       this.setState('offline');
       for (const subscription of this.subscriptions.values()) subscription.live = false;
-      if (!this.wanted || FINAL_CLOSE_CODES.has(event.code)) return;
+      if (!this.wanted || FINAL_CLOSE_CODES.has(code)) return;
       // Without a token provider, a refused token will not get better by itself.
-      if (event.code === CloseCode.Unauthorized && !this.options.token) return;
+      if (code === CloseCode.Unauthorized && !this.options.token) return;
       // `receive` resets the back-off on a frame that shows the session worked; an idle one counts after a while.
       if (openedAt !== undefined && Date.now() - openedAt >= HEALTHY_AFTER_MS) this.attempt = 0;
       const attempt = this.attempt++;
       const maxDelay = this.options.reconnect?.maxDelayMs ?? 15_000;
       let delay: number;
-      if (event.code === CloseCode.TooManyConnections) {
+      if (code === CloseCode.TooManyConnections) {
         // Only closing another connection helps, which this client cannot do: try again rarely.
         delay = backoffDelay(attempt, maxDelay, maxDelay);
-      } else if (attempt === 0 && (event.code === CloseCode.GoingAway || event.code === CloseCode.TokenExpired)) {
+      } else if (attempt === 0 && (code === CloseCode.GoingAway || code === CloseCode.TokenExpired)) {
         // Going away asks for an immediate move to another instance; an expired token for a fresh one at once.
         // Only after a working session: the same code again right away means the next try fails alike.
         delay = backoffDelay(0, 100, 100);
@@ -226,6 +228,35 @@ export class SeqlineClient {
       }
       this.reconnectTimer = setTimeout(() => void this.open(), delay);
     };
+    const heartbeat = this.options.heartbeat;
+    const watchdog =
+      heartbeat === false
+        ? undefined
+        : new SilenceWatchdog(
+            heartbeat ?? {},
+            () => this.sendFrame({ type: 'ping' }),
+            () => {
+              // A dead socket's close event may take minutes to come: the client moves on now, as if it had.
+              socket.close(1000, 'no answer to ping');
+              lost(1006);
+            },
+          );
+    this.watchdog = watchdog;
+    socket.onopen = () => {
+      // The back-off is not reset here: the server refuses a token or a connection right after the upgrade.
+      openedAt = Date.now();
+      watchdog?.start();
+      this.setState(this.subscriptions.size > 0 ? 'catching-up' : 'live');
+      for (const subscription of this.subscriptions.values()) this.sendSubscribe(subscription);
+      for (const [ref, request] of this.pending) this.sendFrame({ ...request.frame, ref });
+    };
+    socket.onmessage = (event) => {
+      if (this.socket !== socket) return;
+      watchdog?.heard();
+      this.receive(JSON.parse(String(event.data)) as ServerFrame);
+    };
+    socket.onerror = () => undefined;
+    socket.onclose = (event) => lost(event.code);
   }
 
   /** The back-off for reconnects, and for subscribe retries and repairs (`reconnect` bounds all three). */
@@ -243,6 +274,8 @@ export class SeqlineClient {
         subscription.view.reset({ cursor: frame.cursor, messages: frame.messages });
         subscription.repairing = false;
         subscription.retries = 0;
+        // A retry or repair still waiting would only start this stream over.
+        clearTimeout(subscription.retryTimer);
         forgetRepairsIfPast(subscription);
         subscription.head = frame.cursor;
         subscription.emit({ type: 'reset' });
@@ -255,6 +288,7 @@ export class SeqlineClient {
         if (!subscription) return;
         subscription.repairing = false;
         subscription.retries = 0;
+        clearTimeout(subscription.retryTimer);
         subscription.head = frame.head;
         this.refreshLive(subscription);
         return;
