@@ -11,7 +11,9 @@ import { DeviceSession, type DeviceSessionDeps } from './device-session.js';
 /** The TCP socket ws keeps inside: frames made once for every device are written to it directly. */
 class FakeTcp extends EventEmitter {
   writableLength = 0;
-  write(): boolean {
+  readonly writes: Buffer[] = [];
+  write(data: Buffer): boolean {
+    this.writes.push(data);
     return true;
   }
   cork(): void {}
@@ -25,6 +27,7 @@ class FakeSocket extends EventEmitter {
   bufferedAmount = 0;
   readonly frames: Record<string, unknown>[] = [];
   closed?: { code: number; reason: string };
+  terminated = false;
   readonly _socket = new FakeTcp();
 
   send(data: string): void {
@@ -35,6 +38,7 @@ class FakeSocket extends EventEmitter {
     this.readyState = 3;
   }
   terminate(): void {
+    this.terminated = true;
     this.readyState = 3;
   }
   /** A frame from the device. */
@@ -67,9 +71,9 @@ function start(env: Record<string, string> = {}) {
     settings: settingsFrom(loadEnv(env)),
     logger: pino({ level: 'silent' }),
   } as unknown as DeviceSessionDeps;
-  new DeviceSession(socket as unknown as WebSocket, { kind: 'open' }, deps);
+  const session = new DeviceSession(socket as unknown as WebSocket, { kind: 'open' }, deps);
   const openSubscriptions = async () => (await metrics.subscriptions.get()).values[0]?.value ?? 0;
-  return { socket, open, openSubscriptions };
+  return { socket, session, open, openSubscriptions };
 }
 
 describe('DeviceSession subscribing', () => {
@@ -162,5 +166,38 @@ describe('DeviceSession snapshots over the buffer bound', () => {
     socket.receive({ type: 'subscribe', conversationId: 'c1' });
     await settle();
     expect(socket.closed?.code).toBe(CloseCode.SlowConsumer);
+  });
+});
+
+describe('DeviceSession heartbeat', () => {
+  const pings = (socket: FakeSocket) => socket._socket.writes.length;
+
+  it('pings a silent device each tick and drops one that answered neither the ping nor with a frame', () => {
+    const { socket, session } = start();
+    session.beat();
+    expect(pings(socket)).toBe(1);
+    socket.emit('pong');
+    session.beat();
+    expect(pings(socket)).toBe(2);
+    session.beat();
+    expect(socket.terminated).toBe(true);
+    expect(pings(socket)).toBe(2);
+  });
+
+  it('does not ping a device that sent a frame since the last tick, and still drops it once it goes quiet', async () => {
+    const { socket, session } = start();
+    for (let tick = 0; tick < 3; tick++) {
+      socket.receive({ type: 'ping' });
+      await settle();
+      session.beat();
+    }
+    expect(pings(socket)).toBe(0);
+    expect(socket.frames.filter((frame) => frame.type === 'pong')).toHaveLength(3);
+    // Quiet from here (the last tick counted its last frame): one ping, then it is dropped.
+    session.beat();
+    expect(pings(socket)).toBe(1);
+    expect(socket.terminated).toBe(false);
+    session.beat();
+    expect(socket.terminated).toBe(true);
   });
 });

@@ -45,6 +45,8 @@ interface SocketSubscription {
 export class DeviceSession {
   private readonly subscriptions = new Map<string, SocketSubscription>();
   private alive = true;
+  /** A frame arrived since the last heartbeat tick. */
+  private heard = false;
   private readonly bound: SendBound;
   private expiry?: NodeJS.Timeout;
   private static nextId = 0;
@@ -70,6 +72,14 @@ export class DeviceSession {
 
   /** Called by the gateway on every heartbeat tick: one timer for all sockets. */
   beat(): void {
+    if (this.heard) {
+      // The device spoke since the last tick (the device SDK pings when the server is silent): it
+      // is there, and a ping of ours would only double the idle traffic. It must answer, or speak,
+      // by the tick after next.
+      this.heard = false;
+      this.alive = true;
+      return;
+    }
     if (!this.alive) {
       this.deps.logger.info('device missed a heartbeat; closing');
       this.dispose();
@@ -82,6 +92,7 @@ export class DeviceSession {
   }
 
   receiveFrame(data: Buffer, isBinary: boolean): void {
+    this.heard = true;
     void this.receive(data, isBinary);
   }
 
