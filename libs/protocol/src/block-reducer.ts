@@ -14,6 +14,17 @@ export function appendToBlocks(blocks: readonly MessageBlock[] | undefined, ref:
   return index === -1 ? [...list, next] : list.map((block, i) => (i === index ? next : block));
 }
 
+const KNOWN_BLOCK_TYPES: ReadonlySet<string> = new Set<BlockRef['type']>(['text', 'reasoning', 'tool', 'data']);
+
+/**
+ * Whether this version knows the block type `ref` names. A newer service may stream types an
+ * older device does not know: such appends are passed over (the message's text, its parts and
+ * the cursor still move on), as unknown event types are.
+ */
+export function isKnownBlock(ref: BlockRef): boolean {
+  return KNOWN_BLOCK_TYPES.has(ref.type);
+}
+
 /** Whether an append to `ref` fits the message's blocks (as `appendToBlocks` would take it), without building them. */
 export function acceptsBlock(blocks: readonly MessageBlock[] | undefined, ref: BlockRef): boolean {
   const current = blocks?.find((block) => block.id === ref.id);

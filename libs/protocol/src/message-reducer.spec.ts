@@ -82,4 +82,14 @@ describe('applyEvent with typed blocks', () => {
     expect(before).toEqual([{ type: 'text', id: 't', text: 'a' }]);
     expect(copy.get('m')!.blocks).toEqual([{ type: 'text', id: 't', text: 'ab' }]);
   });
+
+  it('passes over an append to a block type this version does not know, and goes on with the next', () => {
+    const messages = new Map<string, Message>();
+    applyEvent(messages, empty, 'e-1');
+    applyEvent(messages, typed(1, 'Hello', { type: 'text', id: 't1' }), 'e-2');
+    const unknown = typed(2, '{"x":1}', { type: 'chart', id: 'c1' } as unknown as Extract<LogEvent, { type: 'message.appended' }>['block']);
+    expect(applyEvent(messages, unknown, 'e-3')).toBe(true);
+    expect(applyEvent(messages, typed(3, ' world', { type: 'text', id: 't1' }), 'e-4')).toBe(true);
+    expect(messages.get('m')).toMatchObject({ text: 'Hello world', parts: 3, blocks: [{ type: 'text', id: 't1', text: 'Hello world' }] });
+  });
 });

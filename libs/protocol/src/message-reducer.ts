@@ -1,6 +1,6 @@
 import type { LogEvent } from './events.js';
 import type { Message } from './message.js';
-import { appendToBlocks, isTextAppend } from './block-reducer.js';
+import { appendToBlocks, isKnownBlock, isTextAppend } from './block-reducer.js';
 
 /**
  * Applies one log event to a conversation's messages, keyed by id. Used by the server to build
@@ -33,7 +33,7 @@ export function applyEvent(messages: Map<string, Message>, event: LogEvent, curs
     case 'message.appended': {
       const message = messages.get(event.messageId);
       if (!message || message.status !== 'streaming' || event.part !== message.parts + 1) return false;
-      if (event.block) {
+      if (event.block && isKnownBlock(event.block)) {
         const blocks = appendToBlocks(message.blocks, event.block, event.delta);
         if (!blocks) return false;
         message.blocks = blocks;
