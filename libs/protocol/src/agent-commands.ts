@@ -7,14 +7,24 @@ import { BlockRefSchema, MessageBlockSchema } from './message-blocks.js';
  * Commands an agent sends as a NATS request to `<prefix>.agent.<conversationId>`.
  * Every command is idempotent: a retry of the same command is answered with the first result.
  */
-const ProducerIdSchema = z.string().min(1).max(128);
+/**
+ * An agent's or a producer's name. It becomes part of the log entry's de-duplication id (a NATS
+ * header), where a control character (a line break) cannot go: refused here, with the name of the
+ * field, rather than failing the write later as if the service were down.
+ */
+const AgentNameSchema = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[^\x00-\x1f\x7f]*$/, 'must not contain control characters');
+const ProducerIdSchema = AgentNameSchema;
 /** The producer epoch a `message.start` reply gave; commands of an older epoch are refused `FENCED`. */
 const EpochSchema = z.number().int().positive().optional();
 
 export const StartCommandSchema = z.object({
   type: z.literal('message.start'),
   messageId: IdSchema,
-  agentId: z.string().min(1).max(128),
+  agentId: AgentNameSchema,
   /** Text the answer starts with (usually empty). */
   text: z.string().default(''),
   /**
