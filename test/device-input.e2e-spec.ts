@@ -1,4 +1,5 @@
-import type { ServerFrame } from '@seqline/protocol';
+import { connect } from '@nats-io/transport-node';
+import { subjects, type ServerFrame } from '@seqline/protocol';
 import { createConversation, eventually, http, useSeqline, WsDevice } from '@seqline/testing';
 
 describe('WebSocket frames from devices', () => {
@@ -100,6 +101,35 @@ describe('WebSocket frames from devices', () => {
     await expect(answer.complete()).rejects.toMatchObject({ code: 'MESSAGE_FINISHED' });
     expect(device.text('stoppable')).toBe('partial ');
     await device.close();
+  });
+
+  it('sends the notice to agents again for a repeated cancel: the first one may have been written and never told', async () => {
+    const { server, settings } = seqline;
+    await createConversation(server.url, 'c-cancel-again');
+    const nc = await connect({ servers: settings.nats.url });
+    const notices: string[] = [];
+    const subscription = nc.subscribe(subjects(settings.log.prefix).cancel('c-cancel-again'), { callback: (_error, msg) => void notices.push(msg.string()) });
+    await nc.flush();
+    const agent = await seqline.agent('cancellable-again');
+    const answer = agent.startMessage('c-cancel-again', { messageId: 'stoppable' });
+    answer.append('partial ');
+    await answer.ready;
+    const device = new WsDevice(server.url, 'c-cancel-again');
+    await device.connect();
+    for (const ref of ['first', 'again']) {
+      device.send({ type: 'cancel', ref, conversationId: 'c-cancel-again', messageId: 'stoppable' });
+      await device.until(() => device.frames.some((frame) => frame.type === 'ack' && frame.ref === ref));
+    }
+    await eventually(() => notices.length === 2, 5_000, 'two cancel notices');
+    expect(notices.map((notice) => JSON.parse(notice) as unknown)).toEqual([
+      { conversationId: 'c-cancel-again', messageId: 'stoppable' },
+      { conversationId: 'c-cancel-again', messageId: 'stoppable' },
+    ]);
+    expect(device.events.filter((event) => event.event.type === 'message.aborted')).toHaveLength(1);
+    await expect(answer.complete()).rejects.toMatchObject({ code: 'MESSAGE_FINISHED' });
+    subscription.unsubscribe();
+    await device.close();
+    await nc.close();
   });
 });
 

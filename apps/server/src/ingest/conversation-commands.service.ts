@@ -56,8 +56,8 @@ export class ConversationCommands {
   /** Ends a streaming answer as `aborted` for every device; the agent learns it from a notice and from its next append. */
   async cancel(conversationId: string, messageId: string, reason: string): Promise<WriteResult> {
     const result = await this.writer.write(conversationId, { type: 'message.cancel', messageId, reason });
-    // A repeated cancel tells agents nothing new (the first one's notice went out).
-    if (result.duplicate) return result;
+    // Also for a repeated cancel: the first may have been written by a request that then timed out,
+    // or by an instance that died before its notice went out. Agents stop once, however many come.
     const notice: CancelNotice = { conversationId, messageId };
     this.stream.nc.publish(this.stream.subjects.cancel(conversationId), this.encoder.encode(JSON.stringify(notice)));
     return result;
