@@ -16,8 +16,16 @@ const AgentNameSchema = z
   .string()
   .min(1)
   .max(128)
-  .regex(/^[^\x00-\x1f\x7f]*$/, 'must not contain control characters');
+  .refine((name) => !hasControlCharacter(name), 'must not contain control characters');
 const ProducerIdSchema = AgentNameSchema;
+
+function hasControlCharacter(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x20 || code === 0x7f) return true;
+  }
+  return false;
+}
 /** The producer epoch a `message.start` reply gave; commands of an older epoch are refused `FENCED`. */
 const EpochSchema = z.number().int().positive().optional();
 
