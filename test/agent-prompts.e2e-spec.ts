@@ -143,3 +143,51 @@ describe('a post retried after the duplicate window', () => {
     expect(handed('c-unsent')).toEqual(['q']);
   });
 });
+
+describe('prompts waiting for a free handler', () => {
+  // A short ack wait, so a prompt pulled ahead of a free handler would be redelivered within the test.
+  const seqline = useSeqline({ PROMPT_ACK_WAIT: '2s' });
+
+  it('are pulled only when a handler is free, so none is redelivered while the busy one works', async () => {
+    const agent = await seqline.agent('one-at-a-time');
+    const handled: string[] = [];
+    await agent.onPrompt(
+      async (prompt) => {
+        handled.push(prompt.conversationId);
+        // Longer than two ack waits: a prompt held meanwhile without in-progress acks is redelivered.
+        await sleep(4_500);
+        const answer = agent.startMessage(prompt.conversationId, { messageId: `${prompt.messageId}-answer` });
+        answer.append(`answer to ${prompt.conversationId}`);
+        await answer.complete();
+      },
+      { concurrency: 2 },
+    );
+    const ids = ['c-wait-1', 'c-wait-2', 'c-wait-3', 'c-wait-4', 'c-wait-5', 'c-wait-6'];
+    for (const id of ids) {
+      await createConversation(seqline.server.url, id);
+      expect((await http(seqline.server.url, 'POST', `/v1/conversations/${id}/messages`, { messageId: 'q', text: 'hello' })).status).toBe(202);
+    }
+    await eventually(() => handled.length >= ids.length, 30_000, 'every prompt handled');
+    await sleep(5_000);
+    expect([...handled].sort()).toEqual(ids);
+    for (const id of ids) {
+      const messages = await http<{ items: { id: string; status: string; text: string }[] }>(seqline.server.url, 'GET', `/v1/conversations/${id}/messages`);
+      expect(messages.body.items.map(({ id: messageId, status, text }) => ({ messageId, status, text }))).toEqual([
+        { messageId: 'q', status: 'complete', text: 'hello' },
+        { messageId: 'q-answer', status: 'complete', text: `answer to ${id}` },
+      ]);
+    }
+  }, 60_000);
+
+  it('close() with an answer in flight fails its commands at once instead of retrying them', async () => {
+    await createConversation(seqline.server.url, 'c-closing');
+    const agent = await seqline.agent('closing');
+    const answer = agent.startMessage('c-closing', { messageId: 'a' });
+    await answer.ready;
+    await agent.close();
+    const started = Date.now();
+    answer.append('too late');
+    await expect(answer.complete()).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+});

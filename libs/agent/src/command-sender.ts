@@ -1,6 +1,6 @@
 import type { NatsConnection } from '@nats-io/transport-node';
-import { NatsRequester, NoResponderError } from '@seqline/streams';
-import { isRetryable, partitionOf, ReceivedAgentReplySchema, SeqlineError, subjects, type AgentCommand, type ErrorCode, type ReceivedAgentReply, type Subjects } from '@seqline/protocol';
+import { NatsRequester, NoResponderError, RequesterClosedError } from '@seqline/streams';
+import { isRetryable, partitionOf, ReceivedAgentReplySchema, SeqlineError, subjects, ErrorCode, type AgentCommand, type ReceivedAgentReply, type Subjects } from '@seqline/protocol';
 import type { AcceptedReply, CommandChannel } from './answer-stream.js';
 import { Semaphore } from './semaphore.js';
 import { AppendPacer } from './append-pacer.js';
@@ -52,6 +52,8 @@ export class CommandSender implements CommandChannel {
       try {
         reply = await this.request(owner, anyInstance, data);
       } catch (error) {
+        // Closed: no reply could be received any more, however long this waits.
+        if (error instanceof RequesterClosedError) throw new SeqlineError(ErrorCode.Unavailable, 'the agent was closed before the service answered');
         if (Date.now() > deadline) throw error;
         await sleep(Math.min(50 * 2 ** attempt, 2_000) * (0.5 + Math.random()));
         continue;

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { CancelNoticeSchema, DEFAULT_LIMITS, ErrorCode, isRetryable, PromptSchema, SeqlineError, type AnswerState, type Prompt } from '@seqline/protocol';
 import { connectNats, DEFAULT_AGENT_GROUP, ensurePromptConsumer, PROMPT_ACK_WAIT_MS } from '@seqline/streams';
@@ -48,7 +48,6 @@ export class SeqlineAgent {
   private readonly answers = new Map<string, AnswerStream>();
   private readonly sender: CommandSender;
   private cancelSubscription?: Subscription;
-  private prompts?: ConsumerMessages;
   private closed = false;
 
   private constructor(
@@ -118,7 +117,8 @@ export class SeqlineAgent {
    * Receives user messages posted to any conversation. Agents with the same `group` share the
    * work: each prompt goes to one of them, and is redelivered if that one dies or stalls before
    * finishing (in-progress acks are sent while the handler runs). At most `concurrency` (16)
-   * handlers run at once in this process.
+   * handlers run at once in this process, and a prompt is pulled only when one is free: the rest
+   * wait in the stream, for this agent or another.
    *
    * When a handler throws, what happens to its prompt depends on why:
    * - `FENCED` (another agent took the answer over): left to that agent;
@@ -144,29 +144,20 @@ export class SeqlineAgent {
           ready = undefined;
           const consumer = await jetstream(this.nc).consumers.get(this.options.stream, group);
           const ackWaitMs = ((await consumer.info(true)).config.ack_wait ?? PROMPT_ACK_WAIT_MS * 1_000_000) / 1_000_000;
-          // Short pulls: JetStream keeps sending to a dead agent's open pull until it expires, so a
-          // prompt whose agent was killed would wait out a long pull before another agent gets it.
-          this.prompts = await consumer.consume({ max_messages: concurrency, expires: PROMPT_PULL_EXPIRES_MS });
-          for await (const msg of this.prompts) {
-            const parsed = PromptSchema.safeParse(msg.json());
-            if (!parsed.success) {
-              msg.term();
-              continue;
-            }
-            // Kept from the moment it arrives, so a prompt waiting for a free handler is not redelivered meanwhile.
-            const keepAlive = setInterval(() => msg.working(), Math.max(1_000, ackWaitMs / 3));
+          while (!this.closed) {
+            // A prompt is pulled only once a handler is free for it: one pulled ahead would wait
+            // with its ack wait running and be redelivered to another agent meanwhile. Short pulls:
+            // JetStream keeps sending to a dead agent's open pull until it expires, so a prompt
+            // whose agent was killed would wait out a long pull before another agent gets it.
             await running.acquire();
-            // A handler that throws before its first await is handled like one that rejects.
-            void Promise.resolve()
-              .then(() => handler(parsed.data, this))
-              .then(
-                () => msg.ack(),
-                (error: unknown) => settlePrompt(msg, error),
-              )
-              .finally(() => {
-                clearInterval(keepAlive);
-                running.release();
-              });
+            let msg: JsMsg | null = null;
+            try {
+              msg = await consumer.next({ expires: PROMPT_PULL_EXPIRES_MS });
+            } finally {
+              if (!msg) running.release();
+            }
+            if (!msg) continue;
+            this.handle(msg, handler, ackWaitMs, () => running.release());
           }
         } catch {
           ready = ensure();
@@ -178,12 +169,46 @@ export class SeqlineAgent {
     })();
   }
 
+  /**
+   * Closes the connection. Commands still waiting for the service fail with `UNAVAILABLE` at
+   * once (their answers cannot be received any more), and prompts being handled are left to
+   * be redelivered to another agent.
+   */
   async close(): Promise<void> {
     this.closed = true;
-    await this.prompts?.close();
     this.cancelSubscription?.unsubscribe();
-    await this.nc.drain();
     this.sender.close();
+    await this.nc.drain();
+  }
+
+  /** Runs `handler` on one prompt, keeping it in progress meanwhile, and acks it as `onPrompt` says. */
+  private handle(msg: JsMsg, handler: PromptHandler, ackWaitMs: number, done: () => void): void {
+    const parsed = PromptSchema.safeParse(msg.json());
+    if (!parsed.success) {
+      ignoreClosed(() => msg.term());
+      return done();
+    }
+    const keepAlive = setInterval(() => ignoreClosed(() => msg.working()), Math.max(100, ackWaitMs / 3));
+    // A handler that throws before its first await is handled like one that rejects.
+    void Promise.resolve()
+      .then(() => handler(parsed.data, this))
+      .then(
+        () => ignoreClosed(() => msg.ack()),
+        (error: unknown) => ignoreClosed(() => settlePrompt(msg, error)),
+      )
+      .finally(() => {
+        clearInterval(keepAlive);
+        done();
+      });
+  }
+}
+
+/** After `close()` the connection refuses acks; the prompt is redelivered to another agent then, which is what is wanted. */
+function ignoreClosed(ack: () => void): void {
+  try {
+    ack();
+  } catch {
+    // The connection is closed or draining.
   }
 }
 
