@@ -100,6 +100,12 @@ export class PartitionLeases {
     if (this.stopped) return;
     await this.renew();
     await this.kv.put(`${memberPrefix}${this.options.holder}`, String(Date.now()));
+    if (this.stopped) {
+      // `stop` gave up waiting and deleted the member key before this put landed: a member left
+      // behind would shrink every other instance's share until it lapsed.
+      await this.kv.delete(`${memberPrefix}${this.options.holder}`).catch(() => undefined);
+      return;
+    }
     const atShare = this.held.size === Math.ceil(this.options.partitions / this.members);
     if (atShare && ++this.sinceListing < LIST_EVERY) return;
     this.sinceListing = 0;
@@ -120,7 +126,7 @@ export class PartitionLeases {
         const revision = await this.kv.create(partitionKey(partition), this.options.holder);
         if (this.stopped) {
           // Stopped while the take was on its way (`stop` gave up waiting): give it straight back.
-          await this.kv.delete(partitionKey(partition), { previousSeq: revision }).catch(() => undefined);
+          await this.giveBack(partition, revision);
           return;
         }
         this.held.set(partition, revision);
@@ -139,7 +145,11 @@ export class PartitionLeases {
       [...this.held].map(async ([partition, revision]) => {
         const started = Date.now();
         try {
-          this.held.set(partition, await this.kv.update(partitionKey(partition), this.options.holder, revision));
+          const renewed = await this.kv.update(partitionKey(partition), this.options.holder, revision);
+          // Released while the renewal was on its way (`stop` gave up waiting, or the share
+          // shrank): its delete named the old revision and missed, so give it back at this one.
+          if (!this.held.has(partition)) return await this.giveBack(partition, renewed);
+          this.held.set(partition, renewed);
           this.renewedAt.set(partition, started);
         } catch (error) {
           // An election: the entry is still ours until it lapses, and the next renewal may go through.
@@ -159,9 +169,19 @@ export class PartitionLeases {
     const started = Date.now();
     const revision = await renewIfStillHeld(this.kv, partitionKey(partition), this.options.holder);
     if (revision === null) return false;
+    if (this.stopped && !this.held.has(partition)) {
+      // Stopped meanwhile, and this partition not among those `stop` gives back: not ours to keep.
+      await this.giveBack(partition, revision);
+      return false;
+    }
     this.held.set(partition, revision);
     this.renewedAt.set(partition, started);
     return true;
+  }
+
+  /** Deletes a lease this instance does not answer for (any more), if it still has `revision`. */
+  private async giveBack(partition: number, revision: number): Promise<void> {
+    await this.kv.delete(partitionKey(partition), { previousSeq: revision }).catch(() => undefined);
   }
 
   private async release(partition: number): Promise<void> {
