@@ -493,3 +493,85 @@ describe('SeqlineClient closed', () => {
     await expect(h.client.post('c1', 'again')).rejects.toMatchObject({ code: 'UNAVAILABLE', message: 'the client is closed' });
   });
 });
+
+describe('SeqlineClient subscriptions shared and listened to by several parts of an app', () => {
+  const appended = (part: number, delta: string) => ({ type: 'message.appended', messageId: 'm1', part, delta, at });
+
+  async function following() {
+    const h = start();
+    const first = h.client.subscribe('c1');
+    await settle();
+    h.last().accept();
+    h.last().deliver({ type: 'snapshot', conversationId: 'c1', cursor: 'e1-3', messages: [answer('He', 1)] });
+    return { h, first };
+  }
+
+  it('subscribing twice gives one subscription that ends only when both callers closed it', async () => {
+    const { h, first } = await following();
+    const second = h.client.subscribe('c1');
+    expect(second).toBe(first);
+    first.close();
+    h.last().deliver(event('e1-4', 'e1-3', appended(2, 'llo')));
+    expect(second.messages.map((m) => m.text)).toEqual(['Hello']);
+    expect(h.last().frames()).toEqual([{ type: 'subscribe', conversationId: 'c1' }]);
+    second.close();
+    expect(h.last().frames().at(-1)).toEqual({ type: 'unsubscribe', conversationId: 'c1' });
+  });
+
+  it('events() keeps what is applied between the call and the first next()', async () => {
+    const { h, first } = await following();
+    const events = first.events();
+    h.last().deliver(event('e1-4', 'e1-3', appended(2, 'l')));
+    h.last().deliver(event('e1-5', 'e1-4', appended(3, 'lo')));
+    expect((await events.next()).value).toMatchObject({ cursor: 'e1-4', event: { delta: 'l' } });
+    expect((await events.next()).value).toMatchObject({ cursor: 'e1-5', event: { delta: 'lo' } });
+    first.close();
+    expect(await events.next()).toEqual({ done: true, value: undefined });
+    // One asked for after the end ends at once.
+    expect(await first.events().next()).toEqual({ done: true, value: undefined });
+  });
+
+  it('a listener that throws is reported and neither stops the others nor the subscribe of a stored conversation', async () => {
+    const errors = jest.spyOn(console, 'error').mockImplementation(() => undefined);
+    const store = new MemoryCursorStore();
+    store.save('c1', { cursor: 'e1-3', messages: [answer('He', 1)] });
+    const h = start({ store });
+    const conversation = h.client.subscribe('c1');
+    const seen: string[] = [];
+    conversation.on(() => {
+      throw new Error('render failed');
+    });
+    conversation.on((change) => seen.push(change.type));
+    await settle();
+    h.last().accept();
+    expect(h.last().frames()).toEqual([{ type: 'subscribe', conversationId: 'c1', after: 'e1-3' }]);
+    expect(seen).toEqual(['reset']);
+    expect(errors).toHaveBeenCalledWith('seqline: a subscription listener threw', expect.objectContaining({ message: 'render failed' }));
+  });
+
+  it('a conversation refused for good does not hold the client at catching-up', async () => {
+    const h = start();
+    h.client.subscribe('c1');
+    h.client.subscribe('c2');
+    await settle();
+    h.last().accept();
+    h.last().deliver({ type: 'snapshot', conversationId: 'c1', cursor: 'e1-3', messages: [] });
+    expect(h.client.state).toBe('catching-up');
+    h.last().deliver({ type: 'error', conversationId: 'c2', code: 'FORBIDDEN', message: 'not yours' });
+    expect(h.client.state).toBe('live');
+  });
+});
+
+describe('SeqlineClient stopped for good by the server', () => {
+  it('fails requests still waiting when a token is refused and there is no provider to ask for another', async () => {
+    const h = start();
+    await settle();
+    h.last().accept();
+    const posting = track(h.client.post('c1', 'hello', { messageId: 'q1' }));
+    h.last().deliver({ type: 'error', code: 'UNAUTHORIZED', message: 'token refused' });
+    h.last().end(4401);
+    await jest.advanceTimersByTimeAsync(60_000);
+    expect(h.sockets).toHaveLength(1);
+    expect(posting).toMatchObject({ state: 'rejected', value: { code: 'UNAUTHORIZED' } });
+  });
+});

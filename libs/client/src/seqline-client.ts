@@ -105,10 +105,16 @@ export class SeqlineClient {
     return () => this.stateListeners.delete(listener);
   }
 
-  /** Follows a conversation, resuming from the stored cursor if there is one. */
+  /**
+   * Follows a conversation, resuming from the stored cursor if there is one. A conversation
+   * already followed gives the same subscription (each caller closes it once).
+   */
   subscribe(conversationId: string): Subscription {
     const existing = this.subscriptions.get(conversationId);
-    if (existing) return existing;
+    if (existing) {
+      existing.holders++;
+      return existing;
+    }
     const subscription = new Subscription(conversationId, (s) => this.detach(s));
     this.subscriptions.set(conversationId, subscription);
     void (async () => {
@@ -174,7 +180,7 @@ export class SeqlineClient {
     const closed = new SeqlineError(ErrorCode.Unavailable, 'the client was closed before an answer came');
     for (const request of this.pending.values()) request.reject(closed);
     this.pending.clear();
-    for (const subscription of [...this.subscriptions.values()]) subscription.close();
+    for (const subscription of [...this.subscriptions.values()]) subscription.end();
   }
 
   private async open(): Promise<void> {
@@ -208,9 +214,9 @@ export class SeqlineClient {
       watchdog?.stop();
       this.setState('offline');
       for (const subscription of this.subscriptions.values()) subscription.live = false;
-      if (!this.wanted || FINAL_CLOSE_CODES.has(code)) return;
+      if (!this.wanted) return;
       // Without a token provider, a refused token will not get better by itself.
-      if (code === CloseCode.Unauthorized && !this.options.token) return;
+      if (FINAL_CLOSE_CODES.has(code) || (code === CloseCode.Unauthorized && !this.options.token)) return this.stopForGood(code);
       // `receive` resets the back-off on a frame that shows the session worked; an idle one counts after a while.
       if (openedAt !== undefined && Date.now() - openedAt >= HEALTHY_AFTER_MS) this.attempt = 0;
       const attempt = this.attempt++;
@@ -257,6 +263,16 @@ export class SeqlineClient {
     };
     socket.onerror = () => undefined;
     socket.onclose = (event) => lost(event.code);
+  }
+
+  /** No reconnect will follow: requests waiting for an answer would wait forever, so they fail with why. */
+  private stopForGood(closeCode: number): void {
+    const error =
+      closeCode === CloseCode.Unauthorized
+        ? new SeqlineError(ErrorCode.Unauthorized, 'the server refused the token and no token provider can give another: the client stopped')
+        : new SeqlineError(ErrorCode.FrameTooLarge, `the server closed the connection for good (${closeCode}): the client stopped`);
+    for (const request of this.pending.values()) request.reject(error);
+    this.pending.clear();
   }
 
   /** The back-off for reconnects, and for subscribe retries and repairs (`reconnect` bounds all three). */
@@ -348,6 +364,10 @@ export class SeqlineClient {
           subscription.retryTimer = setTimeout(() => {
             if (this.subscriptions.get(subscription.conversationId) === subscription) this.sendSubscribe(subscription);
           }, delay);
+        } else {
+          // Refused until the next reconnect: nothing to wait for, so it does not hold `state` at `catching-up`.
+          subscription.refused = true;
+          this.refreshLive(subscription);
         }
         return;
       }
@@ -385,6 +405,7 @@ export class SeqlineClient {
 
   private sendSubscribe(subscription: Subscription): void {
     if (!subscription.loaded) return;
+    subscription.refused = false;
     const after = subscription.view.cursor;
     this.sendFrame({ type: 'subscribe', conversationId: subscription.conversationId, ...(after ? { after } : {}) });
   }
@@ -423,7 +444,7 @@ export class SeqlineClient {
   private refreshLive(subscription: Subscription): void {
     subscription.updateLive();
     if (this.socket?.readyState !== OPEN) return;
-    const all = [...this.subscriptions.values()].every((s) => s.live);
+    const all = [...this.subscriptions.values()].every((s) => s.live || s.refused);
     this.setState(all ? 'live' : 'catching-up');
   }
 

@@ -31,6 +31,11 @@ export class Subscription {
   repairs = 0;
   /** @internal The cursor of the last event that did not fit the view, until the view gets past it. */
   misfit: string | undefined;
+  /** @internal Refused by the server (`FORBIDDEN`, `UNKNOWN_CONVERSATION`, …) until it is subscribed again. */
+  refused = false;
+  /** @internal Callers of `subscribe()` that have not closed it yet. */
+  holders = 1;
+  private ended = false;
   private readonly listeners = new Set<(change: SubscriptionChange) => void>();
   private readonly iterators = new Set<(event: ConversationEvent | undefined) => void>();
 
@@ -57,30 +62,58 @@ export class Subscription {
   }
 
   /**
-   * Applied events, in order, until the subscription closes.
+   * Applied events, in order, from the moment `events()` is called until the subscription ends.
    * @example for await (const event of subscription.events()) render(subscription.messages);
    */
-  async *events(): AsyncGenerator<ConversationEvent> {
+  events(): AsyncIterableIterator<ConversationEvent> {
     const queue: (ConversationEvent | undefined)[] = [];
     let wake: (() => void) | undefined;
+    let finished = this.ended;
     const push = (event: ConversationEvent | undefined): void => {
       queue.push(event);
       wake?.();
     };
-    this.iterators.add(push);
-    try {
-      for (;;) {
-        if (queue.length === 0) await new Promise<void>((resolve) => (wake = resolve));
-        const event = queue.shift();
-        if (event === undefined) return;
-        yield event;
-      }
-    } finally {
+    const finish = (): IteratorReturnResult<undefined> => {
+      finished = true;
       this.iterators.delete(push);
-    }
+      wake?.();
+      return { done: true, value: undefined };
+    };
+    // Registered now, not at the first `next()`: events applied before the loop starts are kept.
+    if (!finished) this.iterators.add(push);
+    const iterator: AsyncIterableIterator<ConversationEvent> = {
+      next: async () => {
+        for (;;) {
+          if (queue.length > 0) {
+            const event = queue.shift();
+            return event === undefined ? finish() : { done: false, value: event };
+          }
+          if (finished) return { done: true, value: undefined };
+          await new Promise<void>((resolve) => (wake = resolve));
+          wake = undefined;
+        }
+      },
+      return: async () => finish(),
+      [Symbol.asyncIterator]: () => iterator,
+    };
+    return iterator;
   }
 
+  /**
+   * Stops following the conversation. `subscribe()` of a conversation already followed returns
+   * the same subscription, so it ends only when each of those callers has closed it; then its
+   * `events()` loops finish.
+   */
   close(): void {
+    if (this.ended) return;
+    if (--this.holders > 0) return;
+    this.end();
+  }
+
+  /** @internal Ends it whoever holds it (the client is closing). */
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
     clearTimeout(this.retryTimer);
     for (const push of this.iterators) push(undefined);
     this.detach(this);
@@ -89,7 +122,14 @@ export class Subscription {
   /** @internal */
   emit(change: SubscriptionChange): void {
     if (change.type === 'event') for (const push of this.iterators) push(change.event);
-    for (const listener of this.listeners) listener(change);
+    for (const listener of this.listeners) {
+      try {
+        listener(change);
+      } catch (error) {
+        // One app listener that throws must not stop the others, nor the client's own bookkeeping.
+        console.error('seqline: a subscription listener threw', error);
+      }
+    }
   }
 
   /** @internal Marks the subscription live once the view reaches the head seen at subscribe time. */
