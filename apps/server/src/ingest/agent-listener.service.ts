@@ -63,6 +63,10 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
     this.subscription = this.listen(this.stream.subjects.allAgent, QUEUE, 'any');
     this.partitions.start({
       acquired: (partition) => {
+        // States cached while another instance owned it (a write that fell back to this one, the
+        // reaper) went stale meanwhile, and the events since may have expired from the log: the
+        // first write rebuilds from Postgres instead of catching up over a gap it cannot see.
+        this.writer.forgetPartition(partition);
         this.owned.set(partition, [this.listen(this.stream.subjects.partitionWriter(partition), OWNER_QUEUE, 'owner'), this.router.serve(partition)]);
         this.metrics.writePartitions.set(this.owned.size);
         this.logger.debug({ partition }, 'write partition acquired');

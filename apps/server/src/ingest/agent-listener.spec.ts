@@ -1,7 +1,7 @@
 import { jest } from '@jest/globals';
 import type { Msg, Subscription } from '@nats-io/transport-node';
 import { loadEnv, settingsFrom } from '@seqline/config';
-import type { LogStream, PartitionLeases } from '@seqline/streams';
+import type { LogStream, PartitionLeases, PartitionOwner } from '@seqline/streams';
 import { pino } from 'pino';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { AgentListener } from './agent-listener.service.js';
@@ -73,5 +73,23 @@ describe('AgentListener shutdown', () => {
     expect(stopped).toBe(true);
     // Unanswered: its agent retries it on another instance under the same message id.
     expect(replies).toEqual([]);
+  });
+});
+
+describe('AgentListener taking a write partition over', () => {
+  it('drops the states it cached for that partition while another instance owned it, before serving it', () => {
+    let owner: PartitionOwner | undefined;
+    const calls: string[] = [];
+    const stream = {
+      nc: { info: { max_payload: 1024 * 1024 }, subscribe: (subject: string) => (calls.push(`listen ${subject}`), { drain: async () => undefined, unsubscribe: () => undefined }) },
+      subjects: { allAgent: 'p.agent.*', partitionWriter: (partition: number) => `p.writer.${partition}.*`, conversationOf: () => 'c1' },
+    } as unknown as LogStream;
+    const router = { serve: (partition: number) => (calls.push(`serve ${partition}`), { drain: async () => undefined, unsubscribe: () => undefined }) } as unknown as WriteRouter;
+    const writer = { forgetPartition: (partition: number) => calls.push(`forget ${partition}`) } as unknown as ConversationWriter;
+    const partitions = { start: (given: PartitionOwner) => (owner = given), stop: async () => undefined } as unknown as PartitionLeases;
+    const listener = new AgentListener(stream, router, writer, new MetricsService(), partitions, settingsFrom(loadEnv({})), pino({ level: 'silent' }));
+    listener.onApplicationBootstrap();
+    owner!.acquired(3);
+    expect(calls).toEqual(['listen p.agent.*', 'forget 3', 'listen p.writer.3.*', 'serve 3']);
   });
 });
