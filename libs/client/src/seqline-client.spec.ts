@@ -424,7 +424,8 @@ describe('SeqlineClient posts over the frame limit', () => {
     await jest.advanceTimersToNextTimerAsync();
     await settle();
     h.last().accept();
-    expect(h.last().frames().map((frame) => frame.messageId)).toEqual(['fits']);
+    h.last().deliver({ type: 'pong' });
+    expect(h.last().frames().map((frame) => frame.messageId)).toEqual([undefined, 'fits']);
   });
 
   it('follow the limit the client is given for a server that raised its own', async () => {
@@ -573,5 +574,28 @@ describe('SeqlineClient stopped for good by the server', () => {
     await jest.advanceTimersByTimeAsync(60_000);
     expect(h.sockets).toHaveLength(1);
     expect(posting).toMatchObject({ state: 'rejected', value: { code: 'UNAUTHORIZED' } });
+  });
+});
+
+describe('SeqlineClient with many requests queued while offline', () => {
+  it('sends them once the server first answers, so the frames held during its token check stay under its limit', async () => {
+    const h = start();
+    h.client.subscribe('c1');
+    await settle();
+    const posts = Array.from({ length: 70 }, (_, i) => track(h.client.post('c1', `message ${i}`, { messageId: `q${i}` })));
+    h.last().accept();
+    expect(h.last().frames()).toEqual([{ type: 'subscribe', conversationId: 'c1' }, { type: 'ping' }]);
+    // Posted meanwhile: held with the others.
+    const late = track(h.client.post('c1', 'late', { messageId: 'late' }));
+    expect(h.last().frames()).toHaveLength(2);
+    h.last().deliver({ type: 'snapshot', conversationId: 'c1', cursor: 'e1-0', messages: [] });
+    const sent = h.last().frames().slice(2);
+    expect(sent.map((frame) => frame.messageId)).toEqual([...posts.map((_, i) => `q${i}`), 'late']);
+    for (const frame of sent) h.last().deliver({ type: 'ack', ref: frame.ref, conversationId: 'c1', messageId: frame.messageId, cursor: 'e1-1' });
+    await settle();
+    expect([...posts, late].every((post) => post.state === 'resolved')).toBe(true);
+    // With nothing queued, a request goes out at once.
+    h.client.post('c1', 'now', { messageId: 'now' }).catch(() => undefined);
+    expect(h.last().frames().at(-1)).toMatchObject({ type: 'post', messageId: 'now' });
   });
 });

@@ -84,6 +84,8 @@ export class SeqlineClient {
   private nextRef = 0;
   /** `close()` was called: nothing will be sent or answered any more. */
   private closed = false;
+  /** Requests waiting to be sent until the new socket's first frame from the server. */
+  private awaitingFirstFrame = false;
   /** Watches the open socket for silence; replaced with each socket. */
   private watchdog?: SilenceWatchdog;
 
@@ -207,6 +209,7 @@ export class SeqlineClient {
     stale?.close(1000, 'client reconnect');
     const socket = new this.Socket(socketUrl(this.options.url, token));
     this.socket = socket;
+    this.awaitingFirstFrame = false;
     let openedAt: number | undefined;
     const lost = (code: number): void => {
       if (this.socket !== socket) return;
@@ -254,11 +257,21 @@ export class SeqlineClient {
       watchdog?.start();
       this.setState(this.subscriptions.size > 0 ? 'catching-up' : 'live');
       for (const subscription of this.subscriptions.values()) this.sendSubscribe(subscription);
-      for (const [ref, request] of this.pending) this.sendFrame({ ...request.frame, ref });
+      // The server holds only so many frames while it checks the token (64, 1 MiB): requests
+      // queued while offline wait for its first answer, which a ping asks for, so a long queue
+      // does not get the connection closed (1008) on every reconnect.
+      if (this.pending.size > 0) {
+        this.awaitingFirstFrame = true;
+        this.sendFrame({ type: 'ping' });
+      }
     };
     socket.onmessage = (event) => {
       if (this.socket !== socket) return;
       watchdog?.heard();
+      if (this.awaitingFirstFrame) {
+        this.awaitingFirstFrame = false;
+        for (const [ref, request] of this.pending) this.sendFrame({ ...request.frame, ref });
+      }
       this.receive(JSON.parse(String(event.data)) as ServerFrame);
     };
     socket.onerror = () => undefined;
@@ -391,7 +404,8 @@ export class SeqlineClient {
     }
     return new Promise((resolve, reject) => {
       this.pending.set(ref, { frame, resolve, reject });
-      this.sendFrame({ ...frame, ref });
+      // Sent with the others once the server first answers.
+      if (!this.awaitingFirstFrame) this.sendFrame({ ...frame, ref });
     });
   }
 
