@@ -102,6 +102,18 @@ function event(cursor: string, prev: string, logEvent: LogEvent | Record<string,
   return { type: 'event', conversationId: 'c1', cursor, prev, event: logEvent };
 }
 
+const appended = (part: number, delta: string) => ({ type: 'message.appended', messageId: 'm1', part, delta, at });
+
+/** A client following c1, its snapshot received at cursor e1-3. */
+async function following(options: Partial<SeqlineClientOptions> = {}) {
+  const h = start(options);
+  const conversation = h.client.subscribe('c1');
+  await settle();
+  h.last().accept();
+  h.last().deliver({ type: 'snapshot', conversationId: 'c1', cursor: 'e1-3', messages: [answer('He', 1)] });
+  return { h, conversation };
+}
+
 beforeEach(() => {
   jest.useFakeTimers({ now: 0 });
   // Back-off jitter at its ceiling, so every wait is exact.
@@ -341,18 +353,6 @@ describe('SeqlineClient with an event type it does not know', () => {
 });
 
 describe('SeqlineClient notices a connection that died without a close', () => {
-  const appended = (part: number, delta: string) => ({ type: 'message.appended', messageId: 'm1', part, delta, at });
-
-  /** A client following c1, its snapshot received at cursor e1-3. */
-  async function following(options: Partial<SeqlineClientOptions> = {}) {
-    const h = start(options);
-    const conversation = h.client.subscribe('c1');
-    await settle();
-    h.last().accept();
-    h.last().deliver({ type: 'snapshot', conversationId: 'c1', cursor: 'e1-3', messages: [answer('He', 1)] });
-    return { h, conversation };
-  }
-
   it('pings after 25 s of silence; with no answer in 10 s it reconnects and resumes from its cursor', async () => {
     const { h, conversation } = await following();
     await jest.advanceTimersByTimeAsync(25_000);
@@ -496,19 +496,8 @@ describe('SeqlineClient closed', () => {
 });
 
 describe('SeqlineClient subscriptions shared and listened to by several parts of an app', () => {
-  const appended = (part: number, delta: string) => ({ type: 'message.appended', messageId: 'm1', part, delta, at });
-
-  async function following() {
-    const h = start();
-    const first = h.client.subscribe('c1');
-    await settle();
-    h.last().accept();
-    h.last().deliver({ type: 'snapshot', conversationId: 'c1', cursor: 'e1-3', messages: [answer('He', 1)] });
-    return { h, first };
-  }
-
   it('subscribing twice gives one subscription that ends only when both callers closed it', async () => {
-    const { h, first } = await following();
+    const { h, conversation: first } = await following();
     const second = h.client.subscribe('c1');
     expect(second).toBe(first);
     first.close();
@@ -520,7 +509,7 @@ describe('SeqlineClient subscriptions shared and listened to by several parts of
   });
 
   it('events() keeps what is applied between the call and the first next()', async () => {
-    const { h, first } = await following();
+    const { h, conversation: first } = await following();
     const events = first.events();
     h.last().deliver(event('e1-4', 'e1-3', appended(2, 'l')));
     h.last().deliver(event('e1-5', 'e1-4', appended(3, 'lo')));
