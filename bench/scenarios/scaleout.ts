@@ -164,16 +164,7 @@ async function offer(answers: AnswerStream[], tokens: number, rate: number | 'un
 async function warmUp(agents: SeqlineAgent[], base: string, prefix: string, count: number): Promise<void> {
   const ids = Array.from({ length: count }, (_, i) => `${prefix}-${i}`);
   await createConversations(base, ids);
-  await Promise.all(
-    ids.map(async (id, i) => {
-      const answer = agents[i % agents.length]!.startMessage(id, { messageId: 'answer' });
-      for (let t = 0; t < TOKENS; t++) {
-        if (t % 20 === 0) await new Promise((resolve) => setImmediate(resolve));
-        answer.append(` w${t}`);
-      }
-      await answer.complete();
-    }),
-  );
+  await offer(ids.map((id, i) => agents[i % agents.length]!.startMessage(id, { messageId: 'answer' })), TOKENS, 'unpaced');
 }
 
 /** Unpaced, on one instance and then on two (each after a warm-up round): what the second instance costs. */

@@ -101,6 +101,7 @@ export async function runScenario(options: ScenarioOptions): Promise<{ report: S
     } while (after);
   }
   const eventsDelivered = devices.reduce((sum, device) => sum + new Set(device.events.map((event) => event.cursor)).size, 0);
+  const inexact = devices.filter((device) => device.text('answer') !== expected.get(device.conversationId));
   const report: ScenarioReport = {
     case: options.name,
     conversations: ids.length,
@@ -110,7 +111,7 @@ export async function runScenario(options: ScenarioOptions): Promise<{ report: S
     lost: eventsSent - eventsDelivered,
     duplicated: devices.reduce((sum, device) => sum + device.duplicates, 0),
     gaps: devices.reduce((sum, device) => sum + device.gaps, 0),
-    devicesExact: devices.filter((device) => device.text('answer') === expected.get(device.conversationId)).length,
+    devicesExact: devices.length - inexact.length,
     reconnects: devices.reduce((sum, device) => sum + device.reconnects, 0),
     refusals: devices.reduce((sum, device) => sum + device.refusals, 0),
     seconds: Math.round((Date.now() - started) / 100) / 10,
@@ -118,11 +119,11 @@ export async function runScenario(options: ScenarioOptions): Promise<{ report: S
   process.stdout.write(`fault case ${JSON.stringify(report)}\n`);
   // A device that did not end exact: which instance it was on and where it stopped, so the
   // instance's log (kept with TEST_SERVER_LOGS=<folder>) can be read for that time.
-  for (const device of devices.filter((candidate) => candidate.text('answer') !== expected.get(candidate.conversationId))) {
+  for (const device of inexact) {
     process.stdout.write(`fault case ${options.name}: device on ${device.url} of ${device.conversationId} stopped at ${device.cursor} after ${device.events.length} events, answer ${device.messages.get('answer')?.status ?? 'not seen'}\n`);
   }
   // A device that did not end exact: say where its conversation's log breaks the chain, if it does.
-  for (const id of new Set(devices.filter((device) => device.text('answer') !== expected.get(device.conversationId)).map((device) => device.conversationId))) {
+  for (const id of new Set(inexact.map((device) => device.conversationId))) {
     process.stdout.write(`fault case ${options.name}: ${id} not exact; chain breaks in the log: ${JSON.stringify(await chainBreaks(options.settings, id))}\n`);
   }
   if (process.env.FAULT_REPORT) appendFileSync(process.env.FAULT_REPORT, JSON.stringify(report) + '\n');

@@ -63,6 +63,7 @@ export class Subscription {
 
   /**
    * Applied events, in order, from the moment `events()` is called until the subscription ends.
+   * They are kept for the iterator until it is read or ended (`break` in a `for await` ends it).
    * @example for await (const event of subscription.events()) render(subscription.messages);
    */
   events(): AsyncIterableIterator<ConversationEvent> {

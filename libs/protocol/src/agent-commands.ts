@@ -4,10 +4,6 @@ import { AuthorSchema, IdSchema, MessageStatusSchema } from './message.js';
 import { BlockRefSchema, MessageBlockSchema } from './message-blocks.js';
 
 /**
- * Commands an agent sends as a NATS request to `<prefix>.agent.<conversationId>`.
- * Every command is idempotent: a retry of the same command is answered with the first result.
- */
-/**
  * An agent's or a producer's name. It becomes part of the log entry's de-duplication id (a NATS
  * header), where a control character (a line break) cannot go: refused here, with the name of the
  * field, rather than failing the write later as if the service were down.
@@ -17,7 +13,6 @@ const AgentNameSchema = z
   .min(1)
   .max(128)
   .refine((name) => !hasControlCharacter(name), 'must not contain control characters');
-const ProducerIdSchema = AgentNameSchema;
 
 function hasControlCharacter(text: string): boolean {
   for (let i = 0; i < text.length; i++) {
@@ -26,9 +21,14 @@ function hasControlCharacter(text: string): boolean {
   }
   return false;
 }
+
 /** The producer epoch a `message.start` reply gave; commands of an older epoch are refused `FENCED`. */
 const EpochSchema = z.number().int().positive().optional();
 
+/**
+ * Commands an agent sends as a NATS request to `<prefix>.agent.<conversationId>`.
+ * Every command is idempotent: a retry of the same command is answered with the first result.
+ */
 export const StartCommandSchema = z.object({
   type: z.literal('message.start'),
   messageId: IdSchema,
@@ -39,7 +39,7 @@ export const StartCommandSchema = z.object({
    * Names this producer (one agent process working on this answer; a random id per attempt).
    * A start with another producer id takes a streaming answer over and fences the previous one.
    */
-  producerId: ProducerIdSchema.optional(),
+  producerId: AgentNameSchema.optional(),
 });
 export const AppendCommandSchema = z.object({
   type: z.literal('message.append'),

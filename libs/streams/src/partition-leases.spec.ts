@@ -74,6 +74,14 @@ async function holdingBoth() {
   return { bucket, leases, acquired, released };
 }
 
+/** Lets the next renewal start (one a second), then stops: `stop` gives up waiting for it after 2 s. */
+async function stopDuringNextRenewal(leases: PartitionLeases): Promise<void> {
+  await jest.advanceTimersByTimeAsync(1_000);
+  const stopped = leases.stop();
+  await jest.advanceTimersByTimeAsync(2_000);
+  await stopped;
+}
+
 beforeEach(() => jest.useFakeTimers());
 afterEach(() => jest.useRealTimers());
 
@@ -82,10 +90,7 @@ describe('PartitionLeases.stop when NATS answers slower than stop waits', () => 
     const { bucket, leases, acquired, released } = await holdingBoth();
     const replies = gate();
     bucket.updateReplies = replies.promise;
-    await jest.advanceTimersByTimeAsync(1_000);
-    const stopped = leases.stop();
-    await jest.advanceTimersByTimeAsync(2_000);
-    await stopped;
+    await stopDuringNextRenewal(leases);
     expect(released.sort()).toEqual([0, 1]);
     replies.open();
     await jest.advanceTimersByTimeAsync(0);
@@ -99,10 +104,7 @@ describe('PartitionLeases.stop when NATS answers slower than stop waits', () => 
     const { bucket, leases } = await holdingBoth();
     const puts = gate();
     bucket.putsLand = puts.promise;
-    await jest.advanceTimersByTimeAsync(1_000);
-    const stopped = leases.stop();
-    await jest.advanceTimersByTimeAsync(2_000);
-    await stopped;
+    await stopDuringNextRenewal(leases);
     puts.open();
     await jest.advanceTimersByTimeAsync(0);
     expect([...bucket.entries.keys()]).toEqual([]);

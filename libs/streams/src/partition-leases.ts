@@ -86,7 +86,7 @@ export class PartitionLeases {
     clearInterval(this.timer);
     if (this.ticking) await waitAtMost(this.ticking, STOP_WAIT_MS);
     await Promise.all(this.owned.map((partition) => this.release(partition)));
-    await this.kv.delete(`${memberPrefix}${this.options.holder}`).catch(() => undefined);
+    await this.leaveMembers();
   }
 
   private tick(): Promise<void> {
@@ -103,7 +103,7 @@ export class PartitionLeases {
     if (this.stopped) {
       // `stop` gave up waiting and deleted the member key before this put landed: a member left
       // behind would shrink every other instance's share until it lapsed.
-      await this.kv.delete(`${memberPrefix}${this.options.holder}`).catch(() => undefined);
+      await this.leaveMembers();
       return;
     }
     const atShare = this.held.size === Math.ceil(this.options.partitions / this.members);
@@ -146,8 +146,8 @@ export class PartitionLeases {
         const started = Date.now();
         try {
           const renewed = await this.kv.update(partitionKey(partition), this.options.holder, revision);
-          // Released while the renewal was on its way (`stop` gave up waiting, or the share
-          // shrank): its delete named the old revision and missed, so give it back at this one.
+          // Released while the renewal was on its way (`stop` gave up waiting): its delete named
+          // the old revision and missed, so give it back at this one.
           if (!this.held.has(partition)) return await this.giveBack(partition, renewed);
           this.held.set(partition, renewed);
           this.renewedAt.set(partition, started);
@@ -184,12 +184,16 @@ export class PartitionLeases {
     await this.kv.delete(partitionKey(partition), { previousSeq: revision }).catch(() => undefined);
   }
 
+  private async leaveMembers(): Promise<void> {
+    await this.kv.delete(`${memberPrefix}${this.options.holder}`).catch(() => undefined);
+  }
+
   private async release(partition: number): Promise<void> {
     const revision = this.held.get(partition);
     if (revision === undefined) return;
     this.held.delete(partition);
     this.renewedAt.delete(partition);
     await this.owner?.released(partition);
-    await this.kv.delete(partitionKey(partition), { previousSeq: revision }).catch(() => undefined);
+    await this.giveBack(partition, revision);
   }
 }
