@@ -1,6 +1,6 @@
 import { SeqlineAgent } from '@seqline/agent';
 import type { Settings } from '@seqline/config';
-import { WRITE_PARTITIONS, partitionOf } from '@seqline/protocol';
+import { WRITE_PARTITIONS, parseCursor, partitionOf } from '@seqline/protocol';
 import { createConversation, createTestSettings, dropTestResources, eventually, http, metric, startTestServer, WsDevice, type RunningServer } from '@seqline/testing';
 import { ConversationWriter } from '../apps/server/src/ingest/conversation-writer.service.js';
 
@@ -155,5 +155,58 @@ describe('an instance whose cached state is behind the log', () => {
     for (const [part, delta] of ['a', 'b', 'c'].entries()) await b!.write('stale-start', { type: 'message.append', messageId: 'm', part: part + 1, delta, epoch: 1 });
     // The producer, restarted, asks where the answer stands to go on from there.
     expect((await a!.write('stale-start', start)).answer).toMatchObject({ status: 'streaming', parts: 3, text: 'abc' });
+  });
+
+  /**
+   * The first instance writes a start and caches the state; the second writes parts 'a', 'b' and
+   * 'c' (a fallback write while no owner answered), which reach Postgres and are then dropped
+   * from the log (as retention or the stream's size limit drops them). Returns the instances'
+   * writers and the log sequences of the events written.
+   */
+  async function missedThenDropped(id: string): Promise<{ a: ConversationWriter; b: ConversationWriter; seqs: number[] }> {
+    const [a, b] = servers.map((server) => server.app.get(ConversationWriter)) as [ConversationWriter, ConversationWriter];
+    await createConversation(servers[0]!.url, id);
+    const seqs = [seqOf(await a.write(id, start))];
+    for (const [part, delta] of ['a', 'b', 'c'].entries()) seqs.push(seqOf(await b.write(id, { type: 'message.append', messageId: 'm', part: part + 1, delta, epoch: 1 })));
+    await eventually(async () => (await rowText(id, 'm')) === 'abc', 10_000, 'parts in Postgres');
+    return { a, b, seqs };
+  }
+  const start = { type: 'message.start', messageId: 'm', agentId: 'bot', text: '', producerId: 'p1' } as const;
+  const seqOf = (written: { cursor: string }): number => parseCursor(written.cursor)!.seq;
+  const rowText = async (id: string, messageId: string): Promise<string | undefined> =>
+    (await servers[0]!.infra.prisma.message.findFirst({ where: { conversationId: id, id: messageId } }))?.text;
+  const dropFromLog = async (seqs: number[]): Promise<void> => {
+    const { stream } = servers[0]!.infra;
+    for (const seq of seqs) await stream.jsm.streams.deleteMessage(stream.name, seq);
+  };
+  const holes = async (id: string): Promise<unknown[]> => servers[0]!.infra.prisma.logHole.findMany({ where: { conversationId: id } });
+  const rebuilt = (reason: string): Promise<number> => counted(servers[0]!, `seqline_writer_states_rebuilt_total{reason="${reason}"}`);
+
+  it('builds its state again from Postgres when the log dropped events it never saw, rather than applying the next event over the gap', async () => {
+    const { a, b, seqs } = await missedThenDropped('gap');
+    await b.write('gap', { type: 'message.append', messageId: 'm', part: 4, delta: 'd', epoch: 1 });
+    await dropFromLog(seqs.slice(1));
+    const before = await rebuilt('gap');
+    expect((await a.write('gap', start)).answer).toMatchObject({ status: 'streaming', parts: 4, text: 'abcd' });
+    expect(await rebuilt('gap')).toBe(before + 1);
+  });
+
+  it('takes the next part of an answer whose events the log dropped since, and the chain goes on from the last of them', async () => {
+    const { a, seqs } = await missedThenDropped('emptied-append');
+    await dropFromLog(seqs);
+    expect(await a.write('emptied-append', { type: 'message.append', messageId: 'm', part: 4, delta: 'd', epoch: 1 })).toMatchObject({ duplicate: false });
+    await eventually(async () => (await rowText('emptied-append', 'm')) === 'abcd', 10_000, 'part 4 in Postgres');
+    expect(await holes('emptied-append')).toEqual([]);
+  });
+
+  it('writes a new answer after the last event the log dropped, not after the last one it saw, so Postgres records no fork', async () => {
+    const { a, seqs } = await missedThenDropped('emptied-start');
+    await dropFromLog(seqs);
+    const before = await rebuilt('emptied');
+    await a.write('emptied-start', { ...start, messageId: 'm2' });
+    await eventually(async () => (await rowText('emptied-start', 'm2')) === '', 10_000, 'the new answer in Postgres');
+    expect(await holes('emptied-start')).toEqual([]);
+    expect(await rowText('emptied-start', 'm')).toBe('abc');
+    expect(await rebuilt('emptied')).toBe(before + 1);
   });
 });

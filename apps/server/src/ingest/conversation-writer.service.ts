@@ -5,7 +5,7 @@ import { ErrorCode, formatCursor, SeqlineError, type AnswerState } from '@seqlin
 import { SETTINGS } from '../core/tokens.js';
 import { KeyedMutex } from '../core/keyed-mutex.js';
 import { applyEntry, type ConversationState } from '@seqline/persistence';
-import { SnapshotService } from '../state/snapshot.service.js';
+import { LogGapError, SnapshotService } from '../state/snapshot.service.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { decide } from './command-decider.js';
 import type { IngestCommand } from './ingest-command.js';
@@ -108,6 +108,12 @@ export class ConversationWriter {
           caughtUp = true;
           continue;
         }
+        // A log emptied by retention hides what this state missed: Postgres has it.
+        if (!rebuilt && recheck === 0) {
+          this.rebuild(conversationId, 'refusal');
+          rebuilt = true;
+          continue;
+        }
         if (lacksAcknowledged(error.code, command, state) && recheck < RECHECK_DELAYS_MS.length) return RECHECK_LATER;
         throw error;
       }
@@ -156,7 +162,14 @@ export class ConversationWriter {
         }
         const last = await this.log.lastSeq(conversationId);
         if (last === 0) {
-          expectedLast = 0;
+          // The chain goes on from the conversation's last event, which a cached state may have
+          // missed (written through another instance, then dropped with the rest): from Postgres.
+          if (!rebuilt) {
+            this.rebuild(conversationId, 'emptied');
+            rebuilt = true;
+          } else {
+            expectedLast = 0;
+          }
           continue;
         }
         // Written to since the catch-up a moment ago: the next attempt is refused again and catches up.
@@ -167,7 +180,7 @@ export class ConversationWriter {
         // The log ends before what this state holds: events it acknowledged are gone (a write an
         // unreplicated stream lost in a crash). The state is built again, from Postgres and the log.
         if (!rebuilt) {
-          this.states.delete(conversationId);
+          this.rebuild(conversationId, 'behind');
           rebuilt = true;
           expectedLast = undefined;
           continue;
@@ -193,8 +206,23 @@ export class ConversationWriter {
     }
   }
 
+  /** Forgets a cached state: the next attempt builds it again from Postgres and the log. */
+  private rebuild(conversationId: string, reason: 'refusal' | 'emptied' | 'behind'): void {
+    this.states.delete(conversationId);
+    this.metrics.statesRebuilt.inc({ reason });
+  }
+
   private async catchUp(conversationId: string, state: ConversationState): Promise<void> {
-    await this.snapshots.catchUp(state);
+    try {
+      await this.snapshots.catchUp(state);
+    } catch (error) {
+      if (!(error instanceof LogGapError)) throw error;
+      // Built again in place: the caller goes on with this state.
+      this.metrics.statesRebuilt.inc({ reason: 'gap' });
+      const fresh = await this.snapshots.build(conversationId);
+      state.seq = fresh.seq;
+      state.messages = fresh.messages;
+    }
     this.states.recount(conversationId);
   }
 

@@ -1,5 +1,5 @@
 import { MessageRepository } from '@seqline/persistence';
-import { ConversationLog, LogStream, UndecodableEventError } from '@seqline/streams';
+import { ConversationLog, LogStream, UndecodableEventError, type LogEntry } from '@seqline/streams';
 import { ErrorCode, SeqlineError } from '@seqline/protocol';
 import { Injectable } from '@nestjs/common';
 import { applyEntry, type ConversationState } from '@seqline/persistence';
@@ -7,6 +7,13 @@ import { applyEntry, type ConversationState } from '@seqline/persistence';
 const CATCH_UP_LIMIT = 100_000;
 /** A cache a few events behind (another instance wrote them) catches up by direct gets; a longer lag by a consumer. */
 const DIRECT_GETS = 8;
+
+/**
+ * The log no longer holds events that come after a state and before the log's next event
+ * (retention or the stream's size limit dropped them): the state cannot catch up by the log and
+ * is built again (Postgres holds what the log dropped).
+ */
+export class LogGapError extends Error {}
 
 /**
  * Builds a conversation's current state: the rows Postgres holds (consistent with its
@@ -32,35 +39,52 @@ export class SnapshotService {
       seq: current ? rows.appliedSeq : 0,
       messages: new Map(current ? rows.messages.map((message) => [message.id, message]) : []),
     };
-    await this.catchUp(state);
+    // Past Postgres, a gap is events no copy holds any more (a persister behind by more than the
+    // retention): nothing would fill it, so the state goes on from what there is.
+    await this.follow(state, false);
     return state;
   }
 
   /**
    * Applies the log events after `state.seq`, until a read finds nothing more: when it returns,
-   * the log held nothing after `state.seq` at some moment during the call.
+   * the log held nothing after `state.seq` at some moment during the call. Throws `LogGapError`
+   * when the next event the log holds does not follow the state's last.
    */
   async catchUp(state: ConversationState): Promise<void> {
+    await this.follow(state, true);
+  }
+
+  private async follow(state: ConversationState, refuseGaps: boolean): Promise<void> {
+    /** Undecodable events stepped over: the chain goes on through them. */
+    const skipped = new Set<number>();
+    const apply = (entry: LogEntry): void => {
+      // `prev` below the state's sequence is a fork, which the persister records as a hole; only `prev` ahead of it is a gap.
+      if (refuseGaps && entry.prev > state.seq && !skipped.has(entry.prev)) {
+        throw new LogGapError(`the log no longer holds the events of ${state.conversationId} between ${state.seq} and ${entry.prev}`);
+      }
+      applyEntry(state, entry, this.stream.epoch);
+    };
     // An undecodable event keeps its place in the chain and changes nothing (the persister records it as a hole).
     for (let i = 0; i < DIRECT_GETS; i++) {
       try {
         const entry = await this.log.next(state.conversationId, state.seq + 1);
         if (!entry) return;
-        applyEntry(state, entry, this.stream.epoch);
+        apply(entry);
       } catch (error) {
         if (!(error instanceof UndecodableEventError)) throw error;
         state.seq = error.seq;
       }
     }
     for (;;) {
-      let skipped = 0;
+      let last = 0;
       let undecodable = 0;
       const entries = await this.log.read(state.conversationId, state.seq, CATCH_UP_LIMIT, (seq) => {
-        skipped = Math.max(skipped, seq);
+        last = Math.max(last, seq);
+        skipped.add(seq);
         undecodable++;
       });
-      for (const entry of entries) applyEntry(state, entry, this.stream.epoch);
-      state.seq = Math.max(state.seq, skipped);
+      for (const entry of entries) apply(entry);
+      state.seq = Math.max(state.seq, last);
       // The read's limit counts the events it stepped over too: only a read short of it reached the end.
       if (entries.length + undecodable < CATCH_UP_LIMIT) return;
     }
