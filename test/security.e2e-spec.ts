@@ -73,6 +73,20 @@ describe('security', () => {
     const adminToken = await sign({ role: 'admin' }, { subject: 'ops' });
     expect((await http(url, 'GET', '/v1/conversations/sec-a', undefined, { authorization: `Bearer ${adminToken}` })).status).toBe(200);
     expect(await http(url, 'GET', '/v1/conversations/sneaky', undefined, admin)).toMatchObject({ status: 404 });
+    // Never from the URL, where proxies log it: an admin token there is no credential at all.
+    expect(await http(url, 'GET', `/v1/conversations/sec-a?access_token=${adminToken}`)).toMatchObject({ status: 401, body: { code: 'UNAUTHORIZED' } });
+  });
+
+  it('mints a token that expires exactly when it says, to the second, and refuses a misspelt field instead of a default', async () => {
+    const minted = await http<{ token: string; expiresAt: string }>(seqline.server.url, 'POST', '/v1/tokens', { userId: 'carol', conversations: { 'sec-a': ['read'] }, ttlSeconds: 60 }, admin);
+    expect(minted.status).toBe(201);
+    const { exp } = JSON.parse(Buffer.from(minted.body.token.split('.')[1]!, 'base64url').toString()) as { exp: number };
+    expect(new Date(exp * 1000).toISOString()).toBe(minted.body.expiresAt);
+    expect(Date.parse(minted.body.expiresAt) - Date.now()).toBeLessThanOrEqual(60_000);
+    expect(await http(seqline.server.url, 'POST', '/v1/tokens', { userId: 'carol', conversations: { 'sec-a': ['read'] }, ttl: 60 }, admin)).toEqual({
+      status: 400,
+      body: { code: 'VALIDATION_FAILED', message: expect.stringContaining('ttl') },
+    });
   });
 
   it('a token for conversation A cannot read or post B over WebSocket, SSE or REST', async () => {
@@ -227,5 +241,19 @@ describe('security with admin API keys and no signing secret', () => {
     });
     expect((await http(seqline.server.url, 'GET', '/v1/conversations', undefined, admin)).status).toBe(200);
     expect((await http(seqline.server.url, 'GET', '/v1/conversations')).status).toBe(401);
+  });
+});
+
+describe('security with a key set that cannot be fetched', () => {
+  // Nothing listens on port 9: the identity provider is down.
+  const seqline = useSeqline({ AUTH_JWKS_URL: 'http://127.0.0.1:9/.well-known/jwks.json' });
+
+  it('answers a token it cannot check UNAVAILABLE (retry), not UNAUTHORIZED (drop the token)', async () => {
+    const part = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
+    const token = `${part({ alg: 'RS256', kid: 'k1' })}.${part({ sub: 'alice', aud: 'seqline', iss: 'seqline', role: 'admin', exp: Math.floor(Date.now() / 1000) + 3600 })}.${'A'.repeat(342)}`;
+    const response = await http(seqline.server.url, 'GET', '/v1/conversations', undefined, { authorization: `Bearer ${token}` });
+    expect(response).toEqual({ status: 503, body: { code: 'UNAVAILABLE', message: 'the token cannot be checked now: the key set at AUTH_JWKS_URL could not be fetched; retry shortly' } });
+    // A token that is not one is still refused as such.
+    expect(await http(seqline.server.url, 'GET', '/v1/conversations', undefined, { authorization: 'Bearer not-a-token' })).toMatchObject({ status: 401, body: { code: 'UNAUTHORIZED' } });
   });
 });

@@ -7,6 +7,7 @@ import { OriginPolicy } from './auth/origin-policy.js';
 import { openInfrastructure, type Infrastructure } from './core/infrastructure.js';
 import { PinoNestLogger } from './core/pino-nest-logger.js';
 import { OriginCheckingWsAdapter } from './delivery/ws/origin-checking-ws.adapter.js';
+import { requireJsonBodies } from './rest/json-body.middleware.js';
 import { corsMiddleware } from './rest/cors.middleware.js';
 
 export interface RunningServer {
@@ -41,6 +42,7 @@ export async function startServer(settings: Settings, options: ServerOptions = {
   const origins = app.get(OriginPolicy);
   // First, so a page on a refused origin gets nothing else: no body parsed, no static file.
   app.use(corsMiddleware(origins));
+  app.use(requireJsonBodies());
   app.useBodyParser('json', { limit: settings.limits.frameBytes });
   // Frames are parsed by DeviceSession, which answers bad ones with an error frame.
   app.useWebSocketAdapter(new OriginCheckingWsAdapter(app, origins, { messageParser: () => undefined }));

@@ -20,6 +20,18 @@ describe('loadEnv', () => {
     }
   });
 
+  it('refuses durations of 0 for what runs on a timer, and keeps 0 where it means "at once"', () => {
+    expect(() => loadEnv({ WS_HEARTBEAT_INTERVAL: '0s' })).toThrow('WS_HEARTBEAT_INTERVAL="0s": expected a duration longer than 0');
+    expect(() => loadEnv({ AGENT_LEASE: '0ms' })).toThrow('AGENT_LEASE="0ms": expected a duration longer than 0');
+    expect(settingsFrom(loadEnv({ FEED_LINGER: '0s' })).feed.lingerMs).toBe(0);
+  });
+
+  it('takes a key set over plain HTTP only from this host', () => {
+    expect(() => loadEnv({ AUTH_JWKS_URL: 'http://id.example.com/jwks.json' })).toThrow('AUTH_JWKS_URL="http://id.example.com/jwks.json": expected an https: URL (http: only on this host: localhost, 127.0.0.1, [::1])');
+    expect(loadEnv({ AUTH_JWKS_URL: 'http://127.0.0.1:8080/jwks.json' }).AUTH_JWKS_URL).toBe('http://127.0.0.1:8080/jwks.json');
+    expect(loadEnv({ AUTH_JWKS_URL: 'https://id.example.com/jwks.json' }).AUTH_JWKS_URL).toBe('https://id.example.com/jwks.json');
+  });
+
   it('refuses both a JWT secret and a JWKS URL, naming the variable', () => {
     expect(() => loadEnv({ AUTH_JWT_SECRET: 'x'.repeat(32), AUTH_JWKS_URL: 'https://id.example.com/.well-known/jwks.json' })).toThrow(
       'AUTH_JWKS_URL="https://id.example.com/.well-known/jwks.json": expected either AUTH_JWT_SECRET or AUTH_JWKS_URL, not both: tokens are verified one way',

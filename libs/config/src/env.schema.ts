@@ -11,8 +11,13 @@ const durationMs = z
     return Number(match[1]) * unit;
   });
 
+/** A duration that drives a timer, a lease or a window: 0 would make it fire at once, forever. */
+const positiveDuration = durationMs.refine((ms) => ms > 0, 'a duration longer than 0');
+
 const wholeNumber = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   z.coerce.number({ message: 'a whole number' }).int('a whole number').min(min, `at least ${min}`).max(max, `at most ${max}`);
+
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 
 const url = (protocols: string[]) =>
   z.string().refine((text) => {
@@ -43,21 +48,21 @@ export const EnvSchema = z.object({
   NATS_PASSWORD: z.string().optional(),
   SEQLINE_PREFIX: z.string().regex(/^[a-z0-9_-]{1,32}$/, 'lower-case letters, digits, _ or -').default('seqline'),
   SEQLINE_STREAM: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, _ or -').optional(),
-  LOG_RETENTION: durationMs.default(7 * 86_400_000),
+  LOG_RETENTION: positiveDuration.default(7 * 86_400_000),
   LOG_MAX_BYTES: wholeNumber(-1).default(-1),
-  LOG_DUPLICATE_WINDOW: durationMs.default(120_000),
+  LOG_DUPLICATE_WINDOW: positiveDuration.default(120_000),
   LOG_REPLICAS: wholeNumber(1, 5).default(1),
-  PERSIST_FLUSH_INTERVAL: durationMs.default(50),
-  PERSIST_LEASE: durationMs.default(5_000),
-  PERSIST_LAG_DEGRADED: durationMs.default(30_000),
-  AGENT_LEASE: durationMs.default(60_000),
-  PROMPT_ACK_WAIT: durationMs.default(30_000),
-  WRITE_PARTITION_LEASE: durationMs.default(15_000),
+  PERSIST_FLUSH_INTERVAL: positiveDuration.default(50),
+  PERSIST_LEASE: positiveDuration.default(5_000),
+  PERSIST_LAG_DEGRADED: positiveDuration.default(30_000),
+  AGENT_LEASE: positiveDuration.default(60_000),
+  PROMPT_ACK_WAIT: positiveDuration.default(30_000),
+  WRITE_PARTITION_LEASE: positiveDuration.default(15_000),
   PERSIST_BATCH_EVENTS: wholeNumber(1).default(1000),
-  WS_HEARTBEAT_INTERVAL: durationMs.default(25_000),
+  WS_HEARTBEAT_INTERVAL: positiveDuration.default(25_000),
   WS_MAX_BUFFERED_BYTES: wholeNumber(1).default(1024 * 1024),
-  SSE_HEARTBEAT_INTERVAL: durationMs.default(25_000),
-  SSE_MAX_DURATION: durationMs.default(30 * 60_000),
+  SSE_HEARTBEAT_INTERVAL: positiveDuration.default(25_000),
+  SSE_MAX_DURATION: positiveDuration.default(30 * 60_000),
   FEED_WINDOW_EVENTS: wholeNumber(1).default(1024),
   FEED_WINDOW_BYTES: wholeNumber(1024).default(1024 * 1024),
   FEED_LINGER: durationMs.default(30_000),
@@ -67,7 +72,10 @@ export const EnvSchema = z.object({
   LIMIT_MESSAGE_CHARS: wholeNumber(1).default(DEFAULT_LIMITS.messageChars),
   LIMIT_SUBSCRIPTIONS_PER_SOCKET: wholeNumber(1).default(DEFAULT_LIMITS.subscriptionsPerSocket),
   AUTH_JWT_SECRET: z.string().min(32, 'a secret of at least 32 characters').optional(),
-  AUTH_JWKS_URL: url(['https:', 'http:']).optional(),
+  // Keys fetched over plain HTTP could be swapped on the way, and with them anyone could sign an admin token: only from this host.
+  AUTH_JWKS_URL: url(['https:', 'http:'])
+    .refine((text) => new URL(text).protocol === 'https:' || LOOPBACK_HOSTS.has(new URL(text).hostname), 'an https: URL (http: only on this host: localhost, 127.0.0.1, [::1])')
+    .optional(),
   AUTH_AUDIENCE: z.string().default('seqline'),
   AUTH_ISSUER: z.string().default('seqline'),
   ADMIN_API_KEYS: z

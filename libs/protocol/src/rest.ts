@@ -3,8 +3,11 @@ import { ErrorCodeSchema } from './error-code.schema.js';
 import { IdSchema, MessageSchema } from './message.js';
 import { ConversationEventSchema } from './events.js';
 
+// Request bodies refuse fields they do not know: a misspelt one (`ttl` for `ttlSeconds`) would
+// otherwise be dropped without a word and the request done with the default.
+
 /** `POST /v1/conversations` */
-export const CreateConversationBodySchema = z.object({
+export const CreateConversationBodySchema = z.strictObject({
   id: IdSchema.optional(),
   title: z.string().max(200).optional(),
 });
@@ -12,13 +15,18 @@ export type CreateConversationBody = z.infer<typeof CreateConversationBodySchema
 
 /** `?after=&limit=` on every paginated route. */
 export const PageQuerySchema = z.object({
-  after: z.string().max(128).optional(),
+  // `?after=` (an empty cursor, as `after=${next ?? ''}` sends on the first page) is no cursor.
+  after: z
+    .string()
+    .max(128)
+    .optional()
+    .transform((after) => after || undefined),
   limit: z.coerce.number().int().min(1).max(500).default(50),
 });
 export type PageQuery = z.infer<typeof PageQuerySchema>;
 
 /** `POST /v1/conversations/:id/messages`: a user message, idempotent by `messageId`. */
-export const PostMessageBodySchema = z.object({
+export const PostMessageBodySchema = z.strictObject({
   messageId: IdSchema,
   text: z.string().min(1),
   authorId: z.string().min(1).max(128).default('admin'),
@@ -60,7 +68,7 @@ export const RightSchema = z.enum(['read', 'post', 'cancel']);
 export type Right = z.infer<typeof RightSchema>;
 
 /** `POST /v1/tokens` (API key): mints a device token for a user and the conversations it may use. */
-export const CreateTokenBodySchema = z.object({
+export const CreateTokenBodySchema = z.strictObject({
   userId: z.string().min(1).max(128),
   conversations: z.record(z.string().regex(/^[A-Za-z0-9_-]{1,128}$/), z.array(RightSchema).min(1)).refine((value) => Object.keys(value).length <= 100, 'at most 100 conversations'),
   ttlSeconds: z.number().int().min(10).max(86_400).default(3_600),

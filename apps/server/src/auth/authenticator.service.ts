@@ -76,6 +76,11 @@ export class Authenticator {
       if (error instanceof SeqlineError) throw error;
       if (error instanceof errors.JWTExpired) throw new TokenExpiredError();
       if (error instanceof errors.JWTClaimValidationFailed) throw new SeqlineError(ErrorCode.Unauthorized, `token refused: ${error.claim} claim is not valid`);
+      // The key set could not be had (the identity provider down, slow or answering garbage): the
+      // token may be good, so the caller retries rather than dropping it.
+      if (this.jwks && keySetUnavailable(error)) {
+        throw new SeqlineError(ErrorCode.Unavailable, 'the token cannot be checked now: the key set at AUTH_JWKS_URL could not be fetched; retry shortly');
+      }
       throw new SeqlineError(ErrorCode.Unauthorized, 'token refused: invalid signature, algorithm or format');
     }
     const claims = ClaimsSchema.safeParse(payload);
@@ -97,17 +102,28 @@ export class Authenticator {
   async mint(body: CreateTokenBody): Promise<{ token: string; expiresAt: string }> {
     if (!this.secret) throw new SeqlineError(ErrorCode.NotFound, 'this service does not mint tokens: minting needs AUTH_JWT_SECRET (tokens signed elsewhere are checked against AUTH_JWKS_URL)');
     const auth = this.settings.auth!;
-    const expiresAt = new Date(Date.now() + body.ttlSeconds * 1000);
+    // Whole seconds, as the token's `exp` counts them: the token must not expire before the time it comes with.
+    const expiresAt = new Date(Math.floor(Date.now() / 1000) * 1000 + body.ttlSeconds * 1000);
     const token = await new SignJWT({ role: 'device', conversations: body.conversations })
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
       .setSubject(body.userId)
       .setAudience(auth.audience)
       .setIssuer(auth.issuer)
       .setIssuedAt()
-      .setExpirationTime(Math.floor(expiresAt.getTime() / 1000))
+      .setExpirationTime(expiresAt.getTime() / 1000)
       .sign(this.secret);
     return { token, expiresAt: expiresAt.toISOString() };
   }
+}
+
+/**
+ * Whether verifying failed for want of the remote key set rather than for the token: a timeout,
+ * a network error, or an answer that is not a key set (jose throws a plain `JOSEError` only for a
+ * non-200 answer or one that is not JSON).
+ */
+function keySetUnavailable(error: unknown): boolean {
+  if (!(error instanceof errors.JOSEError)) return true;
+  return error instanceof errors.JWKSTimeout || error instanceof errors.JWKSInvalid || error.constructor === errors.JOSEError;
 }
 
 /** Reads credentials from HTTP headers, or the `access_token` query parameter (WebSocket, EventSource). */

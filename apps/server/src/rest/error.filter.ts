@@ -27,15 +27,20 @@ export class ErrorFilter implements ExceptionFilter {
     if (error instanceof SeqlineError) return [HTTP_STATUS[error.code], error.toBody()];
     // Not JSON is BAD_FRAME on every transport (see parseFrame in the protocol). body-parser's
     // error (a SyntaxError with status 400, type entity.parse.failed) arrives wrapped or bare.
-    const cause = (error instanceof HttpException ? error.cause : error) as { type?: string } | undefined;
+    const cause = (error instanceof HttpException ? error.cause : error) as { type?: string; message?: string } | undefined;
     if (cause?.type === 'entity.parse.failed') {
       return [HTTP_STATUS.BAD_FRAME, { code: ErrorCode.BadFrame, message: 'body is not valid JSON' }];
+    }
+    // A body in a charset or a content encoding the parser cannot read is not JSON it can read either.
+    if (cause?.type === 'charset.unsupported' || cause?.type === 'encoding.unsupported') {
+      return [HTTP_STATUS.BAD_FRAME, { code: ErrorCode.BadFrame, message: `body cannot be read: ${cause.message ?? cause.type}` }];
     }
     if (error instanceof HttpException) {
       const status = error.getStatus();
       if (status === HttpStatus.NOT_FOUND) return [status, { code: ErrorCode.NotFound, message: 'no such route' }];
       if (status === HttpStatus.PAYLOAD_TOO_LARGE) return [status, { code: ErrorCode.FrameTooLarge, message: 'request body too large' }];
-      if (status < 500) return [status, { code: ErrorCode.ValidationFailed, message: error.message }];
+      // Under its code's own status: a client that maps codes to statuses finds the pair it expects.
+      if (status < 500) return [HTTP_STATUS.VALIDATION_FAILED, { code: ErrorCode.ValidationFailed, message: error.message }];
     }
     // A dependency that is down is not a bug: the same request may succeed in a moment.
     if (isDatabaseUnavailable(error)) return this.unavailable(error, 'Postgres is unavailable; retry shortly');
