@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { ConversationRepository } from '@seqline/persistence';
+import { MessageRepository, type Watermark } from '@seqline/persistence';
 import { ErrorCode, parseCursor, SeqlineError } from '@seqline/protocol';
 import { ConversationLog, LogStream, UndecodableEventError } from '@seqline/streams';
 
@@ -18,14 +18,15 @@ export type StartPosition =
  * - otherwise: resume right after it.
  * It needs only the log (and often not even that, when the live feed's window covers the
  * cursor), so devices resume while Postgres is down. The one exception is `<epoch>-0` on a
- * conversation whose log is empty, which asks Postgres whether the conversation exists.
+ * conversation whose log is empty, which asks Postgres whether the conversation exists, and
+ * whether it had events the log no longer holds.
  */
 @Injectable()
 export class CursorResolver {
   constructor(
     private readonly log: ConversationLog,
     private readonly stream: LogStream,
-    private readonly conversations: ConversationRepository,
+    private readonly messages: MessageRepository,
   ) {}
 
   async resolve(conversationId: string, after: string | undefined, window?: { covers(seq: number): boolean }): Promise<StartPosition> {
@@ -49,10 +50,7 @@ export class CursorResolver {
       if (next.prev < cursor.seq) throw notThisConversation(after, conversationId);
       return this.judgeBroken(conversationId, after, cursor.seq);
     }
-    if (cursor.seq === 0) {
-      await this.requireConversation(conversationId);
-      return { kind: 'resume', seq: 0, atHead: true };
-    }
+    if (cursor.seq === 0) return this.judgeEmptyLog(conversationId);
     const subject = await this.log.subjectAt(cursor.seq);
     if (subject === this.stream.subjects.log(conversationId)) return { kind: 'resume', seq: cursor.seq, atHead: true };
     if (subject !== null) throw notThisConversation(after, conversationId);
@@ -68,14 +66,24 @@ export class CursorResolver {
     return { kind: 'reload', reason: 'expired' };
   }
 
-  private async requireConversation(conversationId: string): Promise<void> {
-    let exists: boolean;
+  /**
+   * `<epoch>-0` on a conversation the log holds no event of: either it has none yet (resume at
+   * its head), or all of them have expired, which only Postgres can tell: its watermark in this
+   * epoch is past 0. (An event written and persisted since the log was read counts as expired
+   * too: the snapshot then holds it, which is as exact.)
+   */
+  private async judgeEmptyLog(conversationId: string): Promise<StartPosition> {
+    let watermark: Watermark | undefined;
     try {
-      exists = await this.conversations.exists(conversationId);
+      watermark = (await this.messages.watermarks([conversationId])).get(conversationId);
     } catch {
       throw new SeqlineError(ErrorCode.Unavailable, 'the database cannot be reached to check this conversation; retry shortly');
     }
-    if (!exists) throw new SeqlineError(ErrorCode.UnknownConversation, `conversation ${conversationId} does not exist`);
+    if (!watermark) throw new SeqlineError(ErrorCode.UnknownConversation, `conversation ${conversationId} does not exist`);
+    // A watermark of an older epoch counts in the old log: the new one has nothing of it yet.
+    const current = watermark.epoch === null || watermark.epoch === this.stream.epoch;
+    if (current && watermark.seq > 0) return { kind: 'reload', reason: 'expired' };
+    return { kind: 'resume', seq: 0, atHead: true };
   }
 }
 

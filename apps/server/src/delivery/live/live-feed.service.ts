@@ -36,7 +36,8 @@ export interface HeldFeed {
  */
 @Injectable()
 export class LiveFeed implements OnApplicationBootstrap, OnApplicationShutdown, FeedLog {
-  private readonly feeds = new Map<string, { feed: ConversationFeed; snapshots: SnapshotKeeper }>();
+  /** `epoch`: the log the feed follows; a feed of an older one is never handed out again. */
+  private readonly feeds = new Map<string, { feed: ConversationFeed; snapshots: SnapshotKeeper; epoch: string }>();
   private readonly tail: LogTail;
   private readonly recent: RecentLog;
   private sweeper?: NodeJS.Timeout;
@@ -69,14 +70,26 @@ export class LiveFeed implements OnApplicationBootstrap, OnApplicationShutdown, 
   private epochChanged(epoch: string, previous: string): void {
     this.metrics.epochChanges.inc();
     this.logger.warn({ epoch, previous, feeds: this.feeds.size }, 'the log was recreated; subscribers start again from a snapshot');
+    this.dropOlderLogs(previous);
+  }
+
+  /**
+   * Lets go of what was read from an older log, and ends the subscribers of its feeds. The feeds
+   * leave the map before any subscriber hears of it: a sink that subscribes again at once (an SSE
+   * stream does, in the same tick) must get a feed of the new log, not the old one, which no live
+   * event reaches any more.
+   */
+  private dropOlderLogs(previous: string): void {
+    const { epoch } = this.stream;
+    const old = [...this.feeds].filter(([, held]) => held.epoch !== epoch);
+    for (const [conversationId] of old) this.feeds.delete(conversationId);
+    this.recent.clear();
+    this.metrics.liveFeeds.set(this.feeds.size);
     const error = new SeqlineError(ErrorCode.CursorExpired, `the log was recreated (epoch ${previous} is now ${epoch}); subscribe without a cursor for a snapshot`);
-    for (const { feed, snapshots } of this.feeds.values()) {
+    for (const [, { feed, snapshots }] of old) {
       snapshots.drop();
       feed.failAll(error);
     }
-    this.feeds.clear();
-    this.recent.clear();
-    this.metrics.liveFeeds.set(0);
   }
 
   get epoch(): string {
@@ -119,14 +132,22 @@ export class LiveFeed implements OnApplicationBootstrap, OnApplicationShutdown, 
   /** The conversation's feed, created if needed and kept until `release` is called. */
   hold(conversationId: string): HeldFeed {
     let held = this.feeds.get(conversationId);
+    if (held && held.epoch !== this.stream.epoch) {
+      // The log was recreated and this service has not been told yet (a stream that creates the
+      // log again sets its new epoch a few ticks before it calls its listeners): the old log is
+      // let go of now. Its subscribers may subscribe again meanwhile, creating the feed returned.
+      this.dropOlderLogs(held.epoch);
+      held = this.feeds.get(conversationId);
+    }
     if (!held) {
       const feed = new ConversationFeed(conversationId, this, {
         windowEvents: this.settings.feed.windowEvents,
         windowBytes: this.settings.feed.windowBytes,
         readBatch: READ_BATCH,
       });
-      const snapshots = new SnapshotKeeper(feed, () => this.snapshotService.build(conversationId), this.stream.epoch, SNAPSHOT_MAX_CHARS);
-      held = { feed, snapshots };
+      const { epoch } = this.stream;
+      const snapshots = new SnapshotKeeper(feed, () => this.snapshotService.build(conversationId), epoch, SNAPSHOT_MAX_CHARS);
+      held = { feed, snapshots, epoch };
       this.feeds.set(conversationId, held);
       this.metrics.liveFeeds.set(this.feeds.size);
     }
