@@ -4,8 +4,9 @@ import { SeqlineClient } from '@seqline/client';
 import type { Settings } from '@seqline/config';
 import type { ConversationRecord } from '@seqline/persistence';
 import { foldBlocks, parseCursor, type LogEvent, type Message, type MessageBlock, type Page } from '@seqline/protocol';
-import { ConversationLog, LogStream } from '@seqline/streams';
+import { ConversationLog, LogStream, PERSISTER_CONSUMER } from '@seqline/streams';
 import { createConversation, createTestSettings, dropTestResources, eventually, http, SseStream, startTestServer, useSeqline, WsDevice } from '@seqline/testing';
+import pg from 'pg';
 import WebSocket from 'ws';
 import { runCli } from '../apps/cli/src/seqline-cli.js';
 
@@ -18,6 +19,16 @@ async function cli(settings: Settings, ...args: string[]): Promise<{ code: numbe
 async function post(url: string, conversationId: string, messageId: string, text: string): Promise<void> {
   const { status, body } = await http(url, 'POST', `/v1/conversations/${conversationId}/messages`, { messageId, text, authorId: 'u' });
   if (status !== 202) throw new Error(`post to ${conversationId} failed: ${status} ${JSON.stringify(body)}`);
+}
+
+/** Deletes the log stream under the running service, which creates it again (a new epoch). */
+async function deleteLogStream(settings: Settings): Promise<void> {
+  const nc = await connect({ servers: settings.nats.url });
+  try {
+    await (await jetstreamManager(nc)).streams.delete(settings.log.stream);
+  } finally {
+    await nc.close();
+  }
 }
 
 async function history(url: string, conversationId: string): Promise<Message[]> {
@@ -248,12 +259,7 @@ describe('a log stream deleted and recreated under a running service', () => {
     await eventually(() => client.state === 'live' && subscription.messages.length === 2);
     const oldEpoch = seqline.server.infra.stream.epoch;
 
-    const nc = await connect({ servers: seqline.settings.nats.url });
-    try {
-      await (await jetstreamManager(nc)).streams.delete(seqline.settings.log.stream);
-    } finally {
-      await nc.close();
-    }
+    await deleteLogStream(seqline.settings);
     await eventually(() => seqline.server.infra.stream.epoch !== oldEpoch, 10_000, 'the service follows the new log');
     const newEpoch = seqline.server.infra.stream.epoch;
     await post(url, 'e-1', 'm3', 'after');
@@ -278,6 +284,45 @@ describe('a log stream deleted and recreated under a running service', () => {
     expect(await history(url, 'e-2')).toEqual([]);
     expect((await seqline.server.infra.prisma.archivedMessage.findMany({ where: { conversationId: 'e-2' } })).map((row) => row.text)).toEqual(['untouched']);
     await client.close();
+  });
+});
+
+describe('an SSE stream open while the log is recreated', () => {
+  const seqline = useSeqline();
+
+  it('goes on in-stream from a snapshot of the new log, then gets the live events of the new log', async () => {
+    const { url } = seqline.server;
+    await createConversation(url, 'sse-e');
+    await post(url, 'sse-e', 'm1', 'before');
+    await eventually(async () => (await history(url, 'sse-e')).length === 1, 10_000, 'the message persisted');
+    const sse = await SseStream.open(`${url}/v1/conversations/sse-e/stream`);
+    await sse.until(() => sse.frames.length === 1, 15_000);
+    const oldEpoch = seqline.server.infra.stream.epoch;
+
+    await deleteLogStream(seqline.settings);
+    await eventually(() => seqline.server.infra.stream.epoch !== oldEpoch, 10_000, 'the service follows the new log');
+    const newEpoch = seqline.server.infra.stream.epoch;
+    // The snapshot of the new log comes first: it holds nothing yet (the old rows count in the old log).
+    // A wait that runs out is not the failure: the assertions below show what arrived instead.
+    await sse.until(() => sse.frames.length >= 2, 15_000).catch(() => undefined);
+    const { body: written } = await http<{ cursor: string }>(url, 'POST', '/v1/conversations/sse-e/messages', { messageId: 'm2', text: 'after', authorId: 'u' });
+    await sse.until(() => sse.frames.length >= 3, 15_000).catch(() => undefined);
+
+    const origin = `${newEpoch}-0`;
+    const [before, ...after] = sse.frames.map((frame) => ({ event: frame.event, id: frame.id, data: JSON.parse(frame.data) as unknown }));
+    expect(before).toEqual({ event: 'snapshot', id: expect.stringMatching(new RegExp(`^${oldEpoch}-\\d+$`)), data: expect.objectContaining({ cursor: before!.id }) });
+    expect(texts((before!.data as { messages: Message[] }).messages)).toEqual(['before']);
+    expect(written.cursor.startsWith(`${newEpoch}-`)).toBe(true);
+    expect(after).toEqual([
+      { event: 'snapshot', id: origin, data: { conversationId: 'sse-e', cursor: origin, messages: [] } },
+      {
+        event: undefined,
+        id: written.cursor,
+        data: { conversationId: 'sse-e', cursor: written.cursor, prev: origin, event: expect.objectContaining({ type: 'message.created', messageId: 'm2', text: 'after' }) },
+      },
+    ]);
+    expect(sse.endedAt).toBeUndefined();
+    sse.close();
   });
 });
 
@@ -378,5 +423,100 @@ describe('a forked log', () => {
     expect(texts(await history(url, 'f-gap'))).toEqual(['one', 'two', 'three', 'four']);
     const holes = await infra.prisma.logHole.findMany({ where: { conversationId: 'f-gap' } });
     expect(holes.map((hole) => [Number(hole.untilSeq), hole.reason])).toEqual([[fork.seq, 'fork']]);
+  });
+});
+
+describe('log records Postgres cannot store', () => {
+  const seqline = useSeqline();
+
+  it('steps over an event whose text holds NUL, and one whose time does not exist, as undecodable holes: when consumed, in a gap read from the log, and in `repair`', async () => {
+    const { url, infra } = seqline.server;
+    await createConversation(url, 'n-bad');
+    await createConversation(url, 'n-good');
+    await post(url, 'n-bad', 'b1', 'first');
+    await eventually(async () => (await history(url, 'n-bad')).length === 1);
+    const [last] = (await http<{ items: { cursor: string }[] }>(url, 'GET', '/v1/conversations/n-bad/events?limit=10')).body.items;
+    // Records of the right shape, as a raw writer or a bug could write them, holding what Postgres
+    // refuses: a NUL in a text, and a day that does not exist.
+    const js = jetstream(infra.stream.nc);
+    const subject = `${seqline.settings.log.prefix}.log.n-bad`;
+    const nul = await js.publish(subject, JSON.stringify({ prev: seqOf(last!.cursor), event: created('b2', 'a\u0000b') }));
+    const badTime = await js.publish(subject, JSON.stringify({ prev: nul.seq, event: { ...created('b3', 'three'), at: '2026-02-30T10:00:00.000Z' } }));
+    await post(url, 'n-bad', 'b4', 'after');
+    await post(url, 'n-good', 'g1', 'unaffected');
+
+    await eventually(async () => (await history(url, 'n-bad')).length === 2 && (await history(url, 'n-good')).length === 1, 15_000, 'both conversations persisted');
+    expect(texts(await history(url, 'n-bad'))).toEqual(['first', 'after']);
+    expect(texts(await history(url, 'n-good'))).toEqual(['unaffected']);
+    const holes = async () => (await infra.prisma.logHole.findMany({ where: { conversationId: 'n-bad' }, orderBy: { untilSeq: 'asc' } })).map((hole) => [Number(hole.untilSeq), hole.reason]);
+    expect(await holes()).toEqual([
+      [nul.seq, 'undecodable'],
+      [badTime.seq, 'undecodable'],
+    ]);
+
+    // Postgres loses all of it, its holes included; the events come back only by a read from the log.
+    await infra.prisma.$executeRaw`DELETE FROM messages WHERE conversation_id = 'n-bad'`;
+    await infra.prisma.$executeRaw`DELETE FROM log_holes WHERE conversation_id = 'n-bad'`;
+    await infra.prisma.$executeRaw`UPDATE conversations SET applied_seq = 0 WHERE id = 'n-bad'`;
+    await post(url, 'n-bad', 'b5', 'again');
+    await eventually(async () => (await history(url, 'n-bad')).length === 3, 20_000, 'the gap filled from the log');
+    expect(texts(await history(url, 'n-bad'))).toEqual(['first', 'after', 'again']);
+    expect(await holes()).toEqual([
+      [nul.seq, 'undecodable'],
+      [badTime.seq, 'undecodable'],
+    ]);
+
+    const repaired = await cli(seqline.settings, 'repair', 'n-bad');
+    expect(repaired.out).toMatch(new RegExp(`^repaired n-bad: 3 messages up to \\w+-\\d+ \\(log whole\\); undecodable events skipped: ${nul.seq}, ${badTime.seq}$`, 'm'));
+    expect(repaired.code).toBe(0);
+    expect(texts(await history(url, 'n-bad'))).toEqual(['first', 'after', 'again']);
+    expect(await holes()).toEqual([
+      [nul.seq, 'undecodable'],
+      [badTime.seq, 'undecodable'],
+    ]);
+  });
+});
+
+describe('a log recreated while the persister still holds events of the old one', () => {
+  // Batches of two, written when full (or after 3 s): the persister waits on a full one while the
+  // events after it queue behind.
+  const seqline = useSeqline({ PERSIST_BATCH_EVENTS: '2', PERSIST_FLUSH_INTERVAL: '3s' });
+
+  it('writes none of them under the new epoch, so every event of the new log persists', async () => {
+    const { url, infra } = seqline.server;
+    await createConversation(url, 'o-busy');
+    await createConversation(url, 'o-late');
+    // Old-log sequences well past those the new log starts with.
+    for (let i = 0; i < 10; i++) await post(url, 'o-busy', `p${i}`, `old ${i}`);
+    await eventually(async () => (await history(url, 'o-busy')).length === 10);
+    const oldEpoch = infra.stream.epoch;
+
+    // Postgres holds the persister's writes: it waits on a batch of two events while the consumer
+    // receives the old log's next one, o-late's first; then the log is recreated.
+    const lock = new pg.Client({ connectionString: seqline.settings.database.url });
+    await lock.connect();
+    let lateSeq = 0;
+    try {
+      await lock.query('BEGIN');
+      await lock.query('LOCK TABLE conversations IN EXCLUSIVE MODE');
+      let last = await infra.log.lastSeq('o-busy');
+      for (let i = 10; i < 12; i++) last = (await infra.log.append('o-busy', created(`p${i}`, `old ${i}`), last, `o-busy-p${i}`)).seq;
+      lateSeq = (await infra.log.append('o-late', created('l1', 'from the old log'), 0, 'o-late-l1')).seq;
+      await eventually(async () => (await infra.stream.jsm.consumers.info(infra.stream.name, PERSISTER_CONSUMER)).delivered.stream_seq >= lateSeq, 10_000, 'the persister received the last event');
+      await deleteLogStream(seqline.settings);
+      await eventually(() => infra.stream.epoch !== oldEpoch, 10_000, 'the service follows the new log');
+    } finally {
+      await lock.query('COMMIT');
+      await lock.end();
+    }
+    const newEpoch = infra.stream.epoch;
+
+    const { body: written } = await http<{ cursor: string }>(url, 'POST', '/v1/conversations/o-late/messages', { messageId: 'l2', text: 'from the new log', authorId: 'u' });
+    expect(seqOf(written.cursor)).toBeLessThan(lateSeq);
+    await eventually(async () => (await history(url, 'o-late')).length > 0, 15_000, 'o-late persisted');
+    expect(texts(await history(url, 'o-late'))).toEqual(['from the new log']);
+    const watermark = await infra.prisma.conversation.findUniqueOrThrow({ where: { id: 'o-late' } });
+    expect({ epoch: watermark.logEpoch, seq: Number(watermark.appliedSeq) }).toEqual({ epoch: newEpoch, seq: seqOf(written.cursor) });
+    expect(await infra.prisma.logHole.count()).toBe(0);
   });
 });

@@ -1,5 +1,5 @@
 import { applyEntry, ConversationRepository, MessageRepository, walkChain, type ConversationState } from '@seqline/persistence';
-import type { ConversationLog, LogStream } from '@seqline/streams';
+import { decodeEntry, type ConversationLog, type LogStream } from '@seqline/streams';
 
 export interface RepairResult {
   conversationId: string;
@@ -40,7 +40,8 @@ export class ConversationRepair {
     const archived = (await this.messages.archiveOtherEpochs([conversationId], epoch)).length > 0;
     for (let attempt = 1; ; attempt++) {
       const undecodable: number[] = [];
-      const entries = await this.log.read(conversationId, 0, MAX_EVENTS, (seq) => undecodable.push(seq));
+      // Decoded in full, as the persister decodes: the rebuild steps over what it steps over.
+      const entries = await this.log.read(conversationId, 0, MAX_EVENTS, (seq) => undecodable.push(seq), decodeEntry);
       const firstSeq = Math.min(entries[0]?.seq ?? Infinity, undecodable[0] ?? Infinity);
       const whole = entries.length > 0 && entries[0]!.seq === firstSeq && entries[0]!.prev === 0;
       const rows = await this.messages.snapshot(conversationId, epoch);

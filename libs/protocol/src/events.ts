@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { illFormedAt } from './frame-parser.js';
 import { AuthorSchema, IdSchema } from './message.js';
 import { BlockRefSchema } from './message-blocks.js';
 
@@ -64,11 +65,28 @@ export const LogEventSchema = z.discriminatedUnion('type', [
 export type LogEvent = z.infer<typeof LogEventSchema>;
 export type LogEventType = LogEvent['type'];
 
-/** The JetStream payload of one log entry: the event plus the stream sequence of its predecessor in the same conversation. */
-export const LogRecordSchema = z.object({
-  prev: z.number().int().nonnegative(),
-  event: LogEventSchema,
-});
+/** An event's `at` as the service writes it (`toISOString`): a UTC time Postgres can store, which has no year 0. */
+const EventTimeSchema = z.iso.datetime().refine((at) => !at.startsWith('0000-'), 'year 0 does not exist');
+
+/**
+ * The JetStream payload of one log entry: the event plus the stream sequence of its predecessor in
+ * the same conversation. Its text is well-formed and its time valid, as in every record the
+ * service writes (it refuses frames whose text is not): Postgres cannot store anything else, so a
+ * record written some other way (by hand, or by a bug) is undecodable, a hole, rather than a
+ * batch that fails for good.
+ */
+export const LogRecordSchema = z
+  .object({
+    prev: z.number().int().nonnegative(),
+    event: LogEventSchema,
+  })
+  .superRefine((record, context) => {
+    const illFormed = illFormedAt(record.event);
+    if (illFormed !== undefined) {
+      context.addIssue({ code: 'custom', path: ['event'], message: `event.${illFormed}: text must be well-formed Unicode, without NUL characters or unpaired surrogates` });
+    }
+    if (!EventTimeSchema.safeParse(record.event.at).success) context.addIssue({ code: 'custom', path: ['event', 'at'], message: 'event.at: not an ISO 8601 UTC time' });
+  });
 export type LogRecord = z.infer<typeof LogRecordSchema>;
 
 /** An event as a device receives it (WebSocket `event` frame, SSE `data:`, REST events). */

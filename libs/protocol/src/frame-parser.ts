@@ -49,7 +49,7 @@ export function validate<S extends z.ZodType>(schema: S, value: unknown, what: s
 const ILL_FORMED = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 /** The path of the first string (or key) in `value` that is not well-formed text, `''` for `value` itself. */
-function illFormedAt(value: unknown): string | undefined {
+export function illFormedAt(value: unknown): string | undefined {
   if (typeof value === 'string') return ILL_FORMED.test(value) ? '' : undefined;
   if (typeof value !== 'object' || value === null) return undefined;
   for (const [key, item] of Object.entries(value)) {

@@ -6,7 +6,6 @@ import {
   type ConsumerInfo,
   type JetStreamClient,
   type JetStreamManager,
-  type JsMsg,
   type MsgRequest,
 } from '@nats-io/jetstream';
 import { headers } from '@nats-io/transport-node';
@@ -65,6 +64,13 @@ interface ReadProgress {
 }
 
 export type UndecodableHandler = (seq: number, error: UndecodableEventError) => void;
+
+/**
+ * How a read decodes events: by default as delivery does (`decodeDeliveredEntry`, their shape
+ * only); `decodeEntry` for a reader whose result goes to Postgres, which must step over exactly
+ * what the persister steps over.
+ */
+export type EntryDecoder = (conversationId: string, seq: number, data: Uint8Array, time: Date) => LogEntry;
 
 export interface AppendResult {
   seq: number;
@@ -202,9 +208,9 @@ export class ConversationLog {
    * Up to `limit` events after `after`, oldest first, for catch-up and REST reads: one short-lived
    * consumer, asked once for everything it has pending (in pulls of at most `READ_PULL`).
    */
-  async read(conversationId: string, after: number, limit: number, onUndecodable?: UndecodableHandler): Promise<LogEntry[]> {
+  async read(conversationId: string, after: number, limit: number, onUndecodable?: UndecodableHandler, decode: EntryDecoder = decodeDeliveredEntry): Promise<LogEntry[]> {
     const entries: LogEntry[] = [];
-    for await (const batch of this.readBatches(conversationId, after, limit, limit, onUndecodable)) entries.push(...batch);
+    for await (const batch of this.readBatches(conversationId, after, limit, limit, onUndecodable, decode)) entries.push(...batch);
     return entries;
   }
 
@@ -218,11 +224,11 @@ export class ConversationLog {
    * node is gone, a leader is being elected), the read goes on from where it stopped by direct
    * gets from the stream leader: slower, but it needs nothing but a stream leader.
    */
-  async *readBatches(conversationId: string, after: number, limit: number, batchSize: number, onUndecodable?: UndecodableHandler): AsyncGenerator<LogEntry[]> {
+  async *readBatches(conversationId: string, after: number, limit: number, batchSize: number, onUndecodable?: UndecodableHandler, decode: EntryDecoder = decodeDeliveredEntry): AsyncGenerator<LogEntry[]> {
     const progress: ReadProgress = { position: after, count: 0 };
     if (Date.now() >= this.readersAvoidedUntil) {
       try {
-        yield* this.readByConsumer(conversationId, progress, limit, batchSize, onUndecodable);
+        yield* this.readByConsumer(conversationId, progress, limit, batchSize, onUndecodable, decode);
         // A consumer on a follower that is still catching up (a node just restarted) sees the
         // log only as far as that node has it. The stream leader says whether there is more.
         if (progress.count >= limit || (await this.nextSeq(conversationId, progress.position + 1)) === null) return;
@@ -231,11 +237,11 @@ export class ConversationLog {
         this.readersAvoidedUntil = Date.now() + READERS_AVOIDED_MS;
       }
     }
-    yield* this.readByGets(conversationId, progress, limit, batchSize, onUndecodable);
+    yield* this.readByGets(conversationId, progress, limit, batchSize, onUndecodable, decode);
   }
 
   /** `progress` moves with each batch handed over, so a read that fails can go on from there. */
-  private async *readByConsumer(conversationId: string, progress: ReadProgress, limit: number, batchSize: number, onUndecodable?: UndecodableHandler): AsyncGenerator<LogEntry[]> {
+  private async *readByConsumer(conversationId: string, progress: ReadProgress, limit: number, batchSize: number, onUndecodable: UndecodableHandler | undefined, decode: EntryDecoder): AsyncGenerator<LogEntry[]> {
     const readers = await (this.readersJsm ??= jetstreamManager(this.stream.nc, { timeout: CONSUMER_CREATE_TIMEOUT_MS, checkAPI: false }));
     const created = await this.addReader(readers, conversationId, progress.position);
     try {
@@ -259,7 +265,7 @@ export class ConversationLog {
         for await (const msg of fetched) {
           pending = msg.info.pending;
           try {
-            batch.push(this.decode(conversationId, msg));
+            batch.push(decode(conversationId, msg.seq, msg.data, new Date(Math.floor(msg.info.timestampNanos / 1_000_000))));
           } catch (error) {
             if (!onUndecodable || !(error instanceof UndecodableEventError)) throw error;
             onUndecodable(msg.seq, error);
@@ -280,13 +286,13 @@ export class ConversationLog {
   }
 
   /** One direct get per event (`next_by_subj`), each retried through an election. */
-  private async *readByGets(conversationId: string, progress: ReadProgress, limit: number, batchSize: number, onUndecodable?: UndecodableHandler): AsyncGenerator<LogEntry[]> {
+  private async *readByGets(conversationId: string, progress: ReadProgress, limit: number, batchSize: number, onUndecodable: UndecodableHandler | undefined, decode: EntryDecoder): AsyncGenerator<LogEntry[]> {
     let batch: LogEntry[] = [];
     while (progress.count < limit) {
       const stored = await this.getMessage(this.nextRequest(conversationId, progress.position + 1));
       if (!stored) break;
       try {
-        batch.push(decodeDeliveredEntry(conversationId, stored.seq, stored.data, stored.time));
+        batch.push(decode(conversationId, stored.seq, stored.data, stored.time));
       } catch (error) {
         if (!onUndecodable || !(error instanceof UndecodableEventError)) throw error;
         onUndecodable(stored.seq, error);
@@ -329,10 +335,6 @@ export class ConversationLog {
   private nextRequest(conversationId: string, seq: number): MsgRequest {
     // STREAM.MSG.GET takes `next_by_subj` since NATS 2.9; the client's type only lists it for direct gets.
     return { seq, next_by_subj: this.stream.subjects.log(conversationId) } as unknown as MsgRequest;
-  }
-
-  private decode(conversationId: string, msg: JsMsg): LogEntry {
-    return decodeDeliveredEntry(conversationId, msg.seq, msg.data, new Date(Math.floor(msg.info.timestampNanos / 1_000_000)));
   }
 }
 

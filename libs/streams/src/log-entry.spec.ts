@@ -9,6 +9,11 @@ describe('decoding log events', () => {
     expect(decodeEntry('c1', 7, bytes({ prev: 3, event: created }), time)).toEqual({ conversationId: 'c1', seq: 7, prev: 3, event: created, time });
   });
 
+  it('decodes any well-formed text, as the service writes it', () => {
+    const event = { type: 'message.appended', messageId: 'm1', part: 1, delta: 'é 😀 \u2028 \\u0000 \t', block: { type: 'tool', id: 'call-😀', toolName: 'search' }, at: new Date().toISOString() };
+    expect(decodeEntry('c1', 8, bytes({ prev: 7, event }), time).event).toEqual(event);
+  });
+
   it('keeps an event of a type from a newer version in the chain, marked unknown', () => {
     const event = { type: 'message.reacted', messageId: 'm1', emoji: '+1', at: time.toISOString() };
     const entry = { conversationId: 'c1', seq: 9, prev: 7, event, time, unknownType: 'message.reacted' };
@@ -44,6 +49,13 @@ describe('decoding log events', () => {
       ['no prev', { event: created }],
       ['a known type with bad fields', { prev: 1, event: { ...created, status: 'done' } }],
       ['no message id', { prev: 1, event: { type: 'message.reacted' } }],
+      // Postgres could not store these: text with NUL or half a surrogate pair, or a time it cannot read.
+      ['NUL in a text', { prev: 1, event: { ...created, text: 'a\u0000b' } }],
+      ['NUL in a block id', { prev: 1, event: { type: 'message.appended', messageId: 'm1', part: 1, delta: 'x', block: { type: 'text', id: 't\u0000' }, at: created.at } }],
+      ['half a surrogate pair', { prev: 1, event: { type: 'message.failed', messageId: 'm1', error: 'bad \ud800', at: created.at } }],
+      ['a time that is not one', { prev: 1, event: { ...created, at: 'yesterday' } }],
+      ['a day that does not exist', { prev: 1, event: { ...created, at: '2026-02-30T10:00:00.000Z' } }],
+      ['year 0', { prev: 1, event: { ...created, at: '0000-01-01T00:00:00.000Z' } }],
     ];
     for (const [name, payload] of cases) {
       let caught: unknown;

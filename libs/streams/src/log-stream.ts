@@ -95,15 +95,22 @@ export class LogStream {
       if (isStreamNotFound(error)) return null;
       throw error;
     });
-    if (info) this.epochValue = epochOf(new Date(info.created));
-    else await this.ensure();
-    if (this.epochValue === previous) return false;
-    for (const listener of this.listeners) listener(this.epochValue, previous);
+    const epoch = info ? epochOf(new Date(info.created)) : await this.createOrUpdate();
+    if (epoch === previous) return false;
+    // Set and told in one tick: nothing may read the new epoch while its listeners (cached write
+    // states, live feeds) still hold what they read from the old log.
+    this.epochValue = epoch;
+    for (const listener of this.listeners) listener(epoch, previous);
     return true;
   }
 
   /** Creates the stream, or brings an existing one's limits to the configured values. */
   async ensure(): Promise<void> {
+    this.epochValue = await this.createOrUpdate();
+  }
+
+  /** The epoch of the stream created, or of the existing one brought to the configured limits. */
+  private async createOrUpdate(): Promise<string> {
     const config = {
       name: this.options.stream,
       subjects: [this.subjects.allLogs, this.subjects.allPrompts, this.subjects.allMeta],
@@ -121,7 +128,7 @@ export class LogStream {
       throw error;
     });
     const info = await retryTransient(() => (existing ? this.jsm.streams.update(this.options.stream, config) : this.jsm.streams.add(config)));
-    this.epochValue = epochOf(new Date(info.created));
+    return epochOf(new Date(info.created));
   }
 
   /** The oldest and newest sequences the stream holds; cursors before the oldest may have lost events to retention. */

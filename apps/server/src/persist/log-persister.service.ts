@@ -53,6 +53,11 @@ const MAX_FLUSH_DELAY_MS = 1_000;
 export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdown {
   private messages?: ConsumerMessages;
   private buffer: JsMsg[] = [];
+  /**
+   * The log epoch the buffered events were consumed in, and the one they are written under: the
+   * buffer is emptied when the epoch changes, and takes only events consumed in the current one.
+   */
+  private bufferEpoch = '';
   private flushing: Promise<void> = Promise.resolve();
   private timer?: NodeJS.Timeout;
   /** How long the last batch took to write: the next waits at least `FLUSH_SPACING` times that. */
@@ -154,12 +159,17 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
     while (!this.stopped && this.leadership.held) {
       try {
         await this.stream.refresh();
+        const epoch = this.stream.epoch;
         await this.ensureConsumer();
         const consumer = await js.consumers.get(this.stream.name, PERSISTER_CONSUMER);
         this.messages = await consumer.consume({ max_messages: this.settings.persist.batchEvents * 2 });
-        // The lease went while this consume was being set up: its listener closed only the one before.
-        if (!this.leadership.held || this.stopped) void this.messages.close();
+        // The lease went, or the log was recreated, while this consume was being set up: their listeners closed only the one before.
+        if (!this.leadership.held || this.stopped || this.stream.epoch !== epoch) void this.messages.close();
         for await (const msg of this.messages) {
+          // Closing a consume only queues its end behind the events it has received: after the log
+          // was recreated, those are still the old log's, whose sequences mean nothing in the new one.
+          if (this.stream.epoch !== epoch) continue;
+          this.bufferEpoch = epoch;
           this.buffer.push(msg);
           if (this.buffer.length >= this.settings.persist.batchEvents) await this.flush();
           else this.timer ??= setTimeout(() => void this.flush(), Math.max(this.settings.persist.flushIntervalMs, Math.min(MAX_FLUSH_DELAY_MS, FLUSH_SPACING * this.lastWriteMs)));
@@ -178,12 +188,12 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
       clearTimeout(this.timer);
       this.timer = undefined;
       const batch = this.buffer;
+      const epoch = this.bufferEpoch;
       this.buffer = [];
       if (batch.length === 0) return;
-      const epoch = this.stream.epoch;
       for (let attempt = 1; ; attempt++) {
-        // The log was recreated while this batch was being retried: its events are the old log's
-        // (whose consumer went with it), and applied now they would count in the new one.
+        // The log was recreated since: this batch's events are the old log's (whose consumer went
+        // with it), and applied now they would count in the new one.
         if (this.stream.epoch !== epoch) return;
         try {
           const started = performance.now();
@@ -411,7 +421,8 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
     const entries: LogEntry[] = [];
     const undecodable: number[] = [];
     try {
-      for await (const batch of this.log.readBatches(conversationId, after, REFILL_MAX_EVENTS, 500, (seq) => undecodable.push(seq))) {
+      // Decoded in full, as the consumer's events are: what is applied goes to Postgres.
+      for await (const batch of this.log.readBatches(conversationId, after, REFILL_MAX_EVENTS, 500, (seq) => undecodable.push(seq), decodeEntry)) {
         entries.push(...batch);
         if (Math.max(entries.at(-1)?.seq ?? 0, undecodable.at(-1) ?? 0) >= until) break;
       }
