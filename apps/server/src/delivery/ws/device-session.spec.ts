@@ -5,6 +5,7 @@ import { CloseCode, ErrorCode, SeqlineError } from '@seqline/protocol';
 import { pino } from 'pino';
 import type { WebSocket } from 'ws';
 import { MetricsService } from '../../metrics/metrics.service.js';
+import type { Principal } from '../../auth/principal.js';
 import type { OpenSubscription, SubscriptionService } from '../subscription.service.js';
 import { DeviceSession, type DeviceSessionDeps } from './device-session.js';
 
@@ -199,5 +200,34 @@ describe('DeviceSession heartbeat', () => {
     expect(socket.terminated).toBe(false);
     session.beat();
     expect(socket.terminated).toBe(true);
+  });
+});
+
+describe('DeviceSession token refresh', () => {
+  it('arms no expiry for a socket that closed while its fresh token was being checked', async () => {
+    jest.useFakeTimers({ doNotFake: ['nextTick', 'queueMicrotask', 'setImmediate'] });
+    try {
+      const socket = new FakeSocket();
+      let verified!: (principal: Principal) => void;
+      const deps = {
+        metrics: new MetricsService(),
+        settings: settingsFrom(loadEnv({})),
+        logger: pino({ level: 'silent' }),
+        authenticator: { verifyToken: jest.fn(() => new Promise<Principal>((resolve) => (verified = resolve))) },
+      } as unknown as DeviceSessionDeps;
+      const device = { kind: 'device' as const, userId: 'ada', rights: new Map(), expiresAt: new Date(Date.now() + 60_000) };
+      new DeviceSession(socket as unknown as WebSocket, device, deps);
+      expect(jest.getTimerCount()).toBe(1);
+      socket.receive({ type: 'auth', ref: 'a1', token: 'fresh' });
+      await settle();
+      socket.emit('close');
+      expect(jest.getTimerCount()).toBe(0);
+      verified({ ...device, expiresAt: new Date(Date.now() + 3_600_000) });
+      await settle();
+      // Nothing holds the closed session until the fresh token's expiry.
+      expect(jest.getTimerCount()).toBe(0);
+    } finally {
+      jest.useRealTimers();
+    }
   });
 });

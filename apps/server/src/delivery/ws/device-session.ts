@@ -49,6 +49,7 @@ export class DeviceSession {
   private heard = false;
   private readonly bound: SendBound;
   private expiry?: NodeJS.Timeout;
+  private disposed = false;
   private static nextId = 0;
   private readonly id = `s${++DeviceSession.nextId}`;
 
@@ -99,12 +100,15 @@ export class DeviceSession {
   /** Ends the socket when its token expires, unless a fresh one arrives first. */
   private armExpiry(): void {
     clearTimeout(this.expiry);
+    // A fresh token checked after the socket closed: a timer now would hold the session until it expires.
+    if (this.disposed) return;
     const expiresIn = msUntilExpiry(this.principal);
     if (expiresIn === null) return;
     this.expiry = setTimeout(() => this.close(CloseCode.TokenExpired, 'token expired: reconnect with a fresh token'), expiresIn);
   }
 
   private dispose(): void {
+    this.disposed = true;
     clearTimeout(this.expiry);
     for (const conversationId of [...this.subscriptions.keys()]) this.end(conversationId);
   }
