@@ -186,6 +186,30 @@ describe('log and Postgres under bad events and lost rows', () => {
     expect(metrics).toMatch(/^seqline_persist_refilled_events_total [1-9]\d*$/m);
   });
 
+  it("reads a conversation's last events from the log when no delivery brings them, so an answer does not stay streaming in Postgres", async () => {
+    const { url } = seqline.server;
+    const { prisma } = seqline.server.infra;
+    await createConversation(url, 'lost-end');
+    const agent = await seqline.agent('tail-bot');
+    const answer = agent.startMessage('lost-end', { messageId: 'a1' });
+    for (let i = 0; i < 10; i++) answer.append(`t${i} `);
+    await answer.complete();
+    const row = () => prisma.message.findFirst({ where: { conversationId: 'lost-end', id: 'a1' } });
+    await eventually(async () => (await row())?.status === 'complete', 10_000, 'the answer persisted');
+    const events = (await http<{ items: { cursor: string; prev: string }[] }>(url, 'GET', '/v1/conversations/lost-end/events?limit=100')).body.items;
+    const beforeEnd = seqOf(events.at(-1)!.prev);
+
+    // Postgres lacks the answer's end, and the consumer, which counted it as done, never delivers
+    // it again; nothing follows it in the conversation to show the gap.
+    await prisma.$executeRaw`UPDATE messages SET status = 'streaming', applied_seq = ${beforeEnd} WHERE conversation_id = 'lost-end'`;
+    await prisma.$executeRaw`UPDATE conversations SET applied_seq = ${beforeEnd} WHERE id = 'lost-end'`;
+
+    await eventually(async () => (await row())?.status === 'complete', 15_000, 'the end of the answer back in Postgres');
+    expect(await row()).toMatchObject({ text: Array.from({ length: 10 }, (_, i) => `t${i} `).join(''), status: 'complete' });
+    expect(Number((await prisma.conversation.findUnique({ where: { id: 'lost-end' } }))!.appliedSeq)).toBe(seqOf(events.at(-1)!.cursor));
+    expect(await prisma.logHole.findMany({ where: { conversationId: 'lost-end' } })).toEqual([]);
+  });
+
   it('fills a lost gap longer than one read from the log (10,000 events), a read at a time, and goes on exactly', async () => {
     const { url, infra } = seqline.server;
     const { prisma } = infra;

@@ -146,6 +146,11 @@ export class ConversationLog {
     return undefined;
   }
 
+  /** The conversation's last event in the log as stored, undecoded; null when it has none. */
+  async lastStored(conversationId: string): Promise<LogMessage | null> {
+    return this.getMessage({ last_by_subj: this.stream.subjects.log(conversationId) });
+  }
+
   /** The sequence of the conversation's last event in the log, 0 when it has none (read without decoding it). */
   async lastSeq(conversationId: string): Promise<number> {
     const stored = await this.getMessage({ last_by_subj: this.stream.subjects.log(conversationId) });

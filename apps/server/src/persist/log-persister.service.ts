@@ -37,6 +37,20 @@ const FLUSH_SPACING = 4;
 const MAX_FLUSH_DELAY_MS = 1_000;
 
 /**
+ * A conversation none of whose events the persister has applied for this long is looked at once
+ * in the log: its last event there must be in Postgres (see `checkQuiet`).
+ */
+const QUIET_MS = 3_000;
+/** Conversations looked at per check; the rest wait for the next one. */
+const QUIET_CHECK_BATCH = 200;
+
+/**
+ * What the persister needs of a delivered event: one the consumer delivered, or a conversation's
+ * last event read from the log by `checkQuiet`.
+ */
+type PersistItem = Pick<JsMsg, 'subject' | 'seq' | 'data' | 'ack' | 'nak' | 'term'> & { info: Pick<JsMsg['info'], 'deliveryCount'> };
+
+/**
  * Materialises the log into Postgres: one row per message, updated in batches (every flush
  * interval or batch size), never one write per token. A shared durable consumer remembers what
  * is done, so after any restart or failover the work resumes from the log.
@@ -52,7 +66,7 @@ const MAX_FLUSH_DELAY_MS = 1_000;
 @Injectable()
 export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdown {
   private messages?: ConsumerMessages;
-  private buffer: JsMsg[] = [];
+  private buffer: PersistItem[] = [];
   /**
    * The log epoch the buffered events were consumed in, and the one they are written under: the
    * buffer is emptied when the epoch changes, and takes only events consumed in the current one.
@@ -68,6 +82,9 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
   private stopFollowingLeadership?: () => void;
   /** Conversations whose gap a read from the log could not fill, and when that was tried. */
   private readonly refillFailedAt = new Map<string, number>();
+  /** Conversations with events applied lately, and when the last was, oldest first (see `checkQuiet`). */
+  private readonly applied = new Map<string, number>();
+  private quietChecks?: NodeJS.Timeout;
 
   constructor(
     private readonly stream: LogStream,
@@ -95,6 +112,10 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
       void this.messages?.close();
     });
     if (this.leadership.held) this.startConsuming();
+    this.quietChecks = setInterval(() => {
+      this.checkQuiet().catch((error: unknown) => this.logger.warn({ err: error }, 'could not check quiet conversations against the log'));
+    }, QUIET_MS);
+    this.quietChecks.unref();
     this.checkRetention().catch((error: unknown) => this.logger.warn({ err: error }, 'could not check the persister lag against retention'));
   }
 
@@ -138,6 +159,7 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
 
   async onApplicationShutdown(): Promise<void> {
     this.stopped = true;
+    clearInterval(this.quietChecks);
     this.stopFollowingEpoch?.();
     this.stopFollowingLeadership?.();
     await this.messages?.close();
@@ -211,7 +233,7 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
     return this.flushing;
   }
 
-  private settle(msg: JsMsg, outcome: Outcome): void {
+  private settle(msg: PersistItem, outcome: Outcome): void {
     switch (outcome) {
       case 'done':
         msg.ack();
@@ -245,7 +267,7 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
    *   the events it waits for are read from the log and applied first, when they chain unbroken
    *   (a gap longer than one read is filled over several deliveries).
    */
-  private async write(batch: JsMsg[], epoch: string): Promise<Outcome[]> {
+  private async write(batch: PersistItem[], epoch: string): Promise<Outcome[]> {
     const items = batch.map((msg) => this.decode(msg));
     const ids = [...new Set(items.map((item) => item.conversationId))];
     let watermarks = await this.repository.watermarks(ids);
@@ -388,8 +410,62 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
         this.metrics.holes.inc({ reason: hole.reason });
         if (hole.reason === 'undecodable') this.metrics.poisonEvents.inc();
       }
+      const now = Date.now();
+      for (const conversationId of moves.keys()) {
+        // Moved to the end: the map stays in order of the last event applied.
+        this.applied.delete(conversationId);
+        this.applied.set(conversationId, now);
+      }
     }
     return outcomes;
+  }
+
+  /**
+   * Looks up, in the log, the last event of each conversation that has been quiet for `QUIET_MS`,
+   * and has Postgres take any it lacks. A missing event is normally noticed when its successor
+   * arrives (see `write`), but a conversation's last event has none: were the consumer to lose it
+   * (a replicated consumer can count an event as acknowledged across a leader change), the answer
+   * would stay `streaming` in Postgres for good. The event read goes through the batch path as if
+   * delivered a few times already, so what it waits for is read from the log at once.
+   */
+  private async checkQuiet(): Promise<void> {
+    if (!this.leadership.held || this.stopped) {
+      this.applied.clear();
+      return;
+    }
+    const quietSince = Date.now() - QUIET_MS;
+    const due: string[] = [];
+    for (const [conversationId, at] of this.applied) {
+      if (at > quietSince || due.length >= QUIET_CHECK_BATCH) break;
+      due.push(conversationId);
+    }
+    if (due.length === 0) return;
+    for (const conversationId of due) this.applied.delete(conversationId);
+    const epoch = this.stream.epoch;
+    const watermarks = await this.repository.watermarks(due);
+    const missing: PersistItem[] = [];
+    for (const conversationId of due) {
+      const watermark = watermarks.get(conversationId);
+      if (!watermark || (watermark.epoch !== null && watermark.epoch !== epoch)) continue;
+      const last = await this.log.lastStored(conversationId);
+      if (!last || last.seq <= watermark.seq) continue;
+      this.logger.warn({ conversationId, watermark: watermark.seq, last: last.seq }, 'a quiet conversation has events in the log that Postgres lacks and no delivery brought; reading them from the log');
+      missing.push({
+        subject: last.subject,
+        seq: last.seq,
+        data: last.data,
+        info: { deliveryCount: REFILL_AFTER_DELIVERIES },
+        ack: () => undefined,
+        term: () => undefined,
+        // Still not applicable (a gap the log cannot fill now): looked at again after the next quiet time.
+        nak: () => void this.applied.set(conversationId, Date.now()),
+      });
+    }
+    if (missing.length === 0 || this.stream.epoch !== epoch) return;
+    if (this.buffer.length > 0 && this.bufferEpoch !== epoch) return;
+    this.bufferEpoch = epoch;
+    this.buffer.push(...missing);
+    await this.flush();
   }
 
   /**
@@ -446,7 +522,7 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
     return null;
   }
 
-  private decode(msg: JsMsg): LogEntry | { conversationId: string; seq: number; error: Error } {
+  private decode(msg: PersistItem): LogEntry | { conversationId: string; seq: number; error: Error } {
     const conversationId = this.stream.subjects.conversationOf(msg.subject);
     try {
       return decodeEntry(conversationId, msg.seq, msg.data, new Date());
