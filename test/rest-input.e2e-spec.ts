@@ -47,6 +47,12 @@ describe('admin REST input', () => {
     expect(await http(url(), 'GET', '/v1/conversations/has%20spaces')).toEqual({ status: 400, body: { code: 'VALIDATION_FAILED', message: expect.stringMatching(/^id: /) } });
   });
 
+  it('answers an unknown conversation 404 whatever the cursor, on both history routes', async () => {
+    for (const route of ['messages', 'events']) {
+      expect(await http(url(), 'GET', `/v1/conversations/nope/${route}?after=nope!`)).toEqual({ status: 404, body: { code: 'UNKNOWN_CONVERSATION', message: 'conversation nope does not exist' } });
+    }
+  });
+
   it('reads an empty `after` as no cursor, on every paginated route', async () => {
     await createConversation(url(), 'empty-after');
     await http(url(), 'POST', '/v1/conversations/empty-after/messages', { messageId: 'q1', text: 'hello' });

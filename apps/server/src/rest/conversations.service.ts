@@ -55,8 +55,9 @@ export class ConversationsService {
 
   /** History as persisted, one item per message in log order; `after` is the `cursor` of the last message seen. */
   async history(id: string, page: PageQuery): Promise<Page<Message>> {
-    const after = this.afterSeq(page.after);
+    // The conversation first, as on `/events`: an unknown one is 404 whatever the cursor.
     await this.get(id);
+    const after = this.afterSeq(page.after);
     const rows = await this.messages.page(id, after, page.limit, this.stream.epoch);
     return { items: rows.map(toPublicMessage), next: rows.length === page.limit ? rows.at(-1)!.cursor : null };
   }
