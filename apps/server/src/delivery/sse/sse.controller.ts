@@ -79,7 +79,12 @@ export class SseController implements BeforeApplicationShutdown {
     this.open.add(end);
     request.on('close', () => end());
     try {
-      const opened = await this.subscriptions.open(id, lastEventId ?? after);
+      const opened = await this.subscriptions.open(id, lastEventId ?? after).catch((error: unknown) => {
+        // The log was recreated while the stream opened: an EventSource takes any answer but 200 as
+        // final, so the stream starts from a snapshot of the new log, as one already open does.
+        if (error instanceof SeqlineError && error.code === ErrorCode.CursorExpired) return this.subscriptions.open(id, undefined);
+        throw error;
+      });
       if (ended) return opened.cancel();
       cancel = opened.cancel;
       response.writeHead(200, {
