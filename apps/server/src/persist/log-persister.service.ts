@@ -296,6 +296,12 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
      * wait for a later delivery rather than read on, so a batch reads at most one piece each.
      */
     const pieced = new Set<string>();
+    /**
+     * Events read from the log in this batch. After a database restore many conversations wait at
+     * once; a batch reads for them until it has read one read's worth, and the others wait for a
+     * later delivery, so a batch's memory and transaction stay bounded.
+     */
+    let refilled = 0;
     /** Applies one event right after the conversation's watermark (as moved so far in this batch). */
     const apply = (entry: LogEntry, from: number): void => {
       if (entry.unknownType !== undefined) unknownTypes.add(entry.unknownType);
@@ -360,12 +366,13 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
           }
           // Its predecessor is still in the log and has not been applied yet: it normally turns up
           // within a delivery or two; after that it is read from the log.
-          const due = batch[index]!.info.deliveryCount >= REFILL_AFTER_DELIVERIES && !pieced.has(item.conversationId);
+          const due = batch[index]!.info.deliveryCount >= REFILL_AFTER_DELIVERIES && !pieced.has(item.conversationId) && refilled < REFILL_MAX_EVENTS;
           const refill = due ? await this.readMissing(item.conversationId, at, item.prev, firstSeq, epoch) : null;
           if (!refill) {
             outcomes.push('deferred');
             continue;
           }
+          refilled += refill.apply.length + refill.holes.length;
           for (const hole of refill.holes) {
             this.logger.error({ conversationId: item.conversationId, afterSeq: hole.afterSeq, untilSeq: hole.untilSeq, reason: hole.reason, firstSeq }, 'the events an event waits for, read from the log, hold one that cannot apply; recorded as a hole');
           }
