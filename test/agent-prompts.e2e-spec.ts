@@ -1,4 +1,6 @@
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { SeqlineAgent } from '@seqline/agent';
+import { DEFAULT_AGENT_GROUP } from '@seqline/streams';
 import type { Prompt } from '@seqline/protocol';
 import { createConversation, eventually, http, useSeqline, WsDevice } from '@seqline/testing';
 import { WriteRouter } from '../apps/server/src/ingest/write-router.service.js';
@@ -96,6 +98,56 @@ describe('prompt handling in the agent SDK', () => {
     for (const id of ['q1', 'q2', 'q3', 'q4']) expect((await row('c-many', `${id}-answer`))?.text).toBe(`answer to ${id}`);
     expect(agent.activeAnswers).toBe(0);
   });
+
+  it("leaves the prompt of an answer another agent took over to that agent, though the handler returns on `signal` as the README's does", async () => {
+    await createConversation(seqline.server.url, 'c-taken');
+    const jsm = await jetstreamManager(seqline.server.infra.stream.nc);
+    const pendingPrompts = async () => (await jsm.consumers.info(seqline.settings.log.stream, DEFAULT_AGENT_GROUP)).num_ack_pending;
+    const pendingBefore = await pendingPrompts();
+    let takenOver!: () => void;
+    const whenTakenOver = new Promise<void>((resolve) => (takenOver = resolve));
+    let returned = false;
+    handlers.set('c-taken', async (prompt) => {
+      const answer = agent.startMessage(prompt.conversationId, { messageId: `${prompt.messageId}-answer` });
+      await answer.ready;
+      answer.append('mine ');
+      await whenTakenOver;
+      for (const token of ['more ', 'text ']) {
+        if (answer.signal.aborted) break;
+        answer.append(token);
+        await sleep(300);
+      }
+      returned = true;
+      if (answer.signal.aborted) return;
+      await answer.complete();
+    });
+    await post('c-taken', 'q');
+    await eventually(async () => (await row('c-taken', 'q-answer'))?.text === 'mine ', 10_000, 'the first part');
+    // Another agent, given the prompt after this one seemed to stall, takes the answer over.
+    const other = await seqline.agent('prompt-bot');
+    const taken = other.startMessage('c-taken', { messageId: 'q-answer' });
+    expect(await taken.ready).toMatchObject({ status: 'streaming', text: 'mine ' });
+    takenOver();
+    await eventually(() => returned, 10_000, 'the fenced handler returned');
+    await sleep(500);
+    // Not acknowledged: the prompt is the other agent's now, and comes back if that one fails.
+    expect(await pendingPrompts()).toBe(pendingBefore + 1);
+    handlers.set('c-taken', async () => undefined);
+    taken.append('theirs');
+    await taken.complete();
+    await eventually(async () => (await row('c-taken', 'q-answer'))?.status === 'complete', 10_000, 'the answer completed');
+    expect((await row('c-taken', 'q-answer'))?.text).toBe('mine theirs');
+  });
+
+  it('passes over a prompt that is not JSON without losing a handler to it', async () => {
+    await createConversation(seqline.server.url, 'c-garbled');
+    const js = jetstream(seqline.server.infra.stream.nc);
+    // Written by hand, not by the service: as many as the agent has handlers.
+    for (let i = 0; i < 2; i++) await js.publish(`${seqline.settings.log.prefix}.prompt.c-garbled`, 'not json {', { msgID: `garbled-${i}` });
+    handlers.set('c-garbled', (prompt) => answerWith(prompt, 'still answering'));
+    await post('c-garbled', 'q');
+    await eventually(async () => (await row('c-garbled', 'q-answer'))?.status === 'complete', 15_000, 'the answer completed');
+  });
 });
 
 describe('a post retried after the duplicate window', () => {
@@ -189,5 +241,43 @@ describe('prompts waiting for a free handler', () => {
     answer.append('too late');
     await expect(answer.complete()).rejects.toMatchObject({ code: 'UNAVAILABLE' });
     expect(Date.now() - started).toBeLessThan(5_000);
+  });
+});
+
+describe('an agent closing while it handles a prompt', () => {
+  const seqline = useSeqline();
+
+  it('close() hands the prompts it is handling back at once, so another agent answers without waiting out the ack wait', async () => {
+    await createConversation(seqline.server.url, 'c-handed-back');
+    // The same agent, run twice (as by two replicas): an answer is taken over only by its own agent.
+    const leaving = await seqline.agent('relay');
+    let started!: () => void;
+    const whenStarted = new Promise<void>((resolve) => (started = resolve));
+    let stoppedGenerating = false;
+    await leaving.onPrompt(async (prompt) => {
+      if (prompt.conversationId !== 'c-handed-back') return;
+      const answer = leaving.startMessage(prompt.conversationId, { messageId: `${prompt.messageId}-answer` });
+      answer.append('half ');
+      started();
+      while (!answer.signal.aborted) await sleep(50);
+      stoppedGenerating = true;
+    });
+    await http(seqline.server.url, 'POST', '/v1/conversations/c-handed-back/messages', { messageId: 'q', text: 'hello' });
+    await whenStarted;
+    const staying = await seqline.agent('relay');
+    await staying.onPrompt(async (prompt) => {
+      const answer = staying.startMessage(prompt.conversationId, { messageId: `${prompt.messageId}-answer` });
+      const { text } = await answer.ready;
+      answer.append(text === '' ? 'whole' : 'rest');
+      await answer.complete();
+    });
+    const closedAt = Date.now();
+    await leaving.close();
+    await eventually(() => stoppedGenerating, 2_000, "the closed agent's handler saw its answer stop");
+    const row = () => seqline.server.infra.prisma.message.findUnique({ where: { conversationId_id: { conversationId: 'c-handed-back', id: 'q-answer' } } });
+    await eventually(async () => (await row())?.status === 'complete', 20_000, 'the answer completed by the other agent');
+    // Far inside the ack wait (30 s), which a prompt not handed back would wait out.
+    expect(Date.now() - closedAt).toBeLessThan(10_000);
+    expect((await row())?.text).toMatch(/^(half rest|whole)$/);
   });
 });

@@ -32,7 +32,8 @@ await agent.onPrompt(async (prompt) => {
   logger.info({ conversationId: prompt.conversationId, messageId: answer.messageId, resumedAt: text.length }, 'answering');
   for (const token of tokenize(rest)) {
     if (answer.signal.aborted) {
-      logger.info({ messageId: answer.messageId }, 'answer cancelled');
+      // Cancelled by a device, taken over by another agent, or refused: the SDK settles the prompt by which.
+      logger.info({ messageId: answer.messageId, reason: (answer.signal.reason as Error | undefined)?.message }, 'answer stopped');
       return;
     }
     answer.append(token);

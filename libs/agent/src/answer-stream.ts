@@ -104,6 +104,20 @@ export class AnswerStream {
     return this.controller.signal;
   }
 
+  /**
+   * The refusal or failure that stopped this answer's sending (`FENCED`, `MESSAGE_FINISHED`,
+   * `UNAVAILABLE` after retrying, ...); undefined while it sends, once it ended as asked, or when
+   * only a device's cancel notice stopped it. `complete()` and `fail()` reject with it.
+   */
+  get refusal(): Error | undefined {
+    return this.failure;
+  }
+
+  /** Whether `complete()` or `fail()` has been called. */
+  get ending(): boolean {
+    return this.end !== undefined;
+  }
+
   /** The number of the answer's last part sent (counting parts an earlier producer wrote before a takeover). */
   get parts(): number {
     return this.part;

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import { jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
@@ -31,6 +32,9 @@ export interface AgentOptions {
 
 const PROMPT_PULL_EXPIRES_MS = 5_000;
 
+/** The answers a prompt's handler started, so its prompt is settled by how they ended (see `handle`). */
+const handlerAnswers = new AsyncLocalStorage<AnswerStream[]>();
+
 export type PromptHandler = (prompt: Prompt, agent: SeqlineAgent) => Promise<void>;
 
 /**
@@ -39,13 +43,16 @@ export type PromptHandler = (prompt: Prompt, agent: SeqlineAgent) => Promise<voi
  * @example
  * const agent = await SeqlineAgent.connect({ servers: 'nats://127.0.0.1:4222', agentId: 'echo' });
  * await agent.onPrompt(async (prompt) => {
- *   const answer = agent.startMessage(prompt.conversationId);
+ *   // Derived from the prompt: a redelivered prompt continues its answer instead of starting a second one.
+ *   const answer = agent.startMessage(prompt.conversationId, { messageId: `${prompt.messageId}-answer` });
  *   for (const word of prompt.text.split(' ')) answer.append(word + ' ');
  *   await answer.complete();
  * });
  */
 export class SeqlineAgent {
   private readonly answers = new Map<string, AnswerStream>();
+  /** Prompts being handled, handed back by `close()`. */
+  private readonly prompts = new Set<JsMsg>();
   private readonly sender: CommandSender;
   private cancelSubscription?: Subscription;
   private closed = false;
@@ -105,6 +112,7 @@ export class SeqlineAgent {
     };
     answer.signal.addEventListener('abort', forget, { once: true });
     void answer.settled.then(forget);
+    handlerAnswers.getStore()?.push(answer);
     return answer;
   }
 
@@ -126,6 +134,10 @@ export class SeqlineAgent {
    * - `UNAVAILABLE`, `RATE_LIMITED`, or an error of the handler's own (the model failed):
    *   redelivered after a second, up to 10 deliveries in all;
    * - any other refusal (the same prompt would be refused again): given up.
+   *
+   * A handler that returns normally is settled the same way by the first refusal among the
+   * answers it started (`answer.refusal`): one that returns when `signal` aborts need not tell
+   * a take-over from a cancel. With no refusal, its prompt is done with.
    */
   async onPrompt(handler: PromptHandler, options: { group?: string; concurrency?: number } = {}): Promise<void> {
     const group = options.group ?? DEFAULT_AGENT_GROUP;
@@ -133,8 +145,9 @@ export class SeqlineAgent {
     const running = new Semaphore(concurrency);
     const jsm = await jetstreamManager(this.nc);
     const ensure = () => ensurePromptConsumer(jsm, this.options.stream, this.sender.subjects.allPrompts, group);
-    // The first setup is awaited so a misconfiguration shows at once; later failures (a NATS
-    // restart, the stream not created yet) are retried by the loop below.
+    // The first setup is awaited, so prompts flow as soon as this resolves when the stream exists;
+    // a failure (the stream not created yet by the service, a NATS restart) is retried by the loop
+    // below, so an agent may start before the service.
     let ready: Promise<void> | undefined = ensure();
     await ready.catch(() => undefined);
     void (async () => {
@@ -177,27 +190,44 @@ export class SeqlineAgent {
   async close(): Promise<void> {
     this.closed = true;
     this.cancelSubscription?.unsubscribe();
+    // Handed back now, so another agent takes each over at once rather than after its ack wait.
+    for (const msg of this.prompts) ignoreClosed(() => msg.nak());
+    // Handlers that watch `signal` stop generating: nothing they append can be sent any more.
+    for (const answer of this.answers.values()) answer.abort('the agent was closed');
     this.sender.close();
     await this.nc.drain();
   }
 
   /** Runs `handler` on one prompt, keeping it in progress meanwhile, and acks it as `onPrompt` says. */
   private handle(msg: JsMsg, handler: PromptHandler, ackWaitMs: number, done: () => void): void {
-    const parsed = PromptSchema.safeParse(msg.json());
+    const parsed = PromptSchema.safeParse(parseJson(msg.data));
     if (!parsed.success) {
       ignoreClosed(() => msg.term());
       return done();
     }
+    this.prompts.add(msg);
     const keepAlive = setInterval(() => ignoreClosed(() => msg.working()), Math.max(100, ackWaitMs / 3));
+    // The handler's work keeps a process alive, not this.
+    keepAlive.unref();
+    const answers: AnswerStream[] = [];
     // A handler that throws before its first await is handled like one that rejects.
     void Promise.resolve()
-      .then(() => handler(parsed.data, this))
+      .then(() => handlerAnswers.run(answers, () => handler(parsed.data, this)))
       .then(
-        () => ignoreClosed(() => msg.ack()),
+        () => {
+          // A handler that returned on `signal` (as the examples do) has not said why its answer
+          // stopped: its answers have. A prompt whose answer another agent took over is that
+          // agent's to settle; one whose answer the service could not take is tried again.
+          const refusal = answers.map((answer) => answer.refusal).find((error) => error !== undefined);
+          ignoreClosed(() => (refusal ? settlePrompt(msg, refusal) : msg.ack()));
+        },
         (error: unknown) => ignoreClosed(() => settlePrompt(msg, error)),
       )
       .finally(() => {
         clearInterval(keepAlive);
+        this.prompts.delete(msg);
+        // Left unended by a handler that threw: nothing more is sent for them, and they are forgotten.
+        for (const answer of answers) if (!answer.ending) answer.abort('its prompt handler ended without ending it');
         done();
       });
   }
@@ -219,6 +249,15 @@ function settlePrompt(msg: JsMsg, error: unknown): void {
   if (code === ErrorCode.MessageFinished) msg.ack();
   else if (code === undefined || isRetryable(code)) msg.nak(1_000);
   else msg.term();
+}
+
+/** A prompt that is not JSON (written by hand, not by the service) is refused like a malformed one. */
+function parseJson(data: Uint8Array): unknown {
+  try {
+    return JSON.parse(new TextDecoder().decode(data));
+  } catch {
+    return undefined;
+  }
 }
 
 function key(conversationId: string, messageId: string): string {

@@ -1,6 +1,6 @@
 import { JetStreamApiError } from '@nats-io/jetstream';
 import { errors, RequestError } from '@nats-io/transport-node';
-import { NoResponderError, RequestTimeoutError } from './nats-requester.js';
+import { NoResponderError, RequesterClosedError, RequestTimeoutError } from './nats-requester.js';
 
 /**
  * How long a call keeps retrying while JetStream has no leader to answer it. A NATS cluster
@@ -37,7 +37,7 @@ export function isTransient(error: unknown): boolean {
  */
 export function isLogUnavailable(error: unknown): boolean {
   if (isTransient(error)) return true;
-  return error instanceof errors.ClosedConnectionError || error instanceof errors.DrainingConnectionError || error instanceof errors.ConnectionError;
+  return error instanceof RequesterClosedError || error instanceof errors.ClosedConnectionError || error instanceof errors.DrainingConnectionError || error instanceof errors.ConnectionError;
 }
 
 /**

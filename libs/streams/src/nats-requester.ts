@@ -60,7 +60,8 @@ export class NatsRequester {
     clearInterval(this.sweeper);
     this.sweeper = undefined;
     this.subscription.unsubscribe();
-    for (const pending of this.pending.values()) pending.reject(new RequestTimeoutError('the connection closed before a reply came'));
+    // Closed, not timed out: a caller that retries timeouts must not wait to retry on a closed requester.
+    for (const pending of this.pending.values()) pending.reject(new RequesterClosedError('the connection closed before a reply came'));
     this.pending.clear();
   }
 
