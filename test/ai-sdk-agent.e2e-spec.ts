@@ -56,6 +56,16 @@ describe('AI SDK agent helper', () => {
   };
   afterAll(async () => Promise.all(clients.map((client) => client.close())));
 
+  it('fails a chat on a conversation the server refuses, naming why, instead of showing it empty or waiting for ever', async () => {
+    const transport = new SeqlineChatTransport({ client: device() });
+    await expect(transport.history('never-created')).rejects.toMatchObject({
+      name: 'SeqlineTransportError',
+      code: 'SUBSCRIPTION_REFUSED',
+      serverCode: 'UNKNOWN_CONVERSATION',
+      message: 'conversation never-created cannot be followed: conversation never-created does not exist',
+    });
+  });
+
   it('publishes text, reasoning and a tool call; devices, the transport and the history end with the exact parts', async () => {
     await createConversation(seqline.server.url, 'ai-parts');
     const agent = await seqline.agent('ai-parts-agent');

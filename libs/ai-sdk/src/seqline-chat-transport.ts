@@ -182,6 +182,12 @@ export class SeqlineChatTransport implements ChatTransport<UIMessage> {
     return new ReadableStream<Chunk>({
       start: (controller) => {
         const update = (): void => {
+          // Refused for good (an unknown conversation, one subscription too many): no answer can arrive.
+          if (subscription.refusal) {
+            stop();
+            controller.error(refused(subscription));
+            return;
+          }
           answerId ??= select(subscription.messages);
           if (answerId === undefined) return;
           chunker ??= new AnswerChunker(answerId);
@@ -234,10 +240,16 @@ export class SeqlineChatTransport implements ChatTransport<UIMessage> {
     const deadline = Date.now() + (this.options.liveTimeoutMs ?? 10_000);
     while (!subscription.live) {
       if (abortSignal?.aborted) throw new DOMException('aborted', 'AbortError');
+      if (subscription.refusal) throw refused(subscription);
       if (Date.now() > deadline) throw new SeqlineTransportError('NOT_LIVE', `conversation ${subscription.conversationId} did not catch up within ${this.options.liveTimeoutMs ?? 10_000} ms`);
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
   }
+}
+
+function refused(subscription: Subscription): SeqlineTransportError {
+  const { code, message } = subscription.refusal!;
+  return new SeqlineTransportError('SUBSCRIPTION_REFUSED', `conversation ${subscription.conversationId} cannot be followed: ${message}`, code);
 }
 
 /**

@@ -1,10 +1,15 @@
-/** Why the Seqline chat transport refused a request; `code` is stable, `message` for people. */
-export type SeqlineTransportErrorCode = 'REGENERATE_UNSUPPORTED' | 'NO_USER_MESSAGE' | 'NOT_LIVE';
+/**
+ * Why the Seqline chat transport refused a request; `code` is stable, `message` for people.
+ * `SUBSCRIPTION_REFUSED` carries the server's own code (`UNKNOWN_CONVERSATION`, `FORBIDDEN`,
+ * `TOO_MANY_SUBSCRIPTIONS`, …) in `serverCode`.
+ */
+export type SeqlineTransportErrorCode = 'REGENERATE_UNSUPPORTED' | 'NO_USER_MESSAGE' | 'NOT_LIVE' | 'SUBSCRIPTION_REFUSED';
 
 export class SeqlineTransportError extends Error {
   constructor(
     readonly code: SeqlineTransportErrorCode,
     message: string,
+    readonly serverCode?: string,
   ) {
     super(message);
     this.name = 'SeqlineTransportError';

@@ -539,16 +539,21 @@ describe('SeqlineClient subscriptions shared and listened to by several parts of
     expect(errors).toHaveBeenCalledWith('seqline: a subscription listener threw', expect.objectContaining({ message: 'render failed' }));
   });
 
-  it('a conversation refused for good does not hold the client at catching-up', async () => {
+  it('a conversation refused for good does not hold the client at catching-up, and is not live itself', async () => {
     const h = start();
     h.client.subscribe('c1');
-    h.client.subscribe('c2');
+    const refused = h.client.subscribe('c2');
+    const seen: (string | undefined)[] = [];
+    refused.on((change) => seen.push(change.type === 'error' ? refused.refusal?.code : undefined));
     await settle();
     h.last().accept();
     h.last().deliver({ type: 'snapshot', conversationId: 'c1', cursor: 'e1-3', messages: [] });
     expect(h.client.state).toBe('catching-up');
     h.last().deliver({ type: 'error', conversationId: 'c2', code: 'FORBIDDEN', message: 'not yours' });
     expect(h.client.state).toBe('live');
+    expect({ live: refused.live, refusal: refused.refusal }).toEqual({ live: false, refusal: { code: 'FORBIDDEN', message: 'not yours' } });
+    // Listeners of the error see why already.
+    expect(seen).toEqual(['FORBIDDEN']);
   });
 });
 

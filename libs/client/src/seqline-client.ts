@@ -369,6 +369,8 @@ export class SeqlineClient {
           this.sendSubscribe(subscription);
           return;
         }
+        // Known before listeners hear of the error, so one that looks sees why.
+        if (!isRetryable(frame.code)) subscription.refusal = { code: frame.code, message: frame.message };
         subscription.emit({ type: 'error', code: frame.code, message: frame.message });
         // A passing failure (the database down for a snapshot, a limit hit): subscribe again, backing off.
         if (isRetryable(frame.code)) {
@@ -379,7 +381,6 @@ export class SeqlineClient {
           }, delay);
         } else {
           // Refused until the next reconnect: nothing to wait for, so it does not hold `state` at `catching-up`.
-          subscription.refused = true;
           this.refreshLive(subscription);
         }
         return;
@@ -419,7 +420,7 @@ export class SeqlineClient {
 
   private sendSubscribe(subscription: Subscription): void {
     if (!subscription.loaded) return;
-    subscription.refused = false;
+    subscription.refusal = undefined;
     const after = subscription.view.cursor;
     this.sendFrame({ type: 'subscribe', conversationId: subscription.conversationId, ...(after ? { after } : {}) });
   }
@@ -458,7 +459,7 @@ export class SeqlineClient {
   private refreshLive(subscription: Subscription): void {
     subscription.updateLive();
     if (this.socket?.readyState !== OPEN) return;
-    const all = [...this.subscriptions.values()].every((s) => s.live || s.refused);
+    const all = [...this.subscriptions.values()].every((s) => s.live || s.refusal !== undefined);
     this.setState(all ? 'live' : 'catching-up');
   }
 

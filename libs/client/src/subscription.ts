@@ -31,8 +31,12 @@ export class Subscription {
   repairs = 0;
   /** @internal The cursor of the last event that did not fit the view, until the view gets past it. */
   misfit: string | undefined;
-  /** @internal Refused by the server (`FORBIDDEN`, `UNKNOWN_CONVERSATION`, …) until it is subscribed again. */
-  refused = false;
+  /**
+   * Why the server refused this subscription for good (`FORBIDDEN`, `UNKNOWN_CONVERSATION`,
+   * `TOO_MANY_SUBSCRIPTIONS`, …); undefined unless refused. It is tried again after the next
+   * reconnect. A refused subscription is never `live`.
+   */
+  refusal: { code: string; message: string } | undefined;
   /** @internal Callers of `subscribe()` that have not closed it yet. */
   holders = 1;
   private ended = false;
@@ -137,7 +141,7 @@ export class Subscription {
   updateLive(): boolean {
     const head = this.head === undefined ? undefined : parseCursor(this.head);
     const at = this.view.cursor === undefined ? undefined : parseCursor(this.view.cursor);
-    this.live = !head || (at !== undefined && at.epoch === head.epoch && at.seq >= head.seq) || (at !== undefined && at.epoch !== head.epoch);
+    this.live = this.refusal === undefined && (!head || (at !== undefined && at.epoch === head.epoch && at.seq >= head.seq) || (at !== undefined && at.epoch !== head.epoch));
     return this.live;
   }
 }
