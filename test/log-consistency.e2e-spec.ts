@@ -154,6 +154,9 @@ describe('log and Postgres under bad events and lost rows', () => {
 
     const listed = await cli(seqline.settings, 'conversations');
     expect(listed.out.split('\n').map((line) => line.split('\t')[0])).toEqual(['p-bad', 'p-good', 'r-1', 'r-2']);
+    // A mistyped id is not a conversation to create.
+    expect(await cli(seqline.settings, 'repair', 'r-typo')).toEqual({ code: 1, out: 'seqline: conversation r-typo does not exist: neither Postgres nor the log holds it' });
+    expect(await seqline.server.infra.prisma.conversation.findUnique({ where: { id: 'r-typo' } })).toBeNull();
     const shown = await cli(seqline.settings, 'history', 'r-2');
     expect(shown.out).toBe('[user/u complete] hello\n[agent/repair-bot failed: model overloaded] partial ');
   });

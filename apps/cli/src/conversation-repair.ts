@@ -35,7 +35,9 @@ export class ConversationRepair {
     private readonly messages: MessageRepository,
   ) {}
 
-  async repair(conversationId: string): Promise<RepairResult> {
+  /** The conversation rebuilt; null when neither Postgres nor the log holds anything of it (nothing is created then). */
+  async repair(conversationId: string): Promise<RepairResult | null> {
+    if (!(await this.conversations.get(conversationId)) && !(await this.log.meta(conversationId)) && (await this.log.lastSeq(conversationId)) === 0) return null;
     const epoch = this.stream.epoch;
     const archived = (await this.messages.archiveOtherEpochs([conversationId], epoch)).length > 0;
     for (let attempt = 1; ; attempt++) {

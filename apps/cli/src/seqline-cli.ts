@@ -43,6 +43,10 @@ export async function runCli(args: string[], out: (text: string) => void, settin
         const results = [];
         for (const id of ids) {
           const result = await repair.repair(id);
+          if (!result) {
+            out(`seqline: conversation ${id} does not exist: neither Postgres nor the log holds it`);
+            return 1;
+          }
           results.push(result);
           if (!json) {
             const notes = [
