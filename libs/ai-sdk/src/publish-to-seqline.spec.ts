@@ -25,7 +25,7 @@ class RecordingAnswer implements SeqlineAnswer {
 }
 
 const usage = { inputTokens: { total: 1, noCache: 1, cacheRead: 0, cacheWrite: 0 }, outputTokens: { total: 2, text: 2, reasoning: 1 } };
-const model = () =>
+const model = (finishReason: 'stop' | 'interrupted' = 'stop') =>
   new MockLanguageModelV4({
     doStream: async () => ({
       stream: simulateReadableStream<StreamPart>({
@@ -37,7 +37,7 @@ const model = () =>
           { type: 'text-delta', id: 't', delta: 'Hi' },
           { type: 'text-delta', id: 't', delta: '!' },
           { type: 'text-end', id: 't' },
-          { type: 'finish', finishReason: { unified: 'stop', raw: 'stop' }, usage },
+          { type: 'finish', finishReason: { unified: finishReason, raw: finishReason }, usage },
         ],
       }),
     }),
@@ -71,6 +71,16 @@ describe('publishToSeqline', () => {
       { text: '{"celsius":21}', block: { type: 'data', id: 'w', name: 'weather' } },
     ]);
     expect(answer.ended).toBe('failed: rate limited');
+  });
+
+  it('fails, keeping its text, an answer whose model stream was interrupted before it finished, from a streamText result and from a UI stream', async () => {
+    const fromResult = new RecordingAnswer();
+    expect(await publishToSeqline(fromResult, streamText({ model: model('interrupted'), prompt: 'x' }))).toBe('failed');
+    expect(fromResult.appends.map((append) => append.text).join('')).toBe('HmmHi!');
+    expect(fromResult.ended).toBe('failed: the model stream ended before the model finished (interrupted)');
+    const fromUi = new RecordingAnswer();
+    expect(await publishToSeqline(fromUi, simulateReadableStream<UIMessageChunk>({ chunks: [{ type: 'text-delta', id: 't', delta: 'Hi' }, { type: 'finish', finishReason: 'interrupted' }] }))).toBe('failed');
+    expect(fromUi.ended).toBe('failed: the model stream ended before the model finished (interrupted)');
   });
 
   it('fails the answer when the model call is aborted by something other than a device cancel', async () => {

@@ -105,6 +105,8 @@ class BlockWriter {
         return undefined;
       case 'error':
         return messageOf(part.error);
+      case 'finish':
+        return unfinished(part.finishReason);
       default:
         return undefined;
     }
@@ -145,6 +147,8 @@ class BlockWriter {
         return undefined;
       case 'error':
         return chunk.errorText;
+      case 'finish':
+        return unfinished(chunk.finishReason);
       default:
         if (chunk.type.startsWith('data-') && 'data' in chunk && !('transient' in chunk && chunk.transient)) {
           const id = 'id' in chunk && typeof chunk.id === 'string' ? chunk.id : `${chunk.type}-${this.step}`;
@@ -210,6 +214,14 @@ async function* iterate(source: SeqlineSource): AsyncGenerator<string | UIMessag
     }
   }
   yield* source as AsyncIterable<string | UIMessageChunk>;
+}
+
+/**
+ * A finish that did not finish: the provider's stream ended without the model saying it was done
+ * (`interrupted`), so the text so far is partial. Devices would take a completed answer as whole.
+ */
+function unfinished(finishReason: string | undefined): string | undefined {
+  return finishReason === 'interrupted' ? 'the model stream ended before the model finished (interrupted)' : undefined;
 }
 
 function messageOf(error: unknown): string {
