@@ -178,6 +178,26 @@ describe('AI SDK agent helper', () => {
     expect(conversation.messages.find((m) => m.id === 'broken')).toMatchObject({ text: 'Half an answer', error: 'the provider is overloaded' });
   });
 
+  it('fails, at once, an answer the service refuses for its size, rather than report it cancelled and leave it streaming', async () => {
+    await createConversation(seqline.server.url, 'ai-runaway');
+    const agent = await seqline.agent('ai-runaway-agent');
+    // A model that does not stop: past the service's 262,144 characters a message may hold.
+    async function* runaway() {
+      for (let i = 0; i < 40; i++) {
+        yield 'x'.repeat(10_000);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    }
+    const answer = agent.startMessage('ai-runaway', { messageId: 'long' });
+    const started = Date.now();
+    expect(await publishToSeqline(answer, runaway())).toBe('failed');
+    const conversation = device().subscribe('ai-runaway');
+    await eventually(() => conversation.messages.find((m) => m.id === 'long')?.status === 'failed', 10_000, 'the answer failed for every device');
+    // Long before the agent lease (60 s) would have ended it.
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(conversation.messages.find((m) => m.id === 'long')?.error).toMatch(/262144|262,144/);
+  });
+
   it('publishes plain text chunks (any AsyncIterable<string>) as before blocks existed', async () => {
     await createConversation(seqline.server.url, 'ai-plain');
     const agent = await seqline.agent('ai-plain-agent');

@@ -166,7 +166,14 @@ export class AnswerStream {
     this.endHold?.();
     this.pump();
     await this.settled;
-    if (this.failure) throw this.failure;
+    if (!this.failure) return;
+    // A part refused for what it held (too large, malformed) leaves the answer open on the service,
+    // still this producer's: a fail ends it for every device now rather than at the agent lease.
+    if (command.type === 'message.fail' && leavesAnswerOpen(this.failure)) {
+      await this.channel.send(this.conversationId, { ...command, epoch: this.epoch });
+      return;
+    }
+    throw this.failure;
   }
 
   /** Starts the send loop unless it is already running; it stops when nothing is left to send. */
@@ -245,6 +252,14 @@ function sameTarget(a: BlockRef | undefined, b: BlockRef | undefined): boolean {
   if (a.type === 'tool' && b.type === 'tool') return a.toolName === b.toolName && (a.field ?? 'input') === (b.field ?? 'input');
   if (a.type === 'data' && b.type === 'data') return a.name === b.name;
   return true;
+}
+
+const CLOSING_REFUSALS = new Set<ErrorCode>([ErrorCode.Fenced, ErrorCode.MessageFinished, ErrorCode.Unavailable, ErrorCode.RateLimited]);
+
+/** A refusal after which the answer is still open and this producer's; not one a retry ran out on (the service is away). */
+function leavesAnswerOpen(error: Error): boolean {
+  if (!(error instanceof SeqlineError)) return false;
+  return !CLOSING_REFUSALS.has(error.code);
 }
 
 function abortReason(code: ErrorCode | undefined, error: Error): string {

@@ -83,6 +83,17 @@ describe('publishToSeqline', () => {
     expect(fromUi.ended).toBe('failed: the model stream ended before the model finished (interrupted)');
   });
 
+  it("cuts a tool's error too long for one append, instead of having the answer refused", async () => {
+    const answer = new RecordingAnswer();
+    const chunks: UIMessageChunk[] = [
+      { type: 'tool-input-available', toolCallId: 'c', toolName: 'lookup', input: {} },
+      { type: 'tool-output-error', toolCallId: 'c', errorText: 'e'.repeat(20_000) },
+    ];
+    expect(await publishToSeqline(answer, simulateReadableStream({ chunks }))).toBe('complete');
+    const error = answer.appends.find((append) => append.block?.type === 'tool' && append.block.field === 'error')!;
+    expect({ length: error.text.length, end: error.text.slice(-2) }).toEqual({ length: 16_384, end: 'e…' });
+  });
+
   it('fails the answer when the model call is aborted by something other than a device cancel', async () => {
     const answer = new RecordingAnswer();
     const chunks: UIMessageChunk[] = [{ type: 'text-start', id: 't' }, { type: 'text-delta', id: 't', delta: 'Hi' }, { type: 'abort' }];

@@ -6,8 +6,10 @@ export interface SeqlineAnswer {
   append(text: string, block?: BlockRef): void;
   complete(): Promise<void>;
   fail(error: string): Promise<void>;
-  /** Aborted when a device cancels the answer. */
+  /** Aborted when a device cancels the answer, or the service refuses it. */
   readonly signal: AbortSignal;
+  /** Why the service refused the answer, when it did (the agent SDK's `AnswerStream` has it). */
+  readonly refusal?: Error;
 }
 
 /** What can be published: a `streamText` result, a UI message stream, or plain text chunks. */
@@ -44,7 +46,7 @@ export async function publishToSeqline(answer: SeqlineAnswer, source: SeqlineSou
       }
       if (writer.aborted) break;
     }
-    if (answer.signal.aborted) return 'aborted';
+    if (answer.signal.aborted) return stopped(answer);
     // The model call was aborted by something other than Seqline's cancel (the caller's own timeout):
     // the answer must still end for every device.
     if (writer.aborted) {
@@ -55,7 +57,7 @@ export async function publishToSeqline(answer: SeqlineAnswer, source: SeqlineSou
     return 'complete';
   } catch (error) {
     // The model call ends with an abort error when the cancel reached it: the answer is aborted already.
-    if (answer.signal.aborted) return 'aborted';
+    if (answer.signal.aborted) return stopped(answer);
     await answer.fail(messageOf(error)).catch(() => undefined);
     return 'failed';
   }
@@ -98,7 +100,7 @@ class BlockWriter {
         this.toolOutput(part.toolCallId, part.toolName, part.output);
         return undefined;
       case 'tool-error':
-        this.answer.append(messageOf(part.error), { type: 'tool', id: part.toolCallId, toolName: part.toolName, field: 'error' });
+        this.answer.append(errorText(messageOf(part.error)), { type: 'tool', id: part.toolCallId, toolName: part.toolName, field: 'error' });
         return undefined;
       case 'abort':
         this.aborted = true;
@@ -139,7 +141,7 @@ class BlockWriter {
       }
       case 'tool-output-error': {
         const tool = this.tools.get(chunk.toolCallId);
-        if (tool) this.answer.append(chunk.errorText, { type: 'tool', id: chunk.toolCallId, toolName: tool.toolName, field: 'error' });
+        if (tool) this.answer.append(errorText(chunk.errorText), { type: 'tool', id: chunk.toolCallId, toolName: tool.toolName, field: 'error' });
         return undefined;
       }
       case 'abort':
@@ -214,6 +216,23 @@ async function* iterate(source: SeqlineSource): AsyncGenerator<string | UIMessag
     }
   }
   yield* source as AsyncIterable<string | UIMessageChunk>;
+}
+
+/**
+ * How an answer whose signal aborted ended: cancelled by a device, taken over by another producer,
+ * or refused by the service for what it held (too large), which the answer is failed for, so no
+ * device waits for the agent lease to end it.
+ */
+async function stopped(answer: SeqlineAnswer): Promise<PublishOutcome> {
+  const code = answer.refusal instanceof SeqlineError ? answer.refusal.code : undefined;
+  if (answer.refusal === undefined || code === ErrorCode.MessageFinished) return 'aborted';
+  if (code !== ErrorCode.Fenced) await answer.fail(answer.refusal.message).catch(() => undefined);
+  return 'failed';
+}
+
+/** A tool's error is a message for people: one too long for an append is cut, not refused. */
+function errorText(text: string): string {
+  return text.length > DEFAULT_LIMITS.deltaChars ? `${text.slice(0, DEFAULT_LIMITS.deltaChars - 1)}…` : text;
 }
 
 /**
