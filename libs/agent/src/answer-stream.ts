@@ -149,7 +149,10 @@ export class AnswerStream {
     await this.finish({ type: 'message.complete', messageId: this.messageId });
   }
 
-  /** Ends the answer as failed for every device. */
+  /**
+   * Ends the answer as failed for every device, also after the service refused a part for what it
+   * held (too large, malformed), which leaves the answer open. Rejects after a take-over or a cancel.
+   */
   async fail(error: string): Promise<void> {
     await this.finish({ type: 'message.fail', messageId: this.messageId, error });
   }
