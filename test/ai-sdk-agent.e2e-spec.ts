@@ -1,7 +1,7 @@
 import { SeqlineChatTransport, publishToSeqline, toUIMessages, type PublishOutcome } from '@seqline/ai-sdk';
 import { SeqlineClient } from '@seqline/client';
 import type { Message } from '@seqline/protocol';
-import { createConversation, eventually, http, useSeqline } from '@seqline/testing';
+import { createConversation, eventually, http, metric, useSeqline } from '@seqline/testing';
 import { readUIMessageStream, simulateReadableStream, streamText, tool, type UIMessage } from 'ai';
 import { MockLanguageModelV4 } from 'ai/test';
 import WebSocket from 'ws';
@@ -211,5 +211,46 @@ describe('AI SDK agent helper', () => {
     const message = conversation.messages.find((m) => m.id === 'plain')!;
     expect(message.text).toBe(answerText);
     expect(message).not.toHaveProperty('blocks');
+  });
+});
+
+/** A page that visits many chats, one after another, through one client. */
+describe('AI SDK chat transport over many chats', () => {
+  const seqline = useSeqline();
+  const clients: SeqlineClient[] = [];
+  const device = () => {
+    const client = new SeqlineClient({ url: seqline.server.url, WebSocket });
+    clients.push(client);
+    return client;
+  };
+  afterAll(async () => Promise.all(clients.map((client) => client.close())));
+
+  it('lets a conversation go once its history is read, its answer streamed and its follower stopped, so a page visiting many chats holds none of them', async () => {
+    const agent = await seqline.agent('ai-visits-agent');
+    await agent.onPrompt(async (prompt) => {
+      const answer = agent.startMessage(prompt.conversationId, { messageId: `${prompt.messageId}-answer` });
+      await publishToSeqline(answer, (async function* () {
+        yield 'visited';
+      })());
+    }, { group: 'ai-visits' });
+    const open = async () => (await metric(seqline.server.url, 'seqline_subscriptions_open')) ?? 0;
+    const transport = new SeqlineChatTransport({ client: device() });
+    const before = await open();
+    // More chats than a socket may follow at once (32).
+    for (let i = 0; i < 33; i++) {
+      const chatId = `ai-visit-${i}`;
+      await createConversation(seqline.server.url, chatId);
+      expect(await transport.history(chatId)).toEqual([]);
+      const stopFollowing = transport.follow(chatId, () => undefined);
+      const user: UIMessage = { id: 'q', role: 'user', parts: [{ type: 'text', text: 'hi' }] };
+      const stream = await transport.sendMessages({ trigger: 'submit-message', chatId, messageId: undefined, messages: [user], abortSignal: undefined });
+      let assembled: UIMessage | undefined;
+      for await (const message of readUIMessageStream({ stream })) assembled = message;
+      expect(assembled?.parts).toEqual([{ type: 'text', text: 'visited', state: 'done' }]);
+      stopFollowing();
+      // Under the server's 5 posts a second per device.
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    await eventually(async () => (await open()) === before, 5_000, 'every chat let go');
   });
 });

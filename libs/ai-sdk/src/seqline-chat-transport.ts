@@ -74,6 +74,7 @@ export class SeqlineChatTransport implements ChatTransport<UIMessage> {
     const last = options.messages[options.messages.length - 1];
     if (!last || last.role !== 'user') throw new SeqlineTransportError('NO_USER_MESSAGE', 'the last message to send must be the user\'s');
     const text = last.parts.map((part) => (part.type === 'text' ? part.text : '')).join('');
+    // Held from before the post, so no event of the answer is missed; the answer's stream lets it go.
     const subscription = this.options.client.subscribe(options.chatId);
     const messageId = ID_PATTERN.test(last.id) ? last.id : undefined;
     const release = this.hold(options.chatId);
@@ -81,6 +82,9 @@ export class SeqlineChatTransport implements ChatTransport<UIMessage> {
       const posted = await this.options.client.post(options.chatId, text, { ...(messageId ? { messageId } : {}), ...(this.options.authorId ? { authorId: this.options.authorId } : {}) });
       const after = parseCursor(posted.cursor)?.seq ?? 0;
       return this.answerStream(subscription, (messages) => answerTo(messages, posted.messageId, after), options.abortSignal, false);
+    } catch (error) {
+      subscription.close();
+      throw error;
     } finally {
       release();
     }
@@ -92,21 +96,26 @@ export class SeqlineChatTransport implements ChatTransport<UIMessage> {
     const subscription = this.options.client.subscribe(options.chatId);
     const superseded = (): boolean => this.reconnects.get(options.chatId) !== generation;
     const release = this.hold(options.chatId);
+    let streaming = false;
     try {
       await this.untilLive(subscription, options.abortSignal);
       const messages = subscription.messages;
       const last = messages[messages.length - 1];
       if (!last) return null;
       if (last.author.role === 'agent' && last.status === 'streaming') {
+        streaming = true;
         return this.answerStream(subscription, () => last.id, options.abortSignal, true, superseded);
       }
       if (last.author.role === 'user') {
         // Reloaded between posting and the answer's start: the answer is still to come.
         const after = parseCursor(last.cursor)?.seq ?? 0;
+        streaming = true;
         return this.answerStream(subscription, (list) => answerTo(list, last.id, after), options.abortSignal, true, superseded);
       }
       return null;
     } finally {
+      // Nothing to stream: let the conversation go (the answer's stream does otherwise).
+      if (!streaming) subscription.close();
       release();
     }
   }
@@ -117,8 +126,13 @@ export class SeqlineChatTransport implements ChatTransport<UIMessage> {
    */
   async history(conversationId: string): Promise<SeqlineUIMessage[]> {
     const subscription = this.options.client.subscribe(conversationId);
-    await this.untilLive(subscription);
-    return toUIMessages(subscription.messages);
+    try {
+      await this.untilLive(subscription);
+      return toUIMessages(subscription.messages);
+    } finally {
+      // The device keeps the conversation's state in its store; a chat that goes on subscribes again.
+      subscription.close();
+    }
   }
 
   /**
@@ -141,7 +155,13 @@ export class SeqlineChatTransport implements ChatTransport<UIMessage> {
     };
     const off = subscription.on(notify);
     queueMicrotask(notify);
-    return () => void off();
+    let following = true;
+    return () => {
+      if (!following) return;
+      following = false;
+      off();
+      subscription.close();
+    };
   }
 
   close(): void {
@@ -164,15 +184,21 @@ export class SeqlineChatTransport implements ChatTransport<UIMessage> {
     const cancel = (): void => {
       answerId ??= select(subscription.messages);
       if (answerId === undefined) {
-        // Stopped before the answer started: cancel it as soon as it does (or give up after a while).
-        const offPending = subscription.on(() => {
-          answerId ??= select(subscription.messages);
-          if (answerId === undefined) return;
+        // Stopped before the answer started: cancel it as soon as it does (or give up after a while),
+        // following the conversation meanwhile (the stream that was stopped let it go).
+        const pending = this.options.client.subscribe(subscription.conversationId);
+        const done = (): void => {
           clearTimeout(giveUp);
           offPending();
+          pending.close();
+        };
+        const offPending = pending.on(() => {
+          answerId ??= select(pending.messages);
+          if (answerId === undefined) return;
+          done();
           cancel();
         });
-        const giveUp = setTimeout(offPending, PENDING_CANCEL_MS);
+        const giveUp = setTimeout(done, PENDING_CANCEL_MS);
         return;
       }
       this.cancelled.add(`${subscription.conversationId}\u0000${answerId}`);
@@ -212,10 +238,14 @@ export class SeqlineChatTransport implements ChatTransport<UIMessage> {
         };
         const off = subscription.on(update);
         abortSignal?.addEventListener('abort', onAbort, { once: true });
+        let held = true;
         stop = () => {
           off();
           abortSignal?.removeEventListener('abort', onAbort);
           release();
+          // The stream held the conversation; a chat that follows it holds it on its own.
+          if (held) subscription.close();
+          held = false;
         };
         if (abortSignal?.aborted) onAbort();
         else update();
