@@ -122,8 +122,8 @@ describe('WebSocket frames from devices', () => {
     }
     await eventually(() => notices.length === 2, 5_000, 'two cancel notices');
     expect(notices.map((notice) => JSON.parse(notice) as unknown)).toEqual([
-      { conversationId: 'c-cancel-again', messageId: 'stoppable' },
-      { conversationId: 'c-cancel-again', messageId: 'stoppable' },
+      { conversationId: 'c-cancel-again', messageId: 'stoppable', reason: 'cancelled by a device' },
+      { conversationId: 'c-cancel-again', messageId: 'stoppable', reason: 'cancelled by a device' },
     ]);
     expect(device.events.filter((event) => event.event.type === 'message.aborted')).toHaveLength(1);
     await expect(answer.complete()).rejects.toMatchObject({ code: 'MESSAGE_FINISHED' });

@@ -42,4 +42,17 @@ describe('abandoned answers', () => {
     // The answer nobody wrote to was ended.
     expect(await row('silent')).toMatchObject({ status: 'failed', error: expect.stringMatching(/^agent lease expired/) });
   });
+
+  it("tells the agent of an answer it ended, so a model that hangs is stopped rather than left generating", async () => {
+    const agent = await seqline.agent('slow-bot');
+    const answer = agent.startMessage('c-reap', { messageId: 'hung' });
+    await answer.ready;
+    answer.append('thinking ');
+    // The model hangs: nothing is appended for longer than the agent lease (3 s).
+    await eventually(() => answer.signal.aborted, 15_000, "the agent's answer aborted");
+    expect((answer.signal.reason as Error).message).toBe('agent lease expired: no event for 3000 ms');
+    expect(agent.activeAnswers).toBe(0);
+    await eventually(async () => (await row('hung'))?.status === 'failed', 5_000, 'the row failed');
+    expect(await row('hung')).toMatchObject({ status: 'failed', text: 'thinking ' });
+  });
 });

@@ -119,6 +119,10 @@ export const PromptSchema = z.object({
 });
 export type Prompt = z.infer<typeof PromptSchema>;
 
-/** Published on `<prefix>.cancel.<conversationId>` when a device cancels a streaming answer. */
-export const CancelNoticeSchema = z.object({ conversationId: IdSchema, messageId: IdSchema });
+/**
+ * Published on `<prefix>.cancel.<conversationId>` when a streaming answer is ended for its agent:
+ * a device cancelled it, or the service ended it as abandoned (`reason` says which; absent from
+ * older services, meaning a device's cancel).
+ */
+export const CancelNoticeSchema = z.object({ conversationId: IdSchema, messageId: IdSchema, reason: z.string().max(500).optional() });
 export type CancelNotice = z.infer<typeof CancelNoticeSchema>;

@@ -58,7 +58,7 @@ export class ConversationCommands {
     const result = await this.writer.write(conversationId, { type: 'message.cancel', messageId, reason });
     // Also for a repeated cancel: the first may have been written by a request that then timed out,
     // or by an instance that died before its notice went out. Agents stop once, however many come.
-    const notice: CancelNotice = { conversationId, messageId };
+    const notice: CancelNotice = { conversationId, messageId, reason: 'cancelled by a device' };
     this.stream.nc.publish(this.stream.subjects.cancel(conversationId), this.encoder.encode(JSON.stringify(notice)));
     return result;
   }

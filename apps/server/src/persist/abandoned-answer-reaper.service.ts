@@ -1,12 +1,14 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type { Settings } from '@seqline/config';
 import { messageKey, MessageRepository } from '@seqline/persistence';
-import { SeqlineError } from '@seqline/protocol';
+import { SeqlineError, type CancelNotice } from '@seqline/protocol';
 import { Lease, LogStream } from '@seqline/streams';
 import type { Logger } from 'pino';
 import { LOGGER, SETTINGS } from '../core/tokens.js';
 import { ConversationWriter } from '../ingest/conversation-writer.service.js';
 import { AnswerStillActive } from '../ingest/command-decider.js';
+
+const encoder = new TextEncoder();
 
 /** Candidates looked at per sweep. */
 const SWEEP_PAGE = 100;
@@ -61,12 +63,12 @@ export class AbandonedAnswerReaper implements OnApplicationBootstrap, OnApplicat
         const key = messageKey(conversationId, id);
         if (this.passedOver.has(key)) continue;
         try {
-          await this.writer.write(conversationId, {
-            type: 'message.expire',
-            messageId: id,
-            error: `agent lease expired: no event for ${this.settings.agentLeaseMs} ms`,
-            silentSince: silentSince.toISOString(),
-          });
+          const error = `agent lease expired: no event for ${this.settings.agentLeaseMs} ms`;
+          await this.writer.write(conversationId, { type: 'message.expire', messageId: id, error, silentSince: silentSince.toISOString() });
+          // An agent that is only slow (a model call that hangs) learns it now, not at its next
+          // append, and stops generating what no device will be shown.
+          const notice: CancelNotice = { conversationId, messageId: id, reason: error };
+          this.stream.nc.publish(this.stream.subjects.cancel(conversationId), encoder.encode(JSON.stringify(notice)));
           this.logger.warn({ conversationId, messageId: id }, 'abandoned answer ended as failed');
         } catch (error) {
           // Ended meanwhile (MESSAGE_FINISHED), or still active in the log while its row lags: fine. Anything else is retried on the next sweep.
