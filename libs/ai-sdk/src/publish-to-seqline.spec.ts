@@ -83,6 +83,20 @@ describe('publishToSeqline', () => {
     expect(fromUi.ended).toBe('failed: the model stream ended before the model finished (interrupted)');
   });
 
+  it('keeps a tool call the model made invalidly, with its error, when the UI stream gives no input start first', async () => {
+    const answer = new RecordingAnswer();
+    const chunks: UIMessageChunk[] = [
+      { type: 'tool-input-error', toolCallId: 'c', toolName: 'lookup', input: { q: 'x' }, errorText: 'input does not match the schema' },
+      { type: 'tool-output-error', toolCallId: 'c', errorText: 'not run: invalid input' },
+    ];
+    expect(await publishToSeqline(answer, simulateReadableStream({ chunks }))).toBe('complete');
+    expect(answer.appends).toEqual([
+      { text: '{"q":"x"}', block: { type: 'tool', id: 'c', toolName: 'lookup' } },
+      { text: 'input does not match the schema', block: { type: 'tool', id: 'c', toolName: 'lookup', field: 'error' } },
+      { text: 'not run: invalid input', block: { type: 'tool', id: 'c', toolName: 'lookup', field: 'error' } },
+    ]);
+  });
+
   it("cuts a tool's error too long for one append, instead of having the answer refused", async () => {
     const answer = new RecordingAnswer();
     const chunks: UIMessageChunk[] = [

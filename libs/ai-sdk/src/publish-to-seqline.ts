@@ -134,6 +134,12 @@ class BlockWriter {
       case 'tool-input-available':
         this.toolCall(chunk.toolCallId, chunk.toolName, chunk.input);
         return undefined;
+      case 'tool-input-error':
+        // A call the model made invalidly (unknown tool, input that fails its schema): shown as the
+        // call with its error, as useChat shows it, and the tool is known to an output error after it.
+        this.toolCall(chunk.toolCallId, chunk.toolName, chunk.input);
+        this.answer.append(errorText(chunk.errorText), { type: 'tool', id: chunk.toolCallId, toolName: chunk.toolName, field: 'error' });
+        return undefined;
       case 'tool-output-available': {
         const tool = this.tools.get(chunk.toolCallId);
         if (tool) this.toolOutput(chunk.toolCallId, tool.toolName, chunk.output);
