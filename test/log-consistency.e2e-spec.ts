@@ -157,6 +157,8 @@ describe('log and Postgres under bad events and lost rows', () => {
     // A mistyped id is not a conversation to create.
     expect(await cli(seqline.settings, 'repair', 'r-typo')).toEqual({ code: 1, out: 'seqline: conversation r-typo does not exist: neither Postgres nor the log holds it' });
     expect(await seqline.server.infra.prisma.conversation.findUnique({ where: { id: 'r-typo' } })).toBeNull();
+    const unknown = await cli(seqline.settings, 'history', 'r-typo', '--json');
+    expect({ code: unknown.code, out: JSON.parse(unknown.out) as unknown }).toEqual({ code: 1, out: { code: 'UNKNOWN_CONVERSATION', message: 'conversation r-typo does not exist' } });
     const shown = await cli(seqline.settings, 'history', 'r-2');
     expect(shown.out).toBe('[user/u complete] hello\n[agent/repair-bot failed: model overloaded] partial ');
   });

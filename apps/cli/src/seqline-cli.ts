@@ -20,6 +20,8 @@ export async function runCli(args: string[], out: (text: string) => void, settin
   const json = args.includes('--json');
   const [command, target] = args.filter((arg) => arg !== '--json');
   const print = (value: unknown, text: string): void => out(json ? JSON.stringify(value, null, 2) : text);
+  /** A refusal, with the protocol's code: `{ code, message }` under `--json`, as every other answer. */
+  const fail = (error: { code: string; message: string }): void => print(error, `seqline: ${error.message}`);
   if (command === undefined || command === 'help' || command === '--help') {
     out(USAGE);
     return command === undefined ? 2 : 0;
@@ -44,7 +46,7 @@ export async function runCli(args: string[], out: (text: string) => void, settin
         for (const id of ids) {
           const result = await repair.repair(id);
           if (!result) {
-            out(`seqline: conversation ${id} does not exist: neither Postgres nor the log holds it`);
+            fail({ code: 'UNKNOWN_CONVERSATION', message: `conversation ${id} does not exist: neither Postgres nor the log holds it` });
             return 1;
           }
           results.push(result);
@@ -70,7 +72,7 @@ export async function runCli(args: string[], out: (text: string) => void, settin
         const { stream } = await context.stream();
         const messages = await history(context, target!, stream.epoch);
         if (!messages) {
-          out(`seqline: conversation ${target} does not exist`);
+          fail({ code: 'UNKNOWN_CONVERSATION', message: `conversation ${target} does not exist` });
           return 1;
         }
         print(messages, messages.map((m) => `[${m.author.role}/${m.author.id} ${m.status}${m.error ? `: ${m.error}` : ''}] ${m.text}`).join('\n'));
