@@ -36,8 +36,7 @@ export interface HeldFeed {
  */
 @Injectable()
 export class LiveFeed implements OnApplicationBootstrap, OnApplicationShutdown, FeedLog {
-  /** `epoch`: the log the feed follows; a feed of an older one is never handed out again. */
-  private readonly feeds = new Map<string, { feed: ConversationFeed; snapshots: SnapshotKeeper; epoch: string }>();
+  private readonly feeds = new Map<string, { feed: ConversationFeed; snapshots: SnapshotKeeper }>();
   private readonly tail: LogTail;
   private readonly recent: RecentLog;
   private sweeper?: NodeJS.Timeout;
@@ -65,28 +64,21 @@ export class LiveFeed implements OnApplicationBootstrap, OnApplicationShutdown, 
 
   /**
    * The log was recreated: every position a subscriber holds belongs to the old log. Each one is
-   * ended with `CURSOR_EXPIRED`, so its device starts again from a snapshot of the new log.
+   * ended with `CURSOR_EXPIRED`, so its device starts again from a snapshot of the new log. The
+   * feeds leave the map before any subscriber hears of it: a sink that subscribes again at once
+   * (an SSE stream does, in the same tick) must get a feed of the new log, not an old one, which no
+   * live event reaches any more. (The stream sets its new epoch and calls this in one tick, so no
+   * feed of the old log is handed out in between.)
    */
   private epochChanged(epoch: string, previous: string): void {
     this.metrics.epochChanges.inc();
     this.logger.warn({ epoch, previous, feeds: this.feeds.size }, 'the log was recreated; subscribers start again from a snapshot');
-    this.dropOlderLogs(previous);
-  }
-
-  /**
-   * Lets go of what was read from an older log, and ends the subscribers of its feeds. The feeds
-   * leave the map before any subscriber hears of it: a sink that subscribes again at once (an SSE
-   * stream does, in the same tick) must get a feed of the new log, not the old one, which no live
-   * event reaches any more.
-   */
-  private dropOlderLogs(previous: string): void {
-    const { epoch } = this.stream;
-    const old = [...this.feeds].filter(([, held]) => held.epoch !== epoch);
-    for (const [conversationId] of old) this.feeds.delete(conversationId);
+    const old = [...this.feeds.values()];
+    this.feeds.clear();
     this.recent.clear();
-    this.metrics.liveFeeds.set(this.feeds.size);
+    this.metrics.liveFeeds.set(0);
     const error = new SeqlineError(ErrorCode.CursorExpired, `the log was recreated (epoch ${previous} is now ${epoch}); subscribe without a cursor for a snapshot`);
-    for (const [, { feed, snapshots }] of old) {
+    for (const { feed, snapshots } of old) {
       snapshots.drop();
       feed.failAll(error);
     }
@@ -132,22 +124,14 @@ export class LiveFeed implements OnApplicationBootstrap, OnApplicationShutdown, 
   /** The conversation's feed, created if needed and kept until `release` is called. */
   hold(conversationId: string): HeldFeed {
     let held = this.feeds.get(conversationId);
-    if (held && held.epoch !== this.stream.epoch) {
-      // The log was recreated and this service has not been told yet (a stream that creates the
-      // log again sets its new epoch a few ticks before it calls its listeners): the old log is
-      // let go of now. Its subscribers may subscribe again meanwhile, creating the feed returned.
-      this.dropOlderLogs(held.epoch);
-      held = this.feeds.get(conversationId);
-    }
     if (!held) {
       const feed = new ConversationFeed(conversationId, this, {
         windowEvents: this.settings.feed.windowEvents,
         windowBytes: this.settings.feed.windowBytes,
         readBatch: READ_BATCH,
       });
-      const { epoch } = this.stream;
-      const snapshots = new SnapshotKeeper(feed, () => this.snapshotService.build(conversationId), epoch, SNAPSHOT_MAX_CHARS);
-      held = { feed, snapshots, epoch };
+      const snapshots = new SnapshotKeeper(feed, () => this.snapshotService.build(conversationId), this.stream.epoch, SNAPSHOT_MAX_CHARS);
+      held = { feed, snapshots };
       this.feeds.set(conversationId, held);
       this.metrics.liveFeeds.set(this.feeds.size);
     }
