@@ -9,7 +9,7 @@ import {
   type MsgRequest,
 } from '@nats-io/jetstream';
 import { headers } from '@nats-io/transport-node';
-import type { LogEvent, LogRecord } from '@seqline/protocol';
+import type { CancelNotice, LogEvent, LogRecord } from '@seqline/protocol';
 import { CONSUMER_CREATE_TIMEOUT_MS, isTransient, LeaderUnavailableError, retryTransient } from './election-retry.js';
 import { NatsRequester } from './nats-requester.js';
 import { decodeDeliveredEntry, decodeEntry, UndecodableEventError, type LogEntry } from './log-entry.js';
@@ -146,6 +146,14 @@ export class ConversationLog {
     return undefined;
   }
 
+  /**
+   * Tells agents that a streaming answer was ended for them (a device cancelled it, or the service
+   * ended it as abandoned). Core NATS: a notice may be missed, the refusal of the next command is not.
+   */
+  publishCancelNotice(notice: CancelNotice): void {
+    this.stream.nc.publish(this.stream.subjects.cancel(notice.conversationId), encoder.encode(JSON.stringify(notice)));
+  }
+
   /** The conversation's last event in the log as stored, undecoded; null when it has none. */
   async lastStored(conversationId: string): Promise<LogMessage | null> {
     return this.getMessage({ last_by_subj: this.stream.subjects.log(conversationId) });
@@ -153,8 +161,7 @@ export class ConversationLog {
 
   /** The sequence of the conversation's last event in the log, 0 when it has none (read without decoding it). */
   async lastSeq(conversationId: string): Promise<number> {
-    const stored = await this.getMessage({ last_by_subj: this.stream.subjects.log(conversationId) });
-    return stored?.seq ?? 0;
+    return (await this.lastStored(conversationId))?.seq ?? 0;
   }
 
   /** The sequence of the conversation's first event at or after `seq`, without decoding it; null when none. */

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Settings } from '@seqline/config';
-import { ConversationLog, LogStream } from '@seqline/streams';
-import { parseCursor, type Author, type CancelNotice, type Prompt } from '@seqline/protocol';
+import { ConversationLog } from '@seqline/streams';
+import { parseCursor, type Author, type Prompt } from '@seqline/protocol';
 import { SETTINGS } from '../core/tokens.js';
 import type { WriteResult } from './conversation-writer.service.js';
 import { WriteRouter } from './write-router.service.js';
@@ -12,12 +12,10 @@ const MAX_PROMPTS_LOOKED_AT = 1_000;
 /** What devices and admins may do to a conversation: post a prompt, cancel an answer. */
 @Injectable()
 export class ConversationCommands {
-  private readonly encoder = new TextEncoder();
 
   constructor(
     private readonly writer: WriteRouter,
     private readonly log: ConversationLog,
-    private readonly stream: LogStream,
     @Inject(SETTINGS) private readonly settings: Settings,
   ) {}
 
@@ -58,8 +56,7 @@ export class ConversationCommands {
     const result = await this.writer.write(conversationId, { type: 'message.cancel', messageId, reason });
     // Also for a repeated cancel: the first may have been written by a request that then timed out,
     // or by an instance that died before its notice went out. Agents stop once, however many come.
-    const notice: CancelNotice = { conversationId, messageId, reason: 'cancelled by a device' };
-    this.stream.nc.publish(this.stream.subjects.cancel(conversationId), this.encoder.encode(JSON.stringify(notice)));
+    this.log.publishCancelNotice({ conversationId, messageId, reason: 'cancelled by a device' });
     return result;
   }
 }

@@ -1,14 +1,12 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type { Settings } from '@seqline/config';
 import { messageKey, MessageRepository } from '@seqline/persistence';
-import { SeqlineError, type CancelNotice } from '@seqline/protocol';
-import { Lease, LogStream } from '@seqline/streams';
+import { SeqlineError } from '@seqline/protocol';
+import { ConversationLog, Lease, LogStream } from '@seqline/streams';
 import type { Logger } from 'pino';
 import { LOGGER, SETTINGS } from '../core/tokens.js';
 import { ConversationWriter } from '../ingest/conversation-writer.service.js';
 import { AnswerStillActive } from '../ingest/command-decider.js';
-
-const encoder = new TextEncoder();
 
 /** Candidates looked at per sweep. */
 const SWEEP_PAGE = 100;
@@ -36,6 +34,7 @@ export class AbandonedAnswerReaper implements OnApplicationBootstrap, OnApplicat
   constructor(
     private readonly messages: MessageRepository,
     private readonly writer: ConversationWriter,
+    private readonly log: ConversationLog,
     private readonly leadership: Lease,
     private readonly stream: LogStream,
     @Inject(SETTINGS) private readonly settings: Settings,
@@ -67,8 +66,7 @@ export class AbandonedAnswerReaper implements OnApplicationBootstrap, OnApplicat
           await this.writer.write(conversationId, { type: 'message.expire', messageId: id, error, silentSince: silentSince.toISOString() });
           // An agent that is only slow (a model call that hangs) learns it now, not at its next
           // append, and stops generating what no device will be shown.
-          const notice: CancelNotice = { conversationId, messageId: id, reason: error };
-          this.stream.nc.publish(this.stream.subjects.cancel(conversationId), encoder.encode(JSON.stringify(notice)));
+          this.log.publishCancelNotice({ conversationId, messageId: id, reason: error });
           this.logger.warn({ conversationId, messageId: id }, 'abandoned answer ended as failed');
         } catch (error) {
           // Ended meanwhile (MESSAGE_FINISHED), or still active in the log while its row lags: fine. Anything else is retried on the next sweep.

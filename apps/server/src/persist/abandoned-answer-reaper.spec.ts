@@ -2,7 +2,7 @@ import { jest } from '@jest/globals';
 import { loadEnv, settingsFrom } from '@seqline/config';
 import type { MessageRepository } from '@seqline/persistence';
 import { ErrorCode, SeqlineError } from '@seqline/protocol';
-import type { Lease, LogStream } from '@seqline/streams';
+import type { ConversationLog, Lease, LogStream } from '@seqline/streams';
 import { pino } from 'pino';
 import type { ConversationWriter } from '../ingest/conversation-writer.service.js';
 import { AbandonedAnswerReaper } from './abandoned-answer-reaper.service.js';
@@ -21,7 +21,7 @@ function build(stuck: number, ending: number) {
       return { cursor: 'e-1', duplicate: false };
     }),
   } as unknown as ConversationWriter;
-  const reaper = new AbandonedAnswerReaper(messages, writer, { held: true } as Lease, { epoch: 'e' } as LogStream, settingsFrom(loadEnv({})), pino({ level: 'silent' }));
+  const reaper = new AbandonedAnswerReaper(messages, writer, { publishCancelNotice: jest.fn() } as unknown as ConversationLog, { held: true } as Lease, { epoch: 'e' } as LogStream, settingsFrom(loadEnv({})), pino({ level: 'silent' }));
   return { reaper, ended, writer };
 }
 
