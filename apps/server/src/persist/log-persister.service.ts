@@ -41,8 +41,8 @@ const MAX_FLUSH_DELAY_MS = 1_000;
  * in the log: its last event there must be in Postgres (see `checkQuiet`).
  */
 const QUIET_MS = 3_000;
-/** Conversations looked at per check; the rest wait for the next one. */
-const QUIET_CHECK_BATCH = 200;
+/** Log lookups of a quiet check in flight at once: every conversation due is looked at, this many at a time. */
+const QUIET_LOOKUPS_AT_ONCE = 100;
 
 /**
  * What the persister needs of a delivered event: one the consumer delivered, or a conversation's
@@ -443,30 +443,37 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
     const quietSince = Date.now() - QUIET_MS;
     const due: string[] = [];
     for (const [conversationId, at] of this.applied) {
-      if (at > quietSince || due.length >= QUIET_CHECK_BATCH) break;
+      if (at > quietSince) break;
       due.push(conversationId);
     }
     if (due.length === 0) return;
     for (const conversationId of due) this.applied.delete(conversationId);
     const epoch = this.stream.epoch;
     const watermarks = await this.repository.watermarks(due);
-    const missing: PersistItem[] = [];
-    for (const conversationId of due) {
+    const current = due.filter((conversationId) => {
       const watermark = watermarks.get(conversationId);
-      if (!watermark || (watermark.epoch !== null && watermark.epoch !== epoch)) continue;
-      const last = await this.log.lastStored(conversationId);
-      if (!last || last.seq <= watermark.seq) continue;
-      this.logger.warn({ conversationId, watermark: watermark.seq, last: last.seq }, 'a quiet conversation has events in the log that Postgres lacks and no delivery brought; reading them from the log');
-      missing.push({
-        subject: last.subject,
-        seq: last.seq,
-        data: last.data,
-        info: { deliveryCount: REFILL_AFTER_DELIVERIES },
-        ack: () => undefined,
-        term: () => undefined,
-        // Still not applicable (a gap the log cannot fill now): looked at again after the next quiet time.
-        nak: () => void this.applied.set(conversationId, Date.now()),
-      });
+      return watermark !== undefined && (watermark.epoch === null || watermark.epoch === epoch);
+    });
+    const missing: PersistItem[] = [];
+    for (let i = 0; i < current.length; i += QUIET_LOOKUPS_AT_ONCE) {
+      const ids = current.slice(i, i + QUIET_LOOKUPS_AT_ONCE);
+      const lasts = await Promise.all(ids.map((conversationId) => this.log.lastStored(conversationId)));
+      for (const [j, last] of lasts.entries()) {
+        const conversationId = ids[j]!;
+        const watermark = watermarks.get(conversationId)!;
+        if (!last || last.seq <= watermark.seq) continue;
+        this.logger.warn({ conversationId, watermark: watermark.seq, last: last.seq }, 'a quiet conversation has events in the log that Postgres lacks and no delivery brought; reading them from the log');
+        missing.push({
+          subject: last.subject,
+          seq: last.seq,
+          data: last.data,
+          info: { deliveryCount: REFILL_AFTER_DELIVERIES },
+          ack: () => undefined,
+          term: () => undefined,
+          // Still not applicable (a gap the log cannot fill now): looked at again after the next quiet time.
+          nak: () => void this.applied.set(conversationId, Date.now()),
+        });
+      }
     }
     if (missing.length === 0 || this.stream.epoch !== epoch) return;
     if (this.buffer.length > 0 && this.bufferEpoch !== epoch) return;
