@@ -1,7 +1,7 @@
 import { SeqlineChatTransport, publishToSeqline, toUIMessages, type PublishOutcome } from '@seqline/ai-sdk';
 import { SeqlineClient } from '@seqline/client';
 import type { Message } from '@seqline/protocol';
-import { createConversation, eventually, http, metric, useSeqline } from '@seqline/testing';
+import { createConversation, eventually, http, metric, useSeqline, type SeqlineContext } from '@seqline/testing';
 import { readUIMessageStream, simulateReadableStream, streamText, tool, type UIMessage } from 'ai';
 import { MockLanguageModelV4 } from 'ai/test';
 import WebSocket from 'ws';
@@ -45,16 +45,21 @@ const expectedBlocks = [
   { type: 'text', id: '0-t', text: answerText },
 ];
 
-/** The AI SDK agent helper against a real server: the mock model of `ai/test`, streamed through Seqline. */
-describe('AI SDK agent helper', () => {
-  const seqline = useSeqline();
+/** Device SDK clients on the suite's server, closed after the suite. */
+function useDevices(seqline: SeqlineContext): () => SeqlineClient {
   const clients: SeqlineClient[] = [];
-  const device = () => {
+  afterAll(async () => Promise.all(clients.map((client) => client.close())));
+  return () => {
     const client = new SeqlineClient({ url: seqline.server.url, WebSocket });
     clients.push(client);
     return client;
   };
-  afterAll(async () => Promise.all(clients.map((client) => client.close())));
+}
+
+/** The AI SDK agent helper against a real server: the mock model of `ai/test`, streamed through Seqline. */
+describe('AI SDK agent helper', () => {
+  const seqline = useSeqline();
+  const device = useDevices(seqline);
 
   it('fails a chat on a conversation the server refuses, naming why, instead of showing it empty or waiting for ever', async () => {
     const transport = new SeqlineChatTransport({ client: device() });
@@ -217,13 +222,7 @@ describe('AI SDK agent helper', () => {
 /** A page that visits many chats, one after another, through one client. */
 describe('AI SDK chat transport over many chats', () => {
   const seqline = useSeqline();
-  const clients: SeqlineClient[] = [];
-  const device = () => {
-    const client = new SeqlineClient({ url: seqline.server.url, WebSocket });
-    clients.push(client);
-    return client;
-  };
-  afterAll(async () => Promise.all(clients.map((client) => client.close())));
+  const device = useDevices(seqline);
 
   it('lets a conversation go once its history is read, its answer streamed and its follower stopped, so a page visiting many chats holds none of them', async () => {
     const agent = await seqline.agent('ai-visits-agent');
