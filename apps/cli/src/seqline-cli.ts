@@ -8,6 +8,7 @@ const USAGE = `Usage: seqline <command> [--json]
 
   doctor                      check NATS, the log stream and its consumers, Postgres, migrations,
                               the persister lease and lag, holes and log epochs; exits 1 on a problem
+                              (recorded holes are a warning: no command can fill them)
   repair <conversation>       rebuild a conversation's rows and watermark from the log
   repair --all                the same for every conversation in Postgres or in the log
   conversations               list conversations
