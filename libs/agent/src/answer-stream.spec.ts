@@ -248,6 +248,38 @@ describe('AnswerStream', () => {
     for (const command of escaped.received) expect(Buffer.byteLength(JSON.stringify(command))).toBeLessThanOrEqual(64 * 1024);
   });
 
+  it('sends no fail for an answer whose start was refused: it is not this producer\'s to end', async () => {
+    // Another agent answers the same prompt under the same id: failing "our" answer would fail theirs.
+    for (const refusal of [
+      new SeqlineError(ErrorCode.MessageExists, 'message m exists, written by another agent'),
+      new SeqlineError(ErrorCode.MessageTooLarge, 'the answer does not fit a reply'),
+    ]) {
+      const service = new SlowService();
+      const answer = new AnswerStream(service, { conversationId: 'c', messageId: 'm', maxDeltaChars: 1_000 }, Promise.reject(refusal));
+      answer.append('a');
+      await expect(answer.fail('model error')).rejects.toBe(refusal);
+      expect(service.received).toEqual([]);
+      expect(answer.signal.aborted).toBe(true);
+    }
+  }, 5_000);
+
+  it('after a part refused for what it held, fail() still ends the open answer, with its epoch', async () => {
+    const service = new SlowService();
+    const answer = open(service, 1_000, { status: 'streaming', parts: 0, text: '', epoch: 3 });
+    await flush();
+    answer.append('a');
+    await flush();
+    await service.refuse(new SeqlineError(ErrorCode.MessageTooLarge, 'the answer would exceed 100 characters'));
+    const failed = answer.fail('too long');
+    await flush();
+    await service.ack();
+    await failed;
+    expect(service.received.map((command) => [command.type, command.epoch])).toEqual([
+      ['message.append', 3],
+      ['message.fail', 3],
+    ]);
+  });
+
   it('stops at a refusal: complete() rejects with it, the signal aborts, and nothing more is sent', async () => {
     const service = new SlowService();
     const answer = open(service);

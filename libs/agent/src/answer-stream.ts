@@ -172,7 +172,8 @@ export class AnswerStream {
     if (!this.failure) return;
     // A part refused for what it held (too large, malformed) leaves the answer open on the service,
     // still this producer's: a fail ends it for every device now rather than at the agent lease.
-    if (command.type === 'message.fail' && leavesAnswerOpen(this.failure)) {
+    // Not when the start itself was refused (no epoch): the answer, if any, is someone else's.
+    if (command.type === 'message.fail' && this.epoch !== undefined && leavesAnswerOpen(this.failure)) {
       await this.channel.send(this.conversationId, { ...command, epoch: this.epoch });
       return;
     }
