@@ -274,7 +274,7 @@ describe('AnswerStream', () => {
     await flush();
     await service.ack();
     await failed;
-    expect(service.received.map((command) => [command.type, command.epoch])).toEqual([
+    expect(service.received.map((command) => [command.type, 'epoch' in command ? command.epoch : undefined])).toEqual([
       ['message.append', 3],
       ['message.fail', 3],
     ]);
