@@ -182,9 +182,14 @@ describe('a reply larger than a NATS message', () => {
     expect(restarted).toMatchObject({ ok: false, error: { code: 'MESSAGE_TOO_LARGE' } });
     expect(!restarted.ok && restarted.error.message).toMatch(/^the answer so far is \d+ bytes as a reply, more than this NATS server's max_payload \(1048576 bytes\) allows; read it over REST$/);
 
-    // The instance goes on serving, and the producer with its known part number.
-    expect(await request('c-escaped', { type: 'message.append', messageId: 'm-escaped', part: 23, delta: 'end' })).toMatchObject({ ok: true, duplicate: false });
-    expect(await request('c-escaped', { type: 'message.complete', messageId: 'm-escaped' })).toMatchObject({ ok: true, duplicate: false });
+    // A take-over is refused the same way, before its claim is written: the answer stays its producer's.
+    const takeover = await request('c-escaped', { ...start, producerId: 'p2' });
+    expect(takeover).toMatchObject({ ok: false, error: { code: 'MESSAGE_TOO_LARGE' } });
+    expect(!takeover.ok && takeover.error.message).toMatch(/^the answer so far is \d+ bytes as a reply, more than this NATS server's max_payload \(1048576 bytes\) allows; read it over REST$/);
+
+    // The instance goes on serving, and the producer with its known part number and epoch.
+    expect(await request('c-escaped', { type: 'message.append', messageId: 'm-escaped', part: 23, delta: 'end', epoch: 1 })).toMatchObject({ ok: true, duplicate: false });
+    expect(await request('c-escaped', { type: 'message.complete', messageId: 'm-escaped', epoch: 1 })).toMatchObject({ ok: true, duplicate: false });
     await eventually(async () => (await row('c-escaped', 'm-escaped'))?.status === 'complete');
     expect(await row('c-escaped', 'm-escaped')).toMatchObject({ text: delta.repeat(22) + 'end', parts: 23 });
   });

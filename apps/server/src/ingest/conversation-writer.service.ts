@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Settings } from '@seqline/config';
 import { ConversationLog, LogStream, WrongLastSequenceError, type LogEntry } from '@seqline/streams';
-import { ErrorCode, formatCursor, SeqlineError, type AnswerState } from '@seqline/protocol';
+import { ErrorCode, formatCursor, SeqlineError, type AnswerState, type LogEvent } from '@seqline/protocol';
 import { SETTINGS } from '../core/tokens.js';
 import { KeyedMutex } from '../core/keyed-mutex.js';
 import { applyEntry, type ConversationState } from '@seqline/persistence';
@@ -10,6 +10,7 @@ import { MetricsService } from '../metrics/metrics.service.js';
 import { decide } from './command-decider.js';
 import type { IngestCommand } from './ingest-command.js';
 import { addedBytes, ConversationStateCache } from './conversation-state-cache.js';
+import { startReplyRefusal } from './reply-sender.js';
 
 const MAX_CACHED_CONVERSATIONS = 10_000;
 /** What the cached states may hold together (see `stateBytes`). */
@@ -128,6 +129,7 @@ export class ConversationWriter {
         }
         return this.result(state, command, decision.seq, true);
       }
+      if (decision.event.type === 'message.claimed') this.requireClaimReplyFits(state, decision.event);
       try {
         const result = await this.log.append(conversationId, decision.event, state.seq, decision.msgId, expectedLast ?? state.seq);
         if (result.duplicate) {
@@ -240,6 +242,16 @@ export class ConversationWriter {
       };
     }
     return result;
+  }
+
+  /** Refuses a take-over whose start reply (the answer so far) could not reach its producer, before it fences anyone. */
+  private requireClaimReplyFits(state: ConversationState, claim: Extract<LogEvent, { type: 'message.claimed' }>): void {
+    const message = state.messages.get(claim.messageId);
+    if (!message) return;
+    const answer = { status: message.status, parts: message.parts, text: message.text, producerId: claim.producerId, epoch: claim.epoch };
+    // The claim's sequence is not known before it is written: measured with the longest a cursor can be.
+    const refusal = startReplyRefusal(this.cursor(Number.MAX_SAFE_INTEGER), answer, this.stream.nc.info?.max_payload);
+    if (refusal) throw refusal;
   }
 
   private cursor(seq: number): string {

@@ -1,5 +1,5 @@
 import type { Msg } from '@nats-io/transport-node';
-import { ErrorCode, SeqlineError, type AgentReply } from '@seqline/protocol';
+import { ErrorCode, SeqlineError, type AgentReply, type AnswerState } from '@seqline/protocol';
 import type { Logger } from 'pino';
 
 /** nats-server's default `max_payload`, for a connection that has not told its own yet. */
@@ -19,15 +19,9 @@ export function sendReply(msg: Msg, reply: AgentReply, maxPayload: number | unde
   if (!msg.reply) return;
   let data = encoder.encode(JSON.stringify(reply));
   const limit = maxPayload ?? DEFAULT_MAX_PAYLOAD;
-  if (data.length > limit && reply.ok && reply.answer?.blocks) {
-    const { blocks: _omitted, ...answer } = reply.answer;
-    data = encoder.encode(JSON.stringify({ ...reply, answer: { ...answer, blocksOmitted: true } } satisfies AgentReply));
-  }
+  if (data.length > limit && reply.ok && reply.answer?.blocks) data = encoder.encode(JSON.stringify(withoutBlocks(reply)));
   if (data.length > limit) {
-    const refusal = new SeqlineError(
-      ErrorCode.MessageTooLarge,
-      `the answer so far is ${data.length} bytes as a reply, more than this NATS server's max_payload (${limit} bytes) allows; read it over REST`,
-    );
+    const refusal = replyTooLarge(data.length, limit);
     logger.warn({ subject: msg.subject, bytes: data.length, maxPayload: limit }, 'a reply was too large for NATS; refused instead');
     data = encoder.encode(JSON.stringify({ ok: false, error: refusal.toBody() } satisfies AgentReply));
   }
@@ -37,4 +31,27 @@ export function sendReply(msg: Msg, reply: AgentReply, maxPayload: number | unde
     // The connection is closing: the requester times out and retries elsewhere.
     logger.warn({ err: error, subject: msg.subject }, 'a reply could not be sent');
   }
+}
+
+/**
+ * The refusal a start reply carrying `answer` would meet in `sendReply`, or undefined when it fits.
+ * A take-over asks this before it writes its claim: a claim whose reply cannot be sent would fence
+ * the answer's producer while the new one never learns its epoch, leaving the answer to no one.
+ */
+export function startReplyRefusal(cursor: string, answer: AnswerState, maxPayload: number | undefined): SeqlineError | undefined {
+  const limit = maxPayload ?? DEFAULT_MAX_PAYLOAD;
+  // JSON escapes a UTF-16 unit to at most 6 bytes: most answers are plainly far below the limit.
+  if (answer.text.length * 6 + cursor.length + 1024 < limit) return undefined;
+  const bytes = encoder.encode(JSON.stringify(withoutBlocks({ ok: true, cursor, duplicate: false, answer }))).length;
+  return bytes > limit ? replyTooLarge(bytes, limit) : undefined;
+}
+
+function withoutBlocks(reply: AgentReply & { ok: true }): AgentReply {
+  if (!reply.answer?.blocks) return reply;
+  const { blocks: _omitted, ...answer } = reply.answer;
+  return { ...reply, answer: { ...answer, blocksOmitted: true } };
+}
+
+function replyTooLarge(bytes: number, limit: number): SeqlineError {
+  return new SeqlineError(ErrorCode.MessageTooLarge, `the answer so far is ${bytes} bytes as a reply, more than this NATS server's max_payload (${limit} bytes) allows; read it over REST`);
 }
