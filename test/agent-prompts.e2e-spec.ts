@@ -244,6 +244,45 @@ describe('prompts waiting for a free handler', () => {
   });
 });
 
+describe('a prompt handler that stalls', () => {
+  // Its own service: no other agent of the default group may take these prompts.
+  const seqline = useSeqline({ PROMPT_ACK_WAIT: '2s' });
+
+  it('gives up a handler that stalls: its answer aborts, its prompt is redelivered and its answer taken over, its slot serves the next prompt', async () => {
+    const agent = await seqline.agent('stalling');
+    const deliveries: string[] = [];
+    let stalled: AbortSignal | undefined;
+    await agent.onPrompt(
+      async (prompt) => {
+        deliveries.push(prompt.conversationId);
+        const answer = agent.startMessage(prompt.conversationId, { messageId: `${prompt.messageId}-answer` });
+        const { text } = await answer.ready;
+        if (prompt.conversationId === 'c-stuck' && !stalled) {
+          stalled = answer.signal;
+          answer.append('partial, ');
+          // A model call that never returns, and ignores the signal.
+          await new Promise(() => undefined);
+        }
+        answer.append(text ? 'then done' : `answer to ${prompt.conversationId}`);
+        await answer.complete();
+      },
+      { concurrency: 1, stallMs: 1_500 },
+    );
+    for (const id of ['c-stuck', 'c-next']) {
+      await createConversation(seqline.server.url, id);
+      expect((await http(seqline.server.url, 'POST', `/v1/conversations/${id}/messages`, { messageId: 'q', text: 'hello' })).status).toBe(202);
+    }
+    const answerOf = async (id: string) =>
+      (await http<{ items: { id: string; status: string; text: string }[] }>(seqline.server.url, 'GET', `/v1/conversations/${id}/messages`)).body.items.find((item) => item.id === 'q-answer');
+    await eventually(async () => (await answerOf('c-stuck'))?.status === 'complete' && (await answerOf('c-next'))?.status === 'complete', 20_000, 'both answered');
+    expect(await answerOf('c-stuck')).toMatchObject({ status: 'complete', text: 'partial, then done' });
+    expect(await answerOf('c-next')).toMatchObject({ status: 'complete', text: 'answer to c-next' });
+    expect((stalled?.reason as Error).message).toBe('its prompt handler made no progress for 1500 ms');
+    expect(deliveries.filter((id) => id === 'c-stuck')).toHaveLength(2);
+    await agent.close();
+  }, 30_000);
+});
+
 describe('an agent closing while it handles a prompt', () => {
   const seqline = useSeqline();
 

@@ -31,6 +31,8 @@ export interface AgentOptions {
 }
 
 const PROMPT_PULL_EXPIRES_MS = 5_000;
+/** How long a prompt's handler may go without starting an answer or appending to one before it is given up. */
+const DEFAULT_STALL_MS = 10 * 60_000;
 
 /** The answers a prompt's handler started, so its prompt is settled by how they ended (see `handle`). */
 const handlerAnswers = new AsyncLocalStorage<AnswerStream[]>();
@@ -138,10 +140,15 @@ export class SeqlineAgent {
    * A handler that returns normally is settled the same way by the first refusal among the
    * answers it started (`answer.refusal`): one that returns when `signal` aborts need not tell
    * a take-over from a cancel. With no refusal, its prompt is done with.
+   *
+   * A handler that neither starts an answer nor appends to one for `stallMs` (10 minutes) is
+   * given up: its answers' `signal` aborts, its prompt goes back to be redelivered (the next
+   * delivery takes its answer over) and its slot is free again. `Infinity` never gives up.
    */
-  async onPrompt(handler: PromptHandler, options: { group?: string; concurrency?: number } = {}): Promise<void> {
+  async onPrompt(handler: PromptHandler, options: { group?: string; concurrency?: number; stallMs?: number } = {}): Promise<void> {
     const group = options.group ?? DEFAULT_AGENT_GROUP;
     const concurrency = options.concurrency ?? 16;
+    const stallMs = options.stallMs ?? DEFAULT_STALL_MS;
     const running = new Semaphore(concurrency);
     const jsm = await jetstreamManager(this.nc);
     const ensure = () => ensurePromptConsumer(jsm, this.options.stream, this.sender.subjects.allPrompts, group);
@@ -170,7 +177,7 @@ export class SeqlineAgent {
               if (!msg) running.release();
             }
             if (!msg) continue;
-            this.handle(msg, handler, ackWaitMs, () => running.release());
+            this.handle(msg, handler, { ackWaitMs, stallMs }, () => running.release());
           }
         } catch {
           ready = ensure();
@@ -199,17 +206,36 @@ export class SeqlineAgent {
   }
 
   /** Runs `handler` on one prompt, keeping it in progress meanwhile, and acks it as `onPrompt` says. */
-  private handle(msg: JsMsg, handler: PromptHandler, ackWaitMs: number, done: () => void): void {
+  private handle(msg: JsMsg, handler: PromptHandler, timing: { ackWaitMs: number; stallMs: number }, done: () => void): void {
     const parsed = PromptSchema.safeParse(parseJson(msg.data));
     if (!parsed.success) {
       ignoreClosed(() => msg.term());
       return done();
     }
     this.prompts.add(msg);
-    const keepAlive = setInterval(() => ignoreClosed(() => msg.working()), Math.max(100, ackWaitMs / 3));
+    const answers: AnswerStream[] = [];
+    const startedAt = Date.now();
+    let over = false;
+    /** Settles the prompt once: a stalled handler given up may still return later, and must not settle it again or free a second slot. */
+    const finish = (settle: () => void, unended: string): void => {
+      if (over) return;
+      over = true;
+      clearInterval(keepAlive);
+      this.prompts.delete(msg);
+      ignoreClosed(settle);
+      for (const answer of answers) if (!answer.ending) answer.abort(unended);
+      done();
+    };
+    const keepAlive = setInterval(
+      () => {
+        const active = answers.reduce((latest, answer) => Math.max(latest, answer.lastAppendAt), startedAt);
+        if (Date.now() - active < timing.stallMs) return ignoreClosed(() => msg.working());
+        finish(() => msg.nak(1_000), `its prompt handler made no progress for ${timing.stallMs} ms`);
+      },
+      Math.max(100, Math.min(timing.ackWaitMs / 3, timing.stallMs / 2)),
+    );
     // The handler's work keeps a process alive, not this.
     keepAlive.unref();
-    const answers: AnswerStream[] = [];
     // A handler that throws before its first await is handled like one that rejects.
     void Promise.resolve()
       .then(() => handlerAnswers.run(answers, () => handler(parsed.data, this)))
@@ -219,17 +245,11 @@ export class SeqlineAgent {
           // stopped: its answers have. A prompt whose answer another agent took over is that
           // agent's to settle; one whose answer the service could not take is tried again.
           const refusal = answers.map((answer) => answer.refusal).find((error) => error !== undefined);
-          ignoreClosed(() => (refusal ? settlePrompt(msg, refusal) : msg.ack()));
+          finish(() => (refusal ? settlePrompt(msg, refusal) : msg.ack()), 'its prompt handler ended without ending it');
         },
-        (error: unknown) => ignoreClosed(() => settlePrompt(msg, error)),
-      )
-      .finally(() => {
-        clearInterval(keepAlive);
-        this.prompts.delete(msg);
         // Left unended by a handler that threw: nothing more is sent for them, and they are forgotten.
-        for (const answer of answers) if (!answer.ending) answer.abort('its prompt handler ended without ending it');
-        done();
-      });
+        (error: unknown) => finish(() => settlePrompt(msg, error), 'its prompt handler ended without ending it'),
+      );
   }
 }
 
