@@ -303,6 +303,13 @@ describe('a log stream deleted and recreated under a running service', () => {
       ['e-1', oldEpoch, 'yes', [{ type: 'reasoning', id: 'r1', text: 'hmm' }, { type: 'text', id: 't1', text: 'yes' }]],
     ]);
 
+    // The CLI shows what Postgres keeps of the older log too, under a line naming its epoch: the
+    // archived rows, and the rows of a conversation the new log has not reached yet.
+    expect((await cli(seqline.settings, 'history', 'e-1')).out).toBe(
+      [`-- log epoch ${oldEpoch} (older log) --`, '[user/u complete] before', '[agent/archiver complete] yes', `-- log epoch ${newEpoch} (current) --`, '[user/u complete] after'].join('\n'),
+    );
+    expect((await cli(seqline.settings, 'history', 'e-2')).out).toBe([`-- log epoch ${oldEpoch} (older log) --`, '[user/u complete] untouched'].join('\n'));
+
     const doctor = await cli(seqline.settings, 'doctor');
     expect(doctor.code).toBe(1);
     expect(doctor.out).toMatch(/^FAIL {2}epoch +1 conversations were persisted under an older log epoch/m);
@@ -313,6 +320,8 @@ describe('a log stream deleted and recreated under a running service', () => {
     expect(after.code).toBe(0);
     expect(await history(url, 'e-2')).toEqual([]);
     expect((await seqline.server.infra.prisma.archivedMessage.findMany({ where: { conversationId: 'e-2' } })).map((row) => row.text)).toEqual(['untouched']);
+    const archivedE2 = JSON.parse((await cli(seqline.settings, 'history', 'e-2', '--json')).out) as { text: string; cursor: string }[];
+    expect(archivedE2.map(({ text, cursor }) => [text, cursor.startsWith(`${oldEpoch}-`)])).toEqual([['untouched', true]]);
     await client.close();
   });
 });
@@ -386,7 +395,7 @@ describe('events that expire from the log before Postgres gets them', () => {
       expect(holes.map((hole) => [hole.conversationId, Number(hole.afterSeq) < firstLost, Number(hole.untilSeq), hole.reason])).toEqual([['h-lost', true, last, 'retention']]);
       const doctor = await cli(settings, 'doctor');
       expect(doctor.code).toBe(0);
-      expect(doctor.out).toMatch(/^WARN  holes +1 recorded in 1 conversation, newest first /m);
+      expect(doctor.out).toMatch(/^WARN {2}holes +1 recorded in 1 conversation, newest first /m);
       expect(doctor.out).toMatch(new RegExp(`^    h-lost: events \\d+-${last} \\(epoch \\w+\\) expired before they were persisted$`, 'm'));
     } finally {
       await nc.close();

@@ -1,5 +1,5 @@
 import { toPublicMessage } from '@seqline/persistence';
-import type { ConversationRecord } from '@seqline/persistence';
+import type { ArchivedMessage, ConversationRecord } from '@seqline/persistence';
 import type { Message } from '@seqline/protocol';
 import type { CliContext } from './cli-context.js';
 
@@ -16,14 +16,23 @@ export async function listConversations(context: CliContext): Promise<Conversati
   }
 }
 
-/** A conversation's messages as Postgres holds them, in log order; null for an unknown conversation. */
-export async function history(context: CliContext, conversationId: string, epoch: string): Promise<Message[] | null> {
+/**
+ * A conversation's messages as Postgres holds them, in log order, with the rows kept from older
+ * log epochs first (each message's cursor names its epoch); null for an unknown conversation.
+ */
+export async function history(context: CliContext, conversationId: string, currentEpoch: string): Promise<(Message | ArchivedMessage)[] | null> {
   if (!(await context.conversations.exists(conversationId))) return null;
-  const all: Message[] = [];
+  // Rows not yet archived after the log was recreated still count in the conversation's own epoch.
+  const epoch = (await context.messages.watermarks([conversationId])).get(conversationId)?.epoch ?? currentEpoch;
+  const current: Message[] = [];
   for (let after = 0; ; ) {
     const page = await context.messages.page(conversationId, after, PAGE, epoch);
-    all.push(...page.map(toPublicMessage));
-    if (page.length < PAGE) return all;
+    current.push(...page.map(toPublicMessage));
+    if (page.length < PAGE) break;
     after = page.at(-1)!.createdSeq;
   }
+  // Read after the rows: a row archived in between is found there, once (by its cursor), not lost.
+  const shown = new Set(current.map((message) => message.cursor));
+  const archived = (await context.messages.archived(conversationId)).filter((message) => !shown.has(message.cursor));
+  return [...archived, ...current];
 }

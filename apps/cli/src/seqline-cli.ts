@@ -1,4 +1,6 @@
 import type { Settings } from '@seqline/config';
+import type { ArchivedMessage } from '@seqline/persistence';
+import { parseCursor, type Message } from '@seqline/protocol';
 import { history, listConversations } from './admin.commands.js';
 import { CliContext } from './cli-context.js';
 import { ConversationRepair } from './conversation-repair.js';
@@ -12,7 +14,7 @@ const USAGE = `Usage: seqline <command> [--json]
   repair <conversation>       rebuild a conversation's rows and watermark from the log
   repair --all                the same for every conversation in Postgres or in the log
   conversations               list conversations
-  history <conversation>      a conversation's messages as Postgres holds them
+  history <conversation>      a conversation's messages as Postgres holds them, older log epochs first
 
 Reads the same environment as the server (NATS_URL, DATABASE_URL, SEQLINE_PREFIX, ...).`;
 
@@ -76,7 +78,7 @@ export async function runCli(args: string[], out: (text: string) => void, settin
           fail({ code: 'UNKNOWN_CONVERSATION', message: `conversation ${target} does not exist` });
           return 1;
         }
-        print(messages, messages.map((m) => `[${m.author.role}/${m.author.id} ${m.status}${m.error ? `: ${m.error}` : ''}] ${m.text}`).join('\n'));
+        print(messages, historyText(messages, stream.epoch));
         return 0;
       }
       default:
@@ -88,3 +90,15 @@ export async function runCli(args: string[], out: (text: string) => void, settin
   }
 }
 
+/** One line a message; rows of an older log epoch (the log was recreated) under a line naming it. */
+function historyText(messages: (Message | ArchivedMessage)[], currentEpoch: string): string {
+  const lines: string[] = [];
+  let epoch: string | undefined;
+  for (const m of messages) {
+    const own = parseCursor(m.cursor)?.epoch;
+    if (own !== epoch && (own !== currentEpoch || epoch !== undefined)) lines.push(`-- log epoch ${own}${own === currentEpoch ? ' (current)' : ' (older log)'} --`);
+    epoch = own;
+    lines.push(`[${m.author.role}/${m.author.id} ${m.status}${m.error ? `: ${m.error}` : ''}] ${m.text}`);
+  }
+  return lines.join('\n');
+}

@@ -1,6 +1,6 @@
 import type { PrismaService } from './prisma.service.js';
 import { BatchedReads, type BatchedReadsOptions } from './batched-reads.js';
-import { toMessageState, type MessageState } from './records.js';
+import { toArchivedMessage, toMessageState, type ArchivedMessage, type MessageState } from './records.js';
 
 /**
  * Prisma ends an interactive transaction after 5 s by default. A batch on a slow database, and
@@ -60,6 +60,12 @@ export class MessageRepository {
       take: limit,
     });
     return rows.map((row) => toMessageState(row, epoch));
+  }
+
+  /** Rows kept from older log epochs (see `archiveOtherEpochs`), oldest epoch first, each in log order. */
+  async archived(conversationId: string): Promise<ArchivedMessage[]> {
+    const rows = await this.prisma.archivedMessage.findMany({ where: { conversationId }, orderBy: [{ logEpoch: 'asc' }, { createdSeq: 'asc' }] });
+    return rows.map(toArchivedMessage);
   }
 
   /**

@@ -1,5 +1,5 @@
 import { foldBlocks, formatCursor, type Message, type MessageBlock } from '@seqline/protocol';
-import type { Conversation as ConversationRow, Message as MessageRow } from './generated/client.js';
+import type { ArchivedMessage as ArchivedMessageRow, Conversation as ConversationRow, Message as MessageRow } from './generated/client.js';
 
 export interface ConversationRecord {
   id: string;
@@ -39,6 +39,23 @@ export function toMessageState(row: MessageRow, epoch: string): MessageState {
     partLengths: row.partLengths,
     ...(row.producerId === null ? {} : { producerId: row.producerId }),
     producerEpoch: row.producerEpoch,
+  };
+}
+
+/** A message kept from an older log epoch, with the cursor it had in that log; the archive keeps no part count. */
+export type ArchivedMessage = Omit<Message, 'parts'>;
+
+export function toArchivedMessage(row: ArchivedMessageRow): ArchivedMessage {
+  return {
+    id: row.id,
+    author: { role: row.authorRole as Message['author']['role'], id: row.authorId },
+    status: row.status as Message['status'],
+    text: row.text,
+    ...blocksOf(row.blocks),
+    ...(row.error === null ? {} : { error: row.error }),
+    createdAt: row.createdAt.toISOString(),
+    updatedAt: row.updatedAt.toISOString(),
+    cursor: formatCursor({ epoch: row.logEpoch, seq: Number(row.createdSeq) }),
   };
 }
 
