@@ -134,6 +134,7 @@ describe('SeqlineClient holds one socket at a time', () => {
     h.client.connect();
     await settle();
     expect(h.sockets).toHaveLength(2);
+    h.last().accept();
     await jest.advanceTimersByTimeAsync(20_000);
     expect(h.sockets).toHaveLength(2);
     expect(h.held()).toEqual([h.sockets[1]]);
@@ -568,6 +569,102 @@ describe('SeqlineClient stopped for good by the server', () => {
     await jest.advanceTimersByTimeAsync(60_000);
     expect(h.sockets).toHaveLength(1);
     expect(posting).toMatchObject({ state: 'rejected', value: { code: 'UNAUTHORIZED' } });
+  });
+});
+
+describe('SeqlineClient told why the server refused it', () => {
+  it('keeps the connection refusal for the app until a session works, and with a provider keeps trying', async () => {
+    const h = start({ token: () => 'revoked' });
+    await settle();
+    h.last().accept();
+    h.last().deliver({ type: 'error', code: 'UNAUTHORIZED', message: 'token refused' });
+    h.last().end(4401);
+    expect(h.client.refusal).toEqual({ code: 'UNAUTHORIZED', message: 'token refused' });
+    await jest.advanceTimersByTimeAsync(250);
+    expect(h.sockets).toHaveLength(2);
+    h.last().accept();
+    h.last().deliver({ type: 'pong' });
+    expect(h.client.refusal).toBeUndefined();
+  });
+
+  it('without a provider, stops: every subscription carries the refusal, and requests made afterwards fail at once until connect()', async () => {
+    const h = start();
+    const conversation = h.client.subscribe('c1');
+    const errors: string[] = [];
+    conversation.on((change) => change.type === 'error' && errors.push(change.code));
+    await settle();
+    h.last().accept();
+    h.last().deliver({ type: 'error', code: 'UNAUTHORIZED', message: 'token refused' });
+    h.last().end(4401);
+    expect(errors).toEqual(['UNAUTHORIZED']);
+    expect(conversation.refusal?.code).toBe('UNAUTHORIZED');
+    const late = track(h.client.post('c1', 'hello', { messageId: 'q2' }));
+    await settle();
+    expect(late).toMatchObject({ state: 'rejected', value: { code: 'UNAUTHORIZED' } });
+    h.client.connect();
+    await settle();
+    expect(h.sockets).toHaveLength(2);
+    h.last().accept();
+    const posting = track(h.client.post('c1', 'hello', { messageId: 'q3' }));
+    await settle();
+    expect(posting.state).toBe('pending');
+    expect(h.last().frames().map((frame) => frame.type)).toEqual(['subscribe', 'post']);
+  });
+});
+
+describe('SeqlineClient state bookkeeping', () => {
+  it('a state listener that throws does not stop the reconnect', async () => {
+    const h = start();
+    const spy = jest.spyOn(console, 'error').mockImplementation(() => undefined);
+    h.client.onStateChange((state) => {
+      if (state === 'offline') throw new Error('listener bug');
+    });
+    await settle();
+    h.last().accept();
+    h.last().end(1006);
+    await jest.advanceTimersByTimeAsync(250);
+    expect(h.sockets).toHaveLength(2);
+    expect(spy).toHaveBeenCalledWith('seqline: a state listener threw', expect.any(Error));
+  });
+
+  it('closing the one conversation still catching up leaves the client live; subscribing to another while live is catching up', async () => {
+    const { h } = await following();
+    expect(h.client.state).toBe('live');
+    const other = h.client.subscribe('c2');
+    expect(h.client.state).toBe('catching-up');
+    await settle();
+    other.close();
+    expect(h.client.state).toBe('live');
+    const third = h.client.subscribe('c3');
+    await settle();
+    h.last().deliver({ type: 'snapshot', conversationId: 'c3', cursor: 'e1-9', messages: [] });
+    expect(h.client.state).toBe('live');
+    third.close();
+  });
+
+  it('an unsubscribe answered NOT_SUBSCRIBED (the conversation was refused) does not mark the new subscription to it refused', async () => {
+    const h = start();
+    const first = h.client.subscribe('c1');
+    await settle();
+    h.last().accept();
+    h.last().deliver({ type: 'error', conversationId: 'c1', code: 'FORBIDDEN', message: 'not yours' });
+    first.close();
+    const again = h.client.subscribe('c1');
+    await settle();
+    h.last().deliver({ type: 'error', conversationId: 'c1', code: 'NOT_SUBSCRIBED', message: 'not subscribed to c1' });
+    h.last().deliver({ type: 'snapshot', conversationId: 'c1', cursor: 'e1-3', messages: [] });
+    expect({ refusal: again.refusal, live: again.live, state: h.client.state }).toEqual({ refusal: undefined, live: true, state: 'live' });
+  });
+
+  it('drops an upgrade that does not complete and tries again', async () => {
+    const h = start();
+    await settle();
+    expect(h.sockets).toHaveLength(1);
+    await jest.advanceTimersByTimeAsync(15_000);
+    expect(h.client.state).not.toBe('live');
+    await jest.advanceTimersByTimeAsync(250);
+    expect(h.sockets).toHaveLength(2);
+    expect(h.sockets[0]!.readyState).toBe(CLOSED);
   });
 });
 

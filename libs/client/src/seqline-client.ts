@@ -38,6 +38,11 @@ export interface SeqlineClientOptions {
    * change, a sleep) is noticed. `false` turns it off.
    */
   heartbeat?: SilenceWatchdogOptions | false;
+  /**
+   * How long an upgrade may take before the attempt is dropped and retried (a phone that changed
+   * networks mid-connect would otherwise wait out the system's TCP timeout). Default 15 s.
+   */
+  connectTimeoutMs?: number;
 }
 
 interface PendingRequest {
@@ -88,6 +93,10 @@ export class SeqlineClient {
   private awaitingFirstFrame = false;
   /** Watches the open socket for silence; replaced with each socket. */
   private watchdog?: SilenceWatchdog;
+  /** Why the server last refused the connection; cleared once a session works. */
+  private connectionRefusal?: { code: ErrorCode; message: string };
+  /** Set when the server closed for good: requests fail with it until `connect()`. */
+  private stopped?: SeqlineError;
 
   constructor(private readonly options: SeqlineClientOptions) {
     this.store = tolerantStore(options.store ?? new MemoryCursorStore());
@@ -99,6 +108,19 @@ export class SeqlineClient {
 
   get state(): ConnectionState {
     return this.stateValue;
+  }
+
+  /**
+   * Why the server last refused the connection (`UNAUTHORIZED`, `TOKEN_EXPIRED`, ...), as its
+   * error frame said, until a session works again: what tells "log in again" from "offline".
+   * With a token provider the client keeps trying (a fresh token may pass); without one, a refused
+   * token stops it, and every subscription's `refusal` says so too.
+   *
+   * @example
+   * client.onStateChange(() => { if (client.refusal?.code === 'UNAUTHORIZED') showLogin(); });
+   */
+  get refusal(): { code: ErrorCode; message: string } | undefined {
+    return this.connectionRefusal;
   }
 
   /** Calls `listener` whenever the connection state changes; returns a function that stops it. */
@@ -119,6 +141,8 @@ export class SeqlineClient {
     }
     const subscription = new Subscription(conversationId, (s) => this.detach(s));
     this.subscriptions.set(conversationId, subscription);
+    // A live client has one conversation to catch up on now.
+    this.refreshState();
     void (async () => {
       const stored = await this.store.load(conversationId);
       // Closed (and perhaps subscribed to again) while loading: the server must not hear of it.
@@ -158,11 +182,13 @@ export class SeqlineClient {
     this.watchdog?.stop();
     this.socket?.close(1000, 'client disconnect');
     this.socket = undefined;
+    for (const subscription of this.subscriptions.values()) subscription.live = false;
     this.setState('offline');
   }
 
   connect(): void {
     this.wanted = true;
+    this.stopped = undefined;
     // Connected, or a token on its way: opening another socket would leave one that is never closed.
     if (this.socket) return;
     if (this.opening) return this.setState('connecting');
@@ -207,11 +233,24 @@ export class SeqlineClient {
     this.socket = undefined;
     this.watchdog?.stop();
     stale?.close(1000, 'client reconnect');
-    const socket = new this.Socket(socketUrl(this.options.url, token));
+    let socket: SocketLike;
+    try {
+      socket = new this.Socket(socketUrl(this.options.url, token));
+    } catch (error) {
+      // A URL the platform refuses (an `http:` service from an `https:` page): retrying cannot help.
+      console.error('seqline: the WebSocket could not be created', error);
+      this.setState('offline');
+      return;
+    }
     this.socket = socket;
     this.awaitingFirstFrame = false;
     let openedAt: number | undefined;
+    const connectTimer = setTimeout(() => {
+      socket.close(1000, 'connect timeout');
+      lost(1006);
+    }, this.options.connectTimeoutMs ?? 15_000);
     const lost = (code: number): void => {
+      clearTimeout(connectTimer);
       if (this.socket !== socket) return;
       this.socket = undefined;
       watchdog?.stop();
@@ -252,6 +291,7 @@ export class SeqlineClient {
           );
     this.watchdog = watchdog;
     socket.onopen = () => {
+      clearTimeout(connectTimer);
       // The back-off is not reset here: the server refuses a token or a connection right after the upgrade.
       openedAt = Date.now();
       watchdog?.start();
@@ -284,8 +324,15 @@ export class SeqlineClient {
       closeCode === CloseCode.Unauthorized
         ? new SeqlineError(ErrorCode.Unauthorized, 'the server refused the token and no token provider can give another: the client stopped')
         : new SeqlineError(ErrorCode.FrameTooLarge, `the server closed the connection for good (${closeCode}): the client stopped`);
+    this.stopped = error;
+    this.connectionRefusal ??= { code: error.code, message: error.message };
     for (const request of this.pending.values()) request.reject(error);
     this.pending.clear();
+    // Each conversation is told, as for one refused on its own, so views can say why they stopped.
+    for (const subscription of this.subscriptions.values()) {
+      subscription.refusal = { code: error.code, message: error.message };
+      subscription.emit({ type: 'error', code: error.code, message: error.message });
+    }
   }
 
   /** The back-off for reconnects, and for subscribe retries and repairs (`reconnect` bounds all three). */
@@ -295,12 +342,16 @@ export class SeqlineClient {
 
   private receive(frame: ServerFrame): void {
     // Any answer but an error shows the session works; a refused one gets an error frame, then its close.
-    if (frame.type !== 'error') this.attempt = 0;
+    if (frame.type !== 'error') {
+      this.attempt = 0;
+      this.connectionRefusal = undefined;
+    }
     switch (frame.type) {
       case 'snapshot': {
         const subscription = this.subscriptions.get(frame.conversationId);
         if (!subscription) return;
         subscription.view.reset({ cursor: frame.cursor, messages: frame.messages });
+        subscription.refusal = undefined;
         subscription.repairing = false;
         subscription.retries = 0;
         // A retry or repair still waiting would only start this stream over.
@@ -315,6 +366,7 @@ export class SeqlineClient {
       case 'subscribed': {
         const subscription = this.subscriptions.get(frame.conversationId);
         if (!subscription) return;
+        subscription.refusal = undefined;
         subscription.repairing = false;
         subscription.retries = 0;
         clearTimeout(subscription.retryTimer);
@@ -360,7 +412,15 @@ export class SeqlineClient {
           this.settle(frame.ref, frame);
           return;
         }
-        const subscription = frame.conversationId ? this.subscriptions.get(frame.conversationId) : undefined;
+        // Neither a request's nor a conversation's: the connection's own refusal, its close follows.
+        if (!frame.conversationId) {
+          this.connectionRefusal = { code: frame.code as ErrorCode, message: frame.message };
+          return;
+        }
+        // The answer to an unsubscribe the server had no subscription for (one it refused): never
+        // about a subscription made since, which it would mark refused.
+        if (frame.code === ErrorCode.NotSubscribed) return;
+        const subscription = this.subscriptions.get(frame.conversationId);
         if (!subscription) return;
         if (frame.code === ErrorCode.BadCursor || frame.code === ErrorCode.CursorExpired) {
           // Our stored state does not fit this log: start over from a snapshot.
@@ -394,6 +454,7 @@ export class SeqlineClient {
 
   private request(frame: Record<string, unknown>): Promise<ServerFrame> {
     if (this.closed) return Promise.reject(new SeqlineError(ErrorCode.Unavailable, 'the client is closed'));
+    if (this.stopped) return Promise.reject(this.stopped);
     const ref = `r${++this.nextRef}`;
     // The server cannot read the `ref` of a frame over its limit, so its error would never settle
     // this request, and every reconnect would send the frame again.
@@ -454,10 +515,17 @@ export class SeqlineClient {
     void this.save(subscription);
     // Not yet loaded: its subscribe was never sent, and the server's NOT_SUBSCRIBED would reach a successor.
     if (subscription.loaded) this.sendFrame({ type: 'unsubscribe', conversationId: subscription.conversationId });
+    // The one conversation still catching up may be the one gone.
+    this.refreshState();
   }
 
   private refreshLive(subscription: Subscription): void {
     subscription.updateLive();
+    this.refreshState();
+  }
+
+  /** `live` once every conversation is live or refused; only while a socket is open. */
+  private refreshState(): void {
     if (this.socket?.readyState !== OPEN) return;
     const all = [...this.subscriptions.values()].every((s) => s.live || s.refusal !== undefined);
     this.setState(all ? 'live' : 'catching-up');
@@ -481,7 +549,14 @@ export class SeqlineClient {
   private setState(state: ConnectionState): void {
     if (state === this.stateValue) return;
     this.stateValue = state;
-    for (const listener of this.stateListeners) listener(state);
+    for (const listener of this.stateListeners) {
+      try {
+        listener(state);
+      } catch (error) {
+        // An app listener that throws must not stop the reconnect that follows a state change.
+        console.error('seqline: a state listener threw', error);
+      }
+    }
   }
 }
 
