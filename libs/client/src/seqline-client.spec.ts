@@ -572,6 +572,22 @@ describe('SeqlineClient stopped for good by the server', () => {
   });
 });
 
+describe('SeqlineClient following many conversations', () => {
+  it('sends 32 subscribes on a new socket, and the rest once the server first answers, so it is not closed for frames sent before its token check', async () => {
+    const h = start();
+    const ids = Array.from({ length: 100 }, (_, i) => `c${i}`);
+    const subscriptions = ids.map((id) => h.client.subscribe(id));
+    await settle();
+    h.last().accept();
+    const subscribed = () => h.last().frames().filter((frame) => frame.type === 'subscribe').map((frame) => frame.conversationId);
+    expect(subscribed()).toEqual(ids.slice(0, 32));
+    expect(h.last().frames().filter((frame) => frame.type === 'ping')).toHaveLength(1);
+    subscriptions[40]!.close();
+    h.last().deliver({ type: 'subscribed', conversationId: 'c0', head: 'e1-0' });
+    expect(subscribed()).toEqual(ids.filter((id) => id !== 'c40'));
+  });
+});
+
 describe('SeqlineClient told why the server refused it', () => {
   it('keeps the connection refusal for the app until a session works, and with a provider keeps trying', async () => {
     const h = start({ token: () => 'revoked' });

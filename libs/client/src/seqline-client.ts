@@ -64,6 +64,13 @@ const FINAL_CLOSE_CODES = new Set<number>([CloseCode.FrameTooLarge]);
 const HEALTHY_AFTER_MS = 5_000;
 
 /**
+ * Subscribes sent on a new socket before the server first answers. It holds at most 64 frames
+ * while it checks the token, and a server whose `LIMIT_SUBSCRIPTIONS_PER_SOCKET` is raised past
+ * that would otherwise close (1008) a device that follows many conversations on every reconnect.
+ */
+const EARLY_SUBSCRIBES = 32;
+
+/**
  * The device SDK: one WebSocket, any number of conversations, each resumed from its stored cursor.
  *
  * @example
@@ -91,6 +98,8 @@ export class SeqlineClient {
   private closed = false;
   /** Requests waiting to be sent until the new socket's first frame from the server. */
   private awaitingFirstFrame = false;
+  /** Subscribes that wait for it too (see EARLY_SUBSCRIBES). */
+  private laterSubscribes: Subscription[] = [];
   /** Watches the open socket for silence; replaced with each socket. */
   private watchdog?: SilenceWatchdog;
   /** Why the server last refused the connection; cleared once a session works. */
@@ -244,6 +253,7 @@ export class SeqlineClient {
     }
     this.socket = socket;
     this.awaitingFirstFrame = false;
+    this.laterSubscribes = [];
     let openedAt: number | undefined;
     const connectTimer = setTimeout(() => {
       socket.close(1000, 'connect timeout');
@@ -296,11 +306,13 @@ export class SeqlineClient {
       openedAt = Date.now();
       watchdog?.start();
       this.setState(this.subscriptions.size > 0 ? 'catching-up' : 'live');
-      for (const subscription of this.subscriptions.values()) this.sendSubscribe(subscription);
+      const subscriptions = [...this.subscriptions.values()];
+      for (const subscription of subscriptions.slice(0, EARLY_SUBSCRIBES)) this.sendSubscribe(subscription);
+      this.laterSubscribes = subscriptions.slice(EARLY_SUBSCRIBES);
       // The server holds only so many frames while it checks the token (64, 1 MiB): requests
-      // queued while offline wait for its first answer, which a ping asks for, so a long queue
-      // does not get the connection closed (1008) on every reconnect.
-      if (this.pending.size > 0) {
+      // queued while offline, and subscribes past the first few, wait for its first answer, which
+      // a ping asks for, so a long queue does not get the connection closed (1008) on every reconnect.
+      if (this.pending.size > 0 || this.laterSubscribes.length > 0) {
         this.awaitingFirstFrame = true;
         this.sendFrame({ type: 'ping' });
       }
@@ -310,6 +322,10 @@ export class SeqlineClient {
       watchdog?.heard();
       if (this.awaitingFirstFrame) {
         this.awaitingFirstFrame = false;
+        const later = this.laterSubscribes;
+        this.laterSubscribes = [];
+        // Not those closed meanwhile (nor one subscribed to again, which sent its own).
+        for (const subscription of later) if (this.subscriptions.get(subscription.conversationId) === subscription) this.sendSubscribe(subscription);
         for (const [ref, request] of this.pending) this.sendFrame({ ...request.frame, ref });
       }
       this.receive(JSON.parse(String(event.data)) as ServerFrame);
