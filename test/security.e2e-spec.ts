@@ -218,6 +218,36 @@ describe('security', () => {
     for (const device of held) await device.close();
   });
 
+  it('limits subscribes per socket, so a device sending them in a loop cannot load the log for everyone, and others subscribe meanwhile', async () => {
+    const url = seqline.server.url;
+    const flooder = new WsDevice(url, 'sec-a');
+    flooder.token = await sign({ conversations: { 'sec-a': ['read'] } }, { subject: 'looping' });
+    await flooder.connect();
+    // A cursor far ahead of the log: each one costs log reads before its BAD_CURSOR.
+    const ahead = `${seqline.server.infra.stream.epoch}-999999999`;
+    for (let i = 0; i < 200; i++) flooder.send({ type: 'subscribe', ref: `s${i}`, conversationId: 'sec-a', after: ahead });
+    const answered = () => flooder.frames.filter((f) => f.type === 'error' && f.ref?.startsWith('s'));
+    await flooder.until(() => answered().some((f) => f.ref === 's199'), 15_000);
+    // The subscribes judged are still being read; one replaced by a later subscribe is not answered.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const codes = answered().map((f) => f.code);
+    // The burst (twice the 32 subscriptions a socket may hold) is judged; the rest is refused before any log read.
+    expect(codes.filter((code) => code === 'BAD_CURSOR').length).toBeGreaterThan(0);
+    expect(codes.filter((code) => code === 'BAD_CURSOR').length).toBeLessThanOrEqual(64 + 10);
+    expect(codes.filter((code) => code === 'RATE_LIMITED').length).toBeGreaterThanOrEqual(200 - 64 - 10);
+    expect(codes.every((code) => code === 'BAD_CURSOR' || code === 'RATE_LIMITED')).toBe(true);
+    expect(answered().find((f) => f.code === 'RATE_LIMITED')?.message).toBe('over 20 subscribes and token refreshes per second on this socket; retry shortly');
+
+    const other = new WsDevice(url, 'sec-a');
+    other.token = await sign({ conversations: { 'sec-a': ['read'] } }, { subject: 'calm' });
+    await other.connect();
+    other.send({ type: 'subscribe', ref: 'mine', conversationId: 'sec-a' });
+    await other.until(() => other.frames.some((f) => f.ref === 'mine'));
+    expect(other.frames.find((f) => f.ref === 'mine')?.type).toBe('snapshot');
+    await flooder.close();
+    await other.close();
+  });
+
   it('limits agent commands per conversation without slowing other conversations', async () => {
     const nc = await connect({ servers: seqline.settings.nats.url });
     const subject = (id: string) => `${seqline.settings.log.prefix}.agent.${id}`;

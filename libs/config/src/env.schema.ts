@@ -84,6 +84,7 @@ export const EnvSchema = z.object({
     .optional(),
   LIMIT_CONNECTIONS_PER_USER: wholeNumber(1).default(20),
   LIMIT_DEVICE_POSTS_PER_SECOND: wholeNumber(1).default(5),
+  LIMIT_DEVICE_SUBSCRIBES_PER_SECOND: wholeNumber(1).default(20),
   LIMIT_AGENT_COMMANDS_PER_SECOND: wholeNumber(1).default(1000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 }).superRefine((env, context) => {

@@ -29,6 +29,8 @@ export interface Settings {
     subscriptionsPerSocket: number;
     connectionsPerUser: number;
     devicePostsPerSecond: number;
+    /** Subscribe and auth frames per socket: each costs log reads, a snapshot or a token check. */
+    deviceSubscribesPerSecond: number;
     agentCommandsPerSecond: number;
   };
   /** Absent when no JWT secret, JWKS URL or admin API key is configured: the service then runs open. */
@@ -65,6 +67,7 @@ export function settingsFrom(env: Env): Settings {
       subscriptionsPerSocket: env.LIMIT_SUBSCRIPTIONS_PER_SOCKET,
       connectionsPerUser: env.LIMIT_CONNECTIONS_PER_USER,
       devicePostsPerSecond: env.LIMIT_DEVICE_POSTS_PER_SECOND,
+      deviceSubscribesPerSecond: env.LIMIT_DEVICE_SUBSCRIBES_PER_SECOND,
       agentCommandsPerSecond: env.LIMIT_AGENT_COMMANDS_PER_SECOND,
     },
     auth:

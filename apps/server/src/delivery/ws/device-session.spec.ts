@@ -6,6 +6,7 @@ import { pino } from 'pino';
 import type { WebSocket } from 'ws';
 import { MetricsService } from '../../metrics/metrics.service.js';
 import type { Principal } from '../../auth/principal.js';
+import { RateLimiter } from '../../auth/rate-limiter.js';
 import type { OpenSubscription, SubscriptionService } from '../subscription.service.js';
 import { DeviceSession, type DeviceSessionDeps } from './device-session.js';
 
@@ -69,6 +70,7 @@ function start(env: Record<string, string> = {}) {
   const deps = {
     subscriptions: { open: jest.fn(() => open.promise) } as unknown as SubscriptionService,
     metrics,
+    subscribeLimiter: new RateLimiter(1000),
     settings: settingsFrom(loadEnv(env)),
     logger: pino({ level: 'silent' }),
   } as unknown as DeviceSessionDeps;
@@ -152,6 +154,7 @@ describe('DeviceSession snapshots over the buffer bound', () => {
     const deps = {
       subscriptions: { open: jest.fn(async () => snapshot() as unknown as OpenSubscription) } as unknown as SubscriptionService,
       metrics: new MetricsService(),
+      subscribeLimiter: new RateLimiter(1000),
       settings: settingsFrom(loadEnv({ WS_MAX_BUFFERED_BYTES: '1000' })),
       logger: pino({ level: 'silent' }),
     } as unknown as DeviceSessionDeps;
@@ -211,6 +214,7 @@ describe('DeviceSession token refresh', () => {
       let verified!: (principal: Principal) => void;
       const deps = {
         metrics: new MetricsService(),
+        subscribeLimiter: new RateLimiter(1000),
         settings: settingsFrom(loadEnv({})),
         logger: pino({ level: 'silent' }),
         authenticator: { verifyToken: jest.fn(() => new Promise<Principal>((resolve) => (verified = resolve))) },

@@ -31,6 +31,7 @@ export interface DeviceSessionDeps {
   authenticator: Authenticator;
   /** Shared across sockets, keyed by user, so a device cannot dodge it by opening more sockets. */
   postLimiter: RateLimiter;
+  subscribeLimiter: RateLimiter;
   settings: Settings;
   logger: Logger;
 }
@@ -143,6 +144,7 @@ export class DeviceSession {
     switch (frame.type) {
       case 'subscribe':
         requireRight(this.principal, frame.conversationId, 'read');
+        this.takeSubscribeAllowance();
         return this.subscribe(frame.conversationId, frame.after, frame.ref);
       case 'unsubscribe': {
         if (!this.subscriptions.has(frame.conversationId)) throw new SeqlineError(ErrorCode.NotSubscribed, `not subscribed to ${frame.conversationId}`);
@@ -170,6 +172,7 @@ export class DeviceSession {
         this.send({ type: 'pong', ref: frame.ref });
         return;
       case 'auth': {
+        this.takeSubscribeAllowance();
         const next = await this.deps.authenticator.verifyToken(frame.token);
         if (userOf(next) !== userOf(this.principal)) throw new SeqlineError(ErrorCode.Forbidden, 'a fresh token must be for the same user');
         this.principal = next;
@@ -197,6 +200,16 @@ export class DeviceSession {
   private takeWriteAllowance(): void {
     if (!this.deps.postLimiter.take(userOf(this.principal) ?? this.id)) {
       throw new SeqlineError(ErrorCode.RateLimited, `over ${this.deps.settings.limits.devicePostsPerSecond} posts and cancels per second; retry shortly`);
+    }
+  }
+
+  /**
+   * Subscribes (and token checks) count per socket: each costs log reads or a snapshot, and a
+   * device sending them in a loop would otherwise load the log every instance shares.
+   */
+  private takeSubscribeAllowance(): void {
+    if (!this.deps.subscribeLimiter.take(this.id)) {
+      throw new SeqlineError(ErrorCode.RateLimited, `over ${this.deps.settings.limits.deviceSubscribesPerSecond} subscribes and token refreshes per second on this socket; retry shortly`);
     }
   }
 

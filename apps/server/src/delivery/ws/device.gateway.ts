@@ -28,6 +28,7 @@ const MAX_EARLY_BYTES = 1024 * 1024;
 export class DeviceGateway implements OnGatewayConnection, BeforeApplicationShutdown, OnModuleDestroy {
   private readonly sessions = new Map<DeviceSession, Promise<void>>();
   private readonly postLimiter: RateLimiter;
+  private readonly subscribeLimiter: RateLimiter;
   /** One timer pings every socket, so an idle socket costs no timer of its own. */
   private readonly heartbeat: NodeJS.Timeout;
 
@@ -41,6 +42,9 @@ export class DeviceGateway implements OnGatewayConnection, BeforeApplicationShut
     @Inject(LOGGER) private readonly logger: Logger,
   ) {
     this.postLimiter = new RateLimiter(settings.limits.devicePostsPerSecond);
+    // A reconnect subscribes to every conversation the device follows at once: the burst holds that, twice.
+    const subscribes = settings.limits.deviceSubscribesPerSecond;
+    this.subscribeLimiter = new RateLimiter(subscribes, Math.max(2 * subscribes, 2 * settings.limits.subscriptionsPerSocket));
     this.heartbeat = setInterval(() => {
       for (const session of this.sessions.keys()) session.beat();
     }, settings.ws.heartbeatMs);
@@ -89,6 +93,7 @@ export class DeviceGateway implements OnGatewayConnection, BeforeApplicationShut
       metrics: this.metrics,
       authenticator: this.authenticator,
       postLimiter: this.postLimiter,
+      subscribeLimiter: this.subscribeLimiter,
       settings: this.settings,
       logger: this.logger,
     });
