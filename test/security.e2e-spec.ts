@@ -226,7 +226,7 @@ describe('security', () => {
     // A cursor far ahead of the log: each one costs log reads before its BAD_CURSOR.
     const ahead = `${seqline.server.infra.stream.epoch}-999999999`;
     for (let i = 0; i < 200; i++) flooder.send({ type: 'subscribe', ref: `s${i}`, conversationId: 'sec-a', after: ahead });
-    const answered = () => flooder.frames.filter((f) => f.type === 'error' && f.ref?.startsWith('s'));
+    const answered = () => flooder.frames.filter((f): f is Extract<ServerFrame, { type: 'error' }> => f.type === 'error' && f.ref?.startsWith('s') === true);
     await flooder.until(() => answered().some((f) => f.ref === 's199'), 15_000);
     // The subscribes judged are still being read; one replaced by a later subscribe is not answered.
     await new Promise((resolve) => setTimeout(resolve, 1_000));
@@ -242,8 +242,8 @@ describe('security', () => {
     other.token = await sign({ conversations: { 'sec-a': ['read'] } }, { subject: 'calm' });
     await other.connect();
     other.send({ type: 'subscribe', ref: 'mine', conversationId: 'sec-a' });
-    await other.until(() => other.frames.some((f) => f.ref === 'mine'));
-    expect(other.frames.find((f) => f.ref === 'mine')?.type).toBe('snapshot');
+    await other.until(() => other.frames.some((f) => 'ref' in f && f.ref === 'mine'));
+    expect(other.frames.find((f) => 'ref' in f && f.ref === 'mine')?.type).toBe('snapshot');
     await flooder.close();
     await other.close();
   });

@@ -24,6 +24,7 @@ const END_GRACE_MS = 30_000;
 @Controller('v1/conversations')
 export class SseController implements BeforeApplicationShutdown {
   private readonly open = new Set<() => void>();
+  private shuttingDown = false;
 
   constructor(
     private readonly subscriptions: SubscriptionService,
@@ -35,6 +36,7 @@ export class SseController implements BeforeApplicationShutdown {
 
   /** Ends every stream on shutdown; browsers reconnect (to another instance) with Last-Event-ID. */
   beforeApplicationShutdown(): void {
+    this.shuttingDown = true;
     for (const end of this.open) end();
   }
 
@@ -50,6 +52,8 @@ export class SseController implements BeforeApplicationShutdown {
     requireRight(principal, id, 'read');
     // Gone while its token was checked: its close came before anything below could hear it.
     if (request.destroyed) return;
+    // Opened as the instance stops: sent on at once, before it holds the shutdown up.
+    if (this.shuttingDown) return comeBackLater(response);
     const release = this.connections.admit(userOf(principal));
     if (!release) throw new SeqlineError(ErrorCode.RateLimited, `at most ${this.connections.limit} connections per user (WebSocket and SSE together)`);
     this.metrics.subscriptions.inc();
@@ -65,7 +69,12 @@ export class SseController implements BeforeApplicationShutdown {
       cancel();
       release();
       this.metrics.subscriptions.dec();
-      if (!response.headersSent) return;
+      if (!response.headersSent) {
+        // Ended while it opened (the instance stopping): an unanswered request would hold the
+        // server's close, and with it the hand-over of its write partitions, until the client gives up.
+        if (!cutOff && !response.writableEnded && !request.destroyed) comeBackLater(response);
+        return;
+      }
       if (cutOff) {
         response.destroy();
         return;
@@ -150,6 +159,15 @@ export class SseController implements BeforeApplicationShutdown {
       throw error;
     }
   }
+}
+
+/**
+ * An empty stream that asks the EventSource to reconnect in a second (to another instance): it
+ * takes any status but 200 as final, so a refusal would end it for good.
+ */
+function comeBackLater(response: Response): void {
+  response.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache, no-transform' });
+  response.end('retry: 1000\n\n');
 }
 
 function frame(event: string | undefined, id: string | undefined, data: unknown): string {

@@ -1,0 +1,57 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { loadEnv, settingsFrom } from '@seqline/config';
+import type { Request, Response } from 'express';
+import { Authenticator } from '../../auth/authenticator.service.js';
+import { ConnectionLimiter } from '../../auth/connection-limiter.js';
+import { MetricsService } from '../../metrics/metrics.service.js';
+import type { OpenSubscription, SubscriptionService } from '../subscription.service.js';
+import { SseController } from './sse.controller.js';
+
+/** A controller behind a real HTTP server, whose subscriptions open only when the test says. */
+async function serve() {
+  const settings = settingsFrom(loadEnv({}));
+  const opening: ((opened: OpenSubscription) => void)[] = [];
+  const subscriptions = { open: () => new Promise<OpenSubscription>((resolve) => opening.push(resolve)) } as unknown as SubscriptionService;
+  const controller = new SseController(subscriptions, new Authenticator(settings), new ConnectionLimiter(settings), new MetricsService(), settings);
+  const server: Server = createServer((request, response) => {
+    void controller.stream('c1', undefined, undefined, request as Request, response as Response).catch(() => response.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/conversations/c1/stream`;
+  return { controller, server, url, opening };
+}
+
+async function until(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+}
+
+describe('SseController as the instance stops', () => {
+  it('answers a stream still opening with one that reconnects in a second, instead of leaving it unanswered', async () => {
+    const { controller, server, url, opening } = await serve();
+    try {
+      const answer = fetch(url);
+      await until(() => opening.length === 1);
+      controller.beforeApplicationShutdown();
+      const response = await answer;
+      expect(response.status).toBe(200);
+      expect(response.headers.get('content-type')).toBe('text/event-stream; charset=utf-8');
+      expect(await response.text()).toBe('retry: 1000\n\n');
+    } finally {
+      server.close();
+    }
+  }, 5_000);
+
+  it('answers a stream opened afterwards the same way, without opening a subscription', async () => {
+    const { controller, server, url, opening } = await serve();
+    try {
+      controller.beforeApplicationShutdown();
+      const response = await fetch(url);
+      expect(response.status).toBe(200);
+      expect(await response.text()).toBe('retry: 1000\n\n');
+      expect(opening).toHaveLength(0);
+    } finally {
+      server.close();
+    }
+  }, 5_000);
+});
