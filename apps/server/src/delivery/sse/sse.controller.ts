@@ -60,11 +60,14 @@ export class SseController implements BeforeApplicationShutdown {
     const timers: NodeJS.Timeout[] = [];
     let ended = false;
     let cancel = (): void => undefined;
-    /** `cutOff`: the reader stopped reading, so what is buffered for it is dropped with its socket. */
-    const end = (cutOff = false): void => {
+    /**
+     * `cutOff`: the reader stopped reading, so what is buffered for it is dropped with its socket.
+     * `stopping`: the instance stops; a stream not answered yet is answered, to come back elsewhere.
+     */
+    const end = (cutOff = false, stopping = false): void => {
       if (ended) return;
       ended = true;
-      this.open.delete(end);
+      this.open.delete(endForShutdown);
       for (const timer of timers) clearTimeout(timer);
       cancel();
       release();
@@ -72,7 +75,7 @@ export class SseController implements BeforeApplicationShutdown {
       if (!response.headersSent) {
         // Ended while it opened (the instance stopping): an unanswered request would hold the
         // server's close, and with it the hand-over of its write partitions, until the client gives up.
-        if (!cutOff && !response.writableEnded && !request.destroyed) comeBackLater(response);
+        if (stopping && !request.destroyed) comeBackLater(response);
         return;
       }
       if (cutOff) {
@@ -85,7 +88,8 @@ export class SseController implements BeforeApplicationShutdown {
         if (!response.writableFinished) response.destroy();
       }, END_GRACE_MS).unref();
     };
-    this.open.add(end);
+    const endForShutdown = (): void => end(false, true);
+    this.open.add(endForShutdown);
     request.on('close', () => end());
     try {
       const opened = await this.subscriptions.open(id, lastEventId ?? after).catch((error: unknown) => {
