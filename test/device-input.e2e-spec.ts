@@ -45,6 +45,8 @@ describe('WebSocket frames from devices', () => {
       [[1, 2], 'BAD_FRAME'],
       [{ type: 'subscribe', conversationId: 'nope' }, 'UNKNOWN_CONVERSATION'],
       [{ type: 'subscribe', conversationId: 'c-bad-2', after: 'not-a-cursor!' }, 'BAD_CURSOR'],
+      // A stored cursor gone corrupt is a cursor to give up, whatever its length: the client starts over from a snapshot.
+      [{ type: 'subscribe', conversationId: 'c-bad-2', after: `${seqline.server.infra.stream.epoch}-${'9'.repeat(70)}` }, 'BAD_CURSOR'],
       [{ type: 'subscribe', conversationId: 'c-bad-2', after: `${seqline.server.infra.stream.epoch}-999999999` }, 'BAD_CURSOR'],
       [{ type: 'post', conversationId: 'c-bad', messageId: 'big', text: 'x'.repeat(1001) }, 'MESSAGE_TOO_LARGE'],
       [{ type: 'post', conversationId: 'c-bad', messageId: 'huge', text: 'x'.repeat(3000) }, 'FRAME_TOO_LARGE'],

@@ -16,9 +16,9 @@ export type CreateConversationBody = z.infer<typeof CreateConversationBodySchema
 /** `?after=&limit=` on every paginated route. */
 export const PageQuerySchema = z.object({
   // `?after=` (an empty cursor, as `after=${next ?? ''}` sends on the first page) is no cursor.
+  // Not bounded: a string that is not a cursor of the log is `BAD_CURSOR`, as on WebSocket and SSE.
   after: z
     .string()
-    .max(128)
     .optional()
     .transform((after) => after || undefined),
   limit: z.coerce.number().int().min(1).max(500).default(50),

@@ -10,8 +10,11 @@ export const SubscribeFrameSchema = z.object({
   type: z.literal('subscribe'),
   ref: Ref,
   conversationId: IdSchema,
-  /** Resume after this cursor; omitted for a snapshot of the conversation followed by live events. */
-  after: z.string().max(64).optional(),
+  /**
+   * Resume after this cursor; omitted for a snapshot of the conversation followed by live events.
+   * Not bounded here: any string that is not a cursor of the log is `BAD_CURSOR`, as on SSE and REST.
+   */
+  after: z.string().optional(),
 });
 export const UnsubscribeFrameSchema = z.object({ type: z.literal('unsubscribe'), ref: Ref, conversationId: IdSchema });
 export const PostFrameSchema = z.object({
