@@ -86,6 +86,35 @@ describe('write partitions across two instances', () => {
   });
 });
 
+describe('write partitions with the default lease', () => {
+  let settings: Settings;
+  let a: RunningServer | undefined;
+  let b: RunningServer | undefined;
+
+  beforeAll(() => {
+    settings = createTestSettings();
+  });
+  afterAll(async () => {
+    await a?.close();
+    await b?.close();
+    await dropTestResources(settings);
+  });
+
+  it('are shared out when an instance joins, and all taken by the other at once when one stops, not at its next listing', async () => {
+    a = await startTestServer(settings);
+    await eventually(() => owned(a!).length === WRITE_PARTITIONS, 10_000, 'a owning every partition');
+    b = await startTestServer(settings);
+    // The second instance's first renewal after it joined (a lease period is 15 s, renewed every 5 s).
+    await eventually(() => owned(a!).length === WRITE_PARTITIONS / 2 && owned(b!).length === WRITE_PARTITIONS / 2, 12_000, 'an even split');
+    await a.close();
+    a = undefined;
+    const stopped = Date.now();
+    await eventually(() => owned(b!).length === WRITE_PARTITIONS, 10_000, 'b owning every partition');
+    // Told by the instance that stopped, rather than finding out at a listing up to 15 s later.
+    expect(Date.now() - stopped).toBeLessThan(2_000);
+  }, 40_000);
+});
+
 describe('writes made on an instance that does not own the conversation', () => {
   let settings: Settings;
   const servers: RunningServer[] = [];

@@ -1,5 +1,6 @@
 import { jest } from '@jest/globals';
 import type { KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { PartitionLeases, type PartitionLeasesOptions, type PartitionOwner } from './partition-leases.js';
 
 /**
@@ -64,7 +65,9 @@ const options: PartitionLeasesOptions = { bucket: 'leases', partitions: 2, ttlMs
 /** Holds both partitions, renewing every second. */
 async function holdingBoth() {
   const bucket = new SlowBucket();
-  const leases = new (PartitionLeases as unknown as new (kv: KV, options: PartitionLeasesOptions) => PartitionLeases)(bucket as unknown as KV, options);
+  // No other instance to hear from or tell.
+  const nc = { subscribe: () => ({ unsubscribe: () => undefined }), publish: () => undefined } as unknown as NatsConnection;
+  const leases = new (PartitionLeases as unknown as new (nc: NatsConnection, kv: KV, options: PartitionLeasesOptions) => PartitionLeases)(nc, bucket as unknown as KV, options);
   const acquired: number[] = [];
   const released: number[] = [];
   const owner: PartitionOwner = { acquired: (partition) => void acquired.push(partition), released: async (partition) => void released.push(partition) };

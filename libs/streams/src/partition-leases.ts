@@ -1,5 +1,5 @@
 import { Kvm, type KV } from '@nats-io/kv';
-import type { NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { isTransient, retryTransient } from './election-retry.js';
 import { renewIfStillHeld } from './lease-entry.js';
 import { waitAtMost } from './wait-at-most.js';
@@ -52,16 +52,30 @@ export class PartitionLeases {
   /** Members seen at the last listing, and renewals since. */
   private members = 1;
   private sinceListing = 0;
+  private nudges?: Subscription;
+  private announced = false;
+  /** Another instance joined or left: list at the next tick, whatever the count. */
+  private listNext = false;
 
   private constructor(
+    private readonly nc: NatsConnection,
     private readonly kv: KV,
     private readonly options: PartitionLeasesOptions,
   ) {}
 
+  /**
+   * Where an instance says it joined or left, so the others share the partitions out again at once
+   * rather than at their next listing (up to `LIST_EVERY` renewals later). A nudge that is lost
+   * (NATS away) only leaves that to the listing.
+   */
+  private get nudgeSubject(): string {
+    return `_SEQLINE.${this.options.bucket}.rebalance`;
+  }
+
   static async open(nc: NatsConnection, options: PartitionLeasesOptions): Promise<PartitionLeases> {
     // At start, possibly while the cluster elects a leader: waited for, not fatal.
     const kv = await retryTransient(() => new Kvm(nc).create(options.bucket, { ttl: options.ttlMs, history: 1, replicas: options.replicas ?? 1 }));
-    return new PartitionLeases(kv, options);
+    return new PartitionLeases(nc, kv, options);
   }
 
   /** Partitions this instance holds now. */
@@ -75,6 +89,14 @@ export class PartitionLeases {
 
   start(owner: PartitionOwner): void {
     this.owner = owner;
+    this.nudges = this.nc.subscribe(this.nudgeSubject, {
+      callback: (_error, msg) => {
+        if (msg.string() === this.options.holder || this.stopped) return;
+        this.listNext = true;
+        // A tick under way may have listed before the change: one more follows it.
+        void (this.ticking ?? Promise.resolve()).then(() => this.tick());
+      },
+    });
     // Three renewals per lease period: one may fail (a NATS leader election) and the lease still holds.
     this.timer = setInterval(() => void this.tick(), Math.max(50, Math.floor(this.options.ttlMs / 3)));
     void this.tick();
@@ -84,9 +106,19 @@ export class PartitionLeases {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
+    this.nudges?.unsubscribe();
     if (this.ticking) await waitAtMost(this.ticking, STOP_WAIT_MS);
     await Promise.all(this.owned.map((partition) => this.release(partition)));
     await this.leaveMembers();
+    this.nudge();
+  }
+
+  private nudge(): void {
+    try {
+      this.nc.publish(this.nudgeSubject, this.options.holder);
+    } catch {
+      // The connection is closing: the others notice at their next listing.
+    }
   }
 
   private tick(): Promise<void> {
@@ -100,6 +132,11 @@ export class PartitionLeases {
     if (this.stopped) return;
     await this.renew();
     await this.kv.put(`${memberPrefix}${this.options.holder}`, String(Date.now()));
+    // Once its member entry is there: the others give back their surplus now.
+    if (!this.announced) {
+      this.announced = true;
+      this.nudge();
+    }
     if (this.stopped) {
       // `stop` gave up waiting and deleted the member key before this put landed: a member left
       // behind would shrink every other instance's share until it lapsed.
@@ -107,8 +144,9 @@ export class PartitionLeases {
       return;
     }
     const atShare = this.held.size === Math.ceil(this.options.partitions / this.members);
-    if (atShare && ++this.sinceListing < LIST_EVERY) return;
+    if (atShare && !this.listNext && ++this.sinceListing < LIST_EVERY) return;
     this.sinceListing = 0;
+    this.listNext = false;
     const keys = new Set<string>();
     for await (const key of await this.kv.keys()) keys.add(key);
     const members = (this.members = Math.max(1, [...keys].filter((key) => key.startsWith(memberPrefix)).length));
