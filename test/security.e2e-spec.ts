@@ -285,5 +285,9 @@ describe('security with a key set that cannot be fetched', () => {
     expect(response).toEqual({ status: 503, body: { code: 'UNAVAILABLE', message: 'the token cannot be checked now: the key set at AUTH_JWKS_URL could not be fetched; retry shortly' } });
     // A token that is not one is still refused as such.
     expect(await http(seqline.server.url, 'GET', '/v1/conversations', undefined, { authorization: 'Bearer not-a-token' })).toMatchObject({ status: 401, body: { code: 'UNAUTHORIZED' } });
+    // A WebSocket is told to come back with the same token (1013), not to get another (4401).
+    const socket = await connectOutcome(seqline.server.url, token);
+    expect(socket).toEqual({ code: 1013, frames: [{ type: 'error', code: 'UNAVAILABLE', message: 'the token cannot be checked now: the key set at AUTH_JWKS_URL could not be fetched; retry shortly' }] });
+    expect((await connectOutcome(seqline.server.url, 'not-a-token')).code).toBe(4401);
   });
 });

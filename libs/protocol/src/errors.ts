@@ -72,6 +72,8 @@ export const CloseCode = {
   FrameTooLarge: 1009,
   /** Frames kept coming before the token was checked (more than 64, or over 1 MiB): reconnect, and wait for answers before sending more. */
   PolicyViolation: 1008,
+  /** The token could not be checked now (the identity provider's key set unavailable): reconnect with back-off, with the same token. */
+  TryAgainLater: 1013,
   /** The socket could not keep up and its send buffer passed the bound: reconnect and resume from the cursor. */
   SlowConsumer: 4008,
   /** No valid token: get one, then reconnect. */

@@ -206,6 +206,25 @@ describe('DeviceSession heartbeat', () => {
   });
 });
 
+describe('DeviceSession token expiry', () => {
+  it('keeps a socket whose token lasts longer than a timer can wait (about 24.8 days), and ends it when the token expires', () => {
+    jest.useFakeTimers({ doNotFake: ['nextTick', 'queueMicrotask', 'setImmediate'] });
+    try {
+      const socket = new FakeSocket();
+      const deps = { metrics: new MetricsService(), subscribeLimiter: new RateLimiter(1000), settings: settingsFrom(loadEnv({})), logger: pino({ level: 'silent' }) } as unknown as DeviceSessionDeps;
+      const day = 24 * 3_600_000;
+      const device = { kind: 'device' as const, userId: 'ada', rights: new Map(), expiresAt: new Date(Date.now() + 60 * day) };
+      new DeviceSession(socket as unknown as WebSocket, device, deps);
+      jest.advanceTimersByTime(59 * day);
+      expect(socket.closed).toBeUndefined();
+      jest.advanceTimersByTime(day);
+      expect(socket.closed).toEqual({ code: 4402, reason: 'token expired: reconnect with a fresh token' });
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+});
+
 describe('DeviceSession token refresh', () => {
   it('arms no expiry for a socket that closed while its fresh token was being checked', async () => {
     jest.useFakeTimers({ doNotFake: ['nextTick', 'queueMicrotask', 'setImmediate'] });

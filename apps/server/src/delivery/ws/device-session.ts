@@ -105,7 +105,11 @@ export class DeviceSession {
     if (this.disposed) return;
     const expiresIn = msUntilExpiry(this.principal);
     if (expiresIn === null) return;
-    this.expiry = setTimeout(() => this.close(CloseCode.TokenExpired, 'token expired: reconnect with a fresh token'), expiresIn);
+    this.expiry = setTimeout(() => {
+      // A token that lasts longer than one timer can wait (about 24.8 days) is waited out in turns.
+      if (this.principal.kind !== 'open' && this.principal.expiresAt && this.principal.expiresAt.getTime() - Date.now() > 1_000) return this.armExpiry();
+      this.close(CloseCode.TokenExpired, 'token expired: reconnect with a fresh token');
+    }, expiresIn);
   }
 
   private dispose(): void {

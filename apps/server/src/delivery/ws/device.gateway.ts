@@ -73,10 +73,11 @@ export class DeviceGateway implements OnGatewayConnection, BeforeApplicationShut
     try {
       principal = await this.authenticator.authenticate(credentialsFrom(request.headers, request.url));
     } catch (error) {
-      const expired = error instanceof TokenExpiredError;
       const body = error instanceof SeqlineError ? error.toBody() : { code: ErrorCode.Unauthorized, message: 'token refused' };
       socket.send(JSON.stringify({ type: 'error', ...body }));
-      socket.close(expired ? CloseCode.TokenExpired : CloseCode.Unauthorized, body.message.slice(0, 120));
+      // A token that could not be checked now is not a bad one: the client must not drop it.
+      const code = error instanceof TokenExpiredError ? CloseCode.TokenExpired : body.code === ErrorCode.Unavailable ? CloseCode.TryAgainLater : CloseCode.Unauthorized;
+      socket.close(code, body.message.slice(0, 120));
       return;
     }
     // Gone while its token was checked: nothing to set up.
