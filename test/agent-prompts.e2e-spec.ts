@@ -283,6 +283,32 @@ describe('a prompt handler that stalls', () => {
   }, 30_000);
 });
 
+describe('a prompt ack wait changed while an agent runs', () => {
+  const seqline = useSeqline();
+
+  it('is read again, so in-progress acks keep a long answer from being redelivered under the shorter wait', async () => {
+    await createConversation(seqline.server.url, 'c-ack-wait');
+    const agent = await seqline.agent('patient');
+    const deliveries: string[] = [];
+    await agent.onPrompt(async (prompt) => {
+      deliveries.push(prompt.messageId);
+      // Longer than two of the new ack waits.
+      await sleep(5_000);
+      const answer = agent.startMessage(prompt.conversationId, { messageId: `${prompt.messageId}-answer` });
+      answer.append('slow but once');
+      await answer.complete();
+    });
+    // As a service restarted with PROMPT_ACK_WAIT=2s does to the consumer.
+    const jsm = await jetstreamManager(seqline.server.infra.stream.nc);
+    await jsm.consumers.update(seqline.settings.log.stream, DEFAULT_AGENT_GROUP, { ack_wait: 2_000_000_000 });
+    await sleep(5_500);
+    expect((await http(seqline.server.url, 'POST', '/v1/conversations/c-ack-wait/messages', { messageId: 'q', text: 'hello' })).status).toBe(202);
+    await eventually(async () => (await http<{ items: { id: string; status: string }[] }>(seqline.server.url, 'GET', '/v1/conversations/c-ack-wait/messages')).body.items.some((item) => item.id === 'q-answer' && item.status === 'complete'), 20_000, 'answered');
+    expect(deliveries).toEqual(['q']);
+    await agent.close();
+  }, 30_000);
+});
+
 describe('an agent closing while it handles a prompt', () => {
   const seqline = useSeqline();
 

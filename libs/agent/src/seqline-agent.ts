@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
-import { jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type ConsumerInfo, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { CancelNoticeSchema, DEFAULT_LIMITS, ErrorCode, isRetryable, PromptSchema, SeqlineError, type AnswerState, type Prompt } from '@seqline/protocol';
 import { connectNats, DEFAULT_AGENT_GROUP, ensurePromptConsumer, PROMPT_ACK_WAIT_MS } from '@seqline/streams';
@@ -31,6 +31,8 @@ export interface AgentOptions {
 }
 
 const PROMPT_PULL_EXPIRES_MS = 5_000;
+/** A prompt pulled later than this after the consumer's ack wait was read has it read again first. */
+const ACK_WAIT_READ_EVERY_MS = 5_000;
 /** How long a prompt's handler may go without starting an answer or appending to one before it is given up. */
 const DEFAULT_STALL_MS = 10 * 60_000;
 
@@ -163,7 +165,8 @@ export class SeqlineAgent {
           if (ready) await ready;
           ready = undefined;
           const consumer = await jetstream(this.nc).consumers.get(this.options.stream, group);
-          const ackWaitMs = ((await consumer.info(true)).config.ack_wait ?? PROMPT_ACK_WAIT_MS * 1_000_000) / 1_000_000;
+          let ackWaitMs = ackWaitOf(await consumer.info(true));
+          let ackWaitReadAt = Date.now();
           while (!this.closed) {
             // A prompt is pulled only once a handler is free for it: one pulled ahead would wait
             // with its ack wait running and be redelivered to another agent meanwhile. Short pulls:
@@ -177,6 +180,12 @@ export class SeqlineAgent {
               if (!msg) running.release();
             }
             if (!msg) continue;
+            if (Date.now() - ackWaitReadAt > ACK_WAIT_READ_EVERY_MS) {
+              // The service applies PROMPT_ACK_WAIT when it starts: since then it may have changed,
+              // and in-progress acks sent for the old one would come too rarely.
+              ackWaitMs = await consumer.info().then(ackWaitOf, () => ackWaitMs);
+              ackWaitReadAt = Date.now();
+            }
             this.handle(msg, handler, { ackWaitMs, stallMs }, () => running.release());
           }
         } catch {
@@ -251,6 +260,10 @@ export class SeqlineAgent {
         (error: unknown) => finish(() => settlePrompt(msg, error), 'its prompt handler ended without ending it'),
       );
   }
+}
+
+function ackWaitOf(info: ConsumerInfo): number {
+  return (info.config.ack_wait ?? PROMPT_ACK_WAIT_MS * 1_000_000) / 1_000_000;
 }
 
 /** After `close()` the connection refuses acks; the prompt is redelivered to another agent then, which is what is wanted. */
