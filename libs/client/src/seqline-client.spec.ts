@@ -585,6 +585,8 @@ describe('SeqlineClient following many conversations', () => {
     subscriptions[40]!.close();
     h.last().deliver({ type: 'subscribed', conversationId: 'c0', head: 'e1-0' });
     expect(subscribed()).toEqual(ids.filter((id) => id !== 'c40'));
+    // Never subscribed on this socket, so nothing to unsubscribe.
+    expect(h.last().frames().filter((frame) => frame.type === 'unsubscribe')).toEqual([]);
   });
 });
 
@@ -625,6 +627,26 @@ describe('SeqlineClient told why the server refused it', () => {
     await settle();
     expect(posting.state).toBe('pending');
     expect(h.last().frames().map((frame) => frame.type)).toEqual(['subscribe', 'post']);
+  });
+});
+
+describe('SeqlineClient refreshing its token across a reconnect', () => {
+  it('does not send the older token again on the new connection, which carries a fresher one; the refresh resolves', async () => {
+    let issued = 0;
+    const h = start({ token: () => `t${++issued}` });
+    await settle();
+    h.last().accept();
+    const refresh = track(h.client.refreshToken());
+    await settle();
+    expect(h.last().frames()).toEqual([{ type: 'auth', token: 't2', ref: 'r1' }]);
+    h.last().end(1006);
+    await jest.advanceTimersByTimeAsync(250);
+    expect(h.last().url).toContain('access_token=t3');
+    h.last().accept();
+    await settle();
+    expect(refresh.state).toBe('resolved');
+    h.last().deliver({ type: 'pong' });
+    expect(h.last().frames().filter((frame) => frame.type === 'auth')).toEqual([]);
   });
 });
 

@@ -302,6 +302,13 @@ export class SeqlineClient {
     this.watchdog = watchdog;
     socket.onopen = () => {
       clearTimeout(connectTimer);
+      // A token refresh still waiting is done: this connection carries a token the provider gave
+      // just now, and sending the older one again could replace it.
+      for (const [ref, request] of this.pending) {
+        if (request.frame.type !== 'auth') continue;
+        this.pending.delete(ref);
+        request.resolve({ type: 'authenticated', ref, expiresAt: null });
+      }
       // The back-off is not reset here: the server refuses a token or a connection right after the upgrade.
       openedAt = Date.now();
       watchdog?.start();
@@ -529,8 +536,10 @@ export class SeqlineClient {
     if (this.subscriptions.get(subscription.conversationId) !== subscription) return;
     this.subscriptions.delete(subscription.conversationId);
     void this.save(subscription);
-    // Not yet loaded: its subscribe was never sent, and the server's NOT_SUBSCRIBED would reach a successor.
-    if (subscription.loaded) this.sendFrame({ type: 'unsubscribe', conversationId: subscription.conversationId });
+    // Its subscribe was never sent (not loaded yet, or waiting for the server's first answer): nothing to undo.
+    const deferred = this.laterSubscribes.indexOf(subscription);
+    if (deferred >= 0) this.laterSubscribes.splice(deferred, 1);
+    else if (subscription.loaded) this.sendFrame({ type: 'unsubscribe', conversationId: subscription.conversationId });
     // The one conversation still catching up may be the one gone.
     this.refreshState();
   }
