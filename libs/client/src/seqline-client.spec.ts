@@ -493,6 +493,12 @@ describe('SeqlineClient closed', () => {
     expect(await outcome).toBe('UNAVAILABLE');
     expect(await ended).toEqual({ done: true, value: undefined });
     await expect(h.client.post('c1', 'again')).rejects.toMatchObject({ code: 'UNAVAILABLE', message: 'the client is closed' });
+    // A conversation followed afterwards says why nothing will come, and its loops end at once.
+    const late = h.client.subscribe('c2');
+    expect(late.refusal).toEqual({ code: 'UNAVAILABLE', message: 'the client is closed' });
+    expect(await late.events().next()).toEqual({ done: true, value: undefined });
+    await settle();
+    expect(h.sockets.flatMap((socket) => socket.frames()).filter((frame) => frame.conversationId === 'c2')).toEqual([]);
   });
 });
 

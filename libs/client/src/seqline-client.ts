@@ -143,6 +143,13 @@ export class SeqlineClient {
    * already followed gives the same subscription (each caller closes it once).
    */
   subscribe(conversationId: string): Subscription {
+    if (this.closed) {
+      // Nothing will be sent or received any more: ended at once, saying why.
+      const ended = new Subscription(conversationId, () => undefined);
+      ended.refusal = { code: ErrorCode.Unavailable, message: 'the client is closed' };
+      ended.end();
+      return ended;
+    }
     const existing = this.subscriptions.get(conversationId);
     if (existing) {
       existing.holders++;
