@@ -252,6 +252,9 @@ describe('a prompt handler that stalls', () => {
     const agent = await seqline.agent('stalling');
     const deliveries: string[] = [];
     let stalled: AbortSignal | undefined;
+    let wakeUp!: () => void;
+    const woken = new Promise<void>((resolve) => (wakeUp = resolve));
+    const late: Promise<string>[] = [];
     await agent.onPrompt(
       async (prompt) => {
         deliveries.push(prompt.conversationId);
@@ -260,8 +263,12 @@ describe('a prompt handler that stalls', () => {
         if (prompt.conversationId === 'c-stuck' && !stalled) {
           stalled = answer.signal;
           answer.append('partial, ');
-          // A model call that never returns, and ignores the signal.
-          await new Promise(() => undefined);
+          // A model call that comes back long after, ignoring the signal.
+          await woken;
+          answer.append('too late');
+          late.push(answer.complete().then(() => 'completed', (error: Error) => error.message));
+          late.push(agent.startMessage(prompt.conversationId, { messageId: `${prompt.messageId}-answer` }).ready.then(() => 'started', (error: Error) => error.message));
+          return;
         }
         answer.append(text ? 'then done' : `answer to ${prompt.conversationId}`);
         await answer.complete();
@@ -279,6 +286,11 @@ describe('a prompt handler that stalls', () => {
     expect(await answerOf('c-next')).toMatchObject({ status: 'complete', text: 'answer to c-next' });
     expect((stalled?.reason as Error).message).toBe('its prompt handler made no progress for 1500 ms');
     expect(deliveries.filter((id) => id === 'c-stuck')).toHaveLength(2);
+    // What the given-up handler does when it comes back reaches nobody.
+    wakeUp();
+    await eventually(() => late.length === 2);
+    expect(await Promise.all(late)).toEqual(['its prompt handler made no progress for 1500 ms', 'its prompt handler made no progress for 1500 ms']);
+    expect(await answerOf('c-stuck')).toMatchObject({ status: 'complete', text: 'partial, then done' });
     await agent.close();
   }, 30_000);
 });

@@ -160,6 +160,18 @@ export class AnswerStream {
     await this.finish({ type: 'message.fail', messageId: this.messageId, error });
   }
 
+  /**
+   * Stops this producer for good, whatever it does next: nothing more is sent, not even its end,
+   * and `complete()`/`fail()` reject with `error` (its prompt handler was given up, and the
+   * prompt's next delivery takes the answer over).
+   */
+  revoke(error: Error): void {
+    this.failure ??= error;
+    this.finished = true;
+    this.abort(error.message);
+    this.pump();
+  }
+
   /** Called when the service reports the answer cancelled. */
   abort(reason: string): void {
     if (!this.controller.signal.aborted) this.controller.abort(new Error(reason));

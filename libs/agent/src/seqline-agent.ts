@@ -37,7 +37,13 @@ const ACK_WAIT_READ_EVERY_MS = 5_000;
 const DEFAULT_STALL_MS = 10 * 60_000;
 
 /** The answers a prompt's handler started, so its prompt is settled by how they ended (see `handle`). */
-const handlerAnswers = new AsyncLocalStorage<AnswerStream[]>();
+const handlerAnswers = new AsyncLocalStorage<HandlerContext>();
+
+interface HandlerContext {
+  answers: AnswerStream[];
+  /** Set once the handler is given up: what it does afterwards must not reach the service. */
+  givenUp?: Error;
+}
 
 export type PromptHandler = (prompt: Prompt, agent: SeqlineAgent) => Promise<void>;
 
@@ -104,9 +110,13 @@ export class SeqlineAgent {
     const messageId = options.messageId ?? randomUUID();
     // A new producer id per answer attempt: a start sent again by this attempt is a retry; one by another attempt takes the answer over.
     const producerId = randomUUID();
-    const started = this.sender
-      .send(conversationId, { type: 'message.start', messageId, agentId: this.options.agentId, text: options.text ?? '', producerId })
-      .then((reply): AnswerState => reply.answer ?? { status: 'streaming', parts: 0, text: options.text ?? '', epoch: 1 });
+    const context = handlerAnswers.getStore();
+    // A handler given up that starts an answer late would take it from the prompt's next delivery.
+    const started = context?.givenUp
+      ? Promise.reject(context.givenUp)
+      : this.sender
+          .send(conversationId, { type: 'message.start', messageId, agentId: this.options.agentId, text: options.text ?? '', producerId })
+          .then((reply): AnswerState => reply.answer ?? { status: 'streaming', parts: 0, text: options.text ?? '', epoch: 1 });
     const answer = new AnswerStream(this.sender, { conversationId, messageId, maxDeltaChars: DEFAULT_LIMITS.deltaChars }, started);
     const answerKey = key(conversationId, messageId);
     this.answers.set(answerKey, answer);
@@ -116,7 +126,7 @@ export class SeqlineAgent {
     };
     answer.signal.addEventListener('abort', forget, { once: true });
     void answer.settled.then(forget);
-    handlerAnswers.getStore()?.push(answer);
+    context?.answers.push(answer);
     return answer;
   }
 
@@ -222,7 +232,8 @@ export class SeqlineAgent {
       return done();
     }
     this.prompts.add(msg);
-    const answers: AnswerStream[] = [];
+    const context: HandlerContext = { answers: [] };
+    const answers = context.answers;
     const startedAt = Date.now();
     let over = false;
     /** Settles the prompt once: a stalled handler given up may still return later, and must not settle it again or free a second slot. */
@@ -238,8 +249,12 @@ export class SeqlineAgent {
     const keepAlive = setInterval(
       () => {
         const active = answers.reduce((latest, answer) => Math.max(latest, answer.lastAppendAt), startedAt);
-        if (Date.now() - active < timing.stallMs) return ignoreClosed(() => msg.working());
-        finish(() => msg.nak(1_000), `its prompt handler made no progress for ${timing.stallMs} ms`);
+        // An answer ended already is the handler's work done: what it does after is its own affair.
+        if (Date.now() - active < timing.stallMs || answers.some((answer) => answer.ending)) return ignoreClosed(() => msg.working());
+        const reason = `its prompt handler made no progress for ${timing.stallMs} ms`;
+        context.givenUp = new Error(reason);
+        for (const answer of answers) answer.revoke(context.givenUp);
+        finish(() => msg.nak(1_000), reason);
       },
       Math.max(100, Math.min(timing.ackWaitMs / 3, timing.stallMs / 2)),
     );
@@ -247,7 +262,7 @@ export class SeqlineAgent {
     keepAlive.unref();
     // A handler that throws before its first await is handled like one that rejects.
     void Promise.resolve()
-      .then(() => handlerAnswers.run(answers, () => handler(parsed.data, this)))
+      .then(() => handlerAnswers.run(context, () => handler(parsed.data, this)))
       .then(
         () => {
           // A handler that returned on `signal` (as the examples do) has not said why its answer

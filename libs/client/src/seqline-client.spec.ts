@@ -696,6 +696,7 @@ describe('SeqlineClient state bookkeeping', () => {
     const again = h.client.subscribe('c1');
     await settle();
     h.last().deliver({ type: 'error', conversationId: 'c1', code: 'NOT_SUBSCRIBED', message: 'not subscribed to c1' });
+    expect(again.refusal).toBeUndefined();
     h.last().deliver({ type: 'snapshot', conversationId: 'c1', cursor: 'e1-3', messages: [] });
     expect({ refusal: again.refusal, live: again.live, state: h.client.state }).toEqual({ refusal: undefined, live: true, state: 'live' });
   });

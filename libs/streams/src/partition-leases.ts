@@ -90,8 +90,8 @@ export class PartitionLeases {
   start(owner: PartitionOwner): void {
     this.owner = owner;
     this.nudges = this.nc.subscribe(this.nudgeSubject, {
-      callback: (_error, msg) => {
-        if (msg.string() === this.options.holder || this.stopped) return;
+      callback: (error, msg) => {
+        if (error || msg.string() === this.options.holder || this.stopped) return;
         this.listNext = true;
         // A tick under way may have listed before the change: one more follows it.
         void (this.ticking ?? Promise.resolve()).then(() => this.tick());

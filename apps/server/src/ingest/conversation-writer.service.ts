@@ -248,7 +248,7 @@ export class ConversationWriter {
   private requireClaimReplyFits(state: ConversationState, claim: Extract<LogEvent, { type: 'message.claimed' }>): void {
     const message = state.messages.get(claim.messageId);
     if (!message) return;
-    const answer = { status: message.status, parts: message.parts, text: message.text, producerId: claim.producerId, epoch: claim.epoch };
+    const answer = { status: message.status, parts: message.parts, text: message.text, ...(message.blocks === undefined ? {} : { blocks: message.blocks }), producerId: claim.producerId, epoch: claim.epoch };
     // The claim's sequence is not known before it is written: measured with the longest a cursor can be.
     const refusal = startReplyRefusal(this.cursor(Number.MAX_SAFE_INTEGER), answer, this.stream.nc.info?.max_payload);
     if (refusal) throw refusal;
