@@ -253,6 +253,22 @@ describe('SeqlineClient subscriptions closed while their state loads', () => {
     };
   }
 
+  it('loaded while the server has not answered yet wait with the others: each sent once, after its first answer', async () => {
+    const store = slowStore();
+    const h = start({ store });
+    const ids = Array.from({ length: 80 }, (_, i) => `c${i}`);
+    for (const id of ids) h.client.subscribe(id);
+    await settle();
+    h.last().accept();
+    expect(h.last().frames().map((frame) => frame.type)).toEqual(['ping']);
+    for (const load of store.loads) load(undefined);
+    await settle();
+    expect(h.last().frames().map((frame) => frame.type)).toEqual(['ping']);
+    h.last().deliver({ type: 'pong' });
+    const subscribed = h.last().frames().filter((frame) => frame.type === 'subscribe').map((frame) => frame.conversationId);
+    expect(subscribed).toEqual(ids);
+  });
+
   it('are never sent to the server', async () => {
     const store = slowStore();
     const h = start({ store });
@@ -653,6 +669,26 @@ describe('SeqlineClient refreshing its token across a reconnect', () => {
     expect(refresh.state).toBe('resolved');
     h.last().deliver({ type: 'pong' });
     expect(h.last().frames().filter((frame) => frame.type === 'auth')).toEqual([]);
+  });
+});
+
+describe('SeqlineClient refreshing its token while it reconnects', () => {
+  it('sends a refresh asked for after the reconnect fetched its token, which may carry a newer one', async () => {
+    let issued = 0;
+    const token = deferred<string>();
+    const h = start({ token: () => (++issued === 2 ? token.promise : `t${issued}`) });
+    await settle();
+    h.last().accept();
+    h.last().end(1006);
+    await jest.advanceTimersByTimeAsync(250);
+    // The reconnect waits for its token (t2); meanwhile the app refreshes (t3).
+    const refresh = track(h.client.refreshToken());
+    token.resolve('t2');
+    await settle();
+    h.last().accept();
+    h.last().deliver({ type: 'pong' });
+    expect(h.last().frames().filter((frame) => frame.type === 'auth').map((frame) => frame.token)).toEqual(['t3']);
+    expect(refresh.state).toBe('pending');
   });
 });
 

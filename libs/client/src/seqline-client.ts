@@ -168,7 +168,10 @@ export class SeqlineClient {
         subscription.emit({ type: 'reset' });
       }
       subscription.loaded = true;
-      this.sendSubscribe(subscription);
+      // Before the server's first answer on a new socket, it waits with the others (see EARLY_SUBSCRIBES).
+      if (this.awaitingFirstFrame) {
+        if (!this.laterSubscribes.includes(subscription)) this.laterSubscribes.push(subscription);
+      } else this.sendSubscribe(subscription);
     })();
     return subscription;
   }
@@ -234,6 +237,8 @@ export class SeqlineClient {
     this.opening = true;
     this.setState('connecting');
     let token: string | undefined;
+    // A token refresh asked for before this point is answered by the token fetched now (see onopen).
+    const refreshesBefore = this.nextRef;
     try {
       token = await this.options.token?.();
     } catch {
@@ -312,7 +317,8 @@ export class SeqlineClient {
       // A token refresh still waiting is done: this connection carries a token the provider gave
       // just now, and sending the older one again could replace it.
       for (const [ref, request] of this.pending) {
-        if (request.frame.type !== 'auth') continue;
+        // One asked for while this token was fetched may carry a newer one: it goes as usual.
+        if (request.frame.type !== 'auth' || Number(ref.slice(1)) > refreshesBefore) continue;
         this.pending.delete(ref);
         request.resolve({ type: 'authenticated', ref, expiresAt: null });
       }
@@ -320,13 +326,15 @@ export class SeqlineClient {
       openedAt = Date.now();
       watchdog?.start();
       this.setState(this.subscriptions.size > 0 ? 'catching-up' : 'live');
-      const subscriptions = [...this.subscriptions.values()];
-      for (const subscription of subscriptions.slice(0, EARLY_SUBSCRIBES)) this.sendSubscribe(subscription);
-      this.laterSubscribes = subscriptions.slice(EARLY_SUBSCRIBES);
+      // Those still loading their stored state are sent, or wait with these, once loaded.
+      const loaded = [...this.subscriptions.values()].filter((subscription) => subscription.loaded);
+      for (const subscription of loaded.slice(0, EARLY_SUBSCRIBES)) this.sendSubscribe(subscription);
+      this.laterSubscribes = loaded.slice(EARLY_SUBSCRIBES);
+      const loading = loaded.length < this.subscriptions.size;
       // The server holds only so many frames while it checks the token (64, 1 MiB): requests
       // queued while offline, and subscribes past the first few, wait for its first answer, which
       // a ping asks for, so a long queue does not get the connection closed (1008) on every reconnect.
-      if (this.pending.size > 0 || this.laterSubscribes.length > 0) {
+      if (this.pending.size > 0 || this.laterSubscribes.length > 0 || loading) {
         this.awaitingFirstFrame = true;
         this.sendFrame({ type: 'ping' });
       }
