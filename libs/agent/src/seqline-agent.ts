@@ -66,6 +66,8 @@ export class SeqlineAgent {
   private readonly sender: CommandSender;
   private cancelSubscription?: Subscription;
   private closed = false;
+  /** Stops the timers that read the prompt consumer's ack wait again. */
+  private readonly stopRereading: (() => void)[] = [];
 
   private constructor(
     readonly nc: NatsConnection,
@@ -169,14 +171,28 @@ export class SeqlineAgent {
     // below, so an agent may start before the service.
     let ready: Promise<void> | undefined = ensure();
     await ready.catch(() => undefined);
+    let rereading: ReturnType<typeof setInterval> | undefined;
+    this.stopRereading.push(() => clearInterval(rereading));
     void (async () => {
       while (!this.closed) {
         try {
           if (ready) await ready;
           ready = undefined;
           const consumer = await jetstream(this.nc).consumers.get(this.options.stream, group);
-          let ackWaitMs = ackWaitOf(await consumer.info(true));
+          // Shared with the prompts in progress, which read it at each in-progress ack.
+          const timing = { ackWaitMs: ackWaitOf(await consumer.info(true)), stallMs };
           let ackWaitReadAt = Date.now();
+          /** The service applies PROMPT_ACK_WAIT when it starts: since then it may have changed. */
+          const readAckWait = async (): Promise<void> => {
+            if (Date.now() - ackWaitReadAt <= ACK_WAIT_READ_EVERY_MS) return;
+            ackWaitReadAt = Date.now();
+            timing.ackWaitMs = await consumer.info().then(ackWaitOf, () => timing.ackWaitMs);
+          };
+          // Also while every handler is busy and nothing is pulled: the prompts in progress need it most.
+          // One per set-up: the one before went with the consumer it read.
+          clearInterval(rereading);
+          rereading = setInterval(() => void (this.prompts.size > 0 ? readAckWait() : undefined), ACK_WAIT_READ_EVERY_MS);
+          rereading.unref();
           while (!this.closed) {
             // A prompt is pulled only once a handler is free for it: one pulled ahead would wait
             // with its ack wait running and be redelivered to another agent meanwhile. Short pulls:
@@ -190,13 +206,8 @@ export class SeqlineAgent {
               if (!msg) running.release();
             }
             if (!msg) continue;
-            if (Date.now() - ackWaitReadAt > ACK_WAIT_READ_EVERY_MS) {
-              // The service applies PROMPT_ACK_WAIT when it starts: since then it may have changed,
-              // and in-progress acks sent for the old one would come too rarely.
-              ackWaitMs = await consumer.info().then(ackWaitOf, () => ackWaitMs);
-              ackWaitReadAt = Date.now();
-            }
-            this.handle(msg, handler, { ackWaitMs, stallMs }, () => running.release());
+            await readAckWait();
+            this.handle(msg, handler, timing, () => running.release());
           }
         } catch {
           ready = ensure();
@@ -215,6 +226,7 @@ export class SeqlineAgent {
    */
   async close(): Promise<void> {
     this.closed = true;
+    for (const stop of this.stopRereading) stop();
     this.cancelSubscription?.unsubscribe();
     // Handed back now, so another agent takes each over at once rather than after its ack wait.
     for (const msg of this.prompts) ignoreClosed(() => msg.nak());
@@ -240,25 +252,30 @@ export class SeqlineAgent {
     const finish = (settle: () => void, unended: string): void => {
       if (over) return;
       over = true;
-      clearInterval(keepAlive);
+      clearTimeout(keepAlive);
       this.prompts.delete(msg);
       ignoreClosed(settle);
       for (const answer of answers) if (!answer.ending) answer.abort(unended);
       done();
     };
-    const keepAlive = setInterval(
-      () => {
-        const active = answers.reduce((latest, answer) => Math.max(latest, answer.lastAppendAt), startedAt);
-        // An answer ended already is the handler's work done: what it does after is its own affair.
-        if (Date.now() - active < timing.stallMs || answers.some((answer) => answer.ending)) return ignoreClosed(() => msg.working());
-        const reason = `its prompt handler made no progress for ${timing.stallMs} ms`;
-        context.givenUp = new Error(reason);
-        for (const answer of answers) answer.revoke(context.givenUp);
-        finish(() => msg.nak(1_000), reason);
-      },
-      Math.max(100, Math.min(timing.ackWaitMs / 3, timing.stallMs / 2)),
-    );
-    // The handler's work keeps a process alive, not this.
+    // Each wait is worked out again: the ack wait may have been read anew meanwhile.
+    const nextBeat = (): number => Math.max(100, Math.min(timing.ackWaitMs / 3, timing.stallMs / 2));
+    const beat = (): void => {
+      const active = answers.reduce((latest, answer) => Math.max(latest, answer.lastAppendAt), startedAt);
+      // An answer ended already is the handler's work done: what it does after is its own affair.
+      if (Date.now() - active < timing.stallMs || answers.some((answer) => answer.ending)) {
+        ignoreClosed(() => msg.working());
+        keepAlive = setTimeout(beat, nextBeat());
+        // The handler's work keeps a process alive, not this.
+        keepAlive.unref();
+        return;
+      }
+      const reason = `its prompt handler made no progress for ${timing.stallMs} ms`;
+      context.givenUp = new Error(reason);
+      for (const answer of answers) answer.revoke(context.givenUp);
+      finish(() => msg.nak(1_000), reason);
+    };
+    let keepAlive = setTimeout(beat, nextBeat());
     keepAlive.unref();
     // A handler that throws before its first await is handled like one that rejects.
     void Promise.resolve()
