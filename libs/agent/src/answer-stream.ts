@@ -64,8 +64,11 @@ export class AnswerStream {
    * Rejects if the service refused the start.
    */
   readonly ready: Promise<AnswerState>;
-  /** When the producer last gave this answer text (or started it): what tells a working handler from a stalled one. */
-  lastAppendAt = Date.now();
+  /**
+   * How many times the producer gave this answer text: what tells a working handler from a
+   * stalled one. A count, not a time, so a token costs no clock read.
+   */
+  appends = 0;
   private readonly controller = new AbortController();
   private readonly pending: PendingSegment[] = [];
   private part = 0;
@@ -139,7 +142,7 @@ export class AnswerStream {
   append(text: string, block?: BlockRef): void {
     if (this.end) throw new Error('append after complete() or fail()');
     if (text.length === 0 || this.controller.signal.aborted) return;
-    this.lastAppendAt = Date.now();
+    this.appends++;
     const last = this.pending[this.pending.length - 1];
     if (last && sameTarget(last.block, block)) last.text = isSetWhole(block) ? text : last.text + text;
     else this.pending.push(block ? { block, text } : { text });

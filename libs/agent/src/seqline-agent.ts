@@ -246,7 +246,9 @@ export class SeqlineAgent {
     this.prompts.add(msg);
     const context: HandlerContext = { answers: [] };
     const answers = context.answers;
-    const startedAt = Date.now();
+    /** Answers started and appends made, as last seen, and when that last grew. */
+    let progress = 0;
+    let progressAt = Date.now();
     let over = false;
     /** Settles the prompt once: a stalled handler given up may still return later, and must not settle it again or free a second slot. */
     const finish = (settle: () => void, unended: string): void => {
@@ -261,9 +263,13 @@ export class SeqlineAgent {
     // Each wait is worked out again: the ack wait may have been read anew meanwhile.
     const nextBeat = (): number => Math.max(100, Math.min(timing.ackWaitMs / 3, timing.stallMs / 2));
     const beat = (): void => {
-      const active = answers.reduce((latest, answer) => Math.max(latest, answer.lastAppendAt), startedAt);
+      const seen = answers.reduce((count, answer) => count + 1 + answer.appends, 0);
+      if (seen !== progress) {
+        progress = seen;
+        progressAt = Date.now();
+      }
       // An answer ended already is the handler's work done: what it does after is its own affair.
-      if (Date.now() - active < timing.stallMs || answers.some((answer) => answer.ending)) {
+      if (Date.now() - progressAt < timing.stallMs || answers.some((answer) => answer.ending)) {
         ignoreClosed(() => msg.working());
         keepAlive = setTimeout(beat, nextBeat());
         // The handler's work keeps a process alive, not this.
