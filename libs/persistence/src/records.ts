@@ -24,15 +24,7 @@ export function toConversationRecord(row: ConversationRow): ConversationRecord {
 
 export function toMessageState(row: MessageRow, epoch: string): MessageState {
   return {
-    id: row.id,
-    author: { role: row.authorRole as Message['author']['role'], id: row.authorId },
-    status: row.status as Message['status'],
-    text: row.text,
-    ...blocksOf(row.blocks),
-    ...(row.error === null ? {} : { error: row.error }),
-    createdAt: row.createdAt.toISOString(),
-    updatedAt: row.updatedAt.toISOString(),
-    cursor: formatCursor({ epoch, seq: Number(row.createdSeq) }),
+    ...toArchivedMessage({ ...row, logEpoch: epoch }),
     parts: row.parts,
     appliedSeq: Number(row.appliedSeq),
     createdSeq: Number(row.createdSeq),
@@ -45,7 +37,8 @@ export function toMessageState(row: MessageRow, epoch: string): MessageState {
 /** A message kept from an older log epoch, with the cursor it had in that log; the archive keeps no part count. */
 export type ArchivedMessage = Omit<Message, 'parts'>;
 
-export function toArchivedMessage(row: ArchivedMessageRow): ArchivedMessage {
+/** What `messages` and `archived_messages` rows share, as devices and admins see it, with the cursor it has in `logEpoch`. */
+export function toArchivedMessage(row: Pick<ArchivedMessageRow, 'id' | 'authorRole' | 'authorId' | 'status' | 'text' | 'blocks' | 'error' | 'createdAt' | 'updatedAt' | 'createdSeq' | 'logEpoch'>): ArchivedMessage {
   return {
     id: row.id,
     author: { role: row.authorRole as Message['author']['role'], id: row.authorId },
