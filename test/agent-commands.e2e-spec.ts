@@ -1,5 +1,5 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import type { AgentCommand, AgentReply } from '@seqline/protocol';
+import { WRITE_PARTITIONS, type AgentCommand, type AgentReply } from '@seqline/protocol';
 import { createConversation, eventually, http, useSeqline, WsDevice } from '@seqline/testing';
 
 /** Agent commands sent as raw NATS requests, exactly as an agent in another language would. */
@@ -15,6 +15,8 @@ describe('agent commands over NATS', () => {
   beforeAll(async () => {
     nc = await connect({ servers: seqline.settings.nats.url });
     await createConversation(seqline.server.url, 'c-cmd');
+    // Until it owns the write partitions, the instance writes as no owner, and its replies name no writer.
+    await eventually(() => seqline.server.infra.partitions.owned.length === WRITE_PARTITIONS, 20_000, 'every write partition owned');
   });
   afterAll(async () => nc.close());
 
@@ -29,6 +31,8 @@ describe('agent commands over NATS', () => {
       duplicate: true,
       cursor: (first as { cursor: string }).cursor,
       answer: { status: 'streaming', parts: 0, text: '', epoch: 1 },
+      // This instance owns every write partition: it names itself as the conversation's writer.
+      writer: seqline.server.infra.partitions.holder,
     });
     for (const part of [1, 2, 2, 1, 3, 3]) {
       const reply = await request('c-cmd', { type: 'message.append', messageId: 'm-retry', part, delta: `<${part}>` });
@@ -99,6 +103,56 @@ describe('agent commands over NATS', () => {
     await eventually(async () => (await seqline.server.infra.prisma.message.findUnique({ where: { conversationId_id: { conversationId: 'c-cmd', id: 'm-bad' } } }))?.status === 'failed');
     expect(await seqline.server.infra.prisma.message.count({ where: { id: { in: ['x', 'nope', 'm-big'] } } })).toBe(0);
     expect(await seqline.server.infra.prisma.conversation.count({ where: { id: 'no-such-conversation' } })).toBe(0);
+    await device.close();
+  });
+
+  it('answers a batch to the writer its replies name line by line, in order, each as the command alone is answered', async () => {
+    await createConversation(seqline.server.url, 'c-batch');
+    const device = new WsDevice(seqline.server.url, 'c-batch');
+    await device.connect();
+    const started = await request('c-batch', { type: 'message.start', messageId: 'm-batch', agentId: 'raw' });
+    expect(started).toMatchObject({ ok: true, writer: seqline.server.infra.partitions.holder });
+    const batch = async (lines: string[]) => {
+      const reply = await nc.request(`${seqline.settings.log.prefix}.writer.batch.${(started as { writer: string }).writer}`, lines.join('\n'), { timeout: 5_000 });
+      return reply.json<{ replies: AgentReply[] } | AgentReply>();
+    };
+    const line = (conversationId: string, command: AgentCommand) => `${conversationId} ${JSON.stringify(command)}`;
+    const append = (part: number, delta: string): AgentCommand => ({ type: 'message.append', messageId: 'm-batch', part, delta });
+
+    const answered = await batch([
+      line('c-batch', append(1, 'one ')),
+      'c-batch',
+      line('c-batch', { type: 'message.start', messageId: 'm-batch-2', agentId: 'raw' }),
+      'c-batch {not json',
+      line('no-such-conversation', append(1, 'x')),
+      line('c-batch', append(2, 'two')),
+      line('c-batch', append(1, 'one ')),
+      line('c-batch', append(3, 'x'.repeat(101))),
+    ]);
+    expect('replies' in answered && answered.replies.map((reply) => (reply.ok ? (reply.duplicate ? 'duplicate' : 'written') : reply.error))).toEqual([
+      'written',
+      { code: 'BAD_FRAME', message: 'command 2 of the batch does not start with a conversation id and a space' },
+      { code: 'VALIDATION_FAILED', message: 'message.start cannot be batched: send it on its own' },
+      { code: 'BAD_FRAME', message: 'command is not valid JSON' },
+      { code: 'UNKNOWN_CONVERSATION', message: expect.any(String) as string },
+      'written',
+      'duplicate',
+      { code: 'DELTA_TOO_LARGE', message: expect.any(String) as string },
+    ]);
+    // Replies name the writer, as single replies do.
+    expect((answered as { replies: AgentReply[] }).replies[0]).toMatchObject({ ok: true, writer: seqline.server.infra.partitions.holder });
+
+    expect(await batch(Array.from({ length: 65 }, (_, i) => line('c-batch', append(3 + i, 'x'))))).toEqual({
+      ok: false,
+      error: { code: 'VALIDATION_FAILED', message: 'a batch holds at most 64 commands' },
+    });
+    expect(await batch([line('c-batch', { type: 'message.complete', messageId: 'm-batch' })])).toMatchObject({ replies: [{ ok: true, duplicate: false }] });
+
+    await device.until(() => device.messages.get('m-batch')?.status === 'complete');
+    expect(device.text('m-batch')).toBe('one two');
+    expect(device.events.map((event) => event.event.type)).toEqual(['message.created', 'message.appended', 'message.appended', 'message.completed']);
+    expect(device.violations).toEqual([]);
+    expect(await seqline.server.infra.prisma.message.count({ where: { id: 'm-batch-2' } })).toBe(0);
     await device.close();
   });
 

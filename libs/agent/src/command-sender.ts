@@ -1,6 +1,19 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { NatsRequester, NoResponderError, RequesterClosedError } from '@seqline/streams';
-import { isRetryable, partitionOf, ReceivedAgentReplySchema, SeqlineError, subjects, ErrorCode, type AgentCommand, type ReceivedAgentReply, type Subjects } from '@seqline/protocol';
+import {
+  encodeCommandBatch,
+  ErrorCode,
+  isRetryable,
+  MAX_BATCH_COMMANDS,
+  partitionOf,
+  ReceivedAgentReplySchema,
+  ReceivedBatchReplySchema,
+  SeqlineError,
+  subjects,
+  type AgentCommand,
+  type ReceivedAgentReply,
+  type Subjects,
+} from '@seqline/protocol';
 import type { AcceptedReply, CommandChannel } from './answer-stream.js';
 import { Semaphore } from './semaphore.js';
 import { AppendPacer } from './append-pacer.js';
@@ -13,16 +26,33 @@ export interface CommandSenderOptions {
   retryForMs: number;
   /** Hold appends back while the service's round trip is well above its floor (see `AppendPacer`). */
   paceAppends: boolean;
+  /** Send the commands ready at one moment for conversations one instance writes as one request. */
+  batchCommands: boolean;
 }
 
 /** After the owner subject failed other than by having no owner (a timeout, a permission), use the any-instance subject this long. */
 const OWNER_ROUTE_BACKOFF_MS = 10_000;
+/** Larger commands go on their own: a batch stays far below NATS's `max_payload`. */
+const BATCH_COMMAND_BYTES = 16 * 1024;
+const BATCH_BYTES = 256 * 1024;
+
+interface Batched {
+  conversationId: string;
+  data: Uint8Array;
+  /** The command's reply, or undefined when the batch went unanswered (it is then sent on its own). */
+  settle(reply: ReceivedAgentReply | undefined): void;
+}
 
 /**
  * Sends commands as NATS requests, retrying unanswered ones; retries are safe because every
  * command is idempotent. A command goes to the instance owning its conversation's write
  * partition; while the partition has no owner (an instance died or is handing over) it goes to
  * any instance instead, so a hand-over never stalls an answer.
+ *
+ * Replies name the instance writing the conversation. Commands other than starts that become
+ * ready at the same moment (one event-loop turn: the appends of answers whose acknowledgements
+ * came together) for conversations one instance writes go to it as one batch: one request and
+ * one reply for many answers' appends, where each would otherwise cost its own.
  */
 export class CommandSender implements CommandChannel {
   readonly subjects: Subjects;
@@ -31,6 +61,11 @@ export class CommandSender implements CommandChannel {
   private ownerRouteOffUntil = 0;
   private readonly requester: NatsRequester;
   private readonly pacer?: AppendPacer;
+  /** Per write partition, the instance its last reply named as writing it. */
+  private readonly writers = new Map<number, string>();
+  /** Commands waiting for this turn's batches, per writer. */
+  private readonly batches = new Map<string, Batched[]>();
+  private flushing = false;
 
   constructor(
     nc: NatsConnection,
@@ -45,12 +80,16 @@ export class CommandSender implements CommandChannel {
   async send(conversationId: string, command: AgentCommand): Promise<AcceptedReply> {
     const data = this.encoder.encode(JSON.stringify(command));
     const deadline = Date.now() + this.options.retryForMs;
-    const owner = this.subjects.writer(partitionOf(conversationId), conversationId);
+    const partition = partitionOf(conversationId);
+    const owner = this.subjects.writer(partition, conversationId);
     const anyInstance = this.subjects.agent(conversationId);
+    const batchable = this.options.batchCommands && command.type !== 'message.start' && data.length <= BATCH_COMMAND_BYTES;
     for (let attempt = 1; ; attempt++) {
-      let reply: ReceivedAgentReply;
+      let reply: ReceivedAgentReply | undefined;
       try {
-        reply = await this.request(owner, anyInstance, data);
+        // Retries go on their own, to the owner's subject: whatever kept the batch from an answer may still hold.
+        if (attempt === 1 && batchable) reply = await this.batched(partition, conversationId, data);
+        reply ??= await this.request(owner, anyInstance, data);
       } catch (error) {
         // Closed: no reply could be received any more, however long this waits.
         if (error instanceof RequesterClosedError) throw new SeqlineError(ErrorCode.Unavailable, 'the agent was closed before the service answered');
@@ -58,7 +97,11 @@ export class CommandSender implements CommandChannel {
         await sleep(Math.min(50 * 2 ** attempt, 2_000) * (0.5 + Math.random()));
         continue;
       }
-      if (reply.ok) return reply;
+      if (reply.ok) {
+        if (reply.writer) this.writers.set(partition, reply.writer);
+        else this.writers.delete(partition);
+        return reply;
+      }
       if (isRetryable(reply.error.code) && Date.now() < deadline) {
         await sleep(Math.min(50 * 2 ** attempt, 2_000));
         continue;
@@ -76,6 +119,65 @@ export class CommandSender implements CommandChannel {
   /** Fails what is still waiting for a reply; the connection is closing. */
   close(): void {
     this.requester.close();
+  }
+
+  /** Queues the command for this turn's batch to the instance writing its conversation; undefined at once when none is known. */
+  private batched(partition: number, conversationId: string, data: Uint8Array): Promise<ReceivedAgentReply | undefined> | undefined {
+    const writer = this.writers.get(partition);
+    if (writer === undefined || Date.now() < this.ownerRouteOffUntil) return undefined;
+    return new Promise((settle) => {
+      const queue = this.batches.get(writer);
+      if (queue) queue.push({ conversationId, data, settle });
+      else this.batches.set(writer, [{ conversationId, data, settle }]);
+      if (!this.flushing) {
+        this.flushing = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.flushing = false;
+    for (const [writer, queue] of this.batches) {
+      this.batches.delete(writer);
+      let batch: Batched[] = [];
+      let bytes = 0;
+      for (const item of queue) {
+        const size = item.conversationId.length + item.data.length + 2;
+        if (batch.length === MAX_BATCH_COMMANDS || (batch.length > 0 && bytes + size > BATCH_BYTES)) {
+          void this.sendBatch(writer, batch);
+          batch = [];
+          bytes = 0;
+        }
+        batch.push(item);
+        bytes += size;
+      }
+      // A command alone costs the same on its own subject.
+      if (batch.length === 1) batch[0]!.settle(undefined);
+      else void this.sendBatch(writer, batch);
+    }
+  }
+
+  /** Never rejects: a batch that went unanswered or came back unreadable leaves each command to be sent on its own. */
+  private async sendBatch(writer: string, batch: Batched[]): Promise<void> {
+    let replies: ReceivedAgentReply[] | undefined;
+    await this.semaphore.acquire();
+    try {
+      const sentAt = performance.now();
+      const msg = await this.requester.request(this.subjects.writerBatch(writer), encodeCommandBatch(batch), { timeoutMs: this.options.requestTimeoutMs });
+      this.pacer?.observe(performance.now() - sentAt);
+      const parsed = ReceivedBatchReplySchema.safeParse(msg.json());
+      if (parsed.success && parsed.data.replies.length === batch.length) replies = parsed.data.replies;
+    } catch {
+      // No responders (the instance is gone), a timeout, a refused or unreadable batch: below.
+    } finally {
+      this.semaphore.release();
+    }
+    if (!replies) {
+      // Until a reply names a writer again, these conversations' commands go on their own.
+      for (const [partition, named] of this.writers) if (named === writer) this.writers.delete(partition);
+    }
+    batch.forEach((item, i) => item.settle(replies?.[i]));
   }
 
   /** One attempt: to the partition's owner, or to any instance while the partition has no owner or the owner route is off. */

@@ -17,7 +17,7 @@ export interface AgentOptions {
   prefix?: string;
   /** The JetStream stream holding prompts (`SEQLINE_STREAM` on the server). */
   stream?: string;
-  /** Publishes in flight at once across all answers. Default 64. */
+  /** Requests in flight at once across all answers (a batch of commands counts once). Default 64. */
   maxInFlight?: number;
   /** How long to wait for the service to answer one command before sending it again. Default 5 s. */
   requestTimeoutMs?: number;
@@ -26,6 +26,11 @@ export interface AgentOptions {
    * its floor (a saturated service), so its queues stay short. Default true.
    */
   paceAppends?: boolean;
+  /**
+   * Send the commands that become ready at one moment (appends of many answers) for
+   * conversations one instance writes as one request, instead of one request each. Default true.
+   */
+  batchCommands?: boolean;
   user?: string;
   password?: string;
 }
@@ -71,9 +76,9 @@ export class SeqlineAgent {
 
   private constructor(
     readonly nc: NatsConnection,
-    private readonly options: Required<Pick<AgentOptions, 'agentId' | 'prefix' | 'stream' | 'maxInFlight' | 'requestTimeoutMs' | 'paceAppends'>>,
+    private readonly options: Required<Pick<AgentOptions, 'agentId' | 'prefix' | 'stream' | 'maxInFlight' | 'requestTimeoutMs' | 'paceAppends' | 'batchCommands'>>,
   ) {
-    this.sender = new CommandSender(nc, { prefix: options.prefix, maxInFlight: options.maxInFlight, requestTimeoutMs: options.requestTimeoutMs, retryForMs: 120_000, paceAppends: options.paceAppends });
+    this.sender = new CommandSender(nc, { prefix: options.prefix, maxInFlight: options.maxInFlight, requestTimeoutMs: options.requestTimeoutMs, retryForMs: 120_000, paceAppends: options.paceAppends, batchCommands: options.batchCommands });
     this.cancelSubscription = nc.subscribe(this.sender.subjects.allCancels, {
       callback: (error, msg) => {
         if (error) return;
@@ -93,6 +98,7 @@ export class SeqlineAgent {
       maxInFlight: options.maxInFlight ?? 64,
       requestTimeoutMs: options.requestTimeoutMs ?? 5_000,
       paceAppends: options.paceAppends ?? true,
+      batchCommands: options.batchCommands ?? true,
     });
   }
 

@@ -83,7 +83,18 @@ export const AnswerStateSchema = z.object({
 });
 export type AnswerState = z.infer<typeof AnswerStateSchema>;
 
-const AcceptedReplySchema = z.object({ ok: z.literal(true), cursor: z.string(), duplicate: z.boolean(), answer: AnswerStateSchema.optional() });
+const AcceptedReplySchema = z.object({
+  ok: z.literal(true),
+  cursor: z.string(),
+  duplicate: z.boolean(),
+  answer: AnswerStateSchema.optional(),
+  /**
+   * The instance that writes this conversation now, when it is the one that owns its write
+   * partition: later commands for the conversations it writes may go to it together, as a batch
+   * on `<prefix>.writer.batch.<writer>`.
+   */
+  writer: z.string().optional(),
+});
 
 /** A reply as this version of the service writes it. */
 export const AgentReplySchema = z.discriminatedUnion('ok', [

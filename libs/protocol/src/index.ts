@@ -8,6 +8,7 @@ export * from './block-reducer.js';
 export * from './events.js';
 export * from './ws-frames.js';
 export * from './agent-commands.js';
+export * from './command-batch.js';
 export * from './subjects.js';
 export * from './message-reducer.js';
 export * from './rest.js';

@@ -13,6 +13,8 @@ export function subjects(prefix: string) {
     /** Commands for a conversation, answered by the instance that owns its write partition (see `partitionOf`). */
     writer: (partition: number, conversationId: string) => `${prefix}.writer.${partition}.${conversationId}`,
     partitionWriter: (partition: number) => `${prefix}.writer.${partition}.*`,
+    /** A batch of commands for conversations the instance named `writer` writes (see `encodeCommandBatch`). */
+    writerBatch: (writer: string) => `${prefix}.writer.batch.${writer}`,
     /**
      * Between instances only (agents are not allowed to publish here): a write that arrived at an
      * instance not owning the conversation's partition, handed to the owner so one instance at a

@@ -57,6 +57,11 @@ export class PartitionLeases {
   /** Another instance joined or left: list at the next tick, whatever the count. */
   private listNext = false;
 
+  /** This instance's name among the partitions' holders. */
+  get holder(): string {
+    return this.options.holder;
+  }
+
   private constructor(
     private readonly nc: NatsConnection,
     private readonly kv: KV,

@@ -1,4 +1,4 @@
-import { SeqlineAgent } from '@seqline/agent';
+import { SeqlineAgent, type AgentOptions } from '@seqline/agent';
 import type { Settings } from '@seqline/config';
 import { createTestSettings, dropTestResources } from './test-settings.js';
 import { startTestServer, type RunningServer } from './test-server.js';
@@ -7,7 +7,7 @@ export interface SeqlineContext {
   settings: Settings;
   server: RunningServer;
   /** Connects an agent to this run's NATS prefix and stream; closed after the suite. */
-  agent(agentId: string): Promise<SeqlineAgent>;
+  agent(agentId: string, options?: Partial<AgentOptions>): Promise<SeqlineAgent>;
 }
 
 /**
@@ -21,8 +21,9 @@ export function useSeqline(overrides: Record<string, string> | (() => Record<str
   beforeAll(async () => {
     context.settings = createTestSettings(typeof overrides === 'function' ? overrides() : overrides);
     context.server = await startTestServer(context.settings);
-    context.agent = async (agentId) => {
+    context.agent = async (agentId, options = {}) => {
       const agent = await SeqlineAgent.connect({
+        ...options,
         servers: context.settings.nats.url,
         agentId,
         prefix: context.settings.log.prefix,

@@ -1,7 +1,7 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type { Msg, Subscription } from '@nats-io/transport-node';
 import type { Settings } from '@seqline/config';
-import { AgentCommandSchema, ErrorCode, parseFrame, SeqlineError, toSeqlineError, type AgentReply } from '@seqline/protocol';
+import { AgentCommandSchema, ErrorCode, parseFrame, SeqlineError, splitCommandBatch, toSeqlineError, type AgentReply } from '@seqline/protocol';
 import { LogStream, PartitionLeases } from '@seqline/streams';
 import type { Logger } from 'pino';
 import { LOGGER, SETTINGS } from '../core/tokens.js';
@@ -9,13 +9,13 @@ import { WriteRouter } from './write-router.service.js';
 import { ConversationWriter } from './conversation-writer.service.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { RateLimiter } from '../auth/rate-limiter.js';
-import { sendReply } from './reply-sender.js';
+import { sendBatchReply, sendReply } from './reply-sender.js';
 import { within } from '../core/within.js';
 
 const QUEUE = 'seqline-ingest';
 const OWNER_QUEUE = 'seqline-writer';
 
-type Route = 'owner' | 'any';
+type Route = 'owner' | 'any' | 'batch';
 /** How long a released partition's subscriptions may take to drain (no longer while NATS is away: renewals wait on it). */
 const DRAIN_WAIT_MS = 2_000;
 /**
@@ -41,6 +41,8 @@ async function drainWithin(subscription: Subscription, ms: number): Promise<void
 @Injectable()
 export class AgentListener implements OnApplicationBootstrap, OnApplicationShutdown {
   private subscription?: Subscription;
+  /** Batches addressed to this instance, as the writer its replies named (`<prefix>.writer.batch.<holder>`). */
+  private batches?: Subscription;
   /** Per owned partition: its agent subject and its subject for writes handed over by other instances. */
   private readonly owned = new Map<number, Subscription[]>();
   private readonly limiter: RateLimiter;
@@ -61,6 +63,7 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
 
   onApplicationBootstrap(): void {
     this.subscription = this.listen(this.stream.subjects.allAgent, QUEUE, 'any');
+    this.batches = this.listen(this.stream.subjects.writerBatch(this.partitions.holder), undefined, 'batch');
     this.partitions.start({
       acquired: (partition) => {
         // States cached while another instance owned it (a write that fell back to this one, the
@@ -85,15 +88,15 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
   async onApplicationShutdown(): Promise<void> {
     // Partitions first, so agents move to the any-instance subject (other instances) while this one drains.
     await this.partitions.stop();
-    if (this.subscription) await drainWithin(this.subscription, DRAIN_WAIT_MS);
+    await Promise.all([this.subscription, this.batches].map((subscription) => subscription && drainWithin(subscription, DRAIN_WAIT_MS)));
     await within(Promise.allSettled([...this.inFlight]), ANSWER_WAIT_MS).catch(() => {
       this.logger.warn({ commands: this.inFlight.size }, 'shutting down with agent commands unanswered; their agents retry them elsewhere');
     });
   }
 
-  private listen(subject: string, queue: string, route: Route): Subscription {
+  private listen(subject: string, queue: string | undefined, route: Route): Subscription {
     return this.stream.nc.subscribe(subject, {
-      queue,
+      ...(queue ? { queue } : {}),
       callback: (error, msg) => {
         if (error) {
           this.logger.error({ err: error, subject }, 'agent subscription failed');
@@ -108,6 +111,7 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
   }
 
   private async handle(msg: Msg, route: Route): Promise<void> {
+    if (route === 'batch') return this.handleBatch(msg);
     this.metrics.commandsByRoute.inc({ route });
     const conversationId = this.stream.subjects.conversationOf(msg.subject);
     const reply = await this.execute(conversationId, msg.data);
@@ -118,16 +122,47 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
     sendReply(msg, reply, this.stream.nc.info?.max_payload, this.logger);
   }
 
-  private async execute(conversationId: string, data: Uint8Array): Promise<AgentReply> {
+  /**
+   * A batch: each line is handled as the same command sent on its own (its own rate limit, size
+   * check and write, the partition's owner writing it), all at once, and answered together in the
+   * batch's order. Only a batch that cannot be split into lines is refused as a whole.
+   */
+  private async handleBatch(msg: Msg): Promise<void> {
+    let lines: ReturnType<typeof splitCommandBatch>;
+    try {
+      lines = splitCommandBatch(msg.data);
+    } catch (error) {
+      const refusal = toSeqlineError(error);
+      this.metrics.commandsRefused.inc({ code: refusal.code });
+      sendReply(msg, { ok: false, error: refusal.toBody() }, this.stream.nc.info?.max_payload, this.logger);
+      return;
+    }
+    this.metrics.commandsByRoute.inc({ route: 'batch' }, lines.length);
+    const replies = await Promise.all(
+      lines.map(async (line): Promise<AgentReply> => {
+        const reply = line instanceof SeqlineError ? { ok: false as const, error: line.toBody() } : await this.execute(line.conversationId, line.data, true);
+        if (!reply.ok) {
+          this.metrics.commandsRefused.inc({ code: reply.error.code });
+          this.logger.info({ conversationId: line instanceof SeqlineError ? undefined : line.conversationId, code: reply.error.code }, 'agent command refused');
+        }
+        return reply;
+      }),
+    );
+    sendBatchReply(msg, { replies }, this.logger);
+  }
+
+  private async execute(conversationId: string, data: Uint8Array, batched = false): Promise<AgentReply> {
     try {
       // Per conversation: an agent flooding one conversation slows no other.
       if (!this.limiter.take(conversationId)) {
         throw new SeqlineError(ErrorCode.RateLimited, `over ${this.settings.limits.agentCommandsPerSecond} commands per second for this conversation; retry shortly`);
       }
       const command = parseFrame(AgentCommandSchema, data, { what: 'command', maxBytes: this.settings.limits.frameBytes });
+      // Its reply carries the answer so far, which may take the whole of a NATS message.
+      if (batched && command.type === 'message.start') throw new SeqlineError(ErrorCode.ValidationFailed, 'message.start cannot be batched: send it on its own');
       // Written here when this instance owns the partition; otherwise handed to its owner, if there is one.
       const result = await this.router.write(conversationId, command);
-      return { ok: true, cursor: result.cursor, duplicate: result.duplicate, ...(result.answer ? { answer: result.answer } : {}) };
+      return { ok: true, cursor: result.cursor, duplicate: result.duplicate, ...(result.answer ? { answer: result.answer } : {}), ...(result.writer ? { writer: result.writer } : {}) };
     } catch (error) {
       if (!(error instanceof SeqlineError)) this.logger.error({ err: error, conversationId }, 'agent command failed');
       // What fails below the protocol here is the log or the database: a retry may succeed.

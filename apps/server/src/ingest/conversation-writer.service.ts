@@ -46,6 +46,8 @@ export interface WriteResult {
   entry?: LogEntry;
   /** For `message.start`: the answer as it stands, so its producer can go on from there. */
   answer?: AnswerState;
+  /** The instance owning the conversation's write partition, when that one wrote it. */
+  writer?: string;
 }
 
 /**

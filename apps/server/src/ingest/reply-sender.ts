@@ -1,5 +1,5 @@
 import type { Msg } from '@nats-io/transport-node';
-import { ErrorCode, SeqlineError, type AgentReply, type AnswerState } from '@seqline/protocol';
+import { ErrorCode, SeqlineError, type AgentReply, type AnswerState, type BatchReply } from '@seqline/protocol';
 import type { Logger } from 'pino';
 
 /** nats-server's default `max_payload`, for a connection that has not told its own yet. */
@@ -29,6 +29,16 @@ export function sendReply(msg: Msg, reply: AgentReply, maxPayload: number | unde
     msg.respond(data);
   } catch (error) {
     // The connection is closing: the requester times out and retries elsewhere.
+    logger.warn({ err: error, subject: msg.subject }, 'a reply could not be sent');
+  }
+}
+
+/** Sends a batch's replies. They hold no answer state (a batch carries no `message.start`), so they stay small: at most a few hundred bytes a command. */
+export function sendBatchReply(msg: Msg, reply: BatchReply, logger: Logger): void {
+  if (!msg.reply) return;
+  try {
+    msg.respond(encoder.encode(JSON.stringify(reply)));
+  } catch (error) {
     logger.warn({ err: error, subject: msg.subject }, 'a reply could not be sent');
   }
 }

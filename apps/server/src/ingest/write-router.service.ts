@@ -48,7 +48,7 @@ export class WriteRouter implements OnApplicationShutdown {
 
   async write(conversationId: string, command: IngestCommand): Promise<WriteResult> {
     const partition = partitionOf(conversationId);
-    if (this.partitions.owns(partition)) return this.writer.write(conversationId, command);
+    if (this.partitions.owns(partition)) return { ...(await this.writer.write(conversationId, command)), writer: this.partitions.holder };
     let reply: AgentReply;
     try {
       const subject = this.stream.subjects.forward(partition, conversationId);
@@ -63,7 +63,7 @@ export class WriteRouter implements OnApplicationShutdown {
     }
     this.metrics.writesForwarded.inc({ outcome: 'owner' });
     if (!reply.ok) throw new SeqlineError(reply.error.code as ErrorCode, reply.error.message);
-    return { cursor: reply.cursor, duplicate: reply.duplicate, ...(reply.answer ? { answer: reply.answer } : {}) };
+    return { cursor: reply.cursor, duplicate: reply.duplicate, ...(reply.answer ? { answer: reply.answer } : {}), ...(reply.writer ? { writer: reply.writer } : {}) };
   }
 
   /** Answers writes handed over for a partition this instance owns; the subscription ends with the partition. */
@@ -87,7 +87,7 @@ export class WriteRouter implements OnApplicationShutdown {
       // A command this version cannot read (another version's, in a rolling upgrade) is refused as such, not retried.
       const command = parseFrame(IngestCommandSchema, msg.data, { what: 'a handed-over write' });
       const result = await this.writer.write(conversationId, command);
-      reply = { ok: true, cursor: result.cursor, duplicate: result.duplicate, ...(result.answer ? { answer: result.answer } : {}) };
+      reply = { ok: true, cursor: result.cursor, duplicate: result.duplicate, ...(result.answer ? { answer: result.answer } : {}), writer: this.partitions.holder };
     } catch (error) {
       if (!(error instanceof SeqlineError)) this.logger.error({ err: error, conversationId }, 'handed-over write failed');
       reply = { ok: false, error: toSeqlineError(error, ErrorCode.Unavailable).toBody() };
