@@ -1,6 +1,6 @@
 import { jetstream } from '@nats-io/jetstream';
 import type { ConversationEvent, Page } from '@seqline/protocol';
-import { createConversation, http, useSeqline } from '@seqline/testing';
+import { createConversation, eventually, http, useSeqline } from '@seqline/testing';
 
 /** Admin REST refuses what it cannot read exactly, and changes nothing when it does. */
 describe('admin REST input', () => {
@@ -56,6 +56,8 @@ describe('admin REST input', () => {
   it('reads an empty `after` as no cursor, on every paginated route', async () => {
     await createConversation(url(), 'empty-after');
     await http(url(), 'POST', '/v1/conversations/empty-after/messages', { messageId: 'q1', text: 'hello' });
+    // Messages are read from Postgres: both reads must see the message persisted.
+    await eventually(async () => (await http<{ items: unknown[] }>(url(), 'GET', '/v1/conversations/empty-after/messages')).body.items.length === 1);
     for (const path of ['/v1/conversations', '/v1/conversations/empty-after/events', '/v1/conversations/empty-after/messages']) {
       const [without, empty] = [await http(url(), 'GET', path), await http(url(), 'GET', `${path}?after=`)];
       expect(empty).toEqual(without);

@@ -1,5 +1,5 @@
 import type { NatsConnection } from '@nats-io/transport-node';
-import { NatsRequester, NoResponderError, RequesterClosedError } from '@seqline/streams';
+import { NatsRequester, NoResponderError, RequestTimeoutError, RequesterClosedError } from '@seqline/streams';
 import {
   encodeCommandBatch,
   ErrorCode,
@@ -35,6 +35,8 @@ const OWNER_ROUTE_BACKOFF_MS = 10_000;
 /** Larger commands go on their own: a batch stays far below NATS's `max_payload`. */
 const BATCH_COMMAND_BYTES = 16 * 1024;
 const BATCH_BYTES = 256 * 1024;
+/** nats-server's default `max_payload`, for a connection that has not told its own yet. */
+const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 
 interface Batched {
   conversationId: string;
@@ -68,7 +70,7 @@ export class CommandSender implements CommandChannel {
   private flushing = false;
 
   constructor(
-    nc: NatsConnection,
+    private readonly nc: NatsConnection,
     private readonly options: CommandSenderOptions,
   ) {
     this.subjects = subjects(options.prefix);
@@ -138,13 +140,16 @@ export class CommandSender implements CommandChannel {
 
   private flush(): void {
     this.flushing = false;
+    // A batch takes a permit per command, so it can take at most all of them.
+    const most = Math.min(MAX_BATCH_COMMANDS, this.semaphore.size);
+    const maxBytes = Math.min(BATCH_BYTES, (this.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD) - 1024);
     for (const [writer, queue] of this.batches) {
       this.batches.delete(writer);
       let batch: Batched[] = [];
       let bytes = 0;
       for (const item of queue) {
         const size = item.conversationId.length + item.data.length + 2;
-        if (batch.length === MAX_BATCH_COMMANDS || (batch.length > 0 && bytes + size > BATCH_BYTES)) {
+        if (batch.length === most || (batch.length > 0 && bytes + size > maxBytes)) {
           void this.sendBatch(writer, batch);
           batch = [];
           bytes = 0;
@@ -161,17 +166,20 @@ export class CommandSender implements CommandChannel {
   /** Never rejects: a batch that went unanswered or came back unreadable leaves each command to be sent on its own. */
   private async sendBatch(writer: string, batch: Batched[]): Promise<void> {
     let replies: ReceivedAgentReply[] | undefined;
-    await this.semaphore.acquire();
+    await this.semaphore.acquire(batch.length);
     try {
       const sentAt = performance.now();
       const msg = await this.requester.request(this.subjects.writerBatch(writer), encodeCommandBatch(batch), { timeoutMs: this.options.requestTimeoutMs });
-      this.pacer?.observe(performance.now() - sentAt);
       const parsed = ReceivedBatchReplySchema.safeParse(msg.json());
       if (parsed.success && parsed.data.replies.length === batch.length) replies = parsed.data.replies;
-    } catch {
-      // No responders (the instance is gone), a timeout, a refused or unreadable batch: below.
+      // A batch that waited on a slow command says nothing of the queues.
+      if (replies?.every((reply) => reply.ok)) this.pacer?.observe(performance.now() - sentAt);
+    } catch (error) {
+      // No responders (the instance is gone), a refused or unreadable batch: below. A timeout says
+      // the instance hangs: the commands go to any instance, as after a timeout on the owner's subject.
+      if (error instanceof RequestTimeoutError) this.ownerRouteOffUntil = Date.now() + OWNER_ROUTE_BACKOFF_MS;
     } finally {
-      this.semaphore.release();
+      this.semaphore.release(batch.length);
     }
     if (!replies) {
       // Until a reply names a writer again, these conversations' commands go on their own.

@@ -1,23 +1,27 @@
-/** Bounds how many of something run at once (publishes in flight, prompt handlers). */
+/** Bounds how many of something run at once (commands in flight, prompt handlers). Waiters are served in order. */
 export class Semaphore {
-  private waiting: (() => void)[] = [];
+  private readonly waiting: Array<{ count: number; resolve: () => void }> = [];
   private available: number;
 
   constructor(readonly size: number) {
     this.available = size;
   }
 
-  async acquire(): Promise<void> {
-    if (this.available > 0) {
-      this.available--;
+  /** Takes `count` permits at once (at most `size`); a larger request behind it waits its turn, and so do smaller ones after it. */
+  async acquire(count = 1): Promise<void> {
+    if (this.waiting.length === 0 && this.available >= count) {
+      this.available -= count;
       return;
     }
-    await new Promise<void>((resolve) => this.waiting.push(resolve));
+    await new Promise<void>((resolve) => this.waiting.push({ count, resolve }));
   }
 
-  release(): void {
-    const next = this.waiting.shift();
-    if (next) next();
-    else this.available++;
+  release(count = 1): void {
+    this.available += count;
+    while (this.waiting.length > 0 && this.available >= this.waiting[0]!.count) {
+      const next = this.waiting.shift()!;
+      this.available -= next.count;
+      next.resolve();
+    }
   }
 }

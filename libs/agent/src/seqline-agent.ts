@@ -17,7 +17,7 @@ export interface AgentOptions {
   prefix?: string;
   /** The JetStream stream holding prompts (`SEQLINE_STREAM` on the server). */
   stream?: string;
-  /** Requests in flight at once across all answers (a batch of commands counts once). Default 64. */
+  /** Commands in flight at once across all answers (a batch counts each of its commands). Default 64. */
   maxInFlight?: number;
   /** How long to wait for the service to answer one command before sending it again. Default 5 s. */
   requestTimeoutMs?: number;

@@ -16,6 +16,15 @@ const QUEUE = 'seqline-ingest';
 const OWNER_QUEUE = 'seqline-writer';
 
 type Route = 'owner' | 'any' | 'batch';
+/**
+ * How long a batch's reply waits for its slowest command. One still being written by then is
+ * answered `UNAVAILABLE`, and its agent sends it again on its own (idempotent: applied once).
+ */
+const BATCH_LINE_WAIT_MS = 1_000;
+const STILL_WRITING: AgentReply = {
+  ok: false,
+  error: { code: ErrorCode.Unavailable, message: `not written within ${BATCH_LINE_WAIT_MS} ms of the batch; send it again on its own` },
+};
 /** How long a released partition's subscriptions may take to drain (no longer while NATS is away: renewals wait on it). */
 const DRAIN_WAIT_MS = 2_000;
 /**
@@ -138,17 +147,20 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
       return;
     }
     this.metrics.commandsByRoute.inc({ route: 'batch' }, lines.length);
-    const replies = await Promise.all(
-      lines.map(async (line): Promise<AgentReply> => {
+    const replies = new Array<AgentReply | undefined>(lines.length).fill(undefined);
+    const answered = Promise.all(
+      lines.map(async (line, index) => {
         const reply = line instanceof SeqlineError ? { ok: false as const, error: line.toBody() } : await this.execute(line.conversationId, line.data, true);
         if (!reply.ok) {
           this.metrics.commandsRefused.inc({ code: reply.error.code });
           this.logger.info({ conversationId: line instanceof SeqlineError ? undefined : line.conversationId, code: reply.error.code }, 'agent command refused');
         }
-        return reply;
+        replies[index] = reply;
       }),
     );
-    sendBatchReply(msg, { replies }, this.logger);
+    // One slow command (looked at again, a state rebuilt from Postgres) must not hold up the others' replies.
+    await within(answered, BATCH_LINE_WAIT_MS).catch(() => undefined);
+    sendBatchReply(msg, { replies: replies.map((reply) => reply ?? STILL_WRITING) }, this.logger);
   }
 
   private async execute(conversationId: string, data: Uint8Array, batched = false): Promise<AgentReply> {

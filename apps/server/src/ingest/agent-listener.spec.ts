@@ -12,32 +12,35 @@ const decoder = new TextDecoder();
 
 /** A listener on fake NATS whose writes resolve when the test says, and whose drain ends only if `drains`. */
 function build(drains: boolean) {
-  let deliver: ((error: Error | null, msg: Msg) => void) | undefined;
-  const subscription = {
-    drain: jest.fn(() => (drains ? Promise.resolve() : new Promise<void>(() => undefined))),
-    unsubscribe: jest.fn(),
-  } as unknown as Subscription;
+  const deliver = new Map<string, (error: Error | null, msg: Msg) => void>();
+  const subscriptions = new Map<string, Subscription>();
   const stream = {
     nc: {
       info: { max_payload: 1024 * 1024 },
-      subscribe: (_subject: string, options: { callback: (error: Error | null, msg: Msg) => void }) => {
-        deliver = options.callback;
+      subscribe: (subject: string, options: { callback: (error: Error | null, msg: Msg) => void }) => {
+        deliver.set(subject, options.callback);
+        const subscription = {
+          drain: jest.fn(() => (drains ? Promise.resolve() : new Promise<void>(() => undefined))),
+          unsubscribe: jest.fn(),
+        } as unknown as Subscription;
+        subscriptions.set(subject, subscription);
         return subscription;
       },
     },
-    subjects: { allAgent: 'p.agent.*', conversationOf: () => 'c1' },
+    subjects: { allAgent: 'p.agent.*', writerBatch: (writer: string) => `p.writer.batch.${writer}`, conversationOf: () => 'c1' },
   } as unknown as LogStream;
   const finishWrite: Array<(result: WriteResult) => void> = [];
   const router = { write: jest.fn(() => new Promise<WriteResult>((resolve) => finishWrite.push(resolve))) } as unknown as WriteRouter;
-  const partitions = { start: () => undefined, stop: async () => undefined } as unknown as PartitionLeases;
+  const partitions = { start: () => undefined, stop: async () => undefined, holder: 'me' } as unknown as PartitionLeases;
   const listener = new AgentListener(stream, router, {} as ConversationWriter, new MetricsService(), partitions, settingsFrom(loadEnv({})), pino({ level: 'silent' }));
   listener.onApplicationBootstrap();
   const replies: unknown[] = [];
-  const send = (): void => {
-    const command = { type: 'message.append', messageId: 'm1', part: 1, delta: 'hi' };
-    deliver!(null, { subject: 'p.agent.c1', reply: '_INBOX.1', data: new TextEncoder().encode(JSON.stringify(command)), respond: (data: Uint8Array) => replies.push(JSON.parse(decoder.decode(data))) } as unknown as Msg);
-  };
-  return { listener, send, finishWrite, replies, subscription, router };
+  const message = (subject: string, data: string) =>
+    ({ subject, reply: '_INBOX.1', data: new TextEncoder().encode(data), respond: (bytes: Uint8Array) => replies.push(JSON.parse(decoder.decode(bytes))) }) as unknown as Msg;
+  const append = (part: number) => JSON.stringify({ type: 'message.append', messageId: 'm1', part, delta: 'hi' });
+  const send = (): void => deliver.get('p.agent.*')!(null, message('p.agent.c1', append(1)));
+  const sendBatch = (parts: number[]): void => deliver.get('p.writer.batch.me')!(null, message('p.writer.batch.me', parts.map((part) => `c1 ${append(part)}`).join('\n')));
+  return { listener, send, sendBatch, finishWrite, replies, subscriptions, router };
 }
 
 describe('AgentListener shutdown', () => {
@@ -59,14 +62,14 @@ describe('AgentListener shutdown', () => {
 
   it('ends within its time limits when NATS never finishes the drain and a write never ends', async () => {
     jest.useFakeTimers();
-    const { listener, send, replies, subscription } = build(false);
+    const { listener, send, replies, subscriptions } = build(false);
     send();
     await jest.advanceTimersByTimeAsync(0);
     let stopped = false;
     const stopping = listener.onApplicationShutdown().then(() => (stopped = true));
     await jest.advanceTimersByTimeAsync(2_000);
     // The drain was cut short; the command still has its own wait.
-    expect(subscription.unsubscribe).toHaveBeenCalledTimes(1);
+    for (const subject of ['p.agent.*', 'p.writer.batch.me']) expect(subscriptions.get(subject)!.unsubscribe).toHaveBeenCalledTimes(1);
     expect(stopped).toBe(false);
     await jest.advanceTimersByTimeAsync(5_000);
     await stopping;
@@ -76,20 +79,45 @@ describe('AgentListener shutdown', () => {
   });
 });
 
+describe('AgentListener answering a batch', () => {
+  afterEach(() => jest.useRealTimers());
+
+  it('answers the commands written within a second, and a slower one UNAVAILABLE so its agent sends it again on its own', async () => {
+    jest.useFakeTimers();
+    const { sendBatch, finishWrite, replies } = build(true);
+    sendBatch([1, 2, 3]);
+    await jest.advanceTimersByTimeAsync(0);
+    finishWrite[0]!({ cursor: 'e-1', duplicate: false, writer: 'me' });
+    finishWrite[2]!({ cursor: 'e-3', duplicate: true, writer: 'me' });
+    await jest.advanceTimersByTimeAsync(999);
+    expect(replies).toEqual([]);
+    await jest.advanceTimersByTimeAsync(1);
+    expect(replies).toEqual([
+      {
+        replies: [
+          { ok: true, cursor: 'e-1', duplicate: false, writer: 'me' },
+          { ok: false, error: { code: 'UNAVAILABLE', message: 'not written within 1000 ms of the batch; send it again on its own' } },
+          { ok: true, cursor: 'e-3', duplicate: true, writer: 'me' },
+        ],
+      },
+    ]);
+  });
+});
+
 describe('AgentListener taking a write partition over', () => {
   it('drops the states it cached for that partition while another instance owned it, before serving it', () => {
     let owner: PartitionOwner | undefined;
     const calls: string[] = [];
     const stream = {
       nc: { info: { max_payload: 1024 * 1024 }, subscribe: (subject: string) => (calls.push(`listen ${subject}`), { drain: async () => undefined, unsubscribe: () => undefined }) },
-      subjects: { allAgent: 'p.agent.*', partitionWriter: (partition: number) => `p.writer.${partition}.*`, conversationOf: () => 'c1' },
+      subjects: { allAgent: 'p.agent.*', writerBatch: (writer: string) => `p.writer.batch.${writer}`, partitionWriter: (partition: number) => `p.writer.${partition}.*`, conversationOf: () => 'c1' },
     } as unknown as LogStream;
     const router = { serve: (partition: number) => (calls.push(`serve ${partition}`), { drain: async () => undefined, unsubscribe: () => undefined }) } as unknown as WriteRouter;
     const writer = { forgetPartition: (partition: number) => calls.push(`forget ${partition}`) } as unknown as ConversationWriter;
-    const partitions = { start: (given: PartitionOwner) => (owner = given), stop: async () => undefined } as unknown as PartitionLeases;
+    const partitions = { start: (given: PartitionOwner) => (owner = given), stop: async () => undefined, holder: 'me' } as unknown as PartitionLeases;
     const listener = new AgentListener(stream, router, writer, new MetricsService(), partitions, settingsFrom(loadEnv({})), pino({ level: 'silent' }));
     listener.onApplicationBootstrap();
     owner!.acquired(3);
-    expect(calls).toEqual(['listen p.agent.*', 'forget 3', 'listen p.writer.3.*', 'serve 3']);
+    expect(calls).toEqual(['listen p.agent.*', 'listen p.writer.batch.me', 'forget 3', 'listen p.writer.3.*', 'serve 3']);
   });
 });

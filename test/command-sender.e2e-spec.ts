@@ -1,0 +1,121 @@
+import { randomBytes } from 'node:crypto';
+import type { Msg } from '@nats-io/transport-node';
+import type { AgentCommand, AgentReply } from '@seqline/protocol';
+import { connectNats, type NatsConnection } from '@seqline/streams';
+import { CommandSender } from '../libs/agent/src/command-sender.js';
+
+const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+const decoder = new TextDecoder();
+const append: AgentCommand = { type: 'message.append', messageId: 'm', part: 1, delta: 'x' };
+
+/**
+ * The agent SDK's batches against a scripted service on the real nats-server: what it sends where,
+ * and how it falls back to single commands when a batch is not answered as it should be.
+ */
+describe('CommandSender batches', () => {
+  const prefix = `cs${randomBytes(4).toString('hex')}`;
+  let service: NatsConnection;
+  let agent: NatsConnection;
+  /** What the service received, in order: `<route> <conversations>`. */
+  let seen: string[] = [];
+  /** The writer single replies name; only `w1` answers batches. */
+  let writer = 'w1';
+  let batchMode: 'answer' | 'silent' | 'short' | 'first-rate-limited' = 'answer';
+  let next = 0;
+  const accepted = (): AgentReply => ({ ok: true, cursor: `e-${++next}`, duplicate: false, writer });
+
+  beforeAll(async () => {
+    service = await connectNats({ url: NATS_URL, name: 'scripted-service' });
+    agent = await connectNats({ url: NATS_URL, name: 'agent' });
+    const answer = (route: string) => (_error: Error | null, msg: Msg) => {
+      seen.push(`${route} ${msg.subject.slice(msg.subject.lastIndexOf('.') + 1)}`);
+      msg.respond(JSON.stringify(accepted()));
+    };
+    for (let partition = 0; partition < 32; partition++) service.subscribe(`${prefix}.writer.${partition}.*`, { callback: answer('owner') });
+    service.subscribe(`${prefix}.agent.*`, { callback: answer('any') });
+    service.subscribe(`${prefix}.writer.batch.w1`, {
+      callback: (_error, msg) => {
+        const lines = decoder.decode(msg.data).trim().split('\n');
+        seen.push(`batch ${lines.map((line) => line.slice(0, line.indexOf(' '))).join(',')}`);
+        if (batchMode === 'silent') return;
+        const replies: AgentReply[] = lines.map(() => accepted());
+        if (batchMode === 'short') replies.pop();
+        if (batchMode === 'first-rate-limited') replies[0] = { ok: false, error: { code: 'RATE_LIMITED', message: 'slow down' } };
+        msg.respond(JSON.stringify({ replies }));
+      },
+    });
+    await service.flush();
+  });
+  afterAll(async () => {
+    await agent.close();
+    await service.close();
+  });
+  beforeEach(() => {
+    seen = [];
+    writer = 'w1';
+    batchMode = 'answer';
+  });
+
+  const sender = () => new CommandSender(agent, { prefix, maxInFlight: 64, requestTimeoutMs: 300, retryForMs: 10_000, paceAppends: false, batchCommands: true });
+  const ids = ['c-a', 'c-b', 'c-c'];
+  /** One command per conversation, one after another: each reply names the writer. */
+  const learn = async (commands: CommandSender) => {
+    for (const id of ids) await commands.send(id, append);
+  };
+  const together = (commands: CommandSender) => Promise.all(ids.map((id) => commands.send(id, append)));
+
+  it('sends commands ready in one turn to the writer their replies named, as one batch, and each gets its own reply', async () => {
+    const commands = sender();
+    await learn(commands);
+    const before = next;
+    const replies = await together(commands);
+    expect(seen).toEqual(['owner c-a', 'owner c-b', 'owner c-c', 'batch c-a,c-b,c-c']);
+    expect(replies.map((reply) => reply.cursor)).toEqual([`e-${before + 1}`, `e-${before + 2}`, `e-${before + 3}`]);
+    // A command alone goes on its own.
+    await commands.send('c-a', append);
+    expect(seen.at(-1)).toBe('owner c-a');
+    commands.close();
+  });
+
+  it('sends each command on its own when the batch reply does not hold one reply per command', async () => {
+    const commands = sender();
+    await learn(commands);
+    batchMode = 'short';
+    const replies = await together(commands);
+    expect(seen.slice(3)).toEqual(['batch c-a,c-b,c-c', 'owner c-a', 'owner c-b', 'owner c-c']);
+    expect(replies.every((reply) => reply.ok)).toBe(true);
+    commands.close();
+  });
+
+  it('sends each command on its own when the named writer has gone (no responders)', async () => {
+    const commands = sender();
+    writer = 'gone';
+    await learn(commands);
+    const replies = await together(commands);
+    expect(seen.slice(3)).toEqual(['owner c-a', 'owner c-b', 'owner c-c']);
+    expect(replies.every((reply) => reply.ok)).toBe(true);
+    commands.close();
+  });
+
+  it('sends the commands of a batch that timed out to any instance, as after a timeout on the owner subject', async () => {
+    const commands = sender();
+    await learn(commands);
+    batchMode = 'silent';
+    const replies = await together(commands);
+    expect(seen.slice(3)).toEqual(['batch c-a,c-b,c-c', 'any c-a', 'any c-b', 'any c-c']);
+    expect(replies.every((reply) => reply.ok)).toBe(true);
+    commands.close();
+  });
+
+  it('retries a command the batch answered with a retryable refusal on its own, and takes the others from the batch', async () => {
+    const commands = sender();
+    await learn(commands);
+    batchMode = 'first-rate-limited';
+    const before = next;
+    const replies = await together(commands);
+    expect(seen.slice(3)).toEqual(['batch c-a,c-b,c-c', 'owner c-a']);
+    // The batch's replies were the service's next three; the retry's came after them.
+    expect(replies.map((reply) => reply.cursor)).toEqual([`e-${before + 4}`, `e-${before + 2}`, `e-${before + 3}`]);
+    commands.close();
+  });
+});
