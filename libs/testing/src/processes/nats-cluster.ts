@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { freePort } from './free-port.js';
+import { freePorts } from './free-port.js';
 import { waitForPort } from './nats-process.js';
 
 interface Node {
@@ -27,7 +27,9 @@ export class NatsCluster {
 
   static async start(size = 3): Promise<NatsCluster> {
     const nodes: Node[] = [];
-    for (let i = 0; i < size; i++) nodes.push({ name: `n${i + 1}`, port: await freePort(), clusterPort: await freePort(), storeDir: '', configFile: '' });
+    // Taken one at a time, two of them could be the same port: a node would then listen twice on it and never start.
+    const ports = await freePorts(2 * size);
+    for (let i = 0; i < size; i++) nodes.push({ name: `n${i + 1}`, port: ports[2 * i]!, clusterPort: ports[2 * i + 1]!, storeDir: '', configFile: '' });
     const cluster = new NatsCluster(nodes);
     for (const node of nodes) {
       node.storeDir = join(cluster.dir, node.name);
