@@ -35,7 +35,7 @@ export async function createConversations(base: string, ids: string[], concurren
 export function connectAgents(settings: Settings, count: number): Promise<SeqlineAgent[]> {
   return Promise.all(
     Array.from({ length: count }, (_, i) =>
-      SeqlineAgent.connect({ servers: settings.nats.url, agentId: `bench-${i}`, prefix: settings.log.prefix, stream: settings.log.stream }),
+      SeqlineAgent.connect({ servers: settings.nats.url, agentId: `bench-${i}`, prefix: settings.log.prefix, stream: settings.log.stream, batchCommands: process.env.BENCH_BATCH_COMMANDS !== '0' }),
     ),
   );
 }
