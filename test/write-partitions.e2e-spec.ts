@@ -1,6 +1,7 @@
+import { connect } from '@nats-io/transport-node';
 import { SeqlineAgent } from '@seqline/agent';
 import type { Settings } from '@seqline/config';
-import { WRITE_PARTITIONS, parseCursor, partitionOf } from '@seqline/protocol';
+import { WRITE_PARTITIONS, parseCursor, partitionOf, type AgentReply } from '@seqline/protocol';
 import { createConversation, createTestSettings, dropTestResources, eventually, http, metric, startTestServer, WsDevice, type RunningServer } from '@seqline/testing';
 import { ConversationWriter } from '../apps/server/src/ingest/conversation-writer.service.js';
 
@@ -160,6 +161,37 @@ describe('writes made on an instance that does not own the conversation', () => 
       expect([...device.messages.keys()]).toEqual(['q1']);
     } finally {
       await device.close();
+    }
+  });
+
+  it('hands a batch sent to the wrong instance to the owner line by line, and the replies name the owner as writer', async () => {
+    const [owner, other] = servers as [RunningServer, RunningServer];
+    const ids = Array.from({ length: 64 }, (_, i) => `fwd-batch-${i}`)
+      .filter((candidate) => owned(owner).includes(partitionOf(candidate)))
+      .slice(0, 3);
+    for (const id of ids) await createConversation(other.url, id);
+    const nc = await connect({ servers: settings.nats.url });
+    try {
+      const request = async (subject: string, data: string) => (await nc.request(subject, data, { timeout: 5_000 })).json<unknown>();
+      for (const id of ids) {
+        expect(await request(`${settings.log.prefix}.agent.${id}`, JSON.stringify({ type: 'message.start', messageId: 'a1', agentId: 'raw' }))).toMatchObject({
+          ok: true,
+          writer: owner.infra.partitions.holder,
+        });
+      }
+      const forwardedBefore = await counted(other, 'seqline_writes_forwarded_total{outcome="owner"}');
+      // Sent to the instance that owns none of them, as an agent whose knowledge of the writer is stale would.
+      const lines = ids.map((id) => `${id} ${JSON.stringify({ type: 'message.append', messageId: 'a1', part: 1, delta: `to ${id}` })}`);
+      const reply = (await request(`${settings.log.prefix}.writer.batch.${other.infra.partitions.holder}`, lines.join('\n'))) as { replies: AgentReply[] };
+      expect(reply.replies).toEqual(ids.map(() => ({ ok: true, cursor: expect.any(String) as string, duplicate: false, writer: owner.infra.partitions.holder })));
+      expect(await counted(other, 'seqline_writes_forwarded_total{outcome="owner"}')).toBe(forwardedBefore + ids.length);
+      expect(await counted(other, 'seqline_events_written_total{type="message.appended"}')).toBe(0);
+      for (const id of ids) {
+        const page = await http<{ items: { event: { type: string; delta?: string } }[] }>(other.url, 'GET', `/v1/conversations/${id}/events`);
+        expect(page.body.items.map((item) => item.event.delta ?? item.event.type)).toEqual(['message.created', `to ${id}`]);
+      }
+    } finally {
+      await nc.close();
     }
   });
 });
