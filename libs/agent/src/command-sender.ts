@@ -35,6 +35,7 @@ const OWNER_ROUTE_BACKOFF_MS = 10_000;
 /** Larger commands go on their own: a batch stays far below NATS's `max_payload`. */
 const BATCH_COMMAND_BYTES = 16 * 1024;
 const BATCH_BYTES = 256 * 1024;
+const BATCH_TIMEOUT_FLOOR_MS = 1_000;
 /** nats-server's default `max_payload`, for a connection that has not told its own yet. */
 const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 
@@ -140,8 +141,9 @@ export class CommandSender implements CommandChannel {
 
   private flush(): void {
     this.flushing = false;
-    // A batch takes a permit per command, so it can take at most all of them.
-    const most = Math.min(MAX_BATCH_COMMANDS, this.semaphore.size);
+    // A batch takes a permit per command and waits until that many are free: at most a quarter of
+    // them, so single commands (starts, retries) around it never hold a batch back for long.
+    const most = Math.min(MAX_BATCH_COMMANDS, Math.floor(this.semaphore.size / 4));
     const maxBytes = Math.min(BATCH_BYTES, (this.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD) - 1024);
     for (const [writer, queue] of this.batches) {
       this.batches.delete(writer);
@@ -149,18 +151,22 @@ export class CommandSender implements CommandChannel {
       let bytes = 0;
       for (const item of queue) {
         const size = item.conversationId.length + item.data.length + 2;
-        if (batch.length === most || (batch.length > 0 && bytes + size > maxBytes)) {
-          void this.sendBatch(writer, batch);
+        if (batch.length >= most || (batch.length > 0 && bytes + size > maxBytes)) {
+          this.sendOrSettle(writer, batch);
           batch = [];
           bytes = 0;
         }
         batch.push(item);
         bytes += size;
       }
-      // A command alone costs the same on its own subject.
-      if (batch.length === 1) batch[0]!.settle(undefined);
-      else void this.sendBatch(writer, batch);
+      this.sendOrSettle(writer, batch);
     }
+  }
+
+  private sendOrSettle(writer: string, batch: Batched[]): void {
+    // A command alone costs the same on its own subject.
+    if (batch.length < 2) for (const item of batch) item.settle(undefined);
+    else void this.sendBatch(writer, batch);
   }
 
   /** Never rejects: a batch that went unanswered or came back unreadable leaves each command to be sent on its own. */
@@ -169,7 +175,10 @@ export class CommandSender implements CommandChannel {
     await this.semaphore.acquire(batch.length);
     try {
       const sentAt = performance.now();
-      const msg = await this.requester.request(this.subjects.writerBatch(writer), encodeCommandBatch(batch), { timeoutMs: this.options.requestTimeoutMs });
+      // The service answers a batch within 250 ms of taking it, slow commands then refused: a
+      // shorter timeout would resend every command of a batch that one slow command held.
+      const timeoutMs = Math.max(this.options.requestTimeoutMs, BATCH_TIMEOUT_FLOOR_MS);
+      const msg = await this.requester.request(this.subjects.writerBatch(writer), encodeCommandBatch(batch), { timeoutMs });
       const parsed = ReceivedBatchReplySchema.safeParse(msg.json());
       if (parsed.success && parsed.data.replies.length === batch.length) replies = parsed.data.replies;
       // A batch that waited on a slow command says nothing of the queues.

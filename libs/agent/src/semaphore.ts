@@ -9,6 +9,8 @@ export class Semaphore {
 
   /** Takes `count` permits at once (at most `size`); a larger request behind it waits its turn, and so do smaller ones after it. */
   async acquire(count = 1): Promise<void> {
+    // It would wait forever, and every waiter after it.
+    if (count > this.size) throw new RangeError(`${count} permits asked of a semaphore of ${this.size}`);
     if (this.waiting.length === 0 && this.available >= count) {
       this.available -= count;
       return;

@@ -17,10 +17,11 @@ const OWNER_QUEUE = 'seqline-writer';
 
 type Route = 'owner' | 'any' | 'batch';
 /**
- * How long a batch's reply waits for its slowest command. One still being written by then is
+ * How long a batch's reply waits for its slowest command: a write takes a few milliseconds, and
+ * every other answer in the batch waits for its reply. One still being written by then is
  * answered `UNAVAILABLE`, and its agent sends it again on its own (idempotent: applied once).
  */
-const BATCH_LINE_WAIT_MS = 1_000;
+const BATCH_LINE_WAIT_MS = 250;
 const STILL_WRITING: AgentReply = {
   ok: false,
   error: { code: ErrorCode.Unavailable, message: `not written within ${BATCH_LINE_WAIT_MS} ms of the batch; send it again on its own` },
@@ -158,8 +159,13 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
         replies[index] = reply;
       }),
     );
+    // Lines still being written after the reply are still waited for at shutdown.
+    const writing = answered.then(() => undefined).finally(() => this.inFlight.delete(writing));
+    this.inFlight.add(writing);
     // One slow command (looked at again, a state rebuilt from Postgres) must not hold up the others' replies.
     await within(answered, BATCH_LINE_WAIT_MS).catch(() => undefined);
+    const late = replies.filter((reply) => reply === undefined).length;
+    if (late > 0) this.metrics.commandsRefused.inc({ code: ErrorCode.Unavailable }, late);
     sendBatchReply(msg, { replies: replies.map((reply) => reply ?? STILL_WRITING) }, this.logger);
   }
 

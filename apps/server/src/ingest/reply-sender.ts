@@ -19,7 +19,8 @@ export function sendReply(msg: Msg, reply: AgentReply, maxPayload: number | unde
   if (!msg.reply) return;
   let data = encoder.encode(JSON.stringify(reply));
   const limit = maxPayload ?? DEFAULT_MAX_PAYLOAD;
-  if (data.length > limit && reply.ok && reply.answer?.blocks) data = encoder.encode(JSON.stringify(withoutBlocks(reply)));
+  // `writer` is only a hint and `blocks` repeat the text: both go before a reply is refused (`startReplyRefusal` measures without them).
+  if (data.length > limit && reply.ok) data = encoder.encode(JSON.stringify(withoutBlocks(withoutWriter(reply))));
   if (data.length > limit) {
     const refusal = replyTooLarge(data.length, limit);
     logger.warn({ subject: msg.subject, bytes: data.length, maxPayload: limit }, 'a reply was too large for NATS; refused instead');
@@ -54,6 +55,11 @@ export function startReplyRefusal(cursor: string, answer: AnswerState, maxPayloa
   if (answer.text.length * 6 + cursor.length + 1024 < limit) return undefined;
   const bytes = encoder.encode(JSON.stringify(withoutBlocks({ ok: true, cursor, duplicate: false, answer }))).length;
   return bytes > limit ? replyTooLarge(bytes, limit) : undefined;
+}
+
+function withoutWriter(reply: AgentReply & { ok: true }): AgentReply & { ok: true } {
+  const { writer: _hint, ...rest } = reply;
+  return rest;
 }
 
 function withoutBlocks(reply: AgentReply & { ok: true }): AgentReply {
