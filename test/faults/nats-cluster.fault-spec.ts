@@ -113,7 +113,7 @@ describe('a three-node NATS cluster', () => {
     }
   });
 
-  it('loses nothing while every node restarts, one after another', async () => {
+  unsteady('loses nothing while every node restarts, one after another', async () => {
     await expectExact(
       await stream(
         'clusterrolling',
