@@ -181,8 +181,12 @@ export class CommandSender implements CommandChannel {
       const msg = await this.requester.request(this.subjects.writerBatch(writer), encodeCommandBatch(batch), { timeoutMs });
       const parsed = ReceivedBatchReplySchema.safeParse(msg.json());
       if (parsed.success && parsed.data.replies.length === batch.length) replies = parsed.data.replies;
+      // Each command's round trip, as if sent on its own: the pacer weighs the queues by replies.
       // A batch that waited on a slow command says nothing of the queues.
-      if (replies?.every((reply) => reply.ok)) this.pacer?.observe(performance.now() - sentAt);
+      if (replies?.every((reply) => reply.ok)) {
+        const roundTripMs = performance.now() - sentAt;
+        for (let i = 0; i < batch.length; i++) this.pacer?.observe(roundTripMs);
+      }
     } catch (error) {
       // No responders (the instance is gone), a refused or unreadable batch: below. A timeout says
       // the instance hangs: the commands go to any instance, as after a timeout on the owner's subject.
