@@ -5,6 +5,7 @@ import {
   ErrorCode,
   isRetryable,
   MAX_BATCH_COMMANDS,
+  NATS_DEFAULT_MAX_PAYLOAD,
   partitionOf,
   ReceivedAgentReplySchema,
   ReceivedBatchReplySchema,
@@ -36,9 +37,6 @@ const OWNER_ROUTE_BACKOFF_MS = 10_000;
 const BATCH_COMMAND_BYTES = 16 * 1024;
 const BATCH_BYTES = 256 * 1024;
 const BATCH_TIMEOUT_FLOOR_MS = 1_000;
-/** nats-server's default `max_payload`, for a connection that has not told its own yet. */
-const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
-
 interface Batched {
   conversationId: string;
   data: Uint8Array;
@@ -144,7 +142,7 @@ export class CommandSender implements CommandChannel {
     // A batch takes a permit per command and waits until that many are free: at most a quarter of
     // them, so single commands (starts, retries) around it never hold a batch back for long.
     const most = Math.min(MAX_BATCH_COMMANDS, Math.floor(this.semaphore.size / 4));
-    const maxBytes = Math.min(BATCH_BYTES, (this.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD) - 1024);
+    const maxBytes = Math.min(BATCH_BYTES, (this.nc.info?.max_payload ?? NATS_DEFAULT_MAX_PAYLOAD) - 1024);
     for (const [writer, queue] of this.batches) {
       this.batches.delete(writer);
       let batch: Batched[] = [];

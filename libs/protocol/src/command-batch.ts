@@ -3,6 +3,9 @@ import { AgentReplySchema, ReceivedAgentReplySchema } from './agent-commands.js'
 import { ErrorCode, SeqlineError } from './errors.js';
 import { ID_PATTERN } from './limits.js';
 
+/** nats-server's default `max_payload`, for a connection that has not told its own yet. */
+export const NATS_DEFAULT_MAX_PAYLOAD = 1024 * 1024;
+
 /** The most commands one batch may carry. */
 export const MAX_BATCH_COMMANDS = 64;
 

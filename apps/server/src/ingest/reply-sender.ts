@@ -1,9 +1,6 @@
 import type { Msg } from '@nats-io/transport-node';
-import { ErrorCode, SeqlineError, type AgentReply, type AnswerState, type BatchReply } from '@seqline/protocol';
+import { ErrorCode, NATS_DEFAULT_MAX_PAYLOAD, SeqlineError, type AgentReply, type AnswerState, type BatchReply } from '@seqline/protocol';
 import type { Logger } from 'pino';
-
-/** nats-server's default `max_payload`, for a connection that has not told its own yet. */
-const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 
 const encoder = new TextEncoder();
 
@@ -18,7 +15,7 @@ const encoder = new TextEncoder();
 export function sendReply(msg: Msg, reply: AgentReply, maxPayload: number | undefined, logger: Logger): void {
   if (!msg.reply) return;
   let data = encoder.encode(JSON.stringify(reply));
-  const limit = maxPayload ?? DEFAULT_MAX_PAYLOAD;
+  const limit = maxPayload ?? NATS_DEFAULT_MAX_PAYLOAD;
   // `writer` is only a hint and `blocks` repeat the text: both go before a reply is refused (`startReplyRefusal` measures without them).
   if (data.length > limit && reply.ok) data = encoder.encode(JSON.stringify(withoutBlocks(withoutWriter(reply))));
   if (data.length > limit) {
@@ -50,7 +47,7 @@ export function sendBatchReply(msg: Msg, reply: BatchReply, logger: Logger): voi
  * the answer's producer while the new one never learns its epoch, leaving the answer to no one.
  */
 export function startReplyRefusal(cursor: string, answer: AnswerState, maxPayload: number | undefined): SeqlineError | undefined {
-  const limit = maxPayload ?? DEFAULT_MAX_PAYLOAD;
+  const limit = maxPayload ?? NATS_DEFAULT_MAX_PAYLOAD;
   // JSON escapes a UTF-16 unit to at most 6 bytes: most answers are plainly far below the limit.
   if (answer.text.length * 6 + cursor.length + 1024 < limit) return undefined;
   const bytes = encoder.encode(JSON.stringify(withoutBlocks({ ok: true, cursor, duplicate: false, answer }))).length;
