@@ -73,6 +73,45 @@ describe('publishToSeqline', () => {
     expect(answer.ended).toBe('failed: rate limited');
   });
 
+  it('keeps each data part without an id as a part of its own, and replaces one with an id', async () => {
+    const answer = new RecordingAnswer();
+    const chunks: UIMessageChunk[] = [
+      { type: 'data-source', data: { url: 'a' } },
+      { type: 'data-source', data: { url: 'b' } },
+      { type: 'data-weather', id: 'w', data: { celsius: 20 } },
+      { type: 'data-weather', id: 'w', data: { celsius: 21 } },
+      { type: 'finish' },
+    ];
+    expect(await publishToSeqline(answer, simulateReadableStream({ chunks }))).toBe('complete');
+    expect(answer.appends).toEqual([
+      { text: '{"url":"a"}', block: { type: 'data', id: 'data-source-0', name: 'source' } },
+      { text: '{"url":"b"}', block: { type: 'data', id: 'data-source-1', name: 'source' } },
+      { text: '{"celsius":20}', block: { type: 'data', id: 'w', name: 'weather' } },
+      { text: '{"celsius":21}', block: { type: 'data', id: 'w', name: 'weather' } },
+    ]);
+  });
+
+  it('writes a step retried after reset-step to blocks of its own, not on from the dropped attempt', async () => {
+    const answer = new RecordingAnswer();
+    const chunks: UIMessageChunk[] = [
+      { type: 'start-step' },
+      { type: 'text-start', id: 't' },
+      { type: 'text-delta', id: 't', delta: 'Hel' },
+      { type: 'reset-step' },
+      { type: 'start-step' },
+      { type: 'text-start', id: 't' },
+      { type: 'text-delta', id: 't', delta: 'Hello' },
+      { type: 'text-end', id: 't' },
+      { type: 'finish-step' },
+      { type: 'finish' },
+    ];
+    expect(await publishToSeqline(answer, simulateReadableStream({ chunks }))).toBe('complete');
+    expect(answer.appends).toEqual([
+      { text: 'Hel', block: { type: 'text', id: '0-t' } },
+      { text: 'Hello', block: { type: 'text', id: '1-t' } },
+    ]);
+  });
+
   it('fails, keeping its text, an answer whose model stream was interrupted before it finished, from a streamText result and from a UI stream', async () => {
     const fromResult = new RecordingAnswer();
     expect(await publishToSeqline(fromResult, streamText({ model: model('interrupted'), prompt: 'x' }))).toBe('failed');

@@ -67,6 +67,8 @@ export async function publishToSeqline(answer: SeqlineAnswer, source: SeqlineSou
 class BlockWriter {
   aborted = false;
   private step = 0;
+  /** Data parts without an id so far: each gets a block of its own. */
+  private unnamedData = 0;
   private readonly tools = new Map<string, { toolName: string; streamed: boolean }>();
 
   constructor(private readonly answer: SeqlineAnswer) {}
@@ -116,7 +118,10 @@ class BlockWriter {
 
   uiChunk(chunk: UIMessageChunk): string | undefined {
     switch (chunk.type) {
+      // `reset-step`: a step retried (a workflow agent's retry). Blocks only grow, so the dropped
+      // attempt stays, but the retry must not carry on from it in the same blocks.
       case 'finish-step':
+      case 'reset-step':
         this.step++;
         return undefined;
       case 'text-delta':
@@ -159,7 +164,8 @@ class BlockWriter {
         return unfinished(chunk.finishReason);
       default:
         if (chunk.type.startsWith('data-') && 'data' in chunk && !('transient' in chunk && chunk.transient)) {
-          const id = 'id' in chunk && typeof chunk.id === 'string' ? chunk.id : `${chunk.type}-${this.step}`;
+          // Without an id every data part is a part of its own, as useChat keeps it; with one, it replaces the last of that id.
+          const id = 'id' in chunk && typeof chunk.id === 'string' ? chunk.id : `${chunk.type}-${this.unnamedData++}`;
           this.setWhole(JSON.stringify(chunk.data ?? null), { type: 'data', id, name: chunk.type.slice('data-'.length) });
         }
         return undefined;
