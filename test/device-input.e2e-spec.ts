@@ -124,9 +124,10 @@ describe('WebSocket frames from devices', () => {
     }
     await eventually(() => notices.length === 2, 5_000, 'two cancel notices');
     expect(notices.map((notice) => JSON.parse(notice) as unknown)).toEqual([
-      { conversationId: 'c-cancel-again', messageId: 'stoppable', reason: 'cancelled by a device' },
-      { conversationId: 'c-cancel-again', messageId: 'stoppable', reason: 'cancelled by a device' },
+      { conversationId: 'c-cancel-again', messageId: 'stoppable', reason: 'cancelled by a device', status: 'aborted' },
+      { conversationId: 'c-cancel-again', messageId: 'stoppable', reason: 'cancelled by a device', status: 'aborted' },
     ]);
+    expect(answer.endedAs).toBe('aborted');
     expect(device.events.filter((event) => event.event.type === 'message.aborted')).toHaveLength(1);
     await expect(answer.complete()).rejects.toMatchObject({ code: 'MESSAGE_FINISHED' });
     subscription.unsubscribe();

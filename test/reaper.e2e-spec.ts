@@ -51,6 +51,8 @@ describe('abandoned answers', () => {
     // The model hangs: nothing is appended for longer than the agent lease (3 s).
     await eventually(() => answer.signal.aborted, 15_000, "the agent's answer aborted");
     expect((answer.signal.reason as Error).message).toBe('agent lease expired: no event for 3000 ms');
+    // Failed for every device, not cancelled by one: an AI SDK agent's publishToSeqline resolves 'failed'.
+    expect(answer.endedAs).toBe('failed');
     expect(agent.activeAnswers).toBe(0);
     await eventually(async () => (await row('hung'))?.status === 'failed', 5_000, 'the row failed');
     expect(await row('hung')).toMatchObject({ status: 'failed', text: 'thinking ' });

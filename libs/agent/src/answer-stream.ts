@@ -79,6 +79,7 @@ export class AnswerStream {
   private endHold?: () => void;
   private end?: EndCommand;
   private failure?: Error;
+  private endedAsValue?: 'aborted' | 'failed';
   private settle!: () => void;
   /** Resolves once the answer is over: its end acknowledged, or sending stopped on a refusal. */
   readonly settled = new Promise<void>((resolve) => (this.settle = resolve));
@@ -95,7 +96,7 @@ export class AnswerStream {
       this.epoch = state.epoch;
       if (state.status !== 'streaming') {
         this.finished = true;
-        this.abort(`the answer is already ${state.status}`);
+        this.abort(`the answer is already ${state.status}`, state.status === 'complete' ? undefined : state.status);
       }
       return state;
     });
@@ -116,6 +117,14 @@ export class AnswerStream {
    */
   get refusal(): Error | undefined {
     return this.failure;
+  }
+
+  /**
+   * How the service said it ended the answer, when its cancel notice stopped it: `aborted` (a
+   * device cancelled it) or `failed` (ended as abandoned: no command for the agent lease).
+   */
+  get endedAs(): 'aborted' | 'failed' | undefined {
+    return this.endedAsValue;
   }
 
   /** Whether `complete()` or `fail()` has been called. */
@@ -175,9 +184,12 @@ export class AnswerStream {
     this.pump();
   }
 
-  /** Called when the service reports the answer cancelled. */
-  abort(reason: string): void {
-    if (!this.controller.signal.aborted) this.controller.abort(new Error(reason));
+  /** Called when the service reports the answer ended for its agent (`endedAs`: how, as its notice said). */
+  abort(reason: string, endedAs?: 'aborted' | 'failed'): void {
+    if (!this.controller.signal.aborted) {
+      this.endedAsValue = endedAs;
+      this.controller.abort(new Error(reason));
+    }
     this.endHold?.();
   }
 
@@ -287,7 +299,7 @@ function leavesAnswerOpen(error: Error): boolean {
 function abortReason(code: ErrorCode | undefined, error: Error): string {
   switch (code) {
     case ErrorCode.MessageFinished:
-      return 'the answer was ended elsewhere (cancelled)';
+      return 'the answer was ended elsewhere (a device cancelled it, or the service ended it as abandoned)';
     case ErrorCode.Fenced:
       return 'another producer took the answer over';
     default:

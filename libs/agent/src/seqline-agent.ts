@@ -83,7 +83,7 @@ export class SeqlineAgent {
       callback: (error, msg) => {
         if (error) return;
         const notice = CancelNoticeSchema.safeParse(msg.json());
-        if (notice.success) this.answers.get(key(notice.data.conversationId, notice.data.messageId))?.abort(notice.data.reason ?? 'cancelled by a device');
+        if (notice.success) this.answers.get(key(notice.data.conversationId, notice.data.messageId))?.abort(notice.data.reason ?? 'cancelled by a device', notice.data.status);
       },
     });
   }

@@ -9,6 +9,7 @@ type StreamPart = Awaited<ReturnType<MockLanguageModelV4['doStream']>>['stream']
 class RecordingAnswer implements SeqlineAnswer {
   readonly appends: { text: string; block?: BlockRef }[] = [];
   ended?: string;
+  endedAs?: 'aborted' | 'failed';
   private readonly controller = new AbortController();
   get signal(): AbortSignal {
     return this.controller.signal;
@@ -21,6 +22,11 @@ class RecordingAnswer implements SeqlineAnswer {
   }
   async fail(error: string): Promise<void> {
     this.ended = `failed: ${error}`;
+  }
+  /** The service's cancel notice, as the agent SDK takes it. */
+  notice(reason: string, status: 'aborted' | 'failed'): void {
+    this.endedAs = status;
+    this.controller.abort(new Error(reason));
   }
 }
 
@@ -145,6 +151,19 @@ describe('publishToSeqline', () => {
     expect(await publishToSeqline(answer, simulateReadableStream({ chunks }))).toBe('complete');
     const error = answer.appends.find((append) => append.block?.type === 'tool' && append.block.field === 'error')!;
     expect({ length: error.text.length, end: error.text.slice(-2) }).toEqual({ length: 16_384, end: 'e…' });
+  });
+
+  it("resolves 'failed' for an answer the service ended as abandoned, and 'aborted' for one a device cancelled, writing nothing more", async () => {
+    for (const status of ['failed', 'aborted'] as const) {
+      const answer = new RecordingAnswer();
+      const source = (async function* () {
+        yield 'Hi';
+        answer.notice(status === 'failed' ? 'agent lease expired: no event for 60000 ms' : 'cancelled by a device', status);
+        yield '!';
+      })();
+      expect(await publishToSeqline(answer, source)).toBe(status);
+      expect({ appends: answer.appends, ended: answer.ended }).toEqual({ appends: [{ text: 'Hi' }], ended: undefined });
+    }
   });
 
   it('fails the answer when the model call is aborted by something other than a device cancel', async () => {

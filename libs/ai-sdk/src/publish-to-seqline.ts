@@ -10,6 +10,8 @@ export interface SeqlineAnswer {
   readonly signal: AbortSignal;
   /** Why the service refused the answer, when it did (the agent SDK's `AnswerStream` has it). */
   readonly refusal?: Error;
+  /** How the service ended the answer, when its notice stopped it (the agent SDK's `AnswerStream` has it). */
+  readonly endedAs?: 'aborted' | 'failed';
 }
 
 /** What can be published: a `streamText` result, a UI message stream, or plain text chunks. */
@@ -236,6 +238,8 @@ async function* iterate(source: SeqlineSource): AsyncGenerator<string | UIMessag
  * device waits for the agent lease to end it.
  */
 async function stopped(answer: SeqlineAnswer): Promise<PublishOutcome> {
+  // Ended by the service as abandoned: already failed for every device, nothing to write.
+  if (answer.endedAs === 'failed') return 'failed';
   const code = answer.refusal instanceof SeqlineError ? answer.refusal.code : undefined;
   if (answer.refusal === undefined || code === ErrorCode.MessageFinished) return 'aborted';
   if (code !== ErrorCode.Fenced) await answer.fail(answer.refusal.message).catch(() => undefined);

@@ -132,8 +132,13 @@ export type Prompt = z.infer<typeof PromptSchema>;
 
 /**
  * Published on `<prefix>.cancel.<conversationId>` when a streaming answer is ended for its agent:
- * a device cancelled it, or the service ended it as abandoned (`reason` says which; absent from
- * older services, meaning a device's cancel).
+ * a device cancelled it (`status` `aborted`), or the service ended it as abandoned (`failed`).
+ * `reason` says why. Both may be absent, from older services: a device's cancel.
  */
-export const CancelNoticeSchema = z.object({ conversationId: IdSchema, messageId: IdSchema, reason: z.string().max(500).optional() });
+export const CancelNoticeSchema = z.object({
+  conversationId: IdSchema,
+  messageId: IdSchema,
+  reason: z.string().max(500).optional(),
+  status: z.enum(['aborted', 'failed']).optional(),
+});
 export type CancelNotice = z.infer<typeof CancelNoticeSchema>;

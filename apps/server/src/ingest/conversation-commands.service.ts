@@ -56,7 +56,7 @@ export class ConversationCommands {
     const result = await this.writer.write(conversationId, { type: 'message.cancel', messageId, reason });
     // Also for a repeated cancel: the first may have been written by a request that then timed out,
     // or by an instance that died before its notice went out. Agents stop once, however many come.
-    this.log.publishCancelNotice({ conversationId, messageId, reason: 'cancelled by a device' });
+    this.log.publishCancelNotice({ conversationId, messageId, reason: 'cancelled by a device', status: 'aborted' });
     return result;
   }
 }

@@ -66,7 +66,7 @@ export class AbandonedAnswerReaper implements OnApplicationBootstrap, OnApplicat
           await this.writer.write(conversationId, { type: 'message.expire', messageId: id, error, silentSince: silentSince.toISOString() });
           // An agent that is only slow (a model call that hangs) learns it now, not at its next
           // append, and stops generating what no device will be shown.
-          this.log.publishCancelNotice({ conversationId, messageId: id, reason: error });
+          this.log.publishCancelNotice({ conversationId, messageId: id, reason: error, status: 'failed' });
           this.logger.warn({ conversationId, messageId: id }, 'abandoned answer ended as failed');
         } catch (error) {
           // Ended meanwhile (MESSAGE_FINISHED), or still active in the log while its row lags: fine. Anything else is retried on the next sweep.
