@@ -297,6 +297,11 @@ describe('a log stream deleted and recreated under a running service', () => {
     await eventually(() => texts(subscription.messages).join('|') === 'after', 15_000, 'the device shows the new log');
     expect(subscription.messages[0]!.cursor.startsWith(`${newEpoch}-`)).toBe(true);
     await eventually(async () => texts(await history(url, 'e-1')).join('|') === 'after', 15_000, 'Postgres follows the new log');
+    // An instance that has not yet noticed the new log persists a batch of the old one: it must not
+    // archive (and so empty) a conversation that already counts in the new epoch.
+    expect(await seqline.server.infra.messages.archiveOtherEpochs(['e-1'], oldEpoch)).toEqual([]);
+    expect(texts(await history(url, 'e-1')).join('|')).toBe('after');
+    expect((await seqline.server.infra.messages.watermarks(['e-1'])).get('e-1')?.epoch).toBe(newEpoch);
     const archived = await seqline.server.infra.prisma.archivedMessage.findMany({ orderBy: [{ conversationId: 'asc' }, { createdSeq: 'asc' }] });
     expect(archived.map((row) => [row.conversationId, row.logEpoch, row.text, foldBlocks(row.blocks as MessageBlock[])])).toEqual([
       ['e-1', oldEpoch, 'before', []],

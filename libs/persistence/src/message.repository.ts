@@ -1,3 +1,4 @@
+import { epochIsBefore } from '@seqline/protocol';
 import type { PrismaService } from './prisma.service.js';
 import { BatchedReads, type BatchedReadsOptions } from './batched-reads.js';
 import { toArchivedMessage, toMessageState, type ArchivedMessage, type MessageState } from './records.js';
@@ -184,16 +185,18 @@ export class MessageRepository {
   }
 
   /**
-   * Moves the rows of conversations persisted under another log epoch to `archived_messages` and
+   * Moves the rows of conversations persisted under an older log epoch to `archived_messages` and
    * starts them again at watermark 0 of `epoch`, so the new log rebuilds them. Nothing is deleted
-   * for good. Returns the conversations it archived.
+   * for good. Returns the conversations it archived. A conversation that already counts in a newer
+   * epoch is left alone: whoever asks with an older one (an instance that has not seen the log
+   * recreated yet) would otherwise empty it.
    */
   async archiveOtherEpochs(ids: string[], epoch: string): Promise<string[]> {
     return this.prisma.$transaction(async (tx) => {
-      const stale = await tx.$queryRaw<{ id: string; log_epoch: string }[]>`
+      const other = await tx.$queryRaw<{ id: string; log_epoch: string }[]>`
         SELECT id, log_epoch FROM conversations WHERE id = ANY(${ids}::text[]) AND log_epoch IS NOT NULL AND log_epoch <> ${epoch} FOR UPDATE`;
-      if (stale.length === 0) return [];
-      const staleIds = stale.map((row) => row.id);
+      const staleIds = other.filter((row) => epochIsBefore(row.log_epoch, epoch)).map((row) => row.id);
+      if (staleIds.length === 0) return [];
       await tx.$executeRaw`
         INSERT INTO archived_messages (conversation_id, log_epoch, id, author_role, author_id, status, text, blocks, error, created_seq, created_at, updated_at)
         SELECT m.conversation_id, c.log_epoch, m.id, m.author_role, m.author_id, m.status, m.text, m.blocks, m.error, m.created_seq, m.created_at, m.updated_at

@@ -27,3 +27,8 @@ export function parseCursor(text: string): Cursor | undefined {
 export function epochOf(createdAt: Date): string {
   return createdAt.getTime().toString(36);
 }
+
+/** Whether epoch `a` is of a log created before that of epoch `b`. */
+export function epochIsBefore(a: string, b: string): boolean {
+  return parseInt(a, 36) < parseInt(b, 36);
+}

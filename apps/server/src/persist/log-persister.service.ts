@@ -1,6 +1,7 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { AckPolicy, DeliverPolicy, jetstream, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import type { Settings } from '@seqline/config';
+import { epochIsBefore } from '@seqline/protocol';
 import { applyEntry, chainStep, messageKey, MessageRepository, walkChain, type ChainWalk, type ConversationState, type LogHole, type MessageState, type MessageWrite } from '@seqline/persistence';
 import { ConversationLog, decodeEntry, Lease, LogStream, PERSISTER_CONSUMER, persisterLag, retryTransient, UndecodableEventError, type LogEntry, type PersisterLag } from '@seqline/streams';
 import type { Logger } from 'pino';
@@ -271,6 +272,16 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
     const items = batch.map((msg) => this.decode(msg));
     const ids = [...new Set(items.map((item) => item.conversationId))];
     let watermarks = await this.repository.watermarks(ids);
+    const newer = ids.find((id) => {
+      const counted = watermarks.get(id)?.epoch;
+      return counted != null && epochIsBefore(epoch, counted);
+    });
+    if (newer !== undefined) {
+      // Another instance already persists a newer log: this one has not noticed the log recreated.
+      // Once it has, the flush drops this batch (its events are the old log's).
+      void this.stream.refresh().catch(() => false);
+      throw new Error(`conversation ${newer} already counts in a newer log epoch (${watermarks.get(newer)!.epoch}) than this batch's (${epoch})`);
+    }
     const stale = ids.filter((id) => {
       const watermark = watermarks.get(id);
       return watermark !== undefined && watermark.epoch !== null && watermark.epoch !== epoch;
