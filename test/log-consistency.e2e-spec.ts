@@ -9,6 +9,7 @@ import { createConversation, createTestSettings, dropTestResources, eventually, 
 import pg from 'pg';
 import WebSocket from 'ws';
 import { runCli } from '../apps/cli/src/seqline-cli.js';
+import { LogPersister } from '../apps/server/src/persist/log-persister.service.js';
 
 async function cli(settings: Settings, ...args: string[]): Promise<{ code: number; out: string }> {
   const lines: string[] = [];
@@ -523,6 +524,32 @@ describe('log records Postgres cannot store', () => {
     const doctor = await cli(seqline.settings, 'doctor');
     expect(doctor.code).toBe(0);
     expect(doctor.out).toMatch(new RegExp(`^WARN  holes +\\d+ recorded in \\d+ conversations?, newest first \\(no repair fills them\\):\\n    n-bad: events \\d+-${badTime.seq} \\(epoch \\w+\\) undecodable event at ${badTime.seq}\\n    n-bad: events \\d+-${nul.seq} \\(epoch \\w+\\) undecodable event at ${nul.seq}$`, 'm'));
+  });
+});
+
+describe('a snapshot while Postgres is behind the log', () => {
+  const seqline = useSeqline();
+
+  it('steps over an event Postgres cannot store, as the persister does, however many events the snapshot reads from the log', async () => {
+    const { url, infra, app } = seqline.server;
+    // Postgres is given nothing: a snapshot is the log alone, read by direct gets for its first
+    // events and by one bulk read after them.
+    await app.get(LogPersister).onApplicationShutdown();
+    await createConversation(url, 's-bad');
+    for (let i = 1; i <= 9; i++) await post(url, 's-bad', `m${i}`, `text ${i}`);
+    const last = (await http<{ items: { cursor: string }[] }>(url, 'GET', '/v1/conversations/s-bad/events?limit=100')).body.items.at(-1);
+    const js = jetstream(infra.stream.nc);
+    await js.publish(`${seqline.settings.log.prefix}.log.s-bad`, JSON.stringify({ prev: seqOf(last!.cursor), event: created('nul', 'a\u0000b') }));
+    await post(url, 's-bad', 'after', 'after');
+
+    const device = new WsDevice(url, 's-bad');
+    await device.connect();
+    expect([...device.messages.values()].map((message) => [message.id, message.text])).toEqual([
+      ...Array.from({ length: 9 }, (_, i) => [`m${i + 1}`, `text ${i + 1}`]),
+      ['after', 'after'],
+    ]);
+    expect((await infra.messages.watermarks(['s-bad'])).get('s-bad')?.seq).toBe(0);
+    await device.close();
   });
 });
 

@@ -1,5 +1,5 @@
 import { MessageRepository } from '@seqline/persistence';
-import { ConversationLog, LogStream, UndecodableEventError, type LogEntry } from '@seqline/streams';
+import { ConversationLog, decodeEntry, LogStream, UndecodableEventError, type LogEntry } from '@seqline/streams';
 import { ErrorCode, SeqlineError } from '@seqline/protocol';
 import { Injectable } from '@nestjs/common';
 import { applyEntry, type ConversationState } from '@seqline/persistence';
@@ -78,11 +78,19 @@ export class SnapshotService {
     for (;;) {
       let last = 0;
       let undecodable = 0;
-      const entries = await this.log.read(state.conversationId, state.seq, CATCH_UP_LIMIT, (seq) => {
-        last = Math.max(last, seq);
-        skipped.add(seq);
-        undecodable++;
-      });
+      // Decoded in full, as the direct gets above and the persister decode: a snapshot steps over
+      // exactly the events Postgres never gets.
+      const entries = await this.log.read(
+        state.conversationId,
+        state.seq,
+        CATCH_UP_LIMIT,
+        (seq) => {
+          last = Math.max(last, seq);
+          skipped.add(seq);
+          undecodable++;
+        },
+        decodeEntry,
+      );
       for (const entry of entries) apply(entry);
       state.seq = Math.max(state.seq, last);
       // The read's limit counts the events it stepped over too: only a read short of it reached the end.
