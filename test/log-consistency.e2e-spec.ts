@@ -5,7 +5,7 @@ import type { Settings } from '@seqline/config';
 import type { ConversationRecord } from '@seqline/persistence';
 import { foldBlocks, parseCursor, type LogEvent, type Message, type MessageBlock, type Page } from '@seqline/protocol';
 import { ConversationLog, LogStream, PERSISTER_CONSUMER } from '@seqline/streams';
-import { createConversation, createTestSettings, dropTestResources, eventually, http, SseStream, startTestServer, useSeqline, WsDevice } from '@seqline/testing';
+import { createConversation, createTestSettings, dropTestResources, eventually, http, metric, SseStream, startTestServer, useSeqline, WsDevice } from '@seqline/testing';
 import pg from 'pg';
 import WebSocket from 'ws';
 import { runCli } from '../apps/cli/src/seqline-cli.js';
@@ -524,6 +524,32 @@ describe('log records Postgres cannot store', () => {
     const doctor = await cli(seqline.settings, 'doctor');
     expect(doctor.code).toBe(0);
     expect(doctor.out).toMatch(new RegExp(`^WARN  holes +\\d+ recorded in \\d+ conversations?, newest first \\(no repair fills them\\):\\n    n-bad: events \\d+-${badTime.seq} \\(epoch \\w+\\) undecodable event at ${badTime.seq}\\n    n-bad: events \\d+-${nul.seq} \\(epoch \\w+\\) undecodable event at ${nul.seq}$`, 'm'));
+  });
+});
+
+describe('a batch Postgres refuses', () => {
+  const seqline = useSeqline();
+
+  it('is tried again, counted, until Postgres takes it, and then persisted exactly once', async () => {
+    const { url, infra } = seqline.server;
+    await createConversation(url, 'f-retry');
+    await post(url, 'f-retry', 'm1', 'before');
+    await eventually(async () => (await history(url, 'f-retry')).length === 1);
+    const failures = async () => (await metric(url, 'seqline_persist_flush_failures_total')) ?? 0;
+    expect(await failures()).toBe(0);
+
+    // A table the persister writes is gone for a while (a migration gone wrong, say).
+    await infra.prisma.$executeRaw`ALTER TABLE messages RENAME TO messages_away`;
+    try {
+      // Written to the log as the writer does (its own path reads Postgres when its cache is cold).
+      await infra.log.append('f-retry', created('m2', 'during'), await infra.log.lastSeq('f-retry'), 'f-retry-m2');
+      await eventually(async () => (await failures()) >= 2, 10_000, 'the write failed and was tried again');
+    } finally {
+      await infra.prisma.$executeRaw`ALTER TABLE messages_away RENAME TO messages`;
+    }
+    await eventually(async () => (await history(url, 'f-retry')).length === 2, 15_000, 'the batch written once Postgres takes it');
+    expect(texts(await history(url, 'f-retry'))).toEqual(['before', 'during']);
+    expect(await infra.prisma.logHole.count()).toBe(0);
   });
 });
 

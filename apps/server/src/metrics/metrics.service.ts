@@ -13,6 +13,7 @@ export class MetricsService {
   readonly writeConflicts = new Counter({ name: 'seqline_write_conflicts_total', help: 'Log writes retried because another writer went first', registers: [this.registry] });
   readonly statesRebuilt = new Counter({ name: 'seqline_writer_states_rebuilt_total', help: "Conversation states the writer built again from Postgres: the log dropped events its cache had not seen (gap), a refusal stood after catching up (refusal), the log's subject was empty (emptied) or ended before the state (behind)", labelNames: ['reason'], registers: [this.registry] });
   readonly persistFlushes = new Counter({ name: 'seqline_persist_flushes_total', help: 'Batches written to Postgres', registers: [this.registry] });
+  readonly persistFlushFailures = new Counter({ name: 'seqline_persist_flush_failures_total', help: 'Attempts to write a batch to Postgres that failed (the batch is tried again)', registers: [this.registry] });
   readonly persistRowWrites = new Counter({ name: 'seqline_persist_row_writes_total', help: 'Message rows inserted or updated in Postgres', registers: [this.registry] });
   readonly persistEvents = new Counter({ name: 'seqline_persist_events_total', help: 'Log events applied to Postgres', registers: [this.registry] });
   readonly persistRefilledEvents = new Counter({ name: 'seqline_persist_refilled_events_total', help: 'Log events the persister read from the log itself because its consumer did not deliver them again', registers: [this.registry] });

@@ -225,6 +225,7 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
           for (const [i, msg] of batch.entries()) this.settle(msg, outcomes[i]!);
           return;
         } catch (error) {
+          this.metrics.persistFlushFailures.inc();
           this.logger.warn({ err: error, attempt, events: batch.length }, 'persisting a batch failed; retrying');
           await new Promise((resolve) => setTimeout(resolve, Math.min(200 * attempt, 2_000)));
           if (this.stopped && attempt > 3) return;
@@ -313,6 +314,8 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
      * later delivery, so a batch's memory and transaction stay bounded.
      */
     let refilled = 0;
+    /** Events read from the log and applied: counted once the batch is written (a retried batch reads them again). */
+    let refilledApplied = 0;
     /** Applies one event right after the conversation's watermark (as moved so far in this batch). */
     const apply = (entry: LogEntry, from: number): void => {
       if (entry.unknownType !== undefined) unknownTypes.add(entry.unknownType);
@@ -393,7 +396,7 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
           for (const entry of refill.apply) apply(entry, from);
           // Past the last event applied or stepped over.
           moves.set(item.conversationId, { from, to: refill.position });
-          this.metrics.persistRefilledEvents.inc(refill.apply.length);
+          refilledApplied += refill.apply.length;
           this.logger.warn({ conversationId: item.conversationId, afterSeq: at, untilSeq: refill.position, events: refill.apply.length }, 'log events the persister consumer did not deliver again were read from the log');
           if (!refill.reached) {
             // Only the first piece of a longer gap: applied now, the rest read on a later delivery.
@@ -414,13 +417,14 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
       outcomes.push('done');
     }
     if (unknownTypes.size > 0) {
-      this.metrics.unknownEvents.inc(unknownTypes.size);
       this.logger.warn({ types: [...unknownTypes] }, 'log events of a type this version does not know (written by a newer version) kept their place and changed no row');
     }
     if (moves.size > 0) {
       const timer = this.metrics.persistFlushSeconds.startTimer();
       await this.repository.write([...touched.values()], moves, epoch, holes);
       timer();
+      this.metrics.unknownEvents.inc(unknownTypes.size);
+      this.metrics.persistRefilledEvents.inc(refilledApplied);
       this.metrics.persistFlushes.inc();
       this.metrics.persistRowWrites.inc(touched.size);
       this.metrics.persistEvents.inc(outcomes.filter((outcome) => outcome === 'done').length);
