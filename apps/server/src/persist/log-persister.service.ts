@@ -381,12 +381,12 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
           // Its predecessor is still in the log and has not been applied yet: it normally turns up
           // within a delivery or two; after that it is read from the log.
           const due = batch[index]!.info.deliveryCount >= REFILL_AFTER_DELIVERIES && !pieced.has(item.conversationId) && refilled < REFILL_MAX_EVENTS;
-          const refill = due ? await this.readMissing(item.conversationId, at, item.prev, firstSeq, epoch) : null;
+          const refill = due ? await this.readMissing(item.conversationId, at, item.prev, firstSeq, epoch, REFILL_MAX_EVENTS - refilled) : null;
           if (!refill) {
             outcomes.push('deferred');
             continue;
           }
-          refilled += refill.apply.length + refill.holes.length;
+          refilled += refill.read;
           for (const hole of refill.holes) {
             this.logger.error({ conversationId: item.conversationId, afterSeq: hole.afterSeq, untilSeq: hole.untilSeq, reason: hole.reason, firstSeq }, 'the events an event waits for, read from the log, hold one that cannot apply; recorded as a hole');
           }
@@ -501,12 +501,13 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
    * A conversation's events after `after` up to and including `until`, read from the log, when
    * they chain from `after` to `until` (see `walkChain`: forks and undecodable events stepped over
    * as holes); null otherwise (then the event waits as before), and without a read for
-   * `REFILL_RETRY_MS` after one that could not fill the gap.
+   * `REFILL_RETRY_MS` after one that could not fill the gap. Reads at most `limit` events (what is
+   * left of the batch's reading).
    */
-  private async readMissing(conversationId: string, after: number, until: number, firstSeq: number, epoch: string): Promise<Refill | null> {
+  private async readMissing(conversationId: string, after: number, until: number, firstSeq: number, epoch: string, limit: number): Promise<Refill | null> {
     const failedAt = this.refillFailedAt.get(conversationId);
     if (failedAt !== undefined && Date.now() - failedAt < REFILL_RETRY_MS) return null;
-    const refill = await this.readChain(conversationId, after, until, firstSeq, epoch);
+    const refill = await this.readChain(conversationId, after, until, firstSeq, epoch, limit);
     if (refill) this.refillFailedAt.delete(conversationId);
     else {
       // Past their wait, entries say nothing: drop them, so conversations that never refill again are not kept for good.
@@ -518,16 +519,16 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
   }
 
   /**
-   * Reads at most `REFILL_MAX_EVENTS` events after `after` and walks their chain strictly: its
-   * first event may name one that expired from the log (a `retention` hole). A gap longer than
-   * one read gives the piece it read, with `reached` false.
+   * Reads at most `limit` events after `after` and walks their chain strictly: its first event may
+   * name one that expired from the log (a `retention` hole). A gap longer than one read gives the
+   * piece it read, with `reached` false.
    */
-  private async readChain(conversationId: string, after: number, until: number, firstSeq: number, epoch: string): Promise<Refill | null> {
+  private async readChain(conversationId: string, after: number, until: number, firstSeq: number, epoch: string, limit: number): Promise<Refill | null> {
     const entries: LogEntry[] = [];
     const undecodable: number[] = [];
     try {
       // Decoded in full, as the consumer's events are: what is applied goes to Postgres.
-      for await (const batch of this.log.readBatches(conversationId, after, REFILL_MAX_EVENTS, 500, (seq) => undecodable.push(seq), decodeEntry)) {
+      for await (const batch of this.log.readBatches(conversationId, after, limit, 500, (seq) => undecodable.push(seq), decodeEntry)) {
         entries.push(...batch);
         if (Math.max(entries.at(-1)?.seq ?? 0, undecodable.at(-1) ?? 0) >= until) break;
       }
@@ -545,9 +546,9 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
       { strict: true, firstSeq },
     );
     if (walk.broken) return null;
-    if (walk.position === until) return { ...walk, reached: true };
+    if (walk.position === until) return { ...walk, reached: true, read };
     // The read stopped at its limit short of `until`: the first piece of a longer gap.
-    if (read >= REFILL_MAX_EVENTS && walk.position > after) return { ...walk, reached: false };
+    if (read >= limit && walk.position > after) return { ...walk, reached: false, read };
     return null;
   }
 
@@ -568,4 +569,6 @@ type Outcome = 'done' | 'deferred' | 'skipped';
 interface Refill extends ChainWalk {
   /** Whether they reach the event that waits for them, or are only the first piece of a longer gap. */
   reached: boolean;
+  /** Events the read brought, those stepped over included: they count against the batch's reading. */
+  read: number;
 }
