@@ -1,3 +1,4 @@
+import { jest } from '@jest/globals';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { loadEnv, settingsFrom } from '@seqline/config';
@@ -51,6 +52,31 @@ describe('SseController as the instance stops', () => {
       expect(await response.text()).toBe('retry: 1000\n\n');
       expect(opening).toHaveLength(0);
     } finally {
+      server.close();
+    }
+  }, 5_000);
+});
+
+describe('SseController when its reader goes away', () => {
+  it('lets the stream go at once, keeping no timer for the reader that left', async () => {
+    const { server, url, opening } = await serve();
+    const timeouts = jest.spyOn(global, 'setTimeout');
+    try {
+      const aborter = new AbortController();
+      const response = fetch(url, { signal: aborter.signal });
+      await until(() => opening.length === 1);
+      let closed = 0;
+      opening[0]!({ start: { mode: 'snapshot', cursor: 'e-5', messages: [] }, attach: () => ({ close: () => void closed++ }), cancel: () => undefined } as unknown as OpenSubscription);
+      await response;
+      timeouts.mockClear();
+      aborter.abort();
+      await until(() => closed === 1);
+      expect(closed).toBe(1);
+      // The grace an ended stream gets to flush is for a reader still there (see END_GRACE_MS).
+      expect(timeouts.mock.calls.filter(([, ms]) => ms === 30_000)).toHaveLength(0);
+    } finally {
+      timeouts.mockRestore();
+      server.closeAllConnections();
       server.close();
     }
   }, 5_000);

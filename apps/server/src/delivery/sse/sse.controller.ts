@@ -90,7 +90,8 @@ export class SseController implements BeforeApplicationShutdown {
     };
     const endForShutdown = (): void => end(false, true);
     this.open.add(endForShutdown);
-    request.on('close', () => end());
+    // The reader left: nothing is flushed to it any more, so its socket goes now, with no grace timer holding it.
+    request.on('close', () => end(true));
     try {
       const opened = await this.subscriptions.open(id, lastEventId ?? after).catch((error: unknown) => {
         // The log was recreated while the stream opened: an EventSource takes any answer but 200 as
