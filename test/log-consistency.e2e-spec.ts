@@ -3,7 +3,7 @@ import { connect } from '@nats-io/transport-node';
 import { SeqlineClient } from '@seqline/client';
 import type { Settings } from '@seqline/config';
 import type { ConversationRecord } from '@seqline/persistence';
-import { foldBlocks, parseCursor, type LogEvent, type Message, type MessageBlock, type Page } from '@seqline/protocol';
+import { epochOf, foldBlocks, parseCursor, type LogEvent, type Message, type MessageBlock, type Page } from '@seqline/protocol';
 import { ConversationLog, LogStream, PERSISTER_CONSUMER } from '@seqline/streams';
 import { createConversation, createTestSettings, dropTestResources, eventually, http, metric, SseStream, startTestServer, useSeqline, WsDevice } from '@seqline/testing';
 import pg from 'pg';
@@ -329,6 +329,36 @@ describe('a log stream deleted and recreated under a running service', () => {
     const archivedE2 = JSON.parse((await cli(seqline.settings, 'history', 'e-2', '--json')).out) as { text: string; cursor: string }[];
     expect(archivedE2.map(({ text, cursor }) => [text, cursor.startsWith(`${oldEpoch}-`)])).toEqual([['untouched', true]]);
     await client.close();
+  });
+});
+
+describe('a log older than the epoch Postgres counts in (a stream restored from a backup keeps its creation time)', () => {
+  const seqline = useSeqline();
+
+  it('rebuilds the conversation from the log, archiving the rows, in the persister and in `repair`, instead of waiting for a newer log', async () => {
+    const { url, infra } = seqline.server;
+    const { prisma } = infra;
+    const later = epochOf(new Date(Date.now() + 86_400_000));
+    for (const id of ['b-persist', 'b-repair']) {
+      await createConversation(url, id);
+      await post(url, id, 'm1', 'one');
+    }
+    await eventually(async () => (await history(url, 'b-persist')).length === 1 && (await history(url, 'b-repair')).length === 1);
+    // Postgres counts both in an epoch newer than the log's.
+    await prisma.$executeRaw`UPDATE conversations SET log_epoch = ${later} WHERE id IN ('b-persist', 'b-repair')`;
+
+    await post(url, 'b-persist', 'm2', 'two');
+    await eventually(async () => texts(await history(url, 'b-persist')).join('|') === 'one|two', 15_000, 'the persister rebuilt the conversation from the log');
+    const repaired = await cli(seqline.settings, 'repair', 'b-repair');
+    expect(repaired.code).toBe(0);
+    expect(texts(await history(url, 'b-repair'))).toEqual(['one']);
+
+    for (const id of ['b-persist', 'b-repair']) expect((await infra.messages.watermarks([id])).get(id)?.epoch).toBe(infra.stream.epoch);
+    const archived = await prisma.archivedMessage.findMany({ orderBy: { conversationId: 'asc' } });
+    expect(archived.map((row) => [row.conversationId, row.logEpoch, row.text])).toEqual([
+      ['b-persist', later, 'one'],
+      ['b-repair', later, 'one'],
+    ]);
   });
 });
 

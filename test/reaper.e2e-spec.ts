@@ -57,4 +57,18 @@ describe('abandoned answers', () => {
     await eventually(async () => (await row('hung'))?.status === 'failed', 5_000, 'the row failed');
     expect(await row('hung')).toMatchObject({ status: 'failed', text: 'thinking ' });
   });
+
+  it('reads a cancel notice without a status, from an older service, by its reason', async () => {
+    const agent = await seqline.agent('older-service');
+    const answers = ['lease', 'device'].map((id) => agent.startMessage('c-reap', { messageId: id }));
+    await Promise.all(answers.map((answer) => answer.ready));
+    const cancel = `${seqline.settings.log.prefix}.cancel.c-reap`;
+    nc.publish(cancel, JSON.stringify({ conversationId: 'c-reap', messageId: 'lease', reason: 'agent lease expired: no event for 60000 ms' }));
+    nc.publish(cancel, JSON.stringify({ conversationId: 'c-reap', messageId: 'device' }));
+    await eventually(() => answers.every((answer) => answer.signal.aborted), 5_000, 'both answers aborted');
+    expect(answers.map((answer) => [answer.endedAs, (answer.signal.reason as Error).message])).toEqual([
+      ['failed', 'agent lease expired: no event for 60000 ms'],
+      ['aborted', 'cancelled by a device'],
+    ]);
+  });
 });

@@ -1,4 +1,5 @@
 import { applyEntry, ConversationRepository, MessageRepository, walkChain, type ConversationState } from '@seqline/persistence';
+import { epochIsBefore } from '@seqline/protocol';
 import { decodeEntry, type ConversationLog, type LogStream } from '@seqline/streams';
 
 export interface RepairResult {
@@ -39,7 +40,14 @@ export class ConversationRepair {
   async repair(conversationId: string): Promise<RepairResult | null> {
     if (!(await this.conversations.get(conversationId)) && !(await this.log.meta(conversationId)) && (await this.log.lastSeq(conversationId)) === 0) return null;
     const epoch = this.stream.epoch;
-    const archived = (await this.messages.archiveOtherEpochs([conversationId], epoch)).length > 0;
+    const counted = (await this.messages.watermarks([conversationId])).get(conversationId)?.epoch;
+    // Rows of a newer epoch than the log's: the log was recreated while this ran, or it is older
+    // than Postgres (restored from a backup). Only the stream can tell which.
+    const newer = counted != null && epochIsBefore(epoch, counted);
+    if (newer && ((await this.stream.refresh()) || this.stream.epoch !== epoch)) {
+      throw new Error(`the log of ${conversationId} was recreated while repairing (epoch ${this.stream.epoch}); run the repair again`);
+    }
+    const archived = (await this.messages.archiveOtherEpochs([conversationId], epoch, { newer })).length > 0;
     for (let attempt = 1; ; attempt++) {
       const undecodable: number[] = [];
       // Decoded in full, as the persister decodes: the rebuild steps over what it steps over.

@@ -120,8 +120,9 @@ export class AnswerStream {
   }
 
   /**
-   * How the service said it ended the answer, when its cancel notice stopped it: `aborted` (a
-   * device cancelled it) or `failed` (ended as abandoned: no command for the agent lease).
+   * How the service ended the answer, when its cancel notice stopped it or it was found ended on
+   * starting: `aborted` (a device cancelled it) or `failed` (ended as abandoned: no command for the
+   * agent lease; or failed before). Undefined otherwise, for instance when a refusal stopped it.
    */
   get endedAs(): 'aborted' | 'failed' | undefined {
     return this.endedAsValue;

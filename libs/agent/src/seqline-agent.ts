@@ -83,7 +83,11 @@ export class SeqlineAgent {
       callback: (error, msg) => {
         if (error) return;
         const notice = CancelNoticeSchema.safeParse(msg.json());
-        if (notice.success) this.answers.get(key(notice.data.conversationId, notice.data.messageId))?.abort(notice.data.reason ?? 'cancelled by a device', notice.data.status);
+        if (!notice.success) return;
+        const { conversationId, messageId, reason, status } = notice.data;
+        // Services that predate `status` named an abandoned answer in `reason` alone.
+        const endedAs = status ?? (reason?.startsWith('agent lease expired') ? 'failed' : 'aborted');
+        this.answers.get(key(conversationId, messageId))?.abort(reason ?? 'cancelled by a device', endedAs);
       },
     });
   }

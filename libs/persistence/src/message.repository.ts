@@ -187,15 +187,16 @@ export class MessageRepository {
   /**
    * Moves the rows of conversations persisted under an older log epoch to `archived_messages` and
    * starts them again at watermark 0 of `epoch`, so the new log rebuilds them. Nothing is deleted
-   * for good. Returns the conversations it archived. A conversation that already counts in a newer
-   * epoch is left alone: whoever asks with an older one (an instance that has not seen the log
-   * recreated yet) would otherwise empty it.
+   * for good. Returns the conversations it archived. A conversation that counts in a newer epoch is
+   * left alone unless `newer` is set: whoever asks with an older one may not have seen the log
+   * recreated yet, and would empty it. Set `newer` only once the log itself says `epoch` is its
+   * own (a stream restored from a backup keeps its old creation time, so its epoch is older).
    */
-  async archiveOtherEpochs(ids: string[], epoch: string): Promise<string[]> {
+  async archiveOtherEpochs(ids: string[], epoch: string, options: { newer?: boolean } = {}): Promise<string[]> {
     return this.prisma.$transaction(async (tx) => {
       const other = await tx.$queryRaw<{ id: string; log_epoch: string }[]>`
         SELECT id, log_epoch FROM conversations WHERE id = ANY(${ids}::text[]) AND log_epoch IS NOT NULL AND log_epoch <> ${epoch} FOR UPDATE`;
-      const staleIds = other.filter((row) => epochIsBefore(row.log_epoch, epoch)).map((row) => row.id);
+      const staleIds = other.filter((row) => options.newer || epochIsBefore(row.log_epoch, epoch)).map((row) => row.id);
       if (staleIds.length === 0) return [];
       await tx.$executeRaw`
         INSERT INTO archived_messages (conversation_id, log_epoch, id, author_role, author_id, status, text, blocks, error, created_seq, created_at, updated_at)

@@ -278,16 +278,20 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
       return counted != null && epochIsBefore(epoch, counted);
     });
     if (newer !== undefined) {
-      // Another instance already persists a newer log: this one has not noticed the log recreated.
-      // Once it has, the flush drops this batch (its events are the old log's).
-      void this.stream.refresh().catch(() => false);
-      throw new Error(`conversation ${newer} already counts in a newer log epoch (${watermarks.get(newer)!.epoch}) than this batch's (${epoch})`);
+      // Either this instance has not noticed the log recreated (another already persists the new
+      // one), or the log is older than what Postgres counts in (a stream restored from a backup
+      // keeps its creation time). Only the stream can tell.
+      if ((await this.stream.refresh()) || this.stream.epoch !== epoch) {
+        // The flush drops this batch: its events are the old log's.
+        throw new Error(`conversation ${newer} already counts in a newer log epoch (${watermarks.get(newer)!.epoch}) than this batch's (${epoch})`);
+      }
+      this.logger.warn({ epoch, conversationId: newer, counted: watermarks.get(newer)!.epoch }, "Postgres counts conversations in a newer log epoch than the log's own (a stream restored from a backup?): rebuilding them from the log");
     }
     const stale = ids.filter((id) => {
       const watermark = watermarks.get(id);
       return watermark !== undefined && watermark.epoch !== null && watermark.epoch !== epoch;
     });
-    const archived = stale.length > 0 ? await this.repository.archiveOtherEpochs(stale, epoch) : [];
+    const archived = stale.length > 0 ? await this.repository.archiveOtherEpochs(stale, epoch, { newer: newer !== undefined }) : [];
     if (archived.length > 0) {
       this.metrics.epochArchives.inc(archived.length);
       this.logger.warn({ epoch, conversations: archived.length, sample: archived.slice(0, 10) }, 'the log was recreated: rows of the old epoch moved to archived_messages; rebuilding from the new log');
