@@ -1,7 +1,9 @@
+import { jest } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import type { Msg } from '@nats-io/transport-node';
 import type { AgentCommand, AgentReply } from '@seqline/protocol';
 import { connectNats, type NatsConnection } from '@seqline/streams';
+import { AppendPacer } from '../libs/agent/src/append-pacer.js';
 import { CommandSender } from '../libs/agent/src/command-sender.js';
 
 const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
@@ -103,5 +105,28 @@ describe('CommandSender batches', () => {
     // The batch's replies were the service's next three; the retry's came after them.
     expect(replies.map((reply) => reply.cursor)).toEqual([`e-${before + 4}`, `e-${before + 2}`, `e-${before + 3}`]);
     commands.close();
+  });
+
+  it("counts a batch's round trip once per command for pacing, as the same commands sent alone would count, and not at all when one was refused", async () => {
+    const observed = jest.spyOn(AppendPacer.prototype, 'observe');
+    const commands = new CommandSender(agent, { prefix, maxInFlight: 64, requestTimeoutMs: 300, retryForMs: 10_000, paceAppends: true, batchCommands: true });
+    try {
+      await learn(commands);
+      observed.mockClear();
+      await together(commands);
+      expect(seen.at(-1)).toBe('batch c-a,c-b,c-c');
+      expect(observed).toHaveBeenCalledTimes(3);
+      expect(new Set(observed.mock.calls.map(([roundTripMs]) => roundTripMs)).size).toBe(1);
+
+      // A batch that held a refused command says nothing of the queues; the command retried alone counts once.
+      batchMode = 'first-rate-limited';
+      observed.mockClear();
+      await together(commands);
+      expect(seen.slice(-2)).toEqual(['batch c-a,c-b,c-c', 'owner c-a']);
+      expect(observed).toHaveBeenCalledTimes(1);
+    } finally {
+      commands.close();
+      observed.mockRestore();
+    }
   });
 });
