@@ -87,7 +87,7 @@ export async function doctor(context: CliContext): Promise<Check[]> {
     if (!stream) throw new Error('no stream');
     const other = await context.messages.otherEpochCount(stream.epoch);
     if (other === 0) return { status: 'ok', detail: `every watermark counts in epoch ${stream.epoch}` };
-    return { status: 'fail', detail: `${other} conversations were persisted under an older log epoch (the log was recreated); run \`seqline repair --all\`` };
+    return { status: 'fail', detail: `${other} conversations were persisted under another log epoch (the log was recreated, or restored from a backup); run \`seqline repair --all\`` };
   });
   return checks;
 }
