@@ -120,7 +120,11 @@ export async function runScenario(options: ScenarioOptions): Promise<{ report: S
   // A device that did not end exact: which instance it was on and where it stopped, so the
   // instance's log (kept with TEST_SERVER_LOGS=<folder>) can be read for that time.
   for (const device of inexact) {
-    process.stdout.write(`fault case ${options.name}: device on ${device.url} of ${device.conversationId} stopped at ${device.cursor} after ${device.events.length} events, answer ${device.messages.get('answer')?.status ?? 'not seen'}\n`);
+    // An error a device does not retry (CURSOR_EXPIRED, say) ends its subscription: name it.
+    const errors = device.frames.flatMap((frame) => (frame.type === 'error' ? [`${frame.code}: ${frame.message}`] : []));
+    process.stdout.write(
+      `fault case ${options.name}: device on ${device.url} of ${device.conversationId} stopped at ${device.cursor} after ${device.events.length} events, answer ${device.messages.get('answer')?.status ?? 'not seen'}; errors: ${JSON.stringify(errors)}\n`,
+    );
   }
   // A device that did not end exact: say where its conversation's log breaks the chain, if it does.
   for (const id of new Set(inexact.map((device) => device.conversationId))) {
