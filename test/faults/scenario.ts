@@ -37,6 +37,8 @@ export interface ScenarioReport {
   reconnects: number;
   /** Subscriptions refused with a retryable code, and asked for again. */
   refusals: number;
+  /** Subscriptions ended with `CURSOR_EXPIRED` and started again from a snapshot: events the log no longer held as a chain. */
+  resets: number;
   seconds: number;
 }
 
@@ -114,6 +116,7 @@ export async function runScenario(options: ScenarioOptions): Promise<{ report: S
     devicesExact: devices.length - inexact.length,
     reconnects: devices.reduce((sum, device) => sum + device.reconnects, 0),
     refusals: devices.reduce((sum, device) => sum + device.refusals, 0),
+    resets: devices.reduce((sum, device) => sum + device.resets, 0),
     seconds: Math.round((Date.now() - started) / 100) / 10,
   };
   process.stdout.write(`fault case ${JSON.stringify(report)}\n`);

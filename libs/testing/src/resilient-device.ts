@@ -1,4 +1,4 @@
-import { isRetryable } from '@seqline/protocol';
+import { ErrorCode, isRetryable } from '@seqline/protocol';
 import { WsDevice } from './ws-device.js';
 
 /**
@@ -24,9 +24,18 @@ export class ResilientDevice extends WsDevice {
       this.closeCodes.push(code);
       if (!this.stopped && !this.reconnecting) void this.reconnect(code === 1001 ? 0 : 50 + Math.random() * 150);
     };
-    // As the device SDK does: a subscription refused for a passing reason is asked for again, after a pause.
     this.onError = (frame) => {
-      if (this.stopped || frame.conversationId !== this.conversationId || !isRetryable(frame.code)) return;
+      if (this.stopped || frame.conversationId !== this.conversationId) return;
+      if (frame.code === ErrorCode.CursorExpired) {
+        // As the device SDK does: what follows the cursor is not in the log any more, so the device
+        // starts again from a snapshot (its events from then on are counted as ever).
+        this.resets++;
+        this.cursor = undefined;
+        this.send({ type: 'subscribe', conversationId: this.conversationId });
+        return;
+      }
+      // As the device SDK does: a subscription refused for a passing reason is asked for again, after a pause.
+      if (!isRetryable(frame.code)) return;
       this.refusals++;
       setTimeout(() => {
         if (!this.stopped && this.open) this.send({ type: 'subscribe', conversationId: this.conversationId, ...(this.cursor ? { after: this.cursor } : {}) });
@@ -36,6 +45,8 @@ export class ResilientDevice extends WsDevice {
 
   /** Subscriptions refused with a retryable code (and asked for again). */
   refusals = 0;
+  /** Subscriptions ended with `CURSOR_EXPIRED`, and started again from a snapshot. */
+  resets = 0;
 
   get duplicates(): number {
     return this.violations.filter((violation) => violation.startsWith('duplicate')).length;
