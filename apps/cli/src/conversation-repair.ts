@@ -44,7 +44,7 @@ export class ConversationRepair {
     // Rows of a newer epoch than the log's: the log was recreated while this ran, or it is older
     // than Postgres (restored from a backup). Only the stream can tell which.
     const newer = counted != null && epochIsBefore(epoch, counted);
-    if (newer && ((await this.stream.refresh()) || this.stream.epoch !== epoch)) {
+    if (newer && !(await this.stream.confirms(epoch))) {
       throw new Error(`the log of ${conversationId} was recreated while repairing (epoch ${this.stream.epoch}); run the repair again`);
     }
     const archived = (await this.messages.archiveOtherEpochs([conversationId], epoch, { newer })).length > 0;

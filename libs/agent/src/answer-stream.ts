@@ -1,4 +1,4 @@
-import { DEFAULT_LIMITS, ErrorCode, isSetWhole, SeqlineError, utf8Length, type AgentCommand, type AgentReply, type AnswerState, type BlockRef } from '@seqline/protocol';
+import { DEFAULT_LIMITS, ErrorCode, isSetWhole, SeqlineError, utf8Length, type AgentCommand, type AgentReply, type AnswerEnd, type AnswerState, type BlockRef } from '@seqline/protocol';
 
 /** What a delta may take of a command frame, leaving room for the rest of the command. */
 const DELTA_BYTES = DEFAULT_LIMITS.frameBytes - 1_024;
@@ -79,7 +79,7 @@ export class AnswerStream {
   private endHold?: () => void;
   private end?: EndCommand;
   private failure?: Error;
-  private endedAsValue?: 'aborted' | 'failed';
+  private endedAsValue?: AnswerEnd;
   private settle!: () => void;
   /** Resolves once the answer is over: its end acknowledged, or sending stopped on a refusal. */
   readonly settled = new Promise<void>((resolve) => (this.settle = resolve));
@@ -124,7 +124,7 @@ export class AnswerStream {
    * starting: `aborted` (a device cancelled it) or `failed` (ended as abandoned: no command for the
    * agent lease; or failed before). Undefined otherwise, for instance when a refusal stopped it.
    */
-  get endedAs(): 'aborted' | 'failed' | undefined {
+  get endedAs(): AnswerEnd | undefined {
     return this.endedAsValue;
   }
 
@@ -186,7 +186,7 @@ export class AnswerStream {
   }
 
   /** Called when the service reports the answer ended for its agent (`endedAs`: how, as its notice said). */
-  abort(reason: string, endedAs?: 'aborted' | 'failed'): void {
+  abort(reason: string, endedAs?: AnswerEnd): void {
     if (!this.controller.signal.aborted) {
       this.endedAsValue = endedAs;
       this.controller.abort(new Error(reason));

@@ -2,7 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import { jetstream, jetstreamManager, type ConsumerInfo, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import { CancelNoticeSchema, DEFAULT_LIMITS, ErrorCode, isRetryable, PromptSchema, SeqlineError, type AnswerState, type Prompt } from '@seqline/protocol';
+import { CancelNoticeSchema, endedAsOf, DEFAULT_LIMITS, ErrorCode, isRetryable, PromptSchema, SeqlineError, type AnswerState, type Prompt } from '@seqline/protocol';
 import { connectNats, DEFAULT_AGENT_GROUP, ensurePromptConsumer, PROMPT_ACK_WAIT_MS } from '@seqline/streams';
 import { AnswerStream } from './answer-stream.js';
 import { CommandSender } from './command-sender.js';
@@ -84,10 +84,8 @@ export class SeqlineAgent {
         if (error) return;
         const notice = CancelNoticeSchema.safeParse(msg.json());
         if (!notice.success) return;
-        const { conversationId, messageId, reason, status } = notice.data;
-        // Services that predate `status` named an abandoned answer in `reason` alone.
-        const endedAs = status ?? (reason?.startsWith('agent lease expired') ? 'failed' : 'aborted');
-        this.answers.get(key(conversationId, messageId))?.abort(reason ?? 'cancelled by a device', endedAs);
+        const { conversationId, messageId, reason } = notice.data;
+        this.answers.get(key(conversationId, messageId))?.abort(reason ?? 'cancelled by a device', endedAsOf(notice.data));
       },
     });
   }

@@ -1,5 +1,5 @@
 import type { TextStreamPart, ToolSet, UIMessageChunk } from 'ai';
-import { DEFAULT_LIMITS, ErrorCode, SeqlineError, type BlockRef } from '@seqline/protocol';
+import { DEFAULT_LIMITS, ErrorCode, SeqlineError, type AnswerEnd, type BlockRef } from '@seqline/protocol';
 
 /** The part of an agent SDK answer (`agent.startMessage(...)`) the helper writes to. */
 export interface SeqlineAnswer {
@@ -11,7 +11,7 @@ export interface SeqlineAnswer {
   /** Why the service refused the answer, when it did (the agent SDK's `AnswerStream` has it). */
   readonly refusal?: Error;
   /** How the service ended the answer, when its notice stopped it (the agent SDK's `AnswerStream` has it). */
-  readonly endedAs?: 'aborted' | 'failed';
+  readonly endedAs?: AnswerEnd;
 }
 
 /** What can be published: a `streamText` result, a UI message stream, or plain text chunks. */

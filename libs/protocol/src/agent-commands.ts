@@ -130,10 +130,13 @@ export const PromptSchema = z.object({
 });
 export type Prompt = z.infer<typeof PromptSchema>;
 
+/** How the `reason` of an answer the service ended as abandoned starts (older services say so only there). */
+export const ABANDONED_ANSWER_REASON = 'agent lease expired';
+
 /**
  * Published on `<prefix>.cancel.<conversationId>` when a streaming answer is ended for its agent:
  * a device cancelled it (`status` `aborted`), or the service ended it as abandoned (`failed`).
- * `reason` says why. Both may be absent, from older services: a device's cancel.
+ * `reason` says why. Older services send no `status`: see `endedAsOf`.
  */
 export const CancelNoticeSchema = z.object({
   conversationId: IdSchema,
@@ -142,3 +145,10 @@ export const CancelNoticeSchema = z.object({
   status: z.enum(['aborted', 'failed']).optional(),
 });
 export type CancelNotice = z.infer<typeof CancelNoticeSchema>;
+/** How an answer was ended for its agent: by a device's cancel, or by the service as abandoned. */
+export type AnswerEnd = NonNullable<CancelNotice['status']>;
+
+/** How a notice says its answer ended; one from an older service names an abandoned answer in `reason` alone. */
+export function endedAsOf(notice: CancelNotice): AnswerEnd {
+  return notice.status ?? (notice.reason?.startsWith(ABANDONED_ANSWER_REASON) ? 'failed' : 'aborted');
+}

@@ -78,6 +78,14 @@ export class LogStream {
     return this.refreshing;
   }
 
+  /**
+   * Whether the log is still of `epoch` once its epoch is read again: false when it was recreated
+   * meanwhile (the new epoch is then told to the listeners, as by `refresh`).
+   */
+  async confirms(epoch: string): Promise<boolean> {
+    return !(await this.refresh()) && this.epoch === epoch;
+  }
+
   /** Refreshes the epoch every `intervalMs`, so a recreated stream is noticed even by an idle instance. */
   watch(intervalMs: number, onError: (error: unknown) => void): void {
     clearInterval(this.watcher);

@@ -1,7 +1,7 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type { Settings } from '@seqline/config';
 import { messageKey, MessageRepository } from '@seqline/persistence';
-import { SeqlineError } from '@seqline/protocol';
+import { ABANDONED_ANSWER_REASON, SeqlineError } from '@seqline/protocol';
 import { ConversationLog, Lease, LogStream } from '@seqline/streams';
 import type { Logger } from 'pino';
 import { LOGGER, SETTINGS } from '../core/tokens.js';
@@ -62,7 +62,7 @@ export class AbandonedAnswerReaper implements OnApplicationBootstrap, OnApplicat
         const key = messageKey(conversationId, id);
         if (this.passedOver.has(key)) continue;
         try {
-          const error = `agent lease expired: no event for ${this.settings.agentLeaseMs} ms`;
+          const error = `${ABANDONED_ANSWER_REASON}: no event for ${this.settings.agentLeaseMs} ms`;
           await this.writer.write(conversationId, { type: 'message.expire', messageId: id, error, silentSince: silentSince.toISOString() });
           // An agent that is only slow (a model call that hangs) learns it now, not at its next
           // append, and stops generating what no device will be shown.

@@ -281,7 +281,7 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
       // Either this instance has not noticed the log recreated (another already persists the new
       // one), or the log is older than what Postgres counts in (a stream restored from a backup
       // keeps its creation time). Only the stream can tell.
-      if ((await this.stream.refresh()) || this.stream.epoch !== epoch) {
+      if (!(await this.stream.confirms(epoch))) {
         // The flush drops this batch: its events are the old log's.
         throw new Error(`conversation ${newer} already counts in a newer log epoch (${watermarks.get(newer)!.epoch}) than this batch's (${epoch})`);
       }
