@@ -68,7 +68,7 @@ describe('device SDK in Node', () => {
     expect(seen).toEqual(['message.created:q1', 'message.created:q1-answer', 'message.appended:q1-answer', 'message.aborted:q1-answer']);
     expect(conversation.messages.map((m) => [m.id, m.status])).toEqual([['q1', 'complete'], ['q1-answer', 'aborted']]);
     await expect(client.cancel('n-post', 'q1-answer')).resolves.toBeUndefined(); // cancelling twice is idempotent
-    await expect(client.cancel('n-post', 'q1')).rejects.toMatchObject({ code: 'MESSAGE_FINISHED' });
+    await expect(client.cancel('n-post', 'q1')).rejects.toMatchObject({ code: 'MESSAGE_FINISHED', messageStatus: 'complete' });
     await expect(client.post('nowhere', 'x')).rejects.toMatchObject({ code: 'UNKNOWN_CONVERSATION' });
     await client.close();
   });

@@ -41,6 +41,11 @@ describe('abandoned answers', () => {
     expect(await row('live')).toMatchObject({ status: 'complete', text });
     // The answer nobody wrote to was ended.
     expect(await row('silent')).toMatchObject({ status: 'failed', error: expect.stringMatching(/^agent lease expired/) });
+    // An agent that missed the notice learns how the answer ended from its next command's refusal.
+    expect(await request({ type: 'message.append', messageId: 'silent', part: 1, delta: 'late' })).toEqual({
+      ok: false,
+      error: { code: 'MESSAGE_FINISHED', message: 'message silent is already failed', messageStatus: 'failed' },
+    });
   });
 
   it("tells the agent of an answer it ended, so a model that hangs is stopped rather than left generating", async () => {

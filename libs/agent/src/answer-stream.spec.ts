@@ -293,6 +293,34 @@ describe('AnswerStream', () => {
     await expect(answer.complete()).rejects.toBe(refusal);
     expect(answer.signal.aborted).toBe(true);
     expect(service.received).toHaveLength(1);
+    // A refusal without the status (an older service) says nothing of how the answer ended.
+    expect(answer.endedAs).toBeUndefined();
+  });
+
+  it.each([
+    ['aborted', 'aborted'],
+    ['failed', 'failed'],
+    ['complete', undefined],
+  ] as const)('learns how the answer ended from a MESSAGE_FINISHED refusal saying %s (the notice missed)', async (messageStatus, endedAs) => {
+    const service = new SlowService();
+    const answer = open(service);
+    await flush();
+    answer.append('a');
+    await flush();
+    await service.refuse(new SeqlineError(ErrorCode.MessageFinished, `message m is already ${messageStatus}`, messageStatus));
+    expect(answer.signal.aborted).toBe(true);
+    expect(answer.endedAs).toBe(endedAs);
+  });
+
+  it('takes no end state from a refusal of another code, even one naming a status', async () => {
+    const service = new SlowService();
+    const answer = open(service);
+    await flush();
+    answer.append('a');
+    await flush();
+    await service.refuse(new SeqlineError(ErrorCode.Fenced, 'another producer took the answer over', 'failed'));
+    expect(answer.signal.aborted).toBe(true);
+    expect(answer.endedAs).toBeUndefined();
   });
 
   it('coalesces per block: one append per run of one block, a tool output keeps its latest value whole', async () => {

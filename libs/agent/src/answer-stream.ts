@@ -120,9 +120,10 @@ export class AnswerStream {
   }
 
   /**
-   * How the service ended the answer, when its cancel notice stopped it or it was found ended on
-   * starting: `aborted` (a device cancelled it) or `failed` (ended as abandoned: no command for the
-   * agent lease; or failed before). Undefined otherwise, for instance when a refusal stopped it.
+   * How the answer was ended elsewhere, when its cancel notice stopped it, a command was refused
+   * `MESSAGE_FINISHED` (the notice missed) or it was found ended on starting: `aborted` (a device
+   * cancelled it) or `failed` (ended as abandoned: no command for the agent lease; or failed
+   * before). Undefined otherwise, for instance when any other refusal stopped it.
    */
   get endedAs(): AnswerEnd | undefined {
     return this.endedAsValue;
@@ -275,7 +276,7 @@ export class AnswerStream {
     } catch (error) {
       this.failure ??= error as Error;
       const code = error instanceof SeqlineError ? error.code : undefined;
-      this.abort(abortReason(code, error as Error));
+      this.abort(abortReason(code, error as Error), endedAsOfRefusal(error as Error));
       this.settle();
     }
   }
@@ -295,6 +296,12 @@ const CLOSING_REFUSALS = new Set<ErrorCode>([ErrorCode.Fenced, ErrorCode.Message
 function leavesAnswerOpen(error: Error): boolean {
   if (!(error instanceof SeqlineError)) return false;
   return !CLOSING_REFUSALS.has(error.code);
+}
+
+/** How a `MESSAGE_FINISHED` refusal says the answer ended, for a producer that missed the notice of it. */
+function endedAsOfRefusal(error: Error): AnswerEnd | undefined {
+  if (!(error instanceof SeqlineError) || error.code !== ErrorCode.MessageFinished) return undefined;
+  return error.messageStatus === 'aborted' || error.messageStatus === 'failed' ? error.messageStatus : undefined;
 }
 
 function abortReason(code: ErrorCode | undefined, error: Error): string {

@@ -108,7 +108,7 @@ export class CommandSender implements CommandChannel {
         continue;
       }
       // A code from a newer service is passed on as it is; callers compare codes as strings.
-      throw new SeqlineError(reply.error.code as ErrorCode, reply.error.message);
+      throw new SeqlineError(reply.error.code as ErrorCode, reply.error.message, reply.error.messageStatus);
     }
   }
 

@@ -513,7 +513,7 @@ export class SeqlineClient {
     const request = this.pending.get(ref);
     if (!request) return;
     this.pending.delete(ref);
-    if (frame.type === 'error') request.reject(new SeqlineError(frame.code as ErrorCode, frame.message));
+    if (frame.type === 'error') request.reject(new SeqlineError(frame.code as ErrorCode, frame.message, frame.messageStatus));
     else request.resolve(frame);
   }
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ErrorCodeSchema } from './error-code.schema.js';
-import { AuthorSchema, IdSchema, MessageStatusSchema } from './message.js';
+import { AuthorSchema, EndedMessageStatusSchema, IdSchema, MessageStatusSchema } from './message.js';
 import { BlockRefSchema, MessageBlockSchema } from './message-blocks.js';
 
 /**
@@ -101,7 +101,7 @@ export const AgentReplySchema = z.discriminatedUnion('ok', [
   AcceptedReplySchema,
   z.object({
     ok: z.literal(false),
-    error: z.object({ code: ErrorCodeSchema, message: z.string() }),
+    error: z.object({ code: ErrorCodeSchema, message: z.string(), messageStatus: EndedMessageStatusSchema.optional() }),
   }),
 ]);
 export type AgentReply = z.infer<typeof AgentReplySchema>;
@@ -115,7 +115,8 @@ export const ReceivedAgentReplySchema = z.discriminatedUnion('ok', [
   AcceptedReplySchema,
   z.object({
     ok: z.literal(false),
-    error: z.object({ code: z.string().min(1), message: z.string() }),
+    // A status this version does not know is dropped rather than making the refusal unreadable.
+    error: z.object({ code: z.string().min(1), message: z.string(), messageStatus: EndedMessageStatusSchema.optional().catch(undefined) }),
   }),
 ]);
 export type ReceivedAgentReply = z.infer<typeof ReceivedAgentReplySchema>;

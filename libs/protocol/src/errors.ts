@@ -1,3 +1,5 @@
+import type { EndedMessageStatus } from './message.js';
+
 /** Stable, machine-readable error codes. Every transport carries one of these with a human message. */
 export const ErrorCode = {
   BadFrame: 'BAD_FRAME',
@@ -88,6 +90,8 @@ export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 export interface ErrorBody {
   code: ErrorCode;
   message: string;
+  /** With `MESSAGE_FINISHED`: how the message ended, so a producer that missed the notice of it still knows. */
+  messageStatus?: EndedMessageStatus;
 }
 
 /** An error that crosses a transport boundary; the edge maps `code` to HTTP status or a WebSocket frame. */
@@ -95,12 +99,14 @@ export class SeqlineError extends Error {
   constructor(
     readonly code: ErrorCode,
     message: string,
+    /** With `MESSAGE_FINISHED`: how the message ended. */
+    readonly messageStatus?: EndedMessageStatus,
   ) {
     super(message);
     this.name = 'SeqlineError';
   }
 
   toBody(): ErrorBody {
-    return { code: this.code, message: this.message };
+    return this.messageStatus ? { code: this.code, message: this.message, messageStatus: this.messageStatus } : { code: this.code, message: this.message };
   }
 }

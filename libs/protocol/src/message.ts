@@ -12,6 +12,8 @@ export type Author = z.infer<typeof AuthorSchema>;
 
 export const MessageStatusSchema = z.enum(['streaming', 'complete', 'aborted', 'failed']);
 export type MessageStatus = z.infer<typeof MessageStatusSchema>;
+export const EndedMessageStatusSchema = MessageStatusSchema.exclude(['streaming']);
+export type EndedMessageStatus = z.infer<typeof EndedMessageStatusSchema>;
 
 /** A message as devices and admins see it: one prompt or one answer with its accumulated text. */
 export const MessageSchema = z.object({

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ErrorCodeSchema } from './error-code.schema.js';
-import { IdSchema, MessageSchema } from './message.js';
+import { EndedMessageStatusSchema, IdSchema, MessageSchema } from './message.js';
 import { ConversationEventSchema } from './events.js';
 
 // Request bodies refuse fields they do not know: a misspelt one (`ttl` for `ttlSeconds`) would
@@ -62,7 +62,7 @@ export const ConversationEventPageSchema = pageSchema(ConversationEventSchema);
 export const PostMessageResultSchema = z.object({ cursor: z.string(), duplicate: z.boolean() });
 
 /** The body of every REST and SSE error answer, and of a refused WebSocket upgrade. */
-export const ErrorBodySchema = z.object({ code: ErrorCodeSchema, message: z.string() });
+export const ErrorBodySchema = z.object({ code: ErrorCodeSchema, message: z.string(), messageStatus: EndedMessageStatusSchema.optional() });
 
 export const RightSchema = z.enum(['read', 'post', 'cancel']);
 export type Right = z.infer<typeof RightSchema>;

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ErrorCodeSchema } from './error-code.schema.js';
 import { ConversationEventSchema } from './events.js';
-import { IdSchema, MessageSchema } from './message.js';
+import { EndedMessageStatusSchema, IdSchema, MessageSchema } from './message.js';
 
 const Ref = z.string().max(64).optional();
 
@@ -76,6 +76,8 @@ export const ErrorFrameSchema = z.object({
   conversationId: IdSchema.optional(),
   code: ErrorCodeSchema,
   message: z.string(),
+  /** With `MESSAGE_FINISHED`: how the message ended. */
+  messageStatus: EndedMessageStatusSchema.optional(),
 });
 
 export const ServerFrameSchema = z.discriminatedUnion('type', [

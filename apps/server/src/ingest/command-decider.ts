@@ -154,6 +154,6 @@ function requireMessage(message: MessageState | undefined, id: string): MessageS
 
 function requireStreaming(message: MessageState): void {
   if (message.status !== 'streaming') {
-    throw new SeqlineError(ErrorCode.MessageFinished, `message ${message.id} is already ${message.status}`);
+    throw new SeqlineError(ErrorCode.MessageFinished, `message ${message.id} is already ${message.status}`, message.status);
   }
 }

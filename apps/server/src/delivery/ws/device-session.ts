@@ -303,8 +303,7 @@ export class DeviceSession {
 
   private sendError(error: unknown, ref: string | undefined, conversationId: string | undefined): void {
     if (!(error instanceof SeqlineError)) this.deps.logger.error({ err: error }, 'device frame failed');
-    const { code, message } = toSeqlineError(error, ErrorCode.Unavailable);
-    this.send({ type: 'error', ref, conversationId, code, message });
+    this.send({ type: 'error', ref, conversationId, ...toSeqlineError(error, ErrorCode.Unavailable).toBody() });
   }
 }
 
