@@ -113,6 +113,8 @@ export async function streamAnswers(settings: Settings, run: string, options: Sc
       tokensPerSecond: Math.round((rounds * count * TOKENS) / seconds),
       p50Ms: round(done!.p50),
       p99Ms: round(done!.p99),
+      newestTokenP50Ms: round(done!.newestTokenP50),
+      newestTokenP99Ms: round(done!.newestTokenP99),
       ...(options.drop ? { drops: done!.resubscribes, resubscribeP50Ms: round(done!.resubscribeP50), resubscribeP99Ms: round(done!.resubscribeP99) } : {}),
       /** Answers exact in every round. */
       exactTexts: exact.size,

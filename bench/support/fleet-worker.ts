@@ -24,6 +24,8 @@ interface Device {
 const TIMESTAMP = / @(\d+\.\d+)/g;
 const devices: Device[] = [];
 const samples: number[] = [];
+/** Per appended event, the latency of its newest token: how long the append itself took to reach the device. */
+const eventSamples: number[] = [];
 const resubscribes: number[] = [];
 let waiters: (() => void)[] = [];
 
@@ -76,7 +78,13 @@ function receive(device: Device, raw: string): void {
       if (event.type === 'message.created') device.texts.set(event.messageId, event.text ?? '');
       if (event.type === 'message.appended') {
         device.texts.set(event.messageId, (device.texts.get(event.messageId) ?? '') + event.delta);
-        for (const match of event.delta!.matchAll(TIMESTAMP)) samples.push(at - Number(match[1]));
+        let newest = -Infinity;
+        for (const match of event.delta!.matchAll(TIMESTAMP)) {
+          const offered = Number(match[1]);
+          samples.push(at - offered);
+          newest = Math.max(newest, offered);
+        }
+        if (newest > -Infinity) eventSamples.push(at - newest);
       }
       if (event.type === 'message.completed') {
         if (!device.done.has(event.messageId)) device.done.set(event.messageId, at);
@@ -150,6 +158,7 @@ async function handle(request: FleetRequest): Promise<FleetReply> {
       const texts: Record<string, string> = {};
       for (const device of devices) texts[device.conversationId] ??= createHash('sha1').update(device.texts.get(request.messageId) ?? '').digest('hex');
       samples.sort((a, b) => a - b);
+      eventSamples.sort((a, b) => a - b);
       resubscribes.sort((a, b) => a - b);
       const at = (values: number[], p: number): number => values[Math.min(values.length - 1, Math.floor((p / 100) * values.length))] ?? NaN;
       return {
@@ -166,6 +175,8 @@ async function handle(request: FleetRequest): Promise<FleetReply> {
         p50: at(samples, 50),
         p99: at(samples, 99),
         max: samples.at(-1) ?? NaN,
+        newestTokenP50: at(eventSamples, 50),
+        newestTokenP99: at(eventSamples, 99),
       };
     }
     case 'drop': {
@@ -177,6 +188,7 @@ async function handle(request: FleetRequest): Promise<FleetReply> {
     }
     case 'forget':
       samples.length = 0;
+      eventSamples.length = 0;
       resubscribes.length = 0;
       return { type: 'forgotten' };
     case 'close': {

@@ -22,6 +22,9 @@ export type FleetReply =
       p50: number;
       p99: number;
       max: number;
+      /** The same, for the newest token of each appended event only: the append's own way to the device, without the token's wait for it. */
+      newestTokenP50: number;
+      newestTokenP99: number;
       /** Drop → `subscribed` again, per device that was dropped. */
       resubscribes: number;
       resubscribeP50: number;
