@@ -159,6 +159,18 @@ describe('writes made on an instance that does not own the conversation', () => 
     try {
       await device.until(() => device.messages.get('q1')?.text === 'hello');
       expect([...device.messages.keys()]).toEqual(['q1']);
+      // The owner's refusal comes back whole, with how the message ended.
+      device.send({ type: 'cancel', ref: 'late', conversationId: id, messageId: 'q1' });
+      const late = () => device.frames.find((frame) => frame.type === 'error' && frame.ref === 'late');
+      await device.until(() => late() !== undefined);
+      expect(late()).toEqual({
+        type: 'error',
+        ref: 'late',
+        conversationId: id,
+        code: 'MESSAGE_FINISHED',
+        message: 'message q1 is already complete',
+        messageStatus: 'complete',
+      });
     } finally {
       await device.close();
     }

@@ -62,7 +62,7 @@ export class WriteRouter implements OnApplicationShutdown {
       return this.writer.write(conversationId, command);
     }
     this.metrics.writesForwarded.inc({ outcome: 'owner' });
-    if (!reply.ok) throw new SeqlineError(reply.error.code as ErrorCode, reply.error.message);
+    if (!reply.ok) throw new SeqlineError(reply.error.code as ErrorCode, reply.error.message, reply.error.messageStatus);
     return { cursor: reply.cursor, duplicate: reply.duplicate, ...(reply.answer ? { answer: reply.answer } : {}), ...(reply.writer ? { writer: reply.writer } : {}) };
   }
 
