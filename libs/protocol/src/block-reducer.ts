@@ -36,6 +36,15 @@ export function isSetWhole(ref: BlockRef | undefined): boolean {
   return ref?.type === 'data' || (ref?.type === 'tool' && (ref.field === 'output' || ref.field === 'error'));
 }
 
+/** Characters an append to `ref` takes out of the message: the value of a set-whole field it replaces (0 for one that extends). */
+export function replacedChars(blocks: readonly MessageBlock[] | undefined, ref: BlockRef | undefined): number {
+  if (!ref || !isSetWhole(ref)) return 0;
+  const block = blocks?.find((candidate) => candidate.id === ref.id);
+  if (block?.type === 'data' && ref.type === 'data') return block.data.length;
+  if (block?.type === 'tool' && ref.type === 'tool') return (ref.field === 'output' ? block.output : block.error)?.length ?? 0;
+  return 0;
+}
+
 /** Whether an append to `ref` adds to the message's `text` (text blocks do; the others do not). */
 export function isTextAppend(ref: BlockRef | undefined): boolean {
   return ref === undefined || ref.type === 'text';

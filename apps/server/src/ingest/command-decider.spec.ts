@@ -51,6 +51,15 @@ describe('decide', () => {
     });
   });
 
+  it('refuses FENCED a start naming no producer while one that names itself holds the answer, and repeats one on an answer whose producer named none', () => {
+    const start = { type: 'message.start', messageId: 'm', agentId: 'bot', text: '' } as const;
+    expect(() => decide('c', state({ producerEpoch: 2, producerId: 'p2' }), start, limits, now)).toThrow(
+      expect.objectContaining({ code: 'FENCED', message: 'message m is written by another producer (epoch 2); a start without producerId cannot take it over' }),
+    );
+    expect(decide('c', state({ producerId: undefined }), start, limits, now)).toEqual({ kind: 'duplicate', seq: 3 });
+    expect(decide('c', state({ status: 'complete' }), start, limits, now)).toEqual({ kind: 'duplicate', seq: 3 });
+  });
+
   it('accepts the current epoch, and commands without one while the answer was never taken over', () => {
     expect(decide('c', state(), { type: 'message.complete', messageId: 'm' }, limits, now)).toMatchObject({ kind: 'write' });
     expect(decide('c', state(), { type: 'message.complete', messageId: 'm', epoch: 1 }, limits, now)).toMatchObject({ kind: 'write' });
@@ -128,6 +137,21 @@ describe('decide', () => {
       );
       // 3 characters of text and 3 of reasoning: 15 more pass the 20-character limit.
       expect(() => decide('c', typed, { type: 'message.append', messageId: 'm', part: 4, delta: 'x'.repeat(10), block: { type: 'reasoning', id: 'r' } }, { ...limits, messageChars: 15 }, now)).toThrow(
+        expect.objectContaining({ code: 'MESSAGE_TOO_LARGE' }),
+      );
+    });
+
+    it('counts a set-whole value by what it adds over the value it replaces', () => {
+      // 3 characters of text, 3 of reasoning, a data value of 8 and a tool output of 4: 18 of 20.
+      const full = state({ ...typed.get('m'), blocks: [...typed.get('m')!.blocks!, { type: 'data', id: 'd', name: 'weather', data: '{"t":21}' }, { type: 'tool', id: 'c1', toolName: 'lookup', input: '', output: '"ok"' }] });
+      const wide = { deltaChars: 20, messageChars: 20 };
+      const data = { type: 'data', id: 'd', name: 'weather' } as const;
+      const output = { type: 'tool', id: 'c1', toolName: 'lookup', field: 'output' } as const;
+      expect(decide('c', full, { type: 'message.append', messageId: 'm', part: 4, delta: '{"t":22.5}', block: data }, wide, now)).toMatchObject({ kind: 'write' });
+      expect(decide('c', full, { type: 'message.append', messageId: 'm', part: 4, delta: '"done"', block: output }, wide, now)).toMatchObject({ kind: 'write' });
+      expect(() => decide('c', full, { type: 'message.append', messageId: 'm', part: 4, delta: '{"t":22.55}', block: data }, wide, now)).toThrow(expect.objectContaining({ code: 'MESSAGE_TOO_LARGE' }));
+      // A new data block adds its whole value.
+      expect(() => decide('c', full, { type: 'message.append', messageId: 'm', part: 4, delta: 'abc', block: { type: 'data', id: 'e', name: 'weather' } }, wide, now)).toThrow(
         expect.objectContaining({ code: 'MESSAGE_TOO_LARGE' }),
       );
     });

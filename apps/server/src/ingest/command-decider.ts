@@ -1,4 +1,4 @@
-import { acceptsBlock, blockChars, ErrorCode, SeqlineError, type Author, type LogEvent } from '@seqline/protocol';
+import { acceptsBlock, blockChars, ErrorCode, replacedChars, SeqlineError, type Author, type LogEvent } from '@seqline/protocol';
 import type { MessageState } from '@seqline/persistence';
 import type { IngestCommand } from './ingest-command.js';
 
@@ -46,7 +46,12 @@ export function decide(
       }
       if (!sameAuthor(message, author)) throw new SeqlineError(ErrorCode.MessageExists, `message ${command.messageId} already exists with another author`);
       // The same producer again (a retry), a finished answer (nothing left to take over), or an agent that names no producer: the answer's state, unchanged.
-      if (message.status !== 'streaming' || producerId === undefined || producerId === message.producerId) return { kind: 'duplicate', seq: message.createdSeq };
+      if (message.status !== 'streaming' || producerId === message.producerId) return { kind: 'duplicate', seq: message.createdSeq };
+      if (producerId === undefined) {
+        // A producer that names itself holds the answer: one that names none cannot be it, and the
+        // epoch in the reply would let it write beside the holder unfenced.
+        throw new SeqlineError(ErrorCode.Fenced, `message ${command.messageId} is written by another producer (epoch ${message.producerEpoch}); a start without producerId cannot take it over`);
+      }
       const epoch = message.producerEpoch + 1;
       return { kind: 'write', msgId: msgId(`claimed.${epoch}.${producerId}`), event: { type: 'message.claimed', messageId: command.messageId, producerId, epoch, at } };
     }
@@ -66,7 +71,8 @@ export function decide(
       if (command.delta.length > limits.deltaChars) {
         throw new SeqlineError(ErrorCode.DeltaTooLarge, `delta is ${command.delta.length} characters; the limit is ${limits.deltaChars}`);
       }
-      if (current.text.length + blockChars(current.blocks) + command.delta.length > limits.messageChars) {
+      // A set-whole value replaces the one before: only the difference counts.
+      if (current.text.length + blockChars(current.blocks) - replacedChars(current.blocks, command.block) + command.delta.length > limits.messageChars) {
         throw new SeqlineError(ErrorCode.MessageTooLarge, `message ${command.messageId} would exceed ${limits.messageChars} characters`);
       }
       if (command.block && !acceptsBlock(current.blocks, command.block)) {
