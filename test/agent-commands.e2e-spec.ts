@@ -56,6 +56,21 @@ describe('agent commands over NATS', () => {
     await device.close();
   });
 
+  it("slices an SDK agent's appends to the service's own delta limit when it is told it", async () => {
+    const text = 'abcdefghij'.repeat(25); // 250 characters at once
+    const told = await seqline.agent('told-limits', { limits: { deltaChars: 100 } });
+    const fits = told.startMessage('c-cmd', { messageId: 'm-sliced' });
+    fits.append(text);
+    await fits.complete();
+    const untold = await seqline.agent('default-limits');
+    const refused = untold.startMessage('c-cmd', { messageId: 'm-whole' });
+    refused.append(text);
+    await expect(refused.complete()).rejects.toMatchObject({ code: 'DELTA_TOO_LARGE', message: 'delta is 250 characters; the limit is 100' });
+    const row = (id: string) => seqline.server.infra.prisma.message.findUnique({ where: { conversationId_id: { conversationId: 'c-cmd', id } } });
+    await eventually(async () => (await row('m-sliced'))?.status === 'complete');
+    expect(await row('m-sliced')).toMatchObject({ text, parts: 3, status: 'complete' });
+  });
+
   it('refuses bad commands with a code and changes nothing', async () => {
     const device = new WsDevice(seqline.server.url, 'c-cmd');
     await device.connect();

@@ -1,7 +1,8 @@
 import { DEFAULT_LIMITS, ErrorCode, isSetWhole, SeqlineError, utf8Length, type AgentCommand, type AgentReply, type AnswerEnd, type AnswerState, type BlockRef } from '@seqline/protocol';
 
-/** What a delta may take of a command frame, leaving room for the rest of the command. */
-const DELTA_BYTES = DEFAULT_LIMITS.frameBytes - 1_024;
+/** What a delta may take of a command frame of `frameBytes`, leaving room for the rest of the command. */
+export const deltaBytesFor = (frameBytes: number): number => frameBytes - 1_024;
+const DELTA_BYTES = deltaBytesFor(DEFAULT_LIMITS.frameBytes);
 
 /**
  * How much of `text` the next append takes: at most `maxChars`, no more than fits in a command
@@ -32,6 +33,8 @@ export interface AnswerStreamOptions {
   conversationId: string;
   messageId: string;
   maxDeltaChars: number;
+  /** The most bytes a delta may take once JSON-encoded: the service's frame limit less room for the rest of the command. */
+  maxDeltaBytes?: number;
 }
 
 /** Text waiting to be sent to one block (or as plain text). */
@@ -256,7 +259,7 @@ export class AnswerStream {
         const segment = this.pending[0];
         if (segment) {
           // A set-whole value goes in one append (the service refuses one over the delta limit); streamed text in slices.
-          const length = isSetWhole(segment.block) ? segment.text.length : deltaLength(segment.text, this.options.maxDeltaChars);
+          const length = isSetWhole(segment.block) ? segment.text.length : deltaLength(segment.text, this.options.maxDeltaChars, this.options.maxDeltaBytes);
           const whole = length === segment.text.length;
           const delta = whole ? segment.text : segment.text.slice(0, length);
           if (whole) this.pending.shift();

@@ -4,7 +4,7 @@ import { jetstream, jetstreamManager, type ConsumerInfo, type JsMsg } from '@nat
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { CancelNoticeSchema, endedAsOf, DEFAULT_LIMITS, ErrorCode, isRetryable, PromptSchema, SeqlineError, type AnswerState, type Prompt } from '@seqline/protocol';
 import { connectNats, DEFAULT_AGENT_GROUP, ensurePromptConsumer, PROMPT_ACK_WAIT_MS } from '@seqline/streams';
-import { AnswerStream } from './answer-stream.js';
+import { AnswerStream, deltaBytesFor } from './answer-stream.js';
 import { CommandSender } from './command-sender.js';
 import { Semaphore } from './semaphore.js';
 
@@ -31,6 +31,12 @@ export interface AgentOptions {
    * conversations one instance writes as one request, instead of one request each. Default true.
    */
   batchCommands?: boolean;
+  /**
+   * The service's `LIMIT_DELTA_CHARS` and `LIMIT_FRAME_BYTES`, when they are set below their
+   * defaults (16,384 characters and 64 KiB): appends are sliced to fit them, as the service
+   * refuses a larger one for good.
+   */
+  limits?: { deltaChars?: number; frameBytes?: number };
   user?: string;
   password?: string;
 }
@@ -76,7 +82,7 @@ export class SeqlineAgent {
 
   private constructor(
     readonly nc: NatsConnection,
-    private readonly options: Required<Pick<AgentOptions, 'agentId' | 'prefix' | 'stream' | 'maxInFlight' | 'requestTimeoutMs' | 'paceAppends' | 'batchCommands'>>,
+    private readonly options: Required<Pick<AgentOptions, 'agentId' | 'prefix' | 'stream' | 'maxInFlight' | 'requestTimeoutMs' | 'paceAppends' | 'batchCommands'>> & { limits: { deltaChars: number; frameBytes: number } },
   ) {
     this.sender = new CommandSender(nc, { prefix: options.prefix, maxInFlight: options.maxInFlight, requestTimeoutMs: options.requestTimeoutMs, retryForMs: 120_000, paceAppends: options.paceAppends, batchCommands: options.batchCommands });
     this.cancelSubscription = nc.subscribe(this.sender.subjects.allCancels, {
@@ -101,6 +107,7 @@ export class SeqlineAgent {
       requestTimeoutMs: options.requestTimeoutMs ?? 5_000,
       paceAppends: options.paceAppends ?? true,
       batchCommands: options.batchCommands ?? true,
+      limits: { deltaChars: options.limits?.deltaChars ?? DEFAULT_LIMITS.deltaChars, frameBytes: options.limits?.frameBytes ?? DEFAULT_LIMITS.frameBytes },
     });
   }
 
@@ -127,7 +134,7 @@ export class SeqlineAgent {
       : this.sender
           .send(conversationId, { type: 'message.start', messageId, agentId: this.options.agentId, text: options.text ?? '', producerId })
           .then((reply): AnswerState => reply.answer ?? { status: 'streaming', parts: 0, text: options.text ?? '', epoch: 1 });
-    const answer = new AnswerStream(this.sender, { conversationId, messageId, maxDeltaChars: DEFAULT_LIMITS.deltaChars }, started);
+    const answer = new AnswerStream(this.sender, { conversationId, messageId, maxDeltaChars: this.options.limits.deltaChars, maxDeltaBytes: deltaBytesFor(this.options.limits.frameBytes) }, started);
     const answerKey = key(conversationId, messageId);
     this.answers.set(answerKey, answer);
     // Only while it may still be cancelled; a later start of the same message has replaced it.
