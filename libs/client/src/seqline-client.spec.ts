@@ -445,6 +445,29 @@ describe('SeqlineClient posts over the frame limit', () => {
     expect(h.last().frames().map((frame) => frame.messageId)).toEqual([undefined, 'fits']);
   });
 
+  it("reject with the server's FRAME_TOO_LARGE when its limit is lower than the client's: the largest request waiting, not sent again", async () => {
+    const h = start();
+    await settle();
+    h.last().accept();
+    h.last().deliver({ type: 'pong' });
+    const small = track(h.client.post('c1', 'hi', { messageId: 'small' }));
+    const large = track(h.client.post('c1', 'x'.repeat(20_000), { messageId: 'large' }));
+    await settle();
+    // The server's limit is 16 KiB: it cannot read the frame, so its refusal names no request.
+    h.last().deliver({ type: 'error', code: 'FRAME_TOO_LARGE', message: 'frame is 20077 bytes; the limit is 16384' });
+    await settle();
+    expect(large).toMatchObject({ state: 'rejected', value: { code: 'FRAME_TOO_LARGE', message: 'frame is 20077 bytes; the limit is 16384' } });
+    expect(small.state).toBe('pending');
+    // Not a refusal of the connection.
+    expect(h.client.refusal).toBeUndefined();
+    h.last().end(1006);
+    await jest.advanceTimersToNextTimerAsync();
+    await settle();
+    h.last().accept();
+    h.last().deliver({ type: 'pong' });
+    expect(h.last().frames().map((frame) => frame.messageId)).toEqual([undefined, 'small']);
+  });
+
   it('follow the limit the client is given for a server that raised its own', async () => {
     const h = start({ maxFrameBytes: 200_000 });
     await settle();
@@ -577,6 +600,21 @@ describe('SeqlineClient subscriptions shared and listened to by several parts of
     expect({ live: refused.live, refusal: refused.refusal }).toEqual({ live: false, refusal: { code: 'FORBIDDEN', message: 'not yours' } });
     // Listeners of the error see why already.
     expect(seen).toEqual(['FORBIDDEN']);
+  });
+});
+
+describe('SeqlineClient subscriptions the server ends', () => {
+  it.each([
+    ['UNAVAILABLE', 'a catch-up read failed'],
+    ['CURSOR_EXPIRED', 'the log was recreated'],
+  ])('are not live after %s (%s) until the server answers the subscribe again', async (code, message) => {
+    const { h, conversation } = await following();
+    expect({ client: h.client.state, live: conversation.live }).toEqual({ client: 'live', live: true });
+    h.last().deliver({ type: 'error', conversationId: 'c1', code, message });
+    expect({ client: h.client.state, live: conversation.live }).toEqual({ client: 'catching-up', live: false });
+    await jest.advanceTimersByTimeAsync(1_000);
+    h.last().deliver({ type: 'snapshot', conversationId: 'c1', cursor: 'e2-1', messages: [] });
+    expect({ client: h.client.state, live: conversation.live }).toEqual({ client: 'live', live: true });
   });
 });
 

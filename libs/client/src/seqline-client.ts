@@ -120,8 +120,8 @@ export class SeqlineClient {
   }
 
   /**
-   * Why the server last refused the connection (`UNAUTHORIZED`, `TOKEN_EXPIRED`, ...), as its
-   * error frame said, until a session works again: what tells "log in again" from "offline".
+   * Why the server last refused the connection (`UNAUTHORIZED` for a token refused or expired,
+   * its message says which; ...), as its error frame said, until a session works again: what tells "log in again" from "offline".
    * With a token provider the client keeps trying (a fresh token may pass); without one, a refused
    * token stops it, and every subscription's `refusal` says so too.
    *
@@ -450,6 +450,12 @@ export class SeqlineClient {
           this.settle(frame.ref, frame);
           return;
         }
+        // A frame over the server's limit (set lower than `maxFrameBytes`) is not read, so its
+        // refusal names no request: the largest one waiting is the frame it refused.
+        if (!frame.conversationId && frame.code === ErrorCode.FrameTooLarge) {
+          this.refuseLargest(frame.message);
+          return;
+        }
         // Neither a request's nor a conversation's: the connection's own refusal, its close follows.
         if (!frame.conversationId) {
           this.connectionRefusal = { code: frame.code as ErrorCode, message: frame.message };
@@ -460,6 +466,9 @@ export class SeqlineClient {
         if (frame.code === ErrorCode.NotSubscribed) return;
         const subscription = this.subscriptions.get(frame.conversationId);
         if (!subscription) return;
+        // The server ended this subscription: nothing arrives until it is answered again.
+        subscription.live = false;
+        this.refreshState();
         if (frame.code === ErrorCode.BadCursor || frame.code === ErrorCode.CursorExpired) {
           // Our stored state does not fit this log: start over from a snapshot.
           subscription.view.cursor = undefined;
@@ -507,6 +516,18 @@ export class SeqlineClient {
       // Sent with the others once the server first answers.
       if (!this.awaitingFirstFrame) this.sendFrame({ ...frame, ref });
     });
+  }
+
+  private refuseLargest(message: string): void {
+    let largest: [string, number] | undefined;
+    for (const [ref, request] of this.pending) {
+      const bytes = utf8Length(JSON.stringify({ ...request.frame, ref }));
+      if (!largest || bytes > largest[1]) largest = [ref, bytes];
+    }
+    if (!largest) return;
+    const request = this.pending.get(largest[0])!;
+    this.pending.delete(largest[0]);
+    request.reject(new SeqlineError(ErrorCode.FrameTooLarge, message));
   }
 
   private settle(ref: string, frame: ServerFrame): void {
