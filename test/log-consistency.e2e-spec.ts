@@ -523,6 +523,19 @@ describe('log records Postgres cannot store', () => {
 
     await eventually(async () => (await history(url, 'n-bad')).length === 2 && (await history(url, 'n-good')).length === 1, 15_000, 'both conversations persisted');
     expect(texts(await history(url, 'n-bad'))).toEqual(['first', 'after']);
+    // The log's own pages hand such records on as written, also to a reader whose page ended right before one.
+    type Page = { items: { cursor: string; event: { messageId: string; text?: string } }[]; next: string | null };
+    const all = await http<Page>(url, 'GET', '/v1/conversations/n-bad/events?limit=10');
+    const first = await http<Page>(url, 'GET', '/v1/conversations/n-bad/events?limit=1');
+    const rest = await http<Page>(url, 'GET', `/v1/conversations/n-bad/events?limit=10&after=${first.body.next}`);
+    expect(rest.status).toBe(200);
+    expect([...first.body.items, ...rest.body.items]).toEqual(all.body.items);
+    expect(all.body.items.map((item) => [item.event.messageId, item.event.text])).toEqual([
+      ['b1', 'first'],
+      ['b2', 'a\u0000b'],
+      ['b3', 'three'],
+      ['b4', 'after'],
+    ]);
     expect(texts(await history(url, 'n-good'))).toEqual(['unaffected']);
     const holes = async () => (await infra.prisma.logHole.findMany({ where: { conversationId: 'n-bad' }, orderBy: { untilSeq: 'asc' } })).map((hole) => [Number(hole.untilSeq), hole.reason]);
     expect(await holes()).toEqual([

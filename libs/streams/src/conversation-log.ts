@@ -198,10 +198,13 @@ export class ConversationLog {
     return [...ids].sort();
   }
 
-  /** The conversation's first event at or after `seq`, by direct get (one round trip, no consumer). */
-  async next(conversationId: string, seq: number): Promise<LogEntry | null> {
+  /**
+   * The conversation's first event at or after `seq`, by direct get (one round trip, no consumer),
+   * decoded in full unless `decode` says otherwise (see `EntryDecoder`).
+   */
+  async next(conversationId: string, seq: number, decode: EntryDecoder = decodeEntry): Promise<LogEntry | null> {
     const stored = await this.getMessage(this.nextRequest(conversationId, seq));
-    return stored ? decodeEntry(conversationId, stored.seq, stored.data, stored.time) : null;
+    return stored ? decode(conversationId, stored.seq, stored.data, stored.time) : null;
   }
 
   /** When the event at `seq` was stored, or null if the stream no longer holds it. */

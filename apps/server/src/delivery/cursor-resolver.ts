@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { MessageRepository, type Watermark } from '@seqline/persistence';
 import { ErrorCode, parseCursor, SeqlineError } from '@seqline/protocol';
-import { ConversationLog, LogStream, UndecodableEventError } from '@seqline/streams';
+import { ConversationLog, decodeDeliveredEntry, LogStream, UndecodableEventError } from '@seqline/streams';
 
 /** Where a reader starts: right after a sequence of the log, or from a fresh copy of the state. */
 export type StartPosition =
@@ -37,7 +37,8 @@ export class CursorResolver {
     if (window?.covers(cursor.seq)) return { kind: 'resume', seq: cursor.seq };
     let next;
     try {
-      next = await this.log.next(conversationId, cursor.seq + 1);
+      // Decoded as reads deliver it (its shape): one they pass on as written does not end a resume.
+      next = await this.log.next(conversationId, cursor.seq + 1, decodeDeliveredEntry);
     } catch (error) {
       // An event that cannot be decoded follows the cursor: no read gets past it, a snapshot (which skips it) does.
       if (error instanceof UndecodableEventError) return { kind: 'reload', reason: 'expired' };

@@ -93,7 +93,8 @@ export class SseController implements BeforeApplicationShutdown {
     // The reader left: nothing is flushed to it any more, so its socket goes now, with no grace timer holding it.
     request.on('close', () => end(true));
     try {
-      const opened = await this.subscriptions.open(id, lastEventId ?? after).catch((error: unknown) => {
+      // An empty header (a client that has no id yet) is no cursor: `?after=` still counts.
+      const opened = await this.subscriptions.open(id, lastEventId || after).catch((error: unknown) => {
         // The log was recreated while the stream opened: an EventSource takes any answer but 200 as
         // final, so the stream starts from a snapshot of the new log, as one already open does.
         if (error instanceof SeqlineError && error.code === ErrorCode.CursorExpired) return this.subscriptions.open(id, undefined);
