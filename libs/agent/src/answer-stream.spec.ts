@@ -280,6 +280,27 @@ describe('AnswerStream', () => {
     ]);
   });
 
+  it('after complete() stopped on a part refused for what it held, fail() still ends the open answer', async () => {
+    const service = new SlowService();
+    const answer = open(service, 1_000, { status: 'streaming', parts: 0, text: '', epoch: 2 });
+    await flush();
+    answer.append('a');
+    // The model is done while its last part is in flight: complete() waits behind it.
+    const completed = answer.complete();
+    await flush();
+    const refusal = new SeqlineError(ErrorCode.MessageTooLarge, 'the answer would exceed 100 characters');
+    await service.refuse(refusal);
+    await expect(completed).rejects.toBe(refusal);
+    const failed = answer.fail(refusal.message);
+    await flush();
+    await service.ack();
+    await failed;
+    expect(service.received.map((command) => [command.type, 'epoch' in command ? command.epoch : undefined, 'error' in command ? command.error : undefined])).toEqual([
+      ['message.append', 2, undefined],
+      ['message.fail', 2, 'the answer would exceed 100 characters'],
+    ]);
+  });
+
   it('stops at a refusal: complete() rejects with it, the signal aborts, and nothing more is sent', async () => {
     const service = new SlowService();
     const answer = open(service);

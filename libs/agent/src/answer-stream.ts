@@ -132,6 +132,11 @@ export class AnswerStream {
     return this.endedAsValue;
   }
 
+  /** The most characters one append may carry (the service's `LIMIT_DELTA_CHARS`, as the agent was told it). */
+  get maxDeltaChars(): number {
+    return this.options.maxDeltaChars;
+  }
+
   /** Whether `complete()` or `fail()` has been called. */
   get ending(): boolean {
     return this.end !== undefined;
@@ -174,7 +179,15 @@ export class AnswerStream {
    * held (too large, malformed), which leaves the answer open. Rejects after a take-over or a cancel.
    */
   async fail(error: string): Promise<void> {
-    await this.finish({ type: 'message.fail', messageId: this.messageId, error });
+    const command = { type: 'message.fail', messageId: this.messageId, error } as const;
+    // complete() stopped on a part the service refused for what it held: the answer is still open
+    // and this producer's, so it can still be failed for every device now.
+    if (this.end?.type === 'message.complete' && this.failure && this.epoch !== undefined && leavesAnswerOpen(this.failure)) {
+      await this.settled;
+      await this.channel.send(this.conversationId, { ...command, epoch: this.epoch });
+      return;
+    }
+    await this.finish(command);
   }
 
   /**
