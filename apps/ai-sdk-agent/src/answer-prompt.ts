@@ -1,7 +1,7 @@
 import { publishToSeqline, type PublishOutcome } from '@seqline/ai-sdk';
 import type { SeqlineAgent } from '@seqline/agent';
 import type { Prompt } from '@seqline/protocol';
-import { streamText, tool, type LanguageModel } from 'ai';
+import { stepCountIs, streamText, tool, type LanguageModel } from 'ai';
 import { z } from 'zod';
 
 /** The example's one tool: what a real agent would fetch from a search index or an API. */
@@ -25,5 +25,5 @@ export async function answerPrompt(agent: SeqlineAgent, prompt: Prompt, model: L
     await answer.fail('the agent stopped mid-answer; ask again');
     return 'failed';
   }
-  return publishToSeqline(answer, (abortSignal) => streamText({ model, prompt: prompt.text, tools: { lookup }, abortSignal }));
+  return publishToSeqline(answer, (abortSignal) => streamText({ model, prompt: prompt.text, tools: { lookup }, stopWhen: stepCountIs(5), abortSignal }));
 }

@@ -18,8 +18,9 @@ export interface ModelRun {
 }
 
 /**
- * A language model that needs no API key: it thinks out loud (reasoning), calls the `lookup`
- * tool, then streams a fixed answer word by word at a model's pace. Built on the AI SDK's own
+ * A language model that needs no API key: it thinks out loud (reasoning) and calls the `lookup`
+ * tool in a first step, then, given the tool's result, streams a fixed answer word by word at a
+ * model's pace. Built on the AI SDK's own
  * mock model, so `streamText` treats it like any provider's.
  */
 export function createScriptedModel(options: ScriptedModelOptions = {}): { model: MockLanguageModelV4; runs: ModelRun[] } {
@@ -33,7 +34,8 @@ export function createScriptedModel(options: ScriptedModelOptions = {}): { model
       const prompt = promptText(call.prompt);
       const words = answerWords(options.words ?? 120);
       const delayMs = 1000 / (options.wordsPerSecond ?? 30);
-      const parts = scriptParts(prompt, words);
+      // As a real model does: the first step thinks and calls the tool; once the tool's result is in the prompt, the next one answers.
+      const parts = call.prompt.some((message) => message.role === 'tool') ? answerParts(words) : toolCallParts(prompt);
       let next = 0;
       call.abortSignal?.addEventListener('abort', () => (run.aborted = true), { once: true });
       const stream = new ReadableStream<LanguageModelV4StreamPart>({
@@ -65,7 +67,7 @@ export function createScriptedModel(options: ScriptedModelOptions = {}): { model
   return { model, runs };
 }
 
-function scriptParts(prompt: string, words: string[]): LanguageModelV4StreamPart[] {
+function toolCallParts(prompt: string): LanguageModelV4StreamPart[] {
   const topic = prompt.split(/\s+/).slice(0, 6).join(' ');
   return [
     { type: 'stream-start', warnings: [] },
@@ -74,15 +76,22 @@ function scriptParts(prompt: string, words: string[]): LanguageModelV4StreamPart
     { type: 'reasoning-delta', id: 'r1', delta: 'I will look it up first.' },
     { type: 'reasoning-end', id: 'r1' },
     { type: 'tool-call', toolCallId: 'call-1', toolName: 'lookup', input: JSON.stringify({ topic }) },
+    { type: 'finish', finishReason: { unified: 'tool-calls', raw: 'tool_calls' }, usage: usage(0) },
+  ];
+}
+
+function answerParts(words: string[]): LanguageModelV4StreamPart[] {
+  return [
+    { type: 'stream-start', warnings: [] },
     { type: 'text-start', id: 't1' },
     ...words.map((word, i): LanguageModelV4StreamPart => ({ type: 'text-delta', id: 't1', delta: i === 0 ? word : ` ${word}` })),
     { type: 'text-end', id: 't1' },
-    {
-      type: 'finish',
-      finishReason: { unified: 'stop', raw: 'stop' },
-      usage: { inputTokens: { total: 10, noCache: 10, cacheRead: 0, cacheWrite: 0 }, outputTokens: { total: words.length, text: words.length, reasoning: 8 } },
-    },
+    { type: 'finish', finishReason: { unified: 'stop', raw: 'stop' }, usage: usage(words.length) },
   ];
+}
+
+function usage(outputTokens: number) {
+  return { inputTokens: { total: 10, noCache: 10, cacheRead: 0, cacheWrite: 0 }, outputTokens: { total: outputTokens + 8, text: outputTokens, reasoning: 8 } };
 }
 
 /** The scripted answer: the same words for every prompt, a count in brackets every ten words so progress is easy to follow. */

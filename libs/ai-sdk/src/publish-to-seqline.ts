@@ -12,6 +12,8 @@ export interface SeqlineAnswer {
   readonly refusal?: Error;
   /** How the service ended the answer, when its notice stopped it (the agent SDK's `AnswerStream` has it). */
   readonly endedAs?: AnswerEnd;
+  /** The most characters one append may carry; `LIMIT_DELTA_CHARS`' default when absent. */
+  readonly maxDeltaChars?: number;
 }
 
 /** What can be published: a `streamText` result, a UI message stream, or plain text chunks. */
@@ -201,8 +203,9 @@ class BlockWriter {
 
   /** A value set whole travels in one append: one the service would refuse fails the answer here instead. */
   private setWhole(text: string, block: BlockRef): void {
-    if (text.length > DEFAULT_LIMITS.deltaChars) {
-      throw new SeqlineError(ErrorCode.DeltaTooLarge, `a ${block.type} value of ${text.length} characters does not fit one append (at most ${DEFAULT_LIMITS.deltaChars})`);
+    const limit = this.answer.maxDeltaChars ?? DEFAULT_LIMITS.deltaChars;
+    if (text.length > limit) {
+      throw new SeqlineError(ErrorCode.DeltaTooLarge, `a ${block.type} value of ${text.length} characters does not fit one append (at most ${limit})`);
     }
     this.answer.append(text, block);
   }

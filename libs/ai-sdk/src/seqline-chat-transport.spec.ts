@@ -1,5 +1,6 @@
 import type { Message } from '@seqline/protocol';
-import { answerTo } from './seqline-chat-transport.js';
+import type { SeqlineClient } from '@seqline/client';
+import { answerTo, SeqlineChatTransport } from './seqline-chat-transport.js';
 
 const at = '2026-01-01T00:00:00.000Z';
 const message = (id: string, role: 'user' | 'agent', seq: number): Message => ({ id, author: { role, id: role === 'user' ? 'u' : 'bot' }, status: 'streaming', text: '', parts: 0, createdAt: at, updatedAt: at, cursor: `e1-${seq}` });
@@ -20,5 +21,19 @@ describe('answerTo (which answer a prompt gets in useChat)', () => {
   it('takes the first agent message after the prompt when answers are not named after prompts', () => {
     const messages = [message('p0', 'user', 5), message('x-older', 'agent', 6), message('p1', 'user', 10), message('a-7f3', 'agent', 12)];
     expect(answerTo(messages, 'p1', 10)).toBe('a-7f3');
+  });
+});
+
+describe('SeqlineChatTransport refuses what a conversation does not do, before posting anything', () => {
+  const client = { subscribe: () => { throw new Error('nothing may be subscribed'); }, post: () => { throw new Error('nothing may be posted'); } } as unknown as SeqlineClient;
+  const transport = new SeqlineChatTransport({ client });
+  const send = (trigger: 'submit-message' | 'regenerate-message', messageId: string | undefined) =>
+    transport.sendMessages({ chatId: 'c1', trigger, messageId, messages: [{ id: 'q1', role: 'user', parts: [{ type: 'text', text: 'edited' }] }], abortSignal: undefined });
+
+  it.each([
+    ['regenerating an answer', 'regenerate-message', undefined, 'REGENERATE_UNSUPPORTED'],
+    ['editing a question (useChat sends it under its old id)', 'submit-message', 'q1', 'EDIT_UNSUPPORTED'],
+  ] as const)('%s', async (_, trigger, messageId, code) => {
+    await expect(send(trigger, messageId)).rejects.toMatchObject({ name: 'SeqlineTransportError', code });
   });
 });

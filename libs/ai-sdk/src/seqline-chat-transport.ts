@@ -71,6 +71,11 @@ export class SeqlineChatTransport implements ChatTransport<UIMessage> {
     if (options.trigger === 'regenerate-message') {
       throw new SeqlineTransportError('REGENERATE_UNSUPPORTED', 'a Seqline conversation keeps every answer: send the question again instead of regenerating');
     }
+    // useChat sends an edited message under its old id, which Seqline takes as a retry of the
+    // original: the old answer would come back, and the edit be gone after a reload.
+    if (options.messageId !== undefined) {
+      throw new SeqlineTransportError('EDIT_UNSUPPORTED', 'a Seqline conversation keeps every message: send the edited question as a new message instead of editing one');
+    }
     const last = options.messages[options.messages.length - 1];
     if (!last || last.role !== 'user') throw new SeqlineTransportError('NO_USER_MESSAGE', 'the last message to send must be the user\'s');
     const text = last.parts.map((part) => (part.type === 'text' ? part.text : '')).join('');

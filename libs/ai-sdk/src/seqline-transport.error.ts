@@ -3,7 +3,7 @@
  * `SUBSCRIPTION_REFUSED` carries the server's own code (`UNKNOWN_CONVERSATION`, `FORBIDDEN`,
  * `TOO_MANY_SUBSCRIPTIONS`, …) in `serverCode`.
  */
-export type SeqlineTransportErrorCode = 'REGENERATE_UNSUPPORTED' | 'NO_USER_MESSAGE' | 'NOT_LIVE' | 'SUBSCRIPTION_REFUSED';
+export type SeqlineTransportErrorCode = 'REGENERATE_UNSUPPORTED' | 'EDIT_UNSUPPORTED' | 'NO_USER_MESSAGE' | 'NOT_LIVE' | 'SUBSCRIPTION_REFUSED';
 
 export class SeqlineTransportError extends Error {
   constructor(
