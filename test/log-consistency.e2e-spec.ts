@@ -159,6 +159,9 @@ describe('log and Postgres under bad events and lost rows', () => {
     // A mistyped id is not a conversation to create.
     expect(await cli(seqline.settings, 'repair', 'r-typo')).toEqual({ code: 1, out: 'seqline: conversation r-typo does not exist: neither Postgres nor the log holds it' });
     expect(await seqline.server.infra.prisma.conversation.findUnique({ where: { id: 'r-typo' } })).toBeNull();
+    // A NATS wildcard is no id: it would read every conversation's events into one.
+    expect(await cli(seqline.settings, 'repair', '*')).toEqual({ code: 2, out: 'seqline: "*" is not a conversation id (1-128 characters of A-Z a-z 0-9 _ -)' });
+    expect(await seqline.server.infra.prisma.conversation.findUnique({ where: { id: '*' } })).toBeNull();
     const unknown = await cli(seqline.settings, 'history', 'r-typo', '--json');
     expect({ code: unknown.code, out: JSON.parse(unknown.out) as unknown }).toEqual({ code: 1, out: { code: 'UNKNOWN_CONVERSATION', message: 'conversation r-typo does not exist' } });
     const shown = await cli(seqline.settings, 'history', 'r-2');
@@ -587,6 +590,8 @@ describe('a batch Postgres refuses', () => {
       // Written to the log as the writer does (its own path reads Postgres when its cache is cold).
       await infra.log.append('f-retry', created('m2', 'during'), await infra.log.lastSeq('f-retry'), 'f-retry-m2');
       await eventually(async () => (await failures()) >= 2, 10_000, 'the write failed and was tried again');
+      // The lag gauge says so on a scrape, with no readiness check polled to update it.
+      expect(await metric(url, 'seqline_persister_lag_events')).toBe(1);
     } finally {
       await infra.prisma.$executeRaw`ALTER TABLE messages_away RENAME TO messages`;
     }

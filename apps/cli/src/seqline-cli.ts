@@ -1,6 +1,6 @@
 import type { Settings } from '@seqline/config';
 import type { ArchivedMessage } from '@seqline/persistence';
-import { parseCursor, type Message } from '@seqline/protocol';
+import { ID_PATTERN, parseCursor, type Message } from '@seqline/protocol';
 import { history, listConversations } from './admin.commands.js';
 import { CliContext } from './cli-context.js';
 import { ConversationRepair } from './conversation-repair.js';
@@ -31,6 +31,11 @@ export async function runCli(args: string[], out: (text: string) => void, settin
   }
   if (!['doctor', 'repair', 'conversations', 'history'].includes(command) || ((command === 'repair' || command === 'history') && !target)) {
     out(USAGE);
+    return 2;
+  }
+  // An id goes into NATS subjects, where `*` and `>` are wildcards: `repair '*'` would read every conversation into one.
+  if ((command === 'repair' || command === 'history') && target !== '--all' && !ID_PATTERN.test(target!)) {
+    fail({ code: 'VALIDATION_FAILED', message: `"${target}" is not a conversation id (1-128 characters of A-Z a-z 0-9 _ -)` });
     return 2;
   }
   const context = await CliContext.open(settings);
