@@ -9,9 +9,10 @@ const SECRET = 'test-secret-that-is-long-enough-for-hs256!';
 const ADMIN_KEY = 'admin-key-for-tests';
 const admin = { 'x-api-key': ADMIN_KEY };
 
-async function sign(claims: Record<string, unknown>, options: { secret?: string; audience?: string; expiresIn?: string | number; subject?: string } = {}): Promise<string> {
+async function sign(claims: Record<string, unknown>, options: { secret?: string; audience?: string; expiresIn?: string | number; subject?: string; notBefore?: number } = {}): Promise<string> {
   let jwt = new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setSubject(options.subject ?? 'alice').setAudience(options.audience ?? 'seqline').setIssuer('seqline').setIssuedAt();
   jwt = jwt.setExpirationTime(options.expiresIn ?? '1h');
+  if (options.notBefore !== undefined) jwt = jwt.setNotBefore(options.notBefore);
   return jwt.sign(new TextEncoder().encode(options.secret ?? SECRET));
 }
 
@@ -75,6 +76,20 @@ describe('security', () => {
     expect(await http(url, 'GET', '/v1/conversations/sneaky', undefined, admin)).toMatchObject({ status: 404 });
     // Never from the URL, where proxies log it: an admin token there is no credential at all.
     expect(await http(url, 'GET', `/v1/conversations/sec-a?access_token=${adminToken}`)).toMatchObject({ status: 401, body: { code: 'UNAUTHORIZED' } });
+    // Nor on the streams, which take device tokens from the URL (EventSource cannot set headers).
+    const inUrl = 'an admin token is not taken from the URL (access logs keep URLs): send it as Authorization: Bearer';
+    const socket = await connectOutcome(url, adminToken);
+    expect({ code: socket.code, frame: socket.frames[0] }).toEqual({ code: 4401, frame: { type: 'error', code: 'UNAUTHORIZED', message: inUrl } });
+    const sse = await fetch(`${url}/v1/conversations/sec-a/stream?access_token=${adminToken}`);
+    expect({ status: sse.status, body: (await sse.json()) as unknown }).toEqual({ status: 401, body: { code: 'UNAUTHORIZED', message: inUrl } });
+  });
+
+  it("takes a token whose issuer's clock runs a few seconds ahead (nbf just in the future), not one a minute ahead", async () => {
+    const rights = { conversations: { 'sec-a': ['read'] } };
+    const now = Math.floor(Date.now() / 1000);
+    expect((await connectOutcome(seqline.server.url, await sign(rights, { notBefore: now + 3 }))).code).toBe('open');
+    const ahead = await connectOutcome(seqline.server.url, await sign(rights, { notBefore: now + 60 }));
+    expect({ code: ahead.code, frame: ahead.frames[0] }).toEqual({ code: 4401, frame: { type: 'error', code: 'UNAUTHORIZED', message: 'token refused: nbf claim is not valid' } });
   });
 
   it('mints a token that expires exactly when it says, to the second, and refuses a misspelt field instead of a default', async () => {

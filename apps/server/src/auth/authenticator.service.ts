@@ -7,6 +7,9 @@ import { z } from 'zod';
 import { SETTINGS } from '../core/tokens.js';
 import type { Principal } from './principal.js';
 
+/** Clock skew allowed between the token's issuer and this server, in seconds (`exp` and `nbf` alike). */
+const CLOCK_TOLERANCE_S = 5;
+
 /** A token that was valid but has expired: the client should fetch a fresh one. */
 export class TokenExpiredError extends SeqlineError {
   constructor() {
@@ -26,6 +29,8 @@ export interface Credentials {
   token?: string;
   /** An admin API key, from `x-api-key`. */
   apiKey?: string;
+  /** The token came from the URL (`access_token`), which access logs keep. */
+  tokenInUrl?: boolean;
 }
 
 /**
@@ -53,7 +58,14 @@ export class Authenticator {
   async authenticate(credentials: Credentials): Promise<Principal> {
     if (!this.enabled) return { kind: 'open' };
     if (credentials.apiKey) return this.verifyApiKey(credentials.apiKey);
-    if (credentials.token) return this.verifyToken(credentials.token);
+    if (credentials.token) {
+      const principal = await this.verifyToken(credentials.token);
+      // A URL ends up in access logs: a device token there grants what the page shows, an admin one everything.
+      if (credentials.tokenInUrl && principal.kind === 'admin') {
+        throw new SeqlineError(ErrorCode.Unauthorized, 'an admin token is not taken from the URL (access logs keep URLs): send it as Authorization: Bearer');
+      }
+      return principal;
+    }
     throw new SeqlineError(ErrorCode.Unauthorized, 'a token (Authorization: Bearer …) or an admin API key (x-api-key) is required');
   }
 
@@ -64,7 +76,8 @@ export class Authenticator {
     let payload: JWTPayload;
     try {
       // A token without `exp` would be good forever, and so would every connection opened with it.
-      const options = { audience: auth.audience, requiredClaims: ['exp'], ...(auth.issuer ? { issuer: auth.issuer } : {}) };
+      // A few seconds of clock skew with the issuer: a fresh token's `nbf`/`iat` a moment ahead of this clock is still good.
+      const options = { audience: auth.audience, requiredClaims: ['exp'], clockTolerance: CLOCK_TOLERANCE_S, ...(auth.issuer ? { issuer: auth.issuer } : {}) };
       if (this.secret) {
         payload = (await jwtVerify(token, this.secret, { ...options, algorithms: ['HS256'] })).payload;
       } else if (this.jwks) {
@@ -132,5 +145,5 @@ export function credentialsFrom(headers: Record<string, string | string[] | unde
   const bearer = authorization?.match(/^Bearer\s+(\S+)$/i)?.[1];
   const apiKey = typeof headers['x-api-key'] === 'string' ? headers['x-api-key'] : undefined;
   const query = url ? new URL(url, 'http://localhost').searchParams.get('access_token') ?? undefined : undefined;
-  return { token: bearer ?? query, apiKey };
+  return { token: bearer ?? query, apiKey, ...(bearer === undefined && query !== undefined ? { tokenInUrl: true } : {}) };
 }

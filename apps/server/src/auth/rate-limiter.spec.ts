@@ -1,3 +1,4 @@
+import { jest } from '@jest/globals';
 import { RateLimiter } from './rate-limiter.js';
 
 describe('RateLimiter', () => {
@@ -7,6 +8,20 @@ describe('RateLimiter', () => {
     expect(taken.filter(Boolean)).toHaveLength(10);
     expect(limiter.take('ana', 199)).toBe(false);
     expect(limiter.take('ana', 200)).toBe(true);
+  });
+
+  it('is not held back by a wall clock stepped back (NTP, a restored VM)', async () => {
+    const limiter = new RateLimiter(5, 5);
+    const wall = jest.spyOn(Date, 'now').mockReturnValue(1_800_000_000_000);
+    try {
+      while (limiter.take('ana'));
+      wall.mockReturnValue(1_800_000_000_000 - 3_600_000); // an hour back
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      // A quarter of a second at 5 per second gives one token back, whatever the wall clock says.
+      expect(limiter.take('ana')).toBe(true);
+    } finally {
+      wall.mockRestore();
+    }
   });
 
   it('keeps a key over its rate limited however many other keys come and go', () => {

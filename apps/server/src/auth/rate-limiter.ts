@@ -1,7 +1,11 @@
 /** Keys remembered at most; past that, the least recently used go first. */
 const MAX_KEYS = 100_000;
 
-/** Token buckets by key: `rate` per second with bursts up to `burst`. The least recently used keys are forgotten first. */
+/**
+ * Token buckets by key: `rate` per second with bursts up to `burst`. The least recently used keys
+ * are forgotten first. Timed by the monotonic clock: a wall clock stepped back (NTP, a restored
+ * VM) would leave every bucket short for as long.
+ */
 export class RateLimiter {
   /** In order of last use: a key used again moves to the end. */
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
@@ -12,7 +16,7 @@ export class RateLimiter {
   ) {}
 
   /** Takes one token for `key`; false when the key is over its rate. */
-  take(key: string, now = Date.now()): boolean {
+  take(key: string, now = performance.now()): boolean {
     const bucket = this.buckets.get(key) ?? { tokens: this.burst, at: now };
     bucket.tokens = Math.min(this.burst, bucket.tokens + ((now - bucket.at) / 1000) * this.rate);
     bucket.at = now;
