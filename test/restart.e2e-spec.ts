@@ -1,6 +1,8 @@
 import { SeqlineAgent } from '@seqline/agent';
 import type { Settings } from '@seqline/config';
-import { createConversation, createTestSettings, dropTestResources, eventually, startTestServer, WsDevice, type RunningServer } from '@seqline/testing';
+import { createConversation, createTestSettings, dropTestResources, eventually, startTestServer, useSeqline, WsDevice, type RunningServer } from '@seqline/testing';
+import WebSocket from 'ws';
+import { DeviceGateway } from '../apps/server/src/delivery/ws/device.gateway.js';
 
 describe('the server restarted mid-stream', () => {
   let settings: Settings;
@@ -60,5 +62,22 @@ describe('the server restarted mid-stream', () => {
     expect(rows).toHaveLength(1);
     expect(rows[0]!.text).toBe(expected);
     await device.close();
+  });
+});
+
+describe('an instance draining (SIGTERM)', () => {
+  const seqline = useSeqline();
+
+  it('sends a device that connects while it drains on at once (1001), as it did the devices it had', async () => {
+    await createConversation(seqline.server.url, 'drain');
+    const before = new WsDevice(seqline.server.url, 'drain');
+    await before.connect();
+    // What the shutdown does first, before the HTTP server stops taking connections.
+    await seqline.server.app.get(DeviceGateway).beforeApplicationShutdown();
+    await before.until(() => before.closeCode !== undefined);
+    expect(before.closeCode).toBe(1001);
+    const late = new WebSocket(`${seqline.server.url.replace(/^http/, 'ws')}/v1/ws`);
+    const [code, reason] = await new Promise<[number, string]>((resolve) => late.once('close', (c: number, r: Buffer) => resolve([c, String(r)])));
+    expect({ code, reason }).toEqual({ code: 1001, reason: 'server shutting down: reconnect and resume' });
   });
 });

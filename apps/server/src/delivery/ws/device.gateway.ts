@@ -31,6 +31,8 @@ export class DeviceGateway implements OnGatewayConnection, BeforeApplicationShut
   private readonly subscribeLimiter: RateLimiter;
   /** One timer pings every socket, so an idle socket costs no timer of its own. */
   private readonly heartbeat: NodeJS.Timeout;
+  /** Set once the instance drains: a device that connects now is sent on at once, as the others were. */
+  private draining = false;
 
   constructor(
     private readonly subscriptions: SubscriptionService,
@@ -56,6 +58,11 @@ export class DeviceGateway implements OnGatewayConnection, BeforeApplicationShut
   }
 
   async handleConnection(socket: WebSocket, request: IncomingMessage): Promise<void> {
+    if (this.draining) {
+      // The load balancer may still send devices here for a moment; each goes on to another instance.
+      socket.close(CloseCode.GoingAway, 'server shutting down: reconnect and resume');
+      return;
+    }
     // Frames that arrive while the token is checked are held, not lost.
     const early: [Buffer, boolean][] = [];
     let earlyBytes = 0;
@@ -110,6 +117,7 @@ export class DeviceGateway implements OnGatewayConnection, BeforeApplicationShut
 
   /** Tells every device to move to another instance, before the HTTP server stops (which would cut sockets without a code). */
   async beforeApplicationShutdown(): Promise<void> {
+    this.draining = true;
     const closed = [...this.sessions.values()];
     for (const session of this.sessions.keys()) session.close(CloseCode.GoingAway, 'server shutting down: reconnect and resume');
     await waitAtMost(Promise.all(closed), 2_000);
