@@ -159,7 +159,7 @@ export const API_ROUTES: ApiRoute[] = [
     id: 'c1',
     parameters: page,
     answers: [{ status: 200, description: 'a page of messages', schema: 'MessagePage' }],
-    errors: [ErrorCode.UnknownConversation, ErrorCode.BadCursor, ErrorCode.Unavailable],
+    errors: [ErrorCode.ValidationFailed, ErrorCode.UnknownConversation, ErrorCode.BadCursor, ErrorCode.Unavailable],
   },
   {
     method: 'get',
@@ -172,7 +172,7 @@ export const API_ROUTES: ApiRoute[] = [
     id: 'c1',
     parameters: page,
     answers: [{ status: 200, description: 'a page of events', schema: 'ConversationEventPage' }],
-    errors: [ErrorCode.UnknownConversation, ErrorCode.BadCursor, ErrorCode.CursorExpired, ErrorCode.Unavailable],
+    errors: [ErrorCode.ValidationFailed, ErrorCode.UnknownConversation, ErrorCode.BadCursor, ErrorCode.CursorExpired, ErrorCode.Unavailable],
   },
   {
     method: 'get',
