@@ -85,6 +85,12 @@ describe('log and Postgres under bad events and lost rows', () => {
     expect(doctor.out).toMatch(/^OK {4}postgres /m);
     expect(doctor.out).toMatch(/^OK {4}replication +1 replica on nats-server \d+\.\d+\.\d+$/m);
     expect(doctor.out).toMatch(/^OK {4}lease +persister lease held by /m);
+    // With NATS out of reach it still reports what it can (Postgres, its holes), and fails.
+    const noNats = await cli({ ...seqline.settings, nats: { ...seqline.settings.nats, url: 'nats://127.0.0.1:1' } }, 'doctor');
+    expect(noNats.code).toBe(1);
+    expect(noNats.out).toMatch(/^FAIL {2}nats +Cannot reach NATS at nats:\/\/127\.0\.0\.1:1 /m);
+    expect(noNats.out).toMatch(/^OK {4}postgres +answering$/m);
+    expect(noNats.out).toMatch(/^WARN {2}holes +1 recorded in 1 conversation/m);
 
     // Devices away since before the bad event are not caught up across it (a passing UNAVAILABLE
     // would have them retry forever): one whose cursor the bad event follows gets a snapshot, which

@@ -26,7 +26,7 @@ export async function doctor(context: CliContext): Promise<Check[]> {
     }
   };
   const { settings } = context;
-  checks.push({ name: 'nats', status: 'ok', detail: `connected to ${context.nc.getServer()}` });
+  await run('nats', async () => ({ status: 'ok', detail: `connected to ${context.nc.getServer()}` }));
   let stream: LogStream | undefined;
   await run('stream', async () => {
     stream = (await context.stream()).stream;

@@ -38,7 +38,8 @@ export async function runCli(args: string[], out: (text: string) => void, settin
     fail({ code: 'VALIDATION_FAILED', message: `"${target}" is not a conversation id (1-128 characters of A-Z a-z 0-9 _ -)` });
     return 2;
   }
-  const context = await CliContext.open(settings);
+  // doctor goes on without NATS, to report Postgres during a NATS outage too.
+  const context = await CliContext.open(settings, { natsOptional: command === 'doctor' });
   try {
     switch (command) {
       case 'doctor': {
