@@ -14,6 +14,7 @@ COPY --from=build /app/dist ./dist
 COPY --from=build /app/prisma ./prisma
 COPY --from=build /app/apps/server/public ./apps/server/public
 COPY --from=build /app/libs/client/dist/browser ./libs/client/dist/browser
+COPY --from=build /app/apps/ai-sdk-chat/dist ./apps/ai-sdk-chat/dist
 COPY package.json ./
 EXPOSE 3000
 USER node
