@@ -37,18 +37,31 @@ export interface KeyValueStorage {
   removeItem(key: string): Promise<void> | void;
 }
 
+/** Conversations a `KeyValueCursorStore` keeps by default; the least recently saved go first. */
+export const DEFAULT_STORED_CONVERSATIONS = 50;
+
 /**
  * A store over any string key-value storage: `localStorage` in browsers, AsyncStorage in React
- * Native, or an adapter to a native store.
+ * Native, or an adapter to a native store. It keeps the `maxConversations` most recently saved
+ * conversations (an index under `<prefix>:@index` says which), so a device that visits many
+ * conversations does not fill its storage; a save the storage refuses (full) drops the least
+ * recently saved one and is tried once more.
  *
  * @example new KeyValueCursorStore(localStorage)
- * @example new KeyValueCursorStore(AsyncStorage, 'my-app')
+ * @example new KeyValueCursorStore(AsyncStorage, 'my-app', { maxConversations: 20 })
  */
 export class KeyValueCursorStore implements CursorStore {
+  private readonly maxConversations: number;
+  /** The last id this store saved: saving it again needs no write to the index. */
+  private lastSaved?: string;
+
   constructor(
     private readonly storage: KeyValueStorage,
     private readonly prefix = 'seqline',
-  ) {}
+    options: { maxConversations?: number } = {},
+  ) {
+    this.maxConversations = Math.max(1, options.maxConversations ?? DEFAULT_STORED_CONVERSATIONS);
+  }
 
   async load(conversationId: string): Promise<StoredConversation | undefined> {
     const text = await this.storage.getItem(this.key(conversationId));
@@ -62,11 +75,52 @@ export class KeyValueCursorStore implements CursorStore {
   }
 
   async save(conversationId: string, state: StoredConversation): Promise<void> {
-    await this.storage.setItem(this.key(conversationId), JSON.stringify(state));
+    const text = JSON.stringify(state);
+    try {
+      await this.storage.setItem(this.key(conversationId), text);
+    } catch (error) {
+      // Full: the least recently saved other conversation makes room, then one more try.
+      if (!(await this.evictOldest(conversationId))) throw error;
+      await this.storage.setItem(this.key(conversationId), text);
+    }
+    if (this.lastSaved === conversationId) return;
+    this.lastSaved = conversationId;
+    // Read again each time: other tabs save through the same index.
+    const order = (await this.index()).filter((id) => id !== conversationId);
+    order.push(conversationId);
+    const dropped = order.splice(0, Math.max(0, order.length - this.maxConversations));
+    for (const id of dropped) await this.storage.removeItem(this.key(id));
+    await this.storage.setItem(this.indexKey(), JSON.stringify(order));
   }
 
   async remove(conversationId: string): Promise<void> {
     await this.storage.removeItem(this.key(conversationId));
+    if (this.lastSaved === conversationId) this.lastSaved = undefined;
+    const order = await this.index();
+    if (order.includes(conversationId)) await this.storage.setItem(this.indexKey(), JSON.stringify(order.filter((id) => id !== conversationId)));
+  }
+
+  private async evictOldest(keep: string): Promise<boolean> {
+    const order = await this.index();
+    const oldest = order.find((id) => id !== keep);
+    if (oldest === undefined) return false;
+    await this.storage.removeItem(this.key(oldest));
+    await this.storage.setItem(this.indexKey(), JSON.stringify(order.filter((id) => id !== oldest)));
+    return true;
+  }
+
+  private async index(): Promise<string[]> {
+    try {
+      const order = JSON.parse((await this.storage.getItem(this.indexKey())) ?? '[]') as unknown;
+      return Array.isArray(order) ? order.filter((id): id is string => typeof id === 'string') : [];
+    } catch {
+      return [];
+    }
+  }
+
+  /** `@` is never in a conversation id, so no conversation's key is the index's. */
+  private indexKey(): string {
+    return `${this.prefix}:@index`;
   }
 
   private key(conversationId: string): string {

@@ -369,6 +369,27 @@ describe('SeqlineClient with an event type it does not know', () => {
   });
 });
 
+describe('SeqlineClient listeners', () => {
+  it('read `live` as of the change they are told of: a catch-up that ends on an event is live in its listener', async () => {
+    const { h, conversation } = await following();
+    h.last().end(1006);
+    await jest.advanceTimersToNextTimerAsync();
+    await settle();
+    h.last().accept();
+    const seen: [string, boolean][] = [];
+    conversation.on((change) => seen.push([change.type === 'event' ? change.event.cursor : change.type, conversation.live]));
+    // Resumed from e1-3; the server's head is e1-5: live once the device has applied it.
+    h.last().deliver({ type: 'subscribed', conversationId: 'c1', head: 'e1-5' });
+    expect(conversation.live).toBe(false);
+    h.last().deliver(event('e1-4', 'e1-3', appended(2, 'll')));
+    h.last().deliver(event('e1-5', 'e1-4', appended(3, 'o')));
+    expect(seen).toEqual([
+      ['e1-4', false],
+      ['e1-5', true],
+    ]);
+  });
+});
+
 describe('SeqlineClient notices a connection that died without a close', () => {
   it('pings after 25 s of silence; with no answer in 10 s it reconnects and resumes from its cursor', async () => {
     const { h, conversation } = await following();

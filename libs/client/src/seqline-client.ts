@@ -396,9 +396,10 @@ export class SeqlineClient {
         clearTimeout(subscription.retryTimer);
         forgetRepairsIfPast(subscription);
         subscription.head = frame.cursor;
+        // Live first: a listener reads `subscription.live` as of this snapshot.
+        this.refreshLive(subscription);
         subscription.emit({ type: 'reset' });
         void this.save(subscription);
-        this.refreshLive(subscription);
         return;
       }
       case 'subscribed': {
@@ -419,9 +420,9 @@ export class SeqlineClient {
         switch (subscription.view.apply(event)) {
           case 'applied':
             forgetRepairsIfPast(subscription);
+            this.refreshLive(subscription);
             subscription.emit({ type: 'event', event });
             this.scheduleSave(subscription);
-            this.refreshLive(subscription);
             return;
           case 'duplicate':
             return;
