@@ -534,6 +534,19 @@ describe('SeqlineClient with a store that fails', () => {
     expect(conversation.messages.map((m) => m.text)).toEqual(['Hello']);
     await h.client.close();
   });
+
+  it('does not wait for a load that never settles: after 5 s the conversation starts as if nothing were stored', async () => {
+    const hung: CursorStore = { load: () => new Promise<undefined>(() => undefined), save: () => undefined, remove: () => undefined };
+    const h = start({ store: hung });
+    h.client.subscribe('c1');
+    await settle();
+    h.last().accept();
+    await jest.advanceTimersByTimeAsync(4_900);
+    expect(h.last().frames()).toEqual([{ type: 'ping' }]);
+    await jest.advanceTimersByTimeAsync(100);
+    h.last().deliver({ type: 'pong' });
+    expect(h.last().frames()).toEqual([{ type: 'ping' }, { type: 'subscribe', conversationId: 'c1' }]);
+  });
 });
 
 describe('SeqlineClient closed', () => {
