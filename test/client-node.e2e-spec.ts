@@ -58,6 +58,11 @@ describe('device SDK in Node', () => {
     })();
     const posted = await client.post('n-post', 'hello', { messageId: 'q1' });
     const again = await client.post('n-post', 'hello', { messageId: 'q1' });
+    // Other text under the same id is no retry: refused, nothing written.
+    await expect(client.post('n-post', 'hello, edited', { messageId: 'q1' })).rejects.toMatchObject({
+      code: 'MESSAGE_EXISTS',
+      message: 'message q1 already exists with other text; post an edited message under a new id',
+    });
     expect(again.cursor).toBe(posted.cursor);
     const answer = agent.startMessage('n-post', { messageId: 'q1-answer' });
     answer.append('partial');

@@ -24,16 +24,25 @@ describe('answerTo (which answer a prompt gets in useChat)', () => {
   });
 });
 
-describe('SeqlineChatTransport refuses what a conversation does not do, before posting anything', () => {
-  const client = { subscribe: () => { throw new Error('nothing may be subscribed'); }, post: () => { throw new Error('nothing may be posted'); } } as unknown as SeqlineClient;
-  const transport = new SeqlineChatTransport({ client });
-  const send = (trigger: 'submit-message' | 'regenerate-message', messageId: string | undefined) =>
+describe('SeqlineChatTransport refuses what a conversation does not do', () => {
+  const send = (transport: SeqlineChatTransport, trigger: 'submit-message' | 'regenerate-message', messageId: string | undefined) =>
     transport.sendMessages({ chatId: 'c1', trigger, messageId, messages: [{ id: 'q1', role: 'user', parts: [{ type: 'text', text: 'edited' }] }], abortSignal: undefined });
 
-  it.each([
-    ['regenerating an answer', 'regenerate-message', undefined, 'REGENERATE_UNSUPPORTED'],
-    ['editing a question (useChat sends it under its old id)', 'submit-message', 'q1', 'EDIT_UNSUPPORTED'],
-  ] as const)('%s', async (_, trigger, messageId, code) => {
-    await expect(send(trigger, messageId)).rejects.toMatchObject({ name: 'SeqlineTransportError', code });
+  it('refuses to regenerate before posting anything', async () => {
+    const client = { subscribe: () => { throw new Error('nothing may be subscribed'); } } as unknown as SeqlineClient;
+    await expect(send(new SeqlineChatTransport({ client }), 'regenerate-message', undefined)).rejects.toMatchObject({ name: 'SeqlineTransportError', code: 'REGENERATE_UNSUPPORTED' });
+  });
+
+  it('turns the refusal of an edited question (other text under a posted id) into EDIT_UNSUPPORTED', async () => {
+    const posted: string[] = [];
+    const client = {
+      subscribe: () => ({ close: () => undefined }),
+      post: (_id: string, text: string) => {
+        posted.push(text);
+        return Promise.reject(Object.assign(new Error('message q1 already exists with other text; post an edited message under a new id'), { code: 'MESSAGE_EXISTS' }));
+      },
+    } as unknown as SeqlineClient;
+    await expect(send(new SeqlineChatTransport({ client }), 'submit-message', 'q1')).rejects.toMatchObject({ name: 'SeqlineTransportError', code: 'EDIT_UNSUPPORTED' });
+    expect(posted).toEqual(['edited']);
   });
 });

@@ -1,6 +1,6 @@
 import type { ChatTransport, UIMessage, UIMessageChunk } from 'ai';
 import type { SeqlineClient, Subscription, SubscriptionChange } from '@seqline/client';
-import { ID_PATTERN, parseCursor, type Message } from '@seqline/protocol';
+import { ErrorCode, ID_PATTERN, parseCursor, type Message } from '@seqline/protocol';
 import { AnswerChunker } from './answer-chunks.js';
 import { SeqlineTransportError } from './seqline-transport.error.js';
 import { toUIMessages, type SeqlineMessageMetadata, type SeqlineUIMessage } from './ui-messages.js';
@@ -71,11 +71,6 @@ export class SeqlineChatTransport implements ChatTransport<UIMessage> {
     if (options.trigger === 'regenerate-message') {
       throw new SeqlineTransportError('REGENERATE_UNSUPPORTED', 'a Seqline conversation keeps every answer: send the question again instead of regenerating');
     }
-    // useChat sends an edited message under its old id, which Seqline takes as a retry of the
-    // original: the old answer would come back, and the edit be gone after a reload.
-    if (options.messageId !== undefined) {
-      throw new SeqlineTransportError('EDIT_UNSUPPORTED', 'a Seqline conversation keeps every message: send the edited question as a new message instead of editing one');
-    }
     const last = options.messages[options.messages.length - 1];
     if (!last || last.role !== 'user') throw new SeqlineTransportError('NO_USER_MESSAGE', 'the last message to send must be the user\'s');
     const text = last.parts.map((part) => (part.type === 'text' ? part.text : '')).join('');
@@ -89,6 +84,11 @@ export class SeqlineChatTransport implements ChatTransport<UIMessage> {
       return this.answerStream(subscription, (messages) => answerTo(messages, posted.messageId, after), options.abortSignal, false);
     } catch (error) {
       subscription.close();
+      // useChat sends an edited message under its old id; the service refuses other text under a
+      // posted id (a retry, the same text, is taken as one).
+      if ((error as { code?: unknown }).code === ErrorCode.MessageExists && options.messageId !== undefined) {
+        throw new SeqlineTransportError('EDIT_UNSUPPORTED', 'a Seqline conversation keeps every message: send the edited question as a new message instead of editing one');
+      }
       throw error;
     } finally {
       release();

@@ -97,6 +97,13 @@ describe('decide', () => {
     expect(() => expire('2025-12-31T23:59:59.000Z')).toThrow(AnswerStillActive);
   });
 
+  it('repeats a post with the same text, and refuses one with other text under the same id (an edit is not a retry)', () => {
+    const posted = new Map([['q', { ...streaming, id: 'q', author: { role: 'user' as const, id: 'u' }, status: 'complete' as const, text: 'hi', producerId: undefined }]]);
+    const post = (text: string) => decide('c', posted, { type: 'message.post', messageId: 'q', author: { role: 'user', id: 'u' }, text }, limits, now);
+    expect(post('hi')).toEqual({ kind: 'duplicate', seq: 3 });
+    expect(() => post('hi, edited')).toThrow(expect.objectContaining({ code: 'MESSAGE_EXISTS', message: 'message q already exists with other text; post an edited message under a new id' }));
+  });
+
   it('writes a posted prompt as a complete message', () => {
     expect(decide('c', new Map(), { type: 'message.post', messageId: 'q', author: { role: 'user', id: 'u' }, text: 'hi' }, limits, now)).toMatchObject({
       kind: 'write',

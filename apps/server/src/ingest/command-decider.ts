@@ -27,8 +27,10 @@ export function decide(
   switch (command.type) {
     case 'message.post': {
       if (message) {
-        if (sameAuthor(message, command.author)) return { kind: 'duplicate', seq: message.createdSeq };
-        throw new SeqlineError(ErrorCode.MessageExists, `message ${command.messageId} already exists with another author`);
+        if (!sameAuthor(message, command.author)) throw new SeqlineError(ErrorCode.MessageExists, `message ${command.messageId} already exists with another author`);
+        // A retry is the same post: the same id with other text (an edited question) is not one, and is never applied.
+        if (message.text !== command.text) throw new SeqlineError(ErrorCode.MessageExists, `message ${command.messageId} already exists with other text; post an edited message under a new id`);
+        return { kind: 'duplicate', seq: message.createdSeq };
       }
       requireFits(command.text.length, limits);
       return { kind: 'write', msgId: msgId('created'), event: { type: 'message.created', messageId: command.messageId, author: command.author, status: 'complete', text: command.text, at } };
