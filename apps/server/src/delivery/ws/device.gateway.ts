@@ -89,6 +89,11 @@ export class DeviceGateway implements OnGatewayConnection, BeforeApplicationShut
     }
     // Gone while its token was checked: nothing to set up.
     if (socket.readyState !== socket.OPEN) return;
+    // The instance began to drain while the token was checked (a key set fetched can take seconds).
+    if (this.draining) {
+      socket.close(CloseCode.GoingAway, 'server shutting down: reconnect and resume');
+      return;
+    }
     const release = this.connections.admit(userOf(principal));
     if (!release) {
       socket.close(CloseCode.TooManyConnections, `at most ${this.connections.limit} connections per user (WebSocket and SSE together)`);
