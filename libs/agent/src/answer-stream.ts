@@ -137,6 +137,11 @@ export class AnswerStream {
     return this.options.maxDeltaChars;
   }
 
+  /** The most bytes one append's delta may take once JSON-encoded (from the service's `LIMIT_FRAME_BYTES`, as the agent was told it). */
+  get maxDeltaBytes(): number {
+    return this.options.maxDeltaBytes ?? DELTA_BYTES;
+  }
+
   /** Whether `complete()` or `fail()` has been called. */
   get ending(): boolean {
     return this.end !== undefined;

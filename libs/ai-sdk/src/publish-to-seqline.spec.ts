@@ -153,6 +153,23 @@ describe('publishToSeqline', () => {
     expect({ length: error.text.length, end: error.text.slice(-2) }).toEqual({ length: 16_384, end: 'e…' });
   });
 
+  it("keeps to the agent's own limits (a service set below the defaults): a tool's error is cut to them, a tool value over them fails the answer", async () => {
+    const limited = () => Object.assign(new RecordingAnswer(), { maxDeltaChars: 100, maxDeltaBytes: 200 });
+    const errorOf = (answer: RecordingAnswer) => answer.appends.find((append) => append.block?.type === 'tool' && append.block.field === 'error')!.text;
+    const long = limited();
+    const input = { type: 'tool-input-available', toolCallId: 'c', toolName: 'lookup', input: {} } as const;
+    expect(await publishToSeqline(long, simulateReadableStream<UIMessageChunk>({ chunks: [input, { type: 'tool-output-error', toolCallId: 'c', errorText: 'e'.repeat(500) }] }))).toBe('complete');
+    expect(errorOf(long)).toBe(`${'e'.repeat(99)}…`);
+    // Characters that JSON escapes (six bytes each) pass the byte limit first; a surrogate pair is never cut.
+    const escaped = limited();
+    expect(await publishToSeqline(escaped, simulateReadableStream<UIMessageChunk>({ chunks: [input, { type: 'tool-output-error', toolCallId: 'c', errorText: '\u0001'.repeat(90) }] }))).toBe('complete');
+    expect(errorOf(escaped)).toBe(`${'\u0001'.repeat(23)}…`);
+    const big = limited();
+    const output = { type: 'tool-output-available', toolCallId: 'c', output: 'x'.repeat(150) } as const;
+    expect(await publishToSeqline(big, simulateReadableStream<UIMessageChunk>({ chunks: [input, output] }))).toBe('failed');
+    expect(big.ended).toBe('failed: a tool value of 152 characters does not fit one append (at most 100)');
+  });
+
   it("resolves 'failed' for an answer the service ended as abandoned, and 'aborted' for one a device cancelled, writing nothing more", async () => {
     for (const status of ['failed', 'aborted'] as const) {
       const answer = new RecordingAnswer();

@@ -1,5 +1,5 @@
 import type { TextStreamPart, ToolSet, UIMessageChunk } from 'ai';
-import { DEFAULT_LIMITS, ErrorCode, SeqlineError, type AnswerEnd, type BlockRef } from '@seqline/protocol';
+import { DEFAULT_LIMITS, ErrorCode, SeqlineError, utf8Length, type AnswerEnd, type BlockRef } from '@seqline/protocol';
 
 /** The part of an agent SDK answer (`agent.startMessage(...)`) the helper writes to. */
 export interface SeqlineAnswer {
@@ -14,6 +14,8 @@ export interface SeqlineAnswer {
   readonly endedAs?: AnswerEnd;
   /** The most characters one append may carry; `LIMIT_DELTA_CHARS`' default when absent. */
   readonly maxDeltaChars?: number;
+  /** The most bytes one append's delta may take JSON-encoded; what `LIMIT_FRAME_BYTES`' default leaves when absent. */
+  readonly maxDeltaBytes?: number;
 }
 
 /** What can be published: a `streamText` result, a UI message stream, or plain text chunks. */
@@ -106,7 +108,7 @@ class BlockWriter {
         this.toolOutput(part.toolCallId, part.toolName, part.output);
         return undefined;
       case 'tool-error':
-        this.answer.append(errorText(messageOf(part.error)), { type: 'tool', id: part.toolCallId, toolName: part.toolName, field: 'error' });
+        this.answer.append(this.errorText(messageOf(part.error)), { type: 'tool', id: part.toolCallId, toolName: part.toolName, field: 'error' });
         return undefined;
       case 'abort':
         this.aborted = true;
@@ -147,7 +149,7 @@ class BlockWriter {
         // A call the model made invalidly (unknown tool, input that fails its schema): shown as the
         // call with its error, as useChat shows it, and the tool is known to an output error after it.
         this.toolCall(chunk.toolCallId, chunk.toolName, chunk.input);
-        this.answer.append(errorText(chunk.errorText), { type: 'tool', id: chunk.toolCallId, toolName: chunk.toolName, field: 'error' });
+        this.answer.append(this.errorText(chunk.errorText), { type: 'tool', id: chunk.toolCallId, toolName: chunk.toolName, field: 'error' });
         return undefined;
       case 'tool-output-available': {
         const tool = this.tools.get(chunk.toolCallId);
@@ -156,7 +158,7 @@ class BlockWriter {
       }
       case 'tool-output-error': {
         const tool = this.tools.get(chunk.toolCallId);
-        if (tool) this.answer.append(errorText(chunk.errorText), { type: 'tool', id: chunk.toolCallId, toolName: tool.toolName, field: 'error' });
+        if (tool) this.answer.append(this.errorText(chunk.errorText), { type: 'tool', id: chunk.toolCallId, toolName: tool.toolName, field: 'error' });
         return undefined;
       }
       case 'abort':
@@ -201,11 +203,30 @@ class BlockWriter {
     this.setWhole(JSON.stringify(output ?? null), { type: 'tool', id: toolCallId, toolName, field: 'output' });
   }
 
+  /** A tool's error is a message for people: one too long for an append (characters or bytes) is cut, not refused. */
+  private errorText(text: string): string {
+    const chars = this.answer.maxDeltaChars ?? DEFAULT_LIMITS.deltaChars;
+    const bytes = this.answer.maxDeltaBytes ?? DEFAULT_LIMITS.frameBytes - 1_024;
+    if (text.length <= chars && utf8Length(JSON.stringify(text)) <= bytes) return text;
+    let cut = text.slice(0, chars - 1);
+    // The ellipsis takes three bytes.
+    while (cut.length > 1 && utf8Length(JSON.stringify(cut)) + 3 > bytes) cut = cut.slice(0, Math.ceil(cut.length / 2));
+    // Never half of a surrogate pair: the service refuses text that is not well-formed.
+    const last = cut.charCodeAt(cut.length - 1);
+    if (last >= 0xd800 && last <= 0xdbff) cut = cut.slice(0, -1);
+    return `${cut}…`;
+  }
+
   /** A value set whole travels in one append: one the service would refuse fails the answer here instead. */
   private setWhole(text: string, block: BlockRef): void {
     const limit = this.answer.maxDeltaChars ?? DEFAULT_LIMITS.deltaChars;
     if (text.length > limit) {
       throw new SeqlineError(ErrorCode.DeltaTooLarge, `a ${block.type} value of ${text.length} characters does not fit one append (at most ${limit})`);
+    }
+    const bytes = utf8Length(JSON.stringify(text));
+    const byteLimit = this.answer.maxDeltaBytes ?? DEFAULT_LIMITS.frameBytes - 1_024;
+    if (bytes > byteLimit) {
+      throw new SeqlineError(ErrorCode.FrameTooLarge, `a ${block.type} value of ${bytes} bytes (JSON-encoded) does not fit one append (at most ${byteLimit})`);
     }
     this.answer.append(text, block);
   }
@@ -249,10 +270,6 @@ async function stopped(answer: SeqlineAnswer): Promise<PublishOutcome> {
   return 'failed';
 }
 
-/** A tool's error is a message for people: one too long for an append is cut, not refused. */
-function errorText(text: string): string {
-  return text.length > DEFAULT_LIMITS.deltaChars ? `${text.slice(0, DEFAULT_LIMITS.deltaChars - 1)}…` : text;
-}
 
 /**
  * A finish that did not finish: the provider's stream ended without the model saying it was done
