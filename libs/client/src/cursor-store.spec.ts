@@ -52,6 +52,14 @@ describe('KeyValueCursorStore', () => {
     expect(JSON.parse(storage.items.get('seqline:@index')!)).toEqual(['b', 'c']);
   });
 
+  it('loses no conversation from the index when several are saved at once', async () => {
+    const storage = new SmallStorage();
+    const store = new KeyValueCursorStore(storage, 'app', { maxConversations: 3 });
+    await Promise.all(['a', 'b', 'c', 'd'].map((id, i) => store.save(id, state(`e1-${i}`))));
+    expect(JSON.parse(storage.items.get('app:@index')!)).toEqual(['b', 'c', 'd']);
+    expect([...storage.items.keys()].sort()).toEqual(['app:@index', 'app:b', 'app:c', 'app:d']);
+  });
+
   it('forgets a removed conversation in the index too', async () => {
     const storage = new SmallStorage();
     const store = new KeyValueCursorStore(storage);

@@ -52,8 +52,8 @@ export const DEFAULT_STORED_CONVERSATIONS = 50;
  */
 export class KeyValueCursorStore implements CursorStore {
   private readonly maxConversations: number;
-  /** The last id this store saved: saving it again needs no write to the index. */
-  private lastSaved?: string;
+  /** Index updates of this store, one after another (each reads the index, changes it, writes it back). */
+  private indexed: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly storage: KeyValueStorage,
@@ -83,30 +83,42 @@ export class KeyValueCursorStore implements CursorStore {
       if (!(await this.evictOldest(conversationId))) throw error;
       await this.storage.setItem(this.key(conversationId), text);
     }
-    if (this.lastSaved === conversationId) return;
-    this.lastSaved = conversationId;
     // Read again each time: other tabs save through the same index.
-    const order = (await this.index()).filter((id) => id !== conversationId);
-    order.push(conversationId);
-    const dropped = order.splice(0, Math.max(0, order.length - this.maxConversations));
-    for (const id of dropped) await this.storage.removeItem(this.key(id));
-    await this.storage.setItem(this.indexKey(), JSON.stringify(order));
+    await this.updateIndex(async (order) => {
+      const next = order.filter((id) => id !== conversationId);
+      next.push(conversationId);
+      const dropped = next.splice(0, Math.max(0, next.length - this.maxConversations));
+      for (const id of dropped) await this.storage.removeItem(this.key(id));
+      return next;
+    });
   }
 
   async remove(conversationId: string): Promise<void> {
     await this.storage.removeItem(this.key(conversationId));
-    if (this.lastSaved === conversationId) this.lastSaved = undefined;
-    const order = await this.index();
-    if (order.includes(conversationId)) await this.storage.setItem(this.indexKey(), JSON.stringify(order.filter((id) => id !== conversationId)));
+    await this.updateIndex(async (order) => order.filter((id) => id !== conversationId));
+  }
+
+  private updateIndex(change: (order: string[]) => Promise<string[]>): Promise<void> {
+    const run = this.indexed.then(async () => {
+      const before = await this.index();
+      const after = await change(before);
+      if (after.length !== before.length || after.some((id, i) => id !== before[i])) await this.storage.setItem(this.indexKey(), JSON.stringify(after));
+    });
+    // One failed update does not stop the ones after it.
+    this.indexed = run.catch(() => undefined);
+    return run;
   }
 
   private async evictOldest(keep: string): Promise<boolean> {
-    const order = await this.index();
-    const oldest = order.find((id) => id !== keep);
-    if (oldest === undefined) return false;
-    await this.storage.removeItem(this.key(oldest));
-    await this.storage.setItem(this.indexKey(), JSON.stringify(order.filter((id) => id !== oldest)));
-    return true;
+    let evicted = false;
+    await this.updateIndex(async (order) => {
+      const oldest = order.find((id) => id !== keep);
+      if (oldest === undefined) return order;
+      await this.storage.removeItem(this.key(oldest));
+      evicted = true;
+      return order.filter((id) => id !== oldest);
+    });
+    return evicted;
   }
 
   private async index(): Promise<string[]> {
