@@ -1,5 +1,5 @@
 import type { TextStreamPart, ToolSet, UIMessageChunk } from 'ai';
-import { DEFAULT_LIMITS, ErrorCode, SeqlineError, utf8Length, type AnswerEnd, type BlockRef } from '@seqline/protocol';
+import { DEFAULT_LIMITS, deltaBytesFor, deltaLength, ErrorCode, SeqlineError, utf8Length, type AnswerEnd, type BlockRef } from '@seqline/protocol';
 
 /** The part of an agent SDK answer (`agent.startMessage(...)`) the helper writes to. */
 export interface SeqlineAnswer {
@@ -206,15 +206,10 @@ class BlockWriter {
   /** A tool's error is a message for people: one too long for an append (characters or bytes) is cut, not refused. */
   private errorText(text: string): string {
     const chars = this.answer.maxDeltaChars ?? DEFAULT_LIMITS.deltaChars;
-    const bytes = this.answer.maxDeltaBytes ?? DEFAULT_LIMITS.frameBytes - 1_024;
+    const bytes = this.answer.maxDeltaBytes ?? deltaBytesFor(DEFAULT_LIMITS.frameBytes);
     if (text.length <= chars && utf8Length(JSON.stringify(text)) <= bytes) return text;
-    let cut = text.slice(0, chars - 1);
-    // The ellipsis takes three bytes.
-    while (cut.length > 1 && utf8Length(JSON.stringify(cut)) + 3 > bytes) cut = cut.slice(0, Math.ceil(cut.length / 2));
-    // Never half of a surrogate pair: the service refuses text that is not well-formed.
-    const last = cut.charCodeAt(cut.length - 1);
-    if (last >= 0xd800 && last <= 0xdbff) cut = cut.slice(0, -1);
-    return `${cut}…`;
+    // Room for the ellipsis: one character, three bytes.
+    return `${text.slice(0, deltaLength(text, chars - 1, bytes - 3))}…`;
   }
 
   /** A value set whole travels in one append: one the service would refuse fails the answer here instead. */
@@ -224,7 +219,7 @@ class BlockWriter {
       throw new SeqlineError(ErrorCode.DeltaTooLarge, `a ${block.type} value of ${text.length} characters does not fit one append (at most ${limit})`);
     }
     const bytes = utf8Length(JSON.stringify(text));
-    const byteLimit = this.answer.maxDeltaBytes ?? DEFAULT_LIMITS.frameBytes - 1_024;
+    const byteLimit = this.answer.maxDeltaBytes ?? deltaBytesFor(DEFAULT_LIMITS.frameBytes);
     if (bytes > byteLimit) {
       throw new SeqlineError(ErrorCode.FrameTooLarge, `a ${block.type} value of ${bytes} bytes (JSON-encoded) does not fit one append (at most ${byteLimit})`);
     }

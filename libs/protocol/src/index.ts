@@ -15,3 +15,4 @@ export * from './rest.js';
 export * from './partitions.js';
 export * from './frame-parser.js';
 export * from './utf8.js';
+export * from './delta-slice.js';
