@@ -16,14 +16,17 @@ import { MetricsService } from '../../metrics/metrics.service.js';
 import { SubscriptionService } from '../subscription.service.js';
 import { DeviceSession } from './device-session.js';
 
-/**
- * `/v1/ws`: devices subscribe from a cursor and post; see docs/protocol.md#devices-over-websocket.
- * No compression: live events are framed once and written as they are to every socket (text-frame.ts).
- */
 /** Frames held while a connection's token is checked, at most. */
 const MAX_EARLY_FRAMES = 64;
 const MAX_EARLY_BYTES = 1024 * 1024;
 
+/** Why a draining instance closes a socket (1001): the device reconnects to another and resumes. */
+const GOING_AWAY = 'server shutting down: reconnect and resume';
+
+/**
+ * `/v1/ws`: devices subscribe from a cursor and post; see docs/protocol.md#devices-over-websocket.
+ * No compression: live events are framed once and written as they are to every socket (text-frame.ts).
+ */
 @WebSocketGateway({ path: '/v1/ws', maxPayload: 4 * 1024 * 1024, perMessageDeflate: false })
 export class DeviceGateway implements OnGatewayConnection, BeforeApplicationShutdown, OnModuleDestroy {
   private readonly sessions = new Map<DeviceSession, Promise<void>>();
@@ -58,11 +61,8 @@ export class DeviceGateway implements OnGatewayConnection, BeforeApplicationShut
   }
 
   async handleConnection(socket: WebSocket, request: IncomingMessage): Promise<void> {
-    if (this.draining) {
-      // The load balancer may still send devices here for a moment; each goes on to another instance.
-      socket.close(CloseCode.GoingAway, 'server shutting down: reconnect and resume');
-      return;
-    }
+    // The load balancer may still send devices here for a moment; each goes on to another instance.
+    if (this.draining) return socket.close(CloseCode.GoingAway, GOING_AWAY);
     // Frames that arrive while the token is checked are held, not lost.
     const early: [Buffer, boolean][] = [];
     let earlyBytes = 0;
@@ -90,10 +90,7 @@ export class DeviceGateway implements OnGatewayConnection, BeforeApplicationShut
     // Gone while its token was checked: nothing to set up.
     if (socket.readyState !== socket.OPEN) return;
     // The instance began to drain while the token was checked (a key set fetched can take seconds).
-    if (this.draining) {
-      socket.close(CloseCode.GoingAway, 'server shutting down: reconnect and resume');
-      return;
-    }
+    if (this.draining) return socket.close(CloseCode.GoingAway, GOING_AWAY);
     const release = this.connections.admit(userOf(principal));
     if (!release) {
       socket.close(CloseCode.TooManyConnections, `at most ${this.connections.limit} connections per user (WebSocket and SSE together)`);
@@ -124,7 +121,7 @@ export class DeviceGateway implements OnGatewayConnection, BeforeApplicationShut
   async beforeApplicationShutdown(): Promise<void> {
     this.draining = true;
     const closed = [...this.sessions.values()];
-    for (const session of this.sessions.keys()) session.close(CloseCode.GoingAway, 'server shutting down: reconnect and resume');
+    for (const session of this.sessions.keys()) session.close(CloseCode.GoingAway, GOING_AWAY);
     await waitAtMost(Promise.all(closed), 2_000);
   }
 }
