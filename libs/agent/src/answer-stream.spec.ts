@@ -48,6 +48,16 @@ const fresh: AnswerState = { status: 'streaming', parts: 0, text: '', epoch: 1 }
 const open = (service: SlowService, maxDeltaChars = 1_000, state: AnswerState = fresh) =>
   new AnswerStream(service, { conversationId: 'c', messageId: 'm', maxDeltaChars }, Promise.resolve(state));
 
+/** A fresh answer with `text` appended and in flight (not acknowledged yet). */
+async function sending(text: string) {
+  const service = new SlowService();
+  const answer = open(service);
+  await flush();
+  answer.append(text);
+  await flush();
+  return { service, answer };
+}
+
 describe('AnswerStream', () => {
   it('under a slow acknowledgement sends every token exactly once, in order, with one append in flight', async () => {
     const service = new SlowService();
@@ -200,11 +210,7 @@ describe('AnswerStream', () => {
   });
 
   it('stops when fenced: the signal says another producer took over, complete() rejects with FENCED', async () => {
-    const service = new SlowService();
-    const answer = open(service);
-    await flush();
-    answer.append('a');
-    await flush();
+    const { service, answer } = await sending('a');
     await service.refuse(new SeqlineError(ErrorCode.Fenced, 'message m is written by another producer now (epoch 2)'));
     await expect(answer.complete()).rejects.toMatchObject({ code: 'FENCED' });
     expect((answer.signal.reason as Error).message).toBe('another producer took the answer over');
@@ -302,11 +308,7 @@ describe('AnswerStream', () => {
   });
 
   it('stops at a refusal: complete() rejects with it, the signal aborts, and nothing more is sent', async () => {
-    const service = new SlowService();
-    const answer = open(service);
-    await flush();
-    answer.append('a');
-    await flush();
+    const { service, answer } = await sending('a');
     answer.append('b');
     const refusal = new SeqlineError(ErrorCode.MessageFinished, 'message m is already aborted');
     await service.refuse(refusal);
@@ -323,22 +325,14 @@ describe('AnswerStream', () => {
     ['failed', 'failed'],
     ['complete', undefined],
   ] as const)('learns how the answer ended from a MESSAGE_FINISHED refusal saying %s (the notice missed)', async (messageStatus, endedAs) => {
-    const service = new SlowService();
-    const answer = open(service);
-    await flush();
-    answer.append('a');
-    await flush();
+    const { service, answer } = await sending('a');
     await service.refuse(new SeqlineError(ErrorCode.MessageFinished, `message m is already ${messageStatus}`, messageStatus));
     expect(answer.signal.aborted).toBe(true);
     expect(answer.endedAs).toBe(endedAs);
   });
 
   it('takes no end state from a refusal of another code, even one naming a status', async () => {
-    const service = new SlowService();
-    const answer = open(service);
-    await flush();
-    answer.append('a');
-    await flush();
+    const { service, answer } = await sending('a');
     await service.refuse(new SeqlineError(ErrorCode.Fenced, 'another producer took the answer over', 'failed'));
     expect(answer.signal.aborted).toBe(true);
     expect(answer.endedAs).toBeUndefined();

@@ -75,6 +75,15 @@ function start(options: Partial<SeqlineClientOptions> = {}) {
   };
 }
 
+/** The connection drops, the client reconnects and the server first answers: what waited is sent again now. */
+async function reconnect(h: ReturnType<typeof start>): Promise<void> {
+  h.last().end(1006);
+  await jest.advanceTimersToNextTimerAsync();
+  await settle();
+  h.last().accept();
+  h.last().deliver({ type: 'pong' });
+}
+
 /** Lets pending promises (a token, a store load) run. */
 async function settle(): Promise<void> {
   await jest.advanceTimersByTimeAsync(0);
@@ -458,11 +467,7 @@ describe('SeqlineClient posts over the frame limit', () => {
     expect(fits.state).toBe('pending');
     expect(h.last().frames().map((frame) => frame.messageId)).toEqual(['fits']);
 
-    h.last().end(1006);
-    await jest.advanceTimersToNextTimerAsync();
-    await settle();
-    h.last().accept();
-    h.last().deliver({ type: 'pong' });
+    await reconnect(h);
     expect(h.last().frames().map((frame) => frame.messageId)).toEqual([undefined, 'fits']);
   });
 
@@ -481,11 +486,7 @@ describe('SeqlineClient posts over the frame limit', () => {
     expect(small.state).toBe('pending');
     // Not a refusal of the connection.
     expect(h.client.refusal).toBeUndefined();
-    h.last().end(1006);
-    await jest.advanceTimersToNextTimerAsync();
-    await settle();
-    h.last().accept();
-    h.last().deliver({ type: 'pong' });
+    await reconnect(h);
     expect(h.last().frames().map((frame) => frame.messageId)).toEqual([undefined, 'small']);
   });
 

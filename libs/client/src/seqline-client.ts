@@ -121,7 +121,8 @@ export class SeqlineClient {
 
   /**
    * Why the server last refused the connection (`UNAUTHORIZED` for a token refused or expired,
-   * its message says which; ...), as its error frame said, until a session works again: what tells "log in again" from "offline".
+   * its message says which; ...), as its error frame said, until a session works again: what
+   * tells "log in again" from "offline".
    * With a token provider the client keeps trying (a fresh token may pass); without one, a refused
    * token stops it, and every subscription's `refusal` says so too.
    *

@@ -6,8 +6,8 @@ const LOAD_TIMEOUT_MS = 5_000;
 /**
  * The client's view of the app's store: a store that fails (storage full, storage unavailable, a
  * native module that rejects) costs the device its saved place, never its stream. A failed load
- * counts as nothing stored (the server sends a snapshot), and so does one not answered within 5 s; a failed save or remove is dropped, and
- * the next save tries again.
+ * counts as nothing stored (the server sends a snapshot), and so does one not answered within 5 s;
+ * a failed save or remove is dropped, and the next save tries again.
  */
 export function tolerantStore(store: CursorStore, loadTimeoutMs = LOAD_TIMEOUT_MS): CursorStore {
   return {
