@@ -257,6 +257,39 @@ describe('an instance whose cached state is behind the log', () => {
   const holes = async (id: string): Promise<unknown[]> => servers[0]!.infra.prisma.logHole.findMany({ where: { conversationId: id } });
   const rebuilt = (reason: string): Promise<number> => counted(servers[0]!, `seqline_writer_states_rebuilt_total{reason="${reason}"}`);
 
+  it('fences a start its producer sends again after a take-over, also on an instance that reads the answer from Postgres', async () => {
+    const [a, b] = servers.map((server) => server.app.get(ConversationWriter)) as [ConversationWriter, ConversationWriter];
+    await createConversation(servers[0]!.url, 'late-start');
+    const startBy = (producerId: string) => ({ type: 'message.start', messageId: 'm', agentId: 'bot', text: '', producerId }) as const;
+    const seqs = [seqOf(await b.write('late-start', startBy('p1')))];
+    seqs.push(seqOf(await b.write('late-start', { type: 'message.append', messageId: 'm', part: 1, delta: 'a', epoch: 1 })));
+    // Another agent got the prompt (the first was cut off longer than the ack wait) and took the answer over.
+    const takeover = await b.write('late-start', startBy('p2'));
+    expect(takeover).toMatchObject({ duplicate: false, answer: { producerId: 'p2', epoch: 2 } });
+    seqs.push(seqOf(takeover));
+    // The first agent's start, sent again once it is back, does not take the answer back.
+    const fenced = { code: 'FENCED', message: 'message m was taken over from producer p1 (now epoch 2); it cannot take the answer back' };
+    await expect(b.write('late-start', startBy('p1'))).rejects.toMatchObject(fenced);
+    await eventually(async () => (await servers[0]!.infra.prisma.message.findFirst({ where: { conversationId: 'late-start', id: 'm' } }))?.formerProducers.join() === 'p1', 10_000, 'the take-over in Postgres');
+    // With the events gone from the log, the other instance has only the row to go by.
+    await dropFromLog(seqs);
+    await expect(a.write('late-start', startBy('p1'))).rejects.toMatchObject(fenced);
+    expect(await a.write('late-start', startBy('p2'))).toMatchObject({ duplicate: true, answer: { status: 'streaming', text: 'a', producerId: 'p2', epoch: 2 } });
+  });
+
+  it('keeps the last 32 producers an answer was taken over from, in the row as in memory', async () => {
+    const [, b] = servers.map((server) => server.app.get(ConversationWriter)) as [ConversationWriter, ConversationWriter];
+    await createConversation(servers[0]!.url, 'many-takeovers');
+    const producers = Array.from({ length: 35 }, (_, i) => `p${i + 1}`);
+    for (const producerId of producers) await b.write('many-takeovers', { type: 'message.start', messageId: 'm', agentId: 'bot', text: '', producerId });
+    const former = producers.slice(2, 34);
+    await eventually(async () => (await servers[0]!.infra.prisma.message.findFirst({ where: { conversationId: 'many-takeovers', id: 'm' } }))?.producerId === 'p35', 10_000, 'the last take-over in Postgres');
+    expect((await servers[0]!.infra.prisma.message.findFirst({ where: { conversationId: 'many-takeovers', id: 'm' } }))?.formerProducers).toEqual(former);
+    await expect(b.write('many-takeovers', { type: 'message.start', messageId: 'm', agentId: 'bot', text: '', producerId: 'p3' })).rejects.toMatchObject({ code: 'FENCED' });
+    // Forgotten: the oldest two take it over like any new producer.
+    expect(await b.write('many-takeovers', { type: 'message.start', messageId: 'm', agentId: 'bot', text: '', producerId: 'p1' })).toMatchObject({ duplicate: false, answer: { epoch: 36 } });
+  });
+
   it('builds its state again from Postgres when the log dropped events it never saw, rather than applying the next event over the gap', async () => {
     const { a, b, seqs } = await missedThenDropped('gap');
     await b.write('gap', { type: 'message.append', messageId: 'm', part: 4, delta: 'd', epoch: 1 });

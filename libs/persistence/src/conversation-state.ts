@@ -9,6 +9,16 @@ export interface ConversationState {
   messages: Map<string, MessageState>;
 }
 
+/** How many producers an answer remembers having been taken over from: takeovers are rare, and a row must stay small. */
+export const MAX_FORMER_PRODUCERS = 32;
+
+/** Remembers a producer an answer was taken from, so a start it retries later is fenced rather than taking the answer back. */
+function rememberFormerProducer(message: MessageState, producerId: string): void {
+  const former = message.formerProducers ?? [];
+  if (former.includes(producerId)) return;
+  message.formerProducers = [...former, producerId].slice(-MAX_FORMER_PRODUCERS);
+}
+
 /**
  * Applies a log entry with the same reducer devices use, keeping the sequences the server
  * tracks. Entries already reflected (a replay) change nothing; returns the touched message.
@@ -31,6 +41,7 @@ export function applyEntry(state: ConversationState, entry: LogEntry, epoch: str
       if (event.producerId !== undefined) message.producerId = event.producerId;
       break;
     case 'message.claimed':
+      if (message.producerId !== undefined && message.producerId !== event.producerId) rememberFormerProducer(message, message.producerId);
       message.producerId = event.producerId;
       message.producerEpoch = event.epoch;
       break;

@@ -1,6 +1,7 @@
 import { epochIsBefore } from '@seqline/protocol';
 import type { PrismaService } from './prisma.service.js';
 import { BatchedReads, type BatchedReadsOptions } from './batched-reads.js';
+import { MAX_FORMER_PRODUCERS } from './conversation-state.js';
 import { toArchivedMessage, toMessageState, type ArchivedMessage, type MessageState } from './records.js';
 
 /**
@@ -93,6 +94,7 @@ export class MessageRepository {
             partLengths: row.part_lengths!,
             producerId: row.producer_id,
             producerEpoch: row.producer_epoch!,
+            formerProducers: row.former_producers ?? [],
             error: row.error,
             createdSeq: BigInt(row.created_seq!),
             appliedSeq: BigInt(row.applied_seq!),
@@ -109,7 +111,7 @@ export class MessageRepository {
   private async readSnapshots(ids: string[]): Promise<Map<string, SnapshotRow[]>> {
     const rows = await this.prisma.$queryRaw<SnapshotRow[]>`
       SELECT c.id AS conversation_id, c.applied_seq::text AS conversation_applied_seq, c.log_epoch AS conversation_log_epoch, m.id, m.author_role, m.author_id, m.status, m.text, m.blocks, m.parts, m.error,
-             m.part_lengths, m.producer_id, m.producer_epoch, m.created_seq::text AS created_seq, m.applied_seq::text AS applied_seq, m.created_at, m.updated_at
+             m.part_lengths, m.producer_id, m.producer_epoch, m.former_producers, m.created_seq::text AS created_seq, m.applied_seq::text AS applied_seq, m.created_at, m.updated_at
       FROM conversations c
       LEFT JOIN messages m ON m.conversation_id = c.id
       WHERE c.id = ANY(${ids}::text[])
@@ -150,6 +152,8 @@ export class MessageRepository {
           partLengths: [],
           producerId: row.producer_id,
           producerEpoch: row.producer_epoch,
+          // Only the producers taken over from in this batch: the write appends them.
+          formerProducers: [],
           error: row.error,
           createdSeq: BigInt(row.created_seq),
           appliedSeq: BigInt(row.applied_seq),
@@ -297,7 +301,8 @@ export class MessageRepository {
           SET text = m.text || v.delta, blocks = m.blocks || v.blocks, status = v.status, parts = v.parts, error = v.error,
               applied_seq = v.applied_seq, updated_at = v.updated_at,
               part_lengths = m.part_lengths || string_to_array(v.part_lengths, ',')::int[],
-              producer_id = v.producer_id, producer_epoch = v.producer_epoch
+              producer_id = v.producer_id, producer_epoch = v.producer_epoch,
+              former_producers = (m.former_producers || string_to_array(v.former_producers, chr(31)))[greatest(1, cardinality(m.former_producers) + cardinality(string_to_array(v.former_producers, chr(31))) - ${MAX_FORMER_PRODUCERS - 1}::int):]
           FROM unnest(
             ${col(updated, (c) => c.conversationId)}::text[], ${col(updated, (c) => c.state.id)}::text[],
             ${col(updated, (c) => c.state.text)}::text[], ${col(updated, (c) => c.state.status)}::text[],
@@ -305,8 +310,8 @@ export class MessageRepository {
             ${col(updated, (c) => String(c.state.appliedSeq))}::bigint[], ${col(updated, (c) => String(c.fromSeq))}::bigint[],
             ${col(updated, (c) => c.state.updatedAt)}::timestamp(3)[], ${col(updated, (c) => c.state.partLengths.join(','))}::text[],
             ${col(updated, (c) => c.state.producerId ?? null)}::text[], ${col(updated, (c) => c.state.producerEpoch)}::int[],
-            ${col(updated, blocksJson)}::jsonb[])
-            AS v(conversation_id, id, delta, status, parts, error, applied_seq, from_seq, updated_at, part_lengths, producer_id, producer_epoch, blocks)
+            ${col(updated, blocksJson)}::jsonb[], ${col(updated, formerProducersText)}::text[])
+            AS v(conversation_id, id, delta, status, parts, error, applied_seq, from_seq, updated_at, part_lengths, producer_id, producer_epoch, blocks, former_producers)
           WHERE m.conversation_id = v.conversation_id AND m.id = v.id AND m.applied_seq = v.from_seq`;
         if (count !== updated.length) throw new Error(`expected to update ${updated.length} messages, updated ${count}: rows changed underneath`);
       }
@@ -329,14 +334,20 @@ const col = <T>(list: MessageWrite[], pick: (change: MessageWrite) => T): T[] =>
 /** The blocks a write adds, as JSON: for an existing row, fragments of what this batch applied (readers fold them). */
 const blocksJson = (change: MessageWrite): string => JSON.stringify(change.state.blocks ?? []);
 
+/**
+ * The producers a write adds, as one text: a producer id has no control characters, so the unit
+ * separator (chr(31)) splits them again (an array of arrays would not survive `unnest`).
+ */
+const formerProducersText = (change: MessageWrite): string => (change.state.formerProducers ?? []).join('\x1f');
+
 /** Inserts new messages, one statement whatever their number. */
 async function insertMessages(tx: Tx, created: MessageWrite[]): Promise<void> {
   if (created.length === 0) return;
   await tx.$executeRaw`
           INSERT INTO messages (conversation_id, id, author_role, author_id, status, text, parts, error, created_seq, applied_seq, created_at, updated_at,
-                                part_lengths, producer_id, producer_epoch, blocks)
+                                part_lengths, producer_id, producer_epoch, blocks, former_producers)
           SELECT v.conversation_id, v.id, v.author_role, v.author_id, v.status, v.text, v.parts, v.error, v.created_seq, v.applied_seq, v.created_at, v.updated_at,
-                 string_to_array(v.part_lengths, ',')::int[], v.producer_id, v.producer_epoch, v.blocks
+                 string_to_array(v.part_lengths, ',')::int[], v.producer_id, v.producer_epoch, v.blocks, string_to_array(v.former_producers, chr(31))
           FROM unnest(
             ${col(created, (c) => c.conversationId)}::text[], ${col(created, (c) => c.state.id)}::text[],
             ${col(created, (c) => c.state.author.role)}::text[], ${col(created, (c) => c.state.author.id)}::text[],
@@ -345,9 +356,9 @@ async function insertMessages(tx: Tx, created: MessageWrite[]): Promise<void> {
             ${col(created, (c) => String(c.state.createdSeq))}::bigint[], ${col(created, (c) => String(c.state.appliedSeq))}::bigint[],
             ${col(created, (c) => c.state.createdAt)}::timestamp(3)[], ${col(created, (c) => c.state.updatedAt)}::timestamp(3)[],
             ${col(created, (c) => c.state.partLengths.join(','))}::text[], ${col(created, (c) => c.state.producerId ?? null)}::text[],
-            ${col(created, (c) => c.state.producerEpoch)}::int[], ${col(created, blocksJson)}::jsonb[])
+            ${col(created, (c) => c.state.producerEpoch)}::int[], ${col(created, blocksJson)}::jsonb[], ${col(created, formerProducersText)}::text[])
             AS v(conversation_id, id, author_role, author_id, status, text, parts, error, created_seq, applied_seq, created_at, updated_at,
-                 part_lengths, producer_id, producer_epoch, blocks)
+                 part_lengths, producer_id, producer_epoch, blocks, former_producers)
           ON CONFLICT DO NOTHING`;
 }
 
@@ -387,6 +398,7 @@ interface SnapshotRow {
   part_lengths: number[] | null;
   producer_id: string | null;
   producer_epoch: number | null;
+  former_producers: string[] | null;
   created_seq: string | null;
   applied_seq: string | null;
   created_at: Date | null;

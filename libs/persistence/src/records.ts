@@ -16,6 +16,11 @@ export type MessageState = Message & {
   partLengths: number[];
   producerId?: string;
   producerEpoch: number;
+  /**
+   * Producers this answer was taken over from, oldest first (see `rememberFormerProducer`). The
+   * persister's states hold only those taken over since the row was read, which it appends.
+   */
+  formerProducers?: string[];
 };
 
 export function toConversationRecord(row: ConversationRow): ConversationRecord {
@@ -31,6 +36,7 @@ export function toMessageState(row: MessageRow, epoch: string): MessageState {
     partLengths: row.partLengths,
     ...(row.producerId === null ? {} : { producerId: row.producerId }),
     producerEpoch: row.producerEpoch,
+    ...(row.formerProducers.length === 0 ? {} : { formerProducers: row.formerProducers }),
   };
 }
 
@@ -54,7 +60,7 @@ export function toArchivedMessage(row: Pick<ArchivedMessageRow, 'id' | 'authorRo
 
 /** Strips server bookkeeping for devices and admins. */
 export function toPublicMessage(state: Message & Partial<Omit<MessageState, keyof Message>>): Message {
-  const { appliedSeq: _applied, createdSeq: _created, partLengths: _lengths, producerId: _producer, producerEpoch: _epoch, ...message } = state;
+  const { appliedSeq: _applied, createdSeq: _created, partLengths: _lengths, producerId: _producer, producerEpoch: _epoch, formerProducers: _former, ...message } = state;
   return message;
 }
 

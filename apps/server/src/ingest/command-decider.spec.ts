@@ -51,6 +51,14 @@ describe('decide', () => {
     });
   });
 
+  it('refuses FENCED a start from a producer the answer was taken over from, and answers one on the finished answer with its state', () => {
+    const start = { type: 'message.start', messageId: 'm', agentId: 'bot', text: '', producerId: 'p1' } as const;
+    expect(() => decide('c', state({ producerEpoch: 3, producerId: 'p3', formerProducers: ['p1', 'p2'] }), start, limits, now)).toThrow(
+      expect.objectContaining({ code: 'FENCED', message: 'message m was taken over from producer p1 (now epoch 3); it cannot take the answer back' }),
+    );
+    expect(decide('c', state({ status: 'complete', producerEpoch: 3, producerId: 'p3', formerProducers: ['p1', 'p2'] }), start, limits, now)).toEqual({ kind: 'duplicate', seq: 3 });
+  });
+
   it('refuses FENCED a start naming no producer while one that names itself holds the answer, and repeats one on an answer whose producer named none', () => {
     const start = { type: 'message.start', messageId: 'm', agentId: 'bot', text: '' } as const;
     expect(() => decide('c', state({ producerEpoch: 2, producerId: 'p2' }), start, limits, now)).toThrow(

@@ -54,6 +54,11 @@ export function decide(
         // epoch in the reply would let it write beside the holder unfenced.
         throw new SeqlineError(ErrorCode.Fenced, `message ${command.messageId} is written by another producer (epoch ${message.producerEpoch}); a start without producerId cannot take it over`);
       }
+      // A producer names one attempt: one that was taken over is that attempt's start sent again
+      // (its agent cut off for longer than the prompt's ack wait), not a new attempt to let in.
+      if (message.formerProducers?.includes(producerId)) {
+        throw new SeqlineError(ErrorCode.Fenced, `message ${command.messageId} was taken over from producer ${producerId} (now epoch ${message.producerEpoch}); it cannot take the answer back`);
+      }
       const epoch = message.producerEpoch + 1;
       return { kind: 'write', msgId: msgId(`claimed.${epoch}.${producerId}`), event: { type: 'message.claimed', messageId: command.messageId, producerId, epoch, at } };
     }
