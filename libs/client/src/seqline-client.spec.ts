@@ -844,3 +844,104 @@ describe('SeqlineClient with many requests queued while offline', () => {
     expect(h.last().frames().at(-1)).toMatchObject({ type: 'post', messageId: 'now' });
   });
 });
+
+describe('SeqlineClient keeping to what it was told', () => {
+  it('opens no socket on connect() after close(), nor on one made while close() saves', async () => {
+    const store = new MemoryCursorStore();
+    const saving = deferred<void>();
+    const h = start({ store: { ...store, load: (id) => store.load(id), remove: (id) => store.remove(id), save: async () => saving.promise } });
+    h.client.subscribe('c1');
+    await settle();
+    h.last().accept();
+    h.last().deliver({ type: 'snapshot', conversationId: 'c1', cursor: 'e1-3', messages: [] });
+    const closing = h.client.close();
+    // An `online` handler still registered fires while the state is written.
+    h.client.connect();
+    saving.resolve();
+    await closing;
+    h.client.connect();
+    await jest.advanceTimersByTimeAsync(60_000);
+    expect(h.sockets).toHaveLength(1);
+    expect(h.client.state).toBe('offline');
+  });
+
+  it('never sends an invalid id: the subscription ends refused VALIDATION_FAILED and a post rejects with it', async () => {
+    const h = start();
+    await settle();
+    h.last().accept();
+    h.last().deliver({ type: 'pong' });
+    const invalid = h.client.subscribe('support:42');
+    expect(invalid.refusal).toEqual({ code: 'VALIDATION_FAILED', message: 'conversationId "support:42" is invalid: ids are 1-128 characters of A-Z a-z 0-9 _ -' });
+    const posting = track(h.client.post('c1', 'hello', { messageId: 'a.b' }));
+    const cancelling = track(h.client.cancel('a'.repeat(129), 'm1'));
+    await settle();
+    expect(posting).toMatchObject({ state: 'rejected', value: { code: 'VALIDATION_FAILED', message: 'messageId "a.b" is invalid: ids are 1-128 characters of A-Z a-z 0-9 _ -' } });
+    expect(cancelling).toMatchObject({ state: 'rejected', value: { code: 'VALIDATION_FAILED' } });
+    expect(h.last().frames()).toEqual([]);
+    expect(h.client.state).toBe('live');
+    // The same id is free for a valid subscription: the refused one holds nothing.
+    expect(h.client.subscribe('c1')).not.toBe(invalid);
+  });
+
+  it('gives a subscription made after it stopped for good the refusal too, and a retry timer firing afterwards does not erase one', async () => {
+    const h = start();
+    const first = h.client.subscribe('c1');
+    await settle();
+    h.last().accept();
+    // A retryable refusal leaves a retry timer running.
+    h.last().deliver({ type: 'error', conversationId: 'c1', code: 'UNAVAILABLE', message: 'try again' });
+    h.last().deliver({ type: 'error', code: 'UNAUTHORIZED', message: 'token refused' });
+    h.last().end(4401);
+    const errors: string[] = [];
+    const later = h.client.subscribe('c2');
+    later.on((change) => change.type === 'error' && errors.push(change.code));
+    await jest.advanceTimersByTimeAsync(60_000);
+    expect(errors).toEqual(['UNAUTHORIZED']);
+    expect(later.refusal?.code).toBe('UNAUTHORIZED');
+    expect(first.refusal?.code).toBe('UNAUTHORIZED');
+    expect(h.sockets).toHaveLength(1);
+    // connect() tries again for both.
+    h.client.connect();
+    await settle();
+    h.last().accept();
+    expect(h.last().frames().filter((frame) => frame.type === 'subscribe').map((frame) => frame.conversationId)).toEqual(['c1', 'c2']);
+  });
+
+  it('is not live while it drops events to repair a gap, and live again once the replay is in', async () => {
+    const { h, conversation } = await following();
+    expect({ client: h.client.state, live: conversation.live }).toEqual({ client: 'live', live: true });
+    // e1-4 was lost on the way: e1-5 names it as the event before.
+    h.last().deliver(event('e1-5', 'e1-4', appended(3, 'o')));
+    expect({ client: h.client.state, live: conversation.live }).toEqual({ client: 'catching-up', live: false });
+    h.last().deliver({ type: 'subscribed', conversationId: 'c1', cursor: 'e1-3', head: 'e1-5' });
+    h.last().deliver(event('e1-4', 'e1-3', appended(2, 'll')));
+    h.last().deliver(event('e1-5', 'e1-4', appended(3, 'o')));
+    expect({ client: h.client.state, live: conversation.live, text: conversation.messages[0]?.text }).toEqual({ client: 'live', live: true, text: 'Hello' });
+  });
+
+  it('gives up a token provider that never answers after the connect timeout, and asks it again', async () => {
+    let calls = 0;
+    const h = start({ token: () => (++calls === 1 ? new Promise<string>(() => undefined) : 't2') });
+    await jest.advanceTimersByTimeAsync(15_000);
+    expect(h.sockets).toHaveLength(0);
+    await jest.advanceTimersByTimeAsync(250);
+    expect(calls).toBe(2);
+    expect(h.sockets).toHaveLength(1);
+    expect(h.last().url).toContain('access_token=t2');
+  });
+
+  it('fails requests at once when the platform refuses to create the WebSocket', async () => {
+    jest.spyOn(console, 'error').mockImplementation(() => undefined);
+    class RefusedSocket {
+      constructor() {
+        throw new Error('insecure WebSocket from an https page');
+      }
+    }
+    const client = new SeqlineClient({ url: 'http://seqline.test', WebSocket: RefusedSocket as never });
+    await settle();
+    const posting = track(client.post('c1', 'hello', { messageId: 'q1' }));
+    await settle();
+    expect(posting).toMatchObject({ state: 'rejected', value: { code: 'UNAVAILABLE', message: 'the WebSocket could not be created (insecure WebSocket from an https page): the client stopped' } });
+    expect(client.state).toBe('offline');
+  });
+});

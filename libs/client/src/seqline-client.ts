@@ -1,6 +1,6 @@
 import { parseCursor } from '../../protocol/src/cursor.js';
 import { CloseCode, ErrorCode, isRetryable, SeqlineError } from '../../protocol/src/errors.js';
-import { DEFAULT_LIMITS } from '../../protocol/src/limits.js';
+import { DEFAULT_LIMITS, ID_PATTERN } from '../../protocol/src/limits.js';
 import { utf8Length } from '../../protocol/src/utf8.js';
 import type { ServerFrame } from '../../protocol/src/ws-frames.js';
 import { backoffDelay } from './backoff.js';
@@ -40,7 +40,8 @@ export interface SeqlineClientOptions {
   heartbeat?: SilenceWatchdogOptions | false;
   /**
    * How long an upgrade may take before the attempt is dropped and retried (a phone that changed
-   * networks mid-connect would otherwise wait out the system's TCP timeout). Default 15 s.
+   * networks mid-connect would otherwise wait out the system's TCP timeout), and how long the
+   * `token` provider may take before it is asked again. Default 15 s.
    */
   connectTimeoutMs?: number;
 }
@@ -96,6 +97,8 @@ export class SeqlineClient {
   private nextRef = 0;
   /** `close()` was called: nothing will be sent or answered any more. */
   private closed = false;
+  /** `close()` has begun: no socket may be opened any more, also while it saves. */
+  private closing = false;
   /** Requests waiting to be sent until the new socket's first frame from the server. */
   private awaitingFirstFrame = false;
   /** Subscribes that wait for it too (see EARLY_SUBSCRIBES). */
@@ -144,13 +147,9 @@ export class SeqlineClient {
    * already followed gives the same subscription (each caller closes it once).
    */
   subscribe(conversationId: string): Subscription {
-    if (this.closed) {
-      // Nothing will be sent or received any more: ended at once, saying why.
-      const ended = new Subscription(conversationId, () => undefined);
-      ended.refusal = { code: ErrorCode.Unavailable, message: 'the client is closed' };
-      ended.end();
-      return ended;
-    }
+    // Nothing will be sent or received for it: ended at once, saying why.
+    if (this.closed) return endedSubscription(conversationId, { code: ErrorCode.Unavailable, message: 'the client is closed' });
+    if (!ID_PATTERN.test(conversationId)) return endedSubscription(conversationId, invalidId('conversationId', conversationId));
     const existing = this.subscriptions.get(conversationId);
     if (existing) {
       existing.holders++;
@@ -169,6 +168,12 @@ export class SeqlineClient {
         subscription.emit({ type: 'reset' });
       }
       subscription.loaded = true;
+      // Stopped for good: told like the subscriptions before it, and sent nothing until `connect()`.
+      if (this.stopped) {
+        subscription.refusal = { code: this.stopped.code, message: this.stopped.message };
+        subscription.emit({ type: 'error', code: this.stopped.code, message: this.stopped.message });
+        return;
+      }
       // Before the server's first answer on a new socket, it waits with the others (see EARLY_SUBSCRIBES).
       if (this.awaitingFirstFrame) {
         if (!this.laterSubscribes.includes(subscription)) this.laterSubscribes.push(subscription);
@@ -180,12 +185,14 @@ export class SeqlineClient {
   /** Posts a user message; `messageId` makes a retry (also after a reconnect) apply once. Resolves with its cursor. */
   async post(conversationId: string, text: string, options: { messageId?: string; authorId?: string } = {}): Promise<{ messageId: string; cursor: string }> {
     const messageId = options.messageId ?? randomId();
+    requireIds({ conversationId, messageId });
     const ack = await this.request({ type: 'post', conversationId, messageId, text, ...(options.authorId ? { authorId: options.authorId } : {}) });
     return { messageId, cursor: (ack as { cursor: string }).cursor };
   }
 
   /** Cancels a streaming answer; it ends `aborted` for every device and the agent is told to stop. */
   async cancel(conversationId: string, messageId: string): Promise<void> {
+    requireIds({ conversationId, messageId });
     await this.request({ type: 'cancel', conversationId, messageId });
   }
 
@@ -207,6 +214,8 @@ export class SeqlineClient {
   }
 
   connect(): void {
+    // A handler still registered after `close()` (an `online` event, an app resume) must not bring the client back.
+    if (this.closing) return;
     this.wanted = true;
     this.stopped = undefined;
     // Connected, or a token on its way: opening another socket would leave one that is never closed.
@@ -222,6 +231,7 @@ export class SeqlineClient {
    * loops finish).
    */
   async close(): Promise<void> {
+    this.closing = true;
     this.disconnect();
     await Promise.all([...this.subscriptions.values()].map((subscription) => this.save(subscription)));
     this.closed = true;
@@ -232,7 +242,7 @@ export class SeqlineClient {
   }
 
   private async open(): Promise<void> {
-    if (!this.wanted || this.opening) return;
+    if (!this.wanted || this.opening || this.closing) return;
     // `connect()` during a back-off opens now; the timer must not open a second socket later.
     clearTimeout(this.reconnectTimer);
     this.opening = true;
@@ -241,7 +251,8 @@ export class SeqlineClient {
     // A token refresh asked for before this point is answered by the token fetched now (see onopen).
     const refreshesBefore = this.nextRef;
     try {
-      token = await this.options.token?.();
+      // A provider that never answers (a hung refresh) is given up like one that failed, and asked again.
+      token = await withTimeout(this.options.token?.(), this.options.connectTimeoutMs ?? 15_000);
     } catch {
       // No token for now (offline, the identity service down): asked again after the next wait.
       this.opening = false;
@@ -249,7 +260,7 @@ export class SeqlineClient {
       return;
     }
     this.opening = false;
-    if (!this.wanted) return;
+    if (!this.wanted || this.closing) return;
     // A socket left over would stay subscribed and feed every view twice.
     const stale = this.socket;
     this.socket = undefined;
@@ -262,6 +273,7 @@ export class SeqlineClient {
       // A URL the platform refuses (an `http:` service from an `https:` page): retrying cannot help.
       console.error('seqline: the WebSocket could not be created', error);
       this.setState('offline');
+      this.stopForGood(new SeqlineError(ErrorCode.Unavailable, `the WebSocket could not be created (${error instanceof Error ? error.message : String(error)}): the client stopped`));
       return;
     }
     this.socket = socket;
@@ -281,7 +293,7 @@ export class SeqlineClient {
       for (const subscription of this.subscriptions.values()) subscription.live = false;
       if (!this.wanted) return;
       // Without a token provider, a refused token will not get better by itself.
-      if (FINAL_CLOSE_CODES.has(code) || (code === CloseCode.Unauthorized && !this.options.token)) return this.stopForGood(code);
+      if (FINAL_CLOSE_CODES.has(code) || (code === CloseCode.Unauthorized && !this.options.token)) return this.stopForGood(stoppedBy(code));
       // `receive` resets the back-off on a frame that shows the session worked; an idle one counts after a while.
       if (openedAt !== undefined && Date.now() - openedAt >= HEALTHY_AFTER_MS) this.attempt = 0;
       const attempt = this.attempt++;
@@ -358,11 +370,7 @@ export class SeqlineClient {
   }
 
   /** No reconnect will follow: requests waiting for an answer would wait forever, so they fail with why. */
-  private stopForGood(closeCode: number): void {
-    const error =
-      closeCode === CloseCode.Unauthorized
-        ? new SeqlineError(ErrorCode.Unauthorized, 'the server refused the token and no token provider can give another: the client stopped')
-        : new SeqlineError(ErrorCode.FrameTooLarge, `the server closed the connection for good (${closeCode}): the client stopped`);
+  private stopForGood(error: SeqlineError): void {
     this.stopped = error;
     this.connectionRefusal ??= { code: error.code, message: error.message };
     for (const request of this.pending.values()) request.reject(error);
@@ -430,12 +438,14 @@ export class SeqlineClient {
           case 'gap':
             // Ask the server for everything after our cursor again; it replays, or sends a snapshot if it no longer can.
             subscription.repairing = true;
+            this.notLive(subscription);
             this.sendSubscribe(subscription);
             return;
           case 'mismatch':
             // The event follows our cursor but does not fit our messages, so the state we started from
             // is wrong (a store written against another history, say): replaying from the same cursor
             // would only repeat this at round-trip speed. Only a snapshot repairs it.
+            this.notLive(subscription);
             this.repairFromSnapshot(subscription, event.cursor);
             return;
         }
@@ -541,7 +551,8 @@ export class SeqlineClient {
   }
 
   private sendSubscribe(subscription: Subscription): void {
-    if (!subscription.loaded) return;
+    // Unsent (no socket, a retry timer after the client stopped), the refusal still says why it waits.
+    if (!subscription.loaded || this.socket?.readyState !== OPEN) return;
     subscription.refusal = undefined;
     const after = subscription.view.cursor;
     this.sendFrame({ type: 'subscribe', conversationId: subscription.conversationId, ...(after ? { after } : {}) });
@@ -579,6 +590,12 @@ export class SeqlineClient {
     if (deferred >= 0) this.laterSubscribes.splice(deferred, 1);
     else if (subscription.loaded) this.sendFrame({ type: 'unsubscribe', conversationId: subscription.conversationId });
     // The one conversation still catching up may be the one gone.
+    this.refreshState();
+  }
+
+  /** Events are being dropped until a repair answers: neither the subscription nor the client is live meanwhile. */
+  private notLive(subscription: Subscription): void {
+    subscription.live = false;
     this.refreshState();
   }
 
@@ -636,4 +653,43 @@ function forgetRepairsIfPast(subscription: Subscription): void {
 function randomId(): string {
   const random = (globalThis as { crypto?: { randomUUID?: () => string } }).crypto?.randomUUID;
   return random ? random.call((globalThis as { crypto: object }).crypto) : `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 10)}`;
+}
+
+/** A subscription that will never be sent, ended at once with why. */
+function endedSubscription(conversationId: string, refusal: { code: ErrorCode; message: string }): Subscription {
+  const ended = new Subscription(conversationId, () => undefined);
+  ended.refusal = refusal;
+  ended.end();
+  return ended;
+}
+
+/** The refusal the server would give, without asking it: an invalid id is never sent. */
+function invalidId(field: string, value: string): { code: ErrorCode; message: string } {
+  return { code: ErrorCode.ValidationFailed, message: `${field} ${JSON.stringify(value.slice(0, 140))} is invalid: ids are 1-128 characters of A-Z a-z 0-9 _ -` };
+}
+
+function requireIds(ids: Record<string, string>): void {
+  for (const [field, value] of Object.entries(ids)) {
+    if (!ID_PATTERN.test(value)) {
+      const refusal = invalidId(field, value);
+      throw new SeqlineError(refusal.code, refusal.message);
+    }
+  }
+}
+
+/** Why the client stopped after the server closed with `closeCode` for good. */
+function stoppedBy(closeCode: number): SeqlineError {
+  return closeCode === CloseCode.Unauthorized
+    ? new SeqlineError(ErrorCode.Unauthorized, 'the server refused the token and no token provider can give another: the client stopped')
+    : new SeqlineError(ErrorCode.FrameTooLarge, `the server closed the connection for good (${closeCode}): the client stopped`);
+}
+
+/** `value`, or a rejection once `ms` have passed without it. */
+async function withTimeout<T>(value: Promise<T> | T, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([value, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
