@@ -83,6 +83,22 @@ describe('AnswerStream', () => {
     expect(service.received.at(-1)).toEqual({ type: 'message.complete', messageId: 'm', epoch: 1 });
   });
 
+  it('sends nothing more once revoked during the pacer\'s hold, not even the part it was waiting to send', async () => {
+    const service = new SlowService();
+    service.hold = 500;
+    const answer = open(service);
+    await flush();
+    answer.append('a');
+    await flush();
+    answer.append('b');
+    await service.ack();
+    answer.revoke(new Error('its prompt handler made no progress'));
+    await flush();
+    expect(service.received.map((command) => command.type)).toEqual(['message.append']);
+    await expect(answer.complete()).rejects.toThrow('its prompt handler made no progress');
+    expect(service.deltas()).toEqual(['a']);
+  });
+
   it('sends a token at once when nothing is in flight', async () => {
     const service = new SlowService();
     const answer = open(service);

@@ -259,7 +259,14 @@ export class AnswerStream {
           this.settle();
           return;
         }
-        if (afterAck && this.couldGrow()) await this.hold();
+        if (afterAck && this.couldGrow()) {
+          await this.hold();
+          // Revoked while it waited: not even the part it waited for goes.
+          if (this.finished) {
+            this.settle();
+            return;
+          }
+        }
         const segment = this.pending[0];
         if (segment) {
           // A set-whole value goes in one append (the service refuses one over the delta limit); streamed text in slices.

@@ -3,8 +3,8 @@ import type { MessageState } from '@seqline/persistence';
 import { partitionOf } from '@seqline/protocol';
 import { ConversationStateCache, stateBytes } from './conversation-state-cache.js';
 
-function state(conversationId: string, text: string, blocks?: MessageState['blocks']): ConversationState {
-  const message = { id: 'm', text, ...(blocks ? { blocks } : {}) } as MessageState;
+function state(conversationId: string, text: string, blocks?: MessageState['blocks'], extra: Partial<MessageState> = {}): ConversationState {
+  const message = { id: 'm', text, partLengths: [], ...(blocks ? { blocks } : {}), ...extra } as MessageState;
   return { conversationId, seq: 1, messages: new Map([['m', message]]) };
 }
 
@@ -13,6 +13,11 @@ describe('ConversationStateCache', () => {
     expect(stateBytes(state('a', 'x'.repeat(100)))).toBe(256 + 256 + 200);
     expect(stateBytes(state('a', 'x'.repeat(100), [{ type: 'text', id: 't', text: 'x'.repeat(100) }]))).toBe(256 + 256 + 400);
     expect(stateBytes(state('a', '', [{ type: 'reasoning', id: 'r', text: 'y'.repeat(50) }]))).toBe(256 + 256 + 100);
+  });
+
+  it('counts each part\'s length and each producer taken over from: an answer sent a character a part holds more of those than of text', () => {
+    const text = 'x'.repeat(1_000);
+    expect(stateBytes(state('a', text, undefined, { partLengths: Array.from({ length: 1_000 }, () => 1), formerProducers: ['p1', 'p2'] }))).toBe(256 + 256 + 2_000 + 8_000 + 2 * 128);
   });
 
   it('drops the least recently used state past the count', () => {

@@ -4,12 +4,20 @@ import { blockChars, partitionOf, type LogEvent } from '@seqline/protocol';
 /** Bytes counted for a message besides its text, and for a conversation besides its messages. */
 const OVERHEAD_BYTES = 256;
 
-/** What a state holds, roughly: two bytes a character of text and of blocks (text blocks repeat the text). */
+/** Bytes counted for each applied part's length: a raw agent sending one character a part holds far more of these than of text. */
+const PART_BYTES = 8;
+/** Bytes counted for each producer an answer remembers having been taken over from (up to 128 characters). */
+const FORMER_PRODUCER_BYTES = 128;
+
+/**
+ * What a state holds, roughly: two bytes a character of text and of blocks (text blocks repeat
+ * the text), a number for each part, and the producers taken over from.
+ */
 export function stateBytes(state: ConversationState): number {
   let bytes = OVERHEAD_BYTES;
   for (const message of state.messages.values()) {
     const textBlocks = message.blocks?.some((block) => block.type === 'text') ? message.text.length : 0;
-    bytes += OVERHEAD_BYTES + 2 * (message.text.length + textBlocks + blockChars(message.blocks));
+    bytes += OVERHEAD_BYTES + 2 * (message.text.length + textBlocks + blockChars(message.blocks)) + PART_BYTES * message.partLengths.length + FORMER_PRODUCER_BYTES * (message.formerProducers?.length ?? 0);
   }
   return bytes;
 }
@@ -20,8 +28,10 @@ export function addedBytes(event: LogEvent): number {
     case 'message.created':
       return OVERHEAD_BYTES + 2 * event.text.length;
     case 'message.appended':
-      return 2 * event.delta.length * (event.block?.type === 'text' ? 2 : 1);
+      return 2 * event.delta.length * (event.block?.type === 'text' ? 2 : 1) + PART_BYTES;
     case 'message.claimed':
+      // At most one producer more (none once 32 are remembered: `recount` after a catch-up settles it).
+      return FORMER_PRODUCER_BYTES;
     case 'message.completed':
     case 'message.failed':
     case 'message.aborted':
