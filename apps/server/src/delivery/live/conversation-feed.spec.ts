@@ -39,6 +39,36 @@ const live = (feed: ConversationFeed, entry: LogEntry): void => feed.accept(new 
 const settle = () => new Promise((resolve) => setTimeout(resolve, 0));
 
 describe('ConversationFeed', () => {
+  it('fails a subscriber that attaches after the feed failed (the log was recreated meanwhile), once subscribe has returned', async () => {
+    const log = new MemoryLog();
+    const feed = new ConversationFeed('c', log, { windowEvents: 100, windowBytes: 1 << 20, readBatch: 100 });
+    for (const seq of [3, 5]) live(feed, log.write(seq));
+    const early = sink();
+    feed.subscribe(early, 5);
+    const error = new Error('the log was recreated');
+    feed.failAll(error);
+    const late = sink();
+    let released = 0;
+    const subscription = feed.subscribe(late, 3, { release: () => released++ });
+    expect([subscription.closed, late.failures, released]).toEqual([true, [], 1]);
+    await settle();
+    expect({ early: early.failures, late: late.failures, received: late.received, subscribers: feed.subscriberCount }).toEqual({ early: [error], late: [error], received: [], subscribers: 0 });
+  });
+
+  it('hands an event on to the other subscribers when one sink throws on it, and ends only that one', () => {
+    const log = new MemoryLog();
+    const feed = new ConversationFeed('c', log, { windowEvents: 100, windowBytes: 1 << 20, readBatch: 100 });
+    live(feed, log.write(3));
+    const throwing = { ...sink(), send: () => { throw new TypeError("Cannot read properties of undefined (reading 'length')"); } };
+    const device = sink();
+    feed.subscribe(throwing, 3);
+    feed.subscribe(device, 3);
+    live(feed, log.write(5));
+    expect(device.received).toEqual([5]);
+    expect(throwing.failures).toEqual([expect.objectContaining({ code: 'UNAVAILABLE', message: "event 5 of c could not be delivered (Cannot read properties of undefined (reading 'length')); subscribe again from your cursor" })]);
+    expect(feed.subscriberCount).toBe(1);
+  });
+
   it('resumes a subscriber inside the window from memory, in the same tick, then live', () => {
     const log = new MemoryLog();
     const feed = new ConversationFeed('c', log, { windowEvents: 100, windowBytes: 1 << 20, readBatch: 100 });

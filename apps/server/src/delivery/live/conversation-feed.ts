@@ -90,6 +90,8 @@ export class ConversationFeed {
   private readonly subscriptions = new Set<FeedSubscription>();
   /** Devices subscribed or subscribing; the feed is dropped only after it has had none for a while. */
   private users = 0;
+  /** Why every subscription ended (the log was recreated): a later one ends alike. */
+  private failure?: unknown;
   idleSince = Date.now();
 
   constructor(
@@ -138,6 +140,14 @@ export class ConversationFeed {
       this.subscriptions.delete(closed);
       release();
     });
+    if (this.failure !== undefined) {
+      // A feed of a log since recreated gets no event again: told as its other subscribers were,
+      // once the caller has what this returns.
+      const failure = this.failure;
+      subscription.close();
+      queueMicrotask(() => sink.fail(failure));
+      return subscription;
+    }
     this.subscriptions.add(subscription);
     if (options.atHead && this.base === undefined) {
       // Nothing reached the feed yet, and the log had nothing after this position since the feed began: it is the head.
@@ -167,7 +177,14 @@ export class ConversationFeed {
         void this.catchUp(subscription);
         continue;
       }
-      this.deliver(subscription, event);
+      try {
+        this.deliver(subscription, event);
+      } catch (error) {
+        // One sink that cannot take an event (a record of another version missing a field) must
+        // not keep it from the subscribers after it, nor restart the instance's whole live feed.
+        subscription.close();
+        subscription.sink.fail(new SeqlineError(ErrorCode.Unavailable, `event ${event.seq} of ${this.conversationId} could not be delivered (${error instanceof Error ? error.message : String(error)}); subscribe again from your cursor`));
+      }
     }
   }
 
@@ -180,6 +197,8 @@ export class ConversationFeed {
 
   /** Ends every subscription with an error its device acts on (the log was recreated). */
   failAll(error: unknown): void {
+    // A subscriber that opened on this feed before the failure and attaches after it is told too.
+    this.failure = error;
     for (const subscription of [...this.subscriptions]) {
       subscription.close();
       subscription.sink.fail(error);
