@@ -8,6 +8,8 @@ class AnswerModel {
   status: 'streaming' | 'complete' | 'failed' | 'aborted' = 'streaming';
   parts: string[] = [];
   producer?: string;
+  /** Producers the answer was taken over from: none may take it back. */
+  former: string[] = [];
   epoch = 1;
   error?: string;
 
@@ -21,6 +23,8 @@ class AnswerModel {
           return 'write';
         }
         if (this.status !== 'streaming' || command.producerId === this.producer) return 'duplicate';
+        if (this.former.includes(command.producerId)) return 'FENCED';
+        if (this.producer !== undefined) this.former.push(this.producer);
         this.producer = command.producerId;
         this.epoch++;
         return 'write';

@@ -1,5 +1,6 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { AgentCommand, AgentReply } from '@seqline/protocol';
+import { parseCursor } from '@seqline/protocol';
 import { createConversation, eventually, useSeqline } from '@seqline/testing';
 
 /** The service ends abandoned answers, judging silence on the log: a lagging Postgres row does not end a live answer. */
@@ -75,5 +76,27 @@ describe('abandoned answers', () => {
       ['failed', 'agent lease expired: no event for 60000 ms'],
       ['aborted', 'cancelled by a device'],
     ]);
+  });
+
+  it('reads from the log the end of an answer that Postgres lacks and no delivery will bring, found by its row looking abandoned', async () => {
+    await createConversation(seqline.server.url, 'c-lost');
+    const send = async (command: AgentCommand): Promise<AgentReply> =>
+      (await nc.request(`${seqline.settings.log.prefix}.agent.c-lost`, JSON.stringify(command), { timeout: 5_000 })).json<AgentReply>();
+    await send({ type: 'message.start', messageId: 'a', agentId: 'bot' });
+    const appended = await send({ type: 'message.append', messageId: 'a', part: 1, delta: 'done' });
+    expect(await send({ type: 'message.complete', messageId: 'a' })).toMatchObject({ ok: true, duplicate: false });
+    const lostRow = () => seqline.server.infra.prisma.message.findUnique({ where: { conversationId_id: { conversationId: 'c-lost', id: 'a' } } });
+    await eventually(async () => (await lostRow())?.status === 'complete');
+    // Past the persister's own look at quiet conversations (3 s after the last event it applied).
+    await new Promise((resolve) => setTimeout(resolve, 7_000));
+    // Postgres as if the consumer had lost the completion (a replicated consumer can count an event
+    // as acknowledged across a leader change): nothing will deliver it again.
+    const appendSeq = BigInt(parseCursor((appended as { cursor: string }).cursor)!.seq);
+    await seqline.server.infra.prisma.$executeRaw`UPDATE messages SET status = 'streaming', applied_seq = ${appendSeq}, updated_at = now() - interval '1 hour' WHERE conversation_id = 'c-lost' AND id = 'a'`;
+    await seqline.server.infra.prisma.$executeRaw`UPDATE conversations SET applied_seq = ${appendSeq} WHERE id = 'c-lost'`;
+    // The reaper finds the row silent; the log refuses to end an answer it has complete, and the end is read from there.
+    await eventually(async () => (await lostRow())?.status === 'complete', 15_000, 'the row complete again');
+    expect(await lostRow()).toMatchObject({ status: 'complete', text: 'done', parts: 1 });
+    expect(await send({ type: 'message.complete', messageId: 'a' })).toMatchObject({ ok: true, duplicate: true });
   });
 });

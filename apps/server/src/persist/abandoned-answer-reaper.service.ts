@@ -1,12 +1,13 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type { Settings } from '@seqline/config';
 import { messageKey, MessageRepository } from '@seqline/persistence';
-import { ABANDONED_ANSWER_REASON, SeqlineError } from '@seqline/protocol';
+import { ABANDONED_ANSWER_REASON, ErrorCode, SeqlineError } from '@seqline/protocol';
 import { ConversationLog, Lease, LogStream } from '@seqline/streams';
 import type { Logger } from 'pino';
 import { LOGGER, SETTINGS } from '../core/tokens.js';
 import { ConversationWriter } from '../ingest/conversation-writer.service.js';
 import { AnswerStillActive } from '../ingest/command-decider.js';
+import { LogPersister } from './log-persister.service.js';
 
 /** Candidates looked at per sweep. */
 const SWEEP_PAGE = 100;
@@ -37,6 +38,7 @@ export class AbandonedAnswerReaper implements OnApplicationBootstrap, OnApplicat
     private readonly log: ConversationLog,
     private readonly leadership: Lease,
     private readonly stream: LogStream,
+    private readonly persister: LogPersister,
     @Inject(SETTINGS) private readonly settings: Settings,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
@@ -71,6 +73,12 @@ export class AbandonedAnswerReaper implements OnApplicationBootstrap, OnApplicat
         } catch (error) {
           // Ended meanwhile (MESSAGE_FINISHED), or still active in the log while its row lags: fine. Anything else is retried on the next sweep.
           if (!(error instanceof SeqlineError) && !(error instanceof AnswerStillActive)) this.logger.warn({ err: error, conversationId, messageId: id }, 'could not end abandoned answer');
+          // The log has it ended, its row streaming: the end never reached Postgres (a delivery a
+          // replicated consumer lost), and nothing will deliver it again. The persister reads it.
+          if (error instanceof SeqlineError && error.code === ErrorCode.MessageFinished) {
+            this.logger.warn({ conversationId, messageId: id }, 'an answer the log has ended is streaming in Postgres; reading its end from the log');
+            this.persister.recheck(conversationId);
+          }
           // Refused: its row stays streaming until Postgres catches up with the log; the next candidates come first meanwhile.
           if (error instanceof SeqlineError && this.passedOver.size < MAX_PASSED_OVER) this.passedOver.set(key, now + PASS_OVER_MS);
         }

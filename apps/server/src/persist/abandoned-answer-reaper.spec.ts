@@ -6,10 +6,15 @@ import type { ConversationLog, Lease, LogStream } from '@seqline/streams';
 import { pino } from 'pino';
 import type { ConversationWriter } from '../ingest/conversation-writer.service.js';
 import { AbandonedAnswerReaper } from './abandoned-answer-reaper.service.js';
+import type { LogPersister } from './log-persister.service.js';
 
-/** Postgres names `stuck` streaming rows the log refuses to end, then `ending` ones it ends, oldest first. */
-function build(stuck: number, ending: number) {
-  const rows = [...Array.from({ length: stuck }, (_, i) => ({ conversationId: `stuck-${i}`, id: 'a' })), ...Array.from({ length: ending }, (_, i) => ({ conversationId: `gone-${i}`, id: 'a' }))];
+/** Postgres names `stuck` streaming rows the log refuses to end, then `ending` ones it ends, then `ended` ones the log has ended already, oldest first. */
+function build(stuck: number, ending: number, endedInLog = 0) {
+  const rows = [
+    ...Array.from({ length: stuck }, (_, i) => ({ conversationId: `stuck-${i}`, id: 'a' })),
+    ...Array.from({ length: ending }, (_, i) => ({ conversationId: `gone-${i}`, id: 'a' })),
+    ...Array.from({ length: endedInLog }, (_, i) => ({ conversationId: `done-${i}`, id: 'a' })),
+  ];
   const ended = new Set<string>();
   const messages = {
     streamingSilentSince: jest.fn(async (_since: Date, limit: number) => rows.filter((row) => !ended.has(row.conversationId)).slice(0, limit)),
@@ -17,12 +22,15 @@ function build(stuck: number, ending: number) {
   const writer = {
     write: jest.fn(async (conversationId: string) => {
       if (conversationId.startsWith('stuck')) throw new SeqlineError(ErrorCode.Unavailable, 'the conversation cannot take the write now');
+      if (conversationId.startsWith('done')) throw new SeqlineError(ErrorCode.MessageFinished, 'message a is already complete', 'complete');
       ended.add(conversationId);
       return { cursor: 'e-1', duplicate: false };
     }),
   } as unknown as ConversationWriter;
-  const reaper = new AbandonedAnswerReaper(messages, writer, { publishCancelNotice: jest.fn() } as unknown as ConversationLog, { held: true } as Lease, { epoch: 'e' } as LogStream, settingsFrom(loadEnv({})), pino({ level: 'silent' }));
-  return { reaper, ended, writer };
+  const rechecked: string[] = [];
+  const persister = { recheck: (conversationId: string) => rechecked.push(conversationId) } as unknown as LogPersister;
+  const reaper = new AbandonedAnswerReaper(messages, writer, { publishCancelNotice: jest.fn() } as unknown as ConversationLog, { held: true } as Lease, { epoch: 'e' } as LogStream, persister, settingsFrom(loadEnv({})), pino({ level: 'silent' }));
+  return { reaper, ended, writer, rechecked };
 }
 
 describe('AbandonedAnswerReaper', () => {
@@ -34,5 +42,11 @@ describe('AbandonedAnswerReaper', () => {
     expect(ended.size).toBe(30);
     // Each refused answer was tried once, not on every sweep.
     expect((writer.write as jest.Mock).mock.calls.filter(([id]) => String(id).startsWith('stuck'))).toHaveLength(100);
+  });
+
+  it('has the persister read the end of an answer the log has ended and Postgres shows streaming, and only those', async () => {
+    const { reaper, rechecked } = build(2, 1, 2);
+    await reaper.sweep();
+    expect(rechecked).toEqual(['done-0', 'done-1']);
   });
 });

@@ -42,6 +42,8 @@ const MAX_FLUSH_DELAY_MS = 1_000;
  * in the log: its last event there must be in Postgres (see `checkQuiet`).
  */
 const QUIET_MS = 3_000;
+/** Conversations waiting to be looked at again (see `recheck`); past this, the next are dropped until a check ran. */
+const MAX_RECHECKS = 10_000;
 /** Log lookups of a quiet check in flight at once: every conversation due is looked at, this many at a time. */
 const QUIET_LOOKUPS_AT_ONCE = 100;
 
@@ -85,6 +87,8 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
   private readonly refillFailedAt = new Map<string, number>();
   /** Conversations with events applied lately, and when the last was, oldest first (see `checkQuiet`). */
   private readonly applied = new Map<string, number>();
+  /** Conversations the next quiet check looks at whenever they were last applied (see `recheck`). */
+  private readonly rechecks = new Set<string>();
   private quietChecks?: NodeJS.Timeout;
 
   constructor(
@@ -454,19 +458,41 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
    * would stay `streaming` in Postgres for good. The event read goes through the batch path as if
    * delivered a few times already, so what it waits for is read from the log at once.
    */
+  /**
+   * Has the next quiet check look in the log for events of `conversationId` that Postgres lacks,
+   * however long ago this instance applied one (or if it never did): for a row that something
+   * else found behind the log, such as an answer the log says ended and Postgres shows streaming.
+   */
+  recheck(conversationId: string): void {
+    if (this.rechecks.size < MAX_RECHECKS) this.rechecks.add(conversationId);
+  }
+
   private async checkQuiet(): Promise<void> {
     if (!this.leadership.held || this.stopped) {
       this.applied.clear();
+      this.rechecks.clear();
       return;
     }
     const quietSince = Date.now() - QUIET_MS;
-    const due: string[] = [];
+    const due = new Set(this.rechecks);
+    this.rechecks.clear();
     for (const [conversationId, at] of this.applied) {
       if (at > quietSince) break;
-      due.push(conversationId);
+      due.add(conversationId);
     }
-    if (due.length === 0) return;
+    if (due.size === 0) return;
     for (const conversationId of due) this.applied.delete(conversationId);
+    try {
+      await this.findMissing([...due]);
+    } catch (error) {
+      // Looked at again next time, rather than never: a row behind the log could stay so for good.
+      for (const conversationId of due) this.recheck(conversationId);
+      throw error;
+    }
+  }
+
+  /** Reads the last log event of each of `due` and has the batch path apply any Postgres lacks. */
+  private async findMissing(due: string[]): Promise<void> {
     const epoch = this.stream.epoch;
     const watermarks = await this.repository.watermarks(due);
     const current = due.filter((conversationId) => {
