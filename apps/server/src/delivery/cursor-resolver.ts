@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { MessageRepository, type Watermark } from '@seqline/persistence';
-import { ErrorCode, parseCursor, SeqlineError } from '@seqline/protocol';
+import { epochIsBefore, ErrorCode, parseCursor, SeqlineError } from '@seqline/protocol';
 import { ConversationLog, decodeDeliveredEntry, LogStream, UndecodableEventError } from '@seqline/streams';
 
 /** Where a reader starts: right after a sequence of the log, or from a fresh copy of the state. */
@@ -33,7 +33,12 @@ export class CursorResolver {
     if (after === undefined || after === '') return { kind: 'reload', reason: 'no-cursor' };
     const cursor = parseCursor(after);
     if (!cursor) throw new SeqlineError(ErrorCode.BadCursor, `"${after}" is not a cursor (expected <epoch>-<sequence>)`);
-    if (cursor.epoch !== this.stream.epoch) return { kind: 'reload', reason: 'other-epoch' };
+    if (cursor.epoch !== this.stream.epoch) {
+      // A cursor of a newer log than this instance knows: the log was recreated and the epoch
+      // watch has not seen it yet. Judged on the new log, not answered with the old one's state.
+      if (epochIsBefore(this.stream.epoch, cursor.epoch)) await this.stream.refresh();
+      if (cursor.epoch !== this.stream.epoch) return { kind: 'reload', reason: 'other-epoch' };
+    }
     if (window?.covers(cursor.seq)) return { kind: 'resume', seq: cursor.seq };
     let next;
     try {
@@ -48,22 +53,32 @@ export class CursorResolver {
     if (next) {
       if (next.prev === cursor.seq) return { kind: 'resume', seq: cursor.seq };
       // The chain steps over the cursor: it was never an event of this conversation.
-      if (next.prev < cursor.seq) throw notThisConversation(after, conversationId);
-      return this.judgeBroken(conversationId, after, cursor.seq);
+      if (next.prev < cursor.seq) return this.refuse(notThisConversation(after, conversationId), cursor.epoch);
+      return this.judgeBroken(conversationId, after, cursor.seq, cursor.epoch);
     }
     if (cursor.seq === 0) return this.judgeEmptyLog(conversationId);
     const subject = await this.log.subjectAt(cursor.seq);
     if (subject === this.stream.subjects.log(conversationId)) return { kind: 'resume', seq: cursor.seq, atHead: true };
-    if (subject !== null) throw notThisConversation(after, conversationId);
-    if (cursor.seq > (await this.stream.bounds()).last) throw new SeqlineError(ErrorCode.BadCursor, `cursor ${after} is ahead of the log`);
+    if (subject !== null) return this.refuse(notThisConversation(after, conversationId), cursor.epoch);
+    if (cursor.seq > (await this.stream.bounds()).last) return this.refuse(new SeqlineError(ErrorCode.BadCursor, `cursor ${after} is ahead of the log`), cursor.epoch);
     return { kind: 'reload', reason: 'expired' };
   }
 
+  /**
+   * Refuses a cursor the log does not fit, unless the log was recreated without this instance
+   * knowing yet: an old log's cursor read against the new one fits nowhere, and deserves a
+   * snapshot, not `BAD_CURSOR` (on which an `EventSource` gives up for good).
+   */
+  private async refuse(error: SeqlineError, epoch: string): Promise<StartPosition> {
+    if (await this.stream.confirms(epoch)) throw error;
+    return { kind: 'reload', reason: 'other-epoch' };
+  }
+
   /** The next event does not follow the cursor: either the cursor is another conversation's, or events after it are gone. */
-  private async judgeBroken(conversationId: string, after: string, seq: number): Promise<StartPosition> {
+  private async judgeBroken(conversationId: string, after: string, seq: number, epoch: string): Promise<StartPosition> {
     if (seq === 0) return { kind: 'reload', reason: 'expired' };
     const subject = await this.log.subjectAt(seq);
-    if (subject !== null && subject !== this.stream.subjects.log(conversationId)) throw notThisConversation(after, conversationId);
+    if (subject !== null && subject !== this.stream.subjects.log(conversationId)) return this.refuse(notThisConversation(after, conversationId), epoch);
     return { kind: 'reload', reason: 'expired' };
   }
 

@@ -1,0 +1,46 @@
+import type { MessageRepository } from '@seqline/persistence';
+import type { ConversationLog, LogStream } from '@seqline/streams';
+import { CursorResolver } from './cursor-resolver.js';
+
+/** An instance that knows the log as epoch `known`, while the log itself is now `actual` (recreated, or not). */
+function resolver(known: string, actual: string, log: { next?: unknown; subjectAt?: string | null; last?: number }) {
+  let refreshes = 0;
+  const stream = {
+    epoch: known,
+    subjects: { log: (id: string) => `p.log.${id}` },
+    bounds: async () => ({ first: 1, last: log.last ?? 0 }),
+    async refresh(): Promise<boolean> {
+      refreshes++;
+      const changed = stream.epoch !== actual;
+      stream.epoch = actual;
+      return changed;
+    },
+    async confirms(epoch: string): Promise<boolean> {
+      return !(await stream.refresh()) && stream.epoch === epoch;
+    },
+  };
+  const conversationLog = { next: async () => log.next, subjectAt: async () => log.subjectAt ?? null };
+  const cursors = new CursorResolver(conversationLog as unknown as ConversationLog, stream as unknown as LogStream, {} as MessageRepository);
+  return { cursors, refreshes: () => refreshes };
+}
+
+describe('CursorResolver on an instance that has not seen the log recreated yet', () => {
+  it('resumes a cursor of the new log after reading the epoch again, rather than reloading from the old one', async () => {
+    const { cursors, refreshes } = resolver('k0', 'k1', { next: { seq: 6, prev: 5 } });
+    expect(await cursors.resolve('c', 'k1-5')).toEqual({ kind: 'resume', seq: 5 });
+    expect(refreshes()).toBe(1);
+  });
+
+  it('reloads an old log\'s cursor that the new log does not fit, rather than refusing it BAD_CURSOR', async () => {
+    expect(await resolver('k0', 'k1', { last: 10 }).cursors.resolve('c', 'k0-50')).toEqual({ kind: 'reload', reason: 'other-epoch' });
+    expect(await resolver('k0', 'k1', { subjectAt: 'p.log.other' }).cursors.resolve('c', 'k0-5')).toEqual({ kind: 'reload', reason: 'other-epoch' });
+  });
+
+  it('still refuses BAD_CURSOR once the log is confirmed the same, and reads no epoch for an older cursor', async () => {
+    await expect(resolver('k0', 'k0', { last: 10 }).cursors.resolve('c', 'k0-50')).rejects.toMatchObject({ code: 'BAD_CURSOR', message: 'cursor k0-50 is ahead of the log' });
+    await expect(resolver('k0', 'k0', { subjectAt: 'p.log.other' }).cursors.resolve('c', 'k0-5')).rejects.toMatchObject({ code: 'BAD_CURSOR', message: 'cursor k0-5 does not belong to conversation c' });
+    const older = resolver('k1', 'k1', {});
+    expect(await older.cursors.resolve('c', 'k0-5')).toEqual({ kind: 'reload', reason: 'other-epoch' });
+    expect(older.refreshes()).toBe(0);
+  });
+});
