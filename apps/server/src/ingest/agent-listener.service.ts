@@ -89,6 +89,9 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
         this.owned.delete(partition);
         this.metrics.writePartitions.set(this.owned.size);
         await Promise.all(subscriptions.map((subscription) => drainWithin(subscription, DRAIN_WAIT_MS)));
+        // Writes already taken finish before the lease goes: the next owner would otherwise race
+        // them (conflicts, retries), and a state built meanwhile would stay cached here.
+        await within(this.answered(), DRAIN_WAIT_MS).catch(() => undefined);
         this.writer.forgetPartition(partition);
         this.logger.debug({ partition }, 'write partition released');
       },
@@ -99,9 +102,14 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
     // Partitions first, so agents move to the any-instance subject (other instances) while this one drains.
     await this.partitions.stop();
     await Promise.all([this.subscription, this.batches].map((subscription) => subscription && drainWithin(subscription, DRAIN_WAIT_MS)));
-    await within(Promise.allSettled([...this.inFlight]), ANSWER_WAIT_MS).catch(() => {
+    await within(this.answered(), ANSWER_WAIT_MS).catch(() => {
       this.logger.warn({ commands: this.inFlight.size }, 'shutting down with agent commands unanswered; their agents retry them elsewhere');
     });
+  }
+
+  /** Settles once the commands taken so far, and the writes handed over to this instance, are answered. */
+  private async answered(): Promise<void> {
+    await Promise.allSettled([...this.inFlight, this.router.answered()]);
   }
 
   private listen(subject: string, queue: string | undefined, route: Route): Subscription {

@@ -30,7 +30,7 @@ function build(drains: boolean) {
     subjects: { allAgent: 'p.agent.*', writerBatch: (writer: string) => `p.writer.batch.${writer}`, conversationOf: () => 'c1' },
   } as unknown as LogStream;
   const finishWrite: Array<(result: WriteResult) => void> = [];
-  const router = { write: jest.fn(() => new Promise<WriteResult>((resolve) => finishWrite.push(resolve))) } as unknown as WriteRouter;
+  const router = { write: jest.fn(() => new Promise<WriteResult>((resolve) => finishWrite.push(resolve))), answered: async () => undefined } as unknown as WriteRouter;
   const partitions = { start: () => undefined, stop: async () => undefined, holder: 'me' } as unknown as PartitionLeases;
   const listener = new AgentListener(stream, router, {} as ConversationWriter, new MetricsService(), partitions, settingsFrom(loadEnv({})), pino({ level: 'silent' }));
   listener.onApplicationBootstrap();
@@ -119,5 +119,46 @@ describe('AgentListener taking a write partition over', () => {
     listener.onApplicationBootstrap();
     owner!.acquired(3);
     expect(calls).toEqual(['listen p.agent.*', 'listen p.writer.batch.me', 'forget 3', 'listen p.writer.3.*', 'serve 3']);
+  });
+
+  it('gives a partition up only once the commands it took for it are answered, and forgets its states after them', async () => {
+    let owner: PartitionOwner | undefined;
+    const deliver = new Map<string, (error: Error | null, msg: Msg) => void>();
+    const calls: string[] = [];
+    const stream = {
+      nc: {
+        info: { max_payload: 1024 * 1024 },
+        subscribe: (subject: string, options: { callback: (error: Error | null, msg: Msg) => void }) => (deliver.set(subject, options.callback), { drain: async () => undefined, unsubscribe: () => undefined }),
+      },
+      subjects: { allAgent: 'p.agent.*', writerBatch: (writer: string) => `p.writer.batch.${writer}`, partitionWriter: (partition: number) => `p.writer.${partition}.*`, conversationOf: () => 'c1' },
+    } as unknown as LogStream;
+    let finishHandedOver!: () => void;
+    const handedOver = new Promise<void>((resolve) => (finishHandedOver = resolve));
+    let finishWrite!: (result: WriteResult) => void;
+    const router = {
+      serve: () => ({ drain: async () => undefined, unsubscribe: () => undefined }),
+      answered: () => handedOver,
+      write: () => new Promise<WriteResult>((resolve) => (finishWrite = (result) => (calls.push('written'), resolve(result)))),
+    } as unknown as WriteRouter;
+    const writer = { forgetPartition: (partition: number) => calls.push(`forget ${partition}`) } as unknown as ConversationWriter;
+    const partitions = { start: (given: PartitionOwner) => (owner = given), stop: async () => undefined, holder: 'me' } as unknown as PartitionLeases;
+    const listener = new AgentListener(stream, router, writer, new MetricsService(), partitions, settingsFrom(loadEnv({})), pino({ level: 'silent' }));
+    listener.onApplicationBootstrap();
+    owner!.acquired(3);
+    calls.length = 0;
+    const data = new TextEncoder().encode(JSON.stringify({ type: 'message.append', messageId: 'm1', part: 1, delta: 'hi' }));
+    deliver.get('p.writer.3.*')!(null, { subject: 'p.writer.3.c1', reply: '_INBOX.1', data, respond: () => true } as unknown as Msg);
+    await new Promise((resolve) => setImmediate(resolve));
+    let released = false;
+    const releasing = Promise.resolve(owner!.released(3)).then(() => (released = true));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect([released, calls]).toEqual([false, []]);
+    finishWrite({ cursor: 'e-7', duplicate: false });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    // A write another instance handed over is still being answered.
+    expect([released, calls]).toEqual([false, ['written']]);
+    finishHandedOver();
+    await releasing;
+    expect(calls).toEqual(['written', 'forget 3']);
   });
 });

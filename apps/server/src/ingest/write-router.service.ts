@@ -66,6 +66,14 @@ export class WriteRouter implements OnApplicationShutdown {
     return { cursor: reply.cursor, duplicate: reply.duplicate, ...(reply.answer ? { answer: reply.answer } : {}), ...(reply.writer ? { writer: reply.writer } : {}) };
   }
 
+  /** Handed-over writes taken and not answered yet. */
+  private readonly answering = new Set<Promise<void>>();
+
+  /** Settles once the handed-over writes taken so far are answered (not those taken after). */
+  async answered(): Promise<void> {
+    await Promise.allSettled([...this.answering]);
+  }
+
   /** Answers writes handed over for a partition this instance owns; the subscription ends with the partition. */
   serve(partition: number): Subscription {
     return this.stream.nc.subscribe(this.stream.subjects.partitionForward(partition), {
@@ -75,7 +83,10 @@ export class WriteRouter implements OnApplicationShutdown {
           this.logger.error({ err: error, partition }, 'handed-over write subscription failed');
           return;
         }
-        this.answer(msg).catch((failure: unknown) => this.logger.error({ err: failure, partition }, 'handed-over write failed unexpectedly'));
+        const answering = this.answer(msg)
+          .catch((failure: unknown) => this.logger.error({ err: failure, partition }, 'handed-over write failed unexpectedly'))
+          .finally(() => this.answering.delete(answering));
+        this.answering.add(answering);
       },
     });
   }
