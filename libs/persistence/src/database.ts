@@ -28,16 +28,25 @@ export function isDatabaseUnavailable(error: unknown): boolean {
 export async function ensureDatabase(url: string): Promise<void> {
   const target = new URL(url);
   const name = decodeURIComponent(target.pathname.slice(1));
+  // The database itself first, as the URL says (its TLS settings, a role that may only reach it).
+  const direct = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
+  try {
+    await direct.connect();
+    await direct.end();
+    return;
+  } catch (error) {
+    await direct.end().catch(() => undefined);
+    if ((error as { code?: string }).code !== DATABASE_DOES_NOT_EXIST) throw unreachable(target, error);
+  }
+  // Missing: created from the `postgres` database, reached with the same settings.
   const admin = new URL(url);
   admin.pathname = '/postgres';
-  admin.search = '';
+  admin.searchParams.delete('schema');
   const client = new pg.Client({ connectionString: admin.toString(), connectionTimeoutMillis: 5_000 });
   try {
     await client.connect();
   } catch (error) {
-    throw new DatabaseUnreachableError(
-      `Cannot reach Postgres at ${target.host} (${(error as Error).message}). Start Postgres or set DATABASE_URL.`,
-    );
+    throw unreachable(target, error);
   }
   try {
     const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
@@ -48,4 +57,10 @@ export async function ensureDatabase(url: string): Promise<void> {
   } finally {
     await client.end();
   }
+}
+
+const DATABASE_DOES_NOT_EXIST = '3D000';
+
+function unreachable(target: URL, error: unknown): DatabaseUnreachableError {
+  return new DatabaseUnreachableError(`Cannot reach Postgres at ${target.host} (${(error as Error).message}). Start Postgres or set DATABASE_URL.`);
 }

@@ -1,6 +1,6 @@
 import { PrismaPg } from '@prisma/adapter-pg';
 import { PrismaClient } from './generated/client.js';
-import { schemaOf } from './schema-engine.js';
+import { schemaOf, searchPathOf } from './schema-engine.js';
 
 // Longer than any periodic query's interval (the reaper's is at most 10 s), so an idle server
 // keeps its connections instead of opening a new one for every sweep.
@@ -9,6 +9,6 @@ const IDLE_CONNECTION_MS = 60_000;
 /** The Prisma client, over the `pg` driver; only repositories use it. */
 export class PrismaService extends PrismaClient {
   constructor(url: string) {
-    super({ adapter: new PrismaPg({ connectionString: url, max: 25, idleTimeoutMillis: IDLE_CONNECTION_MS }, { schema: schemaOf(url) }) });
+    super({ adapter: new PrismaPg({ connectionString: url, max: 25, idleTimeoutMillis: IDLE_CONNECTION_MS, ...searchPathOf(url) }, { schema: schemaOf(url) }) });
   }
 }

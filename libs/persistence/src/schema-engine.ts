@@ -37,7 +37,7 @@ export async function openSchemaEngine(connectionString: string, schemaPath: str
   await loadWasm();
   const datamodel = await readFile(schemaPath, 'utf8');
   // Our own pool, because freeing the engine does not close the connections it opened.
-  const pool = new pg.Pool({ connectionString, max: 2 });
+  const pool = new pg.Pool({ connectionString, max: 2, ...searchPathOf(connectionString) });
   const adapter = bindMigrationAwareSqlAdapterFactory(new PrismaPg(pool, { schema: schemaOf(connectionString) }));
   const log = (...args: unknown[]): void => { if (process.env.SEQLINE_DEBUG_ENGINE) console.error('engine log', JSON.stringify(args).slice(0, 300)); };
   const engine = await bg.SchemaEngine.new({ datamodels: [['schema.prisma', datamodel]] }, log, adapter);
@@ -53,6 +53,16 @@ export async function openSchemaEngine(connectionString: string, schemaPath: str
 /** The Postgres schema named by `?schema=` in the URL, as Prisma reads it; `public` otherwise. */
 export function schemaOf(connectionString: string): string {
   return new URL(connectionString).searchParams.get('schema') ?? 'public';
+}
+
+/**
+ * Connection options that make the URL's `?schema=` the search path. Prisma names the schema in
+ * the queries it builds, but raw SQL names bare tables, and the `pg` driver ignores `schema` in
+ * the URL: without this, every raw statement would look in `public`.
+ */
+export function searchPathOf(connectionString: string): { options?: string } {
+  const schema = schemaOf(connectionString);
+  return schema === 'public' ? {} : { options: `-c search_path="${schema.replace(/"/g, '""')}"` };
 }
 
 /**
