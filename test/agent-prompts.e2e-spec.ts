@@ -139,6 +139,77 @@ describe('prompt handling in the agent SDK', () => {
     expect((await row('c-taken', 'q-answer'))?.text).toBe('mine theirs');
   });
 
+  it('leaves the prompt of an answer another agent took over to that agent, also when the handler throws the error its aborted model call rejects with', async () => {
+    await createConversation(seqline.server.url, 'c-taken-throws');
+    const jsm = await jetstreamManager(seqline.server.infra.stream.nc);
+    const pendingPrompts = async () => (await jsm.consumers.info(seqline.settings.log.stream, DEFAULT_AGENT_GROUP)).num_ack_pending;
+    const pendingBefore = await pendingPrompts();
+    let takenOver!: () => void;
+    const whenTakenOver = new Promise<void>((resolve) => (takenOver = resolve));
+    let deliveries = 0;
+    let threw = false;
+    handlers.set('c-taken-throws', async (prompt) => {
+      deliveries++;
+      const answer = agent.startMessage(prompt.conversationId, { messageId: `${prompt.messageId}-answer` });
+      await answer.ready;
+      answer.append('mine ');
+      await whenTakenOver;
+      // A model call given `signal`: it rejects once the answer stops, here on the next append being fenced.
+      const modelCall = new Promise<void>((_, reject) => answer.signal.addEventListener('abort', () => reject(Object.assign(new Error('This operation was aborted'), { name: 'AbortError' }))));
+      answer.append('more ');
+      try {
+        await modelCall;
+      } finally {
+        threw = true;
+      }
+    });
+    await post('c-taken-throws', 'q');
+    await eventually(async () => (await row('c-taken-throws', 'q-answer'))?.text === 'mine ', 10_000, 'the first part');
+    const other = await seqline.agent('prompt-bot');
+    const taken = other.startMessage('c-taken-throws', { messageId: 'q-answer' });
+    await taken.ready;
+    takenOver();
+    await eventually(() => threw, 10_000, 'the fenced handler threw');
+    await sleep(2_000);
+    // Neither acked nor handed back: no second delivery takes the answer from its new holder.
+    expect({ deliveries, pending: await pendingPrompts() }).toEqual({ deliveries: 1, pending: pendingBefore + 1 });
+    handlers.set('c-taken-throws', async () => undefined);
+    taken.append('theirs');
+    await taken.complete();
+    await eventually(async () => (await row('c-taken-throws', 'q-answer'))?.status === 'complete', 10_000, 'the answer completed');
+    expect((await row('c-taken-throws', 'q-answer'))?.text).toBe('mine theirs');
+  });
+
+  it('fails an answer its handler returned without ending, saying so, rather than leaving it streaming until the agent lease', async () => {
+    await createConversation(seqline.server.url, 'c-unended');
+    handlers.set('c-unended', async (prompt) => {
+      const answer = agent.startMessage(prompt.conversationId, { messageId: `${prompt.messageId}-answer` });
+      answer.append('partial ');
+    });
+    await post('c-unended', 'q');
+    await eventually(async () => (await row('c-unended', 'q-answer'))?.status === 'failed', 5_000, 'the answer failed');
+    expect(await row('c-unended', 'q-answer')).toMatchObject({ status: 'failed', text: 'partial ', error: 'its prompt handler ended without ending its answer' });
+  });
+
+  it('settles a prompt only once the end its handler did not wait for is answered: refused, the prompt is refused and the answer failed with why', async () => {
+    await createConversation(seqline.server.url, 'c-unawaited');
+    const jsm = await jetstreamManager(seqline.server.infra.stream.nc);
+    const pendingBefore = (await jsm.consumers.info(seqline.settings.log.stream, DEFAULT_AGENT_GROUP)).num_ack_pending;
+    let deliveries = 0;
+    handlers.set('c-unawaited', async (prompt) => {
+      deliveries++;
+      const answer = agent.startMessage(prompt.conversationId, { messageId: `${prompt.messageId}-answer` });
+      // Longer than the service takes for one message (256 KiB of characters).
+      answer.append('x'.repeat(256 * 1024 + 1));
+      void answer.complete().catch(() => undefined);
+    });
+    await post('c-unawaited', 'q');
+    await eventually(async () => (await row('c-unawaited', 'q-answer'))?.status === 'failed', 10_000, 'the answer failed');
+    expect((await row('c-unawaited', 'q-answer'))?.error).toBe('message q-answer would exceed 262144 characters');
+    await sleep(1_500);
+    expect({ deliveries, pending: (await jsm.consumers.info(seqline.settings.log.stream, DEFAULT_AGENT_GROUP)).num_ack_pending }).toEqual({ deliveries: 1, pending: pendingBefore });
+  });
+
   it('passes over a prompt that is not JSON without losing a handler to it', async () => {
     await createConversation(seqline.server.url, 'c-garbled');
     const js = jetstream(seqline.server.infra.stream.nc);

@@ -4,7 +4,7 @@ import { jetstream, jetstreamManager, type ConsumerInfo, type JsMsg } from '@nat
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { CancelNoticeSchema, endedAsOf, DEFAULT_LIMITS, ErrorCode, isRetryable, PromptSchema, SeqlineError, type AnswerState, type Prompt } from '@seqline/protocol';
 import { connectNats, DEFAULT_AGENT_GROUP, ensurePromptConsumer, PROMPT_ACK_WAIT_MS } from '@seqline/streams';
-import { AnswerStream, deltaBytesFor } from './answer-stream.js';
+import { AnswerStream, deltaBytesFor, leavesAnswerOpen } from './answer-stream.js';
 import { CommandSender } from './command-sender.js';
 import { Semaphore } from './semaphore.js';
 
@@ -66,7 +66,10 @@ export type PromptHandler = (prompt: Prompt, agent: SeqlineAgent) => Promise<voi
  * await agent.onPrompt(async (prompt) => {
  *   // Derived from the prompt: a redelivered prompt continues its answer instead of starting a second one.
  *   const answer = agent.startMessage(prompt.conversationId, { messageId: `${prompt.messageId}-answer` });
- *   for (const word of prompt.text.split(' ')) answer.append(word + ' ');
+ *   const { status, text } = await answer.ready; // where an earlier agent got to, if one stopped
+ *   if (status !== 'streaming') return;
+ *   const echo = prompt.text.split(' ').map((word) => word + ' ').join('');
+ *   answer.append(echo.slice(text.length));
  *   await answer.complete();
  * });
  */
@@ -168,7 +171,14 @@ export class SeqlineAgent {
    *
    * A handler that returns normally is settled the same way by the first refusal among the
    * answers it started (`answer.refusal`): one that returns when `signal` aborts need not tell
-   * a take-over from a cancel. With no refusal, its prompt is done with.
+   * a take-over from a cancel. With no refusal, its prompt is done with. So is one that throws
+   * because its answer stopped (a model call given `signal` rejects with an `AbortError`): an
+   * answer taken over leaves the prompt to its new holder, one ended elsewhere is done with. An
+   * end the handler sent without awaiting it is answered before its prompt is settled.
+   *
+   * Once a prompt is done with or given up, an answer its handler left open (never ended, or
+   * refused for what a part held) is failed at once, with the refusal's message or "its prompt
+   * handler ended without ending its answer", rather than streaming until the agent lease.
    *
    * A handler that neither starts an answer nor appends to one for `stallMs` (10 minutes) is
    * given up: its answers' `signal` aborts, its prompt goes back to be redelivered (the next
@@ -266,13 +276,27 @@ export class SeqlineAgent {
     let progressAt = Date.now();
     let over = false;
     /** Settles the prompt once: a stalled handler given up may still return later, and must not settle it again or free a second slot. */
-    const finish = (settle: () => void, unended: string): void => {
+    const finish = (settle: () => Settlement, unended: string): void => {
       if (over) return;
       over = true;
       clearTimeout(keepAlive);
       this.prompts.delete(msg);
-      ignoreClosed(settle);
-      for (const answer of answers) if (!answer.ending) answer.abort(unended);
+      let settled: Settlement;
+      try {
+        settled = settle();
+      } catch {
+        // The connection is closed or draining: the prompt is redelivered to another agent.
+        settled = 'nak';
+      }
+      for (const answer of answers) {
+        // Still open on the service and this producer's: never ended, or refused for what a part held.
+        const open = answer.refusal === undefined ? !answer.ending : leavesAnswerOpen(answer.refusal);
+        // Acked or refused for good, the prompt is never delivered again: an answer still open
+        // would spin on every device until the agent lease, then fail as abandoned. It fails now,
+        // saying why. One a redelivery will take over, or ended elsewhere, is only let go.
+        if (open && (settled === 'ack' || settled === 'term') && answer.endedAs === undefined) answer.fail(answer.refusal?.message ?? unended).catch(() => undefined);
+        else if (!answer.ending) answer.abort(unended);
+      }
       done();
     };
     // Each wait is worked out again: the ack wait may have been read anew meanwhile.
@@ -294,23 +318,35 @@ export class SeqlineAgent {
       const reason = `its prompt handler made no progress for ${timing.stallMs} ms`;
       context.givenUp = new Error(reason);
       for (const answer of answers) answer.revoke(context.givenUp);
-      finish(() => msg.nak(1_000), reason);
+      finish(() => (msg.nak(1_000), 'nak'), reason);
     };
     let keepAlive = setTimeout(beat, nextBeat());
     keepAlive.unref();
     // A handler that throws before its first await is handled like one that rejects.
+    const refusalOfAnswers = (): Error | undefined => answers.map((answer) => answer.refusal).find((error) => error !== undefined);
     void Promise.resolve()
       .then(() => handlerAnswers.run(context, () => handler(parsed.data, this)))
       .then(
-        () => {
+        async () => {
+          // An end sent and not answered yet (a handler that did not await `complete()`) decides
+          // how the prompt settles: acked before the answer is, a crash now would lose it for good.
+          await Promise.all(answers.filter((answer) => answer.ending).map((answer) => answer.settled));
           // A handler that returned on `signal` (as the examples do) has not said why its answer
           // stopped: its answers have. A prompt whose answer another agent took over is that
           // agent's to settle; one whose answer the service could not take is tried again.
-          const refusal = answers.map((answer) => answer.refusal).find((error) => error !== undefined);
-          finish(() => (refusal ? settlePrompt(msg, refusal) : msg.ack()), 'its prompt handler ended without ending it');
+          const refusal = refusalOfAnswers();
+          finish(() => (refusal ? settlePrompt(msg, refusal) : (msg.ack(), 'ack')), 'its prompt handler ended without ending its answer');
         },
-        // Left unended by a handler that threw: nothing more is sent for them, and they are forgotten.
-        (error: unknown) => finish(() => settlePrompt(msg, error), 'its prompt handler ended without ending it'),
+        (error: unknown) =>
+          // A handler that throws because its answer stopped (a model call aborted by `signal` after
+          // a takeover or a cancel) settles as its answers say: a nak would hand the new holder's
+          // prompt to a third agent. Otherwise by what it threw; its unended answers are let go.
+          finish(() => {
+            const refusal = refusalOfAnswers();
+            if (isSeqlineCode(refusal, ErrorCode.Fenced) || isSeqlineCode(refusal, ErrorCode.MessageFinished)) return settlePrompt(msg, refusal);
+            if (answers.some((answer) => answer.endedAs !== undefined)) return (msg.ack(), 'ack');
+            return settlePrompt(msg, error);
+          }, 'its prompt handler ended without ending its answer'),
       );
   }
 }
@@ -328,13 +364,27 @@ function ignoreClosed(ack: () => void): void {
   }
 }
 
+/** What became of a prompt: `none` when another agent holds it now (its answer was taken over). */
+type Settlement = 'none' | 'ack' | 'nak' | 'term';
+
 /** What a prompt whose handler failed needs: see `onPrompt`. */
-function settlePrompt(msg: JsMsg, error: unknown): void {
+function settlePrompt(msg: JsMsg, error: unknown): Settlement {
   const code = error instanceof SeqlineError ? error.code : undefined;
-  if (code === ErrorCode.Fenced) return;
-  if (code === ErrorCode.MessageFinished) msg.ack();
-  else if (code === undefined || isRetryable(code)) msg.nak(1_000);
-  else msg.term();
+  if (code === ErrorCode.Fenced) return 'none';
+  if (code === ErrorCode.MessageFinished) {
+    msg.ack();
+    return 'ack';
+  }
+  if (code === undefined || isRetryable(code)) {
+    msg.nak(1_000);
+    return 'nak';
+  }
+  msg.term();
+  return 'term';
+}
+
+function isSeqlineCode(error: unknown, code: ErrorCode): boolean {
+  return error instanceof SeqlineError && error.code === code;
 }
 
 /** A prompt that is not JSON (written by hand, not by the service) is refused like a malformed one. */

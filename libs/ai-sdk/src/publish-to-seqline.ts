@@ -36,6 +36,10 @@ export type PublishOutcome = 'complete' | 'aborted' | 'failed';
  *
  * @example
  * const answer = agent.startMessage(prompt.conversationId, { messageId: `${prompt.messageId}-answer` });
+ * const { status, parts } = await answer.ready;
+ * if (status !== 'streaming') return; // answered before
+ * // A model cannot go on from another call's half answer: one taken over mid-answer is failed.
+ * if (parts > 0) return answer.fail('the agent stopped mid-answer; ask again');
  * await publishToSeqline(answer, (abortSignal) => streamText({ model, prompt: prompt.text, abortSignal }));
  */
 export async function publishToSeqline(answer: SeqlineAnswer, source: SeqlineSource | ((abortSignal: AbortSignal) => SeqlineSource | Promise<SeqlineSource>)): Promise<PublishOutcome> {
