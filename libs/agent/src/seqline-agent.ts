@@ -231,6 +231,13 @@ export class SeqlineAgent {
               if (!msg) running.release();
             }
             if (!msg) continue;
+            // Delivered to the open pull while `close()` drains: handed straight back, since its
+            // handler could send nothing, and its nak later would be lost with the connection.
+            if (this.closed) {
+              ignoreClosed(() => msg?.nak());
+              running.release();
+              break;
+            }
             await readAckWait();
             this.handle(msg, handler, timing, () => running.release());
           }
