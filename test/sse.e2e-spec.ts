@@ -1,5 +1,6 @@
 import { applyEvent, type ConversationEvent, type Message } from '@seqline/protocol';
 import { createConversation, SseStream, useSeqline, type SseFrame } from '@seqline/testing';
+import { connect as tcpConnect } from 'node:net';
 
 /** Reads an SSE response until `stop` says so, then drops the connection (a dropped network). */
 async function readSse(url: string, headers: Record<string, string>, stop: (frames: SseFrame[]) => boolean): Promise<SseStream> {
@@ -66,6 +67,34 @@ describe('SSE stream', () => {
     apply(second.frames);
     expect(messages.get('ans')).toMatchObject({ status: 'complete', text: tokens.join('') });
     expect(new Set(seen.map((event) => event.cursor)).size).toBe(seen.length);
+  });
+
+  /** Writes `head` (and `body`) on a raw socket; resolves with the first line the server answers, or "no answer" after 3 s. */
+  async function rawRequest(head: string, body = ''): Promise<string> {
+    const { port } = new URL(seqline.server.url);
+    const socket = tcpConnect(Number(port), '127.0.0.1');
+    try {
+      return await new Promise<string>((resolve) => {
+        const timer = setTimeout(() => resolve('no answer'), 3_000);
+        let received = '';
+        socket.on('data', (chunk) => {
+          received += chunk.toString();
+          if (!received.includes('\r\n')) return;
+          clearTimeout(timer);
+          resolve(received.split('\r\n')[0]!);
+        });
+        socket.write(`${head}\r\n${body}`);
+      });
+    } finally {
+      socket.destroy();
+    }
+  }
+
+  it('opens a stream asked for with a body, and one whose target is in absolute form with a port URL refuses, rather than hanging or failing 500', async () => {
+    await createConversation(seqline.server.url, 'c-raw');
+    const body = '{}';
+    expect(await rawRequest(`GET /v1/conversations/c-raw/stream HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n`, body)).toBe('HTTP/1.1 200 OK');
+    expect(await rawRequest('GET http://a:99999999/v1/conversations/c-raw/stream HTTP/1.1\r\nHost: x\r\n')).toBe('HTTP/1.1 200 OK');
   });
 
   it('answers an unknown conversation with 404 and a malformed cursor with 400', async () => {

@@ -144,6 +144,18 @@ export function credentialsFrom(headers: Record<string, string | string[] | unde
   const authorization = typeof headers.authorization === 'string' ? headers.authorization : undefined;
   const bearer = authorization?.match(/^Bearer\s+(\S+)$/i)?.[1];
   const apiKey = typeof headers['x-api-key'] === 'string' ? headers['x-api-key'] : undefined;
-  const query = url ? new URL(url, 'http://localhost').searchParams.get('access_token') ?? undefined : undefined;
+  const query = queryParameter(url, 'access_token');
   return { token: bearer ?? query, apiKey, ...(bearer === undefined && query !== undefined ? { tokenInUrl: true } : {}) };
+}
+
+/**
+ * A query parameter of a request target, read without parsing the whole URL: a target in
+ * absolute form with a port `URL` refuses (`http://a:99999999/...`, which the router still
+ * takes) must come out as no token, not as an error before any credential is checked.
+ */
+function queryParameter(url: string | undefined, name: string): string | undefined {
+  const start = url?.indexOf('?') ?? -1;
+  if (url === undefined || start < 0) return undefined;
+  const end = url.indexOf('#', start);
+  return new URLSearchParams(url.slice(start + 1, end < 0 ? undefined : end)).get(name) ?? undefined;
 }

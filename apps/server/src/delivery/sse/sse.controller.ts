@@ -51,7 +51,8 @@ export class SseController implements BeforeApplicationShutdown {
     const principal = await this.authenticator.authenticate(credentialsFrom(request.headers, request.url));
     requireRight(principal, id, 'read');
     // Gone while its token was checked: its close came before anything below could hear it.
-    if (request.destroyed) return;
+    // (The socket, not the request: a request whose body was read is destroyed, its client still there.)
+    if (gone(response)) return;
     // Opened as the instance stops: sent on at once, before it holds the shutdown up.
     if (this.shuttingDown) return comeBackLater(response);
     const release = this.connections.admit(userOf(principal));
@@ -75,7 +76,7 @@ export class SseController implements BeforeApplicationShutdown {
       if (!response.headersSent) {
         // Ended while it opened (the instance stopping): an unanswered request would hold the
         // server's close, and with it the hand-over of its write partitions, until the client gives up.
-        if (stopping && !request.destroyed) comeBackLater(response);
+        if (stopping && !gone(response)) comeBackLater(response);
         return;
       }
       if (cutOff) {
@@ -91,7 +92,7 @@ export class SseController implements BeforeApplicationShutdown {
     const endForShutdown = (): void => end(false, true);
     this.open.add(endForShutdown);
     // The reader left: nothing is flushed to it any more, so its socket goes now, with no grace timer holding it.
-    request.on('close', () => end(true));
+    response.on('close', () => end(true));
     try {
       // An empty header (a client that has no id yet) is no cursor: `?after=` still counts.
       const opened = await this.subscriptions.open(id, lastEventId || after).catch((error: unknown) => {
@@ -178,4 +179,9 @@ function comeBackLater(response: Response): void {
 
 function frame(event: string | undefined, id: string | undefined, data: unknown): string {
   return `${event ? `event: ${event}\n` : ''}${id ? `id: ${id}\n` : ''}data: ${JSON.stringify(data)}\n\n`;
+}
+
+/** Whether the client went away: its socket is gone (the request alone says nothing once its body was read). */
+function gone(response: Response): boolean {
+  return response.destroyed || response.socket?.destroyed !== false;
 }
