@@ -174,6 +174,22 @@ describe('log and Postgres under bad events and lost rows', () => {
     expect(shown.out).toBe('[user/u complete] hello\n[agent/repair-bot failed: model overloaded] partial ');
   });
 
+  it('records when it repaired in UTC, as every other write, whatever time zone the database sessions have', async () => {
+    const { url } = seqline.server;
+    await createConversation(url, 'tz-1');
+    await post(url, 'tz-1', 'q1', 'hello');
+    await eventually(async () => (await history(url, 'tz-1')).length === 1);
+    const database = decodeURIComponent(new URL(seqline.settings.database.url).pathname.slice(1));
+    await seqline.server.infra.prisma.$executeRawUnsafe(`ALTER DATABASE "${database}" SET timezone = 'Asia/Tokyo'`);
+    try {
+      expect((await cli(seqline.settings, 'repair', 'tz-1')).code).toBe(0);
+    } finally {
+      await seqline.server.infra.prisma.$executeRawUnsafe(`ALTER DATABASE "${database}" RESET timezone`);
+    }
+    const repaired = await seqline.server.infra.prisma.conversation.findUnique({ where: { id: 'tz-1' } });
+    expect(Math.abs(repaired!.updatedAt.getTime() - Date.now())).toBeLessThan(60_000);
+  });
+
   it('reads from the log the events Postgres lost behind its watermark, which no consumer delivers again, and goes on exactly', async () => {
     const { url } = seqline.server;
     const { prisma } = seqline.server.infra;

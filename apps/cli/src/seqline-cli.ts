@@ -12,7 +12,8 @@ const USAGE = `Usage: seqline <command> [--json]
                               the persister lease and lag, holes and log epochs; exits 1 on a problem
                               (recorded holes are a warning: no command can fill them)
   repair <conversation>       rebuild a conversation's rows and watermark from the log
-  repair --all                the same for every conversation in Postgres or in the log
+  repair --all                the same for every conversation in Postgres or in the log; one that
+                              cannot be repaired now is reported and the rest go on (exit 1)
   conversations               list conversations
   history <conversation>      a conversation's messages as Postgres holds them, older log epochs first
 
@@ -52,8 +53,19 @@ export async function runCli(args: string[], out: (text: string) => void, settin
         const repair = new ConversationRepair(stream, log, context.conversations, context.messages);
         const ids = target === '--all' ? [...new Set([...(await listConversations(context)).map((conversation) => conversation.id), ...(await log.conversationIds())])].sort() : [target!];
         const results = [];
+        const failures: { conversationId: string; message: string }[] = [];
         for (const id of ids) {
-          const result = await repair.repair(id);
+          let result;
+          try {
+            result = await repair.repair(id);
+          } catch (error) {
+            // One conversation that cannot be repaired now does not stop the others of `--all`.
+            if (target !== '--all') throw error;
+            const message = error instanceof Error ? error.message : String(error);
+            failures.push({ conversationId: id, message });
+            if (!json) out(`seqline: could not repair ${id}: ${message}`);
+            continue;
+          }
           if (!result) {
             fail({ code: 'UNKNOWN_CONVERSATION', message: `conversation ${id} does not exist: neither Postgres nor the log holds it` });
             return 1;
@@ -68,9 +80,9 @@ export async function runCli(args: string[], out: (text: string) => void, settin
             out(`repaired ${id}: ${result.messages} messages up to ${stream.epoch}-${result.seq} (log ${result.log})${notes.length > 0 ? `; ${notes.join('; ')}` : ''}`);
           }
         }
-        if (json) out(JSON.stringify(results, null, 2));
-        else out(`${results.length} conversations repaired`);
-        return 0;
+        if (json) out(JSON.stringify(failures.length > 0 ? { repaired: results, failed: failures } : results, null, 2));
+        else out(`${results.length} conversations repaired${failures.length > 0 ? `, ${failures.length} not (see above); run the repair again for them` : ''}`);
+        return failures.length > 0 ? 1 : 0;
       }
       case 'conversations': {
         const conversations = await listConversations(context);

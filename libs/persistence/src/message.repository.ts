@@ -227,10 +227,12 @@ export class MessageRepository {
     epoch: string,
     holes: { clear: boolean; add: LogHole[] },
   ): Promise<boolean> {
+    // In UTC, as every other write: `now()` would be the session's local time in these columns.
+    const now = new Date().toISOString();
     return this.prisma.$transaction(async (tx) => {
       await tx.$executeRaw`
         INSERT INTO conversations (id, title, created_at, updated_at, applied_seq, log_epoch)
-        VALUES (${conversation.id}, ${conversation.title}, ${conversation.createdAt}, now(), 0, ${epoch})
+        VALUES (${conversation.id}, ${conversation.title}, ${conversation.createdAt}, ${now}::timestamp(3), 0, ${epoch})
         ON CONFLICT (id) DO NOTHING`;
       const [current] = await tx.$queryRaw<{ applied_seq: string; log_epoch: string | null }[]>`
         SELECT applied_seq::text, log_epoch FROM conversations WHERE id = ${conversation.id} FOR UPDATE`;
@@ -240,14 +242,19 @@ export class MessageRepository {
       // A hole the persister recorded already is not recorded twice.
       for (const hole of holes.add) {
         await tx.$executeRaw`
-          INSERT INTO log_holes (conversation_id, log_epoch, after_seq, until_seq, reason)
-          SELECT ${conversation.id}, ${hole.epoch}, ${hole.afterSeq}::bigint, ${hole.untilSeq}::bigint, ${hole.reason}
+          INSERT INTO log_holes (conversation_id, log_epoch, after_seq, until_seq, reason, detected_at)
+          SELECT ${conversation.id}, ${hole.epoch}, ${hole.afterSeq}::bigint, ${hole.untilSeq}::bigint, ${hole.reason}, ${now}::timestamp(3)
           WHERE NOT EXISTS (SELECT 1 FROM log_holes WHERE conversation_id = ${conversation.id} AND log_epoch = ${hole.epoch} AND until_seq = ${hole.untilSeq}::bigint AND reason = ${hole.reason})`;
       }
-      await tx.$executeRaw`UPDATE conversations SET applied_seq = ${state.seq}, log_epoch = ${epoch}, updated_at = now() WHERE id = ${conversation.id}`;
+      await tx.$executeRaw`UPDATE conversations SET applied_seq = ${state.seq}, log_epoch = ${epoch}, updated_at = ${now}::timestamp(3) WHERE id = ${conversation.id}`;
       await insertMessages(tx, state.messages.map((message) => ({ conversationId: conversation.id, state: message, fromSeq: null })));
       return true;
-    }, LONG_TRANSACTION);
+    }, LONG_TRANSACTION).catch((error: unknown) => {
+      // The persister wrote the same rows meanwhile, taking its locks the other way round: the
+      // rebuild is read again and tried again, as after any write of the persister's.
+      if (isDeadlock(error)) return false;
+      throw error;
+    });
   }
 
   /** How many holes are recorded, in how many conversations. */
@@ -403,4 +410,15 @@ interface SnapshotRow {
   applied_seq: string | null;
   created_at: Date | null;
   updated_at: Date | null;
+}
+
+/** Postgres broke a deadlock by failing this transaction (SQLSTATE 40P01), however the driver adapter reports it. */
+function isDeadlock(error: unknown): boolean {
+  const found = (value: unknown, depth = 0): boolean => {
+    if (typeof value !== 'object' || value === null || depth > 4) return false;
+    const e = value as Record<string, unknown>;
+    if (e.code === '40P01' || e.originalCode === '40P01' || (typeof e.message === 'string' && e.message.includes('deadlock detected'))) return true;
+    return found(e.cause, depth + 1) || found(e.meta, depth + 1) || found(e.driverAdapterError, depth + 1);
+  };
+  return found(error);
 }
