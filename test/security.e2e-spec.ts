@@ -208,6 +208,28 @@ describe('security', () => {
     for (const stream of held) stream.close();
   });
 
+  it('limits how fast one user opens SSE streams, so a loop that opens and drops them does not load the log for everyone', async () => {
+    const url = seqline.server.url;
+    const streamUrl = (token: string) => `${url}/v1/conversations/sec-a/stream?access_token=${encodeURIComponent(token)}`;
+    const read = { conversations: { 'sec-a': ['read'] } };
+    const looping = await sign(read, { subject: 'sse-loop' });
+    const refusals: string[] = [];
+    for (let i = 0; i < 60 && refusals.length === 0; i++) {
+      const stream = await SseStream.open(streamUrl(looping));
+      if (stream.status === 429) {
+        await stream.untilEnded(5_000);
+        const { message } = JSON.parse(stream.body) as { message: string };
+        if (message.startsWith('at most 20 streams')) refusals.push(message);
+      }
+      stream.close();
+    }
+    expect(refusals).toEqual(['at most 20 streams opened per second per user (LIMIT_DEVICE_SUBSCRIBES_PER_SECOND)']);
+    // Another user is not held back.
+    const other = await SseStream.open(streamUrl(await sign(read, { subject: 'sse-other' })));
+    expect(other.status).toBe(200);
+    other.close();
+  });
+
   it('limits connections per user and posts per device, affecting only the offender', async () => {
     const url = seqline.server.url;
     const token = await sign({ conversations: { 'sec-a': ['read', 'post'] } }, { subject: 'greedy' });
