@@ -158,7 +158,9 @@ export class PartitionLeases {
     const share = Math.ceil(this.options.partitions / members);
     if (this.stopped) return;
     // Over the share (someone joined): give the surplus back.
-    for (const partition of this.owned.slice(share)) await this.release(partition);
+    // All at once: each waits for its commands in flight, and one after another they could
+    // outlast the leases this instance keeps, which renew only once this tick is over.
+    await Promise.all(this.owned.slice(share).map((partition) => this.release(partition)));
     // Under it: take free partitions, starting somewhere random so instances starting together spread out.
     const offset = Math.floor(Math.random() * this.options.partitions);
     for (let i = 0; i < this.options.partitions && this.held.size < share && !this.stopped; i++) {

@@ -43,4 +43,14 @@ describe('CursorResolver on an instance that has not seen the log recreated yet'
     expect(await older.cursors.resolve('c', 'k0-5')).toEqual({ kind: 'reload', reason: 'other-epoch' });
     expect(older.refreshes()).toBe(0);
   });
+
+  it('reads the epoch at most once a second for refused cursors, and never for one of a log from the future', async () => {
+    const same = resolver('k0', 'k0', { last: 10 });
+    await expect(same.cursors.resolve('c', 'k0-50')).rejects.toMatchObject({ code: 'BAD_CURSOR' });
+    await expect(same.cursors.resolve('c', 'k0-51')).rejects.toMatchObject({ code: 'BAD_CURSOR' });
+    expect(same.refreshes()).toBe(1);
+    const future = resolver('k0', 'k0', {});
+    expect(await future.cursors.resolve('c', `${(Date.now() + 3_600_000).toString(36)}-1`)).toEqual({ kind: 'reload', reason: 'other-epoch' });
+    expect(future.refreshes()).toBe(0);
+  });
 });

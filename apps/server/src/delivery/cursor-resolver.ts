@@ -23,6 +23,8 @@ export type StartPosition =
  */
 @Injectable()
 export class CursorResolver {
+  private epochReadAt = -Infinity;
+
   constructor(
     private readonly log: ConversationLog,
     private readonly stream: LogStream,
@@ -34,9 +36,7 @@ export class CursorResolver {
     const cursor = parseCursor(after);
     if (!cursor) throw new SeqlineError(ErrorCode.BadCursor, `"${after}" is not a cursor (expected <epoch>-<sequence>)`);
     if (cursor.epoch !== this.stream.epoch) {
-      // A cursor of a newer log than this instance knows: the log was recreated and the epoch
-      // watch has not seen it yet. Judged on the new log, not answered with the old one's state.
-      if (epochIsBefore(this.stream.epoch, cursor.epoch)) await this.stream.refresh();
+      await this.learnEpochOf(after);
       if (cursor.epoch !== this.stream.epoch) return { kind: 'reload', reason: 'other-epoch' };
     }
     if (window?.covers(cursor.seq)) return { kind: 'resume', seq: cursor.seq };
@@ -70,8 +70,31 @@ export class CursorResolver {
    * snapshot, not `BAD_CURSOR` (on which an `EventSource` gives up for good).
    */
   private async refuse(error: SeqlineError, epoch: string): Promise<StartPosition> {
-    if (await this.stream.confirms(epoch)) throw error;
+    await this.refreshEpoch();
+    if (this.stream.epoch === epoch) throw error;
     return { kind: 'reload', reason: 'other-epoch' };
+  }
+
+  /**
+   * Reads the log's epoch again when `after` is a cursor of a newer log than this instance knows:
+   * the log was recreated and the epoch watch has not seen it yet, and the cursor is to be judged
+   * on the new log, not answered with the old one's state. Called before a subscription holds its
+   * feed, so what it holds is the new log's. An epoch from the future (no log was created then) is
+   * not worth a read.
+   */
+  async learnEpochOf(after: string | undefined): Promise<void> {
+    const cursor = after ? parseCursor(after) : null;
+    if (!cursor || !epochIsBefore(this.stream.epoch, cursor.epoch)) return;
+    if (parseInt(cursor.epoch, 36) > Date.now() + EPOCH_CLOCK_SKEW_MS) return;
+    await this.refreshEpoch();
+  }
+
+  /** At most one read of the epoch a second for cursors: made-up ones must not turn each subscribe into a JetStream request. */
+  private async refreshEpoch(): Promise<void> {
+    const now = performance.now();
+    if (now - this.epochReadAt < EPOCH_READ_EVERY_MS) return;
+    this.epochReadAt = now;
+    await this.stream.refresh();
   }
 
   /** The next event does not follow the cursor: either the cursor is another conversation's, or events after it are gone. */
@@ -102,6 +125,10 @@ export class CursorResolver {
     return { kind: 'resume', seq: 0, atHead: true };
   }
 }
+
+const EPOCH_READ_EVERY_MS = 1_000;
+/** How far ahead of this clock a log's creation time may be (another host's clock). */
+const EPOCH_CLOCK_SKEW_MS = 60_000;
 
 function notThisConversation(after: string, conversationId: string): SeqlineError {
   return new SeqlineError(ErrorCode.BadCursor, `cursor ${after} does not belong to conversation ${conversationId}`);

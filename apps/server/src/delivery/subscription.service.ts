@@ -44,6 +44,9 @@ export class SubscriptionService {
   ) {}
 
   async open(conversationId: string, after: string | undefined): Promise<OpenSubscription> {
+    // A cursor of a log recreated without this instance knowing yet: the epoch is read first, so
+    // the feed held below is the new log's.
+    await this.cursors.learnEpochOf(after).catch(() => undefined);
     // Held before anything is read, so every event written from now on reaches the feed.
     const held = this.live.hold(conversationId);
     const epoch = this.stream.epoch;
