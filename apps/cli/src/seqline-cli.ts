@@ -53,7 +53,7 @@ export async function runCli(args: string[], out: (text: string) => void, settin
         const repair = new ConversationRepair(stream, log, context.conversations, context.messages);
         const ids = target === '--all' ? [...new Set([...(await listConversations(context)).map((conversation) => conversation.id), ...(await log.conversationIds())])].sort() : [target!];
         const results = [];
-        const failures: { conversationId: string; message: string }[] = [];
+        const failures: { conversationId: string; error: { code: string; message: string } }[] = [];
         for (const id of ids) {
           let result;
           try {
@@ -62,7 +62,7 @@ export async function runCli(args: string[], out: (text: string) => void, settin
             // One conversation that cannot be repaired now does not stop the others of `--all`.
             if (target !== '--all') throw error;
             const message = error instanceof Error ? error.message : String(error);
-            failures.push({ conversationId: id, message });
+            failures.push({ conversationId: id, error: { code: 'UNAVAILABLE', message } });
             if (!json) out(`seqline: could not repair ${id}: ${message}`);
             continue;
           }
@@ -80,7 +80,8 @@ export async function runCli(args: string[], out: (text: string) => void, settin
             out(`repaired ${id}: ${result.messages} messages up to ${stream.epoch}-${result.seq} (log ${result.log})${notes.length > 0 ? `; ${notes.join('; ')}` : ''}`);
           }
         }
-        if (json) out(JSON.stringify(failures.length > 0 ? { repaired: results, failed: failures } : results, null, 2));
+        // Under --json one list, in the order repaired: a result, or `{ conversationId, error }` for one not repaired now.
+        if (json) out(JSON.stringify([...results, ...failures].sort((a, b) => (a.conversationId < b.conversationId ? -1 : 1)), null, 2));
         else out(`${results.length} conversations repaired${failures.length > 0 ? `, ${failures.length} not (see above); run the repair again for them` : ''}`);
         return failures.length > 0 ? 1 : 0;
       }

@@ -176,9 +176,10 @@ export class SeqlineAgent {
    * answer taken over leaves the prompt to its new holder, one ended elsewhere is done with. An
    * end the handler sent without awaiting it is answered before its prompt is settled.
    *
-   * Once a prompt is done with or given up, an answer its handler left open (never ended, or
-   * refused for what a part held) is failed at once, with the refusal's message or "its prompt
-   * handler ended without ending its answer", rather than streaming until the agent lease.
+   * Once a prompt is acked or terminated (never to be delivered again), an answer its handler
+   * left open (never ended, or refused for what a part held) is failed at once, with the
+   * refusal's message or "its prompt handler ended without ending its answer", rather than
+   * streaming until the agent lease.
    *
    * A handler that neither starts an answer nor appends to one for `stallMs` (10 minutes) is
    * given up: its answers' `signal` aborts, its prompt goes back to be redelivered (the next
@@ -290,7 +291,8 @@ export class SeqlineAgent {
       this.prompts.delete(msg);
       let settled: Settlement;
       try {
-        settled = settle();
+        // `close()` handed the prompt back already: an ack now would take it from the next agent.
+        settled = this.closed ? 'nak' : settle();
       } catch {
         // The connection is closed or draining: the prompt is redelivered to another agent.
         settled = 'nak';

@@ -919,15 +919,27 @@ describe('SeqlineClient keeping to what it was told', () => {
     expect({ client: h.client.state, live: conversation.live, text: conversation.messages[0]?.text }).toEqual({ client: 'live', live: true, text: 'Hello' });
   });
 
-  it('gives up a token provider that never answers after the connect timeout, and asks it again', async () => {
+  it('waits for a slow token provider again rather than calling it twice, and gives up one that never answers for a fresh call', async () => {
     let calls = 0;
-    const h = start({ token: () => (++calls === 1 ? new Promise<string>(() => undefined) : 't2') });
-    await jest.advanceTimersByTimeAsync(15_000);
-    expect(h.sockets).toHaveLength(0);
-    await jest.advanceTimersByTimeAsync(250);
-    expect(calls).toBe(2);
-    expect(h.sockets).toHaveLength(1);
-    expect(h.last().url).toContain('access_token=t2');
+    let signedIn!: (token: string) => void;
+    const slow = start({ token: () => (++calls === 1 ? new Promise<string>((resolve) => (signedIn = resolve)) : 't2') });
+    // A sign-in taking 20 s: past one connect timeout, the same call is waited for again.
+    await jest.advanceTimersByTimeAsync(20_000);
+    expect({ calls, sockets: slow.sockets.length }).toEqual({ calls: 1, sockets: 0 });
+    signedIn('t1');
+    await settle();
+    expect(slow.sockets).toHaveLength(1);
+    expect(slow.last().url).toContain('access_token=t1');
+
+    await slow.client.close();
+    let hungCalls = 0;
+    const hung = start({ token: () => (++hungCalls === 1 ? new Promise<string>(() => undefined) : 't2') });
+    await jest.advanceTimersByTimeAsync(59_000);
+    expect({ calls: hungCalls, sockets: hung.sockets.length }).toEqual({ calls: 1, sockets: 0 });
+    await jest.advanceTimersByTimeAsync(20_000);
+    expect(hungCalls).toBe(2);
+    expect(hung.sockets).toHaveLength(1);
+    expect(hung.last().url).toContain('access_token=t2');
   });
 
   it('fails requests at once when the platform refuses to create the WebSocket', async () => {

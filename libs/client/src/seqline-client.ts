@@ -40,8 +40,9 @@ export interface SeqlineClientOptions {
   heartbeat?: SilenceWatchdogOptions | false;
   /**
    * How long an upgrade may take before the attempt is dropped and retried (a phone that changed
-   * networks mid-connect would otherwise wait out the system's TCP timeout), and how long the
-   * `token` provider may take before it is asked again. Default 15 s.
+   * networks mid-connect would otherwise wait out the system's TCP timeout), and how long an
+   * attempt waits for the `token` provider (a call not answered in four times this is made
+   * anew). Default 15 s.
    */
   connectTimeoutMs?: number;
 }
@@ -70,6 +71,8 @@ const HEALTHY_AFTER_MS = 5_000;
  * that would otherwise close (1008) a device that follows many conversations on every reconnect.
  */
 const EARLY_SUBSCRIBES = 32;
+/** Connect timeouts a token provider call may stay unsettled before it is taken as hung (see `callTokenProvider`). */
+const TOKEN_CALL_ABANDONED_AFTER = 4;
 
 /**
  * The device SDK: one WebSocket, any number of conversations, each resumed from its stored cursor.
@@ -99,6 +102,12 @@ export class SeqlineClient {
   private closed = false;
   /** `close()` has begun: no socket may be opened any more, also while it saves. */
   private closing = false;
+  /**
+   * A call of the token provider not settled yet, and when it began. A slow sign-in (a popup, a
+   * silent refresh that takes a minute) is waited for again on the next attempt rather than
+   * started twice; only one that has not settled for a long time is given up for a fresh call.
+   */
+  private tokenCall?: { promise: Promise<string | undefined>; since: number };
   /** Requests waiting to be sent until the new socket's first frame from the server. */
   private awaitingFirstFrame = false;
   /** Subscribes that wait for it too (see EARLY_SUBSCRIBES). */
@@ -251,8 +260,7 @@ export class SeqlineClient {
     // A token refresh asked for before this point is answered by the token fetched now (see onopen).
     const refreshesBefore = this.nextRef;
     try {
-      // A provider that never answers (a hung refresh) is given up like one that failed, and asked again.
-      token = await withTimeout(this.options.token?.(), this.options.connectTimeoutMs ?? 15_000);
+      token = await withTimeout(this.callTokenProvider(), this.options.connectTimeoutMs ?? 15_000);
     } catch {
       // No token for now (offline, the identity service down): asked again after the next wait.
       this.opening = false;
@@ -367,6 +375,29 @@ export class SeqlineClient {
     };
     socket.onerror = () => undefined;
     socket.onclose = (event) => lost(event.code);
+  }
+
+  /**
+   * The token provider's answer: the call still under way if there is one, else a new call. A
+   * call that has not settled within `TOKEN_CALL_ABANDONED_AFTER` connect timeouts is taken as
+   * hung (a refresh that will never answer) and a new one is made.
+   */
+  private callTokenProvider(): Promise<string | undefined> {
+    const abandonAfter = TOKEN_CALL_ABANDONED_AFTER * (this.options.connectTimeoutMs ?? 15_000);
+    if (this.tokenCall && Date.now() - this.tokenCall.since <= abandonAfter) return this.tokenCall.promise;
+    let promise: Promise<string | undefined>;
+    try {
+      promise = Promise.resolve(this.options.token?.());
+    } catch (error) {
+      promise = Promise.reject(error as Error);
+    }
+    const call = { promise, since: Date.now() };
+    const done = (): void => {
+      if (this.tokenCall === call) this.tokenCall = undefined;
+    };
+    call.promise.then(done, done);
+    this.tokenCall = call;
+    return call.promise;
   }
 
   /** No reconnect will follow: requests waiting for an answer would wait forever, so they fail with why. */

@@ -203,8 +203,8 @@ export class MessageRepository {
       const staleIds = other.filter((row) => options.newer || epochIsBefore(row.log_epoch, epoch)).map((row) => row.id);
       if (staleIds.length === 0) return [];
       await tx.$executeRaw`
-        INSERT INTO archived_messages (conversation_id, log_epoch, id, author_role, author_id, status, text, blocks, error, created_seq, created_at, updated_at)
-        SELECT m.conversation_id, c.log_epoch, m.id, m.author_role, m.author_id, m.status, m.text, m.blocks, m.error, m.created_seq, m.created_at, m.updated_at
+        INSERT INTO archived_messages (conversation_id, log_epoch, id, author_role, author_id, status, text, blocks, error, created_seq, created_at, updated_at, archived_at)
+        SELECT m.conversation_id, c.log_epoch, m.id, m.author_role, m.author_id, m.status, m.text, m.blocks, m.error, m.created_seq, m.created_at, m.updated_at, ${new Date().toISOString()}::timestamp(3)
         FROM messages m JOIN conversations c ON c.id = m.conversation_id
         WHERE m.conversation_id = ANY(${staleIds}::text[])
         ON CONFLICT DO NOTHING`;

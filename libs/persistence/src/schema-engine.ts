@@ -62,7 +62,10 @@ export function schemaOf(connectionString: string): string {
  */
 export function searchPathOf(connectionString: string): { options?: string } {
   const schema = schemaOf(connectionString);
-  return schema === 'public' ? {} : { options: `-c search_path="${schema.replace(/"/g, '""')}"` };
+  if (schema === 'public') return {};
+  // Quoted as an identifier; within `options`, a space or a backslash is escaped with a backslash.
+  const identifier = `"${schema.replace(/"/g, '""')}"`.replace(/[\\\s]/g, (c) => `\\${c}`);
+  return { options: `-c search_path=${identifier}` };
 }
 
 /**
