@@ -190,6 +190,25 @@ describe('log and Postgres under bad events and lost rows', () => {
     expect(Math.abs(repaired!.updatedAt.getTime() - Date.now())).toBeLessThan(60_000);
   });
 
+  it('`doctor` fails when Postgres holds a conversation past the log\'s last event (the log lost events it had acknowledged)', async () => {
+    const { url } = seqline.server;
+    await createConversation(url, 'ahead-1');
+    await post(url, 'ahead-1', 'q1', 'hello');
+    await eventually(async () => (await history(url, 'ahead-1')).length === 1);
+    const { stream } = seqline.server.infra;
+    const last = (await stream.jsm.streams.info(stream.name)).state.last_seq;
+    const before = (await seqline.server.infra.prisma.conversation.findUnique({ where: { id: 'ahead-1' } }))!.appliedSeq;
+    await seqline.server.infra.prisma.conversation.update({ where: { id: 'ahead-1' }, data: { appliedSeq: BigInt(last + 1_000) } });
+    try {
+      const doctor = await cli(seqline.settings, 'doctor');
+      expect(doctor.code).toBe(1);
+      expect(doctor.out).toMatch(/^FAIL {2}epoch +1 conversations are persisted past the log's last event \(\d+\), e\.g\. ahead-1: the log lost events it had acknowledged, and writes to them are refused until the log is recreated \(see Replicas in docs\/production\.md\)$/m);
+    } finally {
+      await seqline.server.infra.prisma.conversation.update({ where: { id: 'ahead-1' }, data: { appliedSeq: before } });
+    }
+    expect((await cli(seqline.settings, 'doctor')).out).toMatch(/^OK {4}epoch +every watermark counts in epoch \w+$/m);
+  });
+
   it('reads from the log the events Postgres lost behind its watermark, which no consumer delivers again, and goes on exactly', async () => {
     const { url } = seqline.server;
     const { prisma } = seqline.server.infra;

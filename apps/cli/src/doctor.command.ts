@@ -86,8 +86,15 @@ export async function doctor(context: CliContext): Promise<Check[]> {
   await run('epoch', async () => {
     if (!stream) throw new Error('no stream');
     const other = await context.messages.otherEpochCount(stream.epoch);
-    if (other === 0) return { status: 'ok', detail: `every watermark counts in epoch ${stream.epoch}` };
-    return { status: 'fail', detail: `${other} conversations were persisted under another log epoch (the log was recreated, or restored from a backup); run \`seqline repair --all\`` };
+    if (other > 0) return { status: 'fail', detail: `${other} conversations were persisted under another log epoch (the log was recreated, or restored from a backup); run \`seqline repair --all\`` };
+    // The same epoch, but the log ends before Postgres: it lost events it had acknowledged.
+    const last = (await stream.jsm.streams.info(stream.name)).state.last_seq;
+    const ahead = await context.messages.aheadOfLog(stream.epoch, last);
+    if (ahead.conversations === 0) return { status: 'ok', detail: `every watermark counts in epoch ${stream.epoch}` };
+    return {
+      status: 'fail',
+      detail: `${ahead.conversations} conversations are persisted past the log's last event (${last}), e.g. ${ahead.sample.join(', ')}: the log lost events it had acknowledged, and writes to them are refused until the log is recreated (see Replicas in docs/production.md)`,
+    };
   });
   return checks;
 }

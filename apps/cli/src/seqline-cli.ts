@@ -9,7 +9,8 @@ import { doctor, formatChecks } from './doctor.command.js';
 const USAGE = `Usage: seqline <command> [--json]
 
   doctor                      check NATS, the log stream and its consumers, Postgres, migrations,
-                              the persister lease and lag, holes and log epochs; exits 1 on a problem
+                              the persister lease and lag, holes, log epochs and watermarks past
+                              the log's end; exits 1 on a problem
                               (recorded holes are a warning: no command can fill them)
   repair <conversation>       rebuild a conversation's rows and watermark from the log
   repair --all                the same for every conversation in Postgres or in the log; one that

@@ -282,6 +282,16 @@ export class MessageRepository {
     return this.prisma.$executeRaw`UPDATE conversations SET log_epoch = ${epoch} WHERE log_epoch IS NULL AND applied_seq > 0`;
   }
 
+  /**
+   * Conversations of `epoch` persisted past `lastSeq`, the log's last event: the log lost events
+   * it had acknowledged (an unreplicated node that crashed) after Postgres took them.
+   */
+  async aheadOfLog(epoch: string, lastSeq: number): Promise<{ conversations: number; sample: string[] }> {
+    const rows = await this.prisma.conversation.findMany({ where: { logEpoch: epoch, appliedSeq: { gt: BigInt(lastSeq) } }, select: { id: true }, orderBy: { id: 'asc' }, take: 10 });
+    const conversations = rows.length < 10 ? rows.length : await this.prisma.conversation.count({ where: { logEpoch: epoch, appliedSeq: { gt: BigInt(lastSeq) } } });
+    return { conversations, sample: rows.map((row) => row.id) };
+  }
+
   /** Conversations whose rows were last persisted under another log epoch than `epoch`. */
   async otherEpochCount(epoch: string): Promise<number> {
     return this.prisma.conversation.count({ where: { logEpoch: { not: null }, NOT: { logEpoch: epoch } } });
