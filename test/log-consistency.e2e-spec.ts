@@ -202,6 +202,10 @@ describe('log and Postgres under bad events and lost rows', () => {
     try {
       const doctor = await cli(seqline.settings, 'doctor');
       expect(doctor.code).toBe(1);
+      // Nor can a repair rebuild it from a log that ends before it: it says why rather than "try again".
+      await expect(cli(seqline.settings, 'repair', 'ahead-1')).rejects.toThrow(
+        new RegExp(`^Postgres holds ahead-1 up to event ${last + 1_000}, past the log's last event \\(\\d+\\): the log lost events it had acknowledged; recreate the log, then run the repair \\(see Replicas in docs/production\\.md\\)$`),
+      );
       expect(doctor.out).toMatch(/^FAIL {2}epoch +1 conversations are persisted past the log's last event \(\d+\), e\.g\. ahead-1: the log lost events it had acknowledged, and writes to them are refused until the log is recreated \(see Replicas in docs\/production\.md\)$/m);
     } finally {
       await seqline.server.infra.prisma.conversation.update({ where: { id: 'ahead-1' }, data: { appliedSeq: before } });

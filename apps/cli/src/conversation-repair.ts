@@ -78,6 +78,15 @@ export class ConversationRepair {
       if (replaced) {
         return { conversationId, log: whole ? 'whole' : entries.length + undecodable.length > 0 ? 'partial' : 'none', messages: messages.length, seq: state.seq, archived, undecodable, forks };
       }
+      // Refused because Postgres holds it past the log's last event: no rebuild from the log can
+      // get there, however often it is tried.
+      const watermark = (await this.messages.watermarks([conversationId])).get(conversationId);
+      const last = (await this.stream.bounds()).last;
+      if (watermark && watermark.epoch === epoch && watermark.seq > last) {
+        throw new Error(
+          `Postgres holds ${conversationId} up to event ${watermark.seq}, past the log's last event (${last}): the log lost events it had acknowledged; recreate the log, then run the repair (see Replicas in docs/production.md)`,
+        );
+      }
       if (attempt >= ATTEMPTS) throw new Error(`conversation ${conversationId} kept moving while it was repaired; try again`);
     }
   }
