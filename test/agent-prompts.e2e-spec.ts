@@ -1,5 +1,5 @@
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import type { SeqlineAgent } from '@seqline/agent';
+import type { AnswerStream, SeqlineAgent } from '@seqline/agent';
 import { DEFAULT_AGENT_GROUP } from '@seqline/streams';
 import type { Prompt } from '@seqline/protocol';
 import { createConversation, eventually, http, useSeqline, WsDevice } from '@seqline/testing';
@@ -19,6 +19,19 @@ describe('prompt handling in the agent SDK', () => {
     const answer = agent.startMessage(prompt.conversationId, { messageId: `${prompt.messageId}-answer` });
     answer.append(text);
     await answer.complete();
+  };
+  /** Prompts delivered to an agent of the group and neither acked nor handed back yet. */
+  const pendingPrompts = async (): Promise<number> => {
+    const jsm = await jetstreamManager(seqline.server.infra.stream.nc);
+    return (await jsm.consumers.info(seqline.settings.log.stream, DEFAULT_AGENT_GROUP)).num_ack_pending;
+  };
+  /** The agent that took `q-answer` over finishes it after the first one's `mine `: the text is whole. */
+  const finishTakenOver = async (conversationId: string, taken: AnswerStream): Promise<void> => {
+    handlers.set(conversationId, async () => undefined);
+    taken.append('theirs');
+    await taken.complete();
+    await eventually(async () => (await row(conversationId, 'q-answer'))?.status === 'complete', 10_000, 'the answer completed');
+    expect((await row(conversationId, 'q-answer'))?.text).toBe('mine theirs');
   };
 
   beforeAll(async () => {
@@ -101,8 +114,6 @@ describe('prompt handling in the agent SDK', () => {
 
   it("leaves the prompt of an answer another agent took over to that agent, though the handler returns on `signal` as the README's does", async () => {
     await createConversation(seqline.server.url, 'c-taken');
-    const jsm = await jetstreamManager(seqline.server.infra.stream.nc);
-    const pendingPrompts = async () => (await jsm.consumers.info(seqline.settings.log.stream, DEFAULT_AGENT_GROUP)).num_ack_pending;
     const pendingBefore = await pendingPrompts();
     let takenOver!: () => void;
     const whenTakenOver = new Promise<void>((resolve) => (takenOver = resolve));
@@ -132,17 +143,11 @@ describe('prompt handling in the agent SDK', () => {
     await sleep(500);
     // Not acknowledged: the prompt is the other agent's now, and comes back if that one fails.
     expect(await pendingPrompts()).toBe(pendingBefore + 1);
-    handlers.set('c-taken', async () => undefined);
-    taken.append('theirs');
-    await taken.complete();
-    await eventually(async () => (await row('c-taken', 'q-answer'))?.status === 'complete', 10_000, 'the answer completed');
-    expect((await row('c-taken', 'q-answer'))?.text).toBe('mine theirs');
+    await finishTakenOver('c-taken', taken);
   });
 
   it('leaves the prompt of an answer another agent took over to that agent, also when the handler throws the error its aborted model call rejects with', async () => {
     await createConversation(seqline.server.url, 'c-taken-throws');
-    const jsm = await jetstreamManager(seqline.server.infra.stream.nc);
-    const pendingPrompts = async () => (await jsm.consumers.info(seqline.settings.log.stream, DEFAULT_AGENT_GROUP)).num_ack_pending;
     const pendingBefore = await pendingPrompts();
     let takenOver!: () => void;
     const whenTakenOver = new Promise<void>((resolve) => (takenOver = resolve));
@@ -173,11 +178,7 @@ describe('prompt handling in the agent SDK', () => {
     await sleep(2_000);
     // Neither acked nor handed back: no second delivery takes the answer from its new holder.
     expect({ deliveries, pending: await pendingPrompts() }).toEqual({ deliveries: 1, pending: pendingBefore + 1 });
-    handlers.set('c-taken-throws', async () => undefined);
-    taken.append('theirs');
-    await taken.complete();
-    await eventually(async () => (await row('c-taken-throws', 'q-answer'))?.status === 'complete', 10_000, 'the answer completed');
-    expect((await row('c-taken-throws', 'q-answer'))?.text).toBe('mine theirs');
+    await finishTakenOver('c-taken-throws', taken);
   });
 
   it('fails an answer its handler returned without ending, saying so, rather than leaving it streaming until the agent lease', async () => {
@@ -193,8 +194,7 @@ describe('prompt handling in the agent SDK', () => {
 
   it('settles a prompt only once the end its handler did not wait for is answered: refused, the prompt is refused and the answer failed with why', async () => {
     await createConversation(seqline.server.url, 'c-unawaited');
-    const jsm = await jetstreamManager(seqline.server.infra.stream.nc);
-    const pendingBefore = (await jsm.consumers.info(seqline.settings.log.stream, DEFAULT_AGENT_GROUP)).num_ack_pending;
+    const pendingBefore = await pendingPrompts();
     let deliveries = 0;
     handlers.set('c-unawaited', async (prompt) => {
       deliveries++;
@@ -207,7 +207,7 @@ describe('prompt handling in the agent SDK', () => {
     await eventually(async () => (await row('c-unawaited', 'q-answer'))?.status === 'failed', 10_000, 'the answer failed');
     expect((await row('c-unawaited', 'q-answer'))?.error).toBe('message q-answer would exceed 262144 characters');
     await sleep(1_500);
-    expect({ deliveries, pending: (await jsm.consumers.info(seqline.settings.log.stream, DEFAULT_AGENT_GROUP)).num_ack_pending }).toEqual({ deliveries: 1, pending: pendingBefore });
+    expect({ deliveries, pending: await pendingPrompts() }).toEqual({ deliveries: 1, pending: pendingBefore });
   });
 
   it('passes over a prompt that is not JSON without losing a handler to it', async () => {

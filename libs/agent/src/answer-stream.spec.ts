@@ -58,6 +58,19 @@ async function sending(text: string) {
   return { service, answer };
 }
 
+/** A fresh answer whose pacer holds `holdMs`: 'a' sent and acknowledged, and 'b', appended meanwhile, held back. */
+async function holding(holdMs: number) {
+  const service = new SlowService();
+  service.hold = holdMs;
+  const answer = open(service);
+  await flush();
+  answer.append('a');
+  await flush();
+  answer.append('b');
+  await service.ack();
+  return { service, answer };
+}
+
 describe('AnswerStream', () => {
   it('under a slow acknowledgement sends every token exactly once, in order, with one append in flight', async () => {
     const service = new SlowService();
@@ -84,14 +97,7 @@ describe('AnswerStream', () => {
   });
 
   it('sends nothing more once revoked during the pacer\'s hold, not even the part it was waiting to send', async () => {
-    const service = new SlowService();
-    service.hold = 500;
-    const answer = open(service);
-    await flush();
-    answer.append('a');
-    await flush();
-    answer.append('b');
-    await service.ack();
+    const { service, answer } = await holding(500);
     answer.revoke(new Error('its prompt handler made no progress'));
     await flush();
     expect(service.received.map((command) => command.type)).toEqual(['message.append']);
@@ -139,14 +145,7 @@ describe('AnswerStream', () => {
   });
 
   it('ends a hold under way at once when the answer ends or text for another block arrives', async () => {
-    const service = new SlowService();
-    service.hold = 5_000;
-    const answer = open(service);
-    await flush();
-    answer.append('a');
-    await flush();
-    answer.append('b');
-    await service.ack(); // now holding: 'b' could still grow
+    const { service, answer } = await holding(5_000); // 'b' could still grow
     await sleep(10);
     expect(service.deltas()).toEqual(['a']);
     answer.append('{"q":1}', { type: 'tool', id: 'c', toolName: 'lookup' });

@@ -1,4 +1,5 @@
 import { DEFAULT_LIMITS, deltaBytesFor, deltaLength, ErrorCode, isSetWhole, SeqlineError, type AgentCommand, type AgentReply, type AnswerEnd, type AnswerState, type BlockRef } from '@seqline/protocol';
+import { leavesAnswerOpen } from './answer-refusal.js';
 
 /** Also part of this SDK's API; they live in libs/protocol, which the AI SDK helper uses too. */
 export { deltaBytesFor, deltaLength };
@@ -302,14 +303,6 @@ function sameTarget(a: BlockRef | undefined, b: BlockRef | undefined): boolean {
   if (a.type === 'tool' && b.type === 'tool') return a.toolName === b.toolName && (a.field ?? 'input') === (b.field ?? 'input');
   if (a.type === 'data' && b.type === 'data') return a.name === b.name;
   return true;
-}
-
-const CLOSING_REFUSALS = new Set<ErrorCode>([ErrorCode.Fenced, ErrorCode.MessageFinished, ErrorCode.Unavailable, ErrorCode.RateLimited]);
-
-/** A refusal after which the answer is still open and this producer's; not one a retry ran out on (the service is away). */
-export function leavesAnswerOpen(error: Error): boolean {
-  if (!(error instanceof SeqlineError)) return false;
-  return !CLOSING_REFUSALS.has(error.code);
 }
 
 /** How a `MESSAGE_FINISHED` refusal says the answer ended, for a producer that missed the notice of it. */

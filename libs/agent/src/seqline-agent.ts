@@ -4,7 +4,8 @@ import { jetstream, jetstreamManager, type ConsumerInfo, type JsMsg } from '@nat
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { CancelNoticeSchema, endedAsOf, DEFAULT_LIMITS, ErrorCode, isRetryable, PromptSchema, SeqlineError, type AnswerState, type Prompt } from '@seqline/protocol';
 import { connectNats, DEFAULT_AGENT_GROUP, ensurePromptConsumer, PROMPT_ACK_WAIT_MS } from '@seqline/streams';
-import { AnswerStream, deltaBytesFor, leavesAnswerOpen } from './answer-stream.js';
+import { AnswerStream, deltaBytesFor } from './answer-stream.js';
+import { leavesAnswerOpen } from './answer-refusal.js';
 import { CommandSender } from './command-sender.js';
 import { Semaphore } from './semaphore.js';
 
