@@ -214,16 +214,17 @@ describe('security', () => {
     const read = { conversations: { 'sec-a': ['read'] } };
     const looping = await sign(read, { subject: 'sse-loop' });
     const refusals: string[] = [];
-    for (let i = 0; i < 60 && refusals.length === 0; i++) {
+    // A burst of 128, refilled at 20/s: refused well before 400 opens.
+    for (let i = 0; i < 400 && refusals.length === 0; i++) {
       const stream = await SseStream.open(streamUrl(looping));
       if (stream.status === 429) {
         await stream.untilEnded(5_000);
         const { message } = JSON.parse(stream.body) as { message: string };
-        if (message.startsWith('at most 20 streams')) refusals.push(message);
+        if (message.startsWith('over 20 subscribes')) refusals.push(message);
       }
       stream.close();
     }
-    expect(refusals).toEqual(['at most 20 streams opened per second per user (LIMIT_DEVICE_SUBSCRIBES_PER_SECOND)']);
+    expect(refusals).toEqual(['over 20 subscribes per second per user (WebSocket subscribes, token refreshes and SSE streams together, LIMIT_DEVICE_SUBSCRIBES_PER_SECOND); retry shortly']);
     // Another user is not held back.
     const other = await SseStream.open(streamUrl(await sign(read, { subject: 'sse-other' })));
     expect(other.status).toBe(200);
@@ -255,25 +256,50 @@ describe('security', () => {
     for (const device of held) await device.close();
   });
 
-  it('limits subscribes per socket, so a device sending them in a loop cannot load the log for everyone, and others subscribe meanwhile', async () => {
+  it('limits subscribes per user across sockets and SSE streams, so a device subscribing or reconnecting in a loop cannot load the log for everyone, and others subscribe meanwhile', async () => {
     const url = seqline.server.url;
-    const flooder = new WsDevice(url, 'sec-a');
-    flooder.token = await sign({ conversations: { 'sec-a': ['read'] } }, { subject: 'looping' });
-    await flooder.connect();
+    const token = await sign({ conversations: { 'sec-a': ['read'] } }, { subject: 'looping' });
     // A cursor far ahead of the log: each one costs log reads before its BAD_CURSOR.
     const ahead = `${seqline.server.infra.stream.epoch}-999999999`;
-    for (let i = 0; i < 200; i++) flooder.send({ type: 'subscribe', ref: `s${i}`, conversationId: 'sec-a', after: ahead });
-    const answered = () => flooder.frames.filter((f): f is Extract<ServerFrame, { type: 'error' }> => f.type === 'error' && f.ref?.startsWith('s') === true);
-    await flooder.until(() => answered().some((f) => f.ref === 's199'), 15_000);
-    // The subscribes judged are still being read; one replaced by a later subscribe is not answered.
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
-    const codes = answered().map((f) => f.code);
-    // The burst (twice the 32 subscriptions a socket may hold) is judged; the rest is refused before any log read.
-    expect(codes.filter((code) => code === 'BAD_CURSOR').length).toBeGreaterThan(0);
-    expect(codes.filter((code) => code === 'BAD_CURSOR').length).toBeLessThanOrEqual(64 + 10);
-    expect(codes.filter((code) => code === 'RATE_LIMITED').length).toBeGreaterThanOrEqual(200 - 64 - 10);
+    const codes: string[] = [];
+    let limitedMessage: string | undefined;
+    const startedAt = Date.now();
+    // Six sockets one after another, 60 subscribes each: counted per socket, each would have a burst of its own.
+    for (let socket = 0; socket < 6; socket++) {
+      const flooder = new WsDevice(url, 'sec-a');
+      flooder.token = token;
+      await flooder.connect();
+      for (let i = 0; i < 60; i++) flooder.send({ type: 'subscribe', ref: `s${i}`, conversationId: 'sec-a', after: ahead });
+      const answered = () => flooder.frames.filter((f): f is Extract<ServerFrame, { type: 'error' }> => f.type === 'error' && f.ref?.startsWith('s') === true);
+      await flooder.until(() => answered().some((f) => f.ref === 's59'), 15_000);
+      // The subscribes judged are still being read; one replaced by a later subscribe is not answered.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      codes.push(...answered().map((f) => f.code));
+      limitedMessage ??= answered().find((f) => f.code === 'RATE_LIMITED')?.message;
+      await flooder.close();
+    }
+    const seconds = (Date.now() - startedAt) / 1000;
+    // The user's burst (four sockets' 32 subscriptions) and what the rate refilled meanwhile are judged; the rest is refused before any log read.
+    const judged = codes.filter((code) => code === 'BAD_CURSOR').length;
+    expect(judged).toBeGreaterThan(0);
+    expect(judged).toBeLessThanOrEqual(128 + Math.ceil(20 * seconds));
+    expect(codes.filter((code) => code === 'RATE_LIMITED').length).toBeGreaterThanOrEqual(360 - 128 - Math.ceil(20 * seconds) - 10);
     expect(codes.every((code) => code === 'BAD_CURSOR' || code === 'RATE_LIMITED')).toBe(true);
-    expect(answered().find((f) => f.code === 'RATE_LIMITED')?.message).toBe('over 20 subscribes and token refreshes per second on this socket; retry shortly');
+    const message = 'over 20 subscribes per second per user (WebSocket subscribes, token refreshes and SSE streams together, LIMIT_DEVICE_SUBSCRIBES_PER_SECOND); retry shortly';
+    expect(limitedMessage).toBe(message);
+    // The same user's SSE streams draw on the same allowance: refused after what the rate refilled since, not after a fresh burst of 128.
+    const streamUrl = `${url}/v1/conversations/sec-a/stream?access_token=${encodeURIComponent(token)}`;
+    let opened = 0;
+    let refused: SseStream | undefined;
+    while (!refused && opened < 128) {
+      const stream = await SseStream.open(streamUrl);
+      if (stream.status === 429) refused = stream;
+      else opened++;
+      stream.close();
+    }
+    expect(opened).toBeLessThan(40);
+    await refused!.untilEnded(5_000);
+    expect(JSON.parse(refused!.body)).toEqual({ code: 'RATE_LIMITED', message });
 
     const other = new WsDevice(url, 'sec-a');
     other.token = await sign({ conversations: { 'sec-a': ['read'] } }, { subject: 'calm' });
@@ -281,7 +307,6 @@ describe('security', () => {
     other.send({ type: 'subscribe', ref: 'mine', conversationId: 'sec-a' });
     await other.until(() => other.frames.some((f) => 'ref' in f && f.ref === 'mine'));
     expect(other.frames.find((f) => 'ref' in f && f.ref === 'mine')?.type).toBe('snapshot');
-    await flooder.close();
     await other.close();
   });
 

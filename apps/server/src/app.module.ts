@@ -11,6 +11,7 @@ import { SubscriptionService } from './delivery/subscription.service.js';
 import { CursorResolver } from './delivery/cursor-resolver.js';
 import { LiveFeed } from './delivery/live/live-feed.service.js';
 import { ConnectionLimiter } from './auth/connection-limiter.js';
+import { SubscribeAllowance } from './auth/subscribe-allowance.js';
 import { AgentListener } from './ingest/agent-listener.service.js';
 import { WriteRouter } from './ingest/write-router.service.js';
 import { ConversationCommands } from './ingest/conversation-commands.service.js';
@@ -59,6 +60,7 @@ export class AppModule {
         LogPersister,
         AbandonedAnswerReaper,
         ConnectionLimiter,
+        SubscribeAllowance,
         CursorResolver,
         LiveFeed,
         SubscriptionService,

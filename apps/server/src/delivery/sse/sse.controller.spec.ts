@@ -5,6 +5,7 @@ import { loadEnv, settingsFrom } from '@seqline/config';
 import type { Request, Response } from 'express';
 import { Authenticator } from '../../auth/authenticator.service.js';
 import { ConnectionLimiter } from '../../auth/connection-limiter.js';
+import { SubscribeAllowance } from '../../auth/subscribe-allowance.js';
 import { MetricsService } from '../../metrics/metrics.service.js';
 import type { OpenSubscription, SubscriptionService } from '../subscription.service.js';
 import { SseController } from './sse.controller.js';
@@ -14,7 +15,7 @@ async function serve() {
   const settings = settingsFrom(loadEnv({}));
   const opening: ((opened: OpenSubscription) => void)[] = [];
   const subscriptions = { open: () => new Promise<OpenSubscription>((resolve) => opening.push(resolve)) } as unknown as SubscriptionService;
-  const controller = new SseController(subscriptions, new Authenticator(settings), new ConnectionLimiter(settings), new MetricsService(), settings);
+  const controller = new SseController(subscriptions, new Authenticator(settings), new ConnectionLimiter(settings), new MetricsService(), new SubscribeAllowance(settings), settings);
   const server: Server = createServer((request, response) => {
     void controller.stream('c1', undefined, undefined, request as Request, response as Response).catch(() => response.destroy());
   });

@@ -6,7 +6,7 @@ import { SETTINGS } from '../../core/tokens.js';
 import { ZodValidationPipe } from '../../rest/zod-validation.pipe.js';
 import { Authenticator, credentialsFrom } from '../../auth/authenticator.service.js';
 import { ConnectionLimiter } from '../../auth/connection-limiter.js';
-import { RateLimiter } from '../../auth/rate-limiter.js';
+import { SubscribeAllowance } from '../../auth/subscribe-allowance.js';
 import { msUntilExpiry, requireRight, userOf } from '../../auth/principal.js';
 import { MetricsService } from '../../metrics/metrics.service.js';
 import { SubscriptionService, type OpenSubscription } from '../subscription.service.js';
@@ -26,23 +26,15 @@ const END_GRACE_MS = 30_000;
 export class SseController implements BeforeApplicationShutdown {
   private readonly open = new Set<() => void>();
   private shuttingDown = false;
-  /**
-   * Streams opened per user: each open is a subscribe, and one resuming from an old cursor reads
-   * the log. The connection limit alone bounds streams open at once, not a loop that opens and
-   * drops them. Bursts cover every stream of a user reconnecting at once.
-   */
-  private readonly opens: RateLimiter;
-
   constructor(
     private readonly subscriptions: SubscriptionService,
     private readonly authenticator: Authenticator,
     private readonly connections: ConnectionLimiter,
     private readonly metrics: MetricsService,
+    /** Each open is a subscribe: the connection limit alone bounds streams open at once, not a loop that opens and drops them. */
+    private readonly subscribes: SubscribeAllowance,
     @Inject(SETTINGS) private readonly settings: Settings,
-  ) {
-    const rate = settings.limits.deviceSubscribesPerSecond;
-    this.opens = new RateLimiter(rate, Math.max(2 * rate, 2 * settings.limits.connectionsPerUser));
-  }
+  ) {}
 
   /** Ends every stream on shutdown; browsers reconnect (to another instance) with Last-Event-ID. */
   beforeApplicationShutdown(): void {
@@ -66,9 +58,8 @@ export class SseController implements BeforeApplicationShutdown {
     // Opened as the instance stops: sent on at once, before it holds the shutdown up.
     if (this.shuttingDown) return comeBackLater(response);
     const user = userOf(principal);
-    if (user !== undefined && !this.opens.take(user)) {
-      throw new SeqlineError(ErrorCode.RateLimited, `at most ${this.settings.limits.deviceSubscribesPerSecond} streams opened per second per user (LIMIT_DEVICE_SUBSCRIBES_PER_SECOND)`);
-    }
+    // Without a user (authentication off) a stream has nothing to be counted by before it opens.
+    if (user !== undefined) this.subscribes.take(user, '');
     const release = this.connections.admit(user);
     if (!release) throw new SeqlineError(ErrorCode.RateLimited, `at most ${this.connections.limit} connections per user (WebSocket and SSE together)`);
     this.metrics.subscriptions.inc();

@@ -7,6 +7,7 @@ import type { WebSocket } from 'ws';
 import { MetricsService } from '../../metrics/metrics.service.js';
 import type { Principal } from '../../auth/principal.js';
 import { RateLimiter } from '../../auth/rate-limiter.js';
+import { SubscribeAllowance } from '../../auth/subscribe-allowance.js';
 import type { OpenSubscription, SubscriptionService } from '../subscription.service.js';
 import { DeviceSession, type DeviceSessionDeps } from './device-session.js';
 
@@ -70,7 +71,7 @@ function start(env: Record<string, string> = {}) {
   const deps = {
     subscriptions: { open: jest.fn(() => open.promise) } as unknown as SubscriptionService,
     metrics,
-    subscribeLimiter: new RateLimiter(1000),
+    subscribes: new SubscribeAllowance(settingsFrom(loadEnv({ LIMIT_DEVICE_SUBSCRIBES_PER_SECOND: '1000' }))),
     settings: settingsFrom(loadEnv(env)),
     logger: pino({ level: 'silent' }),
   } as unknown as DeviceSessionDeps;
@@ -154,7 +155,7 @@ describe('DeviceSession snapshots over the buffer bound', () => {
     const deps = {
       subscriptions: { open: jest.fn(async () => snapshot() as unknown as OpenSubscription) } as unknown as SubscriptionService,
       metrics: new MetricsService(),
-      subscribeLimiter: new RateLimiter(1000),
+      subscribes: new SubscribeAllowance(settingsFrom(loadEnv({ LIMIT_DEVICE_SUBSCRIBES_PER_SECOND: '1000' }))),
       settings: settingsFrom(loadEnv({ WS_MAX_BUFFERED_BYTES: '1000' })),
       logger: pino({ level: 'silent' }),
     } as unknown as DeviceSessionDeps;
@@ -211,7 +212,7 @@ describe('DeviceSession token expiry', () => {
     jest.useFakeTimers({ doNotFake: ['nextTick', 'queueMicrotask', 'setImmediate'] });
     try {
       const socket = new FakeSocket();
-      const deps = { metrics: new MetricsService(), subscribeLimiter: new RateLimiter(1000), settings: settingsFrom(loadEnv({})), logger: pino({ level: 'silent' }) } as unknown as DeviceSessionDeps;
+      const deps = { metrics: new MetricsService(), subscribes: new SubscribeAllowance(settingsFrom(loadEnv({ LIMIT_DEVICE_SUBSCRIBES_PER_SECOND: '1000' }))), settings: settingsFrom(loadEnv({})), logger: pino({ level: 'silent' }) } as unknown as DeviceSessionDeps;
       const day = 24 * 3_600_000;
       const device = { kind: 'device' as const, userId: 'ada', rights: new Map(), expiresAt: new Date(Date.now() + 60 * day) };
       new DeviceSession(socket as unknown as WebSocket, device, deps);
@@ -219,6 +220,45 @@ describe('DeviceSession token expiry', () => {
       expect(socket.closed).toBeUndefined();
       jest.advanceTimersByTime(day);
       expect(socket.closed).toEqual({ code: 4402, reason: 'token expired: reconnect with a fresh token' });
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+});
+
+describe('DeviceSession after the service closed the socket', () => {
+  it('neither posts, cancels nor subscribes for a device that keeps sending frames once its token expired', async () => {
+    jest.useFakeTimers({ doNotFake: ['nextTick', 'queueMicrotask', 'setImmediate'] });
+    try {
+      const socket = new FakeSocket();
+      const commands = { post: jest.fn(async () => ({ cursor: 'e-1' })), cancel: jest.fn(async () => ({ cursor: 'e-2' })) };
+      const subscriptions = { open: jest.fn() };
+      const settings = settingsFrom(loadEnv({}));
+      const deps = {
+        metrics: new MetricsService(),
+        commands,
+        subscriptions,
+        postLimiter: new RateLimiter(1000),
+        subscribes: new SubscribeAllowance(settings),
+        settings,
+        logger: pino({ level: 'silent' }),
+      } as unknown as DeviceSessionDeps;
+      const rights = new Map([['c1', new Set(['read', 'post', 'cancel'] as const)]]);
+      new DeviceSession(socket as unknown as WebSocket, { kind: 'device', userId: 'ada', rights, expiresAt: new Date(Date.now() + 1_000) }, deps);
+      socket.receive({ type: 'post', ref: 'p0', conversationId: 'c1', messageId: 'q0', text: 'in time' });
+      await settle();
+      expect(commands.post).toHaveBeenCalledTimes(1);
+      jest.advanceTimersByTime(1_000);
+      expect(socket.closed).toEqual({ code: 4402, reason: 'token expired: reconnect with a fresh token' });
+      // A client that never answers the close frame: ws still hands its frames over until the handshake times out.
+      socket.readyState = 2;
+      socket.receive({ type: 'post', ref: 'p1', conversationId: 'c1', messageId: 'q1', text: 'too late' });
+      socket.receive({ type: 'cancel', ref: 'c1', conversationId: 'c1', messageId: 'q0' });
+      socket.receive({ type: 'subscribe', ref: 's1', conversationId: 'c1' });
+      await settle();
+      expect(commands.post).toHaveBeenCalledTimes(1);
+      expect(commands.cancel).not.toHaveBeenCalled();
+      expect(subscriptions.open).not.toHaveBeenCalled();
     } finally {
       jest.useRealTimers();
     }
@@ -233,7 +273,7 @@ describe('DeviceSession token refresh', () => {
       let verified!: (principal: Principal) => void;
       const deps = {
         metrics: new MetricsService(),
-        subscribeLimiter: new RateLimiter(1000),
+        subscribes: new SubscribeAllowance(settingsFrom(loadEnv({ LIMIT_DEVICE_SUBSCRIBES_PER_SECOND: '1000' }))),
         settings: settingsFrom(loadEnv({})),
         logger: pino({ level: 'silent' }),
         authenticator: { verifyToken: jest.fn(() => new Promise<Principal>((resolve) => (verified = resolve))) },

@@ -23,6 +23,7 @@ import type { MetricsService } from '../../metrics/metrics.service.js';
 import type { Authenticator } from '../../auth/authenticator.service.js';
 import { msUntilExpiry, requireRight, userOf, type Principal } from '../../auth/principal.js';
 import type { RateLimiter } from '../../auth/rate-limiter.js';
+import type { SubscribeAllowance } from '../../auth/subscribe-allowance.js';
 
 export interface DeviceSessionDeps {
   subscriptions: SubscriptionService;
@@ -31,7 +32,7 @@ export interface DeviceSessionDeps {
   authenticator: Authenticator;
   /** Shared across sockets, keyed by user, so a device cannot dodge it by opening more sockets. */
   postLimiter: RateLimiter;
-  subscribeLimiter: RateLimiter;
+  subscribes: SubscribeAllowance;
   settings: Settings;
   logger: Logger;
 }
@@ -94,6 +95,9 @@ export class DeviceSession {
   }
 
   receiveFrame(data: Buffer, isBinary: boolean): void {
+    // ws reads frames until the closing handshake ends (up to 30 s): a socket the service closed
+    // (its token expired, it fell behind, the instance stops) must not post, cancel or read meanwhile.
+    if (this.disposed) return;
     this.heard = true;
     void this.receive(data, isBinary);
   }
@@ -202,19 +206,19 @@ export class DeviceSession {
 
   /** Posts and cancels count together, per user (per socket without one): each is a write to a conversation. */
   private takeWriteAllowance(): void {
-    if (!this.deps.postLimiter.take(userOf(this.principal) ?? this.id)) {
+    const user = userOf(this.principal);
+    if (!this.deps.postLimiter.take(user === undefined ? `connection:${this.id}` : `user:${user}`)) {
       throw new SeqlineError(ErrorCode.RateLimited, `over ${this.deps.settings.limits.devicePostsPerSecond} posts and cancels per second; retry shortly`);
     }
   }
 
   /**
-   * Subscribes (and token checks) count per socket: each costs log reads or a snapshot, and a
-   * device sending them in a loop would otherwise load the log every instance shares.
+   * Subscribes (and token checks) count per user, across the user's sockets and SSE streams: each
+   * costs log reads or a snapshot, and a device sending them in a loop, or reconnecting in one,
+   * would otherwise load the log every instance shares.
    */
   private takeSubscribeAllowance(): void {
-    if (!this.deps.subscribeLimiter.take(this.id)) {
-      throw new SeqlineError(ErrorCode.RateLimited, `over ${this.deps.settings.limits.deviceSubscribesPerSecond} subscribes and token refreshes per second on this socket; retry shortly`);
-    }
+    this.deps.subscribes.take(userOf(this.principal), this.id);
   }
 
   private async subscribe(conversationId: string, after: string | undefined, ref: string | undefined): Promise<void> {

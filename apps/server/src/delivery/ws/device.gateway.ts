@@ -10,6 +10,7 @@ import { Authenticator, credentialsFrom, TokenExpiredError } from '../../auth/au
 import { userOf } from '../../auth/principal.js';
 import { ConnectionLimiter } from '../../auth/connection-limiter.js';
 import { RateLimiter } from '../../auth/rate-limiter.js';
+import { SubscribeAllowance } from '../../auth/subscribe-allowance.js';
 import { LOGGER, SETTINGS } from '../../core/tokens.js';
 import { ConversationCommands } from '../../ingest/conversation-commands.service.js';
 import { MetricsService } from '../../metrics/metrics.service.js';
@@ -31,7 +32,6 @@ const GOING_AWAY = 'server shutting down: reconnect and resume';
 export class DeviceGateway implements OnGatewayConnection, BeforeApplicationShutdown, OnModuleDestroy {
   private readonly sessions = new Map<DeviceSession, Promise<void>>();
   private readonly postLimiter: RateLimiter;
-  private readonly subscribeLimiter: RateLimiter;
   /** One timer pings every socket, so an idle socket costs no timer of its own. */
   private readonly heartbeat: NodeJS.Timeout;
   /** Set once the instance drains: a device that connects now is sent on at once, as the others were. */
@@ -43,13 +43,11 @@ export class DeviceGateway implements OnGatewayConnection, BeforeApplicationShut
     private readonly metrics: MetricsService,
     private readonly authenticator: Authenticator,
     private readonly connections: ConnectionLimiter,
+    private readonly subscribes: SubscribeAllowance,
     @Inject(SETTINGS) private readonly settings: Settings,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {
     this.postLimiter = new RateLimiter(settings.limits.devicePostsPerSecond);
-    // A reconnect subscribes to every conversation the device follows at once: the burst holds that, twice.
-    const subscribes = settings.limits.deviceSubscribesPerSecond;
-    this.subscribeLimiter = new RateLimiter(subscribes, Math.max(2 * subscribes, 2 * settings.limits.subscriptionsPerSocket));
     this.heartbeat = setInterval(() => {
       for (const session of this.sessions.keys()) session.beat();
     }, settings.ws.heartbeatMs);
@@ -103,7 +101,7 @@ export class DeviceGateway implements OnGatewayConnection, BeforeApplicationShut
       metrics: this.metrics,
       authenticator: this.authenticator,
       postLimiter: this.postLimiter,
-      subscribeLimiter: this.subscribeLimiter,
+      subscribes: this.subscribes,
       settings: this.settings,
       logger: this.logger,
     });
