@@ -19,7 +19,7 @@ interface Operation {
   operationId: string;
   security: Record<string, string[]>[];
   parameters?: Parameter[];
-  requestBody?: { content: Record<string, Media> };
+  requestBody?: { required: boolean; content: Record<string, Media> };
   responses: Record<string, { content?: Record<string, Media> }>;
 }
 interface Document {
@@ -104,6 +104,18 @@ describe('OpenAPI description', () => {
       answered.push(operation.operationId);
     }
     expect(answered).toContain('streamConversation');
+  });
+
+  it('a request body the document marks optional may be left out, and one it marks required may not', async () => {
+    const withBodies = operations().filter(({ operation }) => operation.requestBody);
+    expect(withBodies.length).toBeGreaterThan(1);
+    for (const { path, operation } of withBodies) {
+      const url = path.replace('{id}', 'openapi-no-body');
+      if (path.includes('{id}')) await fetch(`${seqline.server.url}/v1/conversations`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': ADMIN_KEY }, body: JSON.stringify({ id: 'openapi-no-body' }) });
+      const response = await fetch(`${seqline.server.url}${url}`, { method: 'POST', headers: { 'x-api-key': ADMIN_KEY } });
+      const required = operation.requestBody!.required;
+      expect({ operation: operation.operationId, required, status: response.status }).toEqual({ operation: operation.operationId, required, status: required ? 400 : 201 });
+    }
   });
 
   it('every route that needs credentials refuses none, and each error answer is one it documents', async () => {

@@ -81,6 +81,21 @@ describe('admin REST input', () => {
     expect(second.status).toBe(200);
     expect(second.body.items.map((event) => [event.event.type, event.prev])).toEqual([['message.created', `${seqline.server.infra.stream.epoch}-${poison.seq}`]]);
     expect(second.body.next).toBeNull();
+    // A page that ends on the event right before it: its `next` is taken too.
+    const single = await http<Page<ConversationEvent>>(url(), 'GET', `/v1/conversations/ev-bad/events?limit=1&after=${first.body.items[0]!.prev}`);
+    expect(single.body).toEqual({ items: [expect.objectContaining({ cursor: last })], next: last });
+    const past = await http<Page<ConversationEvent>>(url(), 'GET', `/v1/conversations/ev-bad/events?after=${last}`);
+    expect(past.status).toBe(200);
+    expect(past.body.items.map((event) => event.event.type)).toEqual(['message.created']);
+  });
+
+  it('refuses a query parameter it does not know rather than answering the first page again', async () => {
+    expect(await http(url(), 'GET', '/v1/conversations?cursor=abc')).toEqual({ status: 400, body: { code: 'VALIDATION_FAILED', message: expect.stringContaining('cursor') } });
+  });
+
+  it('takes no conversation id __proto__, which a token could never grant', async () => {
+    expect(await http(url(), 'POST', '/v1/conversations', { id: '__proto__' })).toEqual({ status: 400, body: { code: 'VALIDATION_FAILED', message: 'id: ids are 1-128 characters of A-Z a-z 0-9 _ - (not __proto__)' } });
+    expect((await http(url(), 'GET', '/v1/conversations/__proto__')).status).toBe(400);
   });
 
   async function lastEvent(id: string): Promise<{ last: string }> {

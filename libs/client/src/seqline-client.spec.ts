@@ -871,11 +871,11 @@ describe('SeqlineClient keeping to what it was told', () => {
     h.last().accept();
     h.last().deliver({ type: 'pong' });
     const invalid = h.client.subscribe('support:42');
-    expect(invalid.refusal).toEqual({ code: 'VALIDATION_FAILED', message: 'conversationId "support:42" is invalid: ids are 1-128 characters of A-Z a-z 0-9 _ -' });
+    expect(invalid.refusal).toEqual({ code: 'VALIDATION_FAILED', message: 'conversationId "support:42" is invalid: ids are 1-128 characters of A-Z a-z 0-9 _ - (not __proto__)' });
     const posting = track(h.client.post('c1', 'hello', { messageId: 'a.b' }));
     const cancelling = track(h.client.cancel('a'.repeat(129), 'm1'));
     await settle();
-    expect(posting).toMatchObject({ state: 'rejected', value: { code: 'VALIDATION_FAILED', message: 'messageId "a.b" is invalid: ids are 1-128 characters of A-Z a-z 0-9 _ -' } });
+    expect(posting).toMatchObject({ state: 'rejected', value: { code: 'VALIDATION_FAILED', message: 'messageId "a.b" is invalid: ids are 1-128 characters of A-Z a-z 0-9 _ - (not __proto__)' } });
     expect(cancelling).toMatchObject({ state: 'rejected', value: { code: 'VALIDATION_FAILED' } });
     expect(h.last().frames()).toEqual([]);
     expect(h.client.state).toBe('live');

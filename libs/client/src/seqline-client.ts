@@ -696,7 +696,7 @@ function endedSubscription(conversationId: string, refusal: { code: ErrorCode; m
 
 /** The refusal the server would give, without asking it: an invalid id is never sent. */
 function invalidId(field: string, value: string): { code: ErrorCode; message: string } {
-  return { code: ErrorCode.ValidationFailed, message: `${field} ${JSON.stringify(value.slice(0, 140))} is invalid: ids are 1-128 characters of A-Z a-z 0-9 _ -` };
+  return { code: ErrorCode.ValidationFailed, message: `${field} ${JSON.stringify(value.slice(0, 140))} is invalid: ids are 1-128 characters of A-Z a-z 0-9 _ - (not __proto__)` };
 }
 
 function requireIds(ids: Record<string, string>): void {

@@ -10,5 +10,8 @@ export const DEFAULT_LIMITS = {
   subscriptionsPerSocket: 32,
 } as const;
 
-/** Conversation and message ids become NATS subject tokens, so they are restricted to this alphabet. */
-export const ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
+/**
+ * Conversation and message ids become NATS subject tokens, so they are restricted to this alphabet.
+ * `__proto__` is not an id: JSON objects keyed by ids (a token's `conversations` claim) cannot hold it.
+ */
+export const ID_PATTERN = /^(?!__proto__$)[A-Za-z0-9_-]{1,128}$/;

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { ID_PATTERN } from './limits.js';
 import { MessageBlockSchema } from './message-blocks.js';
 
-export const IdSchema = z.string().regex(ID_PATTERN, 'ids are 1-128 characters of A-Z a-z 0-9 _ -');
+export const IdSchema = z.string().regex(ID_PATTERN, 'ids are 1-128 characters of A-Z a-z 0-9 _ - (not __proto__)');
 
 export const AuthorSchema = z.object({
   role: z.enum(['user', 'agent', 'system']),

@@ -13,8 +13,11 @@ export const CreateConversationBodySchema = z.strictObject({
 });
 export type CreateConversationBody = z.infer<typeof CreateConversationBodySchema>;
 
-/** `?after=&limit=` on every paginated route. */
-export const PageQuerySchema = z.object({
+/**
+ * `?after=&limit=` on every paginated route. Other parameters are refused: a misspelt one
+ * (`?cursor=` for `?after=`) would answer the first page again and again, its `next` never taken.
+ */
+export const PageQuerySchema = z.strictObject({
   // `?after=` (an empty cursor, as `after=${next ?? ''}` sends on the first page) is no cursor.
   // Not bounded: a string that is not a cursor of the log is `BAD_CURSOR`, as on WebSocket and SSE.
   after: z

@@ -7,7 +7,13 @@ import { ConversationLog, decodeDeliveredEntry, LogStream, UndecodableEventError
 export type StartPosition =
   /** `atHead`: the log held nothing after `seq` when it was checked. */
   | { kind: 'resume'; seq: number; atHead?: boolean }
-  | { kind: 'reload'; reason: 'no-cursor' | 'other-epoch' | 'expired' };
+  | { kind: 'reload'; reason: 'no-cursor' | 'other-epoch' | 'expired' }
+  /**
+   * The event after the cursor cannot be decoded, so no stream read gets past it (a snapshot skips
+   * it). The cursor itself is an event of this conversation the log holds: a read that leaves
+   * undecodable events out (REST `/events`) may go on from `seq`.
+   */
+  | { kind: 'reload'; reason: 'undecodable-next'; seq: number };
 
 /**
  * Turns a cursor into a start position, the same way for WebSocket, SSE and REST
@@ -46,8 +52,10 @@ export class CursorResolver {
       next = await this.log.next(conversationId, cursor.seq + 1, decodeDeliveredEntry);
     } catch (error) {
       // An event that cannot be decoded follows the cursor: no read gets past it, a snapshot (which skips it) does.
-      if (error instanceof UndecodableEventError) return { kind: 'reload', reason: 'expired' };
-      throw error;
+      if (!(error instanceof UndecodableEventError)) throw error;
+      // It has no `prev` to vouch for the cursor: the cursor's own event does, on this conversation's subject.
+      const own = (await this.log.subjectAt(cursor.seq)) === this.stream.subjects.log(conversationId);
+      return own ? { kind: 'reload', reason: 'undecodable-next', seq: cursor.seq } : { kind: 'reload', reason: 'expired' };
     }
     // The event after the cursor names it as its predecessor: the cursor is this conversation's and nothing after it is lost.
     if (next) {

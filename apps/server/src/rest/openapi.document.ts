@@ -22,7 +22,7 @@ const MEANINGS: Record<ErrorCode, string> = {
   UNKNOWN_CONVERSATION: 'no such conversation',
   CONVERSATION_EXISTS: 'the id is taken',
   UNKNOWN_MESSAGE: 'no such message',
-  MESSAGE_EXISTS: 'the message id was used by another author',
+  MESSAGE_EXISTS: 'the message id was used by another author, or posted with other text',
   MESSAGE_FINISHED: 'the message already ended',
   PART_OUT_OF_ORDER: 'an append that skips ahead',
   PART_CONFLICT: 'a part already applied with other text',
@@ -92,7 +92,7 @@ function operation(route: ApiRoute): Json {
     ...(route.description ? { description: route.description } : {}),
     security: SECURITY[route.access],
     ...(parameters.length ? { parameters } : {}),
-    ...(route.body ? { requestBody: { required: true, content: { 'application/json': { schema: ref(route.body.schema), example: route.body.example } } } } : {}),
+    ...(route.body ? { requestBody: { required: !route.body.optional, content: { 'application/json': { schema: ref(route.body.schema), example: route.body.example } } } } : {}),
     responses: { ...Object.fromEntries(route.answers.map((answer) => [String(answer.status), response(answer)])), ...errorResponses(route) },
   };
 }

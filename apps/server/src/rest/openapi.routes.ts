@@ -82,7 +82,8 @@ export interface ApiRoute {
   /** Example for the `{id}` path parameter. */
   id?: string;
   parameters?: RouteParameter[];
-  body?: { schema: keyof typeof REQUEST_SCHEMAS; example: unknown };
+  /** `optional`: the route takes no body as an empty one. */
+  body?: { schema: keyof typeof REQUEST_SCHEMAS; example: unknown; optional?: boolean };
   answers: RouteAnswer[];
   /** Errors this route answers beyond those every route of its kind may (credentials, a malformed body or id, the origin, INTERNAL). */
   errors: ErrorCode[];
@@ -108,7 +109,7 @@ export const API_ROUTES: ApiRoute[] = [
     summary: 'Create a conversation',
     description: 'The id is generated when omitted.',
     access: 'admin',
-    body: { schema: 'CreateConversationBody', example: { id: 'c1', title: 'Trip to Lisbon' } },
+    body: { schema: 'CreateConversationBody', example: { id: 'c1', title: 'Trip to Lisbon' }, optional: true },
     answers: [{ status: 201, description: 'the conversation', schema: 'Conversation' }],
     errors: [ErrorCode.ConversationExists, ErrorCode.Unavailable],
   },
@@ -141,7 +142,7 @@ export const API_ROUTES: ApiRoute[] = [
     operationId: 'postMessage',
     tag: 'conversations',
     summary: 'Post a user message',
-    description: 'Idempotent by `messageId`: posting it again answers the same cursor with `duplicate: true`. Agents receive it as a prompt.',
+    description: 'Idempotent by `messageId`: posting it again with the same text answers the same cursor with `duplicate: true`; other text under a posted `messageId` (an edited question) is refused `MESSAGE_EXISTS`. Agents receive it as a prompt.',
     access: 'admin',
     id: 'c1',
     body: { schema: 'PostMessageBody', example: { messageId: 'q1', text: 'Which neighbourhood should we stay in?' } },
@@ -181,7 +182,7 @@ export const API_ROUTES: ApiRoute[] = [
     tag: 'devices',
     summary: 'Follow a conversation (Server-Sent Events)',
     description:
-      'Everything after the resume point, then live events, with no gap and no duplicate. The stream opens with `retry: 1000`; a snapshot comes as `event: snapshot` with `data` `{ conversationId, cursor, messages: Message[] }`; every event is an unnamed message whose `id` is its cursor and whose `data` is a ConversationEvent; an error after the stream started comes as `event: error` with an ErrorBody, and ends it. `EventSource`, which cannot set headers, passes its token as `access_token`.',
+      'Everything after the resume point, then live events, with no gap and no duplicate. The stream opens with `retry: 1000`; a snapshot comes as `event: snapshot` with `data` `{ conversationId, cursor, messages: Message[] }`; every event is an unnamed message whose `id` is its cursor and whose `data` is a ConversationEvent; a resume point whose next events the log no longer holds is answered with a snapshot instead (the stream goes on from it; a second time on the same stream, `event: error` `CURSOR_EXPIRED`); any other error after the stream started comes as `event: error` with an ErrorBody, and ends it. `EventSource`, which cannot set headers, passes its token as `access_token`.',
     access: 'read',
     id: 'c1',
     parameters: [
