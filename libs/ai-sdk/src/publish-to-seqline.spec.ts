@@ -1,5 +1,5 @@
 import type { BlockRef } from '@seqline/protocol';
-import { simulateReadableStream, streamText, type UIMessageChunk } from 'ai';
+import { simulateReadableStream, streamText, type TextStreamPart, type ToolSet, type UIMessageChunk } from 'ai';
 import { MockLanguageModelV4 } from 'ai/test';
 import { publishToSeqline, type SeqlineAnswer } from './publish-to-seqline.js';
 
@@ -219,5 +219,56 @@ describe('publishToSeqline', () => {
     expect(await publishToSeqline(answer, simulateReadableStream({ chunks }))).toBe('failed');
     expect(answer.appends).toEqual([{ text: '{}', block: { type: 'tool', id: 'c', toolName: 'lookup' } }]);
     expect(answer.ended).toBe('failed: a tool value of 20002 characters does not fit one append (at most 16384)');
+  });
+
+  it('stops the model call when it gives the answer up itself (an error part), not only on a device cancel', async () => {
+    const answer = new RecordingAnswer();
+    let modelSignal: AbortSignal | undefined;
+    const slow = new MockLanguageModelV4({
+      doStream: async ({ abortSignal }) => {
+        modelSignal = abortSignal;
+        return {
+          stream: simulateReadableStream<StreamPart>({
+            // The model would go on producing (and billing) after the error.
+            chunks: [
+              { type: 'text-start', id: 't' },
+              { type: 'text-delta', id: 't', delta: 'Hi' },
+              { type: 'error', error: new Error('overloaded') },
+              ...Array.from({ length: 50 }, () => ({ type: 'text-delta' as const, id: 't', delta: ' more' })),
+            ],
+            chunkDelayInMs: 20,
+          }),
+        };
+      },
+    });
+    expect(await publishToSeqline(answer, (abortSignal) => streamText({ model: slow, prompt: 'x', abortSignal }))).toBe('failed');
+    expect(answer.ended).toBe('failed: overloaded');
+    expect(modelSignal?.aborted).toBe(true);
+    // Seqline's own signal is the answer's: it was not cancelled.
+    expect(answer.signal.aborted).toBe(false);
+  });
+
+  it('ends a tool call that waits for an approval, or was denied, as not run instead of leaving it waiting in a completed answer', async () => {
+    const answer = new RecordingAnswer();
+    const chunks: UIMessageChunk[] = [
+      { type: 'tool-input-available', toolCallId: 'a', toolName: 'book', input: { night: 1 } },
+      { type: 'tool-approval-request', approvalId: 'p', toolCallId: 'a' },
+      { type: 'tool-input-available', toolCallId: 'd', toolName: 'pay', input: {} },
+      { type: 'tool-output-denied', toolCallId: 'd' },
+      { type: 'finish', finishReason: 'tool-calls' },
+    ];
+    expect(await publishToSeqline(answer, simulateReadableStream({ chunks }))).toBe('complete');
+    expect(answer.appends).toEqual([
+      { text: '{"night":1}', block: { type: 'tool', id: 'a', toolName: 'book' } },
+      { text: 'this tool call needs approval, which an answer published to Seqline cannot ask for: it did not run', block: { type: 'tool', id: 'a', toolName: 'book', field: 'error' } },
+      { text: '{}', block: { type: 'tool', id: 'd', toolName: 'pay' } },
+      { text: 'this tool call was denied: it did not run', block: { type: 'tool', id: 'd', toolName: 'pay', field: 'error' } },
+    ]);
+
+    const fromModel = new RecordingAnswer();
+    const toolCall = { type: 'tool-call', toolCallId: 'a', toolName: 'book', input: { night: 1 } } as const;
+    const parts = [toolCall, { type: 'tool-approval-request', approvalId: 'p', toolCall }, { type: 'finish', finishReason: 'tool-calls' }] as unknown as TextStreamPart<ToolSet>[];
+    expect(await publishToSeqline(fromModel, { fullStream: (async function* () { yield* parts; })() })).toBe('complete');
+    expect(fromModel.appends.at(-1)).toEqual({ text: 'this tool call needs approval, which an answer published to Seqline cannot ask for: it did not run', block: { type: 'tool', id: 'a', toolName: 'book', field: 'error' } });
   });
 });

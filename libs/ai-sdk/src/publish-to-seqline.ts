@@ -43,9 +43,18 @@ export type PublishOutcome = 'complete' | 'aborted' | 'failed';
  * await publishToSeqline(answer, (abortSignal) => streamText({ model, prompt: prompt.text, abortSignal }));
  */
 export async function publishToSeqline(answer: SeqlineAnswer, source: SeqlineSource | ((abortSignal: AbortSignal) => SeqlineSource | Promise<SeqlineSource>)): Promise<PublishOutcome> {
+  const own = new AbortController();
+  const outcome = await publish(answer, source, own.signal);
+  // Given up here (an error part, a value too large, an interrupted stream): the model call is
+  // stopped too. Leaving the stream unread does not stop it: streamText tees the provider's stream.
+  if (outcome !== 'complete') own.abort(new Error(`the answer ended ${outcome}`));
+  return outcome;
+}
+
+async function publish(answer: SeqlineAnswer, source: SeqlineSource | ((abortSignal: AbortSignal) => SeqlineSource | Promise<SeqlineSource>), stop: AbortSignal): Promise<PublishOutcome> {
   const writer = new BlockWriter(answer);
   try {
-    const resolved = typeof source === 'function' ? await source(answer.signal) : source;
+    const resolved = typeof source === 'function' ? await source(AbortSignal.any([answer.signal, stop])) : source;
     const fromModel = 'fullStream' in resolved;
     for await (const item of iterate(resolved)) {
       if (answer.signal.aborted) break;
@@ -73,6 +82,14 @@ export async function publishToSeqline(answer: SeqlineAnswer, source: SeqlineSou
   }
 }
 
+/**
+ * Tool approval (`needsApproval`) asks the user before a tool runs and resumes the model with the
+ * answer: a Seqline answer has no way back from the devices to the model call, so the call ends as
+ * not run, with this error for devices to show.
+ */
+const NEEDS_APPROVAL = 'this tool call needs approval, which an answer published to Seqline cannot ask for: it did not run';
+const DENIED = 'this tool call was denied: it did not run';
+
 /** Maps AI SDK stream parts to appends by block; returns an error message when the source failed. */
 class BlockWriter {
   aborted = false;
@@ -80,6 +97,8 @@ class BlockWriter {
   /** Data parts without an id so far: each gets a block of its own. */
   private unnamedData = 0;
   private readonly tools = new Map<string, { toolName: string; streamed: boolean }>();
+  /** Calls ended as not run (an approval asked for, or denied). */
+  private readonly notRun = new Set<string>();
 
   constructor(private readonly answer: SeqlineAnswer) {}
 
@@ -113,6 +132,12 @@ class BlockWriter {
         return undefined;
       case 'tool-error':
         this.answer.append(this.errorText(messageOf(part.error)), { type: 'tool', id: part.toolCallId, toolName: part.toolName, field: 'error' });
+        return undefined;
+      case 'tool-approval-request':
+        this.toolNotRun(part.toolCall.toolCallId, NEEDS_APPROVAL);
+        return undefined;
+      case 'tool-output-denied':
+        this.toolNotRun(part.toolCallId, DENIED);
         return undefined;
       case 'abort':
         this.aborted = true;
@@ -165,6 +190,12 @@ class BlockWriter {
         if (tool) this.answer.append(this.errorText(chunk.errorText), { type: 'tool', id: chunk.toolCallId, toolName: tool.toolName, field: 'error' });
         return undefined;
       }
+      case 'tool-approval-request':
+        this.toolNotRun(chunk.toolCallId, NEEDS_APPROVAL);
+        return undefined;
+      case 'tool-output-denied':
+        this.toolNotRun(chunk.toolCallId, DENIED);
+        return undefined;
       case 'abort':
         this.aborted = true;
         return undefined;
@@ -201,6 +232,17 @@ class BlockWriter {
     if (tool?.streamed) return;
     this.tools.set(toolCallId, { toolName, streamed: true });
     this.answer.append(JSON.stringify(input ?? {}), { type: 'tool', id: toolCallId, toolName });
+  }
+
+  /**
+   * A call that will not run: devices would otherwise show it waiting for an output that never
+   * comes (and `useChat` hand it to `onToolCall`). Once per call.
+   */
+  private toolNotRun(toolCallId: string, why: string): void {
+    const tool = this.tools.get(toolCallId);
+    if (!tool || this.notRun.has(toolCallId)) return;
+    this.notRun.add(toolCallId);
+    this.answer.append(why, { type: 'tool', id: toolCallId, toolName: tool.toolName, field: 'error' });
   }
 
   private toolOutput(toolCallId: string, toolName: string, output: unknown): void {
