@@ -46,3 +46,91 @@ describe('SeqlineChatTransport refuses what a conversation does not do', () => {
     expect(posted).toEqual(['edited']);
   });
 });
+
+/** As much of a device SDK client as the transport uses: one conversation whose messages a test sets. */
+class FakeClient {
+  messages: Message[] = [];
+  readonly cancels: string[] = [];
+  cancelRefusal?: { code: string; message: string };
+  private readonly listeners = new Set<() => void>();
+  private posted?: (result: { messageId: string; cursor: string }) => void;
+
+  subscribe(conversationId: string) {
+    const messages = () => this.messages;
+    const listeners = this.listeners;
+    return {
+      conversationId,
+      live: true,
+      refusal: undefined,
+      get messages() {
+        return messages();
+      },
+      view: { messages: new Map<string, unknown>() },
+      on(listener: () => void) {
+        listeners.add(listener);
+        return () => listeners.delete(listener);
+      },
+      close: () => undefined,
+    };
+  }
+  /** A post the test answers when it chooses (`land`): the device is offline until then. */
+  post(): Promise<{ messageId: string; cursor: string }> {
+    return new Promise((resolve) => (this.posted = resolve));
+  }
+  land(result: { messageId: string; cursor: string }): void {
+    this.posted!(result);
+  }
+  async cancel(conversationId: string, messageId: string): Promise<void> {
+    this.cancels.push(`${conversationId}/${messageId}`);
+    if (this.cancelRefusal) throw Object.assign(new Error(this.cancelRefusal.message), this.cancelRefusal);
+  }
+  /** The conversation changed. */
+  changed(messages: Message[]): void {
+    this.messages = messages;
+    for (const listener of [...this.listeners]) listener();
+  }
+}
+
+const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
+const question = { id: 'q1', role: 'user' as const, parts: [{ type: 'text' as const, text: 'Hi' }] };
+
+describe('SeqlineChatTransport stop()', () => {
+  it('stops at once while the question is still being posted, and cancels its answer once the post lands', async () => {
+    const client = new FakeClient();
+    const transport = new SeqlineChatTransport({ client: client as unknown as SeqlineClient });
+    const stop = new AbortController();
+    const sending = transport.sendMessages({ chatId: 'c1', trigger: 'submit-message', messageId: undefined, messages: [question], abortSignal: stop.signal });
+    stop.abort();
+    await expect(sending).rejects.toMatchObject({ name: 'AbortError' });
+    // Back online: the post was on its way, and lands; its answer starts.
+    client.land({ messageId: 'q1', cursor: 'e1-10' });
+    await tick();
+    expect(client.cancels).toEqual([]);
+    client.changed([message('q1', 'user', 10), message('q1-answer', 'agent', 11)]);
+    await tick();
+    expect(client.cancels).toEqual(['c1/q1-answer']);
+    transport.close();
+  });
+
+  it('tells the app when its cancel is refused, and followers hear the answer goes on', async () => {
+    const client = new FakeClient();
+    client.messages = [message('q1', 'user', 10), message('q1-answer', 'agent', 11)];
+    client.cancelRefusal = { code: 'FORBIDDEN', message: 'this token does not grant cancel on conversation c1' };
+    const refusals: unknown[] = [];
+    const transport = new SeqlineChatTransport({ client: client as unknown as SeqlineClient, onCancelError: (error) => refusals.push(error) });
+    const updates: { answering: boolean; ownStream: boolean }[] = [];
+    const unfollow = transport.follow('c1', ({ answering, ownStream }) => updates.push({ answering, ownStream }));
+    await tick();
+    const stop = new AbortController();
+    const stream = await transport.reconnectToStream({ chatId: 'c1', abortSignal: stop.signal });
+    expect(stream).not.toBeNull();
+    stop.abort();
+    await tick();
+    await tick();
+    expect(client.cancels).toEqual(['c1/q1-answer']);
+    expect(refusals).toEqual([{ conversationId: 'c1', messageId: 'q1-answer', code: 'FORBIDDEN', message: 'this token does not grant cancel on conversation c1' }]);
+    expect(updates.at(-1)).toEqual({ answering: true, ownStream: false });
+    unfollow();
+    transport.close();
+  });
+});

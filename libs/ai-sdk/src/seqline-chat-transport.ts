@@ -15,6 +15,11 @@ export interface SeqlineChatTransportOptions {
   authorId?: string;
   /** How long `reconnectToStream` and `history` wait for the conversation to be current. Default 10 s. */
   liveTimeoutMs?: number;
+  /**
+   * Called when the service refuses a `stop()`'s cancel (a token without the `cancel` right, a
+   * rate limit): the answer goes on for everyone, and `follow()` listeners hear it is answering.
+   */
+  onCancelError?: (error: { conversationId: string; messageId: string; code: string; message: string }) => void;
 }
 
 /** Tells the app that the conversation changed outside this chat's own streams (another device, a cancel). */
@@ -50,6 +55,8 @@ export class SeqlineChatTransport implements ChatTransport<UIMessage> {
   private readonly active = new Map<string, number>();
   /** Answers a stop() here cancelled: the cancel is on its way, so they are not followed again. */
   private readonly cancelled = new Set<string>();
+  /** The `follow()` listeners' updates, per conversation: told again when this chat's own streams end or a cancel is refused. */
+  private readonly followers = new Map<string, Set<() => void>>();
   private unloading = false;
   private closed = false;
   private readonly onPageHide = (): void => {
@@ -78,11 +85,20 @@ export class SeqlineChatTransport implements ChatTransport<UIMessage> {
     const subscription = this.options.client.subscribe(options.chatId);
     const messageId = ID_PATTERN.test(last.id) ? last.id : undefined;
     const release = this.hold(options.chatId);
+    const posting = this.options.client.post(options.chatId, text, { ...(messageId ? { messageId } : {}), ...(this.options.authorId ? { authorId: this.options.authorId } : {}) });
     try {
-      const posted = await this.options.client.post(options.chatId, text, { ...(messageId ? { messageId } : {}), ...(this.options.authorId ? { authorId: this.options.authorId } : {}) });
+      const posted = await untilAborted(posting, options.abortSignal);
       const after = parseCursor(posted.cursor)?.seq ?? 0;
       return this.answerStream(subscription, (messages) => answerTo(messages, posted.messageId, after), options.abortSignal, false);
     } catch (error) {
+      if (options.abortSignal?.aborted && !this.unloading) {
+        // Stopped while the post was on its way (offline, a slow service): the chat stops now. A
+        // post already sent cannot be taken back; once it lands, its answer is cancelled.
+        posting.then(
+          (late) => this.cancelAnswer(options.chatId, (messages) => answerTo(messages, late.messageId, parseCursor(late.cursor)?.seq ?? 0)),
+          () => undefined,
+        );
+      }
       subscription.close();
       // useChat sends an edited message under its old id; the service refuses other text under a
       // posted id (a retry, the same text, is taken as one).
@@ -160,11 +176,17 @@ export class SeqlineChatTransport implements ChatTransport<UIMessage> {
     };
     const off = subscription.on(notify);
     queueMicrotask(notify);
+    const tell = (): void => notify();
+    const followers = this.followers.get(conversationId) ?? new Set();
+    followers.add(tell);
+    this.followers.set(conversationId, followers);
     let following = true;
     return () => {
       if (!following) return;
       following = false;
       off();
+      followers.delete(tell);
+      if (followers.size === 0) this.followers.delete(conversationId);
       subscription.close();
     };
   }
@@ -188,26 +210,8 @@ export class SeqlineChatTransport implements ChatTransport<UIMessage> {
     let stop = (): void => undefined;
     const cancel = (): void => {
       answerId ??= select(subscription.messages);
-      if (answerId === undefined) {
-        // Stopped before the answer started: cancel it as soon as it does (or give up after a while),
-        // following the conversation meanwhile (the stream that was stopped let it go).
-        const pending = this.options.client.subscribe(subscription.conversationId);
-        const done = (): void => {
-          clearTimeout(giveUp);
-          offPending();
-          pending.close();
-        };
-        const offPending = pending.on(() => {
-          answerId ??= select(pending.messages);
-          if (answerId === undefined) return;
-          done();
-          cancel();
-        });
-        const giveUp = setTimeout(done, PENDING_CANCEL_MS);
-        return;
-      }
-      this.cancelled.add(`${subscription.conversationId}\u0000${answerId}`);
-      void this.options.client.cancel(subscription.conversationId, answerId).catch(() => undefined);
+      const known = answerId;
+      this.cancelAnswer(subscription.conversationId, (messages) => known ?? select(messages));
     };
     const release = this.hold(subscription.conversationId);
     return new ReadableStream<Chunk>({
@@ -260,6 +264,43 @@ export class SeqlineChatTransport implements ChatTransport<UIMessage> {
     });
   }
 
+  /**
+   * Cancels the answer `select` finds, for everyone; one that has not started yet (stopped before
+   * it did) as soon as it does, following the conversation meanwhile (the stream that was stopped
+   * let it go), or not at all after `PENDING_CANCEL_MS`.
+   */
+  private cancelAnswer(conversationId: string, select: (messages: Message[]) => string | undefined): void {
+    const pending = this.options.client.subscribe(conversationId);
+    let done = false;
+    const attempt = (): void => {
+      const answerId = select(pending.messages);
+      if (done || answerId === undefined) return;
+      finish();
+      this.cancelNow(conversationId, answerId);
+    };
+    const finish = (): void => {
+      done = true;
+      clearTimeout(giveUp);
+      offPending();
+      pending.close();
+    };
+    const offPending = pending.on(attempt);
+    const giveUp = setTimeout(finish, PENDING_CANCEL_MS);
+    attempt();
+  }
+
+  private cancelNow(conversationId: string, messageId: string): void {
+    const key = `${conversationId}\u0000${messageId}`;
+    this.cancelled.add(key);
+    this.options.client.cancel(conversationId, messageId).catch((error: unknown) => {
+      // Refused (no `cancel` right, a rate limit): the answer goes on for everyone, this chat too.
+      this.cancelled.delete(key);
+      const { code, message } = error as { code?: unknown; message?: unknown };
+      this.options.onCancelError?.({ conversationId, messageId, code: typeof code === 'string' ? code : 'UNKNOWN', message: typeof message === 'string' ? message : String(error) });
+      this.tellFollowers(conversationId);
+    });
+  }
+
   /** Counts a stream of this transport into its chat until the returned function is called (once). */
   private hold(conversationId: string): () => void {
     this.active.set(conversationId, (this.active.get(conversationId) ?? 0) + 1);
@@ -267,8 +308,16 @@ export class SeqlineChatTransport implements ChatTransport<UIMessage> {
     return () => {
       if (!held) return;
       held = false;
-      this.active.set(conversationId, (this.active.get(conversationId) ?? 1) - 1);
+      const left = (this.active.get(conversationId) ?? 1) - 1;
+      this.active.set(conversationId, left);
+      // What followers were not told while this chat streamed (another device's prompt and answer):
+      // told on the next turn, once the chat has seen its own stream end.
+      if (left === 0) setTimeout(() => this.tellFollowers(conversationId), 0);
     };
+  }
+
+  private tellFollowers(conversationId: string): void {
+    for (const tell of this.followers.get(conversationId) ?? []) tell();
   }
 
   private async untilLive(subscription: Subscription, abortSignal?: AbortSignal): Promise<void> {
@@ -280,6 +329,26 @@ export class SeqlineChatTransport implements ChatTransport<UIMessage> {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
   }
+}
+
+/** `promise`, or an `AbortError` as soon as `signal` aborts. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(new DOMException('stopped', 'AbortError'));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(new DOMException('stopped', 'AbortError'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
 }
 
 function refused(subscription: Subscription): SeqlineTransportError {
