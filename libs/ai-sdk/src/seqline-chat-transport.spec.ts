@@ -133,4 +133,18 @@ describe('SeqlineChatTransport stop()', () => {
     unfollow();
     transport.close();
   });
+
+  it('resumes the earliest answer still streaming after a reload, even when another device posted a question after it', async () => {
+    const client = new FakeClient();
+    client.messages = [message('p1', 'user', 10), message('p1-answer', 'agent', 11), message('p2', 'user', 12)];
+    const transport = new SeqlineChatTransport({ client: client as unknown as SeqlineClient });
+    const stop = new AbortController();
+    expect(await transport.reconnectToStream({ chatId: 'c1', abortSignal: stop.signal })).not.toBeNull();
+    // Stopping the resumed stream stops the answer it follows.
+    stop.abort();
+    await tick();
+    await tick();
+    expect(client.cancels).toEqual(['c1/p1-answer']);
+    transport.close();
+  });
 });

@@ -123,9 +123,12 @@ export class SeqlineChatTransport implements ChatTransport<UIMessage> {
       const messages = subscription.messages;
       const last = messages[messages.length - 1];
       if (!last) return null;
-      if (last.author.role === 'agent' && last.status === 'streaming') {
+      // The earliest answer still streaming, not only the last message: another device may have
+      // posted since (a prompt after it), and that answer would be left frozen until it ended.
+      const answering = messages.find((m) => m.author.role === 'agent' && m.status === 'streaming' && !this.cancelled.has(`${options.chatId}\u0000${m.id}`));
+      if (answering) {
         streaming = true;
-        return this.answerStream(subscription, () => last.id, options.abortSignal, true, superseded);
+        return this.answerStream(subscription, () => answering.id, options.abortSignal, true, superseded);
       }
       if (last.author.role === 'user') {
         // Reloaded between posting and the answer's start: the answer is still to come.
