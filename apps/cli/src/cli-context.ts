@@ -1,5 +1,4 @@
-import { resolve } from 'node:path';
-import { loadEnv, settingsFrom, type Settings } from '@seqline/config';
+import { loadEnv, prismaDir, settingsFrom, type Settings } from '@seqline/config';
 import { ConversationRepository, MessageRepository, PrismaService } from '@seqline/persistence';
 import { connectNats, ConversationLog, LogStream, NatsUnreachableError, type NatsConnection } from '@seqline/streams';
 
@@ -8,7 +7,7 @@ import { connectNats, ConversationLog, LogStream, NatsUnreachableError, type Nat
  * Postgres. The stream is attached as it is, never created or changed: these are operator tools.
  */
 export class CliContext {
-  readonly prismaDir = resolve(process.env.SEQLINE_PRISMA_DIR ?? 'prisma');
+  readonly prismaDir = prismaDir();
   readonly conversations: ConversationRepository;
   readonly messages: MessageRepository;
 

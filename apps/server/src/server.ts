@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import type { Settings } from '@seqline/config';
+import { installRoot, type Settings } from '@seqline/config';
 import { AppModule } from './app.module.js';
 import { OriginPolicy } from './auth/origin-policy.js';
 import { openInfrastructure, type Infrastructure } from './core/infrastructure.js';
@@ -25,7 +25,7 @@ export interface ServerOptions {
 }
 
 /** What every instance serves besides the API: the demo web app, the browser build of the device SDK and the AI SDK example page. */
-export function defaultAssets(root = process.cwd()): { dir: string; prefix?: string }[] {
+export function defaultAssets(root = installRoot()): { dir: string; prefix?: string }[] {
   return [
     { dir: resolve(root, 'apps/server/public') },
     { dir: resolve(root, 'libs/client/dist/browser'), prefix: '/sdk/' },

@@ -1,5 +1,4 @@
-import { resolve } from 'node:path';
-import { createLogger, type Settings } from '@seqline/config';
+import { createLogger, prismaDir, type Settings } from '@seqline/config';
 import { applyMigrations, ConversationRepository, ensureDatabase, MessageRepository, PrismaService } from '@seqline/persistence';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -25,10 +24,10 @@ export interface Infrastructure {
   close(): Promise<void>;
 }
 
-export async function openInfrastructure(settings: Settings, prismaDir = resolve('prisma')): Promise<Infrastructure> {
+export async function openInfrastructure(settings: Settings, migrations = prismaDir()): Promise<Infrastructure> {
   const logger = createLogger(settings.logLevel);
   await ensureDatabase(settings.database.url);
-  const applied = await applyMigrations({ databaseUrl: settings.database.url, prismaDir });
+  const applied = await applyMigrations({ databaseUrl: settings.database.url, prismaDir: migrations });
   if (applied.length > 0) logger.info({ migrations: applied }, 'applied migrations');
   const nc = await connectNats({ ...settings.nats, name: 'seqline-server' });
   try {
