@@ -23,7 +23,11 @@ let stopping = false;
 function stop(code = 0) {
   stopping = true;
   for (const child of children) child.kill('SIGTERM');
-  setTimeout(() => process.exit(code), 3000).unref();
+  // Still draining after 3 s: killed, so nothing outlives the demo.
+  setTimeout(() => {
+    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    process.exit(code);
+  }, 3000).unref();
   Promise.all(children.map((child) => new Promise((resolve) => (child.exitCode !== null ? resolve() : child.once('exit', resolve))))).then(() => process.exit(code));
 }
 process.on('SIGINT', () => stop());
@@ -32,17 +36,26 @@ process.on('SIGTERM', () => stop());
 run('server', 'dist/apps/server/src/main.js');
 for (let i = 0; ; i++) {
   try {
-    if ((await fetch(`${base}/health`)).ok) break;
+    // A port held by something that never answers must not hang the demo.
+    if ((await fetch(`${base}/health`, { signal: AbortSignal.timeout(2_000) })).ok) break;
   } catch {}
+  if (stopping) await new Promise(() => undefined);
   if (i > 120) {
     console.error('server did not become healthy within 60 s');
     stop(1);
+    await new Promise(() => undefined);
   }
   await new Promise((resolve) => setTimeout(resolve, 500));
 }
 if (aiSdk) run('AI SDK agent', 'dist/apps/ai-sdk-agent/src/main.js');
 else run('demo agent', 'dist/apps/demo-agent/src/main.js');
-await fetch(`${base}/v1/conversations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id: 'demo', title: 'Demo conversation' }) });
+const created = await fetch(`${base}/v1/conversations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id: 'demo', title: 'Demo conversation' }) });
+// 409: it exists from an earlier run. Anything else (401 with AUTH_JWT_SECRET set): the commands below would fail too.
+if (!created.ok && created.status !== 409) {
+  console.error(`could not create the demo conversation: ${created.status} ${await created.text()}\nThe demo runs with authentication off: unset AUTH_JWT_SECRET and AUTH_JWKS_URL.`);
+  stop(1);
+  await new Promise(() => undefined);
+}
 console.log(`
   Seqline demo is running.
     Web demo:        ${base}/?conversation=demo${aiSdk ? `\n    useChat page:    ${base}/ai-sdk/?conversation=demo` : ''}
