@@ -92,17 +92,22 @@ describe('WebSocket frames from devices', () => {
     await createConversation(server.url, 'c-cancel');
     const agent = await seqline.agent('cancellable');
     const device = new WsDevice(server.url, 'c-cancel');
+    const other = new WsDevice(server.url, 'c-cancel');
     await device.connect();
+    await other.connect();
     const answer = agent.startMessage('c-cancel', { messageId: 'stoppable' });
     answer.append('partial ');
     await device.until(() => device.text('stoppable') === 'partial ');
     device.send({ type: 'cancel', ref: 'stop', conversationId: 'c-cancel', messageId: 'stoppable' });
     await device.until(() => device.messages.get('stoppable')?.status === 'aborted');
+    await other.until(() => other.messages.get('stoppable')?.status === 'aborted');
     await eventually(() => answer.signal.aborted);
     answer.append('more');
     await expect(answer.complete()).rejects.toMatchObject({ code: 'MESSAGE_FINISHED' });
-    expect(device.text('stoppable')).toBe('partial ');
+    expect([device.text('stoppable'), other.text('stoppable')]).toEqual(['partial ', 'partial ']);
+    expect(other.violations).toEqual([]);
     await device.close();
+    await other.close();
   });
 
   it('sends the notice to agents again for a repeated cancel: the first one may have been written and never told', async () => {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { createConversation, http, useSeqline, WsDevice } from '@seqline/testing';
+import { createConversation, eventually, http, useSeqline, WsDevice } from '@seqline/testing';
 import fc from 'fast-check';
 import { SignJWT } from 'jose';
 import WebSocket from 'ws';
@@ -63,6 +63,7 @@ describe('fuzzing every input surface', () => {
     const url = seqline.server.url;
     const snapshotRows = async () => seqline.server.infra.prisma.message.findMany({ where: { conversationId: { in: ['fuzz-target', 'fuzz-other'] } }, orderBy: { id: 'asc' } });
     const rowsBefore = await snapshotRows();
+    const started = new Set<string>();
 
     // Two devices follow an answer streamed through the whole run.
     const watchers = [new WsDevice(url, 'fuzz-stream'), new WsDevice(url, 'fuzz-stream')];
@@ -85,6 +86,14 @@ describe('fuzzing every input surface', () => {
 
     const fuzzer = new WebSocket(`${url.replace(/^http/, 'ws')}/v1/ws?access_token=${readOnly}`);
     let fuzzerClosed: { code: number; reason: string } | undefined;
+    /** The codes of the error frames the fuzzer was answered: what was refused, and how. */
+    const refusedWith = new Set<string>();
+    fuzzer.on('message', (data) => {
+      const frame = JSON.parse(String(data)) as { type: string; code?: string; ref?: unknown };
+      if (frame.type === 'error') refusedWith.add(frame.code!);
+      if (frame.type === 'pong' && frame.ref === 'fuzz-done') fuzzDone();
+    });
+    let fuzzDone = (): void => undefined;
     fuzzer.on('close', (code, reason) => (fuzzerClosed = { code, reason: String(reason) }));
     // Fuzzed once let in: frames sent while the token is still checked are held only up to a
     // limit, and a client over it is closed (as it should be), which a slow check would make likely.
@@ -105,6 +114,13 @@ describe('fuzzing every input surface', () => {
       }),
       { numRuns: FUZZ_RUNS },
     );
+    // Every frame was answered by the time this ping is: none failed inside the service.
+    await new Promise<void>((resolve) => {
+      fuzzDone = resolve;
+      fuzzer.send(JSON.stringify({ type: 'ping', ref: 'fuzz-done' }));
+    });
+    expect(refusedWith.has('BAD_FRAME')).toBe(true);
+    expect([...refusedWith].filter((code) => code === 'INTERNAL' || code === 'UNAVAILABLE')).toEqual([]);
     await fc.assert(
       fc.asyncProperty(nasty, nasty, fc.constantFrom('fuzz-target', 'fuzz-other', 'nope', '..%2F', 'a b'), async (lastEventId, token, id) => {
         cases++;
@@ -136,10 +152,18 @@ describe('fuzzing every input surface', () => {
     await fc.assert(
       fc.asyncProperty(fc.oneof(fc.json({ maxDepth: 3 }), fc.string({ maxLength: 100 }), fc.record({ type: fc.constantFrom('message.start', 'message.append', 'message.complete', 'message.fail', 'x'), messageId: nasty, part: nasty, delta: nasty, agentId: nasty, error: nasty }).map((c) => JSON.stringify(c))), fc.constantFrom('fuzz-other', 'nope', 'fuzz-stream'), async (payload, id) => {
         cases++;
-        // Never a valid start into a real conversation: the rows of fuzz-other must not change.
         const reply = (await nc.request(`${seqline.settings.log.prefix}.agent.${id}`, payload, { timeout: 5_000 })).json<{ ok: boolean; error?: { code: string } }>();
         if (reply.ok) expect(id).not.toBe('nope');
         else expect(typeof reply.error!.code).toBe('string');
+        // A generated start can be valid (any short id and agent id are): the answers it created are the only agent rows fuzz-other may gain.
+        const command = (() => {
+          try {
+            return JSON.parse(payload) as { type?: unknown; messageId?: unknown };
+          } catch {
+            return undefined;
+          }
+        })();
+        if (reply.ok && id === 'fuzz-other' && command?.type === 'message.start') started.add(String(command.messageId));
       }),
       { numRuns: FUZZ_RUNS },
     );
@@ -155,9 +179,13 @@ describe('fuzzing every input surface', () => {
     expect(fuzzerClosed).toBeUndefined();
     fuzzer.close();
     expect((await http(url, 'GET', '/health')).status).toBe(200);
-    // Refused input changed nothing. (Any agent message that fuzzing managed to start in fuzz-other would show here.)
+    // Refused input changed nothing: fuzz-target's rows are as they were, and fuzz-other holds
+    // exactly the answers accepted starts created, once each (they are persisted within a flush or two).
+    await eventually(async () => (await snapshotRows()).filter((row) => row.conversationId === 'fuzz-other').length >= started.size, 10_000, 'accepted starts persisted');
     const rowsAfter = await snapshotRows();
     expect(rowsAfter.filter((row) => row.conversationId === 'fuzz-target')).toEqual(rowsBefore.filter((row) => row.conversationId === 'fuzz-target'));
-    expect(rowsAfter.filter((row) => row.conversationId === 'fuzz-other' && row.authorRole !== 'agent')).toEqual([]);
+    const otherRows = rowsAfter.filter((row) => row.conversationId === 'fuzz-other');
+    expect(otherRows.filter((row) => row.authorRole !== 'agent')).toEqual([]);
+    expect(otherRows.map((row) => row.id).sort()).toEqual([...started].sort());
   });
 });

@@ -43,7 +43,12 @@ describe('NatsRequester (real nats-server)', () => {
   it('fails an unanswered request with RequestTimeoutError once its time is up', async () => {
     const requester = new NatsRequester(nc);
     try {
+      const started = performance.now();
       await expect(requester.request(`${subject}.silent`, encode('x'), { timeoutMs: 300 })).rejects.toBeInstanceOf(RequestTimeoutError);
+      const waited = performance.now() - started;
+      // Not before its time, and not long after (the timer, not some later sweep, ends it).
+      expect(waited).toBeGreaterThanOrEqual(290);
+      expect(waited).toBeLessThan(2_000);
     } finally {
       requester.close();
     }

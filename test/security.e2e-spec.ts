@@ -98,6 +98,7 @@ describe('security', () => {
     const { exp } = JSON.parse(Buffer.from(minted.body.token.split('.')[1]!, 'base64url').toString()) as { exp: number };
     expect(new Date(exp * 1000).toISOString()).toBe(minted.body.expiresAt);
     expect(Date.parse(minted.body.expiresAt) - Date.now()).toBeLessThanOrEqual(60_000);
+    expect(Date.parse(minted.body.expiresAt) - Date.now()).toBeGreaterThan(55_000);
     expect(await http(seqline.server.url, 'POST', '/v1/tokens', { userId: 'carol', conversations: { 'sec-a': ['read'] }, ttl: 60 }, admin)).toEqual({
       status: 400,
       body: { code: 'VALIDATION_FAILED', message: expect.stringContaining('ttl') },
@@ -117,8 +118,8 @@ describe('security', () => {
       return device.frames.slice(before).find((f) => f.type === 'error' || f.type === 'ack' || f.type === 'snapshot');
     };
     expect(await refused({ type: 'subscribe', conversationId: 'sec-b' })).toMatchObject({ type: 'error', code: 'FORBIDDEN', message: 'this token does not grant read on conversation sec-b' });
-    expect(await refused({ type: 'post', conversationId: 'sec-b', messageId: 'x', text: 'hi' })).toMatchObject({ type: 'error', code: 'FORBIDDEN' });
-    expect(await refused({ type: 'cancel', conversationId: 'sec-b', messageId: 'x' })).toMatchObject({ type: 'error', code: 'FORBIDDEN' });
+    expect(await refused({ type: 'post', conversationId: 'sec-b', messageId: 'x', text: 'hi' })).toMatchObject({ type: 'error', code: 'FORBIDDEN', message: 'this token does not grant post on conversation sec-b' });
+    expect(await refused({ type: 'cancel', conversationId: 'sec-b', messageId: 'x' })).toMatchObject({ type: 'error', code: 'FORBIDDEN', message: 'this token does not grant cancel on conversation sec-b' });
     // Its own conversation works, and the author is the token's user whatever the frame says.
     expect(await refused({ type: 'post', conversationId: 'sec-a', messageId: 'mine', text: "<script>alert(1)</script>'; DROP TABLE messages; --", authorId: 'mallory' })).toMatchObject({ type: 'ack' });
     await device.until(() => device.messages.has('mine'));
@@ -129,6 +130,13 @@ describe('security', () => {
     const sse = await fetch(`${url}/v1/conversations/sec-b/stream`, { headers: { authorization: `Bearer ${tokenA}` } });
     expect({ status: sse.status, body: await sse.json() }).toMatchObject({ status: 403, body: { code: 'FORBIDDEN' } });
     expect((await http(url, 'GET', '/v1/conversations/sec-b/messages', undefined, { authorization: `Bearer ${tokenA}` })).status).toBe(403);
+    // REST writes are admin routes: a device token posts nowhere there, not even to its own conversation.
+    for (const id of ['sec-b', 'sec-a']) {
+      expect(await http(url, 'POST', `/v1/conversations/${id}/messages`, { messageId: 'rest-post', text: 'hi' }, { authorization: `Bearer ${tokenA}` })).toEqual({
+        status: 403,
+        body: { code: 'FORBIDDEN', message: 'admin routes need an admin API key or an admin token' },
+      });
+    }
     await eventually(async () => (await http<{ items: { text: string }[] }>(url, 'GET', '/v1/conversations/sec-a/messages', undefined, admin)).body.items.length === 1);
     expect((await http<{ items: unknown[] }>(url, 'GET', '/v1/conversations/sec-b/messages', undefined, admin)).body.items).toEqual([]);
     const stored = await http<{ items: { text: string }[] }>(url, 'GET', '/v1/conversations/sec-a/messages', undefined, admin);
@@ -253,6 +261,15 @@ describe('security', () => {
     const limited = poster.frames.filter((f) => f.type === 'error' && f.code === 'RATE_LIMITED');
     expect(limited.length).toBeGreaterThan(0);
     expect(limited.length).toBeLessThan(8);
+    expect(limited[0]).toMatchObject({ message: 'over 2 posts and cancels per second; retry shortly' });
+    // Another user posts at once, while the offender is still over its rate.
+    const polite = new WsDevice(url, 'sec-a');
+    polite.token = await sign({ conversations: { 'sec-a': ['read', 'post'] } }, { subject: 'polite' });
+    await polite.connect();
+    polite.send({ type: 'post', ref: 'calm', conversationId: 'sec-a', messageId: 'calm-post', text: 'hello' });
+    await polite.until(() => polite.frames.some((f) => 'ref' in f && f.ref === 'calm'));
+    expect(polite.frames.find((f) => 'ref' in f && f.ref === 'calm')).toMatchObject({ type: 'ack', messageId: 'calm-post' });
+    await polite.close();
     for (const device of held) await device.close();
   });
 
@@ -313,11 +330,16 @@ describe('security', () => {
   it('limits agent commands per conversation without slowing other conversations', async () => {
     const nc = await connect({ servers: seqline.settings.nats.url });
     const subject = (id: string) => `${seqline.settings.log.prefix}.agent.${id}`;
-    const request = async (id: string, command: object) => (await nc.request(subject(id), JSON.stringify(command), { timeout: 5_000 })).json<{ ok: boolean; error?: { code: string } }>();
+    const request = async (id: string, command: object) => (await nc.request(subject(id), JSON.stringify(command), { timeout: 5_000 })).json<{ ok: boolean; error?: { code: string; message: string } }>();
     expect(await request('sec-a', { type: 'message.start', messageId: 'flood', agentId: 'noisy' })).toMatchObject({ ok: true });
     const replies = await Promise.all(Array.from({ length: 80 }, (_, i) => request('sec-a', { type: 'message.append', messageId: 'flood', part: i + 1, delta: 'x' })));
-    expect(replies.filter((reply) => reply.error?.code === 'RATE_LIMITED').length).toBeGreaterThan(0);
+    const limited = replies.filter((reply) => reply.error?.code === 'RATE_LIMITED');
+    expect(limited.length).toBeGreaterThan(0);
+    expect(limited[0]!.error).toEqual({ code: 'RATE_LIMITED', message: 'over 20 commands per second for this conversation; retry shortly' });
+    // Another conversation is answered at once, while this one is still over its rate.
+    const startedAt = performance.now();
     expect(await request('sec-b', { type: 'message.start', messageId: 'calm', agentId: 'quiet' })).toMatchObject({ ok: true });
+    expect(performance.now() - startedAt).toBeLessThan(1_000);
     await nc.close();
   });
 });

@@ -52,7 +52,11 @@ describe('a device that cannot keep up', () => {
     slow.pauseReading();
 
     await streamLongAnswer(await seqline.agent('firehose'), 'slow', 'big', 'x', 400);
+    // The healthy device keeps pace with the agent: it has the end moments after the agent wrote
+    // it, not once the slow one's buffer drains (which it never does while it does not read).
+    const completedAt = performance.now();
     await healthy.until(() => healthy.messages.get('big')?.status === 'complete', 60_000);
+    expect(performance.now() - completedAt).toBeLessThan(15_000);
     expect(healthy.text('big')!.length).toBe(400 * 16_000);
     expect(healthy.violations).toEqual([]);
 

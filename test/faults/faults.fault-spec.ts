@@ -5,6 +5,7 @@ import {
   createConversation,
   createTestSettings,
   dropTestResources,
+  eventually,
   http,
   NatsProcess,
   PostgresCluster,
@@ -100,7 +101,9 @@ describe('fault tolerance on real processes', () => {
       tokensPerSecond: 100,
       fault: async () => {
         await nats.stop();
-        await new Promise((done) => setTimeout(done, 2_000));
+        // The outage reached the instances (they answer not ready while NATS is gone), not only the test.
+        await eventually(async () => (await Promise.all(servers.map(async (server) => (await fetch(`${server.url}/health/ready`)).status))).every((status) => status === 503), 2_000, 'both instances saw NATS gone');
+        await new Promise((done) => setTimeout(done, 1_500));
         await nats.startAgain();
       },
     });

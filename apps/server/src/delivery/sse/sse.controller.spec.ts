@@ -8,7 +8,7 @@ import { ConnectionLimiter } from '../../auth/connection-limiter.js';
 import { SubscribeAllowance } from '../../auth/subscribe-allowance.js';
 import { MetricsService } from '../../metrics/metrics.service.js';
 import type { OpenSubscription, SubscriptionService } from '../subscription.service.js';
-import { SseController } from './sse.controller.js';
+import { END_GRACE_MS, SseController } from './sse.controller.js';
 
 /** A controller behind a real HTTP server, whose subscriptions open only when the test says. */
 async function serve() {
@@ -74,7 +74,7 @@ describe('SseController when its reader goes away', () => {
       await until(() => closed === 1);
       expect(closed).toBe(1);
       // The grace an ended stream gets to flush is for a reader still there (see END_GRACE_MS).
-      expect(timeouts.mock.calls.filter(([, ms]) => ms === 30_000)).toHaveLength(0);
+      expect(timeouts.mock.calls.filter(([, ms]) => ms === END_GRACE_MS)).toHaveLength(0);
     } finally {
       timeouts.mockRestore();
       server.closeAllConnections();

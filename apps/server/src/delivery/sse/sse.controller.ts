@@ -14,7 +14,7 @@ import { writableBatching } from '../live/writable-flow.js';
 import { SendBound } from '../live/send-bound.js';
 
 /** How long an ended stream may take to flush before its socket is closed regardless (as ws does for WebSockets). */
-const END_GRACE_MS = 30_000;
+export const END_GRACE_MS = 30_000;
 
 /**
  * `GET /v1/conversations/:id/stream`: the same replay-then-live stream as the WebSocket, as
