@@ -37,29 +37,28 @@ describe('WebSocket frames from devices', () => {
     await createConversation(server.url, 'c-bad-3');
     const device = new WsDevice(server.url, 'c-bad');
     await device.connect();
-    const cases: [unknown, string][] = [
-      ['{"type":', 'BAD_FRAME'],
-      [{ type: 'teleport' }, 'BAD_FRAME'],
-      [{ type: 'subscribe', conversationId: 'has spaces' }, 'VALIDATION_FAILED'],
-      [{ type: 'subscribe' }, 'VALIDATION_FAILED'],
-      [[1, 2], 'BAD_FRAME'],
-      [{ type: 'subscribe', conversationId: 'nope' }, 'UNKNOWN_CONVERSATION'],
-      [{ type: 'subscribe', conversationId: 'c-bad-2', after: 'not-a-cursor!' }, 'BAD_CURSOR'],
+    const cases: [unknown, string, string][] = [
+      ['{"type":', 'BAD_FRAME', 'frame is not valid JSON'],
+      [{ type: 'teleport' }, 'BAD_FRAME', 'type: Invalid discriminator value. Expected \'subscribe\' | \'unsubscribe\' | \'post\' | \'cancel\' | \'ping\' | \'auth\''],
+      [{ type: 'subscribe', conversationId: 'has spaces' }, 'VALIDATION_FAILED', 'conversationId: ids are 1-128 characters of A-Z a-z 0-9 _ - (not __proto__)'],
+      [{ type: 'subscribe' }, 'VALIDATION_FAILED', 'conversationId: Invalid input: expected string, received undefined'],
+      [[1, 2], 'BAD_FRAME', 'frame: Invalid input: expected object, received array'],
+      [{ type: 'subscribe', conversationId: 'nope' }, 'UNKNOWN_CONVERSATION', 'conversation nope does not exist'],
+      [{ type: 'subscribe', conversationId: 'c-bad-2', after: 'not-a-cursor!' }, 'BAD_CURSOR', '"not-a-cursor!" is not a cursor (expected <epoch>-<sequence>)'],
       // A stored cursor gone corrupt is a cursor to give up, whatever its length: the client starts over from a snapshot.
-      [{ type: 'subscribe', conversationId: 'c-bad-2', after: `${seqline.server.infra.stream.epoch}-${'9'.repeat(70)}` }, 'BAD_CURSOR'],
-      [{ type: 'subscribe', conversationId: 'c-bad-2', after: `${seqline.server.infra.stream.epoch}-999999999` }, 'BAD_CURSOR'],
-      [{ type: 'post', conversationId: 'c-bad', messageId: 'big', text: 'x'.repeat(1001) }, 'MESSAGE_TOO_LARGE'],
-      [{ type: 'post', conversationId: 'c-bad', messageId: 'huge', text: 'x'.repeat(3000) }, 'FRAME_TOO_LARGE'],
-      [{ type: 'post', conversationId: 'nope', messageId: 'm', text: 'hi' }, 'UNKNOWN_CONVERSATION'],
-      [{ type: 'cancel', conversationId: 'c-bad', messageId: 'never-posted' }, 'UNKNOWN_MESSAGE'],
-      [{ type: 'unsubscribe', conversationId: 'c-bad-3' }, 'NOT_SUBSCRIBED'],
+      [{ type: 'subscribe', conversationId: 'c-bad-2', after: `${seqline.server.infra.stream.epoch}-${'9'.repeat(70)}` }, 'BAD_CURSOR', `"${seqline.server.infra.stream.epoch}-${'9'.repeat(70)}" is not a cursor (expected <epoch>-<sequence>)`],
+      [{ type: 'subscribe', conversationId: 'c-bad-2', after: `${seqline.server.infra.stream.epoch}-999999999` }, 'BAD_CURSOR', `cursor ${seqline.server.infra.stream.epoch}-999999999 is ahead of the log`],
+      [{ type: 'post', conversationId: 'c-bad', messageId: 'big', text: 'x'.repeat(1001) }, 'MESSAGE_TOO_LARGE', 'message text is 1001 characters; the limit is 1000'],
+      [{ type: 'post', conversationId: 'c-bad', messageId: 'huge', text: 'x'.repeat(3000) }, 'FRAME_TOO_LARGE', 'frame is 3069 bytes; the limit is 2048'],
+      [{ type: 'post', conversationId: 'nope', messageId: 'm', text: 'hi' }, 'UNKNOWN_CONVERSATION', 'conversation nope does not exist'],
+      [{ type: 'cancel', conversationId: 'c-bad', messageId: 'never-posted' }, 'UNKNOWN_MESSAGE', 'message never-posted does not exist in this conversation'],
+      [{ type: 'unsubscribe', conversationId: 'c-bad-3' }, 'NOT_SUBSCRIBED', 'not subscribed to c-bad-3'],
     ];
-    for (const [frame, code] of cases) {
+    for (const [frame, code, message] of cases) {
       const before = device.frames.length;
       device.send(frame);
       await device.until(() => device.frames.slice(before).some((f) => f.type === 'error'));
-      expect({ frame, code: lastError(device)?.code }).toEqual({ frame, code });
-      expect(lastError(device)!.message.length).toBeGreaterThan(0);
+      expect({ frame, code: lastError(device)?.code, message: lastError(device)?.message }).toEqual({ frame, code, message });
     }
     // A refused frame's error names the frame's ref and conversation, so the device knows which request failed.
     device.send({ type: 'post', ref: 'r-bad', conversationId: 'c-bad', messageId: 'no spaces allowed', text: 'hi' });
