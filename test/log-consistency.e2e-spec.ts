@@ -207,6 +207,15 @@ describe('log and Postgres under bad events and lost rows', () => {
         new RegExp(`^Postgres holds ahead-1 up to event ${last + 1_000}, past the log's last event \\(\\d+\\): the log lost events it had acknowledged; recreate the log, then run the repair \\(see Replicas in docs/production\\.md\\)$`),
       );
       expect(doctor.out).toMatch(/^FAIL {2}epoch +1 conversations are persisted past the log's last event \(\d+\), e\.g\. ahead-1: the log lost events it had acknowledged, and writes to them are refused until the log is recreated \(see Replicas in docs\/production\.md\)$/m);
+      // `repair --all` says so for that conversation and goes on with every other one, then exits 1.
+      const all = await cli(seqline.settings, 'repair', '--all', '--json');
+      expect(all.code).toBe(1);
+      const entries = JSON.parse(all.out) as { conversationId: string; error?: { code: string; message: string }; messages?: number }[];
+      expect(entries.filter((entry) => entry.error)).toEqual([{ conversationId: 'ahead-1', error: { code: 'UNAVAILABLE', message: expect.stringMatching(/^Postgres holds ahead-1 up to event \d+, past the log's last event/) } }]);
+      const repaired = entries.filter((entry) => !entry.error).map((entry) => entry.conversationId);
+      expect(repaired.length).toBeGreaterThan(1);
+      expect(repaired).toEqual(expect.arrayContaining(['r-1', 'r-2']));
+      expect(entries.map((entry) => entry.conversationId)).toEqual([...entries.map((entry) => entry.conversationId)].sort());
     } finally {
       await seqline.server.infra.prisma.conversation.update({ where: { id: 'ahead-1' }, data: { appliedSeq: before } });
     }
