@@ -27,8 +27,9 @@ function stop(code = 0) {
   setTimeout(() => {
     for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     process.exit(code);
-  }, 3000).unref();
-  Promise.all(children.map((child) => new Promise((resolve) => (child.exitCode !== null ? resolve() : child.once('exit', resolve))))).then(() => process.exit(code));
+  }, 3000);
+  const exited = (child) => child.exitCode !== null || child.signalCode !== null;
+  Promise.all(children.map((child) => new Promise((resolve) => (exited(child) ? resolve() : child.once('exit', resolve))))).then(() => process.exit(code));
 }
 process.on('SIGINT', () => stop());
 process.on('SIGTERM', () => stop());

@@ -232,7 +232,7 @@ describe('security', () => {
       }
       stream.close();
     }
-    expect(refusals).toEqual(['over 20 subscribes per second per user (WebSocket subscribes, token refreshes and SSE streams together, LIMIT_DEVICE_SUBSCRIBES_PER_SECOND); retry shortly']);
+    expect(refusals).toEqual(['over 20 subscribes per second per user (WebSocket subscribes and SSE streams together, LIMIT_DEVICE_SUBSCRIBES_PER_SECOND); retry shortly']);
     // Another user is not held back.
     const other = await SseStream.open(streamUrl(await sign(read, { subject: 'sse-other' })));
     expect(other.status).toBe(200);
@@ -302,7 +302,7 @@ describe('security', () => {
     expect(judged).toBeLessThanOrEqual(128 + Math.ceil(20 * seconds));
     expect(codes.filter((code) => code === 'RATE_LIMITED').length).toBeGreaterThanOrEqual(360 - 128 - Math.ceil(20 * seconds) - 10);
     expect(codes.every((code) => code === 'BAD_CURSOR' || code === 'RATE_LIMITED')).toBe(true);
-    const message = 'over 20 subscribes per second per user (WebSocket subscribes, token refreshes and SSE streams together, LIMIT_DEVICE_SUBSCRIBES_PER_SECOND); retry shortly';
+    const message = 'over 20 subscribes per second per user (WebSocket subscribes and SSE streams together, LIMIT_DEVICE_SUBSCRIBES_PER_SECOND); retry shortly';
     expect(limitedMessage).toBe(message);
     // The same user's SSE streams draw on the same allowance: refused after what the rate refilled since, not after a fresh burst of 128.
     const streamUrl = `${url}/v1/conversations/sec-a/stream?access_token=${encodeURIComponent(token)}`;

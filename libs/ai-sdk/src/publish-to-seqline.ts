@@ -44,22 +44,30 @@ export type PublishOutcome = 'complete' | 'aborted' | 'failed';
  */
 export async function publishToSeqline(answer: SeqlineAnswer, source: SeqlineSource | ((abortSignal: AbortSignal) => SeqlineSource | Promise<SeqlineSource>)): Promise<PublishOutcome> {
   const own = new AbortController();
-  const outcome = await publish(answer, source, own.signal);
   // Given up here (an error part, a value too large, an interrupted stream): the model call is
-  // stopped too. Leaving the stream unread does not stop it: streamText tees the provider's stream.
-  if (outcome !== 'complete') own.abort(new Error(`the answer ended ${outcome}`));
+  // stopped at once, before the answer's end is written. Leaving the stream unread does not stop
+  // it: streamText tees the provider's stream.
+  const giveUp = (): void => own.abort(new Error('the answer was given up'));
+  const outcome = await publish(answer, source, own.signal, giveUp);
+  if (outcome !== 'complete') giveUp();
   return outcome;
 }
 
-async function publish(answer: SeqlineAnswer, source: SeqlineSource | ((abortSignal: AbortSignal) => SeqlineSource | Promise<SeqlineSource>), stop: AbortSignal): Promise<PublishOutcome> {
+async function publish(
+  answer: SeqlineAnswer,
+  source: SeqlineSource | ((abortSignal: AbortSignal) => SeqlineSource | Promise<SeqlineSource>),
+  stop: AbortSignal,
+  giveUp: () => void,
+): Promise<PublishOutcome> {
   const writer = new BlockWriter(answer);
   try {
-    const resolved = typeof source === 'function' ? await source(AbortSignal.any([answer.signal, stop])) : source;
+    const resolved = typeof source === 'function' ? await source(eitherSignal(answer.signal, stop)) : source;
     const fromModel = 'fullStream' in resolved;
     for await (const item of iterate(resolved)) {
       if (answer.signal.aborted) break;
       const failure = typeof item === 'string' ? writer.text(item) : fromModel ? writer.streamPart(item as TextStreamPart<ToolSet>) : writer.uiChunk(item as UIMessageChunk);
       if (failure !== undefined) {
+        giveUp();
         await answer.fail(failure);
         return 'failed';
       }
@@ -69,6 +77,7 @@ async function publish(answer: SeqlineAnswer, source: SeqlineSource | ((abortSig
     // The model call was aborted by something other than Seqline's cancel (the caller's own timeout):
     // the answer must still end for every device.
     if (writer.aborted) {
+      giveUp();
       await answer.fail('the model call was aborted');
       return 'failed';
     }
@@ -77,9 +86,21 @@ async function publish(answer: SeqlineAnswer, source: SeqlineSource | ((abortSig
   } catch (error) {
     // The model call ends with an abort error when the cancel reached it: the answer is aborted already.
     if (answer.signal.aborted) return stopped(answer);
+    giveUp();
     await answer.fail(messageOf(error)).catch(() => undefined);
     return 'failed';
   }
+}
+
+/** Aborted when either is (`AbortSignal.any`, which Node has from 20.3). */
+function eitherSignal(a: AbortSignal, b: AbortSignal): AbortSignal {
+  if (typeof AbortSignal.any === 'function') return AbortSignal.any([a, b]);
+  const either = new AbortController();
+  for (const signal of [a, b]) {
+    if (signal.aborted) either.abort(signal.reason);
+    else signal.addEventListener('abort', () => either.abort(signal.reason), { once: true });
+  }
+  return either.signal;
 }
 
 /**

@@ -124,12 +124,49 @@ describe('SeqlineChatTransport stop()', () => {
     const stop = new AbortController();
     const stream = await transport.reconnectToStream({ chatId: 'c1', abortSignal: stop.signal });
     expect(stream).not.toBeNull();
+    const before = updates.length;
     stop.abort();
     await tick();
     await tick();
     expect(client.cancels).toEqual(['c1/q1-answer']);
     expect(refusals).toEqual([{ conversationId: 'c1', messageId: 'q1-answer', code: 'FORBIDDEN', message: 'this token does not grant cancel on conversation c1' }]);
-    expect(updates.at(-1)).toEqual({ answering: true, ownStream: false });
+    // Told by the refusal itself, at once.
+    expect(updates.slice(before)).toEqual([{ answering: true, ownStream: false }]);
+    unfollow();
+    transport.close();
+  });
+
+  it('takes a cancel refused because the answer just ended as done, not as a refusal', async () => {
+    const client = new FakeClient();
+    client.messages = [message('q1', 'user', 10), message('q1-answer', 'agent', 11)];
+    client.cancelRefusal = { code: 'MESSAGE_FINISHED', message: 'message q1-answer is already complete' };
+    const refusals: unknown[] = [];
+    const transport = new SeqlineChatTransport({ client: client as unknown as SeqlineClient, onCancelError: (error) => refusals.push(error) });
+    const stop = new AbortController();
+    expect(await transport.reconnectToStream({ chatId: 'c1', abortSignal: stop.signal })).not.toBeNull();
+    stop.abort();
+    await tick();
+    await tick();
+    expect(client.cancels).toEqual(['c1/q1-answer']);
+    expect(refusals).toEqual([]);
+    transport.close();
+  });
+
+  it("tells followers what changed while the chat streamed its own answer, once that stream ended, without the stopped answer as answering", async () => {
+    const client = new FakeClient();
+    client.messages = [message('q1', 'user', 10), message('q1-answer', 'agent', 11)];
+    const transport = new SeqlineChatTransport({ client: client as unknown as SeqlineClient });
+    const updates: { answering: boolean; ownStream: boolean; ids: string[] }[] = [];
+    const unfollow = transport.follow('c1', ({ answering, ownStream, messages }) => updates.push({ answering, ownStream, ids: messages.map((m) => m.id) }));
+    await tick();
+    const stop = new AbortController();
+    expect(await transport.reconnectToStream({ chatId: 'c1', abortSignal: stop.signal })).not.toBeNull();
+    // Another device posts while this chat streams: its followers, leaving the chat's messages to useChat, hear of it later.
+    client.changed([...client.messages, message('q2', 'user', 12)]);
+    const before = updates.length;
+    stop.abort();
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(updates.slice(before).at(-1)).toEqual({ answering: false, ownStream: false, ids: ['q1', 'q1-answer', 'q2'] });
     unfollow();
     transport.close();
   });

@@ -7,6 +7,8 @@ import { toUIMessages, type SeqlineMessageMetadata, type SeqlineUIMessage } from
 
 /** How long a stop() made before its answer started waits for that answer to cancel it. */
 const PENDING_CANCEL_MS = 30_000;
+/** After this chat's own streams end, how long until followers are told what changed meanwhile. */
+const RETELL_AFTER_MS = 250;
 
 export interface SeqlineChatTransportOptions {
   /** The device SDK client; give it a `KeyValueCursorStore(localStorage)` so a reload resumes from the stored cursor. */
@@ -296,9 +298,11 @@ export class SeqlineChatTransport implements ChatTransport<UIMessage> {
     const key = `${conversationId}\u0000${messageId}`;
     this.cancelled.add(key);
     this.options.client.cancel(conversationId, messageId).catch((error: unknown) => {
+      const { code, message } = error as { code?: unknown; message?: unknown };
+      // Ended already (the stop raced its last event): nothing goes on.
+      if (code === ErrorCode.MessageFinished) return;
       // Refused (no `cancel` right, a rate limit): the answer goes on for everyone, this chat too.
       this.cancelled.delete(key);
-      const { code, message } = error as { code?: unknown; message?: unknown };
       this.options.onCancelError?.({ conversationId, messageId, code: typeof code === 'string' ? code : 'UNKNOWN', message: typeof message === 'string' ? message : String(error) });
       this.tellFollowers(conversationId);
     });
@@ -314,8 +318,8 @@ export class SeqlineChatTransport implements ChatTransport<UIMessage> {
       const left = (this.active.get(conversationId) ?? 1) - 1;
       this.active.set(conversationId, left);
       // What followers were not told while this chat streamed (another device's prompt and answer):
-      // told on the next turn, once the chat has seen its own stream end.
-      if (left === 0) setTimeout(() => this.tellFollowers(conversationId), 0);
+      // told once the chat has read its own stream's end and rendered it (until then it ignores them).
+      if (left === 0) setTimeout(() => this.tellFollowers(conversationId), RETELL_AFTER_MS);
     };
   }
 

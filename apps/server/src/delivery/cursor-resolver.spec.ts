@@ -1,5 +1,5 @@
 import type { MessageRepository } from '@seqline/persistence';
-import type { ConversationLog, LogStream } from '@seqline/streams';
+import { UndecodableEventError, type ConversationLog, type LogStream } from '@seqline/streams';
 import { CursorResolver } from './cursor-resolver.js';
 
 /** An instance that knows the log as epoch `known`, while the log itself is now `actual` (recreated, or not). */
@@ -52,5 +52,33 @@ describe('CursorResolver on an instance that has not seen the log recreated yet'
     const future = resolver('k0', 'k0', {});
     expect(await future.cursors.resolve('c', `${(Date.now() + 3_600_000).toString(36)}-1`)).toEqual({ kind: 'reload', reason: 'other-epoch' });
     expect(future.refreshes()).toBe(0);
+  });
+});
+
+describe('CursorResolver when the event after the cursor cannot be decoded', () => {
+  function withUndecodableNext(subjectAt: string | null) {
+    let looked = 0;
+    const stream = { epoch: 'k0', subjects: { log: (id: string) => `p.log.${id}` } };
+    const log = {
+      next: async () => {
+        throw new UndecodableEventError('log event 6 of c is not JSON', 6);
+      },
+      subjectAt: async (seq: number) => {
+        looked++;
+        // The log answers no message for sequence 0 with an error, not with null.
+        if (seq === 0) throw new Error('bad request');
+        return subjectAt;
+      },
+    };
+    return { cursors: new CursorResolver(log as unknown as ConversationLog, stream as unknown as LogStream, {} as MessageRepository), looked: () => looked };
+  }
+
+  it('lets a read that leaves such events out go on from a cursor of this conversation, and from <epoch>-0 without a lookup', async () => {
+    expect(await withUndecodableNext('p.log.c').cursors.resolve('c', 'k0-5')).toEqual({ kind: 'reload', reason: 'undecodable-next', seq: 5 });
+    const empty = withUndecodableNext(null);
+    expect(await empty.cursors.resolve('c', 'k0-0')).toEqual({ kind: 'reload', reason: 'undecodable-next', seq: 0 });
+    expect(empty.looked()).toBe(0);
+    // A cursor the log no longer holds (or of another conversation) gives no such way on.
+    expect(await withUndecodableNext(null).cursors.resolve('c', 'k0-5')).toEqual({ kind: 'reload', reason: 'expired' });
   });
 });

@@ -53,8 +53,9 @@ export class CursorResolver {
     } catch (error) {
       // An event that cannot be decoded follows the cursor: no read gets past it, a snapshot (which skips it) does.
       if (!(error instanceof UndecodableEventError)) throw error;
-      // It has no `prev` to vouch for the cursor: the cursor's own event does, on this conversation's subject.
-      const own = (await this.log.subjectAt(cursor.seq)) === this.stream.subjects.log(conversationId);
+      // It has no `prev` to vouch for the cursor: the cursor's own event does, on this conversation's
+      // subject (`<epoch>-0`, before any event, needs none: nothing precedes the undecodable one).
+      const own = cursor.seq === 0 || (await this.log.subjectAt(cursor.seq)) === this.stream.subjects.log(conversationId);
       return own ? { kind: 'reload', reason: 'undecodable-next', seq: cursor.seq } : { kind: 'reload', reason: 'expired' };
     }
     // The event after the cursor names it as its predecessor: the cursor is this conversation's and nothing after it is lost.

@@ -180,7 +180,8 @@ export class DeviceSession {
         this.send({ type: 'pong', ref: frame.ref });
         return;
       case 'auth': {
-        this.takeSubscribeAllowance();
+        // A token check is costly too, but per socket: see SubscribeAllowance.
+        this.deps.subscribes.takeRefresh(this.id);
         const next = await this.deps.authenticator.verifyToken(frame.token);
         if (userOf(next) !== userOf(this.principal)) throw new SeqlineError(ErrorCode.Forbidden, 'a fresh token must be for the same user');
         this.principal = next;
@@ -213,9 +214,9 @@ export class DeviceSession {
   }
 
   /**
-   * Subscribes (and token checks) count per user, across the user's sockets and SSE streams: each
-   * costs log reads or a snapshot, and a device sending them in a loop, or reconnecting in one,
-   * would otherwise load the log every instance shares.
+   * Subscribes count per user, across the user's sockets and SSE streams: each costs log reads or
+   * a snapshot, and a device sending them in a loop, or reconnecting in one, would otherwise load
+   * the log every instance shares.
    */
   private takeSubscribeAllowance(): void {
     this.deps.subscribes.take(userOf(this.principal), this.id);
