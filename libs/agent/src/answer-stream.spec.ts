@@ -385,3 +385,44 @@ describe('AnswerStream', () => {
   }, 10_000);
 });
 
+describe('AnswerStream failing', () => {
+  it('cuts a failure message to what the service takes (1,024 characters, no NUL or unpaired surrogate), so the fail is not refused and the answer ends', async () => {
+    const service = new SlowService();
+    const answer = open(service);
+    await flush();
+    const failing = answer.fail(`${'provider said: '.padEnd(2_000, 'x')}`);
+    await flush();
+    const sent = service.received.at(-1) as Extract<AgentCommand, { type: 'message.fail' }>;
+    expect(sent.error.length).toBe(1_024);
+    expect(sent.error.endsWith('x…')).toBe(true);
+    await service.ack();
+    await failing;
+
+    const other = new SlowService();
+    const second = open(other);
+    await flush();
+    const cleaned = second.fail('bad \u0000 byte and half \ud83d an emoji, whole \ud83d\ude00');
+    await flush();
+    expect((other.received.at(-1) as Extract<AgentCommand, { type: 'message.fail' }>).error).toBe('bad \ufffd byte and half \ufffd an emoji, whole \ud83d\ude00');
+    await other.ack();
+    await cleaned;
+  });
+
+  it('sends a later fail after an earlier one the service refused for what it held, instead of "answer already ended"', async () => {
+    const service = new SlowService();
+    const answer = open(service);
+    await flush();
+    const first = answer.fail('first');
+    await flush();
+    await service.refuse(new SeqlineError(ErrorCode.ValidationFailed, 'error: too long'));
+    // The same refused end is tried once more; refused again, fail() rejects with it.
+    await service.refuse(new SeqlineError(ErrorCode.ValidationFailed, 'error: too long'));
+    await expect(first).rejects.toMatchObject({ code: 'VALIDATION_FAILED' });
+    const second = answer.fail('short');
+    await flush();
+    expect(service.received.at(-1)).toEqual({ type: 'message.fail', messageId: 'm', error: 'short', epoch: 1 });
+    await service.ack();
+    await second;
+  });
+});
+

@@ -1,5 +1,6 @@
 import { DEFAULT_LIMITS, deltaBytesFor, deltaLength, ErrorCode, isSetWhole, SeqlineError, type AgentCommand, type AgentReply, type AnswerEnd, type AnswerState, type BlockRef } from '@seqline/protocol';
 import { leavesAnswerOpen } from './answer-refusal.js';
+import { failureText } from './failure-text.js';
 
 /** Also part of this SDK's API; they live in libs/protocol, which the AI SDK helper uses too. */
 export { deltaBytesFor, deltaLength };
@@ -171,10 +172,10 @@ export class AnswerStream {
    * held (too large, malformed), which leaves the answer open. Rejects after a take-over or a cancel.
    */
   async fail(error: string): Promise<void> {
-    const command = { type: 'message.fail', messageId: this.messageId, error } as const;
-    // complete() stopped on a part the service refused for what it held: the answer is still open
-    // and this producer's, so it can still be failed for every device now.
-    if (this.end?.type === 'message.complete' && this.failure && this.epoch !== undefined && leavesAnswerOpen(this.failure)) {
+    const command = { type: 'message.fail', messageId: this.messageId, error: failureText(error) } as const;
+    // An end (complete, or an earlier fail) stopped on a refusal for what was sent: the answer is
+    // still open and this producer's, so it can still be failed for every device now.
+    if (this.end && this.failure && this.epoch !== undefined && leavesAnswerOpen(this.failure)) {
       await this.settled;
       await this.channel.send(this.conversationId, { ...command, epoch: this.epoch });
       return;

@@ -221,7 +221,7 @@ class BlockWriter {
         this.aborted = true;
         return undefined;
       case 'error':
-        return chunk.errorText;
+        return messageOf(chunk.errorText);
       case 'finish':
         return unfinished(chunk.finishReason);
       default:
