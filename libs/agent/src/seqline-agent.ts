@@ -235,12 +235,13 @@ export class SeqlineAgent {
             if (!msg) continue;
             // Delivered to the open pull while `close()` drains: handed straight back, since its
             // handler could send nothing, and its nak later would be lost with the connection.
+            // Checked again after reading the ack wait, which may ask the service.
+            if (!this.closed) await readAckWait();
             if (this.closed) {
               ignoreClosed(() => msg?.nak());
               running.release();
               break;
             }
-            await readAckWait();
             this.handle(msg, handler, timing, () => running.release());
           }
         } catch {
