@@ -25,13 +25,16 @@ describe('CommandSender batches', () => {
   let batchMode: 'answer' | 'silent' | 'short' | 'first-rate-limited' = 'answer';
   let next = 0;
   const accepted = (): AgentReply => ({ ok: true, cursor: `e-${++next}`, duplicate: false, writer });
+  /** Conversations the service answers UNAVAILABLE (it is away for them). */
+  const away = new Set<string>();
 
   beforeAll(async () => {
     service = await connectNats({ url: NATS_URL, name: 'scripted-service' });
     agent = await connectNats({ url: NATS_URL, name: 'agent' });
     const answer = (route: string) => (_error: Error | null, msg: Msg) => {
-      seen.push(`${route} ${msg.subject.slice(msg.subject.lastIndexOf('.') + 1)}`);
-      msg.respond(JSON.stringify(accepted()));
+      const conversation = msg.subject.slice(msg.subject.lastIndexOf('.') + 1);
+      seen.push(`${route} ${conversation}`);
+      msg.respond(JSON.stringify(away.has(conversation) ? { ok: false, error: { code: 'UNAVAILABLE', message: 'away' } } : accepted()));
     };
     for (let partition = 0; partition < 32; partition++) service.subscribe(`${prefix}.writer.${partition}.*`, { callback: answer('owner') });
     service.subscribe(`${prefix}.agent.*`, { callback: answer('any') });
@@ -65,6 +68,26 @@ describe('CommandSender batches', () => {
     for (const id of ids) await commands.send(id, append);
   };
   const together = (commands: CommandSender) => Promise.all(ids.map((id) => commands.send(id, append)));
+
+  it('stops retrying a command once told to: nothing is sent again after the stop', async () => {
+    const commands = sender();
+    away.add('c-away');
+    try {
+      const stop = new AbortController();
+      const start: AgentCommand = { type: 'message.start', messageId: 'm', agentId: 'a', producerId: 'p' };
+      const sending = commands.send('c-away', start, stop.signal);
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      const sentBefore = seen.filter((entry) => entry.endsWith('c-away')).length;
+      expect(sentBefore).toBeGreaterThan(1);
+      stop.abort(new Error('its prompt handler was given up'));
+      await expect(sending).rejects.toThrow('its prompt handler was given up');
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      expect(seen.filter((entry) => entry.endsWith('c-away')).length).toBe(sentBefore);
+    } finally {
+      away.delete('c-away');
+      commands.close();
+    }
+  });
 
   it('sends commands ready in one turn to the writer their replies named, as one batch, and each gets its own reply', async () => {
     const commands = sender();

@@ -78,7 +78,11 @@ export class CommandSender implements CommandChannel {
     if (options.paceAppends) this.pacer = new AppendPacer();
   }
 
-  async send(conversationId: string, command: AgentCommand): Promise<AcceptedReply> {
+  /**
+   * Sends `command`, retrying while the service does not answer or answers a retryable refusal.
+   * `stop` ends the retries: what has been sent may still be applied, but nothing is sent again.
+   */
+  async send(conversationId: string, command: AgentCommand, stop?: AbortSignal): Promise<AcceptedReply> {
     const data = this.encoder.encode(JSON.stringify(command));
     const deadline = Date.now() + this.options.retryForMs;
     const partition = partitionOf(conversationId);
@@ -96,6 +100,7 @@ export class CommandSender implements CommandChannel {
         if (error instanceof RequesterClosedError) throw new SeqlineError(ErrorCode.Unavailable, 'the agent was closed before the service answered');
         if (Date.now() > deadline) throw error;
         await sleep(Math.min(50 * 2 ** attempt, 2_000) * (0.5 + Math.random()));
+        if (stop?.aborted) throw stop.reason;
         continue;
       }
       if (reply.ok) {
@@ -105,6 +110,7 @@ export class CommandSender implements CommandChannel {
       }
       if (isRetryable(reply.error.code) && Date.now() < deadline) {
         await sleep(Math.min(50 * 2 ** attempt, 2_000));
+        if (stop?.aborted) throw stop.reason;
         continue;
       }
       // A code from a newer service is passed on as it is; callers compare codes as strings.

@@ -55,6 +55,11 @@ interface HandlerContext {
   answers: AnswerStream[];
   /** Set once the handler is given up: what it does afterwards must not reach the service. */
   givenUp?: Error;
+  /**
+   * Aborted when the handler is given up: its starts still being retried (the service away) are
+   * not sent again, or one would take the answer from the prompt's next delivery.
+   */
+  stopStarts: AbortController;
 }
 
 export type PromptHandler = (prompt: Prompt, agent: SeqlineAgent) => Promise<void>;
@@ -136,7 +141,7 @@ export class SeqlineAgent {
     const started = context?.givenUp
       ? Promise.reject(context.givenUp)
       : this.sender
-          .send(conversationId, { type: 'message.start', messageId, agentId: this.options.agentId, text: options.text ?? '', producerId })
+          .send(conversationId, { type: 'message.start', messageId, agentId: this.options.agentId, text: options.text ?? '', producerId }, context?.stopStarts.signal)
           .then((reply): AnswerState => reply.answer ?? { status: 'streaming', parts: 0, text: options.text ?? '', epoch: 1 });
     const answer = new AnswerStream(this.sender, { conversationId, messageId, maxDeltaChars: this.options.limits.deltaChars, maxDeltaBytes: deltaBytesFor(this.options.limits.frameBytes) }, started);
     const answerKey = key(conversationId, messageId);
@@ -279,7 +284,7 @@ export class SeqlineAgent {
       return done();
     }
     this.prompts.add(msg);
-    const context: HandlerContext = { answers: [] };
+    const context: HandlerContext = { answers: [], stopStarts: new AbortController() };
     const answers = context.answers;
     /** Answers started and appends made, as last seen, and when that last grew. */
     let progress = 0;
@@ -328,6 +333,7 @@ export class SeqlineAgent {
       }
       const reason = `its prompt handler made no progress for ${timing.stallMs} ms`;
       context.givenUp = new Error(reason);
+      context.stopStarts.abort(context.givenUp);
       for (const answer of answers) answer.revoke(context.givenUp);
       finish(() => (msg.nak(1_000), 'nak'), reason);
     };
