@@ -1,5 +1,4 @@
-/** The longest error a `message.fail` may carry (the protocol's limit, in UTF-16 code units). */
-export const MAX_FAILURE_CHARS = 1024;
+import { MAX_FAILURE_CHARS, wellFormed } from '@seqline/protocol';
 
 /**
  * A failure's message as the service takes it: at most `MAX_FAILURE_CHARS`, cut with an ellipsis,
@@ -8,7 +7,7 @@ export const MAX_FAILURE_CHARS = 1024;
  * until the agent lease ran out.
  */
 export function failureText(text: string): string {
-  const clean = text.replaceAll('\u0000', '\ufffd').replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
+  const clean = wellFormed(text);
   if (clean.length <= MAX_FAILURE_CHARS) return clean;
   let cut = MAX_FAILURE_CHARS - 1;
   // Not between the halves of a surrogate pair.

@@ -43,25 +43,14 @@ export type PublishOutcome = 'complete' | 'aborted' | 'failed';
  * await publishToSeqline(answer, (abortSignal) => streamText({ model, prompt: prompt.text, abortSignal }));
  */
 export async function publishToSeqline(answer: SeqlineAnswer, source: SeqlineSource | ((abortSignal: AbortSignal) => SeqlineSource | Promise<SeqlineSource>)): Promise<PublishOutcome> {
-  const own = new AbortController();
   // Given up here (an error part, a value too large, an interrupted stream): the model call is
   // stopped at once, before the answer's end is written. Leaving the stream unread does not stop
-  // it: streamText tees the provider's stream.
+  // it: streamText tees the provider's stream. (Seqline's own stop aborts `answer.signal`.)
+  const own = new AbortController();
   const giveUp = (): void => own.abort(new Error('the answer was given up'));
-  const outcome = await publish(answer, source, own.signal, giveUp);
-  if (outcome !== 'complete') giveUp();
-  return outcome;
-}
-
-async function publish(
-  answer: SeqlineAnswer,
-  source: SeqlineSource | ((abortSignal: AbortSignal) => SeqlineSource | Promise<SeqlineSource>),
-  stop: AbortSignal,
-  giveUp: () => void,
-): Promise<PublishOutcome> {
   const writer = new BlockWriter(answer);
   try {
-    const resolved = typeof source === 'function' ? await source(eitherSignal(answer.signal, stop)) : source;
+    const resolved = typeof source === 'function' ? await source(eitherSignal(answer.signal, own.signal)) : source;
     const fromModel = 'fullStream' in resolved;
     for await (const item of iterate(resolved)) {
       if (answer.signal.aborted) break;

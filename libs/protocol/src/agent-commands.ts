@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ErrorCodeSchema } from './error-code.schema.js';
 import { AuthorSchema, EndedMessageStatusSchema, IdSchema, MessageStatusSchema } from './message.js';
 import { BlockRefSchema, MessageBlockSchema } from './message-blocks.js';
+import { MAX_FAILURE_CHARS } from './limits.js';
 
 /**
  * An agent's or a producer's name. It becomes part of the log entry's de-duplication id (a NATS
@@ -52,7 +53,7 @@ export const AppendCommandSchema = z.object({
   epoch: EpochSchema,
 });
 export const CompleteCommandSchema = z.object({ type: z.literal('message.complete'), messageId: IdSchema, epoch: EpochSchema });
-export const FailCommandSchema = z.object({ type: z.literal('message.fail'), messageId: IdSchema, error: z.string().max(1024), epoch: EpochSchema });
+export const FailCommandSchema = z.object({ type: z.literal('message.fail'), messageId: IdSchema, error: z.string().max(MAX_FAILURE_CHARS), epoch: EpochSchema });
 
 export const AgentCommandSchema = z.discriminatedUnion('type', [
   StartCommandSchema,

@@ -48,6 +48,11 @@ export function validate<S extends z.ZodType>(schema: S, value: unknown, what: s
 // eslint-disable-next-line no-control-regex -- NUL is exactly what this looks for
 const ILL_FORMED = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
+/** `text` with what `illFormedAt` refuses (NUL, an unpaired surrogate) replaced by U+FFFD, for text a sender may shorten or mend. */
+export function wellFormed(text: string): string {
+  return text.replace(new RegExp(ILL_FORMED.source, 'g'), '\ufffd');
+}
+
 /** The path of the first string (or key) in `value` that is not well-formed text, `''` for `value` itself. */
 export function illFormedAt(value: unknown): string | undefined {
   if (typeof value === 'string') return ILL_FORMED.test(value) ? '' : undefined;

@@ -10,6 +10,9 @@ export const DEFAULT_LIMITS = {
   subscriptionsPerSocket: 32,
 } as const;
 
+/** The longest error a `message.fail` may carry, in UTF-16 code units (fixed, not configurable). */
+export const MAX_FAILURE_CHARS = 1024;
+
 /**
  * Conversation and message ids become NATS subject tokens, so they are restricted to this alphabet.
  * `__proto__` is not an id: JSON objects keyed by ids (a token's `conversations` claim) cannot hold it.
