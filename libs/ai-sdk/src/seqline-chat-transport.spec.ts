@@ -92,6 +92,25 @@ class FakeClient {
 }
 
 const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+/** A conversation whose answer q1-answer is streaming, its cancels refused with `refusal`, and a transport that reports refused cancels. */
+function refusingCancels(refusal: { code: string; message: string }) {
+  const client = new FakeClient();
+  client.messages = [message('q1', 'user', 10), message('q1-answer', 'agent', 11)];
+  client.cancelRefusal = refusal;
+  const refusals: unknown[] = [];
+  const transport = new SeqlineChatTransport({ client: client as unknown as SeqlineClient, onCancelError: (error) => refusals.push(error) });
+  return { client, refusals, transport };
+}
+
+/** Resumes the answer streaming (as after a reload), then stops it, as useChat's stop() does. */
+async function resumeThenStop(transport: SeqlineChatTransport): Promise<void> {
+  const stop = new AbortController();
+  expect(await transport.reconnectToStream({ chatId: 'c1', abortSignal: stop.signal })).not.toBeNull();
+  stop.abort();
+  await tick();
+  await tick();
+}
 const question = { id: 'q1', role: 'user' as const, parts: [{ type: 'text' as const, text: 'Hi' }] };
 
 describe('SeqlineChatTransport stop()', () => {
@@ -113,21 +132,12 @@ describe('SeqlineChatTransport stop()', () => {
   });
 
   it('tells the app when its cancel is refused, and followers hear the answer goes on', async () => {
-    const client = new FakeClient();
-    client.messages = [message('q1', 'user', 10), message('q1-answer', 'agent', 11)];
-    client.cancelRefusal = { code: 'FORBIDDEN', message: 'this token does not grant cancel on conversation c1' };
-    const refusals: unknown[] = [];
-    const transport = new SeqlineChatTransport({ client: client as unknown as SeqlineClient, onCancelError: (error) => refusals.push(error) });
+    const { client, refusals, transport } = refusingCancels({ code: 'FORBIDDEN', message: 'this token does not grant cancel on conversation c1' });
     const updates: { answering: boolean; ownStream: boolean }[] = [];
     const unfollow = transport.follow('c1', ({ answering, ownStream }) => updates.push({ answering, ownStream }));
     await tick();
-    const stop = new AbortController();
-    const stream = await transport.reconnectToStream({ chatId: 'c1', abortSignal: stop.signal });
-    expect(stream).not.toBeNull();
     const before = updates.length;
-    stop.abort();
-    await tick();
-    await tick();
+    await resumeThenStop(transport);
     expect(client.cancels).toEqual(['c1/q1-answer']);
     expect(refusals).toEqual([{ conversationId: 'c1', messageId: 'q1-answer', code: 'FORBIDDEN', message: 'this token does not grant cancel on conversation c1' }]);
     // Told by the refusal itself, at once.
@@ -137,16 +147,8 @@ describe('SeqlineChatTransport stop()', () => {
   });
 
   it('takes a cancel refused because the answer just ended as done, not as a refusal', async () => {
-    const client = new FakeClient();
-    client.messages = [message('q1', 'user', 10), message('q1-answer', 'agent', 11)];
-    client.cancelRefusal = { code: 'MESSAGE_FINISHED', message: 'message q1-answer is already complete' };
-    const refusals: unknown[] = [];
-    const transport = new SeqlineChatTransport({ client: client as unknown as SeqlineClient, onCancelError: (error) => refusals.push(error) });
-    const stop = new AbortController();
-    expect(await transport.reconnectToStream({ chatId: 'c1', abortSignal: stop.signal })).not.toBeNull();
-    stop.abort();
-    await tick();
-    await tick();
+    const { client, refusals, transport } = refusingCancels({ code: 'MESSAGE_FINISHED', message: 'message q1-answer is already complete' });
+    await resumeThenStop(transport);
     expect(client.cancels).toEqual(['c1/q1-answer']);
     expect(refusals).toEqual([]);
     transport.close();
@@ -175,12 +177,8 @@ describe('SeqlineChatTransport stop()', () => {
     const client = new FakeClient();
     client.messages = [message('p1', 'user', 10), message('p1-answer', 'agent', 11), message('p2', 'user', 12)];
     const transport = new SeqlineChatTransport({ client: client as unknown as SeqlineClient });
-    const stop = new AbortController();
-    expect(await transport.reconnectToStream({ chatId: 'c1', abortSignal: stop.signal })).not.toBeNull();
     // Stopping the resumed stream stops the answer it follows.
-    stop.abort();
-    await tick();
-    await tick();
+    await resumeThenStop(transport);
     expect(client.cancels).toEqual(['c1/p1-answer']);
     transport.close();
   });

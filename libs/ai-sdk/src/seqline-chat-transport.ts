@@ -127,7 +127,7 @@ export class SeqlineChatTransport implements ChatTransport<UIMessage> {
       if (!last) return null;
       // The earliest answer still streaming, not only the last message: another device may have
       // posted since (a prompt after it), and that answer would be left frozen until it ended.
-      const answering = messages.find((m) => m.author.role === 'agent' && m.status === 'streaming' && !this.cancelled.has(`${options.chatId}\u0000${m.id}`));
+      const answering = messages.find((m) => this.streamsOn(options.chatId, m));
       if (answering) {
         streaming = true;
         return this.answerStream(subscription, () => answering.id, options.abortSignal, true, superseded);
@@ -176,7 +176,7 @@ export class SeqlineChatTransport implements ChatTransport<UIMessage> {
       if (told && change?.type === 'event' && change.event.event.type === 'message.appended') return;
       told = true;
       const messages = subscription.messages;
-      const answering = messages.some((m) => m.author.role === 'agent' && m.status === 'streaming' && !this.cancelled.has(`${conversationId}\u0000${m.id}`));
+      const answering = messages.some((m) => this.streamsOn(conversationId, m));
       listener({ messages: toUIMessages(messages), answering, ownStream: (this.active.get(conversationId) ?? 0) > 0 });
     };
     const off = subscription.on(notify);
@@ -215,8 +215,8 @@ export class SeqlineChatTransport implements ChatTransport<UIMessage> {
     let stop = (): void => undefined;
     const cancel = (): void => {
       answerId ??= select(subscription.messages);
-      const known = answerId;
-      this.cancelAnswer(subscription.conversationId, (messages) => known ?? select(messages));
+      if (answerId !== undefined) this.cancelNow(subscription.conversationId, answerId);
+      else this.cancelAnswer(subscription.conversationId, select);
     };
     const release = this.hold(subscription.conversationId);
     return new ReadableStream<Chunk>({
@@ -295,7 +295,7 @@ export class SeqlineChatTransport implements ChatTransport<UIMessage> {
   }
 
   private cancelNow(conversationId: string, messageId: string): void {
-    const key = `${conversationId}\u0000${messageId}`;
+    const key = answerKey(conversationId, messageId);
     this.cancelled.add(key);
     this.options.client.cancel(conversationId, messageId).catch((error: unknown) => {
       const { code, message } = error as { code?: unknown; message?: unknown };
@@ -306,6 +306,11 @@ export class SeqlineChatTransport implements ChatTransport<UIMessage> {
       this.options.onCancelError?.({ conversationId, messageId, code: typeof code === 'string' ? code : 'UNKNOWN', message: typeof message === 'string' ? message : String(error) });
       this.tellFollowers(conversationId);
     });
+  }
+
+  /** An answer streaming that no stop() here has cancelled. */
+  private streamsOn(conversationId: string, message: Message): boolean {
+    return message.author.role === 'agent' && message.status === 'streaming' && !this.cancelled.has(answerKey(conversationId, message.id));
   }
 
   /** Counts a stream of this transport into its chat until the returned function is called (once). */
@@ -336,6 +341,10 @@ export class SeqlineChatTransport implements ChatTransport<UIMessage> {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
   }
+}
+
+function answerKey(conversationId: string, messageId: string): string {
+  return `${conversationId}\u0000${messageId}`;
 }
 
 /** `promise`, or an `AbortError` as soon as `signal` aborts. */
