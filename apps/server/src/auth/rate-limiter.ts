@@ -1,3 +1,11 @@
+/**
+ * What a device's rate is counted by: its user, or the connection itself when it has none
+ * (authentication off, admin credentials). Apart, so a user named like a connection shares nothing with it.
+ */
+export function rateKey(user: string | undefined, connectionId: string): string {
+  return user === undefined ? `connection:${connectionId}` : `user:${user}`;
+}
+
 /** Keys remembered at most; past that, the least recently used go first. */
 const MAX_KEYS = 100_000;
 

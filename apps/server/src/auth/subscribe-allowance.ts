@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { Settings } from '@seqline/config';
 import { ErrorCode, SeqlineError } from '@seqline/protocol';
 import { SETTINGS } from '../core/tokens.js';
-import { RateLimiter } from './rate-limiter.js';
+import { RateLimiter, rateKey } from './rate-limiter.js';
 
 /**
  * Subscribes per user on this instance: WebSocket subscribes and SSE streams opened, from all of
@@ -38,7 +38,7 @@ export class SubscribeAllowance {
    * user (authentication off); throws `RATE_LIMITED` when over the rate.
    */
   take(user: string | undefined, connectionId: string): void {
-    if (this.buckets.take(user === undefined ? `connection:${connectionId}` : `user:${user}`)) return;
+    if (this.buckets.take(rateKey(user, connectionId))) return;
     const whose = user === undefined ? 'on this connection' : 'per user';
     throw new SeqlineError(
       ErrorCode.RateLimited,

@@ -22,7 +22,7 @@ import type { SubscriptionService } from '../subscription.service.js';
 import type { MetricsService } from '../../metrics/metrics.service.js';
 import type { Authenticator } from '../../auth/authenticator.service.js';
 import { msUntilExpiry, requireRight, userOf, type Principal } from '../../auth/principal.js';
-import type { RateLimiter } from '../../auth/rate-limiter.js';
+import { rateKey, type RateLimiter } from '../../auth/rate-limiter.js';
 import type { SubscribeAllowance } from '../../auth/subscribe-allowance.js';
 
 export interface DeviceSessionDeps {
@@ -207,8 +207,7 @@ export class DeviceSession {
 
   /** Posts and cancels count together, per user (per socket without one): each is a write to a conversation. */
   private takeWriteAllowance(): void {
-    const user = userOf(this.principal);
-    if (!this.deps.postLimiter.take(user === undefined ? `connection:${this.id}` : `user:${user}`)) {
+    if (!this.deps.postLimiter.take(rateKey(userOf(this.principal), this.id))) {
       throw new SeqlineError(ErrorCode.RateLimited, `over ${this.deps.settings.limits.devicePostsPerSecond} posts and cancels per second; retry shortly`);
     }
   }
