@@ -211,11 +211,15 @@ describe('log and Postgres under bad events and lost rows', () => {
       const all = await cli(seqline.settings, 'repair', '--all', '--json');
       expect(all.code).toBe(1);
       const entries = JSON.parse(all.out) as { conversationId: string; error?: { code: string; message: string }; messages?: number }[];
-      expect(entries.filter((entry) => entry.error)).toEqual([{ conversationId: 'ahead-1', error: { code: 'UNAVAILABLE', message: expect.stringMatching(/^Postgres holds ahead-1 up to event \d+, past the log's last event/) } }]);
+      // Not "UNAVAILABLE": running it again changes nothing until the log is recreated.
+      expect(entries.filter((entry) => entry.error)).toEqual([{ conversationId: 'ahead-1', error: { code: 'LOG_LOST_EVENTS', message: expect.stringMatching(/^Postgres holds ahead-1 up to event \d+, past the log's last event/) } }]);
       const repaired = entries.filter((entry) => !entry.error).map((entry) => entry.conversationId);
       expect(repaired.length).toBeGreaterThan(1);
       expect(repaired).toEqual(expect.arrayContaining(['r-1', 'r-2']));
       expect(entries.map((entry) => entry.conversationId)).toEqual([...entries.map((entry) => entry.conversationId)].sort());
+      const text = await cli(seqline.settings, 'repair', '--all');
+      expect(text.out).toMatch(/^seqline: could not repair ahead-1: Postgres holds ahead-1 up to event \d+/m);
+      expect(text.out).toMatch(/^\d+ conversations repaired, 1 not \(see above\)$/m);
     } finally {
       await seqline.server.infra.prisma.conversation.update({ where: { id: 'ahead-1' }, data: { appliedSeq: before } });
     }

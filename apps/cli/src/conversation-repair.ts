@@ -17,6 +17,21 @@ export interface RepairResult {
   forks: number[];
 }
 
+/**
+ * Why a conversation was not repaired, as `repair --all --json` reports it: `UNAVAILABLE` goes away
+ * by running the repair again; `LOG_LOST_EVENTS` needs the log recreated first (no rebuild from a
+ * log that ends before Postgres can reach Postgres's state).
+ */
+export class RepairError extends Error {
+  constructor(
+    readonly code: 'UNAVAILABLE' | 'LOG_LOST_EVENTS',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'RepairError';
+  }
+}
+
 const MAX_EVENTS = 10_000_000;
 const ATTEMPTS = 5;
 
@@ -45,7 +60,7 @@ export class ConversationRepair {
     // than Postgres (restored from a backup). Only the stream can tell which.
     const newer = counted != null && epochIsBefore(epoch, counted);
     if (newer && !(await this.stream.confirms(epoch))) {
-      throw new Error(`the log of ${conversationId} was recreated while repairing (epoch ${this.stream.epoch}); run the repair again`);
+      throw new RepairError('UNAVAILABLE', `the log of ${conversationId} was recreated while repairing (epoch ${this.stream.epoch}); run the repair again`);
     }
     const archived = (await this.messages.archiveOtherEpochs([conversationId], epoch, { newer })).length > 0;
     for (let attempt = 1; ; attempt++) {
@@ -83,11 +98,12 @@ export class ConversationRepair {
       const watermark = (await this.messages.watermarks([conversationId])).get(conversationId);
       const last = (await this.stream.bounds()).last;
       if (watermark && watermark.epoch === epoch && watermark.seq > last) {
-        throw new Error(
+        throw new RepairError(
+          'LOG_LOST_EVENTS',
           `Postgres holds ${conversationId} up to event ${watermark.seq}, past the log's last event (${last}): the log lost events it had acknowledged; recreate the log, then run the repair (see Replicas in docs/production.md)`,
         );
       }
-      if (attempt >= ATTEMPTS) throw new Error(`conversation ${conversationId} kept moving while it was repaired; try again`);
+      if (attempt >= ATTEMPTS) throw new RepairError('UNAVAILABLE', `conversation ${conversationId} kept moving while it was repaired; try again`);
     }
   }
 }

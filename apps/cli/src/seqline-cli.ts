@@ -3,7 +3,7 @@ import type { ArchivedMessage } from '@seqline/persistence';
 import { ID_PATTERN, parseCursor, type Message } from '@seqline/protocol';
 import { history, listConversations } from './admin.commands.js';
 import { CliContext } from './cli-context.js';
-import { ConversationRepair } from './conversation-repair.js';
+import { ConversationRepair, RepairError } from './conversation-repair.js';
 import { doctor, formatChecks } from './doctor.command.js';
 
 const USAGE = `Usage: seqline <command> [--json]
@@ -63,7 +63,8 @@ export async function runCli(args: string[], out: (text: string) => void, settin
             // One conversation that cannot be repaired now does not stop the others of `--all`.
             if (target !== '--all') throw error;
             const message = error instanceof Error ? error.message : String(error);
-            failures.push({ conversationId: id, error: { code: 'UNAVAILABLE', message } });
+            // Anything but a refusal the repair names (Postgres or NATS away, say) may pass by itself.
+            failures.push({ conversationId: id, error: { code: error instanceof RepairError ? error.code : 'UNAVAILABLE', message } });
             if (!json) out(`seqline: could not repair ${id}: ${message}`);
             continue;
           }
@@ -83,7 +84,11 @@ export async function runCli(args: string[], out: (text: string) => void, settin
         }
         // Under --json one list, in the order repaired: a result, or `{ conversationId, error }` for one not repaired now.
         if (json) out(JSON.stringify([...results, ...failures].sort((a, b) => (a.conversationId < b.conversationId ? -1 : 1)), null, 2));
-        else out(`${results.length} conversations repaired${failures.length > 0 ? `, ${failures.length} not (see above); run the repair again for them` : ''}`);
+        else {
+          // Each failure's line says what it needs; "again" only where that is all it needs.
+          const again = failures.every((failure) => failure.error.code === 'UNAVAILABLE') ? '; run the repair again for them' : '';
+          out(`${results.length} conversations repaired${failures.length > 0 ? `, ${failures.length} not (see above)${again}` : ''}`);
+        }
         return failures.length > 0 ? 1 : 0;
       }
       case 'conversations': {
