@@ -278,6 +278,32 @@ describe('log and Postgres under bad events and lost rows', () => {
     expect(await prisma.logHole.findMany({ where: { conversationId: 'lost-end' } })).toEqual([]);
   });
 
+  it("reads what Postgres lost from the log when the conversation's last event cannot be decoded, instead of waiting for a delivery that never comes", async () => {
+    const { url } = seqline.server;
+    const { prisma } = seqline.server.infra;
+    await createConversation(url, 'lost-poison');
+    const agent = await seqline.agent('poison-bot');
+    const answer = agent.startMessage('lost-poison', { messageId: 'a1' });
+    for (let i = 0; i < 10; i++) answer.append(`t${i} `);
+    await answer.complete();
+    const row = () => prisma.message.findFirst({ where: { conversationId: 'lost-poison', id: 'a1' } });
+    await eventually(async () => (await row())?.status === 'complete', 10_000, 'the answer persisted');
+    const events = (await http<{ items: { cursor: string; prev: string }[] }>(url, 'GET', '/v1/conversations/lost-poison/events?limit=100')).body.items;
+    const beforeEnd = seqOf(events.at(-1)!.prev);
+
+    // Postgres lacks the answer's end, which the consumer will not deliver again; the event after
+    // it, the conversation's last, cannot be decoded, so nothing names the end as its predecessor.
+    await prisma.$executeRaw`UPDATE messages SET status = 'streaming', applied_seq = ${beforeEnd} WHERE conversation_id = 'lost-poison'`;
+    await prisma.$executeRaw`UPDATE conversations SET applied_seq = ${beforeEnd} WHERE id = 'lost-poison'`;
+    const poison = await jetstream(seqline.server.infra.stream.nc).publish(`${seqline.settings.log.prefix}.log.lost-poison`, 'not json {');
+
+    await eventually(async () => (await row())?.status === 'complete', 15_000, 'the end of the answer back in Postgres');
+    expect(await row()).toMatchObject({ text: Array.from({ length: 10 }, (_, i) => `t${i} `).join(''), status: 'complete' });
+    await eventually(async () => Number((await prisma.conversation.findUniqueOrThrow({ where: { id: 'lost-poison' } })).appliedSeq) === poison.seq, 5_000, 'the watermark past the undecodable event');
+    const holes = await prisma.logHole.findMany({ where: { conversationId: 'lost-poison' } });
+    expect(holes.map((hole) => ({ untilSeq: Number(hole.untilSeq), reason: hole.reason }))).toEqual([{ untilSeq: poison.seq, reason: 'undecodable' }]);
+  });
+
   it('fills a lost gap longer than one read from the log (10,000 events), a read at a time, and goes on exactly', async () => {
     const { url, infra } = seqline.server;
     const { prisma } = infra;

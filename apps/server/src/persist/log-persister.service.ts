@@ -339,6 +339,31 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
       if (changed) touched.set(key, { conversationId: entry.conversationId, state: changed, fromSeq: row ? row.appliedSeq : null });
       moves.set(entry.conversationId, { from, to: entry.seq });
     };
+    /**
+     * Once an event has waited its deliveries, reads its conversation's events after `at` up to
+     * `until` from the log and applies them; whether they reached `until` (false: the event waits
+     * on, for a read that could not be made now or for the next piece of a longer gap).
+     */
+    const fill = async (index: number, conversationId: string, at: number, until: number, from: number, firstSeq: number): Promise<boolean> => {
+      const due = batch[index]!.info.deliveryCount >= REFILL_AFTER_DELIVERIES && !pieced.has(conversationId) && refilled < REFILL_MAX_EVENTS;
+      const refill = due ? await this.readMissing(conversationId, at, until, firstSeq, epoch, REFILL_MAX_EVENTS - refilled) : null;
+      if (!refill) return false;
+      refilled += refill.read;
+      for (const hole of refill.holes) {
+        this.logger.error({ conversationId, afterSeq: hole.afterSeq, untilSeq: hole.untilSeq, reason: hole.reason, firstSeq }, 'the events an event waits for, read from the log, hold one that cannot apply; recorded as a hole');
+      }
+      holes.push(...refill.holes);
+      const unknownKeys = refill.apply.map((entry) => ({ conversationId: entry.conversationId, id: entry.event.messageId })).filter((key) => !rows.has(messageKey(key.conversationId, key.id)));
+      for (const [key, row] of await this.repository.loadHeads(unknownKeys, epoch)) rows.set(key, row);
+      for (const entry of refill.apply) apply(entry, from);
+      // Past the last event applied or stepped over.
+      moves.set(conversationId, { from, to: refill.position });
+      refilledApplied += refill.apply.length;
+      this.logger.warn({ conversationId, afterSeq: at, untilSeq: refill.position, events: refill.apply.length }, 'log events the persister consumer did not deliver again were read from the log');
+      // Only the first piece of a longer gap: applied now, the rest read on a later delivery.
+      if (!refill.reached) pieced.add(conversationId);
+      return refill.reached;
+    };
     for (const [index, item] of items.entries()) {
       const watermark = watermarks.get(item.conversationId);
       if (watermark === undefined) {
@@ -355,7 +380,11 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
         // Its predecessor is unknown, but the log knows whether anything of the conversation lies between.
         const next = await this.log.nextSeq(item.conversationId, at + 1);
         if (next !== null && next < item.seq) {
-          outcomes.push('deferred');
+          // Those events normally turn up within a delivery or two; past that they are read from
+          // the log (a delivery a replicated consumer lost comes back no more), up to this event,
+          // which the read steps over as a hole.
+          firstSeq ??= (await this.stream.bounds()).first;
+          outcomes.push((await fill(index, item.conversationId, at, item.seq, from, firstSeq)) ? 'skipped' : 'deferred');
           continue;
         }
         this.logger.error({ conversationId: item.conversationId, seq: item.seq, err: item.error }, 'skipped a log event that cannot be decoded; recorded as a hole');
@@ -388,27 +417,7 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
           }
           // Its predecessor is still in the log and has not been applied yet: it normally turns up
           // within a delivery or two; after that it is read from the log.
-          const due = batch[index]!.info.deliveryCount >= REFILL_AFTER_DELIVERIES && !pieced.has(item.conversationId) && refilled < REFILL_MAX_EVENTS;
-          const refill = due ? await this.readMissing(item.conversationId, at, item.prev, firstSeq, epoch, REFILL_MAX_EVENTS - refilled) : null;
-          if (!refill) {
-            outcomes.push('deferred');
-            continue;
-          }
-          refilled += refill.read;
-          for (const hole of refill.holes) {
-            this.logger.error({ conversationId: item.conversationId, afterSeq: hole.afterSeq, untilSeq: hole.untilSeq, reason: hole.reason, firstSeq }, 'the events an event waits for, read from the log, hold one that cannot apply; recorded as a hole');
-          }
-          holes.push(...refill.holes);
-          const unknownKeys = refill.apply.map((entry) => ({ conversationId: entry.conversationId, id: entry.event.messageId })).filter((key) => !rows.has(messageKey(key.conversationId, key.id)));
-          for (const [key, row] of await this.repository.loadHeads(unknownKeys, epoch)) rows.set(key, row);
-          for (const entry of refill.apply) apply(entry, from);
-          // Past the last event applied or stepped over.
-          moves.set(item.conversationId, { from, to: refill.position });
-          refilledApplied += refill.apply.length;
-          this.logger.warn({ conversationId: item.conversationId, afterSeq: at, untilSeq: refill.position, events: refill.apply.length }, 'log events the persister consumer did not deliver again were read from the log');
-          if (!refill.reached) {
-            // Only the first piece of a longer gap: applied now, the rest read on a later delivery.
-            pieced.add(item.conversationId);
+          if (!(await fill(index, item.conversationId, at, item.prev, from, firstSeq))) {
             outcomes.push('deferred');
             continue;
           }
