@@ -56,6 +56,44 @@ describe('prompt handling in the agent SDK', () => {
     expect(deliveries).toBe(3);
   });
 
+  it('is done with a prompt delivered again whose answer was finished already, when its handler rejects with the abort', async () => {
+    await createConversation(seqline.server.url, 'c-finished');
+    // The agent before (the same agent id, another process) finished the answer and died before it acked the prompt.
+    const before = await seqline.agent('prompt-bot');
+    const finished = before.startMessage('c-finished', { messageId: 'q-answer' });
+    finished.append('done before');
+    await finished.complete();
+    await before.close();
+    let deliveries = 0;
+    handlers.set('c-finished', async (prompt) => {
+      deliveries++;
+      const answer = agent.startMessage(prompt.conversationId, { messageId: `${prompt.messageId}-answer` });
+      await answer.ready;
+      // A model call given `signal` rejects with its reason once it aborts.
+      await new Promise((_resolve, reject) => {
+        if (answer.signal.aborted) reject(answer.signal.reason as Error);
+        answer.signal.addEventListener('abort', () => reject(answer.signal.reason as Error));
+      });
+    });
+    await post('c-finished', 'q');
+    await eventually(() => deliveries === 1, 10_000, 'the prompt delivered');
+    await sleep(2_500);
+    expect(deliveries).toBe(1);
+    expect(await pendingPrompts()).toBe(0);
+    expect((await row('c-finished', 'q-answer'))?.text).toBe('done before');
+  });
+
+  it('goes on reading (replies, prompts, cancels) after a notice on the cancel subject that is not JSON', async () => {
+    await createConversation(seqline.server.url, 'c-bad-notice');
+    const { nc, subjects } = seqline.server.infra.stream;
+    nc.publish(subjects.cancel('c-bad-notice'), '{oops');
+    await nc.flush();
+    handlers.set('c-bad-notice', (prompt) => answerWith(prompt, 'still reading'));
+    await post('c-bad-notice', 'q');
+    await eventually(async () => (await row('c-bad-notice', 'q-answer'))?.status === 'complete', 10_000, 'the answer completed');
+    expect((await row('c-bad-notice', 'q-answer'))?.text).toBe('still reading');
+  });
+
   it('is done with the prompt of an answer a device cancelled', async () => {
     await createConversation(seqline.server.url, 'c-cancelled');
     const device = new WsDevice(seqline.server.url, 'c-cancelled');

@@ -1,7 +1,7 @@
 import { jest } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import type { Msg } from '@nats-io/transport-node';
-import type { AgentCommand, AgentReply } from '@seqline/protocol';
+import { SeqlineError, type AgentCommand, type AgentReply } from '@seqline/protocol';
 import { connectNats, type NatsConnection } from '@seqline/streams';
 import { AppendPacer } from '../libs/agent/src/append-pacer.js';
 import { CommandSender } from '../libs/agent/src/command-sender.js';
@@ -85,6 +85,18 @@ describe('CommandSender batches', () => {
       expect(seen.filter((entry) => entry.endsWith('c-away')).length).toBe(sentBefore);
     } finally {
       away.delete('c-away');
+      commands.close();
+    }
+  });
+
+  it('refuses a command the service never answered, after retrying for its time, UNAVAILABLE like any refusal the service makes', async () => {
+    // A prefix no instance serves: every request finds no responders.
+    const commands = new CommandSender(agent, { prefix: `${prefix}-none`, maxInFlight: 64, requestTimeoutMs: 200, retryForMs: 500, paceAppends: false, batchCommands: true });
+    try {
+      const sending = commands.send('c-none', append);
+      await expect(sending).rejects.toBeInstanceOf(SeqlineError);
+      await expect(sending).rejects.toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/^the service did not answer for 500 ms \(/) });
+    } finally {
       commands.close();
     }
   });

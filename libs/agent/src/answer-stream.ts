@@ -71,6 +71,7 @@ export class AnswerStream {
   private end?: EndCommand;
   private failure?: Error;
   private endedAsValue?: AnswerEnd;
+  private foundEndedValue = false;
   private settle!: () => void;
   /** Resolves once the answer is over: its end acknowledged, or sending stopped on a refusal. */
   readonly settled = new Promise<void>((resolve) => (this.settle = resolve));
@@ -87,6 +88,7 @@ export class AnswerStream {
       this.epoch = state.epoch;
       if (state.status !== 'streaming') {
         this.finished = true;
+        this.foundEndedValue = true;
         this.abort(`the answer is already ${state.status}`, state.status === 'complete' ? undefined : state.status);
       }
       return state;
@@ -118,6 +120,15 @@ export class AnswerStream {
    */
   get endedAs(): AnswerEnd | undefined {
     return this.endedAsValue;
+  }
+
+  /**
+   * Whether the answer had ended already (complete, cancelled or failed) when this producer
+   * started it: a prompt delivered again after the agent before it finished the answer but not
+   * the prompt. Nothing of this producer's is sent then.
+   */
+  get foundEnded(): boolean {
+    return this.foundEndedValue;
   }
 
   /** The most characters one append may carry (the service's `LIMIT_DELTA_CHARS`, as the agent was told it). */

@@ -98,7 +98,8 @@ export class CommandSender implements CommandChannel {
       } catch (error) {
         // Closed: no reply could be received any more, however long this waits.
         if (error instanceof RequesterClosedError) throw new SeqlineError(ErrorCode.Unavailable, 'the agent was closed before the service answered');
-        if (Date.now() > deadline) throw error;
+        // Said as the service's own refusals are, so callers (and prompt settlement) judge one code.
+        if (Date.now() > deadline) throw new SeqlineError(ErrorCode.Unavailable, `the service did not answer for ${this.options.retryForMs} ms (${(error as Error).message})`);
         await sleep(Math.min(50 * 2 ** attempt, 2_000) * (0.5 + Math.random()));
         if (stop?.aborted) throw stop.reason;
         continue;

@@ -97,7 +97,8 @@ export class SeqlineAgent {
     this.cancelSubscription = nc.subscribe(this.sender.subjects.allCancels, {
       callback: (error, msg) => {
         if (error) return;
-        const notice = CancelNoticeSchema.safeParse(msg.json());
+        // Whatever arrives here, a throw would end this connection's reading (replies, prompts) for good.
+        const notice = CancelNoticeSchema.safeParse(parseJson(msg.data));
         if (!notice.success) return;
         const { conversationId, messageId, reason } = notice.data;
         this.answers.get(key(conversationId, messageId))?.abort(reason ?? 'cancelled by a device', endedAsOf(notice.data));
@@ -361,7 +362,7 @@ export class SeqlineAgent {
           finish(() => {
             const refusal = refusalOfAnswers();
             if (isSeqlineCode(refusal, ErrorCode.Fenced) || isSeqlineCode(refusal, ErrorCode.MessageFinished)) return settlePrompt(msg, refusal);
-            if (answers.some((answer) => answer.endedAs !== undefined)) return (msg.ack(), 'ack');
+            if (answers.some((answer) => answer.endedAs !== undefined || answer.foundEnded)) return (msg.ack(), 'ack');
             return settlePrompt(msg, error);
           }, 'its prompt handler ended without ending its answer'),
       );

@@ -1,4 +1,4 @@
-import { AckPolicy, DeliverPolicy, type JetStreamManager } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, JetStreamApiCodes, JetStreamApiError, type JetStreamManager } from '@nats-io/jetstream';
 import { retryTransient } from './election-retry.js';
 
 const nanos = (ms: number): number => ms * 1_000_000;
@@ -50,9 +50,21 @@ export async function applyPromptConsumer(jsm: JetStreamManager, stream: string,
  * creates it with the default settings only if it does not exist yet (a group of its own).
  */
 export async function ensurePromptConsumer(jsm: JetStreamManager, stream: string, promptSubjects: string, group = DEFAULT_AGENT_GROUP): Promise<void> {
-  if (await jsm.consumers.info(stream, group).catch(() => null)) return;
+  try {
+    await jsm.consumers.info(stream, group);
+    return;
+  } catch (error) {
+    // Only a consumer that is not there is created. On any other failure (a timeout, JetStream
+    // not ready after a restart) it may well exist, and adding it would put the default settings
+    // over the service's (NATS 2.9 updates a durable added again), `PROMPT_ACK_WAIT` among them.
+    if (!isConsumerNotFound(error)) throw error;
+  }
   await jsm.consumers.add(stream, promptConsumerConfig(promptSubjects, group, PROMPT_ACK_WAIT_MS)).catch(async (error: unknown) => {
     // Created meanwhile by the service or another agent: use it as it is.
     if (!(await jsm.consumers.info(stream, group).catch(() => null))) throw error;
   });
+}
+
+function isConsumerNotFound(error: unknown): boolean {
+  return error instanceof JetStreamApiError && error.code === JetStreamApiCodes.ConsumerNotFound;
 }
