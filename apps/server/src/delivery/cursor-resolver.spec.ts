@@ -3,7 +3,7 @@ import { UndecodableEventError, type ConversationLog, type LogStream } from '@se
 import { CursorResolver } from './cursor-resolver.js';
 
 /** An instance that knows the log as epoch `known`, while the log itself is now `actual` (recreated, or not). */
-function resolver(known: string, actual: string, log: { next?: unknown; subjectAt?: string | null; last?: number }) {
+function resolver(known: string, actual: string, log: { next?: unknown; subjectAt?: string | null; last?: number }, readMs = 0) {
   let refreshes = 0;
   const stream = {
     epoch: known,
@@ -11,6 +11,7 @@ function resolver(known: string, actual: string, log: { next?: unknown; subjectA
     bounds: async () => ({ first: 1, last: log.last ?? 0 }),
     async refresh(): Promise<boolean> {
       refreshes++;
+      if (readMs > 0) await new Promise((resolve) => setTimeout(resolve, readMs));
       const changed = stream.epoch !== actual;
       stream.epoch = actual;
       return changed;
@@ -44,7 +45,17 @@ describe('CursorResolver on an instance that has not seen the log recreated yet'
     expect(older.refreshes()).toBe(0);
   });
 
-  it('reads the epoch at most once a second for refused cursors, and never for one of a log from the future', async () => {
+  it('judges every cursor that comes while the epoch is being read on what the read finds: none refused BAD_CURSOR for the old epoch', async () => {
+    const { cursors, refreshes } = resolver('k0', 'k1', { last: 3 }, 50);
+    // Two devices of the old log come back together, both ahead of the new, shorter log.
+    expect(await Promise.all([cursors.resolve('c', 'k0-500'), cursors.resolve('c', 'k0-500')])).toEqual([
+      { kind: 'reload', reason: 'other-epoch' },
+      { kind: 'reload', reason: 'other-epoch' },
+    ]);
+    expect(refreshes()).toBe(1);
+  });
+
+  it('reads the epoch at most once in a while for refused cursors, and never for one of a log from the future', async () => {
     const same = resolver('k0', 'k0', { last: 10 });
     await expect(same.cursors.resolve('c', 'k0-50')).rejects.toMatchObject({ code: 'BAD_CURSOR' });
     await expect(same.cursors.resolve('c', 'k0-51')).rejects.toMatchObject({ code: 'BAD_CURSOR' });

@@ -30,6 +30,8 @@ export type StartPosition =
 @Injectable()
 export class CursorResolver {
   private epochReadAt = -Infinity;
+  /** The last read of the epoch, under way or done. */
+  private epochRead: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly log: ConversationLog,
@@ -98,12 +100,19 @@ export class CursorResolver {
     await this.refreshEpoch();
   }
 
-  /** At most one read of the epoch a second for cursors: made-up ones must not turn each subscribe into a JetStream request. */
+  /**
+   * At most one read of the epoch every `EPOCH_READ_EVERY_MS` for cursors: made-up ones must not
+   * turn each subscribe into a JetStream request. A cursor that comes while a read is under way
+   * waits for it: right after the log was recreated, devices come back in a burst, and every one
+   * after the first would otherwise be judged on the old epoch and refused `BAD_CURSOR`.
+   */
   private async refreshEpoch(): Promise<void> {
     const now = performance.now();
-    if (now - this.epochReadAt < EPOCH_READ_EVERY_MS) return;
-    this.epochReadAt = now;
-    await this.stream.refresh();
+    if (now - this.epochReadAt >= EPOCH_READ_EVERY_MS) {
+      this.epochReadAt = now;
+      this.epochRead = this.stream.refresh();
+    }
+    await this.epochRead;
   }
 
   /** The next event does not follow the cursor: either the cursor is another conversation's, or events after it are gone. */
@@ -135,7 +144,8 @@ export class CursorResolver {
   }
 }
 
-const EPOCH_READ_EVERY_MS = 1_000;
+/** Short: a log recreated within it after a read that found no change still has its cursors refused `BAD_CURSOR`. */
+const EPOCH_READ_EVERY_MS = 250;
 /** How far ahead of this clock a log's creation time may be (another host's clock). */
 const EPOCH_CLOCK_SKEW_MS = 60_000;
 

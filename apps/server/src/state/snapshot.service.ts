@@ -2,7 +2,7 @@ import { MessageRepository } from '@seqline/persistence';
 import { ConversationLog, decodeEntry, LogStream, UndecodableEventError, type LogEntry } from '@seqline/streams';
 import { ErrorCode, SeqlineError } from '@seqline/protocol';
 import { Injectable } from '@nestjs/common';
-import { applyEntry, type ConversationState } from '@seqline/persistence';
+import { applyEntry, chainStep, type ConversationState } from '@seqline/persistence';
 
 const CATCH_UP_LIMIT = 100_000;
 /** A cache a few events behind (another instance wrote them) catches up by direct gets; a longer lag by a consumer. */
@@ -58,7 +58,14 @@ export class SnapshotService {
     /** Undecodable events stepped over: the chain goes on through them. */
     const skipped = new Set<number>();
     const apply = (entry: LogEntry): void => {
-      // `prev` below the state's sequence is a fork, which the persister records as a hole; only `prev` ahead of it is a gap.
+      // A fork (a second event after the same one, which a replicated log on NATS before 2.9.21
+      // can store): stepped over as the persister and `repair` step over it, so what devices and
+      // writers are shown is what Postgres holds. Later events chain on from it.
+      if (chainStep(state.seq, entry) === 'fork') {
+        state.seq = entry.seq;
+        return;
+      }
+      // Only `prev` ahead of the state's sequence is a gap.
       if (refuseGaps && entry.prev > state.seq && !skipped.has(entry.prev)) {
         throw new LogGapError(`the log no longer holds the events of ${state.conversationId} between ${state.seq} and ${entry.prev}`);
       }

@@ -1,5 +1,5 @@
 import { toPublicMessage } from '@seqline/persistence';
-import type { Message } from '@seqline/protocol';
+import { blockChars, type Message } from '@seqline/protocol';
 import { applyEntry, type ConversationState } from '@seqline/persistence';
 import type { ConversationFeed, FeedSubscription } from './conversation-feed.js';
 import type { FeedEvent } from './feed-event.js';
@@ -53,7 +53,8 @@ export class SnapshotKeeper {
 
   private keep(state: ConversationState): boolean {
     this.chars = 0;
-    for (const message of state.messages.values()) this.chars += message.text.length;
+    // Every block counts, as against LIMIT_MESSAGE_CHARS: an answer may be mostly tool output or reasoning.
+    for (const message of state.messages.values()) this.chars += message.text.length + blockChars(message.blocks);
     if (this.chars > this.maxChars) return false;
     this.state = state;
     // The state was built from a read that ran to the log's head after the feed was held.

@@ -1,0 +1,32 @@
+import type { ConversationState, MessageState } from '@seqline/persistence';
+import type { ConversationFeed } from './conversation-feed.js';
+import { SnapshotKeeper } from './snapshot-keeper.js';
+
+/** A keeper over a feed that takes subscribers and sends nothing, counting the states it builds. */
+function keeper(message: Partial<MessageState>, maxChars: number) {
+  let builds = 0;
+  const feed = { subscribe: () => ({ close: () => undefined }) } as unknown as ConversationFeed;
+  const build = async (): Promise<ConversationState> => {
+    builds++;
+    const state = { id: 'a1', author: { role: 'agent', id: 'bot' }, status: 'complete', text: '', cursor: 'e1-1', createdSeq: 1, appliedSeq: 1, parts: 1, ...message } as MessageState;
+    return { conversationId: 'c', seq: 1, messages: new Map([['a1', state]]) };
+  };
+  return { keeper: new SnapshotKeeper(feed, build, 'e1', maxChars), builds: () => builds };
+}
+
+describe('SnapshotKeeper', () => {
+  it('keeps a state within its size for the next snapshot', async () => {
+    const { keeper: kept, builds } = keeper({ text: 'hello' }, 1_000);
+    await kept.snapshot();
+    await kept.snapshot();
+    expect(builds()).toBe(1);
+  });
+
+  it('counts blocks toward the size it keeps: a conversation of tool output is read again, not kept', async () => {
+    const { keeper: kept, builds } = keeper({ blocks: [{ type: 'tool', id: 't1', toolName: 'search', input: '{}', output: 'x'.repeat(2_000) }] }, 1_000);
+    const first = await kept.snapshot();
+    await kept.snapshot();
+    expect(builds()).toBe(2);
+    expect(first.messages[0]!.blocks?.[0]).toMatchObject({ type: 'tool', output: 'x'.repeat(2_000) });
+  });
+});
