@@ -576,7 +576,37 @@ describe('SeqlineClient closed', () => {
   });
 });
 
+describe('SeqlineClient closed with a store that never answers a save', () => {
+  it('gives the save up after 5 s: close() resolves, waiting requests reject UNAVAILABLE, subscriptions end', async () => {
+    const hung: CursorStore = { load: () => undefined, save: () => new Promise<void>(() => undefined), remove: () => undefined };
+    const { h, conversation } = await following({ store: hung });
+    const posting = track(h.client.post('c1', 'hello', { messageId: 'q1' }));
+    const events = conversation.events();
+    const ended = track(events.next());
+    const closing = track(h.client.close());
+    await jest.advanceTimersByTimeAsync(4_900);
+    expect(closing.state).toBe('pending');
+    await jest.advanceTimersByTimeAsync(100);
+    expect(closing.state).toBe('resolved');
+    expect(posting).toMatchObject({ state: 'rejected', value: { code: 'UNAVAILABLE' } });
+    expect(ended).toEqual({ state: 'resolved', value: { done: true, value: undefined } });
+  });
+});
+
 describe('SeqlineClient subscriptions shared and listened to by several parts of an app', () => {
+  it('a subscription closed by its own reset listener (its stored state loaded) is never subscribed on the server', async () => {
+    const store = new MemoryCursorStore();
+    await store.save('c2', { cursor: 'e1-7', messages: [] });
+    const { h } = await following({ store });
+    const second = h.client.subscribe('c2');
+    second.on((change) => {
+      if (change.type === 'reset') second.close();
+    });
+    await settle();
+    expect(h.last().frames().filter((frame) => frame.conversationId === 'c2')).toEqual([]);
+  });
+
+
   it('subscribing twice gives one subscription that ends only when both callers closed it', async () => {
     const { h, conversation: first } = await following();
     const second = h.client.subscribe('c1');

@@ -175,6 +175,8 @@ export class SeqlineClient {
       if (stored && subscription.view.cursor === undefined) {
         subscription.view.reset(stored);
         subscription.emit({ type: 'reset' });
+        // Closed by a listener of that reset: not `loaded` yet, so its close told the server nothing, and nothing is to be sent.
+        if (this.subscriptions.get(conversationId) !== subscription) return;
       }
       subscription.loaded = true;
       // Stopped for good: told like the subscriptions before it, and sent nothing until `connect()`.
