@@ -38,6 +38,12 @@ function lacksAcknowledged(code: ErrorCode, command: IngestCommand, state: Conve
 const RECHECK_DELAYS_MS = [100, 300, 1_000];
 /** A refusal to look at again after the next delay, with the conversation unlocked meanwhile. */
 const RECHECK_LATER = Symbol('recheck later');
+/**
+ * The longest a state build (Postgres, then the log) may hold a conversation's lock. A database
+ * that stops answering without closing its connections (a network partition) would otherwise
+ * hold every write of the conversation until TCP gives up, minutes later, with no answer at all.
+ */
+const STATE_BUILD_TIMEOUT_MS = 10_000;
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
 export interface WriteResult {
@@ -202,11 +208,23 @@ export class ConversationWriter {
       const cached = this.states.get(conversationId);
       if (cached) return cached;
       const epoch = this.stream.epoch;
-      const state = await this.snapshots.build(conversationId);
+      const state = await this.build(conversationId);
       // Built while the log was recreated: its sequences are the old log's, so it is built again.
       if (this.stream.epoch !== epoch) continue;
       this.states.set(conversationId, state);
       return state;
+    }
+  }
+
+  private async build(conversationId: string): Promise<ConversationState> {
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new SeqlineError(ErrorCode.Unavailable, `the state of ${conversationId} could not be read in ${STATE_BUILD_TIMEOUT_MS / 1000} s (the database or the log is not answering); retry shortly`)), STATE_BUILD_TIMEOUT_MS);
+    });
+    try {
+      return await Promise.race([this.snapshots.build(conversationId), gaveUp]);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -223,7 +241,7 @@ export class ConversationWriter {
       if (!(error instanceof LogGapError)) throw error;
       // Built again in place: the caller goes on with this state.
       this.metrics.statesRebuilt.inc({ reason: 'gap' });
-      const fresh = await this.snapshots.build(conversationId);
+      const fresh = await this.build(conversationId);
       state.seq = fresh.seq;
       state.messages = fresh.messages;
     }
