@@ -79,6 +79,9 @@ describe('agent commands over NATS', () => {
 
     const cases: [string, AgentCommand | string, string, string][] = [
       ['no-such-conversation', { type: 'message.start', messageId: 'x', agentId: 'raw' }, 'UNKNOWN_CONVERSATION', 'conversation no-such-conversation does not exist'],
+      // A subject token no conversation id can be: refused as a batch line naming it is, with no lookup.
+      ['__proto__', { type: 'message.start', messageId: 'x', agentId: 'raw' }, 'BAD_FRAME', '"__proto__" in the subject is not a conversation id (1-128 characters of A-Z a-z 0-9 _ -)'],
+      ['x'.repeat(129), { type: 'message.start', messageId: 'x', agentId: 'raw' }, 'BAD_FRAME', `"${'x'.repeat(129)}" in the subject is not a conversation id (1-128 characters of A-Z a-z 0-9 _ -)`],
       ['c-cmd', '{not json', 'BAD_FRAME', 'command is not valid JSON'],
       ['c-cmd', JSON.stringify({ type: 'message.append', messageId: 'm-bad', part: 0, delta: 'x' }), 'VALIDATION_FAILED', 'part: Too small: expected number to be >0'],
       ['c-cmd', JSON.stringify({ type: 'message.explode', messageId: 'm-bad' }), 'BAD_FRAME', 'type: Invalid discriminator value. Expected \'message.start\' | \'message.append\' | \'message.complete\' | \'message.fail\''],

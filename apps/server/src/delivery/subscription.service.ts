@@ -34,6 +34,8 @@ export interface OpenSubscription {
 export class SubscriptionService {
   /** Snapshot failures logged at most once per 5 s for each cause, with a count of the rest. */
   private readonly snapshotFailures = { database: new LogThrottle(5_000), log: new LogThrottle(5_000) };
+  /** Other failures to open (reading the log for a cursor), logged the same way. */
+  private readonly openFailures = new LogThrottle(5_000);
 
   constructor(
     private readonly live: LiveFeed,
@@ -72,6 +74,10 @@ export class SubscriptionService {
     } catch (error) {
       held.release();
       if (error instanceof SeqlineError) throw error;
+      // Logged (throttled, as many devices meet one outage at once): a failure that is no passing
+      // NATS one (a defect) would otherwise be retried by every client for ever, unseen.
+      const suppressed = this.openFailures.pass();
+      if (suppressed !== undefined) this.logger.warn({ err: error, conversationId, notLoggedSinceLast: suppressed }, 'opening a subscription failed');
       // NATS could not answer a log read: the same passing failure on every transport.
       throw new SeqlineError(ErrorCode.Unavailable, 'the log cannot be read right now; retry shortly');
     }

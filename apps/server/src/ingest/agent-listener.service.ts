@@ -1,7 +1,7 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type { Msg, Subscription } from '@nats-io/transport-node';
 import type { Settings } from '@seqline/config';
-import { AgentCommandSchema, ErrorCode, parseFrame, SeqlineError, splitCommandBatch, toSeqlineError, type AgentReply } from '@seqline/protocol';
+import { AgentCommandSchema, ErrorCode, ID_PATTERN, parseFrame, SeqlineError, splitCommandBatch, toSeqlineError, type AgentReply } from '@seqline/protocol';
 import { LogStream, PartitionLeases } from '@seqline/streams';
 import type { Logger } from 'pino';
 import { LOGGER, SETTINGS } from '../core/tokens.js';
@@ -132,7 +132,10 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
     if (route === 'batch') return this.handleBatch(msg);
     this.metrics.commandsByRoute.inc({ route });
     const conversationId = this.stream.subjects.conversationOf(msg.subject);
-    const reply = await this.execute(conversationId, msg.data);
+    // Refused as a batch line naming it would be: no lookup for an id no conversation can have.
+    const reply = ID_PATTERN.test(conversationId)
+      ? await this.execute(conversationId, msg.data)
+      : { ok: false as const, error: new SeqlineError(ErrorCode.BadFrame, `"${conversationId.slice(0, 140)}" in the subject is not a conversation id (1-128 characters of A-Z a-z 0-9 _ -)`).toBody() };
     if (!reply.ok) {
       this.metrics.commandsRefused.inc({ code: reply.error.code });
       this.logger.info({ conversationId, code: reply.error.code }, 'agent command refused');
