@@ -3,6 +3,7 @@ import { connect, type Socket } from 'node:net';
 import { createConversation, eventually, ResilientDevice, useSeqline, WsDevice } from '@seqline/testing';
 import WebSocket from 'ws';
 import type { SeqlineAgent } from '@seqline/agent';
+import { ConversationLog } from '@seqline/streams';
 
 /** Streams one answer of `parts` × 16,000 `char`s, in bursts with short pauses, as a fast model would. */
 async function streamLongAnswer(agent: SeqlineAgent, conversationId: string, messageId: string, char: string, parts: number): Promise<void> {
@@ -182,4 +183,31 @@ describe('a device that went silent', () => {
     expect(pings.length).toBeLessThanOrEqual(Math.floor((Date.now() - opened) / 300) + 1);
     socket.close();
   });
+});
+
+describe('a catch-up read whose reader pauses between batches', () => {
+  const seqline = useSeqline();
+
+  it('goes on with a new reader from where it stopped when JetStream deleted the idle one, every event once and in order', async () => {
+    const { url, infra } = seqline.server;
+    await createConversation(url, 'slow-read');
+    const writer = new ConversationLog(infra.stream);
+    const at = () => new Date().toISOString();
+    let last = (await writer.append('slow-read', { type: 'message.created', messageId: 'long', author: { role: 'agent', id: 'bot' }, status: 'streaming', text: '', at: at() }, 0, 'slow-read-created')).seq;
+    const parts = 1_500;
+    for (let part = 1; part <= parts; part++) {
+      last = (await writer.append('slow-read', { type: 'message.appended', messageId: 'long', part, delta: 'x', at: at() }, last, `slow-read-${part}`)).seq;
+    }
+    // A reader JetStream gives up after 1 s without a pull (30 s in the service).
+    const log = new ConversationLog(infra.stream, 1_000);
+    const seqs: number[] = [];
+    for await (const batch of log.readBatches('slow-read', 0, 10_000, 500)) {
+      seqs.push(...batch.map((entry) => entry.seq));
+      // A device that takes a while to take each batch: the reader is gone before the next pull.
+      if (seqs.length === 500) await new Promise((resolve) => setTimeout(resolve, 4_000));
+    }
+    expect(seqs.length).toBe(parts + 1);
+    expect(seqs.at(-1)).toBe(last);
+    expect(seqs.every((seq, i) => i === 0 || seq > seqs[i - 1]!)).toBe(true);
+  }, 60_000);
 });

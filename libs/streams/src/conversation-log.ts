@@ -88,7 +88,14 @@ export class ConversationLog {
   private readersJsm?: Promise<JetStreamManager>;
   private readersAvoidedUntil = 0;
 
-  constructor(private readonly stream: LogStream) {
+  /**
+   * `readerInactiveMs`: how long JetStream keeps a reader consumer nobody pulls from (a caller
+   * pausing between batches) before it deletes it.
+   */
+  constructor(
+    private readonly stream: LogStream,
+    private readonly readerInactiveMs = 30_000,
+  ) {
     this.js = jetstream(stream.nc);
     this.requester = new NatsRequester(stream.nc);
   }
@@ -241,13 +248,20 @@ export class ConversationLog {
    */
   async *readBatches(conversationId: string, after: number, limit: number, batchSize: number, onUndecodable?: UndecodableHandler, decode: EntryDecoder = decodeDeliveredEntry): AsyncGenerator<LogEntry[]> {
     const progress: ReadProgress = { position: after, count: 0 };
-    if (Date.now() >= this.readersAvoidedUntil) {
+    while (Date.now() >= this.readersAvoidedUntil) {
+      const handedOver = progress.count;
       try {
         yield* this.readByConsumer(conversationId, progress, limit, batchSize, onUndecodable, decode);
         // A consumer on a follower that is still catching up (a node just restarted) sees the
         // log only as far as that node has it. The stream leader says whether there is more.
         if (progress.count >= limit || (await this.nextSeq(conversationId, progress.position + 1)) === null) return;
+        break;
       } catch (error) {
+        // A reader that handed events over and then failed most likely went while its caller
+        // took its time with them (a slow device catching up: past the reader's inactive
+        // threshold, JetStream deletes it). A new one goes on from where it stopped; each try
+        // must hand something over, so this ends.
+        if (progress.count > handedOver && !(error instanceof UndecodableEventError)) continue;
         if (!isTransient(error)) throw error;
         this.readersAvoidedUntil = Date.now() + READERS_AVOIDED_MS;
       }
@@ -328,7 +342,7 @@ export class ConversationLog {
       deliver_policy: DeliverPolicy.StartSequence,
       opt_start_seq: after + 1,
       ack_policy: AckPolicy.None,
-      inactive_threshold: nanos(30_000),
+      inactive_threshold: nanos(this.readerInactiveMs),
       mem_storage: true,
       num_replicas: 1,
     });
