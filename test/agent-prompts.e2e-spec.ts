@@ -230,6 +230,27 @@ describe('prompt handling in the agent SDK', () => {
     expect(await row('c-unended', 'q-answer')).toMatchObject({ status: 'failed', text: 'partial ', error: 'its prompt handler ended without ending its answer' });
   });
 
+  it("fails an answer refused for what it held once, with the handler's own message when the handler failed it", async () => {
+    await createConversation(seqline.server.url, 'c-own-fail');
+    const finishedRefusals = async (): Promise<number> => {
+      const metrics = await (await fetch(`${seqline.server.url}/metrics`)).text();
+      return Number(/^seqline_commands_refused_total\{code="MESSAGE_FINISHED"\} (\d+)$/m.exec(metrics)?.[1] ?? 0);
+    };
+    const before = await finishedRefusals();
+    handlers.set('c-own-fail', async (prompt) => {
+      const answer = agent.startMessage(prompt.conversationId, { messageId: `${prompt.messageId}-answer` });
+      answer.append('x'.repeat(256 * 1024 + 1));
+      // Refused MESSAGE_TOO_LARGE: the handler says what went wrong in its own words, without waiting.
+      await answer.complete().catch(() => void answer.fail('the model wrote too much').catch(() => undefined));
+    });
+    await post('c-own-fail', 'q');
+    await eventually(async () => (await row('c-own-fail', 'q-answer'))?.status === 'failed', 10_000, 'the answer failed');
+    expect((await row('c-own-fail', 'q-answer'))?.error).toBe('the model wrote too much');
+    await sleep(1_000);
+    // One fail sent, not a second one refused because the first had ended the answer.
+    expect((await finishedRefusals()) - before).toBe(0);
+  });
+
   it('settles a prompt only once the end its handler did not wait for is answered: refused, the prompt is refused and the answer failed with why', async () => {
     await createConversation(seqline.server.url, 'c-unawaited');
     const pendingBefore = await pendingPrompts();

@@ -72,6 +72,8 @@ export class AnswerStream {
   private failure?: Error;
   private endedAsValue?: AnswerEnd;
   private foundEndedValue = false;
+  /** `fail()` was called after a refusal left the answer open: that fail ends it. */
+  private failedAfterRefusal = false;
   private settle!: () => void;
   /** Resolves once the answer is over: its end acknowledged, or sending stopped on a refusal. */
   readonly settled = new Promise<void>((resolve) => (this.settle = resolve));
@@ -141,6 +143,14 @@ export class AnswerStream {
     return this.options.maxDeltaBytes ?? DELTA_BYTES;
   }
 
+  /**
+   * Whether `fail()` has been called: the answer ends failed with its message, also after a
+   * refusal that left it open (the fail is then sent again), so nobody need fail it.
+   */
+  get failing(): boolean {
+    return this.end?.type === 'message.fail' || this.failedAfterRefusal;
+  }
+
   /** Whether `complete()` or `fail()` has been called. */
   get ending(): boolean {
     return this.end !== undefined;
@@ -187,6 +197,7 @@ export class AnswerStream {
     // An end (complete, or an earlier fail) stopped on a refusal for what was sent: the answer is
     // still open and this producer's, so it can still be failed for every device now.
     if (this.end && this.failure && this.epoch !== undefined && leavesAnswerOpen(this.failure)) {
+      this.failedAfterRefusal = true;
       await this.settled;
       await this.channel.send(this.conversationId, { ...command, epoch: this.epoch });
       return;

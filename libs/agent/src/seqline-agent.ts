@@ -307,7 +307,8 @@ export class SeqlineAgent {
       }
       for (const answer of answers) {
         // Still open on the service and this producer's: never ended, or refused for what a part held.
-        const open = answer.refusal === undefined ? !answer.ending : leavesAnswerOpen(answer.refusal);
+        // One the handler failed itself is ended by that fail, with the handler's message.
+        const open = answer.refusal === undefined ? !answer.ending : leavesAnswerOpen(answer.refusal) && !answer.failing;
         // Acked or refused for good, the prompt is never delivered again: an answer still open
         // would spin on every device until the agent lease, then fail as abandoned. It fails now,
         // saying why. One a redelivery will take over, or ended elsewhere, is only let go.
