@@ -1,5 +1,5 @@
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import type { AnswerStream, SeqlineAgent } from '@seqline/agent';
+import { SeqlineAgent, type AnswerStream } from '@seqline/agent';
 import { DEFAULT_AGENT_GROUP } from '@seqline/streams';
 import type { Prompt } from '@seqline/protocol';
 import { createConversation, eventually, http, useSeqline, WsDevice } from '@seqline/testing';
@@ -38,6 +38,19 @@ describe('prompt handling in the agent SDK', () => {
     agent = await seqline.agent('prompt-bot');
     // Not an async function: a handler may throw before it returns a promise.
     await agent.onPrompt((prompt) => handlers.get(prompt.conversationId)!(prompt), { concurrency: 2 });
+  });
+
+  it('reports each failure to pull prompts and waits longer after each while they go on (a stream that does not exist)', async () => {
+    const lost = await SeqlineAgent.connect({ agentId: 'lost-bot', servers: seqline.settings.nats.url, prefix: seqline.settings.log.prefix, stream: 'NO_SUCH_STREAM' });
+    const failedAt: number[] = [];
+    const started = Date.now();
+    await lost.onPrompt(async () => undefined, { onError: () => void failedAt.push(Date.now() - started) });
+    await sleep(4_000);
+    await lost.close();
+    // 0.5 s, 1 s, 2 s apart: three or four in 4 s, not eight.
+    expect(failedAt.length).toBeGreaterThanOrEqual(3);
+    expect(failedAt.length).toBeLessThanOrEqual(4);
+    expect(failedAt[2]! - failedAt[1]!).toBeGreaterThan(failedAt[1]! - failedAt[0]!);
   });
 
   it('redelivers the prompt of a handler that threw or rejected, until it succeeds', async () => {

@@ -188,11 +188,15 @@ export class SeqlineAgent {
    * refusal's message or "its prompt handler ended without ending its answer", rather than
    * streaming until the agent lease.
    *
+   * Pulling prompts that fails (the stream not created yet, NATS restarting, a permission
+   * missing) is set up again, after 0.5 s doubling up to 10 s while it keeps failing; `onError`
+   * hears each failure.
+   *
    * A handler that neither starts an answer nor appends to one for `stallMs` (10 minutes) is
    * given up: its answers' `signal` aborts, its prompt goes back to be redelivered (the next
    * delivery takes its answer over) and its slot is free again. `Infinity` never gives up.
    */
-  async onPrompt(handler: PromptHandler, options: { group?: string; concurrency?: number; stallMs?: number } = {}): Promise<void> {
+  async onPrompt(handler: PromptHandler, options: { group?: string; concurrency?: number; stallMs?: number; onError?: (error: unknown) => void } = {}): Promise<void> {
     const group = options.group ?? DEFAULT_AGENT_GROUP;
     const concurrency = options.concurrency ?? 16;
     const stallMs = options.stallMs ?? DEFAULT_STALL_MS;
@@ -205,6 +209,8 @@ export class SeqlineAgent {
     let ready: Promise<void> | undefined = ensure();
     await ready.catch(() => undefined);
     let rereading: ReturnType<typeof setInterval> | undefined;
+    /** Set-ups failed in a row: the wait before the next grows with them. */
+    let failures = 0;
     this.stopRereading.push(() => clearInterval(rereading));
     void (async () => {
       while (!this.closed) {
@@ -214,6 +220,9 @@ export class SeqlineAgent {
           const consumer = await jetstream(this.nc).consumers.get(this.options.stream, group);
           // Shared with the prompts in progress, which read it at each in-progress ack.
           const timing = { ackWaitMs: ackWaitOf(await consumer.info(true)), stallMs };
+          // Closed while that was read: no timer is set up after `close()` stopped them.
+          if (this.closed) break;
+          failures = 0;
           let ackWaitReadAt = Date.now();
           /** The service applies PROMPT_ACK_WAIT when it starts: since then it may have changed. */
           const readAckWait = async (): Promise<void> => {
@@ -250,11 +259,14 @@ export class SeqlineAgent {
             }
             this.handle(msg, handler, timing, () => running.release());
           }
-        } catch {
+        } catch (error) {
+          if (this.closed) break;
+          options.onError?.(error);
           ready = ensure();
           // Awaited on the next turn; until then a rejection must not count as unhandled.
           ready.catch(() => undefined);
-          await new Promise((resolve) => setTimeout(resolve, 500));
+          // 0.5 s, doubling up to 10 s while it keeps failing (a stream not created yet, a permission missing).
+          await new Promise((resolve) => setTimeout(resolve, Math.min(500 * 2 ** failures++, 10_000)));
         }
       }
     })();
