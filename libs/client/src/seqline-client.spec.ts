@@ -775,6 +775,27 @@ describe('SeqlineClient refreshing its token across a reconnect', () => {
   });
 });
 
+describe('SeqlineClient refreshing its token slowly across a reconnect', () => {
+  it('does not send the token it waited for once the new connection carries a token asked for after it', async () => {
+    let issued = 0;
+    const slow = deferred<string>();
+    const h = start({ token: () => (++issued === 2 ? slow.promise : `t${issued}`) });
+    await settle();
+    h.last().accept();
+    // The refresh waits for its token (t2); meanwhile the connection drops and the reconnect gets t3.
+    const refresh = track(h.client.refreshToken());
+    h.last().end(1006);
+    await jest.advanceTimersByTimeAsync(250);
+    expect(h.last().url).toContain('access_token=t3');
+    h.last().accept();
+    h.last().deliver({ type: 'pong' });
+    slow.resolve('t2');
+    await settle();
+    expect(h.last().frames().filter((frame) => frame.type === 'auth')).toEqual([]);
+    expect(refresh.state).toBe('resolved');
+  });
+});
+
 describe('SeqlineClient refreshing its token while it reconnects', () => {
   it('sends a refresh asked for after the reconnect fetched its token, which may carry a newer one', async () => {
     let issued = 0;

@@ -107,7 +107,11 @@ export class SeqlineClient {
    * silent refresh that takes a minute) is waited for again on the next attempt rather than
    * started twice; only one that has not settled for a long time is given up for a fresh call.
    */
-  private tokenCall?: { promise: Promise<string | undefined>; since: number };
+  private tokenCall?: { promise: Promise<string | undefined>; since: number; ask: number };
+  /** Calls made to the token provider, in order; each connection and refresh knows which was its own. */
+  private tokenAsks = 0;
+  /** The provider call whose token the current connection was opened with. */
+  private connectedAsk = 0;
   /** Requests waiting to be sent until the new socket's first frame from the server. */
   private awaitingFirstFrame = false;
   /** Subscribes that wait for it too (see EARLY_SUBSCRIBES). */
@@ -209,8 +213,10 @@ export class SeqlineClient {
 
   /** Hands the socket a fresh token from the token provider, before the current one expires, without dropping the stream. */
   async refreshToken(): Promise<void> {
+    const ask = ++this.tokenAsks;
     const token = await this.options.token?.();
-    if (token) await this.request({ type: 'auth', token });
+    // A connection opened meanwhile with a token asked for after this one carries a newer one.
+    if (token && this.connectedAsk < ask) await this.request({ type: 'auth', token });
   }
 
   /** Goes offline (keeps state); `connect()` resumes every conversation from its cursor. */
@@ -261,8 +267,11 @@ export class SeqlineClient {
     let token: string | undefined;
     // A token refresh asked for before this point is answered by the token fetched now (see onopen).
     const refreshesBefore = this.nextRef;
+    let ask = 0;
     try {
-      token = await withTimeout(this.callTokenProvider(), this.options.connectTimeoutMs ?? 15_000);
+      const call = this.callTokenProvider();
+      ask = call.ask;
+      token = await withTimeout(call.promise, this.options.connectTimeoutMs ?? 15_000);
     } catch {
       // No token for now (offline, the identity service down): asked again after the next wait.
       this.opening = false;
@@ -337,6 +346,7 @@ export class SeqlineClient {
     this.watchdog = watchdog;
     socket.onopen = () => {
       clearTimeout(connectTimer);
+      this.connectedAsk = ask;
       // A token refresh still waiting is done: this connection carries a token the provider gave
       // just now, and sending the older one again could replace it.
       for (const [ref, request] of this.pending) {
@@ -384,22 +394,22 @@ export class SeqlineClient {
    * call that has not settled within `TOKEN_CALL_ABANDONED_AFTER` connect timeouts is taken as
    * hung (a refresh that will never answer) and a new one is made.
    */
-  private callTokenProvider(): Promise<string | undefined> {
+  private callTokenProvider(): { promise: Promise<string | undefined>; ask: number } {
     const abandonAfter = TOKEN_CALL_ABANDONED_AFTER * (this.options.connectTimeoutMs ?? 15_000);
-    if (this.tokenCall && Date.now() - this.tokenCall.since <= abandonAfter) return this.tokenCall.promise;
+    if (this.tokenCall && Date.now() - this.tokenCall.since <= abandonAfter) return this.tokenCall;
     let promise: Promise<string | undefined>;
     try {
       promise = Promise.resolve(this.options.token?.());
     } catch (error) {
       promise = Promise.reject(error as Error);
     }
-    const call = { promise, since: Date.now() };
+    const call = { promise, since: Date.now(), ask: ++this.tokenAsks };
     const done = (): void => {
       if (this.tokenCall === call) this.tokenCall = undefined;
     };
     call.promise.then(done, done);
     this.tokenCall = call;
-    return call.promise;
+    return call;
   }
 
   /** No reconnect will follow: requests waiting for an answer would wait forever, so they fail with why. */
