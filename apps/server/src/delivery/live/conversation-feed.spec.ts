@@ -69,6 +69,17 @@ describe('ConversationFeed', () => {
     expect(feed.subscriberCount).toBe(1);
   });
 
+  it('ends a subscriber whose sink throws on an event sent from the window while it subscribes, leaving it among no subscribers', async () => {
+    const log = new MemoryLog();
+    const feed = new ConversationFeed('c', log, { windowEvents: 100, windowBytes: 1 << 20, readBatch: 100 });
+    for (const seq of [3, 5]) live(feed, log.write(seq));
+    const throwing = { ...sink(), send: () => { throw new TypeError('not an event this sink can apply'); } };
+    const subscription = feed.subscribe(throwing, 3);
+    expect({ closed: subscription.closed, subscribers: feed.subscriberCount, failures: throwing.failures }).toEqual({ closed: true, subscribers: 0, failures: [] });
+    await settle();
+    expect(throwing.failures).toEqual([expect.objectContaining({ code: 'UNAVAILABLE', message: 'the events of c after 3 could not be delivered (not an event this sink can apply); subscribe again from your cursor' })]);
+  });
+
   it('resumes a subscriber inside the window from memory, in the same tick, then live', () => {
     const log = new MemoryLog();
     const feed = new ConversationFeed('c', log, { windowEvents: 100, windowBytes: 1 << 20, readBatch: 100 });

@@ -153,7 +153,18 @@ export class ConversationFeed {
       // Nothing reached the feed yet, and the log had nothing after this position since the feed began: it is the head.
       this.base = this.head = position;
     }
-    if (this.sendFromWindow(subscription, CATCH_UP_BATCH) !== 'live') void this.catchUp(subscription);
+    let step: 'live' | 'more' | 'miss';
+    try {
+      step = this.sendFromWindow(subscription, CATCH_UP_BATCH);
+    } catch (error) {
+      // As in accept(): a sink that cannot take an event ends alone, and is not left among the
+      // subscribers; it is told once the caller has what this returns.
+      subscription.close();
+      const failure = new SeqlineError(ErrorCode.Unavailable, `the events of ${this.conversationId} after ${position} could not be delivered (${error instanceof Error ? error.message : String(error)}); subscribe again from your cursor`);
+      queueMicrotask(() => sink.fail(failure));
+      return subscription;
+    }
+    if (step !== 'live') void this.catchUp(subscription);
     return subscription;
   }
 
