@@ -211,6 +211,9 @@ export class SeqlineAgent {
     let rereading: ReturnType<typeof setInterval> | undefined;
     /** Set-ups failed in a row: the wait before the next grows with them. */
     let failures = 0;
+    /** Ends the wait before the next set-up. */
+    let wake: (() => void) | undefined;
+    this.stopRereading.push(() => wake?.());
     this.stopRereading.push(() => clearInterval(rereading));
     void (async () => {
       while (!this.closed) {
@@ -261,12 +264,23 @@ export class SeqlineAgent {
           }
         } catch (error) {
           if (this.closed) break;
-          options.onError?.(error);
+          try {
+            options.onError?.(error);
+          } catch {
+            // The app's listener failing must not stop the pulling.
+          }
           ready = ensure();
           // Awaited on the next turn; until then a rejection must not count as unhandled.
           ready.catch(() => undefined);
-          // 0.5 s, doubling up to 10 s while it keeps failing (a stream not created yet, a permission missing).
-          await new Promise((resolve) => setTimeout(resolve, Math.min(500 * 2 ** failures++, 10_000)));
+          // 0.5 s, doubling up to 10 s while it keeps failing (a stream not created yet, a permission missing); `close()` ends the wait.
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, Math.min(500 * 2 ** failures++, 10_000));
+            wake = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+          });
+          wake = undefined;
         }
       }
     })();

@@ -44,6 +44,13 @@ const RECHECK_LATER = Symbol('recheck later');
  * hold every write of the conversation until TCP gives up, minutes later, with no answer at all.
  */
 const STATE_BUILD_TIMEOUT_MS = 10_000;
+
+/** A state build under way: of which log epoch, and whether a writer took its result. */
+interface StateBuild {
+  promise: Promise<ConversationState>;
+  epoch: string;
+  taken: boolean;
+}
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
 export interface WriteResult {
@@ -65,6 +72,8 @@ export interface WriteResult {
 export class ConversationWriter {
   private readonly states = new ConversationStateCache(MAX_CACHED_CONVERSATIONS, MAX_CACHED_BYTES);
   private readonly mutex = new KeyedMutex();
+  /** State builds under way, one per conversation (see `sharedBuild`). */
+  private readonly builds = new Map<string, StateBuild>();
 
   constructor(
     private readonly log: ConversationLog,
@@ -74,7 +83,10 @@ export class ConversationWriter {
     @Inject(SETTINGS) private readonly settings: Settings,
   ) {
     // Every cached state counts in the old log's sequences.
-    this.stream.onEpochChange(() => this.states.clear());
+    this.stream.onEpochChange(() => {
+      this.states.clear();
+      this.builds.clear();
+    });
   }
 
   /** Forgets the states of a write partition this instance no longer owns. */
@@ -207,22 +219,48 @@ export class ConversationWriter {
     for (;;) {
       const cached = this.states.get(conversationId);
       if (cached) return cached;
-      const epoch = this.stream.epoch;
-      const state = await this.build(conversationId);
+      const building = this.sharedBuild(conversationId);
+      const state = await this.timed(conversationId, building.promise);
+      building.taken = true;
       // Built while the log was recreated: its sequences are the old log's, so it is built again.
-      if (this.stream.epoch !== epoch) continue;
+      if (this.stream.epoch !== building.epoch) continue;
       this.states.set(conversationId, state);
       return state;
     }
   }
 
-  private async build(conversationId: string): Promise<ConversationState> {
+  /**
+   * The conversation's state build under way, or a new one. One at a time per conversation: a
+   * build that outlasts its writer's wait (a database that stopped answering) is not started
+   * again by every retry, each holding a connection. One that ends after every writer waiting
+   * for it gave up is cached for the next (an honestly slow build would otherwise never land).
+   */
+  private sharedBuild(conversationId: string): StateBuild {
+    const existing = this.builds.get(conversationId);
+    if (existing) return existing;
+    const building: StateBuild = { promise: this.snapshots.build(conversationId), epoch: this.stream.epoch, taken: false };
+    this.builds.set(conversationId, building);
+    const forget = (): void => {
+      if (this.builds.get(conversationId) === building) this.builds.delete(conversationId);
+    };
+    building.promise.then((state) => {
+      forget();
+      // Deferred a turn: a writer whose wait ended with this very result takes it first.
+      setImmediate(() => {
+        if (!building.taken && this.stream.epoch === building.epoch && !this.states.get(conversationId)) this.states.set(conversationId, state);
+      });
+    }, forget);
+    return building;
+  }
+
+  /** `promise`, or `UNAVAILABLE` after `STATE_BUILD_TIMEOUT_MS` (the conversation's lock is held meanwhile). */
+  private async timed(conversationId: string, promise: Promise<ConversationState>): Promise<ConversationState> {
     let timer: NodeJS.Timeout | undefined;
     const gaveUp = new Promise<never>((_resolve, reject) => {
       timer = setTimeout(() => reject(new SeqlineError(ErrorCode.Unavailable, `the state of ${conversationId} could not be read in ${STATE_BUILD_TIMEOUT_MS / 1000} s (the database or the log is not answering); retry shortly`)), STATE_BUILD_TIMEOUT_MS);
     });
     try {
-      return await Promise.race([this.snapshots.build(conversationId), gaveUp]);
+      return await Promise.race([promise, gaveUp]);
     } finally {
       clearTimeout(timer);
     }
@@ -241,7 +279,7 @@ export class ConversationWriter {
       if (!(error instanceof LogGapError)) throw error;
       // Built again in place: the caller goes on with this state.
       this.metrics.statesRebuilt.inc({ reason: 'gap' });
-      const fresh = await this.build(conversationId);
+      const fresh = await this.timed(conversationId, this.snapshots.build(conversationId));
       state.seq = fresh.seq;
       state.messages = fresh.messages;
     }

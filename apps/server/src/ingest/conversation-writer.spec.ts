@@ -1,32 +1,51 @@
 import { jest } from '@jest/globals';
-import type { Settings } from '@seqline/config';
+import { loadEnv, settingsFrom } from '@seqline/config';
 import type { ConversationState } from '@seqline/persistence';
 import type { ConversationLog, LogStream } from '@seqline/streams';
 import type { MetricsService } from '../metrics/metrics.service.js';
 import type { SnapshotService } from '../state/snapshot.service.js';
 import { ConversationWriter } from './conversation-writer.service.js';
 
+const post = (messageId: string) => ({ type: 'message.post', messageId, author: { role: 'user', id: 'u' }, text: 'hello' }) as const;
+
+/** A writer over a log that takes every event, whose state builds (Postgres, then the log) answer only when told. */
+function writerWithSlowBuilds() {
+  const builds: ((state: ConversationState) => void)[] = [];
+  const snapshots = { build: () => new Promise<ConversationState>((resolve) => builds.push(resolve)) } as unknown as SnapshotService;
+  const stream = { epoch: 'e1', onEpochChange: () => () => undefined } as unknown as LogStream;
+  let seq = 0;
+  const log = { append: async () => ({ seq: ++seq, duplicate: false }) } as unknown as ConversationLog;
+  const metrics = { eventsWritten: { inc: () => undefined } } as unknown as MetricsService;
+  const settings = settingsFrom(loadEnv({ DATABASE_URL: 'postgresql://localhost/x', NATS_URL: 'nats://localhost:4222' }));
+  return { writer: new ConversationWriter(log, stream, snapshots, metrics, settings), builds };
+}
+
 describe('ConversationWriter with a database that stops answering', () => {
   beforeEach(() => jest.useFakeTimers());
   afterEach(() => jest.useRealTimers());
 
-  it('refuses a write UNAVAILABLE after 10 s rather than holding the conversation, and the next write tries again', async () => {
-    let builds = 0;
-    // A query on a connection the network dropped silently: never answered, never failed.
-    const snapshots = { build: () => (builds++, new Promise<ConversationState>(() => undefined)) } as unknown as SnapshotService;
-    const stream = { epoch: 'e1', onEpochChange: () => () => undefined } as unknown as LogStream;
-    const writer = new ConversationWriter({} as ConversationLog, stream, snapshots, {} as MetricsService, {} as Settings);
-    const post = { type: 'message.post', messageId: 'q1', author: { role: 'user', id: 'u' }, text: 'hello' } as const;
-
-    const first = writer.write('c1', post).catch((error: unknown) => error);
-    const second = writer.write('c1', { ...post, messageId: 'q2' }).catch((error: unknown) => error);
+  it('refuses a write UNAVAILABLE after 10 s rather than holding the conversation for good, and starts no second read meanwhile', async () => {
+    const { writer, builds } = writerWithSlowBuilds();
+    const first = writer.write('c1', post('q1')).catch((error: unknown) => error);
+    const second = writer.write('c1', post('q2')).catch((error: unknown) => error);
     await jest.advanceTimersByTimeAsync(9_900);
-    expect(builds).toBe(1);
+    expect(builds).toHaveLength(1);
     await jest.advanceTimersByTimeAsync(100);
     expect(await first).toMatchObject({ code: 'UNAVAILABLE', message: 'the state of c1 could not be read in 10 s (the database or the log is not answering); retry shortly' });
-    // The lock is free: the write waiting behind it reads the state again.
-    expect(builds).toBe(2);
+    // The lock is free: the write behind it waits for the same read, not a new one holding another connection.
     await jest.advanceTimersByTimeAsync(10_000);
     expect(await second).toMatchObject({ code: 'UNAVAILABLE' });
+    expect(builds).toHaveLength(1);
+  });
+
+  it('keeps the state of a read that ends after every writer gave up, so the next write needs none', async () => {
+    const { writer, builds } = writerWithSlowBuilds();
+    const first = writer.write('c1', post('q1')).catch((error: unknown) => error);
+    await jest.advanceTimersByTimeAsync(10_000);
+    expect(await first).toMatchObject({ code: 'UNAVAILABLE' });
+    builds[0]!({ conversationId: 'c1', seq: 0, messages: new Map() });
+    await jest.advanceTimersByTimeAsync(0);
+    expect(await writer.write('c1', post('q2'))).toMatchObject({ cursor: 'e1-1', duplicate: false });
+    expect(builds).toHaveLength(1);
   });
 });

@@ -58,6 +58,9 @@ export class SnapshotService {
     /** Undecodable events stepped over: the chain goes on through them. */
     const skipped = new Set<number>();
     const apply = (entry: LogEntry): void => {
+      // Undecodable events read before this one keep their place in the chain, as the persister
+      // walks it: past them, an event naming one before them forks.
+      for (const seq of skipped) if (seq > state.seq && seq < entry.seq) state.seq = seq;
       // A fork (a second event after the same one, which a replicated log on NATS before 2.9.21
       // can store): stepped over as the persister and `repair` step over it, so what devices and
       // writers are shown is what Postgres holds. Later events chain on from it.
