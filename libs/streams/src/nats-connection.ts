@@ -40,6 +40,37 @@ export async function connectNats(options: NatsOptions): Promise<NatsConnection>
     );
   }
   coalesceWrites(nc);
+  closeStaleSockets(nc);
   return nc;
+}
+
+/** How long a connection found stale may take to close before its socket is destroyed. */
+const STALE_CLOSE_MS = 2_000;
+
+/**
+ * Makes sure a connection found stale (its pings unanswered) is closed, so the client reconnects.
+ * The client closes it by first flushing what it queued to the socket, and on a network that
+ * drops packets (a black hole) that flush never completes once the kernel's buffers are full,
+ * which a busy connection fills within seconds: the connection would then hang, neither used nor
+ * given up, until TCP itself gives up, many minutes later. Its socket is destroyed instead.
+ */
+function closeStaleSockets(nc: NatsConnection): void {
+  const transport = (): { socket?: { destroy(): void } } | undefined => (nc as unknown as { protocol?: { transport?: { socket?: { destroy(): void } } } }).protocol?.transport;
+  void (async () => {
+    let timer: NodeJS.Timeout | undefined;
+    for await (const status of nc.status()) {
+      if (status.type === 'staleConnection') {
+        clearTimeout(timer);
+        const stale = transport();
+        timer = setTimeout(() => {
+          // Still the connection that was found stale: a reconnect meanwhile has one of its own.
+          if (transport() === stale) stale?.socket?.destroy();
+        }, STALE_CLOSE_MS);
+        timer.unref();
+      } else if (status.type === 'disconnect' || status.type === 'close') {
+        clearTimeout(timer);
+      }
+    }
+  })();
 }
 export type { NatsConnection };

@@ -59,6 +59,18 @@ export class TcpProxy {
     this.swallowing = on;
   }
 
+  /**
+   * Stops reading from every open connection, both ways, without closing anything: a network
+   * that drops every packet. What the two ends write fills their buffers and goes nowhere.
+   * Connections made afterwards are forwarded as usual.
+   */
+  freeze(): void {
+    for (const socket of this.sockets) {
+      socket.unpipe();
+      socket.pause();
+    }
+  }
+
   /** Cuts all connections at random intervals between `minMs` and `maxMs` until `calm()`. */
   storm(minMs: number, maxMs: number): void {
     const next = (): void => {
