@@ -8,6 +8,7 @@ const UNAVAILABLE_CODES = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024'])
 const UNAVAILABLE_KINDS = new Set(['DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout', 'TooManyConnections', 'DatabaseDoesNotExist']);
 /** Postgres refusing work while it starts or stops (class 57, operator intervention; class 08, connection exception). */
 const UNAVAILABLE_SQLSTATE = /^(57P0[1-4]|08)/;
+const UNAVAILABLE_POOL_MESSAGES = /timeout exceeded when trying to connect|Connection terminated due to connection timeout/;
 const UNAVAILABLE_SYSCALL = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH']);
 
 /**
@@ -21,7 +22,10 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   if (e.name === 'PrismaClientInitializationError') return true;
   if (typeof e.code === 'string' && (UNAVAILABLE_CODES.has(e.code) || UNAVAILABLE_SYSCALL.has(e.code) || UNAVAILABLE_SQLSTATE.test(e.code))) return true;
   const kind = e.meta?.driverAdapterError?.cause?.kind ?? (e.name === 'DriverAdapterError' ? e.cause?.kind : undefined);
-  return kind !== undefined && UNAVAILABLE_KINDS.has(kind);
+  if (kind !== undefined && UNAVAILABLE_KINDS.has(kind)) return true;
+  // The pool's own: no connection (new or free) within `connectionTimeoutMillis`.
+  const message = (error as { message?: unknown }).message;
+  return typeof message === 'string' && UNAVAILABLE_POOL_MESSAGES.test(message);
 }
 
 /** Creates the database named in `url` if it does not exist yet, so a fresh machine needs no manual step. */

@@ -6,9 +6,18 @@ import { schemaOf, searchPathOf } from './schema-engine.js';
 // keeps its connections instead of opening a new one for every sweep.
 const IDLE_CONNECTION_MS = 60_000;
 
+const CONNECT_TIMEOUT_MS = 10_000;
+
 /** The Prisma client, over the `pg` driver; only repositories use it. */
 export class PrismaService extends PrismaClient {
   constructor(url: string) {
-    super({ adapter: new PrismaPg({ connectionString: url, max: 25, idleTimeoutMillis: IDLE_CONNECTION_MS, ...searchPathOf(url) }, { schema: schemaOf(url) }) });
+    super({
+      adapter: new PrismaPg(
+        // Waiting for a connection (a new one, or a free one of the pool) is bounded: a database cut
+        // off by the network fails requests as unavailable instead of queueing them without end.
+        { connectionString: url, max: 25, idleTimeoutMillis: IDLE_CONNECTION_MS, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, keepAlive: true, ...searchPathOf(url) },
+        { schema: schemaOf(url) },
+      ),
+    });
   }
 }

@@ -10,6 +10,9 @@ import type { FeedSink, FeedSubscription } from './live/conversation-feed.js';
 import { LiveFeed, type HeldFeed } from './live/live-feed.service.js';
 import type { Snapshot } from './live/snapshot-keeper.js';
 
+/** The longest a subscribe waits for its snapshot (Postgres, then the log) before it is refused `UNAVAILABLE`. */
+const SNAPSHOT_WAIT_MS = 10_000;
+
 /** How a subscription starts: from the device's cursor, or from a snapshot when there is none or it is too old. */
 export type SubscriptionStart =
   | { mode: 'resume'; cursor: string; head: string }
@@ -84,8 +87,13 @@ export class SubscriptionService {
   }
 
   private async snapshot(held: HeldFeed): Promise<Snapshot> {
+    let timer: NodeJS.Timeout | undefined;
+    // A database that stops answering without closing its connections would hold the subscribe until TCP gives up.
+    const gaveUp = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new SeqlineError(ErrorCode.Unavailable, `history cannot be loaded right now (no answer within ${SNAPSHOT_WAIT_MS / 1000} s); retry shortly, or resume from a cursor`)), SNAPSHOT_WAIT_MS);
+    });
     try {
-      return await held.snapshots.snapshot();
+      return await Promise.race([held.snapshots.snapshot(), gaveUp]);
     } catch (error) {
       if (error instanceof SeqlineError) throw error;
       // A snapshot reads Postgres and the log after its rows: say which one failed.
@@ -94,6 +102,8 @@ export class SubscriptionService {
       if (suppressed !== undefined) this.logger.warn({ err: error, cause, notLoggedSinceLast: suppressed }, 'snapshot failed');
       if (cause === 'database') throw new SeqlineError(ErrorCode.Unavailable, 'history cannot be loaded right now (the database is unreachable); retry shortly, or resume from a cursor');
       throw new SeqlineError(ErrorCode.Unavailable, 'history cannot be loaded right now (the log did not answer); retry shortly');
+    } finally {
+      clearTimeout(timer);
     }
   }
 

@@ -1,7 +1,8 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Query, UseGuards } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Param, Post, Query, UseGuards, UseInterceptors } from '@nestjs/common';
 import { AdminGuard } from '../auth/admin.guard.js';
 import { CreateConversationBodySchema, IdSchema, PageQuerySchema, PostMessageBodySchema, type CreateConversationBody, type PageQuery, type PostMessageBody } from '@seqline/protocol';
 import { ConversationsService } from './conversations.service.js';
+import { RequestTimeLimitInterceptor } from './request-time-limit.interceptor.js';
 import { ZodValidationPipe } from './zod-validation.pipe.js';
 
 const Page = new ZodValidationPipe(PageQuerySchema);
@@ -10,6 +11,7 @@ const ConversationId = new ZodValidationPipe(IdSchema);
 /** Admin REST under `/v1`; see docs/protocol.md#admin-rest. */
 @Controller('v1/conversations')
 @UseGuards(AdminGuard)
+@UseInterceptors(RequestTimeLimitInterceptor)
 export class ConversationsController {
   constructor(private readonly service: ConversationsService) {}
 

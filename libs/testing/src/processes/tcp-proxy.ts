@@ -8,6 +8,8 @@ import { freePort } from './free-port.js';
  */
 export class TcpProxy {
   private readonly sockets = new Set<Socket>();
+  private readonly gates = new Set<{ frozen: boolean; held: (() => void)[] }>();
+  private freezingNew = false;
   private server?: Server;
   private chaos?: NodeJS.Timeout;
   /** While set, what the target sends is dropped: the connection stays up, its bytes go nowhere. */
@@ -28,11 +30,11 @@ export class TcpProxy {
         socket.on('close', () => proxy.sockets.delete(socket));
         socket.on('error', () => socket.destroy());
       }
-      client.pipe(upstream);
+      client.pipe(proxy.gate()).pipe(upstream);
       const swallow = new Transform({
         transform: (chunk: Buffer, _encoding, done) => done(null, proxy.swallowing ? undefined : chunk),
       });
-      upstream.pipe(swallow).pipe(client);
+      upstream.pipe(proxy.gate()).pipe(swallow).pipe(client);
       client.on('close', () => upstream.destroy());
       upstream.on('close', () => client.destroy());
     });
@@ -60,15 +62,37 @@ export class TcpProxy {
   }
 
   /**
-   * Stops reading from every open connection, both ways, without closing anything: a network
-   * that drops every packet. What the two ends write fills their buffers and goes nowhere.
-   * Connections made afterwards are forwarded as usual.
+   * Holds everything sent either way through every connection open now, without closing
+   * anything: a network that drops every packet. What the two ends write fills their buffers
+   * and goes nowhere. Connections made afterwards are forwarded as usual, unless
+   * `newConnections` is set: then they are accepted and held too. `thaw()` lets what was
+   * held through, as a network that comes back does (TCP sends it again).
    */
-  freeze(): void {
-    for (const socket of this.sockets) {
-      socket.unpipe();
-      socket.pause();
+  freeze(options: { newConnections?: boolean } = {}): void {
+    this.freezingNew = options.newConnections ?? false;
+    for (const gate of this.gates) gate.frozen = true;
+  }
+
+  thaw(): void {
+    this.freezingNew = false;
+    for (const gate of this.gates) {
+      gate.frozen = false;
+      for (const release of gate.held.splice(0)) release();
     }
+  }
+
+  /** A pass-through that, once frozen, takes no more: the stream before it backs up to the socket. */
+  private gate(): Transform {
+    const state = { frozen: this.freezingNew, held: [] as (() => void)[] };
+    this.gates.add(state);
+    const gate = new Transform({
+      transform: (chunk: Buffer, _encoding, done) => {
+        if (!state.frozen) return done(null, chunk);
+        state.held.push(() => done(null, chunk));
+      },
+    });
+    gate.on('close', () => this.gates.delete(state));
+    return gate;
   }
 
   /** Cuts all connections at random intervals between `minMs` and `maxMs` until `calm()`. */
