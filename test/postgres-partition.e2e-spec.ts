@@ -1,3 +1,5 @@
+import { jetstreamManager } from '@nats-io/jetstream';
+import { ConversationLog, PERSISTER_CONSUMER } from '@seqline/streams';
 import { createConversation, eventually, http, TcpProxy, useSeqline, WsDevice } from '@seqline/testing';
 
 const postgres = new URL(process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres');
@@ -47,4 +49,28 @@ describe('a database the network cuts off', () => {
     expect(device.frames.at(-1)).toMatchObject({ type: 'snapshot', conversationId: 'pg-unread' });
     await device.close();
   }, 90_000);
+
+  it('stops pulling events while it cannot write them, so redeliveries do not pile up in memory, and persists every one once back', async () => {
+    const { url, infra } = seqline.server;
+    await createConversation(url, 'pg-persist');
+    const jsm = await jetstreamManager(infra.stream.nc);
+    const deliveries = async () => (await jsm.consumers.info(seqline.settings.log.stream, PERSISTER_CONSUMER)).delivered.consumer_seq;
+    const log = new ConversationLog(infra.stream);
+    const at = () => new Date().toISOString();
+    const parts = 1_000;
+    proxy.freeze({ newConnections: true });
+    try {
+      const before = await deliveries();
+      let last = (await log.append('pg-persist', { type: 'message.created', messageId: 'a1', author: { role: 'agent', id: 'bot' }, status: 'streaming', text: '', at: at() }, await log.lastSeq('pg-persist'), 'pg-persist-created')).seq;
+      for (let part = 1; part <= parts; part++) last = (await log.append('pg-persist', { type: 'message.appended', messageId: 'a1', part, delta: 'x', at: at() }, last, `pg-persist-${part}`)).seq;
+      // Two of the consumer's 10 s ack waits: each would deliver every unacknowledged event again.
+      await new Promise((resolve) => setTimeout(resolve, 25_000));
+      expect((await deliveries()) - before).toBeLessThanOrEqual(parts + 1);
+    } finally {
+      proxy.thaw();
+    }
+    const row = () => infra.prisma.message.findFirst({ where: { conversationId: 'pg-persist', id: 'a1' } });
+    await eventually(async () => (await row())?.text.length === parts, 60_000, 'every event persisted');
+    expect((await row())?.text).toBe('x'.repeat(parts));
+  }, 120_000);
 });

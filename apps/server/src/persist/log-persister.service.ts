@@ -17,6 +17,8 @@ const STALL_WARN_EVERY = 60;
  * (it counts an event as acknowledged that was never written), and that event never comes back.
  */
 const REFILL_AFTER_DELIVERIES = 4;
+/** How long one batch may take to be written before the consume is closed until it is. */
+const PAUSE_CONSUMING_AFTER_MS = 5_000;
 /**
  * Events one read from the log brings to fill a gap. A longer gap is filled a read at a time:
  * each applies the unbroken piece it read, and the waiting event's next delivery reads on.
@@ -185,6 +187,8 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
     const js = jetstream(this.stream.nc);
     while (!this.stopped && this.leadership.held) {
       try {
+        // A batch still being written (Postgres away) is written before anything more is pulled.
+        await this.flushing;
         await this.stream.refresh();
         const epoch = this.stream.epoch;
         await this.ensureConsumer();
@@ -218,25 +222,42 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
       const epoch = this.bufferEpoch;
       this.buffer = [];
       if (batch.length === 0) return;
-      for (let attempt = 1; ; attempt++) {
-        // The log was recreated since: this batch's events are the old log's (whose consumer went
-        // with it), and applied now they would count in the new one.
-        if (this.stream.epoch !== epoch) return;
-        try {
-          const started = performance.now();
-          const outcomes = await this.write(batch, epoch);
-          this.lastWriteMs = performance.now() - started;
-          for (const [i, msg] of batch.entries()) this.settle(msg, outcomes[i]!);
-          return;
-        } catch (error) {
-          this.metrics.persistFlushFailures.inc();
-          this.logger.warn({ err: error, attempt, events: batch.length }, 'persisting a batch failed; retrying');
-          await new Promise((resolve) => setTimeout(resolve, Math.min(200 * attempt, 2_000)));
-          if (this.stopped && attempt > 3) return;
-        }
+      // Postgres failing or not answering for more than a moment: the consume would go on pulling
+      // events, and JetStream on redelivering every unacknowledged one each ack wait, all queued
+      // in memory behind this batch. It is closed, and set up again once this batch is written
+      // (what it had received still comes first).
+      const pausing = setTimeout(() => {
+        this.logger.warn({ events: batch.length }, 'persisting a batch is taking long; consuming paused until it is written');
+        void this.messages?.close();
+      }, PAUSE_CONSUMING_AFTER_MS);
+      try {
+        await this.writeBatch(batch, epoch);
+      } finally {
+        clearTimeout(pausing);
       }
     });
     return this.flushing;
+  }
+
+  /** Writes one batch until it is written, retrying every failure (Postgres away), then settles its events. */
+  private async writeBatch(batch: PersistItem[], epoch: string): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      // The log was recreated since: this batch's events are the old log's (whose consumer went
+      // with it), and applied now they would count in the new one.
+      if (this.stream.epoch !== epoch) return;
+      try {
+        const started = performance.now();
+        const outcomes = await this.write(batch, epoch);
+        this.lastWriteMs = performance.now() - started;
+        for (const [i, msg] of batch.entries()) this.settle(msg, outcomes[i]!);
+        return;
+      } catch (error) {
+        this.metrics.persistFlushFailures.inc();
+        this.logger.warn({ err: error, attempt, events: batch.length }, 'persisting a batch failed; retrying');
+        await new Promise((resolve) => setTimeout(resolve, Math.min(200 * attempt, 2_000)));
+        if (this.stopped && attempt > 3) return;
+      }
+    }
   }
 
   private settle(msg: PersistItem, outcome: Outcome): void {
