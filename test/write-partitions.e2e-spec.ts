@@ -1,3 +1,4 @@
+import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { SeqlineAgent } from '@seqline/agent';
 import type { Settings } from '@seqline/config';
@@ -317,4 +318,37 @@ describe('an instance whose cached state is behind the log', () => {
     expect(await rowText('emptied-start', 'm')).toBe('abc');
     expect(await rebuilt('emptied')).toBe(before + 1);
   });
+});
+
+describe('leases after NATS lost its data (the log and the lease buckets gone)', () => {
+  let settings: Settings;
+  let server: RunningServer | undefined;
+
+  beforeAll(async () => {
+    settings = createTestSettings({ WRITE_PARTITION_LEASE: '1s', PERSIST_LEASE: '1s' });
+    server = await startTestServer(settings);
+  });
+  afterAll(async () => {
+    await server?.close();
+    await dropTestResources(settings);
+  });
+
+  it('creates the lease buckets again with the log, so the persister and the write partitions are taken again', async () => {
+    const { url, infra } = server!;
+    await eventually(() => infra.leadership.held && infra.partitions.owned.length === WRITE_PARTITIONS, 10_000, 'everything held');
+    const nc = await connect({ servers: settings.nats.url });
+    try {
+      const jsm = await jetstreamManager(nc);
+      // As a NATS server restarted without its storage would have it.
+      for (const name of [settings.log.stream, `KV_${settings.log.stream}_LEASES`, `KV_${settings.log.stream}_PARTITIONS`]) await jsm.streams.delete(name);
+    } finally {
+      await nc.close();
+    }
+    await eventually(() => !infra.leadership.held || infra.partitions.owned.length < WRITE_PARTITIONS, 15_000, 'the leases lost');
+    await eventually(() => infra.leadership.held && infra.partitions.owned.length === WRITE_PARTITIONS, 20_000, 'the lease and every partition taken again');
+    await createConversation(url, 'after-loss');
+    const posted = await http(url, 'POST', '/v1/conversations/after-loss/messages', { messageId: 'q1', text: 'still persisted' });
+    expect(posted.status).toBe(202);
+    await eventually(async () => (await infra.prisma.message.findFirst({ where: { conversationId: 'after-loss', id: 'q1' } }))?.text === 'still persisted', 15_000, 'the post persisted');
+  }, 60_000);
 });

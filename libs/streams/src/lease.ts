@@ -1,6 +1,7 @@
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { isTransient, retryTransient } from './election-retry.js';
+import { isTransient } from './election-retry.js';
+import { createLeaseBucket } from './lease-bucket.js';
 import { renewIfStillHeld } from './lease-entry.js';
 import { waitAtMost } from './wait-at-most.js';
 
@@ -35,14 +36,18 @@ export class Lease {
   private renewedAt = 0;
 
   private constructor(
+    private readonly nc: NatsConnection,
     private readonly kv: KV,
     private readonly options: LeaseOptions,
   ) {}
 
   static async open(nc: NatsConnection, options: LeaseOptions): Promise<Lease> {
-    // At start, possibly while the cluster elects a leader: waited for, not fatal.
-    const kv = await retryTransient(() => new Kvm(nc).create(options.bucket, { ttl: options.ttlMs, history: 1, replicas: options.replicas ?? 1 }));
-    return new Lease(kv, options);
+    return new Lease(nc, await createLeaseBucket(nc, options), options);
+  }
+
+  /** Creates the bucket again if it went (NATS lost its data): until then nobody can take the lease. */
+  async ensureBucket(): Promise<void> {
+    await createLeaseBucket(this.nc, this.options);
   }
 
   /** Who holds the lease now, or null when nobody does; reads without taking part. */

@@ -1,6 +1,7 @@
-import { Kvm, type KV } from '@nats-io/kv';
+import type { KV } from '@nats-io/kv';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import { isTransient, retryTransient } from './election-retry.js';
+import { isTransient } from './election-retry.js';
+import { createLeaseBucket } from './lease-bucket.js';
 import { renewIfStillHeld } from './lease-entry.js';
 import { waitAtMost } from './wait-at-most.js';
 
@@ -78,9 +79,12 @@ export class PartitionLeases {
   }
 
   static async open(nc: NatsConnection, options: PartitionLeasesOptions): Promise<PartitionLeases> {
-    // At start, possibly while the cluster elects a leader: waited for, not fatal.
-    const kv = await retryTransient(() => new Kvm(nc).create(options.bucket, { ttl: options.ttlMs, history: 1, replicas: options.replicas ?? 1 }));
-    return new PartitionLeases(nc, kv, options);
+    return new PartitionLeases(nc, await createLeaseBucket(nc, options), options);
+  }
+
+  /** Creates the bucket again if it went (NATS lost its data): until then no partition can be taken. */
+  async ensureBucket(): Promise<void> {
+    await createLeaseBucket(this.nc, this.options);
   }
 
   /** Partitions this instance holds now. */

@@ -39,11 +39,16 @@ export async function openInfrastructure(settings: Settings, migrations = prisma
     if ((await applyPromptConsumer(stream.jsm, stream.name, stream.subjects.allPrompts, settings.promptAckWaitMs)) === 'kept') {
       logger.warn({ consumer: 'agents' }, 'the prompt consumer exists with settings that cannot be changed in place; kept as it is (see docs/protocol.md, prompts)');
     }
+    /** Set once the leases are open: a log recreated before then is already followed by them. */
+    let leaseBuckets: { ensureBucket(): Promise<void> }[] = [];
     stream.onEpochChange((epoch, previous) => {
       logger.warn({ stream: stream.name, epoch, previous }, 'the log stream was recreated; following the new epoch');
       applyPromptConsumer(stream.jsm, stream.name, stream.subjects.allPrompts, settings.promptAckWaitMs).catch((error: unknown) =>
         logger.error({ err: error }, 'could not create the prompt consumer on the new log'),
       );
+      // A log that went with NATS's data (a restart without its storage) took the lease buckets
+      // with it: without them no instance could take the persister lease or a write partition.
+      for (const lease of leaseBuckets) lease.ensureBucket().catch((error: unknown) => logger.error({ err: error }, 'could not create a lease bucket again on the new log'));
     });
     // A deleted stream is created again and a recreated one noticed within this time, even by an idle instance.
     stream.watch(EPOCH_CHECK_MS, (error) => logger.warn({ err: error }, 'checking the log stream failed'));
@@ -53,6 +58,7 @@ export async function openInfrastructure(settings: Settings, migrations = prisma
     const leadership = await Lease.open(nc, { bucket, key: 'leader', ttlMs: settings.persist.leaseMs, holder, replicas: settings.log.replicas });
     // Their own bucket: its entries lapse after a longer time, so renewing 32 leases stays cheap.
     const partitions = await PartitionLeases.open(nc, { bucket: `${settings.log.stream}_PARTITIONS`, partitions: WRITE_PARTITIONS, ttlMs: settings.writePartitionLeaseMs, holder, replicas: settings.log.replicas });
+    leaseBuckets = [leadership, partitions];
     return {
       settings,
       logger,
