@@ -1,4 +1,4 @@
-import { http, useSeqline } from '@seqline/testing';
+import { eventually, http, TcpProxy, useSeqline } from '@seqline/testing';
 
 /** Liveness and readiness as a load balancer or an orchestrator reads them. */
 describe('health', () => {
@@ -23,4 +23,30 @@ describe('health', () => {
     const metrics = await (await fetch(`${seqline.server.url}/metrics`)).text();
     expect(metrics).toMatch(/^seqline_persister_lag_events \d+$/m);
   });
+});
+
+describe('health while NATS is cut off by the network', () => {
+  let proxy: TcpProxy;
+  beforeAll(async () => {
+    proxy = await TcpProxy.start(Number(new URL(process.env.NATS_URL ?? 'nats://127.0.0.1:4222').port || 4222));
+  });
+  const seqline = useSeqline(() => ({ NATS_URL: `nats://127.0.0.1:${proxy.port}` }));
+  afterAll(async () => {
+    proxy.thaw();
+    await proxy.close();
+  });
+
+  it('reports nats down within the check time, though the connection is not closed, and up again once NATS answers', async () => {
+    const { url } = seqline.server;
+    proxy.freeze({ newConnections: true });
+    try {
+      const started = Date.now();
+      const ready = await http<{ status: string; error: Record<string, { status: string }> }>(url, 'GET', '/health/ready');
+      expect({ status: ready.status, nats: ready.body.error.nats?.status }).toEqual({ status: 503, nats: 'down' });
+      expect(Date.now() - started).toBeLessThan(5_000);
+    } finally {
+      proxy.thaw();
+    }
+    await eventually(async () => (await http(url, 'GET', '/health/ready')).status === 200, 30_000, 'ready again');
+  }, 60_000);
 });

@@ -45,9 +45,16 @@ export class HealthController {
     }
   }
 
+  /** A round trip to the server: a connection that is only reconnecting (or cut off) is not closed, and still down. */
   private nats() {
-    const check = this.indicators.check('nats');
-    return this.stream.nc.isClosed() ? check.down({ message: 'connection closed' }) : check.up({ server: this.stream.nc.getServer() });
+    return this.indicators
+      .check('nats')
+      .attempt(async () => {
+        if (this.stream.nc.isClosed()) throw new Error('connection closed');
+        const rttMs = await this.stream.nc.rtt();
+        return { server: this.stream.nc.getServer(), rttMs: Math.round(rttMs * 10) / 10 };
+      })
+      .withTimeout(CHECK_TIMEOUT_MS);
   }
 
   private logStream() {
