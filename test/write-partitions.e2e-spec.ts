@@ -177,6 +177,20 @@ describe('writes made on an instance that does not own the conversation', () => 
     }
   });
 
+  it("answers a handed-over command it cannot read (another version's, in a rolling upgrade) UNAVAILABLE, to be retried, not refused for its form", async () => {
+    const [owner] = servers as [RunningServer, RunningServer];
+    const id = Array.from({ length: 64 }, (_, i) => `upg-${i}`).find((candidate) => owned(owner).includes(partitionOf(candidate)))!;
+    await createConversation(owner.url, id);
+    const nc = await connect({ servers: settings.nats.url });
+    try {
+      // What a newer instance might hand over: a command type this version does not know.
+      const reply = (await nc.request(`${settings.log.prefix}.forward.${partitionOf(id)}.${id}`, JSON.stringify({ type: 'message.react', messageId: 'q1', emoji: '+1' }), { timeout: 5_000 })).json<AgentReply>();
+      expect(reply).toEqual({ ok: false, error: { code: 'UNAVAILABLE', message: expect.stringMatching(/^the instance writing this conversation cannot read this command \(a handed-over write: .*\), likely another version during an upgrade; retry shortly$/) } });
+    } finally {
+      await nc.close();
+    }
+  });
+
   it('hands a batch sent to the wrong instance to the owner line by line, and the replies name the owner as writer', async () => {
     const [owner, other] = servers as [RunningServer, RunningServer];
     const ids = Array.from({ length: 64 }, (_, i) => `fwd-batch-${i}`)

@@ -95,8 +95,16 @@ export class WriteRouter implements OnApplicationShutdown {
     const conversationId = this.stream.subjects.conversationOf(msg.subject);
     let reply: AgentReply;
     try {
-      // A command this version cannot read (another version's, in a rolling upgrade) is refused as such, not retried.
-      const command = parseFrame(IngestCommandSchema, msg.data, { what: 'a handed-over write' });
+      let command: IngestCommand;
+      try {
+        command = parseFrame(IngestCommandSchema, msg.data, { what: 'a handed-over write' });
+      } catch (error) {
+        // The instance that handed it over read it as valid: one this version cannot read is
+        // another version's (a rolling upgrade), not a bad command, and is worth a retry once the
+        // upgrade has gone on, where a refusal for its form would end its answer for good.
+        const reason = error instanceof SeqlineError ? error.message : String(error);
+        throw new SeqlineError(ErrorCode.Unavailable, `the instance writing this conversation cannot read this command (${reason.slice(0, 200)}), likely another version during an upgrade; retry shortly`);
+      }
       const result = await this.writer.write(conversationId, command);
       reply = { ok: true, cursor: result.cursor, duplicate: result.duplicate, ...(result.answer ? { answer: result.answer } : {}), writer: this.partitions.holder };
     } catch (error) {
