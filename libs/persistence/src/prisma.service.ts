@@ -7,6 +7,8 @@ import { schemaOf, searchPathOf } from './schema-engine.js';
 const IDLE_CONNECTION_MS = 60_000;
 
 const CONNECT_TIMEOUT_MS = 10_000;
+/** An idle connection to a database the network cut off is probed after this, not after the system's two hours. */
+const KEEP_ALIVE_AFTER_MS = 10_000;
 
 /** The Prisma client, over the `pg` driver; only repositories use it. */
 export class PrismaService extends PrismaClient {
@@ -15,7 +17,7 @@ export class PrismaService extends PrismaClient {
       adapter: new PrismaPg(
         // Waiting for a connection (a new one, or a free one of the pool) is bounded: a database cut
         // off by the network fails requests as unavailable instead of queueing them without end.
-        { connectionString: url, max: 25, idleTimeoutMillis: IDLE_CONNECTION_MS, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, keepAlive: true, ...searchPathOf(url) },
+        { connectionString: url, max: 25, idleTimeoutMillis: IDLE_CONNECTION_MS, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, keepAlive: true, keepAliveInitialDelayMillis: KEEP_ALIVE_AFTER_MS, ...searchPathOf(url) },
         { schema: schemaOf(url) },
       ),
     });

@@ -50,7 +50,10 @@ interface StateBuild {
   promise: Promise<ConversationState>;
   epoch: string;
   taken: boolean;
+  startedAt: number;
 }
+/** How long writers wait for a state build under way rather than start one of their own. */
+const SHARED_BUILD_MS = 30_000;
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
 export interface WriteResult {
@@ -237,8 +240,10 @@ export class ConversationWriter {
    */
   private sharedBuild(conversationId: string): StateBuild {
     const existing = this.builds.get(conversationId);
-    if (existing) return existing;
-    const building: StateBuild = { promise: this.snapshots.build(conversationId), epoch: this.stream.epoch, taken: false };
+    // Past a while, one on a connection the network cut off is left to itself: a new one (on a
+    // connection made since) lands as soon as the network is back.
+    if (existing && performance.now() - existing.startedAt < SHARED_BUILD_MS) return existing;
+    const building: StateBuild = { promise: this.snapshots.build(conversationId), epoch: this.stream.epoch, taken: false, startedAt: performance.now() };
     this.builds.set(conversationId, building);
     const forget = (): void => {
       if (this.builds.get(conversationId) === building) this.builds.delete(conversationId);

@@ -48,4 +48,17 @@ describe('ConversationWriter with a database that stops answering', () => {
     expect(await writer.write('c1', post('q2'))).toMatchObject({ cursor: 'e1-1', duplicate: false });
     expect(builds).toHaveLength(1);
   });
+
+  it('starts a build of its own once the one under way is 30 s old: one on a connection the network cut off does not hold the conversation once the network is back', async () => {
+    const { writer, builds } = writerWithSlowBuilds();
+    const first = writer.write('c1', post('q1')).catch((error: unknown) => error);
+    await jest.advanceTimersByTimeAsync(10_000);
+    expect(await first).toMatchObject({ code: 'UNAVAILABLE' });
+    await jest.advanceTimersByTimeAsync(21_000);
+    const later = writer.write('c1', post('q2'));
+    await jest.advanceTimersByTimeAsync(0);
+    expect(builds).toHaveLength(2);
+    builds[1]!({ conversationId: 'c1', seq: 0, messages: new Map() });
+    expect(await later).toMatchObject({ cursor: 'e1-1', duplicate: false });
+  });
 });

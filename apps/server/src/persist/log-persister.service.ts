@@ -78,6 +78,8 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
    */
   private bufferEpoch = '';
   private flushing: Promise<void> = Promise.resolve();
+  /** Set while a batch has taken long to write: no consume pulls meanwhile. */
+  private consumingPaused = false;
   private timer?: NodeJS.Timeout;
   /** How long the last batch took to write: the next waits at least `FLUSH_SPACING` times that. */
   private lastWriteMs = 0;
@@ -195,7 +197,8 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
         const consumer = await js.consumers.get(this.stream.name, PERSISTER_CONSUMER);
         this.messages = await consumer.consume({ max_messages: this.settings.persist.batchEvents * 2 });
         // The lease went, or the log was recreated, while this consume was being set up: their listeners closed only the one before.
-        if (!this.leadership.held || this.stopped || this.stream.epoch !== epoch) void this.messages.close();
+        // Or consuming was paused meanwhile (a batch taking long) before this consume could be closed with the one before.
+        if (!this.leadership.held || this.stopped || this.stream.epoch !== epoch || this.consumingPaused) void this.messages.close();
         for await (const msg of this.messages) {
           // Closing a consume only queues its end behind the events it has received: after the log
           // was recreated, those are still the old log's, whose sequences mean nothing in the new one.
@@ -228,12 +231,14 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
       // (what it had received still comes first).
       const pausing = setTimeout(() => {
         this.logger.warn({ events: batch.length }, 'persisting a batch is taking long; consuming paused until it is written');
+        this.consumingPaused = true;
         void this.messages?.close();
       }, PAUSE_CONSUMING_AFTER_MS);
       try {
         await this.writeBatch(batch, epoch);
       } finally {
         clearTimeout(pausing);
+        this.consumingPaused = false;
       }
     });
     return this.flushing;

@@ -11,7 +11,6 @@ const ConversationId = new ZodValidationPipe(IdSchema);
 /** Admin REST under `/v1`; see docs/protocol.md#admin-rest. */
 @Controller('v1/conversations')
 @UseGuards(AdminGuard)
-@UseInterceptors(RequestTimeLimitInterceptor)
 export class ConversationsController {
   constructor(private readonly service: ConversationsService) {}
 
@@ -20,27 +19,32 @@ export class ConversationsController {
     return this.service.create(body);
   }
 
+  @UseInterceptors(RequestTimeLimitInterceptor)
   @Get()
   list(@Query(Page) page: PageQuery) {
     return this.service.list(page);
   }
 
+  @UseInterceptors(RequestTimeLimitInterceptor)
   @Get(':id')
   get(@Param('id', ConversationId) id: string) {
     return this.service.get(id);
   }
 
+  @UseInterceptors(RequestTimeLimitInterceptor)
   @Get(':id/messages')
   history(@Param('id', ConversationId) id: string, @Query(Page) page: PageQuery) {
     return this.service.history(id, page);
   }
 
+  @UseInterceptors(RequestTimeLimitInterceptor)
   @Post(':id/messages')
   @HttpCode(202)
   post(@Param('id', ConversationId) id: string, @Body(new ZodValidationPipe(PostMessageBodySchema)) body: PostMessageBody) {
     return this.service.post(id, body);
   }
 
+  @UseInterceptors(RequestTimeLimitInterceptor)
   @Get(':id/events')
   events(@Param('id', ConversationId) id: string, @Query(Page) page: PageQuery) {
     return this.service.events(id, page);

@@ -9,7 +9,8 @@ export const REQUEST_TIME_LIMIT_MS = 15_000;
  * Answers a REST request `503 UNAVAILABLE` once it has taken `REQUEST_TIME_LIMIT_MS`: a database
  * or log that stops answering without closing its connections (a network partition) would
  * otherwise leave the request open until TCP gives up, many minutes later. What the request was
- * doing may still complete; every write it makes is idempotent under its ids.
+ * doing may still complete, so it guards reads and posts (a post retried under its `messageId`
+ * is applied once), not the creation of a conversation, whose retry could create a second one.
  */
 @Injectable()
 export class RequestTimeLimitInterceptor implements NestInterceptor {
