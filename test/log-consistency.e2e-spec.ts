@@ -254,23 +254,32 @@ describe('log and Postgres under bad events and lost rows', () => {
     expect(metrics).toMatch(/^seqline_persist_refilled_events_total [1-9]\d*$/m);
   });
 
-  it("reads a conversation's last events from the log when no delivery brings them, so an answer does not stay streaming in Postgres", async () => {
+  /**
+   * An answer of ten tokens `a1`, persisted, then Postgres put back to before its end (the answer
+   * streaming, both watermarks at the event before); `row` reads the answer, `events` are its log events.
+   */
+  async function answerThatLostItsEnd(conversationId: string, agentId: string) {
     const { url } = seqline.server;
     const { prisma } = seqline.server.infra;
-    await createConversation(url, 'lost-end');
-    const agent = await seqline.agent('tail-bot');
-    const answer = agent.startMessage('lost-end', { messageId: 'a1' });
+    await createConversation(url, conversationId);
+    const agent = await seqline.agent(agentId);
+    const answer = agent.startMessage(conversationId, { messageId: 'a1' });
     for (let i = 0; i < 10; i++) answer.append(`t${i} `);
     await answer.complete();
-    const row = () => prisma.message.findFirst({ where: { conversationId: 'lost-end', id: 'a1' } });
+    const row = () => prisma.message.findFirst({ where: { conversationId, id: 'a1' } });
     await eventually(async () => (await row())?.status === 'complete', 10_000, 'the answer persisted');
-    const events = (await http<{ items: { cursor: string; prev: string }[] }>(url, 'GET', '/v1/conversations/lost-end/events?limit=100')).body.items;
+    const events = (await http<{ items: { cursor: string; prev: string }[] }>(url, 'GET', `/v1/conversations/${conversationId}/events?limit=100`)).body.items;
     const beforeEnd = seqOf(events.at(-1)!.prev);
+    await prisma.$executeRaw`UPDATE messages SET status = 'streaming', applied_seq = ${beforeEnd} WHERE conversation_id = ${conversationId}`;
+    await prisma.$executeRaw`UPDATE conversations SET applied_seq = ${beforeEnd} WHERE id = ${conversationId}`;
+    return { row, events };
+  }
 
+  it("reads a conversation's last events from the log when no delivery brings them, so an answer does not stay streaming in Postgres", async () => {
+    const { prisma } = seqline.server.infra;
     // Postgres lacks the answer's end, and the consumer, which counted it as done, never delivers
     // it again; nothing follows it in the conversation to show the gap.
-    await prisma.$executeRaw`UPDATE messages SET status = 'streaming', applied_seq = ${beforeEnd} WHERE conversation_id = 'lost-end'`;
-    await prisma.$executeRaw`UPDATE conversations SET applied_seq = ${beforeEnd} WHERE id = 'lost-end'`;
+    const { row, events } = await answerThatLostItsEnd('lost-end', 'tail-bot');
 
     await eventually(async () => (await row())?.status === 'complete', 15_000, 'the end of the answer back in Postgres');
     expect(await row()).toMatchObject({ text: Array.from({ length: 10 }, (_, i) => `t${i} `).join(''), status: 'complete' });
@@ -279,22 +288,10 @@ describe('log and Postgres under bad events and lost rows', () => {
   });
 
   it("reads what Postgres lost from the log when the conversation's last event cannot be decoded, instead of waiting for a delivery that never comes", async () => {
-    const { url } = seqline.server;
     const { prisma } = seqline.server.infra;
-    await createConversation(url, 'lost-poison');
-    const agent = await seqline.agent('poison-bot');
-    const answer = agent.startMessage('lost-poison', { messageId: 'a1' });
-    for (let i = 0; i < 10; i++) answer.append(`t${i} `);
-    await answer.complete();
-    const row = () => prisma.message.findFirst({ where: { conversationId: 'lost-poison', id: 'a1' } });
-    await eventually(async () => (await row())?.status === 'complete', 10_000, 'the answer persisted');
-    const events = (await http<{ items: { cursor: string; prev: string }[] }>(url, 'GET', '/v1/conversations/lost-poison/events?limit=100')).body.items;
-    const beforeEnd = seqOf(events.at(-1)!.prev);
-
     // Postgres lacks the answer's end, which the consumer will not deliver again; the event after
     // it, the conversation's last, cannot be decoded, so nothing names the end as its predecessor.
-    await prisma.$executeRaw`UPDATE messages SET status = 'streaming', applied_seq = ${beforeEnd} WHERE conversation_id = 'lost-poison'`;
-    await prisma.$executeRaw`UPDATE conversations SET applied_seq = ${beforeEnd} WHERE id = 'lost-poison'`;
+    const { row } = await answerThatLostItsEnd('lost-poison', 'poison-bot');
     const poison = await jetstream(seqline.server.infra.stream.nc).publish(`${seqline.settings.log.prefix}.log.lost-poison`, 'not json {');
 
     await eventually(async () => (await row())?.status === 'complete', 15_000, 'the end of the answer back in Postgres');

@@ -5,6 +5,7 @@ import { ConversationLog, LogStream } from '@seqline/streams';
 import type { Logger } from 'pino';
 import { LogThrottle } from '../core/log-throttle.js';
 import { LOGGER } from '../core/tokens.js';
+import { within } from '../core/within.js';
 import { CursorResolver } from './cursor-resolver.js';
 import type { FeedSink, FeedSubscription } from './live/conversation-feed.js';
 import { LiveFeed, type HeldFeed } from './live/live-feed.service.js';
@@ -87,13 +88,9 @@ export class SubscriptionService {
   }
 
   private async snapshot(held: HeldFeed): Promise<Snapshot> {
-    let timer: NodeJS.Timeout | undefined;
-    // A database that stops answering without closing its connections would hold the subscribe until TCP gives up.
-    const gaveUp = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new SeqlineError(ErrorCode.Unavailable, `history cannot be loaded right now (no answer within ${SNAPSHOT_WAIT_MS / 1000} s); retry shortly, or resume from a cursor`)), SNAPSHOT_WAIT_MS);
-    });
     try {
-      return await Promise.race([held.snapshots.snapshot(), gaveUp]);
+      // A database that stops answering without closing its connections would hold the subscribe until TCP gives up.
+      return await within(held.snapshots.snapshot(), SNAPSHOT_WAIT_MS, () => new SeqlineError(ErrorCode.Unavailable, `history cannot be loaded right now (no answer within ${SNAPSHOT_WAIT_MS / 1000} s); retry shortly, or resume from a cursor`));
     } catch (error) {
       if (error instanceof SeqlineError) throw error;
       // A snapshot reads Postgres and the log after its rows: say which one failed.
@@ -102,8 +99,6 @@ export class SubscriptionService {
       if (suppressed !== undefined) this.logger.warn({ err: error, cause, notLoggedSinceLast: suppressed }, 'snapshot failed');
       if (cause === 'database') throw new SeqlineError(ErrorCode.Unavailable, 'history cannot be loaded right now (the database is unreachable); retry shortly, or resume from a cursor');
       throw new SeqlineError(ErrorCode.Unavailable, 'history cannot be loaded right now (the log did not answer); retry shortly');
-    } finally {
-      clearTimeout(timer);
     }
   }
 

@@ -4,6 +4,7 @@ import { ConversationLog, LogStream, WrongLastSequenceError, type LogEntry } fro
 import { ErrorCode, formatCursor, SeqlineError, type AnswerState, type LogEvent } from '@seqline/protocol';
 import { SETTINGS } from '../core/tokens.js';
 import { KeyedMutex } from '../core/keyed-mutex.js';
+import { within } from '../core/within.js';
 import { applyEntry, type ConversationState } from '@seqline/persistence';
 import { LogGapError, SnapshotService } from '../state/snapshot.service.js';
 import { MetricsService } from '../metrics/metrics.service.js';
@@ -259,16 +260,8 @@ export class ConversationWriter {
   }
 
   /** `promise`, or `UNAVAILABLE` after `STATE_BUILD_TIMEOUT_MS` (the conversation's lock is held meanwhile). */
-  private async timed(conversationId: string, promise: Promise<ConversationState>): Promise<ConversationState> {
-    let timer: NodeJS.Timeout | undefined;
-    const gaveUp = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new SeqlineError(ErrorCode.Unavailable, `the state of ${conversationId} could not be read in ${STATE_BUILD_TIMEOUT_MS / 1000} s (the database or the log is not answering); retry shortly`)), STATE_BUILD_TIMEOUT_MS);
-    });
-    try {
-      return await Promise.race([promise, gaveUp]);
-    } finally {
-      clearTimeout(timer);
-    }
+  private timed(conversationId: string, promise: Promise<ConversationState>): Promise<ConversationState> {
+    return within(promise, STATE_BUILD_TIMEOUT_MS, () => new SeqlineError(ErrorCode.Unavailable, `the state of ${conversationId} could not be read in ${STATE_BUILD_TIMEOUT_MS / 1000} s (the database or the log is not answering); retry shortly`));
   }
 
   /** Forgets a cached state: the next attempt builds it again from Postgres and the log. */

@@ -20,6 +20,13 @@ function writerWithSlowBuilds() {
   return { writer: new ConversationWriter(log, stream, snapshots, metrics, settings), builds };
 }
 
+/** A first write whose state build never answers: refused `UNAVAILABLE` once 10 s have passed. */
+async function expectRefusedAfter10s(writer: ConversationWriter): Promise<void> {
+  const first = writer.write('c1', post('q1')).catch((error: unknown) => error);
+  await jest.advanceTimersByTimeAsync(10_000);
+  expect(await first).toMatchObject({ code: 'UNAVAILABLE' });
+}
+
 describe('ConversationWriter with a database that stops answering', () => {
   beforeEach(() => jest.useFakeTimers());
   afterEach(() => jest.useRealTimers());
@@ -40,9 +47,7 @@ describe('ConversationWriter with a database that stops answering', () => {
 
   it('keeps the state of a read that ends after every writer gave up, so the next write needs none', async () => {
     const { writer, builds } = writerWithSlowBuilds();
-    const first = writer.write('c1', post('q1')).catch((error: unknown) => error);
-    await jest.advanceTimersByTimeAsync(10_000);
-    expect(await first).toMatchObject({ code: 'UNAVAILABLE' });
+    await expectRefusedAfter10s(writer);
     builds[0]!({ conversationId: 'c1', seq: 0, messages: new Map() });
     await jest.advanceTimersByTimeAsync(0);
     expect(await writer.write('c1', post('q2'))).toMatchObject({ cursor: 'e1-1', duplicate: false });
@@ -51,9 +56,7 @@ describe('ConversationWriter with a database that stops answering', () => {
 
   it('starts a build of its own once the one under way is 30 s old: one on a connection the network cut off does not hold the conversation once the network is back', async () => {
     const { writer, builds } = writerWithSlowBuilds();
-    const first = writer.write('c1', post('q1')).catch((error: unknown) => error);
-    await jest.advanceTimersByTimeAsync(10_000);
-    expect(await first).toMatchObject({ code: 'UNAVAILABLE' });
+    await expectRefusedAfter10s(writer);
     await jest.advanceTimersByTimeAsync(21_000);
     const later = writer.write('c1', post('q2'));
     await jest.advanceTimersByTimeAsync(0);
