@@ -20,6 +20,20 @@ describe('loadEnv', () => {
     }
   });
 
+  it('names a bad credential without showing it, and a bad URL without its password', () => {
+    const error = (() => {
+      try {
+        loadEnv({ AUTH_JWT_SECRET: 's3cr3t-too-short', NATS_PASSWORD: '', DATABASE_URL: 'postgress://app:hunter2@db.internal:5432/seqline' });
+      } catch (caught) {
+        return caught as Error;
+      }
+      throw new Error('the configuration was accepted');
+    })();
+    expect(error.message).toContain('AUTH_JWT_SECRET=(16 characters, not shown): expected a secret of at least 32 characters');
+    expect(error.message).toContain('DATABASE_URL="postgress://***@db.internal:5432/seqline": expected a URL starting with postgres: or postgresql:');
+    expect(error.message).not.toMatch(/s3cr3t|hunter2/);
+  });
+
   it('refuses durations of 0 for what runs on a timer, and keeps 0 where it means "at once"', () => {
     expect(() => loadEnv({ WS_HEARTBEAT_INTERVAL: '0s' })).toThrow('WS_HEARTBEAT_INTERVAL="0s": expected a duration longer than 0');
     expect(() => loadEnv({ AGENT_LEASE: '0ms' })).toThrow('AGENT_LEASE="0ms": expected a duration longer than 0');

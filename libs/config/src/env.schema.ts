@@ -101,11 +101,23 @@ export type Env = z.infer<typeof EnvSchema>;
 
 export class ConfigError extends Error {}
 
+/** Variables whose value is a credential: an error names them, never shows them (it ends up in collected logs). */
+const SECRET_NAME = /SECRET|PASSWORD|KEYS?$|TOKEN/;
+
+/** A bad value as the error shows it: credentials hidden, and a URL without its user and password. */
+function shown(name: string, value: string): string {
+  if (SECRET_NAME.test(name)) return `(${value.length} characters, not shown)`;
+  return JSON.stringify(value.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^@/?#]*@/i, '$1***@'));
+}
+
 /** Validates the environment; the error names each bad variable and what it expects. */
 export function loadEnv(source: Record<string, string | undefined> = process.env): Env {
   const cleaned = Object.fromEntries(Object.entries(source).filter(([, value]) => value !== undefined && value !== ''));
   const result = EnvSchema.safeParse(cleaned);
   if (result.success) return result.data;
-  const lines = result.error.issues.map((issue) => `  ${issue.path.join('.')}=${JSON.stringify(cleaned[String(issue.path[0])] ?? '')}: expected ${issue.message}`);
+  const lines = result.error.issues.map((issue) => {
+    const name = String(issue.path[0]);
+    return `  ${issue.path.join('.')}=${shown(name, cleaned[name] ?? '')}: expected ${issue.message}`;
+  });
   throw new ConfigError(`Invalid configuration; fix these environment variables:\n${lines.join('\n')}`);
 }
