@@ -61,6 +61,13 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   INTERNAL: 500,
 };
 
+const KNOWN_CODES = new Set<string>(Object.values(ErrorCode));
+
+/** Whether this version knows `code` (a newer service, or a peer instance of a newer version, may send others). */
+export function isKnownErrorCode(code: string): code is ErrorCode {
+  return KNOWN_CODES.has(code);
+}
+
 /** Whether the same request may succeed if sent again a little later (with back-off): a passing failure or a rate limit. */
 export function isRetryable(code: string): boolean {
   return code === ErrorCode.Unavailable || code === ErrorCode.RateLimited;

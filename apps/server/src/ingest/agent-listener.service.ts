@@ -1,7 +1,7 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type { Msg, Subscription } from '@nats-io/transport-node';
 import type { Settings } from '@seqline/config';
-import { AgentCommandSchema, ErrorCode, ID_PATTERN, parseFrame, SeqlineError, splitCommandBatch, toSeqlineError, type AgentReply } from '@seqline/protocol';
+import { AgentCommandSchema, ErrorCode, ID_PATTERN, isKnownErrorCode, parseFrame, SeqlineError, splitCommandBatch, toSeqlineError, type AgentReply } from '@seqline/protocol';
 import { LogStream, PartitionLeases } from '@seqline/streams';
 import type { Logger } from 'pino';
 import { LOGGER, SETTINGS } from '../core/tokens.js';
@@ -11,6 +11,7 @@ import { MetricsService } from '../metrics/metrics.service.js';
 import { RateLimiter } from '../auth/rate-limiter.js';
 import { sendBatchReply, sendReply } from './reply-sender.js';
 import { within } from '../core/within.js';
+import { LogThrottle } from '../core/log-throttle.js';
 
 const QUEUE = 'seqline-ingest';
 const OWNER_QUEUE = 'seqline-writer';
@@ -28,6 +29,8 @@ const STILL_WRITING: AgentReply = {
 };
 /** How long a released partition's subscriptions may take to drain (no longer while NATS is away: renewals wait on it). */
 const DRAIN_WAIT_MS = 2_000;
+/** Refusals of one code are logged once per this interval with a count: an agent over its rate is refused thousands of times a second. */
+const REFUSAL_LOG_MS = 5_000;
 /**
  * At shutdown, how long commands already taken may take to be answered. One not answered by
  * then is retried by its agent on another instance, under the same message id.
@@ -56,6 +59,8 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
   /** Per owned partition: its agent subject and its subject for writes handed over by other instances. */
   private readonly owned = new Map<number, Subscription[]>();
   private readonly limiter: RateLimiter;
+  /** Per refusal code (and one for commands that failed below the protocol): when it was last logged. */
+  private readonly refusalLogs = new Map<string, LogThrottle>();
   /** Commands taken and not answered yet, so a shutdown can let them finish. */
   private readonly inFlight = new Set<Promise<void>>();
 
@@ -136,10 +141,7 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
     const reply = ID_PATTERN.test(conversationId)
       ? await this.execute(conversationId, msg.data)
       : { ok: false as const, error: new SeqlineError(ErrorCode.BadFrame, `"${conversationId.slice(0, 140)}" in the subject is not a conversation id (1-128 characters of A-Z a-z 0-9 _ -)`).toBody() };
-    if (!reply.ok) {
-      this.metrics.commandsRefused.inc({ code: reply.error.code });
-      this.logger.info({ conversationId, code: reply.error.code }, 'agent command refused');
-    }
+    if (!reply.ok) this.refused(reply.error.code, conversationId);
     sendReply(msg, reply, this.stream.nc.info?.max_payload, this.logger);
   }
 
@@ -154,7 +156,7 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
       lines = splitCommandBatch(msg.data);
     } catch (error) {
       const refusal = toSeqlineError(error);
-      this.metrics.commandsRefused.inc({ code: refusal.code });
+      this.refused(refusal.code);
       sendReply(msg, { ok: false, error: refusal.toBody() }, this.stream.nc.info?.max_payload, this.logger);
       return;
     }
@@ -163,10 +165,7 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
     const answered = Promise.all(
       lines.map(async (line, index) => {
         const reply = line instanceof SeqlineError ? { ok: false as const, error: line.toBody() } : await this.execute(line.conversationId, line.data, true);
-        if (!reply.ok) {
-          this.metrics.commandsRefused.inc({ code: reply.error.code });
-          this.logger.info({ conversationId: line instanceof SeqlineError ? undefined : line.conversationId, code: reply.error.code }, 'agent command refused');
-        }
+        if (!reply.ok) this.refused(reply.error.code, line instanceof SeqlineError ? undefined : line.conversationId);
         replies[index] = reply;
       }),
     );
@@ -176,7 +175,7 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
     // One slow command (looked at again, a state rebuilt from Postgres) must not hold up the others' replies.
     await within(answered, BATCH_LINE_WAIT_MS).catch(() => undefined);
     const late = replies.filter((reply) => reply === undefined).length;
-    if (late > 0) this.metrics.commandsRefused.inc({ code: ErrorCode.Unavailable }, late);
+    if (late > 0) this.refused(ErrorCode.Unavailable, undefined, late);
     sendBatchReply(msg, { replies: replies.map((reply) => reply ?? STILL_WRITING) }, this.logger);
   }
 
@@ -193,9 +192,30 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
       const result = await this.router.write(conversationId, command);
       return { ok: true, cursor: result.cursor, duplicate: result.duplicate, ...(result.answer ? { answer: result.answer } : {}), ...(result.writer ? { writer: result.writer } : {}) };
     } catch (error) {
-      if (!(error instanceof SeqlineError)) this.logger.error({ err: error, conversationId }, 'agent command failed');
+      if (!(error instanceof SeqlineError)) {
+        const suppressed = this.throttle('failed').pass();
+        if (suppressed !== undefined) this.logger.error({ err: error, conversationId, suppressed }, 'agent command failed');
+      }
       // What fails below the protocol here is the log or the database: a retry may succeed.
       return { ok: false, error: toSeqlineError(error, ErrorCode.Unavailable).toBody() };
     }
+  }
+
+  /**
+   * Counts a refusal under its code (one this version does not know, from an owner of a newer
+   * version, as `other`: a label takes no value from outside) and logs it, at most once per
+   * code and interval, with how many were not logged since.
+   */
+  private refused(code: string, conversationId?: string, count = 1): void {
+    this.metrics.commandsRefused.inc({ code: isKnownErrorCode(code) ? code : 'other' }, count);
+    const suppressed = this.throttle(code).pass();
+    if (suppressed !== undefined) this.logger.info({ conversationId: conversationId?.slice(0, 140), code: code.slice(0, 64), suppressed }, 'agent command refused');
+  }
+
+  private throttle(kind: string): LogThrottle {
+    const key = isKnownErrorCode(kind) || kind === 'failed' ? kind : 'other';
+    let throttle = this.refusalLogs.get(key);
+    if (!throttle) this.refusalLogs.set(key, (throttle = new LogThrottle(REFUSAL_LOG_MS)));
+    return throttle;
   }
 }

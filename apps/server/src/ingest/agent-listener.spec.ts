@@ -2,6 +2,7 @@ import { jest } from '@jest/globals';
 import type { Msg, Subscription } from '@nats-io/transport-node';
 import { loadEnv, settingsFrom } from '@seqline/config';
 import type { LogStream, PartitionLeases, PartitionOwner } from '@seqline/streams';
+import { ErrorCode, SeqlineError } from '@seqline/protocol';
 import { pino } from 'pino';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { AgentListener } from './agent-listener.service.js';
@@ -11,7 +12,7 @@ import type { WriteRouter } from './write-router.service.js';
 const decoder = new TextDecoder();
 
 /** A listener on fake NATS whose writes resolve when the test says, and whose drain ends only if `drains`. */
-function build(drains: boolean) {
+function build(drains: boolean, write?: () => Promise<WriteResult>) {
   const deliver = new Map<string, (error: Error | null, msg: Msg) => void>();
   const subscriptions = new Map<string, Subscription>();
   const stream = {
@@ -30,9 +31,12 @@ function build(drains: boolean) {
     subjects: { allAgent: 'p.agent.*', writerBatch: (writer: string) => `p.writer.batch.${writer}`, conversationOf: () => 'c1' },
   } as unknown as LogStream;
   const finishWrite: Array<(result: WriteResult) => void> = [];
-  const router = { write: jest.fn(() => new Promise<WriteResult>((resolve) => finishWrite.push(resolve))), answered: async () => undefined } as unknown as WriteRouter;
+  const router = { write: jest.fn(write ?? (() => new Promise<WriteResult>((resolve) => finishWrite.push(resolve)))), answered: async () => undefined } as unknown as WriteRouter;
   const partitions = { start: () => undefined, stop: async () => undefined, holder: 'me' } as unknown as PartitionLeases;
-  const listener = new AgentListener(stream, router, {} as ConversationWriter, new MetricsService(), partitions, settingsFrom(loadEnv({})), pino({ level: 'silent' }));
+  const logs: Array<Record<string, unknown>> = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => logs.push(JSON.parse(line) as Record<string, unknown>) });
+  const metrics = new MetricsService();
+  const listener = new AgentListener(stream, router, {} as ConversationWriter, metrics, partitions, settingsFrom(loadEnv({})), logger);
   listener.onApplicationBootstrap();
   const replies: unknown[] = [];
   const message = (subject: string, data: string) =>
@@ -40,7 +44,7 @@ function build(drains: boolean) {
   const append = (part: number) => JSON.stringify({ type: 'message.append', messageId: 'm1', part, delta: 'hi' });
   const send = (): void => deliver.get('p.agent.*')!(null, message('p.agent.c1', append(1)));
   const sendBatch = (parts: number[]): void => deliver.get('p.writer.batch.me')!(null, message('p.writer.batch.me', parts.map((part) => `c1 ${append(part)}`).join('\n')));
-  return { listener, send, sendBatch, finishWrite, replies, subscriptions, router };
+  return { listener, send, sendBatch, finishWrite, replies, subscriptions, router, logs, metrics };
 }
 
 describe('AgentListener shutdown', () => {
@@ -160,5 +164,27 @@ describe('AgentListener taking a write partition over', () => {
     finishHandedOver();
     await releasing;
     expect(calls).toEqual(['written', 'forget 3']);
+  });
+});
+
+describe('AgentListener refusals', () => {
+  it('logs a refusal code once per interval with a count, and counts a code it does not know as other', async () => {
+    // An owner of a newer version refusing with a code this version does not know, then this version's own refusal.
+    let refusal = new SeqlineError('SOME_FUTURE_CODE' as ErrorCode, 'refused by a newer owner');
+    const { send, replies, logs, metrics } = build(true, () => Promise.reject(refusal));
+    for (let i = 0; i < 100; i++) send();
+    refusal = new SeqlineError(ErrorCode.MessageFinished, 'the message is already complete');
+    for (let i = 0; i < 50; i++) send();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(replies).toHaveLength(150);
+    expect(replies[0]).toEqual({ ok: false, error: { code: 'SOME_FUTURE_CODE', message: 'refused by a newer owner' } });
+    expect(logs.filter((line) => line.msg === 'agent command refused').map((line) => [line.code, line.suppressed])).toEqual([
+      ['SOME_FUTURE_CODE', 0],
+      ['MESSAGE_FINISHED', 0],
+    ]);
+    const text = await metrics.registry.metrics();
+    expect(text).toContain('seqline_commands_refused_total{code="other"} 100');
+    expect(text).toContain('seqline_commands_refused_total{code="MESSAGE_FINISHED"} 50');
+    expect(text).not.toContain('SOME_FUTURE_CODE');
   });
 });

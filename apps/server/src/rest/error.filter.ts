@@ -1,5 +1,5 @@
 import { Catch, HttpException, HttpStatus, Inject, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
-import { ErrorCode, HTTP_STATUS, isRetryable, SeqlineError, toSeqlineError, type ErrorBody } from '@seqline/protocol';
+import { ErrorCode, HTTP_STATUS, isKnownErrorCode, isRetryable, SeqlineError, toSeqlineError, type ErrorBody } from '@seqline/protocol';
 import { isDatabaseUnavailable } from '@seqline/persistence';
 import { isLogUnavailable } from '@seqline/streams';
 import type { Response } from 'express';
@@ -24,7 +24,8 @@ export class ErrorFilter implements ExceptionFilter {
   }
 
   private describe(error: unknown): [number, ErrorBody] {
-    if (error instanceof SeqlineError) return [HTTP_STATUS[error.code], error.toBody()];
+    // A code this version does not know came from a newer instance (a command handed to its owner in a rolling upgrade): passed on as it is.
+    if (error instanceof SeqlineError) return [isKnownErrorCode(error.code) ? HTTP_STATUS[error.code] : HttpStatus.INTERNAL_SERVER_ERROR, error.toBody()];
     // Not JSON is BAD_FRAME on every transport (see parseFrame in the protocol). body-parser's
     // error (a SyntaxError with status 400, type entity.parse.failed) arrives wrapped or bare.
     const cause = (error instanceof HttpException ? error.cause : error) as { type?: string; message?: string } | undefined;
