@@ -23,6 +23,24 @@ describe('health', () => {
     const metrics = await (await fetch(`${seqline.server.url}/metrics`)).text();
     expect(metrics).toMatch(/^seqline_persister_lag_events \d+$/m);
   });
+
+  it('asks NATS, the stream and Postgres once for a burst of probes: the endpoint needs no credentials', async () => {
+    const { stream } = seqline.server.infra;
+    const info = stream.jsm.streams.info.bind(stream.jsm.streams);
+    let reads = 0;
+    stream.jsm.streams.info = (...args: Parameters<typeof info>) => {
+      reads++;
+      return info(...args);
+    };
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 1_100));
+      const probes = await Promise.all(Array.from({ length: 50 }, () => http<{ status: string }>(seqline.server.url, 'GET', '/health/ready')));
+      expect(probes.map((probe) => probe.status)).toEqual(Array.from({ length: 50 }, () => 200));
+      expect(reads).toBe(1);
+    } finally {
+      stream.jsm.streams.info = info;
+    }
+  });
 });
 
 describe('health while NATS is cut off by the network', () => {

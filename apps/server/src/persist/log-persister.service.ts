@@ -6,6 +6,7 @@ import { applyEntry, chainStep, messageKey, MessageRepository, walkChain, type C
 import { ConversationLog, decodeEntry, Lease, LogStream, PERSISTER_CONSUMER, persisterLag, retryTransient, UndecodableEventError, type LogEntry, type PersisterLag } from '@seqline/streams';
 import type { Logger } from 'pino';
 import { LOGGER, SETTINGS } from '../core/tokens.js';
+import { SharedRead } from '../core/shared-read.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 
 /** How long an event waits before another try when its predecessor in the conversation is not applied yet. */
@@ -94,6 +95,13 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
   /** Conversations the next quiet check looks at whenever they were last applied (see `recheck`). */
   private readonly rechecks = new Set<string>();
   private quietChecks?: NodeJS.Timeout;
+  /** Readiness probes and scrapes need no credentials: however many, the stream is read for the lag once a second. */
+  private readonly lagRead = new SharedRead(async () => {
+    const lag = await persisterLag(this.stream);
+    this.metrics.persisterLagEvents.set(lag.events);
+    this.metrics.persisterLagSeconds.set(lag.seconds);
+    return lag;
+  }, 1_000);
 
   constructor(
     private readonly stream: LogStream,
@@ -177,11 +185,8 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
   }
 
   /** How far Postgres is behind the log (see `persisterLag`); also kept in the lag metrics. */
-  async lag(): Promise<PersisterLag> {
-    const lag = await persisterLag(this.stream);
-    this.metrics.persisterLagEvents.set(lag.events);
-    this.metrics.persisterLagSeconds.set(lag.seconds);
-    return lag;
+  lag(): Promise<PersisterLag> {
+    return this.lagRead.get();
   }
 
   /** Consumes until shutdown, setting the consume loop up again after any failure. */

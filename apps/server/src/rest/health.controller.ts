@@ -6,9 +6,23 @@ import { LogStream } from '@seqline/streams';
 import type { Response } from 'express';
 import { SETTINGS } from '../core/tokens.js';
 import { within } from '../core/within.js';
+import { SharedRead } from '../core/shared-read.js';
 import { LogPersister } from '../persist/log-persister.service.js';
 
 const CHECK_TIMEOUT_MS = 2_000;
+/**
+ * Results are shared for this long, and concurrent probes share one run: the endpoint needs no
+ * credentials, so however often it is called, NATS, the stream and Postgres are asked about once a second.
+ */
+const CHECK_REUSE_MS = 1_000;
+
+/** Rethrows a failed check's error as `message` only: the body is public, and a driver's own text can name hosts and users. */
+function plainly<T>(message: string, check: () => Promise<T>): () => Promise<T> {
+  return () =>
+    check().catch(() => {
+      throw new Error(message);
+    });
+}
 
 /**
  * Liveness and readiness on `@nestjs/terminus` conventions, with the details in the body.
@@ -19,6 +33,8 @@ const CHECK_TIMEOUT_MS = 2_000;
  */
 @Controller('health')
 export class HealthController {
+  private readonly holes = new SharedRead(() => within(this.messages.holeCount(), CHECK_TIMEOUT_MS), CHECK_REUSE_MS);
+
   constructor(
     private readonly health: HealthCheckService,
     private readonly indicators: HealthIndicatorService,
@@ -51,27 +67,30 @@ export class HealthController {
       .check('nats')
       .attempt(async () => {
         if (this.stream.nc.isClosed()) throw new Error('connection closed');
-        const rttMs = await this.stream.nc.rtt();
+        const rttMs = await plainly('no round trip to NATS', () => this.stream.nc.rtt())();
         return { server: this.stream.nc.getServer(), rttMs: Math.round(rttMs * 10) / 10 };
       })
-      .withTimeout(CHECK_TIMEOUT_MS);
+      .withTimeout(CHECK_TIMEOUT_MS)
+      .cacheFor(CHECK_REUSE_MS);
   }
 
   private logStream() {
     return this.indicators
       .check('stream')
       .attempt(async () => {
-        const info = await this.stream.jsm.streams.info(this.stream.name);
+        const info = await plainly('the log stream could not be read', () => this.stream.jsm.streams.info(this.stream.name))();
         return { name: this.stream.name, epoch: this.stream.epoch, messages: info.state.messages, lastSeq: info.state.last_seq };
       })
-      .withTimeout(CHECK_TIMEOUT_MS);
+      .withTimeout(CHECK_TIMEOUT_MS)
+      .cacheFor(CHECK_REUSE_MS);
   }
 
   private postgres() {
     return this.indicators
       .check('postgres')
-      .attempt(() => this.conversations.ping())
-      .withTimeout(CHECK_TIMEOUT_MS);
+      .attempt(plainly('Postgres did not answer', () => this.conversations.ping()))
+      .withTimeout(CHECK_TIMEOUT_MS)
+      .cacheFor(CHECK_REUSE_MS);
   }
 
   private async persisterLag() {
@@ -80,7 +99,7 @@ export class HealthController {
       // During an election the lag's stream reads can wait for seconds; readiness answers in time regardless.
       const lag = await within(this.persister.lag(), CHECK_TIMEOUT_MS);
       // Holes are facts about history, not about this instance: reported, never a reason to take it out of service.
-      const holes = await within(this.messages.holeCount(), CHECK_TIMEOUT_MS).catch(() => null);
+      const holes = await this.holes.get().catch(() => null);
       const details = { lagEvents: lag.events, lagSeconds: Math.round(lag.seconds * 10) / 10, ...(holes ? { holes: holes.holes, conversationsWithHoles: holes.conversations } : {}) };
       return lag.seconds > this.settings.persist.lagDegradedSeconds ? check.degraded(details) : check.up(details);
     } catch {
