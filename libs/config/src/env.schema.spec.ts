@@ -40,6 +40,13 @@ describe('loadEnv', () => {
     expect(settingsFrom(loadEnv({ FEED_LINGER: '0s' })).feed.lingerMs).toBe(0);
   });
 
+  it('refuses a timer longer than a timer can wait (Node would fire it after 1 ms), and keeps a long log retention', () => {
+    expect(() => loadEnv({ SSE_MAX_DURATION: '30d' })).toThrow('SSE_MAX_DURATION="30d": expected a duration of at most 24d (2147483647ms): a timer cannot wait longer');
+    expect(() => loadEnv({ WS_HEARTBEAT_INTERVAL: '25d' })).toThrow('WS_HEARTBEAT_INTERVAL="25d"');
+    expect(settingsFrom(loadEnv({ SSE_MAX_DURATION: '24d' })).sse.maxDurationMs).toBe(24 * 86_400_000);
+    expect(settingsFrom(loadEnv({ LOG_RETENTION: '90d' })).log.retentionMs).toBe(90 * 86_400_000);
+  });
+
   it('takes a key set over plain HTTP only from this host', () => {
     expect(() => loadEnv({ AUTH_JWKS_URL: 'http://id.example.com/jwks.json' })).toThrow('AUTH_JWKS_URL="http://id.example.com/jwks.json": expected an https: URL (http: only on this host: localhost, 127.0.0.1, [::1])');
     expect(loadEnv({ AUTH_JWKS_URL: 'http://127.0.0.1:8080/jwks.json' }).AUTH_JWKS_URL).toBe('http://127.0.0.1:8080/jwks.json');

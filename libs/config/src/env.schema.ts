@@ -13,6 +13,10 @@ const durationMs = z
 
 /** A duration that drives a timer, a lease or a window: 0 would make it fire at once, forever. */
 const positiveDuration = durationMs.refine((ms) => ms > 0, 'a duration longer than 0');
+/** Node runs a timer of more than 2^31-1 ms (about 24.8 days) after 1 ms instead: a setting that long would fire at once, forever. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** A duration a timer waits for: longer than 0 and at most about 24 days. */
+const timerDuration = positiveDuration.refine((ms) => ms <= MAX_TIMER_MS, `a duration of at most 24d (${MAX_TIMER_MS}ms): a timer cannot wait longer`);
 
 const wholeNumber = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   z.coerce.number({ message: 'a whole number' }).int('a whole number').min(min, `at least ${min}`).max(max, `at most ${max}`);
@@ -52,17 +56,17 @@ export const EnvSchema = z.object({
   LOG_MAX_BYTES: wholeNumber(-1).default(-1),
   LOG_DUPLICATE_WINDOW: positiveDuration.default(120_000),
   LOG_REPLICAS: wholeNumber(1, 5).default(1),
-  PERSIST_FLUSH_INTERVAL: positiveDuration.default(50),
-  PERSIST_LEASE: positiveDuration.default(5_000),
+  PERSIST_FLUSH_INTERVAL: timerDuration.default(50),
+  PERSIST_LEASE: timerDuration.default(5_000),
   PERSIST_LAG_DEGRADED: positiveDuration.default(30_000),
   AGENT_LEASE: positiveDuration.default(60_000),
   PROMPT_ACK_WAIT: positiveDuration.default(30_000),
-  WRITE_PARTITION_LEASE: positiveDuration.default(15_000),
+  WRITE_PARTITION_LEASE: timerDuration.default(15_000),
   PERSIST_BATCH_EVENTS: wholeNumber(1).default(1000),
-  WS_HEARTBEAT_INTERVAL: positiveDuration.default(25_000),
+  WS_HEARTBEAT_INTERVAL: timerDuration.default(25_000),
   WS_MAX_BUFFERED_BYTES: wholeNumber(1).default(1024 * 1024),
-  SSE_HEARTBEAT_INTERVAL: positiveDuration.default(25_000),
-  SSE_MAX_DURATION: positiveDuration.default(30 * 60_000),
+  SSE_HEARTBEAT_INTERVAL: timerDuration.default(25_000),
+  SSE_MAX_DURATION: timerDuration.default(30 * 60_000),
   FEED_WINDOW_EVENTS: wholeNumber(1).default(1024),
   FEED_WINDOW_BYTES: wholeNumber(1024).default(1024 * 1024),
   FEED_LINGER: durationMs.default(30_000),
