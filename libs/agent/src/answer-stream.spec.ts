@@ -269,6 +269,47 @@ describe('AnswerStream', () => {
     for (const command of escaped.received) expect(Buffer.byteLength(JSON.stringify(command))).toBeLessThanOrEqual(64 * 1024);
   });
 
+  it('keeps the first half of an emoji split across tokens until its other half comes, and sends no unpaired half', async () => {
+    const service = new SlowService();
+    const answer = open(service);
+    await flush();
+    // Nothing in flight: the token would go at once, but its last unit is half of 😀.
+    answer.append('ab\ud83d');
+    await flush();
+    expect(service.deltas()).toEqual(['ab']);
+    await service.ack();
+    // A lone half, nothing in flight: it waits, nothing is sent.
+    expect(service.deltas()).toEqual(['ab']);
+    answer.append('\ude00c\ud83d');
+    await flush();
+    expect(service.deltas()).toEqual(['ab', '😀c']);
+    await service.ack();
+    answer.append('\ude00');
+    await flush();
+    await service.ack();
+    // One that is never completed (the answer ends), and a NUL, are not text: sent as U+FFFD instead of being refused.
+    answer.append('d\u0000e\ud83d');
+    const done = answer.complete();
+    await flush();
+    while (service.inFlight > 0) await service.ack();
+    await done;
+    expect(service.deltas()).toEqual(['ab', '😀c', '😀', 'd\ufffde\ufffd']);
+    expect(service.received.at(-1)).toMatchObject({ type: 'message.complete' });
+  });
+
+  it('sends the first half of a pair as U+FFFD when text for another block follows it', async () => {
+    const service = new SlowService();
+    const answer = open(service);
+    await flush();
+    answer.append('x');
+    await flush();
+    answer.append('y\ud83d');
+    answer.append('{}', { type: 'tool', id: 't1', toolName: 'weather' });
+    await service.ack();
+    await service.ack();
+    expect(service.deltas()).toEqual(['x', 'y\ufffd', '{}']);
+  });
+
   it('sends no fail for an answer whose start was refused: it is not this producer\'s to end', async () => {
     // Another agent answers the same prompt under the same id: failing "our" answer would fail theirs.
     for (const refusal of [

@@ -1,4 +1,4 @@
-import { DEFAULT_LIMITS, deltaBytesFor, deltaLength, ErrorCode, isSetWhole, SeqlineError, type AgentCommand, type AgentReply, type AnswerEnd, type AnswerState, type BlockRef } from '@seqline/protocol';
+import { DEFAULT_LIMITS, deltaBytesFor, deltaLength, ErrorCode, illFormedAt, isSetWhole, SeqlineError, wellFormed, type AgentCommand, type AgentReply, type AnswerEnd, type AnswerState, type BlockRef } from '@seqline/protocol';
 import { leavesAnswerOpen } from './answer-refusal.js';
 import { failureText } from './failure-text.js';
 
@@ -30,6 +30,11 @@ interface PendingSegment {
   block?: BlockRef;
   text: string;
 }
+
+const endsInHighSurrogate = (text: string): boolean => {
+  const code = text.charCodeAt(text.length - 1);
+  return code >= 0xd800 && code <= 0xdbff;
+};
 
 type EndCommand = { type: 'message.complete'; messageId: string; epoch?: number } | { type: 'message.fail'; messageId: string; error: string; epoch?: number };
 
@@ -292,13 +297,24 @@ export class AnswerStream {
           }
         }
         const segment = this.pending[0];
+        // The first half of a surrogate pair waits for its other half, which the next token brings
+        // (a model's tokens may split an emoji): sent alone it is not text, and the service refuses it.
+        const waitsForPair =
+          segment !== undefined && this.pending.length === 1 && !this.end && !this.controller.signal.aborted && !isSetWhole(segment.block) && endsInHighSurrogate(segment.text);
+        if (segment && waitsForPair && segment.text.length === 1) {
+          this.sending = false;
+          return;
+        }
         if (segment) {
+          const sendable = waitsForPair ? segment.text.slice(0, -1) : segment.text;
           // A set-whole value goes in one append (the service refuses one over the delta limit); streamed text in slices.
-          const length = isSetWhole(segment.block) ? segment.text.length : deltaLength(segment.text, this.options.maxDeltaChars, this.options.maxDeltaBytes);
+          const length = isSetWhole(segment.block) ? sendable.length : deltaLength(sendable, this.options.maxDeltaChars, this.options.maxDeltaBytes);
           const whole = length === segment.text.length;
-          const delta = whole ? segment.text : segment.text.slice(0, length);
+          const taken = whole ? segment.text : segment.text.slice(0, length);
           if (whole) this.pending.shift();
-          else segment.text = segment.text.slice(delta.length);
+          else segment.text = segment.text.slice(length);
+          // What can never be paired any more (the answer ends, another block follows) or is no text at all (NUL) goes as U+FFFD: refused, it would fail the answer.
+          const delta = illFormedAt(taken) === undefined ? taken : wellFormed(taken);
           const block = segment.block ? { block: segment.block } : {};
           await this.channel.send(this.conversationId, { type: 'message.append', messageId: this.messageId, part: ++this.part, delta, ...block, epoch: this.epoch });
         } else if (this.end) {
