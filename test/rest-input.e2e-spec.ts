@@ -20,6 +20,10 @@ describe('admin REST input', () => {
     }
     const latin1 = await raw('POST', '/v1/conversations', '{"id":"trip"}', 'application/json; charset=latin1');
     expect({ status: latin1.status, code: ((await latin1.json()) as { code: string }).code }).toEqual({ status: 400, code: 'BAD_FRAME' });
+    // Half of an emoji's bytes: not UTF-8, refused rather than stored as U+FFFD.
+    const half = Buffer.concat([Buffer.from('{"id":"trip-'), Buffer.from([0xf0, 0x9f]), Buffer.from('"}')]);
+    const notUtf8 = await fetch(`${url()}/v1/conversations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: half });
+    expect({ status: notUtf8.status, body: await notUtf8.json() }).toEqual({ status: 400, body: { code: 'BAD_FRAME', message: 'body is not valid UTF-8' } });
     expect(await conversationIds()).toEqual(before);
   });
 

@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { NestFactory } from '@nestjs/core';
+import express from 'express';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { installRoot, type Settings } from '@seqline/config';
 import { AppModule } from './app.module.js';
@@ -7,7 +8,7 @@ import { OriginPolicy } from './auth/origin-policy.js';
 import { openInfrastructure, type Infrastructure } from './core/infrastructure.js';
 import { PinoNestLogger } from './core/pino-nest-logger.js';
 import { OriginCheckingWsAdapter } from './delivery/ws/origin-checking-ws.adapter.js';
-import { requireJsonBodies } from './rest/json-body.middleware.js';
+import { requireJsonBodies, requireUtf8 } from './rest/json-body.middleware.js';
 import { corsMiddleware } from './rest/cors.middleware.js';
 
 export interface RunningServer {
@@ -43,7 +44,8 @@ export async function startServer(settings: Settings, options: ServerOptions = {
   // First, so a page on a refused origin gets nothing else: no body parsed, no static file.
   app.use(corsMiddleware(origins));
   app.use(requireJsonBodies());
-  app.useBodyParser('json', { limit: settings.limits.frameBytes });
+  // Express's own parser rather than useBodyParser, which does not pass `verify` on.
+  app.use(express.json({ limit: settings.limits.frameBytes, verify: requireUtf8 }));
   // Frames are parsed by DeviceSession, which answers bad ones with an error frame.
   app.useWebSocketAdapter(new OriginCheckingWsAdapter(app, origins, { messageParser: () => undefined }));
   for (const asset of options.assets ?? []) app.useStaticAssets(asset.dir, { prefix: asset.prefix });

@@ -30,6 +30,12 @@ describe('parseFrame', () => {
     expect(codeOf(new TextEncoder().encode(raw))).toBe(code);
   });
 
+  it('refuses bytes that are not UTF-8 (half of an emoji) instead of taking them as U+FFFD', () => {
+    const half = Uint8Array.from([...new TextEncoder().encode('{"type":"ping","id":"a'), 0xf0, 0x9f, ...new TextEncoder().encode('"}')]);
+    expect(() => parseFrame(Schema, half, rules)).toThrow(new SeqlineError(ErrorCode.BadFrame, 'frame is not valid UTF-8'));
+    expect(parseFrame(Schema, new TextEncoder().encode('{"type":"ping","id":"a😀"}'), rules)).toEqual({ type: 'ping', id: 'a😀' });
+  });
+
   it('counts the limit in UTF-8 bytes, not characters', () => {
     expect(codeOf(`{"type":"ping","id":"${'é'.repeat(4)}"}`)).toBe('ok');
     expect(codeOf(`{"type":"ping","id":"${'é'.repeat(5)}"}`)).toBe(ErrorCode.FrameTooLarge);

@@ -21,9 +21,16 @@ export function parseFrame<S extends z.ZodType>(schema: S, raw: string | Uint8Ar
   if (rules.maxBytes !== undefined && bytes > rules.maxBytes) {
     throw new SeqlineError(ErrorCode.FrameTooLarge, `${rules.what} is ${bytes} bytes; the limit is ${rules.maxBytes}`);
   }
+  let text: string;
+  try {
+    text = typeof raw === 'string' ? raw : decoder.decode(raw);
+  } catch {
+    // Bytes that are not UTF-8 (half of a character a byte-level tokenizer split) would be taken as U+FFFD, for good.
+    throw new SeqlineError(ErrorCode.BadFrame, `${rules.what} is not valid UTF-8`);
+  }
   let json: unknown;
   try {
-    json = JSON.parse(typeof raw === 'string' ? raw : decoder.decode(raw));
+    json = JSON.parse(text);
   } catch {
     throw new SeqlineError(ErrorCode.BadFrame, `${rules.what} is not valid JSON`);
   }
@@ -81,5 +88,5 @@ export function toSeqlineError(error: unknown, fallback: typeof ErrorCode.Intern
   return new SeqlineError(fallback, fallback === ErrorCode.Unavailable ? 'the service could not complete the request; retry it' : 'internal error');
 }
 
-const decoder = new TextDecoder();
+const decoder = new TextDecoder('utf-8', { fatal: true });
 

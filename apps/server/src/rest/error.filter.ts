@@ -23,7 +23,9 @@ export class ErrorFilter implements ExceptionFilter {
     response.status(status).json(body);
   }
 
-  private describe(error: unknown): [number, ErrorBody] {
+  private describe(raw: unknown): [number, ErrorBody] {
+    // A refusal of the body parser's `verify` (not UTF-8) arrives wrapped.
+    const error = raw instanceof HttpException && raw.cause instanceof SeqlineError ? raw.cause : raw;
     // A code this version does not know came from a newer instance (a command handed to its owner in a rolling upgrade): passed on as it is.
     if (error instanceof SeqlineError) return [isKnownErrorCode(error.code) ? HTTP_STATUS[error.code] : HttpStatus.INTERNAL_SERVER_ERROR, error.toBody()];
     // Not JSON is BAD_FRAME on every transport (see parseFrame in the protocol). body-parser's

@@ -14,3 +14,14 @@ export function requireJsonBodies(): RequestHandler {
     response.status(HTTP_STATUS[error.code]).json(error.toBody());
   };
 }
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** The JSON parser's `verify`: a body that is not UTF-8 is refused as a frame is, instead of its bytes being taken as U+FFFD for good. */
+export function requireUtf8(_request: unknown, _response: unknown, body: Buffer): void {
+  try {
+    utf8.decode(body);
+  } catch {
+    throw new SeqlineError(ErrorCode.BadFrame, 'body is not valid UTF-8');
+  }
+}
