@@ -1,6 +1,7 @@
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { connectNats } from '@seqline/streams';
-import { eventually, TcpProxy } from '@seqline/testing';
+import { connectNats, JetStreamDisabledError } from '@seqline/streams';
+import { eventually, freePort, TcpProxy } from '@seqline/testing';
 
 const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 
@@ -35,4 +36,20 @@ describe('a NATS connection whose network goes silent', () => {
       await proxy.close();
     }
   }, 60_000);
+});
+
+describe('a NATS server without JetStream', () => {
+  it('is refused at once, saying how to start it, instead of failing on the first log request', async () => {
+    const port = await freePort();
+    const server = spawn(process.env.NATS_SERVER ?? '/usr/sbin/nats-server', ['-a', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
+    try {
+      const url = `nats://127.0.0.1:${port}`;
+      await eventually(async () => !!(await connectNats({ url, name: 'probe' }).catch((error: unknown) => error instanceof JetStreamDisabledError)), 10_000, 'nats-server listening');
+      await expect(connectNats({ url, name: 'no-jetstream' })).rejects.toThrow(
+        new JetStreamDisabledError(`NATS at 127.0.0.1:${port} runs without JetStream. Start nats-server with -js (or a jetstream block in its configuration).`),
+      );
+    } finally {
+      server.kill('SIGKILL');
+    }
+  }, 30_000);
 });

@@ -9,6 +9,8 @@ export interface NatsOptions {
 }
 
 export class NatsUnreachableError extends Error {}
+/** Reached, but of no use: every log, lease and prompt is on JetStream. */
+export class JetStreamDisabledError extends NatsUnreachableError {}
 
 /**
  * A node that hangs without closing its connections (a paused process, a stuck host) is given up
@@ -38,6 +40,11 @@ export async function connectNats(options: NatsOptions): Promise<NatsConnection>
     throw new NatsUnreachableError(
       `Cannot reach NATS at ${options.url} (${(error as Error).message}). Start nats-server with JetStream (-js) or set NATS_URL.`,
     );
+  }
+  // Without this, the first JetStream request would wait out its retries and fail with the client's own words.
+  if (nc.info && nc.info.jetstream !== true) {
+    await nc.close();
+    throw new JetStreamDisabledError(`NATS at ${nc.getServer()} runs without JetStream. Start nats-server with -js (or a jetstream block in its configuration).`);
   }
   coalesceWrites(nc);
   closeStaleSockets(nc);
