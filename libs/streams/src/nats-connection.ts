@@ -1,3 +1,4 @@
+import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { coalesceWrites } from './write-coalescing.js';
 
@@ -42,13 +43,26 @@ export async function connectNats(options: NatsOptions): Promise<NatsConnection>
     );
   }
   // Without this, the first JetStream request would wait out its retries and fail with the client's own words.
-  if (nc.info && nc.info.jetstream !== true) {
+  if (nc.info?.jetstream !== true && !(await reachesJetStream(nc))) {
     await nc.close();
     throw new JetStreamDisabledError(`NATS at ${nc.getServer()} runs without JetStream. Start nats-server with -js (or a jetstream block in its configuration).`);
   }
   coalesceWrites(nc);
   closeStaleSockets(nc);
   return nc;
+}
+
+/**
+ * Whether JetStream answers through a server that has none of its own: a leaf node can reach
+ * its hub's JetStream, though its `INFO` says `jetstream: false`.
+ */
+async function reachesJetStream(nc: NatsConnection): Promise<boolean> {
+  try {
+    await jetstreamManager(nc, { timeout: 2_000 });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** How long a connection found stale may take to close before its socket is destroyed. */
