@@ -203,10 +203,15 @@ describe('security', () => {
     const token = await sign(read, { subject: 'sse-slots' });
     const held = await Promise.all([0, 1, 2].map(() => SseStream.open(streamUrl(token))));
     expect(held.map((stream) => stream.status)).toEqual([200, 200, 200]);
+    // An EventSource takes any status but 200 as final: it hears the refusal in a stream it reconnects from.
     const refused = await SseStream.open(streamUrl(token));
-    expect(refused.status).toBe(429);
     await refused.untilEnded(5_000);
-    expect(JSON.parse(refused.body)).toMatchObject({ code: 'RATE_LIMITED', message: 'at most 3 connections per user (WebSocket and SSE together)' });
+    const limit = { code: 'RATE_LIMITED', message: 'at most 3 connections per user (WebSocket and SSE together)' };
+    expect({ status: refused.status, frames: refused.frames }).toEqual({ status: 200, frames: [{ event: 'error', data: JSON.stringify(limit) }] });
+    // A client that asks for any answer gets it as a status.
+    const plain = await SseStream.open(streamUrl(token), { accept: 'application/json' });
+    await plain.untilEnded(5_000);
+    expect({ status: plain.status, body: JSON.parse(plain.body) as unknown }).toEqual({ status: 429, body: limit });
     held[0]!.close();
     await eventually(async () => {
       const again = await SseStream.open(streamUrl(token));
@@ -224,7 +229,7 @@ describe('security', () => {
     const refusals: string[] = [];
     // A burst of 128, refilled at 20/s: refused well before 400 opens.
     for (let i = 0; i < 400 && refusals.length === 0; i++) {
-      const stream = await SseStream.open(streamUrl(looping));
+      const stream = await SseStream.open(streamUrl(looping), { accept: 'application/json' });
       if (stream.status === 429) {
         await stream.untilEnded(5_000);
         const { message } = JSON.parse(stream.body) as { message: string };
@@ -309,7 +314,7 @@ describe('security', () => {
     let opened = 0;
     let refused: SseStream | undefined;
     while (!refused && opened < 128) {
-      const stream = await SseStream.open(streamUrl);
+      const stream = await SseStream.open(streamUrl, { accept: 'application/json' });
       if (stream.status === 429) refused = stream;
       else opened++;
       stream.close();

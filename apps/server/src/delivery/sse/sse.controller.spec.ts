@@ -2,6 +2,7 @@ import { jest } from '@jest/globals';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { loadEnv, settingsFrom } from '@seqline/config';
+import { ErrorCode, SeqlineError } from '@seqline/protocol';
 import type { Request, Response } from 'express';
 import { Authenticator } from '../../auth/authenticator.service.js';
 import { ConnectionLimiter } from '../../auth/connection-limiter.js';
@@ -14,14 +15,15 @@ import { END_GRACE_MS, SseController } from './sse.controller.js';
 async function serve() {
   const settings = settingsFrom(loadEnv({}));
   const opening: ((opened: OpenSubscription) => void)[] = [];
-  const subscriptions = { open: () => new Promise<OpenSubscription>((resolve) => opening.push(resolve)) } as unknown as SubscriptionService;
+  const refusing: ((error: Error) => void)[] = [];
+  const subscriptions = { open: () => new Promise<OpenSubscription>((resolve, reject) => (opening.push(resolve), refusing.push(reject))) } as unknown as SubscriptionService;
   const controller = new SseController(subscriptions, new Authenticator(settings), new ConnectionLimiter(settings), new MetricsService(), new SubscribeAllowance(settings), settings);
   const server: Server = createServer((request, response) => {
     void controller.stream('c1', undefined, undefined, request as Request, response as Response).catch(() => response.destroy());
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/conversations/c1/stream`;
-  return { controller, server, url, opening };
+  return { controller, server, url, opening, refusing };
 }
 
 async function until(condition: () => boolean): Promise<void> {
@@ -52,6 +54,27 @@ describe('SseController as the instance stops', () => {
       expect(response.status).toBe(200);
       expect(await response.text()).toBe('retry: 1000\n\n');
       expect(opening).toHaveLength(0);
+    } finally {
+      server.close();
+    }
+  }, 5_000);
+});
+
+describe('SseController refusing a stream a retry may get past', () => {
+  it('tells an EventSource in a stream that asks it to reconnect in 1-3 s, since it takes any other status as final', async () => {
+    const { server, url, refusing } = await serve();
+    try {
+      const answer = fetch(url, { headers: { accept: 'text/event-stream' } });
+      await until(() => refusing.length === 1);
+      refusing[0]!(new SeqlineError(ErrorCode.Unavailable, 'Postgres is unavailable; retry shortly'));
+      const response = await answer;
+      expect(response.status).toBe(200);
+      const text = await response.text();
+      const match = /^retry: (\d+)\n\nevent: error\ndata: (.*)\n\n$/.exec(text);
+      expect(match && { data: JSON.parse(match[2]!) as unknown, retryInRange: Number(match[1]) >= 1_000 && Number(match[1]) < 3_000 }).toEqual({
+        data: { code: 'UNAVAILABLE', message: 'Postgres is unavailable; retry shortly' },
+        retryInRange: true,
+      });
     } finally {
       server.close();
     }

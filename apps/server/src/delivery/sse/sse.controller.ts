@@ -1,6 +1,6 @@
 import { Controller, Get, Headers, Inject, Param, Query, Req, Res, type BeforeApplicationShutdown } from '@nestjs/common';
 import type { Settings } from '@seqline/config';
-import { ErrorCode, IdSchema, SeqlineError } from '@seqline/protocol';
+import { ErrorCode, IdSchema, isRetryable, SeqlineError } from '@seqline/protocol';
 import type { Request, Response } from 'express';
 import { SETTINGS } from '../../core/tokens.js';
 import { ZodValidationPipe } from '../../rest/zod-validation.pipe.js';
@@ -50,6 +50,19 @@ export class SseController implements BeforeApplicationShutdown {
     @Req() request: Request,
     @Res() response: Response,
   ): Promise<void> {
+    try {
+      await this.serve(id, lastEventId, after, request, response);
+    } catch (error) {
+      // An EventSource takes any answer but 200 as final: a refusal that a retry may get past (a
+      // dependency down, a limit) is said in a stream it reconnects from by itself.
+      if (error instanceof SeqlineError && isRetryable(error.code) && !response.headersSent && !gone(response) && acceptsEventStream(request)) {
+        return retryLater(response, error);
+      }
+      throw error;
+    }
+  }
+
+  private async serve(id: string, lastEventId: string | undefined, after: string | undefined, request: Request, response: Response): Promise<void> {
     const principal = await this.authenticator.authenticate(credentialsFrom(request.headers, request.url));
     requireRight(principal, id, 'read');
     // Gone while its token was checked: its close came before anything below could hear it.
@@ -180,6 +193,21 @@ export class SseController implements BeforeApplicationShutdown {
 function comeBackLater(response: Response): void {
   response.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache, no-transform' });
   response.end('retry: 1000\n\n');
+}
+
+/** Spread over 1-3 s, so the streams a failure refused together do not all come back at once. */
+const RETRY_LATER_MS = { min: 1_000, spread: 2_000 };
+
+/** A refusal as an EventSource hears it: a stream that says why, asks to reconnect in a moment, and ends. */
+function retryLater(response: Response, error: SeqlineError): void {
+  response.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache, no-transform' });
+  const retry = RETRY_LATER_MS.min + Math.floor(Math.random() * RETRY_LATER_MS.spread);
+  response.end(`retry: ${retry}\n\n${frame('error', undefined, error.toBody())}`);
+}
+
+/** Whether the client asked for an event stream (an EventSource always does), not for whatever answer comes. */
+function acceptsEventStream(request: Request): boolean {
+  return /\btext\/event-stream\b/.test(request.headers.accept ?? '');
 }
 
 function frame(event: string | undefined, id: string | undefined, data: unknown): string {
