@@ -193,6 +193,11 @@ describe('security', () => {
     const lasting = await SseStream.open(streamUrl(await sign(read, { subject: 'sse-long', expiresIn: '60d' })));
     expect([expiring.status, lasting.status]).toEqual([200, 200]);
     await expiring.untilEnded(10_000);
+    // Said before it ends: the EventSource would come back with the same token, be refused and stop.
+    expect(expiring.frames.at(-1)).toEqual({
+      event: 'error',
+      data: JSON.stringify({ code: 'UNAUTHORIZED', message: 'the token expired: open the stream again with a fresh token, and ?after= the last event id seen' }),
+    });
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(lasting.endedAt).toBeUndefined();
     expect((await http(url, 'POST', '/v1/conversations/sec-a/messages', { messageId: 'sse-after-expiry', text: 'still streaming', authorId: 'u' }, admin)).status).toBe(202);

@@ -175,10 +175,21 @@ export class SseController implements BeforeApplicationShutdown {
       if (ended) return cancel();
       timers.push(setInterval(() => response.write(': heartbeat\n\n'), this.settings.sse.heartbeatMs));
       // Streams are recycled now and then so load spreads over instances; EventSource resumes with Last-Event-ID.
-      timers.push(setTimeout(() => end(), this.settings.sse.maxDurationMs));
-      // The stream ends when the token does; EventSource reconnects, and a fresh token is needed then.
+      // Spread over the last fifth, so streams opened together (after a deploy) do not all end together again.
+      const { maxDurationMs } = this.settings.sse;
+      timers.push(setTimeout(() => end(), maxDurationMs - Math.floor(Math.random() * maxDurationMs * MAX_DURATION_SPREAD)));
+      // The stream ends when the token does, saying so: the EventSource would come back with the
+      // same token, be refused 401 and stop, and the page could not tell why.
       const expiresIn = msUntilExpiry(principal);
-      if (expiresIn !== null) timers.push(setTimeout(() => end(), expiresIn));
+      if (expiresIn !== null) {
+        timers.push(
+          setTimeout(() => {
+            if (ended) return;
+            response.write(frame('error', undefined, new SeqlineError(ErrorCode.Unauthorized, TOKEN_EXPIRED).toBody()));
+            end();
+          }, expiresIn),
+        );
+      }
     } catch (error) {
       end();
       throw error;
@@ -194,6 +205,10 @@ function comeBackLater(response: Response): void {
   response.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache, no-transform' });
   response.end('retry: 1000\n\n');
 }
+
+/** How much earlier than `SSE_MAX_DURATION` a stream may be ended, as a share of it. */
+const MAX_DURATION_SPREAD = 0.2;
+export const TOKEN_EXPIRED = 'the token expired: open the stream again with a fresh token, and ?after= the last event id seen';
 
 /** Spread over 1-3 s, so the streams a failure refused together do not all come back at once. */
 const RETRY_LATER_MS = { min: 1_000, spread: 2_000 };
