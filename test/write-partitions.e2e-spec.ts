@@ -53,8 +53,10 @@ describe('write partitions across two instances', () => {
     expect(owned(a).filter((partition) => owned(b!).includes(partition))).toEqual([]);
 
     // Conversations in partitions of both instances; every device follows on instance b.
-    const ids = Array.from({ length: 8 }, (_, i) => `part-${i}`);
-    expect(new Set(ids.map((id) => owned(a!).includes(partitionOf(id)))).size).toBe(2);
+    // Four in each instance's partitions, whichever those turned out to be.
+    const candidates = Array.from({ length: 256 }, (_, i) => `part-${i}`);
+    const ids = [...candidates.filter((id) => owned(a!).includes(partitionOf(id))).slice(0, 4), ...candidates.filter((id) => owned(b!).includes(partitionOf(id))).slice(0, 4)];
+    expect(ids).toHaveLength(8);
     for (const id of ids) await createConversation(a.url, id);
     for (const id of ids) {
       const device = new WsDevice(b.url, id);

@@ -1,3 +1,4 @@
+import { jest } from '@jest/globals';
 import type { AgentCommand, AnswerState } from '@seqline/protocol';
 import { ErrorCode, SeqlineError } from '@seqline/protocol';
 import { AnswerStream, type AcceptedReply, type CommandChannel } from './answer-stream.js';
@@ -72,6 +73,8 @@ async function holding(holdMs: number) {
 }
 
 describe('AnswerStream', () => {
+  afterEach(() => jest.useRealTimers());
+
   it('under a slow acknowledgement sends every token exactly once, in order, with one append in flight', async () => {
     const service = new SlowService();
     const answer = open(service);
@@ -119,6 +122,8 @@ describe('AnswerStream', () => {
   });
 
   it('waits out the pacer\'s hold between appends, sending what came meanwhile as one part; the end goes at once', async () => {
+    // The hold's clock is the test's: a stalled event loop cannot end it early.
+    jest.useFakeTimers({ doNotFake: ['setImmediate'] });
     const service = new SlowService();
     service.hold = 40;
     const answer = open(service);
@@ -129,9 +134,10 @@ describe('AnswerStream', () => {
     answer.append('b');
     await service.ack();
     answer.append('c');
-    await sleep(10);
+    await jest.advanceTimersByTimeAsync(39);
     expect(service.deltas()).toEqual(['a']);
-    await sleep(60);
+    await jest.advanceTimersByTimeAsync(1);
+    await flush();
     expect(service.deltas()).toEqual(['a', 'bc']);
     answer.append('d');
     const completed = answer.complete();
