@@ -174,6 +174,17 @@ describe('log and Postgres under bad events and lost rows', () => {
     expect(shown.out).toBe('[user/u complete] hello\n[agent/repair-bot failed: model overloaded] partial ');
   });
 
+  it('answers a failure under --json as { code, message }, and lists conversations from Postgres while NATS is out of reach', async () => {
+    await createConversation(seqline.server.url, 'cli-listed');
+    const noNats = { ...seqline.settings, nats: { ...seqline.settings.nats, url: 'nats://127.0.0.1:1' } };
+    const listed = await cli(noNats, 'conversations', '--json');
+    expect(listed.code).toBe(0);
+    expect((JSON.parse(listed.out) as { id: string }[]).map((conversation) => conversation.id)).toContain('cli-listed');
+    const failed = await cli(noNats, 'history', 'cli-listed', '--json');
+    expect(failed.code).toBe(1);
+    expect(JSON.parse(failed.out)).toEqual({ code: 'NATS_UNREACHABLE', message: expect.stringMatching(/^Cannot reach NATS at nats:\/\/127\.0\.0\.1:1 /) });
+  });
+
   it('records when it repaired in UTC, as every other write, whatever time zone the database sessions have', async () => {
     const { url } = seqline.server;
     await createConversation(url, 'tz-1');

@@ -1,5 +1,6 @@
-import type { Settings } from '@seqline/config';
-import type { ArchivedMessage } from '@seqline/persistence';
+import { ConfigError, type Settings } from '@seqline/config';
+import { DatabaseUnreachableError, isDatabaseUnavailable, type ArchivedMessage } from '@seqline/persistence';
+import { NatsUnreachableError } from '@seqline/streams';
 import { ID_PATTERN, parseCursor, type Message } from '@seqline/protocol';
 import { history, listConversations } from './admin.commands.js';
 import { CliContext } from './cli-context.js';
@@ -40,8 +41,37 @@ export async function runCli(args: string[], out: (text: string) => void, settin
     fail({ code: 'VALIDATION_FAILED', message: `"${target}" is not a conversation id (1-128 characters of A-Z a-z 0-9 _ -)` });
     return 2;
   }
-  // doctor goes on without NATS, to report Postgres during a NATS outage too.
-  const context = await CliContext.open(settings, { natsOptional: command === 'doctor' });
+  try {
+    return await run(command, target, json, out, print, fail, settings);
+  } catch (error) {
+    if (!json) throw error;
+    // Under --json a failure is an answer like the others, with a code a script can branch on.
+    print(failureOf(error), '');
+    return 1;
+  }
+}
+
+/** A command's failure as `{ code, message }`: what stops it before it could answer (configuration, NATS, Postgres) or a repair's own refusal. */
+export function failureOf(error: unknown): { code: string; message: string } {
+  const message = error instanceof Error ? error.message : String(error);
+  if (error instanceof RepairError) return { code: error.code, message };
+  if (error instanceof ConfigError) return { code: 'CONFIG_INVALID', message };
+  if (error instanceof NatsUnreachableError) return { code: 'NATS_UNREACHABLE', message };
+  if (error instanceof DatabaseUnreachableError || isDatabaseUnavailable(error)) return { code: 'DATABASE_UNREACHABLE', message };
+  return { code: 'INTERNAL', message };
+}
+
+async function run(
+  command: string,
+  target: string | undefined,
+  json: boolean,
+  out: (text: string) => void,
+  print: (value: unknown, text: string) => void,
+  fail: (error: { code: string; message: string }) => void,
+  settings?: Settings,
+): Promise<number> {
+  // doctor goes on without NATS, to report Postgres during a NATS outage too; conversations reads Postgres alone.
+  const context = await CliContext.open(settings, { natsOptional: command === 'doctor' || command === 'conversations' });
   try {
     switch (command) {
       case 'doctor': {
