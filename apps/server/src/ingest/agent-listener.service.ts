@@ -29,6 +29,20 @@ const STILL_WRITING: AgentReply = {
 };
 /** How long a released partition's subscriptions may take to drain (no longer while NATS is away: renewals wait on it). */
 const DRAIN_WAIT_MS = 2_000;
+/**
+ * Commands an instance holds at once, waiting for the log or Postgres (a batch counts its lines).
+ * Far above what its agents keep in flight at full speed (one append per answer); reached only
+ * when a dependency stalls or an agent floods, and then refused `UNAVAILABLE` instead of queued.
+ */
+export const MAX_COMMANDS_IN_FLIGHT = 10_000;
+const SHED: AgentReply = { ok: false, error: { code: ErrorCode.Unavailable, message: `the instance holds ${MAX_COMMANDS_IN_FLIGHT} commands not answered yet; retry shortly` } };
+
+/** The commands a batch carries: its lines, the last one with or without its line break. */
+function linesOf(data: Uint8Array): number {
+  let lines = 0;
+  for (let i = 0; i < data.length; i++) if (data[i] === 0x0a) lines++;
+  return data.length > 0 && data[data.length - 1] !== 0x0a ? lines + 1 : lines;
+}
 /** Refusals of one code are logged once per this interval with a count: an agent over its rate is refused thousands of times a second. */
 const REFUSAL_LOG_MS = 5_000;
 /**
@@ -59,6 +73,8 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
   /** Per owned partition: its agent subject and its subject for writes handed over by other instances. */
   private readonly owned = new Map<number, Subscription[]>();
   private readonly limiter: RateLimiter;
+  /** Commands taken and not answered yet, a batch counting its lines. */
+  private commandsInFlight = 0;
   /** Per refusal code (and one for commands that failed below the protocol): when it was last logged. */
   private readonly refusalLogs = new Map<string, LogThrottle>();
   /** Commands taken and not answered yet, so a shutdown can let them finish. */
@@ -125,9 +141,16 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
           this.logger.error({ err: error, subject }, 'agent subscription failed');
           return;
         }
+        const commands = route === 'batch' ? linesOf(msg.data) : 1;
+        // However fast agents send (or one floods), what waits here for the log or Postgres is bounded: past it, agents retry with back-off.
+        if (this.commandsInFlight + commands > MAX_COMMANDS_IN_FLIGHT) return this.shed(msg, route, commands);
+        this.commandsInFlight += commands;
         const handling = this.handle(msg, route)
           .catch((failure: unknown) => this.logger.error({ err: failure, subject: msg.subject }, 'agent command failed unexpectedly'))
-          .finally(() => this.inFlight.delete(handling));
+          .finally(() => {
+            this.inFlight.delete(handling);
+            this.commandsInFlight -= commands;
+          });
         this.inFlight.add(handling);
       },
     });
@@ -199,6 +222,13 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
       // What fails below the protocol here is the log or the database: a retry may succeed.
       return { ok: false, error: toSeqlineError(error, ErrorCode.Unavailable).toBody() };
     }
+  }
+
+  /** Refuses what arrived past the limit, as each of its commands would be refused: retryable. */
+  private shed(msg: Msg, route: Route, commands: number): void {
+    this.refused(ErrorCode.Unavailable, undefined, commands);
+    if (route === 'batch') sendBatchReply(msg, { replies: Array.from({ length: commands }, () => SHED) }, this.logger);
+    else sendReply(msg, SHED, this.stream.nc.info?.max_payload, this.logger);
   }
 
   /**

@@ -5,14 +5,14 @@ import type { LogStream, PartitionLeases, PartitionOwner } from '@seqline/stream
 import { ErrorCode, SeqlineError } from '@seqline/protocol';
 import { pino } from 'pino';
 import { MetricsService } from '../metrics/metrics.service.js';
-import { AgentListener } from './agent-listener.service.js';
+import { AgentListener, MAX_COMMANDS_IN_FLIGHT } from './agent-listener.service.js';
 import type { ConversationWriter, WriteResult } from './conversation-writer.service.js';
 import type { WriteRouter } from './write-router.service.js';
 
 const decoder = new TextDecoder();
 
 /** A listener on fake NATS whose writes resolve when the test says, and whose drain ends only if `drains`. */
-function build(drains: boolean, write?: () => Promise<WriteResult>) {
+function build(drains: boolean, write?: () => Promise<WriteResult>, env: Record<string, string> = {}) {
   const deliver = new Map<string, (error: Error | null, msg: Msg) => void>();
   const subscriptions = new Map<string, Subscription>();
   const stream = {
@@ -36,7 +36,7 @@ function build(drains: boolean, write?: () => Promise<WriteResult>) {
   const logs: Array<Record<string, unknown>> = [];
   const logger = pino({ level: 'info' }, { write: (line: string) => logs.push(JSON.parse(line) as Record<string, unknown>) });
   const metrics = new MetricsService();
-  const listener = new AgentListener(stream, router, {} as ConversationWriter, metrics, partitions, settingsFrom(loadEnv({})), logger);
+  const listener = new AgentListener(stream, router, {} as ConversationWriter, metrics, partitions, settingsFrom(loadEnv(env)), logger);
   listener.onApplicationBootstrap();
   const replies: unknown[] = [];
   const message = (subject: string, data: string) =>
@@ -186,5 +186,30 @@ describe('AgentListener refusals', () => {
     expect(text).toContain('seqline_commands_refused_total{code="other"} 100');
     expect(text).toContain('seqline_commands_refused_total{code="MESSAGE_FINISHED"} 50');
     expect(text).not.toContain('SOME_FUTURE_CODE');
+  });
+});
+
+describe('AgentListener under more commands than it may hold', () => {
+  it('refuses commands past its limit UNAVAILABLE at once, a batch line by line, and takes them again once answers free room', async () => {
+    // Writes that never end (Postgres stalled): every command taken stays in flight.
+    const { send, sendBatch, replies, finishWrite } = build(true, undefined, { LIMIT_AGENT_COMMANDS_PER_SECOND: '1000000' });
+    for (let i = 0; i < MAX_COMMANDS_IN_FLIGHT - 1; i++) send();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(finishWrite).toHaveLength(MAX_COMMANDS_IN_FLIGHT - 1);
+    // A batch of two does not fit in the one place left; a single command does.
+    sendBatch([1, 2]);
+    send();
+    await new Promise((resolve) => setImmediate(resolve));
+    const shed = { ok: false, error: { code: 'UNAVAILABLE', message: `the instance holds ${MAX_COMMANDS_IN_FLIGHT} commands not answered yet; retry shortly` } };
+    expect(replies).toEqual([{ replies: [shed, shed] }]);
+    expect(finishWrite).toHaveLength(MAX_COMMANDS_IN_FLIGHT);
+    send();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(replies).toEqual([{ replies: [shed, shed] }, shed]);
+    finishWrite[0]!({ cursor: 'e-1', duplicate: false });
+    await new Promise((resolve) => setImmediate(resolve));
+    send();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(finishWrite).toHaveLength(MAX_COMMANDS_IN_FLIGHT + 1);
   });
 });
