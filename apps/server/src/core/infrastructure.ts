@@ -3,6 +3,7 @@ import { applyMigrations, ConversationRepository, ensureDatabase, MessageReposit
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { WRITE_PARTITIONS } from '@seqline/protocol';
+import { checkFrameLimit } from './frame-limit.js';
 import { applyPromptConsumer, connectNats, ConversationLog, Lease, LogStream, PartitionLeases, replicatedWriteWarning } from '@seqline/streams';
 import type { Logger } from 'pino';
 
@@ -31,6 +32,7 @@ export async function openInfrastructure(settings: Settings, migrations = prisma
   if (applied.length > 0) logger.info({ migrations: applied }, 'applied migrations');
   const nc = await connectNats({ ...settings.nats, name: 'seqline-server' });
   try {
+    checkFrameLimit(settings, nc.info?.max_payload);
     const stream = await LogStream.open(nc, settings.log);
     logger.info({ stream: stream.name, epoch: stream.epoch, retentionMs: settings.log.retentionMs }, 'log stream ready');
     const unsafe = replicatedWriteWarning(nc.info?.version, settings.log.replicas);
