@@ -18,9 +18,11 @@ describe('a cursor older than the log retention', () => {
     await device.until(() => device.messages.get('first')?.status === 'complete');
     const oldCursor = device.cursor!;
     await device.close();
+    // Written while the device was away: it missed this.
+    const { body: missed } = await http<{ cursor: string }>(server.url, 'POST', '/v1/conversations/old/messages', { messageId: 'missed', text: 'written while away', authorId: 'u' });
 
     // Wait until JetStream has dropped those events; Postgres keeps the history.
-    await eventually(async () => (await server.infra.stream.bounds()).first > Number(oldCursor.split('-')[1]), 15_000, 'retention');
+    await eventually(async () => (await server.infra.stream.bounds()).first > parseCursor(missed.cursor)!.seq, 15_000, 'retention');
     // And until this instance has let go of the conversation's recent events in memory.
     await eventually(async () => /^seqline_live_feeds 0$/m.test(await (await fetch(`${server.url}/metrics`)).text()), 15_000, 'feed dropped');
     expect((await server.infra.prisma.message.findFirst({ where: { conversationId: 'old', id: 'first' } }))?.text).toBe('early text');
@@ -30,6 +32,13 @@ describe('a cursor older than the log retention', () => {
     await late.connect();
     expect(late.frames.find((frame) => frame.type === 'snapshot' || frame.type === 'subscribed')?.type).toBe('snapshot');
     expect(late.text('first')).toBe('early text');
+    expect(late.text('missed')).toBe('written while away');
+    // A device that missed nothing (its cursor is the conversation's last event, expired too) is not sent the whole conversation again.
+    const current = new WsDevice(server.url, 'old');
+    current.cursor = missed.cursor;
+    await current.connect();
+    expect(current.frames.find((frame) => frame.type === 'snapshot' || frame.type === 'subscribed')).toMatchObject({ type: 'subscribed', cursor: missed.cursor });
+    await current.close();
     const second = agent.startMessage('old', { messageId: 'second' });
     second.append('live text');
     await second.complete();

@@ -3,7 +3,7 @@ import { UndecodableEventError, type ConversationLog, type LogStream } from '@se
 import { CursorResolver } from './cursor-resolver.js';
 
 /** An instance that knows the log as epoch `known`, while the log itself is now `actual` (recreated, or not). */
-function resolver(known: string, actual: string, log: { next?: unknown; subjectAt?: string | null; last?: number }, readMs = 0) {
+function resolver(known: string, actual: string, log: { next?: unknown; subjectAt?: string | null; last?: number; watermark?: { epoch: string | null; seq: number } }, readMs = 0) {
   let refreshes = 0;
   const stream = {
     epoch: known,
@@ -21,7 +21,8 @@ function resolver(known: string, actual: string, log: { next?: unknown; subjectA
     },
   };
   const conversationLog = { next: async () => log.next, subjectAt: async () => log.subjectAt ?? null };
-  const cursors = new CursorResolver(conversationLog as unknown as ConversationLog, stream as unknown as LogStream, {} as MessageRepository);
+  const messages = { watermarks: async (ids: string[]) => new Map(log.watermark ? ids.map((id) => [id, log.watermark!]) : []) };
+  const cursors = new CursorResolver(conversationLog as unknown as ConversationLog, stream as unknown as LogStream, messages as unknown as MessageRepository);
   return { cursors, refreshes: () => refreshes };
 }
 
@@ -91,5 +92,18 @@ describe('CursorResolver when the event after the cursor cannot be decoded', () 
     expect(empty.looked()).toBe(0);
     // A cursor the log no longer holds (or of another conversation) gives no such way on.
     expect(await withUndecodableNext(null).cursors.resolve('c', 'k0-5')).toEqual({ kind: 'reload', reason: 'expired' });
+  });
+});
+
+describe('CursorResolver for a conversation idle past the log\'s retention', () => {
+  it('resumes at the head from its last event, which expired, when Postgres says nothing came after it; reloads otherwise', async () => {
+    // Nothing after the cursor in the log, and its own event gone (expired).
+    const idle = { next: undefined, subjectAt: null, last: 900 };
+    expect(await resolver('k0', 'k0', { ...idle, watermark: { epoch: 'k0', seq: 5 } }).cursors.resolve('c', 'k0-5')).toEqual({ kind: 'resume', seq: 5, atHead: true });
+    // Postgres holds events after it (expired from the log since): the device missed them.
+    expect(await resolver('k0', 'k0', { ...idle, watermark: { epoch: 'k0', seq: 7 } }).cursors.resolve('c', 'k0-5')).toEqual({ kind: 'reload', reason: 'expired' });
+    // A watermark of an older log says nothing of this one.
+    expect(await resolver('k0', 'k0', { ...idle, watermark: { epoch: 'kz', seq: 5 } }).cursors.resolve('c', 'k0-5')).toEqual({ kind: 'reload', reason: 'expired' });
+    expect(await resolver('k0', 'k0', idle).cursors.resolve('c', 'k0-5')).toEqual({ kind: 'reload', reason: 'expired' });
   });
 });

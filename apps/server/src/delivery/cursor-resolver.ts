@@ -72,7 +72,23 @@ export class CursorResolver {
     if (subject === this.stream.subjects.log(conversationId)) return { kind: 'resume', seq: cursor.seq, atHead: true };
     if (subject !== null) return this.refuse(notThisConversation(after, conversationId), cursor.epoch);
     if (cursor.seq > (await this.stream.bounds()).last) return this.refuse(new SeqlineError(ErrorCode.BadCursor, `cursor ${after} is ahead of the log`), cursor.epoch);
-    return { kind: 'reload', reason: 'expired' };
+    return this.judgeExpiredCursor(conversationId, cursor.seq);
+  }
+
+  /**
+   * The cursor's event expired from the log and nothing follows it there. A conversation idle for
+   * longer than the log keeps events ends that way, and its devices would get a whole snapshot on
+   * every reconnect, though they missed nothing: when Postgres's watermark in this epoch is the
+   * cursor itself, the cursor is the conversation's last event (a later one would be in the log,
+   * or applied or recorded as a hole past it), and the device resumes at the head.
+   */
+  private async judgeExpiredCursor(conversationId: string, seq: number): Promise<StartPosition> {
+    const watermark = await this.messages
+      .watermarks([conversationId])
+      .then((watermarks) => watermarks.get(conversationId))
+      .catch(() => undefined);
+    const current = watermark !== undefined && (watermark.epoch === null || watermark.epoch === this.stream.epoch);
+    return current && watermark.seq === seq ? { kind: 'resume', seq, atHead: true } : { kind: 'reload', reason: 'expired' };
   }
 
   /**
