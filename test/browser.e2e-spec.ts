@@ -116,6 +116,37 @@ describe('demo web app in a real browser', () => {
     await context.close();
   });
 
+  it("a pane's stop button ends a streaming answer for every device, clicked as slowly as a person clicks", async () => {
+    await createConversation(seqline.server.url, 'b-stop');
+    const agent = await seqline.agent('browser-stop');
+    const page = await browser.newPage();
+    const other = await browser.newPage();
+    await openPane(page, 'b-stop', 'A');
+    await openPane(other, 'b-stop', 'B');
+    const answer = agent.startMessage('b-stop', { messageId: 'ans' });
+    await answer.ready;
+    // Tokens every 10 ms: the pane changes many times while the button is held down.
+    const tokens = (async () => {
+      for (let i = 0; i < 3_000 && !answer.signal.aborted; i++) {
+        answer.append(` t${i}`);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    })();
+    await page.waitForFunction(() => (window.seqlinePane.subscription.messages.find((m) => m.id === 'ans')?.text.length ?? 0) > 1_000);
+    const box = (await page.locator('li[data-id="ans"] button').boundingBox())!;
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    await page.mouse.down();
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    await page.mouse.up();
+    for (const pane of [page, other]) {
+      await pane.waitForFunction(() => window.seqlinePane.subscription.messages.find((m) => m.id === 'ans')?.status === 'aborted', undefined, { timeout: 10_000 });
+    }
+    await tokens;
+    expect(await page.locator('li[data-id="ans"] button').isHidden()).toBe(true);
+    await page.close();
+    await other.close();
+  });
+
   it("the browser's EventSource resumes with Last-Event-ID after the server ends the stream", async () => {
     await createConversation(seqline.server.url, 'b-sse');
     const agent = await seqline.agent('browser-sse');
