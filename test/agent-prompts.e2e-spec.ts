@@ -379,6 +379,8 @@ describe('prompts waiting for a free handler', () => {
     const agent = await seqline.agent('closing');
     const answer = agent.startMessage('c-closing', { messageId: 'a' });
     await answer.ready;
+    // Twice at once, as SIGINT and SIGTERM together call it: one close, not a second drain that throws.
+    await Promise.all([agent.close(), agent.close()]);
     await agent.close();
     const started = Date.now();
     answer.append('too late');

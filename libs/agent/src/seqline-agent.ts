@@ -86,6 +86,7 @@ export class SeqlineAgent {
   private readonly sender: CommandSender;
   private cancelSubscription?: Subscription;
   private closed = false;
+  private closing?: Promise<void>;
   /** Stops the timers that read the prompt consumer's ack wait again. */
   private readonly stopRereading: (() => void)[] = [];
 
@@ -291,7 +292,13 @@ export class SeqlineAgent {
    * once (their answers cannot be received any more), and prompts being handled are left to
    * be redelivered to another agent.
    */
-  async close(): Promise<void> {
+  close(): Promise<void> {
+    // Twice (SIGINT and SIGTERM together, as a terminal's Ctrl-C and a supervisor send): the same close, not a second drain that throws.
+    this.closing ??= this.closeOnce();
+    return this.closing;
+  }
+
+  private async closeOnce(): Promise<void> {
     this.closed = true;
     for (const stop of this.stopRereading) stop();
     this.cancelSubscription?.unsubscribe();
