@@ -53,7 +53,8 @@ else run('demo agent', 'dist/apps/demo-agent/src/main.js');
 const created = await fetch(`${base}/v1/conversations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id: 'demo', title: 'Demo conversation' }) });
 // 409: it exists from an earlier run. Anything else (401 with AUTH_JWT_SECRET set): the commands below would fail too.
 if (!created.ok && created.status !== 409) {
-  console.error(`could not create the demo conversation: ${created.status} ${await created.text()}\nThe demo runs with authentication off: unset AUTH_JWT_SECRET and AUTH_JWKS_URL.`);
+  const hint = created.status === 401 || created.status === 403 ? '\nThe demo runs with authentication off: unset AUTH_JWT_SECRET, AUTH_JWKS_URL and ADMIN_API_KEYS.' : '';
+  console.error(`could not create the demo conversation: ${created.status} ${await created.text()}${hint}`);
   stop(1);
   await new Promise(() => undefined);
 }
