@@ -45,8 +45,10 @@ export async function latency(settings: Settings, run: string) {
     // Reading the server's event-loop histogram resets it: the figure after covers the measured round only.
     await server.metric('nodejs_eventloop_lag_p99_seconds');
     loop.enable();
-    await stream(agents, devices, ids, 'answer', SECONDS);
+    const texts = await stream(agents, devices, ids, 'answer', SECONDS);
     loop.disable();
+    const exactTexts = devices.filter((device, i) => device.text('answer') === texts[i]).length;
+    const chainViolations = devices.reduce((sum, device) => sum + device.violations.length, 0);
     const serverLoopP99 = await server.metric('nodejs_eventloop_lag_p99_seconds');
     await Promise.all(devices.map((device) => device.close()));
     await Promise.all(agents.map((agent) => agent.close()));
@@ -55,6 +57,12 @@ export async function latency(settings: Settings, run: string) {
       tokensPerSecond: RATE,
       seconds: SECONDS,
       samples: samples.length,
+      /** One sample per token appended: a token delivered twice, or not at all, shows here. */
+      expectedSamples: Math.round(RATE / ANSWERS * SECONDS) * ANSWERS,
+      answers: ANSWERS,
+      /** Devices whose text is exactly what the agents appended. */
+      exactTexts,
+      chainViolations,
       p50Ms: round(percentile(samples, 50)),
       p90Ms: round(percentile(samples, 90)),
       p99Ms: round(percentile(samples, 99)),
@@ -72,21 +80,26 @@ export async function latency(settings: Settings, run: string) {
 }
 
 /** Every answer offers `RATE / ANSWERS` tokens/s for `seconds`, each token stamped with when it was appended; ends once every device has it complete. */
-async function stream(agents: SeqlineAgent[], devices: WsDevice[], ids: string[], messageId: string, seconds: number): Promise<void> {
+async function stream(agents: SeqlineAgent[], devices: WsDevice[], ids: string[], messageId: string, seconds: number): Promise<string[]> {
   const answers: AnswerStream[] = ids.map((id, i) => agents[i % agents.length]!.startMessage(id, { messageId }));
   await Promise.all(answers.map((answer) => answer.ready));
   const perAnswerRate = RATE / ANSWERS;
   const totalPerAnswer = Math.round(perAnswerRate * seconds);
-  await Promise.all(
+  const texts = await Promise.all(
     answers.map(async (answer, i) => {
       const start = now() + (i * 1000) / RATE;
+      let text = '';
       for (let t = 0; t < totalPerAnswer; t++) {
         const wait = start + (t * 1000) / perAnswerRate - now();
         if (wait > 0) await sleep(wait);
-        answer.append(` @${now().toFixed(3)}`);
+        const token = ` @${now().toFixed(3)}`;
+        text += token;
+        answer.append(token);
       }
       await answer.complete();
+      return text;
     }),
   );
   await Promise.all(devices.map((device) => device.until(() => device.messages.get(messageId)?.status === 'complete', 60_000)));
+  return texts;
 }
