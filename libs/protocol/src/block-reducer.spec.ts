@@ -1,4 +1,4 @@
-import { blockChars, foldBlocks } from './block-reducer.js';
+import { appendToBlocks, blockChars, foldBlocks, replacedChars } from './block-reducer.js';
 import type { MessageBlock } from './message-blocks.js';
 
 describe('foldBlocks', () => {
@@ -18,6 +18,18 @@ describe('foldBlocks', () => {
       { type: 'data', id: 'd', name: 'n', data: '2' },
       { type: 'text', id: 't', text: 'Hi' },
     ]);
+  });
+
+  it('keeps the later of a tool\'s output and error: a tool that streamed preliminary output and then failed has failed', () => {
+    const call = { type: 'tool' as const, id: 'c', toolName: 'search' };
+    let blocks = appendToBlocks([], { ...call, field: 'input' }, '{}')!;
+    blocks = appendToBlocks(blocks, { ...call, field: 'output' }, '"10 %"')!;
+    expect(replacedChars(blocks, { ...call, field: 'error' })).toBe(6);
+    blocks = appendToBlocks(blocks, { ...call, field: 'error' }, 'boom')!;
+    expect(blocks).toEqual([{ type: 'tool', id: 'c', toolName: 'search', input: '{}', error: 'boom' }]);
+    expect(blockChars(blocks)).toBe(6);
+    // The same over flushes, as Postgres folds them.
+    expect(foldBlocks([{ type: 'tool', id: 'c', toolName: 'search', input: '{}', output: '"10 %"' }, { type: 'tool', id: 'c', toolName: 'search', input: '', error: 'boom' }])).toEqual(blocks);
   });
 
   it('counts the characters held outside the text', () => {

@@ -31,7 +31,7 @@ export function acceptsBlock(blocks: readonly MessageBlock[] | undefined, ref: B
   return current === undefined || sameKind(current, ref);
 }
 
-/** Fields whose every append replaces the value instead of extending it: a tool's output or error, a data value. */
+/** Fields whose every append replaces the value instead of extending it: a tool's output or error (each replacing the other too), a data value. */
 export function isSetWhole(ref: BlockRef | undefined): boolean {
   return ref?.type === 'data' || (ref?.type === 'tool' && (ref.field === 'output' || ref.field === 'error'));
 }
@@ -41,7 +41,8 @@ export function replacedChars(blocks: readonly MessageBlock[] | undefined, ref: 
   if (!ref || !isSetWhole(ref)) return 0;
   const block = blocks?.find((candidate) => candidate.id === ref.id);
   if (block?.type === 'data' && ref.type === 'data') return block.data.length;
-  if (block?.type === 'tool' && ref.type === 'tool') return (ref.field === 'output' ? block.output : block.error)?.length ?? 0;
+  // Output and error replace each other too (see withDelta).
+  if (block?.type === 'tool' && ref.type === 'tool') return (block.output?.length ?? 0) + (block.error?.length ?? 0);
   return 0;
 }
 
@@ -120,7 +121,10 @@ function withDelta(block: MessageBlock, ref: BlockRef, delta: string): MessageBl
     case 'tool': {
       const field = ref.type === 'tool' ? (ref.field ?? 'input') : 'input';
       if (field === 'input') return { ...block, input: block.input + delta };
-      return field === 'output' ? { ...block, output: delta } : { ...block, error: delta };
+      // A tool ends one way: the later of output and error stands (a tool that streamed
+      // preliminary output and then failed has failed), and the earlier one goes.
+      const { output: _output, error: _error, ...call } = block;
+      return field === 'output' ? { ...call, output: delta } : { ...call, error: delta };
     }
   }
 }
