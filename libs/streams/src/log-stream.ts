@@ -1,4 +1,4 @@
-import { DiscardPolicy, jetstreamManager, RetentionPolicy, StorageType, type JetStreamManager } from '@nats-io/jetstream';
+import { DiscardPolicy, jetstreamManager, RetentionPolicy, StorageType, type JetStreamManager, type StreamConfig, type StreamInfo } from '@nats-io/jetstream';
 import { epochOf, subjects, type Subjects } from '@seqline/protocol';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { retryTransient } from './election-retry.js';
@@ -47,7 +47,7 @@ export class LogStream {
   static async attach(nc: NatsConnection, options: LogStreamOptions): Promise<LogStream> {
     const log = new LogStream(nc, await jetstreamManager(nc), options);
     const info = await log.jsm.streams.info(options.stream);
-    log.epochValue = epochOf(new Date(info.created));
+    log.epochValue = epochOfStream(info);
     return log;
   }
 
@@ -103,7 +103,7 @@ export class LogStream {
       if (isStreamNotFound(error)) return null;
       throw error;
     });
-    const epoch = info ? epochOf(new Date(info.created)) : await this.createOrUpdate();
+    const epoch = info ? epochOfStream(info) : await this.createOrUpdate();
     if (epoch === previous) return false;
     // Set and told in one tick: nothing may read the new epoch while its listeners (cached write
     // states, live feeds) still hold what they read from the old log.
@@ -135,8 +135,16 @@ export class LogStream {
       if (isStreamNotFound(error)) return null;
       throw error;
     });
-    const info = await retryTransient(() => (existing ? this.jsm.streams.update(this.options.stream, config) : this.jsm.streams.add(config)));
-    return epochOf(new Date(info.created));
+    if (existing && sameConfig(existing.config, { ...config, description: existing.config.description })) {
+      // Never updated for nothing: on nats-server 2.9 an update writes the time the server last
+      // started as the stream's creation, which it reports after its next restart (see epochOfStream).
+      if (markedEpoch(existing.config.description)) return epochOfStream(existing);
+    }
+    // The epoch is written into the stream once, from its creation time as this instance reads it now.
+    const created = existing ?? (await retryTransient(() => this.jsm.streams.add(config)));
+    const description = existing?.config.description && markedEpoch(existing.config.description) ? existing.config.description : epochMarker(epochOf(new Date(created.created)));
+    const info = await retryTransient(() => this.jsm.streams.update(this.options.stream, { ...config, description }));
+    return epochOfStream(info);
   }
 
   /** The oldest and newest sequences the stream holds; cursors before the oldest may have lost events to retention. */
@@ -144,6 +152,42 @@ export class LogStream {
     const info = await retryTransient(() => this.jsm.streams.info(this.options.stream));
     return { first: info.state.first_seq, last: info.state.last_seq };
   }
+}
+
+const EPOCH_MARKER = /^seqline log, epoch ([0-9a-z]+)$/;
+
+function epochMarker(epoch: string): string {
+  return `seqline log, epoch ${epoch}`;
+}
+
+function markedEpoch(description: string | undefined): string | undefined {
+  return description ? EPOCH_MARKER.exec(description)?.[1] : undefined;
+}
+
+/**
+ * The log's epoch: written into the stream's description when it was created, else (a stream of
+ * an earlier version, not yet marked) its creation time. Not the creation time alone: after a
+ * stream update, nats-server 2.9 reports the time it last started as the creation time once it
+ * restarts, which would read as a recreated log (every cursor expired, every row archived).
+ */
+export function epochOfStream(info: StreamInfo): string {
+  return markedEpoch(info.config.description) ?? epochOf(new Date(info.created));
+}
+
+/** Whether the stream already has every setting the service manages as `wanted`. */
+function sameConfig(current: StreamConfig, wanted: Partial<StreamConfig>): boolean {
+  const sameSubjects = (a: string[] = [], b: string[] = []) => a.length === b.length && a.every((subject) => b.includes(subject));
+  return (
+    sameSubjects(current.subjects, wanted.subjects) &&
+    current.retention === wanted.retention &&
+    current.storage === wanted.storage &&
+    current.discard === wanted.discard &&
+    current.max_age === wanted.max_age &&
+    current.max_bytes === wanted.max_bytes &&
+    current.duplicate_window === wanted.duplicate_window &&
+    current.num_replicas === wanted.num_replicas &&
+    current.description === wanted.description
+  );
 }
 
 function isStreamNotFound(error: unknown): boolean {
