@@ -7,6 +7,8 @@ import { waitAtMost } from './wait-at-most.js';
 
 /** How long `release` waits for a take or renewal under way. */
 const RELEASE_WAIT_MS = 2_000;
+/** Of the lease's time to live after a renewal, how much this holder counts on: the rest is for clocks and NATS's expiry. */
+const LAPSE_SHARE = 0.9;
 
 export interface LeaseOptions {
   bucket: string;
@@ -34,6 +36,8 @@ export class Lease {
   private stopped = false;
   /** When the entry was last written: it lapses `ttlMs` later at the earliest. */
   private renewedAt = 0;
+  /** Ends holding a little before the entry can lapse, unless a renewal comes first. */
+  private lapse?: ReturnType<typeof setTimeout>;
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -76,6 +80,7 @@ export class Lease {
   async release(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
+    clearTimeout(this.lapse);
     // A take under way gives up what it gets (see takeOrRenew): released means released once this
     // resolves. Waited for a bounded time: with NATS away it could take a request timeout or two.
     if (this.ticking) await waitAtMost(this.ticking, RELEASE_WAIT_MS);
@@ -114,6 +119,12 @@ export class Lease {
     }
     this.set(revision);
     this.renewedAt = started;
+    // Renewals that keep failing, or hang for a request timeout as long as the lease (NATS away,
+    // an election), must not leave this instance holding on after the entry has lapsed and
+    // another has taken it: it lets go itself. A renewal that goes through later takes it back.
+    clearTimeout(this.lapse);
+    this.lapse = setTimeout(() => this.set(0), Math.max(0, started + this.options.ttlMs * LAPSE_SHARE - Date.now()));
+    this.lapse.unref?.();
   }
 
   private set(revision: number): void {

@@ -1,0 +1,40 @@
+import { jest } from '@jest/globals';
+import type { KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { Lease, type LeaseOptions } from './lease.js';
+
+/** A bucket that grants the lease, then never answers a renewal (NATS away: each request waits out its timeout). */
+function unansweringBucket() {
+  let created = false;
+  return {
+    create: async () => {
+      if (created) throw new Error('wrong last sequence');
+      created = true;
+      return 1;
+    },
+    update: () => new Promise<number>(() => undefined),
+    get: () => new Promise(() => undefined),
+    delete: async () => undefined,
+  };
+}
+
+describe('Lease', () => {
+  afterEach(() => jest.useRealTimers());
+
+  it('lets go before its entry can lapse when renewals do not come back, so it never holds on after another has taken it', async () => {
+    jest.useFakeTimers();
+    const options: LeaseOptions = { bucket: 'b', key: 'persister', ttlMs: 5_000, holder: 'me' };
+    const lease = new (Lease as unknown as new (nc: NatsConnection, kv: KV, options: LeaseOptions) => Lease)({} as NatsConnection, unansweringBucket() as unknown as KV, options);
+    const changes: boolean[] = [];
+    lease.onChange((held) => changes.push(held));
+    lease.start();
+    await jest.advanceTimersByTimeAsync(0);
+    expect(lease.held).toBe(true);
+    // The first renewal (at 1.25 s) hangs; the entry lapses 5 s after it was written.
+    await jest.advanceTimersByTimeAsync(4_400);
+    expect(lease.held).toBe(true);
+    await jest.advanceTimersByTimeAsync(200);
+    expect(lease.held).toBe(false);
+    expect(changes).toEqual([true, false]);
+  });
+});
