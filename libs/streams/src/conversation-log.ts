@@ -289,20 +289,29 @@ export class ConversationLog {
         return full;
       };
       while (count < limit && pending > 0) {
-        const fetched = await consumer.fetch({ max_messages: Math.min(limit - count, pending, READ_PULL), expires: 5_000 });
+        const fetched = await readerStep(conversationId, () => consumer.fetch({ max_messages: Math.min(limit - count, pending, READ_PULL), expires: 5_000 }));
+        const messages = fetched[Symbol.asyncIterator]();
         let got = 0;
-        for await (const msg of fetched) {
-          pending = msg.info.pending;
-          try {
-            batch.push(decode(conversationId, msg.seq, msg.data, new Date(Math.floor(msg.info.timestampNanos / 1_000_000))));
-          } catch (error) {
-            if (!onUndecodable || !(error instanceof UndecodableEventError)) throw error;
-            onUndecodable(msg.seq, error);
+        try {
+          for (;;) {
+            const next = await readerStep(conversationId, () => messages.next());
+            if (next.done) break;
+            const msg = next.value;
+            pending = msg.info.pending;
+            try {
+              batch.push(decode(conversationId, msg.seq, msg.data, new Date(Math.floor(msg.info.timestampNanos / 1_000_000))));
+            } catch (error) {
+              if (!onUndecodable || !(error instanceof UndecodableEventError)) throw error;
+              onUndecodable(msg.seq, error);
+            }
+            got++;
+            count++;
+            last = msg.seq;
+            if (batch.length === batchSize) yield handOver();
           }
-          got++;
-          count++;
-          last = msg.seq;
-          if (batch.length === batchSize) yield handOver();
+        } finally {
+          // Ended early (the caller stopped, an event undecodable): the pull stops too, as `for await` would stop it.
+          void messages.return?.()?.catch(() => undefined);
         }
         // Events are pending, yet none came: the consumer's node is gone.
         if (got === 0) throw new LeaderUnavailableError(`the reader of ${conversationId} stopped delivering`);
@@ -364,6 +373,20 @@ export class ConversationLog {
   private nextRequest(conversationId: string, seq: number): MsgRequest {
     // STREAM.MSG.GET takes `next_by_subj` since NATS 2.9; the client's type only lists it for direct gets.
     return { seq, next_by_subj: this.stream.subjects.log(conversationId) } as unknown as MsgRequest;
+  }
+}
+
+/**
+ * A reader's own failure (its node went: heartbeats missed, the consumer deleted or not found) as
+ * one the read goes on from by direct gets, like a reader that stopped delivering; a decode error
+ * is not the reader's.
+ */
+async function readerStep<T>(conversationId: string, step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (error) {
+    if (error instanceof UndecodableEventError || isTransient(error)) throw error;
+    throw new LeaderUnavailableError(`the reader of ${conversationId} failed: ${(error as Error).message}`);
   }
 }
 

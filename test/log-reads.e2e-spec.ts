@@ -1,0 +1,23 @@
+import { JetStreamError } from '@nats-io/jetstream';
+import { ConversationLog } from '@seqline/streams';
+import { createConversation, eventually, http, useSeqline } from '@seqline/testing';
+
+/** Reading a conversation's log when its reader consumer fails (its node gone) before it delivered anything. */
+describe('a log read whose reader fails', () => {
+  const seqline = useSeqline();
+
+  it('goes on by direct gets from the stream leader, every event once and in order, instead of failing the read', async () => {
+    const { url, infra } = seqline.server;
+    await createConversation(url, 'r-lost');
+    for (const id of ['a', 'b', 'c']) expect((await http(url, 'POST', '/v1/conversations/r-lost/messages', { messageId: id, text: `text ${id}`, authorId: 'u' })).status).toBe(202);
+    const log = new ConversationLog(infra.stream);
+    await eventually(async () => (await log.read('r-lost', 0, 100)).length === 3, 10_000, 'three events in the log');
+    // As the client fails a fetch whose consumer's node went: heartbeats missed, not a transient error.
+    const js = (log as unknown as { js: { consumers: { getConsumerFromInfo: (info: unknown) => { fetch: () => Promise<never> } } } }).js;
+    js.consumers.getConsumerFromInfo = () => ({
+      fetch: () => Promise.reject(new JetStreamError('heartbeats missed')),
+    });
+    const events = await log.read('r-lost', 0, 100);
+    expect(events.map((entry) => (entry.event as { messageId: string }).messageId)).toEqual(['a', 'b', 'c']);
+  });
+});
