@@ -270,5 +270,23 @@ describe('publishToSeqline', () => {
     const parts = [toolCall, { type: 'tool-approval-request', approvalId: 'p', toolCall }, { type: 'finish', finishReason: 'tool-calls' }] as unknown as TextStreamPart<ToolSet>[];
     expect(await publishToSeqline(fromModel, { fullStream: (async function* () { yield* parts; })() })).toBe('complete');
     expect(fromModel.appends.at(-1)).toEqual({ text: 'this tool call needs approval, which an answer published to Seqline cannot ask for: it did not run', block: { type: 'tool', id: 'a', toolName: 'book', field: 'error' } });
+
+    // Approved or denied by the stream's own approval function: the tool ran, or is said denied, not "needs approval".
+    const automatic = new RecordingAnswer();
+    const denied = { type: 'tool-call', toolCallId: 'd', toolName: 'pay', input: {} } as const;
+    const decided = [
+      toolCall,
+      { type: 'tool-approval-request', approvalId: 'p', toolCall, isAutomatic: true },
+      { type: 'tool-result', toolCallId: 'a', toolName: 'book', input: { night: 1 }, output: { booked: true } },
+      denied,
+      { type: 'tool-approval-request', approvalId: 'q', toolCall: denied, isAutomatic: true },
+      { type: 'tool-output-denied', toolCallId: 'd', toolName: 'pay' },
+      { type: 'finish', finishReason: 'tool-calls' },
+    ] as unknown as TextStreamPart<ToolSet>[];
+    expect(await publishToSeqline(automatic, { fullStream: (async function* () { yield* decided; })() })).toBe('complete');
+    expect(automatic.appends.filter((append) => 'field' in (append.block ?? {}) && (append.block as { field?: string }).field !== 'input')).toEqual([
+      { text: '{"booked":true}', block: { type: 'tool', id: 'a', toolName: 'book', field: 'output' } },
+      { text: 'this tool call was denied: it did not run', block: { type: 'tool', id: 'd', toolName: 'pay', field: 'error' } },
+    ]);
   });
 });

@@ -144,7 +144,8 @@ class BlockWriter {
         this.answer.append(this.errorText(messageOf(part.error)), { type: 'tool', id: part.toolCallId, toolName: part.toolName, field: 'error' });
         return undefined;
       case 'tool-approval-request':
-        this.toolNotRun(part.toolCall.toolCallId, NEEDS_APPROVAL);
+        // Decided by the stream's own approval function: an approved tool runs (its result follows), a denied one is said so next.
+        if (!part.isAutomatic) this.toolNotRun(part.toolCall.toolCallId, NEEDS_APPROVAL);
         return undefined;
       case 'tool-output-denied':
         this.toolNotRun(part.toolCallId, DENIED);
@@ -201,7 +202,7 @@ class BlockWriter {
         return undefined;
       }
       case 'tool-approval-request':
-        this.toolNotRun(chunk.toolCallId, NEEDS_APPROVAL);
+        if (!chunk.isAutomatic) this.toolNotRun(chunk.toolCallId, NEEDS_APPROVAL);
         return undefined;
       case 'tool-output-denied':
         this.toolNotRun(chunk.toolCallId, DENIED);
