@@ -185,6 +185,19 @@ describe('log and Postgres under bad events and lost rows', () => {
     expect(JSON.parse(failed.out)).toEqual({ code: 'NATS_UNREACHABLE', message: expect.stringMatching(/^Cannot reach NATS at nats:\/\/127\.0\.0\.1:1 /) });
   });
 
+  it("moves a conversation's updatedAt when its events are persisted, so conversations can be ordered by activity", async () => {
+    const { url } = seqline.server;
+    await createConversation(url, 'active');
+    const before = (await http<{ createdAt: string; updatedAt: string }>(url, 'GET', '/v1/conversations/active')).body;
+    expect(before.updatedAt).toBe(before.createdAt);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await post(url, 'active', 'q1', 'hello');
+    await eventually(async () => (await history(url, 'active')).length === 1);
+    const after = (await http<{ createdAt: string; updatedAt: string }>(url, 'GET', '/v1/conversations/active')).body;
+    expect(after.createdAt).toBe(before.createdAt);
+    expect(Date.parse(after.updatedAt)).toBeGreaterThan(Date.parse(before.createdAt));
+  });
+
   it('records when it repaired in UTC, as every other write, whatever time zone the database sessions have', async () => {
     const { url } = seqline.server;
     await createConversation(url, 'tz-1');

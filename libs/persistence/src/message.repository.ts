@@ -335,7 +335,7 @@ export class MessageRepository {
       if (watermarks.size > 0) {
         const moves = [...watermarks];
         const count = await tx.$executeRaw`
-          UPDATE conversations AS c SET applied_seq = v.seq, log_epoch = ${epoch}
+          UPDATE conversations AS c SET applied_seq = v.seq, log_epoch = ${epoch}, updated_at = ${new Date().toISOString()}::timestamp(3)
           FROM unnest(${moves.map(([id]) => id)}::text[], ${moves.map(([, m]) => String(m.from))}::bigint[], ${moves.map(([, m]) => String(m.to))}::bigint[]) AS v(id, from_seq, seq)
           WHERE c.id = v.id AND c.applied_seq = v.from_seq AND (c.log_epoch IS NULL OR c.log_epoch = ${epoch})`;
         if (count !== moves.length) throw new Error(`expected to move ${moves.length} watermarks, moved ${count}: another writer got there first`);
