@@ -57,8 +57,11 @@ export class ConversationsService {
   async history(id: string, page: PageQuery): Promise<Page<Message>> {
     // The conversation first, as on `/events`: an unknown one is 404 whatever the cursor.
     await this.get(id);
-    const after = this.afterSeq(page.after);
-    const rows = await this.messages.page(id, after, page.limit, this.stream.epoch);
+    // A cursor of a log recreated since this instance last looked is judged on that log, as on every other route.
+    await this.cursors.learnEpochOf(page.after);
+    const epoch = this.stream.epoch;
+    const after = this.afterSeq(page.after, epoch);
+    const rows = await this.messages.page(id, after, page.limit, epoch);
     return { items: rows.map(toPublicMessage), next: rows.length === page.limit ? rows.at(-1)!.cursor : null };
   }
 
@@ -82,13 +85,18 @@ export class ConversationsService {
     // names it. It still counts in the page, so the page ends where the read did.
     let read = after;
     let skipped = 0;
+    const epoch = this.stream.epoch;
     const entries = await this.log.read(id, after, page.limit, (seq) => {
       skipped++;
       read = Math.max(read, seq);
     });
-    const items = entries.map((entry) => toConversationEvent(entry, this.stream.epoch));
+    // The log was recreated during the read: what was read may be either log's, and no cursor can say which.
+    if (this.stream.epoch !== epoch) {
+      throw new SeqlineError(ErrorCode.CursorExpired, `the log was recreated while it was read; read the history from /v1/conversations/${id}/messages`);
+    }
+    const items = entries.map((entry) => toConversationEvent(entry, epoch));
     read = Math.max(read, entries.at(-1)?.seq ?? 0);
-    return { items, next: items.length + skipped === page.limit ? formatCursor({ epoch: this.stream.epoch, seq: read }) : null };
+    return { items, next: items.length + skipped === page.limit ? formatCursor({ epoch, seq: read }) : null };
   }
 
   async post(id: string, body: PostMessageBody): Promise<{ cursor: string; duplicate: boolean }> {
@@ -96,12 +104,12 @@ export class ConversationsService {
     return { cursor: result.cursor, duplicate: result.duplicate };
   }
 
-  private afterSeq(after: string | undefined): number {
+  private afterSeq(after: string | undefined, epoch: string): number {
     if (after === undefined) return 0;
     const cursor = parseCursor(after);
     if (!cursor) throw new SeqlineError(ErrorCode.BadCursor, `"${after}" is not a cursor (expected <epoch>-<sequence>)`);
-    if (cursor.epoch !== this.stream.epoch) {
-      throw new SeqlineError(ErrorCode.BadCursor, `cursor ${after} is from another log epoch; the current one starts at ${formatCursor({ epoch: this.stream.epoch, seq: 0 })}`);
+    if (cursor.epoch !== epoch) {
+      throw new SeqlineError(ErrorCode.BadCursor, `cursor ${after} is from another log epoch; the current one starts at ${formatCursor({ epoch, seq: 0 })}`);
     }
     return cursor.seq;
   }
