@@ -12,13 +12,20 @@ const subscription = client.subscribe(conversationId);
 
 const badge = document.querySelector('#state');
 const problem = document.querySelector('#problem');
+// A refusal for good (the subscription's, or the connection's) is shown while it stands; a
+// passing error (a cancel refused, say) for a few seconds.
+let passing;
+let passingTimer;
+const showProblem = () => {
+  const refusal = subscription.refusal ?? client.refusal;
+  const text = refusal ? `${refusal.code}: ${refusal.message}` : passing;
+  problem.hidden = !text;
+  problem.textContent = text ?? '';
+};
 const showState = (state) => {
   badge.textContent = state;
   badge.dataset.state = state;
-  // A refusal for good (the subscription's, or the connection's) is shown until it goes away.
-  const refusal = subscription.refusal ?? client.refusal;
-  problem.hidden = !refusal;
-  problem.textContent = refusal ? `${refusal.code}: ${refusal.message}` : '';
+  showProblem();
 };
 client.onStateChange(showState);
 showState(client.state);
@@ -41,7 +48,10 @@ function itemFor(message) {
     stop.textContent = 'stop';
     stop.onclick = () => {
       stop.disabled = true;
-      client.cancel(conversationId, message.id).catch((error) => showError(error));
+      client.cancel(conversationId, message.id).catch((error) => {
+        stop.disabled = false;
+        showError(error);
+      });
     };
     head.append(meta, stop);
     const text = document.createElement('div');
@@ -83,8 +93,13 @@ addEventListener('pointerdown', () => (pressing = true));
 for (const type of ['pointerup', 'pointercancel']) addEventListener(type, () => (pressing = false));
 
 function showError(error) {
-  problem.hidden = false;
-  problem.textContent = `${error.code ?? 'ERROR'}: ${error.message}`;
+  passing = `${error.code ?? 'ERROR'}: ${error.message}`;
+  clearTimeout(passingTimer);
+  passingTimer = setTimeout(() => {
+    passing = undefined;
+    showProblem();
+  }, 8_000);
+  showProblem();
 }
 
 let scheduled = false;

@@ -32,6 +32,9 @@ describe('loadEnv', () => {
     expect(error.message).toContain('AUTH_JWT_SECRET=(16 characters, not shown): expected a secret of at least 32 characters');
     expect(error.message).toContain('DATABASE_URL="postgress://***@db.internal:5432/seqline": expected a URL starting with postgres: or postgresql:');
     expect(error.message).not.toMatch(/s3cr3t|hunter2/);
+    for (const url of ['postgresql://app:pa/ss@db.internal/seqline', 'postgresql://app:p#ss@db.internal/seqline', 'postgresql://app:p@ss@db.internal/seqline']) {
+      expect(() => loadEnv({ DATABASE_URL: url.replace('postgresql', 'mysql') })).toThrow(/DATABASE_URL="mysql:\/\/\*\*\*@db\.internal\/seqline"/);
+    }
   });
 
   it('refuses durations of 0 for what runs on a timer, and keeps 0 where it means "at once"', () => {

@@ -111,7 +111,8 @@ const SECRET_NAME = /SECRET|PASSWORD|KEYS?$|TOKEN/;
 /** A bad value as the error shows it: credentials hidden, and a URL without its user and password. */
 function shown(name: string, value: string): string {
   if (SECRET_NAME.test(name)) return `(${value.length} characters, not shown)`;
-  return JSON.stringify(value.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^@/?#]*@/i, '$1***@'));
+  // Up to the last `@`: a password with `/`, `#` or `@` in it (not encoded: why such a URL is bad) is hidden whole.
+  return JSON.stringify(value.replace(/^([a-z][a-z0-9+.-]*:\/\/).*@/is, '$1***@'));
 }
 
 /** Validates the environment; the error names each bad variable and what it expects. */

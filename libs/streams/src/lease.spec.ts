@@ -37,4 +37,33 @@ describe('Lease', () => {
     expect(lease.held).toBe(false);
     expect(changes).toEqual([true, false]);
   });
+
+  it('does not take the lease back on a renewal that answers after it let go, and deletes its entry on release all the same', async () => {
+    jest.useFakeTimers();
+    const deleted: (number | undefined)[] = [];
+    let created = false;
+    const bucket = {
+      create: async () => {
+        if (created) throw new Error('wrong last sequence');
+        created = true;
+        return 1;
+      },
+      // Answered 5 s late, having gone through.
+      update: () => new Promise<number>((resolve) => setTimeout(() => resolve(2), 5_000)),
+      get: () => new Promise(() => undefined),
+      delete: async (_key: string, options?: { previousSeq?: number }) => void deleted.push(options?.previousSeq),
+    };
+    const options: LeaseOptions = { bucket: 'b', key: 'persister', ttlMs: 5_000, holder: 'me' };
+    const lease = new (Lease as unknown as new (nc: NatsConnection, kv: KV, options: LeaseOptions) => Lease)({} as NatsConnection, bucket as unknown as KV, options);
+    const changes: boolean[] = [];
+    lease.onChange((held) => changes.push(held));
+    lease.start();
+    await jest.advanceTimersByTimeAsync(6_300);
+    expect(changes).toEqual([true, false]);
+    // A take under way (its read never answered) is waited for 2 s at most.
+    const releasing = lease.release();
+    await jest.advanceTimersByTimeAsync(2_000);
+    await releasing;
+    expect(deleted).toEqual([2]);
+  });
 });

@@ -36,6 +36,8 @@ export class Lease {
   private stopped = false;
   /** When the entry was last written: it lapses `ttlMs` later at the earliest. */
   private renewedAt = 0;
+  /** The revision this holder last wrote, held or not: what a release may still delete. */
+  private written = 0;
   /** Ends holding a little before the entry can lapse, unless a renewal comes first. */
   private lapse?: ReturnType<typeof setTimeout>;
 
@@ -84,8 +86,9 @@ export class Lease {
     // A take under way gives up what it gets (see takeOrRenew): released means released once this
     // resolves. Waited for a bounded time: with NATS away it could take a request timeout or two.
     if (this.ticking) await waitAtMost(this.ticking, RELEASE_WAIT_MS);
-    if (this.held) {
-      const revision = this.revision;
+    // Also after letting go on its own: the entry may still be this holder's, at the revision it last wrote.
+    const revision = this.held ? this.revision : this.written;
+    if (revision > 0) {
       this.set(0);
       await this.kv.delete(this.options.key, { previousSeq: revision }).catch(() => undefined);
     }
@@ -109,6 +112,7 @@ export class Lease {
     }
     if (revision === null) {
       // Someone else holds it, or NATS is away for long: either way we do not.
+      this.written = 0;
       this.set(0);
       return;
     }
@@ -117,6 +121,9 @@ export class Lease {
       await this.kv.delete(this.options.key, { previousSeq: revision }).catch(() => undefined);
       return;
     }
+    this.written = revision;
+    // Back after the point this holder lets go at: too late to count on (the next tick renews it again).
+    if (Date.now() >= started + this.options.ttlMs * LAPSE_SHARE) return;
     this.set(revision);
     this.renewedAt = started;
     // Renewals that keep failing, or hang for a request timeout as long as the lease (NATS away,

@@ -103,7 +103,8 @@ export class LogStream {
       if (isStreamNotFound(error)) return null;
       throw error;
     });
-    const epoch = info ? epochOfStream(info) : await this.createOrUpdate();
+    // A stream not marked yet (created by an earlier version, or an instance of one updated it during an upgrade) is marked now.
+    const epoch = info && markedEpoch(info.config.description) ? epochOfStream(info) : await this.createOrUpdate();
     if (epoch === previous) return false;
     // Set and told in one tick: nothing may read the new epoch while its listeners (cached write
     // states, live feeds) still hold what they read from the old log.
@@ -131,20 +132,28 @@ export class LogStream {
       num_replicas: this.options.replicas,
     };
     // Only a stream that is not there is created: one whose leader is being elected is waited for.
-    const existing = await retryTransient(() => this.jsm.streams.info(this.options.stream)).catch((error: unknown) => {
+    let existing = await this.info();
+    existing ??= await retryTransient(() => this.jsm.streams.add(config)).catch(async (error: unknown) => {
+      // Another instance created it meanwhile (and may have marked it already): taken as it is.
+      const found = isStreamInUse(error) ? await this.info() : null;
+      if (!found) throw error;
+      return found;
+    });
+    const marked = markedEpoch(existing.config.description);
+    // Never updated for nothing: on nats-server 2.9 an update writes the time the server last
+    // started as the stream's creation, which it reports after its next restart (see epochOfStream).
+    if (marked && sameConfig(existing.config, { ...config, description: existing.config.description })) return marked;
+    // The epoch is written into the stream once, from its creation time as this instance reads it now.
+    const description = marked ? existing.config.description : epochMarker(epochOf(new Date(existing.created)));
+    const info = await retryTransient(() => this.jsm.streams.update(this.options.stream, { ...config, description }));
+    return epochOfStream(info);
+  }
+
+  private info(): Promise<StreamInfo | null> {
+    return retryTransient(() => this.jsm.streams.info(this.options.stream)).catch((error: unknown) => {
       if (isStreamNotFound(error)) return null;
       throw error;
     });
-    if (existing && sameConfig(existing.config, { ...config, description: existing.config.description })) {
-      // Never updated for nothing: on nats-server 2.9 an update writes the time the server last
-      // started as the stream's creation, which it reports after its next restart (see epochOfStream).
-      if (markedEpoch(existing.config.description)) return epochOfStream(existing);
-    }
-    // The epoch is written into the stream once, from its creation time as this instance reads it now.
-    const created = existing ?? (await retryTransient(() => this.jsm.streams.add(config)));
-    const description = existing?.config.description && markedEpoch(existing.config.description) ? existing.config.description : epochMarker(epochOf(new Date(created.created)));
-    const info = await retryTransient(() => this.jsm.streams.update(this.options.stream, { ...config, description }));
-    return epochOfStream(info);
   }
 
   /** The oldest and newest sequences the stream holds; cursors before the oldest may have lost events to retention. */
@@ -188,6 +197,11 @@ function sameConfig(current: StreamConfig, wanted: Partial<StreamConfig>): boole
     current.num_replicas === wanted.num_replicas &&
     current.description === wanted.description
   );
+}
+
+function isStreamInUse(error: unknown): boolean {
+  const api = (error as { api_error?: { err_code?: number } }).api_error;
+  return api?.err_code === 10058 || /already in use/i.test(String((error as Error).message));
 }
 
 function isStreamNotFound(error: unknown): boolean {

@@ -37,11 +37,16 @@ const DRAIN_WAIT_MS = 2_000;
 export const MAX_COMMANDS_IN_FLIGHT = 10_000;
 const SHED: AgentReply = { ok: false, error: { code: ErrorCode.Unavailable, message: `the instance holds ${MAX_COMMANDS_IN_FLIGHT} commands not answered yet; retry shortly` } };
 
-/** The commands a batch carries: its lines, the last one with or without its line break. */
+/** The commands a batch carries: its lines that are not empty, as `splitCommandBatch` splits them. */
 function linesOf(data: Uint8Array): number {
   let lines = 0;
-  for (let i = 0; i < data.length; i++) if (data[i] === 0x0a) lines++;
-  return data.length > 0 && data[data.length - 1] !== 0x0a ? lines + 1 : lines;
+  for (let start = 0; start < data.length; ) {
+    let end = data.indexOf(0x0a, start);
+    if (end === -1) end = data.length;
+    if (end > start) lines++;
+    start = end + 1;
+  }
+  return lines;
 }
 /** Refusals of one code are logged once per this interval with a count: an agent over its rate is refused thousands of times a second. */
 const REFUSAL_LOG_MS = 5_000;
@@ -145,19 +150,17 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
         // However fast agents send (or one floods), what waits here for the log or Postgres is bounded: past it, agents retry with back-off.
         if (this.commandsInFlight + commands > MAX_COMMANDS_IN_FLIGHT) return this.shed(msg, route, commands);
         this.commandsInFlight += commands;
-        const handling = this.handle(msg, route)
+        // Counted until written, not until answered: a batch is answered within 250 ms, its slow lines still being written.
+        const release = (): void => void (this.commandsInFlight -= commands);
+        const handling = (route === 'batch' ? this.handleBatch(msg, release) : this.handle(msg, route).finally(release))
           .catch((failure: unknown) => this.logger.error({ err: failure, subject: msg.subject }, 'agent command failed unexpectedly'))
-          .finally(() => {
-            this.inFlight.delete(handling);
-            this.commandsInFlight -= commands;
-          });
+          .finally(() => this.inFlight.delete(handling));
         this.inFlight.add(handling);
       },
     });
   }
 
-  private async handle(msg: Msg, route: Route): Promise<void> {
-    if (route === 'batch') return this.handleBatch(msg);
+  private async handle(msg: Msg, route: Exclude<Route, 'batch'>): Promise<void> {
     this.metrics.commandsByRoute.inc({ route });
     const conversationId = this.stream.subjects.conversationOf(msg.subject);
     // Refused as a batch line naming it would be: no lookup for an id no conversation can have.
@@ -173,11 +176,12 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
    * check and write, the partition's owner writing it), all at once, and answered together in the
    * batch's order. Only a batch that cannot be split into lines is refused as a whole.
    */
-  private async handleBatch(msg: Msg): Promise<void> {
+  private async handleBatch(msg: Msg, written: () => void): Promise<void> {
     let lines: ReturnType<typeof splitCommandBatch>;
     try {
       lines = splitCommandBatch(msg.data);
     } catch (error) {
+      written();
       const refusal = toSeqlineError(error);
       this.refused(refusal.code);
       sendReply(msg, { ok: false, error: refusal.toBody() }, this.stream.nc.info?.max_payload, this.logger);
@@ -193,7 +197,12 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
       }),
     );
     // Lines still being written after the reply are still waited for at shutdown.
-    const writing = answered.then(() => undefined).finally(() => this.inFlight.delete(writing));
+    const writing = answered
+      .then(() => undefined)
+      .finally(() => {
+        written();
+        this.inFlight.delete(writing);
+      });
     this.inFlight.add(writing);
     // One slow command (looked at again, a state rebuilt from Postgres) must not hold up the others' replies.
     await within(answered, BATCH_LINE_WAIT_MS).catch(() => undefined);

@@ -190,22 +190,28 @@ describe('AgentListener refusals', () => {
 });
 
 describe('AgentListener under more commands than it may hold', () => {
-  it('refuses commands past its limit UNAVAILABLE at once, a batch line by line, and takes them again once answers free room', async () => {
+  it('refuses commands past its limit UNAVAILABLE at once, a batch line by line, counting a batch until its lines are written, not answered', async () => {
     // Writes that never end (Postgres stalled): every command taken stays in flight.
     const { send, sendBatch, replies, finishWrite } = build(true, undefined, { LIMIT_AGENT_COMMANDS_PER_SECOND: '1000000' });
-    for (let i = 0; i < MAX_COMMANDS_IN_FLIGHT - 1; i++) send();
+    for (let i = 0; i < MAX_COMMANDS_IN_FLIGHT - 3; i++) send();
+    sendBatch([1, 2]);
     await new Promise((resolve) => setImmediate(resolve));
     expect(finishWrite).toHaveLength(MAX_COMMANDS_IN_FLIGHT - 1);
+    // The batch is answered (its lines still being written) and still counts.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const stillWriting = { ok: false, error: { code: 'UNAVAILABLE', message: 'not written within 250 ms of the batch; send it again on its own' } };
+    expect(replies).toEqual([{ replies: [stillWriting, stillWriting] }]);
     // A batch of two does not fit in the one place left; a single command does.
-    sendBatch([1, 2]);
+    sendBatch([3, 4]);
     send();
     await new Promise((resolve) => setImmediate(resolve));
     const shed = { ok: false, error: { code: 'UNAVAILABLE', message: `the instance holds ${MAX_COMMANDS_IN_FLIGHT} commands not answered yet; retry shortly` } };
-    expect(replies).toEqual([{ replies: [shed, shed] }]);
+    expect(replies.slice(1)).toEqual([{ replies: [shed, shed] }]);
     expect(finishWrite).toHaveLength(MAX_COMMANDS_IN_FLIGHT);
     send();
     await new Promise((resolve) => setImmediate(resolve));
-    expect(replies).toEqual([{ replies: [shed, shed] }, shed]);
+    expect(replies.slice(1)).toEqual([{ replies: [shed, shed] }, shed]);
+    // One written: room for one more.
     finishWrite[0]!({ cursor: 'e-1', duplicate: false });
     await new Promise((resolve) => setImmediate(resolve));
     send();

@@ -5,7 +5,7 @@ import { CursorResolver } from '../delivery/cursor-resolver.js';
 import { ConversationsService } from './conversations.service.js';
 
 /** The service on an instance that knows the log as `known` while it is `actual` now; `read` runs during a log read. */
-function service(known: string, actual: string, during: { read?: () => void } = {}) {
+function service(known: string, actual: string, during: { read?: () => void; next?: () => void } = {}) {
   const stream = {
     epoch: known,
     subjects: { log: (id: string) => `p.log.${id}` },
@@ -21,7 +21,10 @@ function service(known: string, actual: string, during: { read?: () => void } = 
   const conversations = { get: async (id: string) => ({ id, title: null, createdAt: '', updatedAt: '' }) } as unknown as ConversationRepository;
   const entry: LogEntry = { conversationId: 'c', seq: 6, prev: 5, event: { type: 'message.created', messageId: 'm', author: { role: 'user', id: 'u' }, status: 'complete', text: 'hi', at: '2026-12-06T00:00:00.000Z' }, time: new Date(0) } as unknown as LogEntry;
   const log = {
-    next: async () => entry,
+    next: async () => {
+      during.next?.();
+      return entry;
+    },
     subjectAt: async () => 'p.log.c',
     read: async () => {
       during.read?.();
@@ -46,5 +49,9 @@ describe('ConversationsService and the log epoch', () => {
     const recreated = service('k0', 'k0', { read: () => (held.stream!.epoch = 'k1') });
     held.stream = recreated.stream;
     await expect(recreated.rest.events('c', { after: 'k0-5', limit: 10 })).rejects.toMatchObject({ code: 'CURSOR_EXPIRED' });
+    // Recreated while the cursor was being judged: not read against the new log either.
+    const judging = service('k0', 'k0', { next: () => (held.stream!.epoch = 'k1') });
+    held.stream = judging.stream;
+    await expect(judging.rest.events('c', { after: 'k0-5', limit: 10 })).rejects.toMatchObject({ code: 'CURSOR_EXPIRED' });
   });
 });

@@ -86,6 +86,10 @@ export class ConversationsService {
     let read = after;
     let skipped = 0;
     const epoch = this.stream.epoch;
+    // The cursor was judged on the log as it was; one the instance found recreated meanwhile is of no use in the new one.
+    if (page.after !== undefined && parseCursor(page.after)!.epoch !== epoch) {
+      throw new SeqlineError(ErrorCode.CursorExpired, `the log was recreated; read the history from /v1/conversations/${id}/messages`);
+    }
     const entries = await this.log.read(id, after, page.limit, (seq) => {
       skipped++;
       read = Math.max(read, seq);
