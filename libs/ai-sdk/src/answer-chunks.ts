@@ -1,6 +1,7 @@
 import type { UIMessageChunk } from 'ai';
 import type { Message, MessageBlock } from '@seqline/protocol';
 import { messageBlocks, parseJson, type SeqlineMessageMetadata } from './ui-messages.js';
+import { dataPartId } from './data-block-id.js';
 
 interface Emitted {
   /** Characters of the block's streamed text (text, reasoning, tool input) already sent. */
@@ -77,7 +78,7 @@ export class AnswerChunker {
       case 'data': {
         if (block.data.length === 0 || block.data === emitted.data) return;
         emitted.data = block.data;
-        chunks.push({ type: `data-${block.name}`, id: block.id, data: parseJson(block.data) });
+        chunks.push({ type: `data-${block.name}`, id: dataPartId(block), data: parseJson(block.data) });
         return;
       }
       case 'tool': {

@@ -1,4 +1,4 @@
-import type { BlockRef } from '@seqline/protocol';
+import { acceptsBlock, appendToBlocks, type BlockRef, type MessageBlock } from '@seqline/protocol';
 import { simulateReadableStream, streamText, type TextStreamPart, type ToolSet, type UIMessageChunk } from 'ai';
 import { MockLanguageModelV4 } from 'ai/test';
 import { publishToSeqline, type SeqlineAnswer } from './publish-to-seqline.js';
@@ -67,15 +67,21 @@ describe('publishToSeqline', () => {
     const chunks: UIMessageChunk[] = [
       { type: 'tool-input-available', toolCallId: 'c', toolName: 'lookup', input: { q: 1 } },
       { type: 'tool-output-available', toolCallId: 'c', output: { found: true } },
-      { type: 'data-weather', id: 'w', data: { celsius: 21 } },
+      // The id of the tool call it belongs to, as pages often give one: its block id names its type.
+      { type: 'data-weather', id: 'c', data: { celsius: 21 } },
       { type: 'error', errorText: 'rate limited' },
     ];
     expect(await publishToSeqline(answer, simulateReadableStream({ chunks }))).toBe('failed');
     expect(answer.appends).toEqual([
       { text: '{"q":1}', block: { type: 'tool', id: 'c', toolName: 'lookup' } },
       { text: '{"found":true}', block: { type: 'tool', id: 'c', toolName: 'lookup', field: 'output' } },
-      { text: '{"celsius":21}', block: { type: 'data', id: 'w', name: 'weather' } },
+      { text: '{"celsius":21}', block: { type: 'data', id: 'data-weather:c', name: 'weather' } },
     ]);
+    let blocks: MessageBlock[] = [];
+    for (const append of answer.appends) {
+      expect(acceptsBlock(blocks, append.block!)).toBe(true);
+      blocks = appendToBlocks(blocks, append.block!, append.text)!;
+    }
     expect(answer.ended).toBe('failed: rate limited');
   });
 
@@ -90,10 +96,10 @@ describe('publishToSeqline', () => {
     ];
     expect(await publishToSeqline(answer, simulateReadableStream({ chunks }))).toBe('complete');
     expect(answer.appends).toEqual([
-      { text: '{"url":"a"}', block: { type: 'data', id: 'data-source-0', name: 'source' } },
-      { text: '{"url":"b"}', block: { type: 'data', id: 'data-source-1', name: 'source' } },
-      { text: '{"celsius":20}', block: { type: 'data', id: 'w', name: 'weather' } },
-      { text: '{"celsius":21}', block: { type: 'data', id: 'w', name: 'weather' } },
+      { text: '{"url":"a"}', block: { type: 'data', id: 'data-source:data-source-0', name: 'source' } },
+      { text: '{"url":"b"}', block: { type: 'data', id: 'data-source:data-source-1', name: 'source' } },
+      { text: '{"celsius":20}', block: { type: 'data', id: 'data-weather:w', name: 'weather' } },
+      { text: '{"celsius":21}', block: { type: 'data', id: 'data-weather:w', name: 'weather' } },
     ]);
   });
 

@@ -1,5 +1,6 @@
 import type { TextStreamPart, ToolSet, UIMessageChunk } from 'ai';
 import { DEFAULT_LIMITS, deltaBytesFor, deltaLength, ErrorCode, SeqlineError, utf8Length, type AnswerEnd, type BlockRef } from '@seqline/protocol';
+import { dataBlockId } from './data-block-id.js';
 
 /** The part of an agent SDK answer (`agent.startMessage(...)`) the helper writes to. */
 export interface SeqlineAnswer {
@@ -218,7 +219,8 @@ class BlockWriter {
         if (chunk.type.startsWith('data-') && 'data' in chunk && !('transient' in chunk && chunk.transient)) {
           // Without an id every data part is a part of its own, as useChat keeps it; with one, it replaces the last of that id.
           const id = 'id' in chunk && typeof chunk.id === 'string' ? chunk.id : `${chunk.type}-${this.unnamedData++}`;
-          this.setWhole(JSON.stringify(chunk.data ?? null), { type: 'data', id, name: chunk.type.slice('data-'.length) });
+          const name = chunk.type.slice('data-'.length);
+          this.setWhole(JSON.stringify(chunk.data ?? null), { type: 'data', id: dataBlockId(name, id), name });
         }
         return undefined;
     }

@@ -1,5 +1,6 @@
 import type { UIMessage } from 'ai';
 import type { Message, MessageBlock, MessageStatus } from '@seqline/protocol';
+import { dataPartId } from './data-block-id.js';
 
 /** What every UI message made from a Seqline message carries in `metadata`. */
 export interface SeqlineMessageMetadata {
@@ -63,7 +64,7 @@ function toUIPart(block: MessageBlock, streaming: boolean): UIPart {
     case 'reasoning':
       return { type: 'reasoning', text: block.text, state };
     case 'data':
-      return { type: `data-${block.name}`, id: block.id, data: parseJson(block.data) } as UIPart;
+      return { type: `data-${block.name}`, id: dataPartId(block), data: parseJson(block.data) } as UIPart;
     case 'tool': {
       const base = { type: `tool-${block.toolName}`, toolCallId: block.id } as const;
       if (block.output !== undefined) return { ...base, state: 'output-available', input: parseJson(block.input), output: parseJson(block.output) } as UIPart;

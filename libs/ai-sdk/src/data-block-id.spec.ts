@@ -1,0 +1,30 @@
+import type { Message } from '@seqline/protocol';
+import { dataBlockId, dataPartId } from './data-block-id.js';
+import { toUIMessage } from './ui-messages.js';
+
+describe('data part block ids', () => {
+  it('name the part type, so a data part with its tool call id does not meet the tool call, and devices get the part back with its own id', () => {
+    expect(dataBlockId('weather', 'call-1')).toBe('data-weather:call-1');
+    const message: Message = {
+      id: 'a',
+      author: { role: 'agent', id: 'bot' },
+      status: 'complete',
+      text: '',
+      parts: 2,
+      cursor: 'e-1',
+      createdAt: '2026-12-06T00:00:00.000Z',
+      updatedAt: '2026-12-06T00:00:00.000Z',
+      blocks: [
+        { type: 'tool', id: 'call-1', toolName: 'weather', input: '{}', output: '{"celsius":21}' },
+        { type: 'data', id: dataBlockId('weather', 'call-1'), name: 'weather', data: '{"celsius":21}' },
+        // Written by an earlier version, without the type.
+        { type: 'data', id: 'old', name: 'status', data: '"ok"' },
+      ],
+    };
+    expect(toUIMessage(message).parts.filter((part) => part.type.startsWith('data-'))).toEqual([
+      { type: 'data-weather', id: 'call-1', data: { celsius: 21 } },
+      { type: 'data-status', id: 'old', data: 'ok' },
+    ]);
+    expect(dataPartId({ name: 'weather', id: 'data-other:x' })).toBe('data-other:x');
+  });
+});
