@@ -52,7 +52,7 @@ class FakeClient {
   messages: Message[] = [];
   readonly cancels: string[] = [];
   cancelRefusal?: { code: string; message: string };
-  private readonly listeners = new Set<() => void>();
+  private readonly listeners = new Set<(change?: { type: string }) => void>();
   private posted?: (result: { messageId: string; cursor: string }) => void;
 
   subscribe(conversationId: string) {
@@ -66,7 +66,7 @@ class FakeClient {
         return messages();
       },
       view: { messages: new Map<string, unknown>() },
-      on(listener: () => void) {
+      on(listener: (change?: { type: string }) => void) {
         listeners.add(listener);
         return () => listeners.delete(listener);
       },
@@ -83,6 +83,10 @@ class FakeClient {
   async cancel(conversationId: string, messageId: string): Promise<void> {
     this.cancels.push(`${conversationId}/${messageId}`);
     if (this.cancelRefusal) throw Object.assign(new Error(this.cancelRefusal.message), this.cancelRefusal);
+  }
+  /** The client was closed: every subscription ends, as the device SDK's do. */
+  closed(): void {
+    for (const listener of [...this.listeners]) listener({ type: 'ended' });
   }
   /** The conversation changed. */
   changed(messages: Message[]): void {
@@ -182,4 +186,21 @@ describe('SeqlineChatTransport stop()', () => {
     expect(client.cancels).toEqual(['c1/p1-answer']);
     transport.close();
   });
+});
+
+describe('SeqlineChatTransport when the client closes', () => {
+  it('ends a streaming answer\'s stream with CLIENT_CLOSED, instead of leaving the chat streaming for ever', async () => {
+    const client = new FakeClient();
+    client.messages = [message('q1', 'user', 10), message('q1-answer', 'agent', 11)];
+    const transport = new SeqlineChatTransport({ client: client as unknown as SeqlineClient });
+    const stream = await transport.reconnectToStream({ chatId: 'c1' });
+    const reader = stream!.getReader();
+    client.closed();
+    await expect(
+      (async () => {
+        for (;;) if ((await reader.read()).done) return 'done';
+      })(),
+    ).rejects.toMatchObject({ name: 'SeqlineTransportError', code: 'CLIENT_CLOSED' });
+    transport.close();
+  }, 5_000);
 });

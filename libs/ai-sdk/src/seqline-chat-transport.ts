@@ -221,7 +221,13 @@ export class SeqlineChatTransport implements ChatTransport<UIMessage> {
     const release = this.hold(subscription.conversationId);
     return new ReadableStream<Chunk>({
       start: (controller) => {
-        const update = (): void => {
+        const update = (change?: SubscriptionChange): void => {
+          // The client was closed under the chat: nothing more can arrive.
+          if (change?.type === 'ended') {
+            stop();
+            controller.error(new SeqlineTransportError('CLIENT_CLOSED', `the Seqline client was closed while conversation ${subscription.conversationId} streamed`));
+            return;
+          }
           // Refused for good (an unknown conversation, one subscription too many): no answer can arrive.
           if (subscription.refusal) {
             stop();

@@ -8,7 +8,9 @@ export type SubscriptionChange =
   | { type: 'event'; event: ConversationEvent }
   /** The view was replaced by a snapshot (first load, or a cursor the server could no longer resume). */
   | { type: 'reset' }
-  | { type: 'error'; code: string; message: string };
+  | { type: 'error'; code: string; message: string }
+  /** The subscription ended: closed by every caller of `subscribe()`, or the client closed. Nothing follows. */
+  | { type: 'ended' };
 
 /**
  * One conversation followed by a device: an always-current `messages` view, change callbacks
@@ -121,6 +123,8 @@ export class Subscription {
     this.ended = true;
     clearTimeout(this.retryTimer);
     for (const push of this.iterators) push(undefined);
+    // Listeners too: a view waiting for an answer (a chat's stream) would otherwise wait for ever.
+    this.emit({ type: 'ended' });
     this.detach(this);
   }
 
