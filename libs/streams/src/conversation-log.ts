@@ -289,14 +289,10 @@ export class ConversationLog {
         return full;
       };
       while (count < limit && pending > 0) {
-        const fetched = await readerStep(conversationId, () => consumer.fetch({ max_messages: Math.min(limit - count, pending, READ_PULL), expires: 5_000 }));
-        const messages = fetched[Symbol.asyncIterator]();
         let got = 0;
         try {
-          for (;;) {
-            const next = await readerStep(conversationId, () => messages.next());
-            if (next.done) break;
-            const msg = next.value;
+          const fetched = await consumer.fetch({ max_messages: Math.min(limit - count, pending, READ_PULL), expires: 5_000 });
+          for await (const msg of fetched) {
             pending = msg.info.pending;
             try {
               batch.push(decode(conversationId, msg.seq, msg.data, new Date(Math.floor(msg.info.timestampNanos / 1_000_000))));
@@ -309,9 +305,8 @@ export class ConversationLog {
             last = msg.seq;
             if (batch.length === batchSize) yield handOver();
           }
-        } finally {
-          // Ended early (the caller stopped, an event undecodable): the pull stops too, as `for await` would stop it.
-          void messages.return?.()?.catch(() => undefined);
+        } catch (error) {
+          throw readerFailure(conversationId, error);
         }
         // Events are pending, yet none came: the consumer's node is gone.
         if (got === 0) throw new LeaderUnavailableError(`the reader of ${conversationId} stopped delivering`);
@@ -381,13 +376,9 @@ export class ConversationLog {
  * one the read goes on from by direct gets, like a reader that stopped delivering; a decode error
  * is not the reader's.
  */
-async function readerStep<T>(conversationId: string, step: () => Promise<T>): Promise<T> {
-  try {
-    return await step();
-  } catch (error) {
-    if (error instanceof UndecodableEventError || isTransient(error)) throw error;
-    throw new LeaderUnavailableError(`the reader of ${conversationId} failed: ${(error as Error).message}`);
-  }
+function readerFailure(conversationId: string, error: unknown): unknown {
+  if (error instanceof UndecodableEventError || isTransient(error)) return error;
+  return new LeaderUnavailableError(`the reader of ${conversationId} failed: ${(error as Error).message}`);
 }
 
 /** A message read back from the stream by STREAM.MSG.GET. */

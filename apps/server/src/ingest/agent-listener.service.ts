@@ -37,17 +37,6 @@ const DRAIN_WAIT_MS = 2_000;
 export const MAX_COMMANDS_IN_FLIGHT = 10_000;
 const SHED: AgentReply = { ok: false, error: { code: ErrorCode.Unavailable, message: `the instance holds ${MAX_COMMANDS_IN_FLIGHT} commands not answered yet; retry shortly` } };
 
-/** The commands a batch carries: its lines that are not empty, as `splitCommandBatch` splits them. */
-function linesOf(data: Uint8Array): number {
-  let lines = 0;
-  for (let start = 0; start < data.length; ) {
-    let end = data.indexOf(0x0a, start);
-    if (end === -1) end = data.length;
-    if (end > start) lines++;
-    start = end + 1;
-  }
-  return lines;
-}
 /** Refusals of one code are logged once per this interval with a count: an agent over its rate is refused thousands of times a second. */
 const REFUSAL_LOG_MS = 5_000;
 /**
@@ -146,13 +135,22 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
           this.logger.error({ err: error, subject }, 'agent subscription failed');
           return;
         }
-        const commands = route === 'batch' ? linesOf(msg.data) : 1;
+        let lines: ReturnType<typeof splitCommandBatch> | undefined;
+        if (route === 'batch') {
+          try {
+            lines = splitCommandBatch(msg.data);
+          } catch (error) {
+            // Only a batch that cannot be split into lines is refused as a whole.
+            return this.refuseBatch(msg, error);
+          }
+        }
+        const commands = lines?.length ?? 1;
         // However fast agents send (or one floods), what waits here for the log or Postgres is bounded: past it, agents retry with back-off.
         if (this.commandsInFlight + commands > MAX_COMMANDS_IN_FLIGHT) return this.shed(msg, route, commands);
         this.commandsInFlight += commands;
         // Counted until written, not until answered: a batch is answered within 250 ms, its slow lines still being written.
         const release = (): void => void (this.commandsInFlight -= commands);
-        const handling = (route === 'batch' ? this.handleBatch(msg, release) : this.handle(msg, route).finally(release))
+        const handling = (route === 'batch' ? this.handleBatch(msg, lines!, release) : this.handle(msg, route).finally(release))
           .catch((failure: unknown) => this.logger.error({ err: failure, subject: msg.subject }, 'agent command failed unexpectedly'))
           .finally(() => this.inFlight.delete(handling));
         this.inFlight.add(handling);
@@ -176,17 +174,7 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
    * check and write, the partition's owner writing it), all at once, and answered together in the
    * batch's order. Only a batch that cannot be split into lines is refused as a whole.
    */
-  private async handleBatch(msg: Msg, written: () => void): Promise<void> {
-    let lines: ReturnType<typeof splitCommandBatch>;
-    try {
-      lines = splitCommandBatch(msg.data);
-    } catch (error) {
-      written();
-      const refusal = toSeqlineError(error);
-      this.refused(refusal.code);
-      sendReply(msg, { ok: false, error: refusal.toBody() }, this.stream.nc.info?.max_payload, this.logger);
-      return;
-    }
+  private async handleBatch(msg: Msg, lines: ReturnType<typeof splitCommandBatch>, written: () => void): Promise<void> {
     this.metrics.commandsByRoute.inc({ route: 'batch' }, lines.length);
     const replies = new Array<AgentReply | undefined>(lines.length).fill(undefined);
     const answered = Promise.all(
@@ -231,6 +219,12 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
       // What fails below the protocol here is the log or the database: a retry may succeed.
       return { ok: false, error: toSeqlineError(error, ErrorCode.Unavailable).toBody() };
     }
+  }
+
+  private refuseBatch(msg: Msg, error: unknown): void {
+    const refusal = toSeqlineError(error);
+    this.refused(refusal.code);
+    sendReply(msg, { ok: false, error: refusal.toBody() }, this.stream.nc.info?.max_payload, this.logger);
   }
 
   /** Refuses what arrived past the limit, as each of its commands would be refused: retryable. */

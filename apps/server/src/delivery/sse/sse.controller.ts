@@ -198,12 +198,13 @@ export class SseController implements BeforeApplicationShutdown {
 }
 
 /**
- * An empty stream that asks the EventSource to reconnect in a second (to another instance): it
- * takes any status but 200 as final, so a refusal would end it for good.
+ * A stream that asks the EventSource to reconnect after `retryMs` (to another instance), saying
+ * why if `error` is given, and ends: it takes any status but 200 as final, so a refusal would
+ * end it for good.
  */
-function comeBackLater(response: Response): void {
+function comeBackLater(response: Response, retryMs = 1_000, error?: SeqlineError): void {
   response.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache, no-transform' });
-  response.end('retry: 1000\n\n');
+  response.end(`retry: ${retryMs}\n\n${error ? frame('error', undefined, error.toBody()) : ''}`);
 }
 
 /** How much earlier than `SSE_MAX_DURATION` a stream may be ended, as a share of it. */
@@ -215,9 +216,7 @@ const RETRY_LATER_MS = { min: 1_000, spread: 2_000 };
 
 /** A refusal as an EventSource hears it: a stream that says why, asks to reconnect in a moment, and ends. */
 function retryLater(response: Response, error: SeqlineError): void {
-  response.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache, no-transform' });
-  const retry = RETRY_LATER_MS.min + Math.floor(Math.random() * RETRY_LATER_MS.spread);
-  response.end(`retry: ${retry}\n\n${frame('error', undefined, error.toBody())}`);
+  comeBackLater(response, RETRY_LATER_MS.min + Math.floor(Math.random() * RETRY_LATER_MS.spread), error);
 }
 
 /** Whether the client asked for an event stream (an EventSource always does), not for whatever answer comes. */
