@@ -1,6 +1,13 @@
 import type { KV } from '@nats-io/kv';
 
 /**
+ * Of a lease's time to live after a renewal, how much its holder counts on: the rest is for clocks
+ * and NATS's expiry. A holder whose renewals stop coming back lets go this long after the last
+ * one that did, so it never answers for a lease another instance may already have taken.
+ */
+export const LAPSE_SHARE = 0.9;
+
+/**
  * Renews a lease entry that still names `holder` at whatever revision it has now, or returns
  * null when it does not (lapsed, taken, or NATS away).
  *

@@ -2,13 +2,11 @@ import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { isTransient } from './election-retry.js';
 import { createLeaseBucket } from './lease-bucket.js';
-import { renewIfStillHeld } from './lease-entry.js';
+import { LAPSE_SHARE, renewIfStillHeld } from './lease-entry.js';
 import { waitAtMost } from './wait-at-most.js';
 
 /** How long `release` waits for a take or renewal under way. */
 const RELEASE_WAIT_MS = 2_000;
-/** Of the lease's time to live after a renewal, how much this holder counts on: the rest is for clocks and NATS's expiry. */
-const LAPSE_SHARE = 0.9;
 
 export interface LeaseOptions {
   bucket: string;

@@ -113,3 +113,39 @@ describe('PartitionLeases.stop when NATS answers slower than stop waits', () => 
     expect([...bucket.entries.keys()]).toEqual([]);
   });
 });
+
+describe('PartitionLeases when renewals stop coming back', () => {
+  it('lets its partitions go before their entries can lapse, so it never answers for one another instance may have taken', async () => {
+    const { bucket, leases, released } = await holdingBoth();
+    // From the renewal at 1 s on, no reply comes back; the entries were last written at 0 and lapse at 3 s.
+    bucket.updateReplies = new Promise(() => undefined);
+    await jest.advanceTimersByTimeAsync(2_600);
+    expect(leases.owns(0)).toBe(true);
+    expect(released).toEqual([]);
+    await jest.advanceTimersByTimeAsync(200);
+    expect(leases.owned).toEqual([]);
+    expect(leases.owns(0)).toBe(false);
+    expect([...released].sort()).toEqual([0, 1]);
+  });
+
+  it('does not count on a renewal answered after it had let go, and gives that entry back', async () => {
+    const { bucket, leases, acquired, released } = await holdingBoth();
+    const replies = gate();
+    bucket.updateReplies = replies.promise;
+    await jest.advanceTimersByTimeAsync(2_800);
+    expect(leases.owned).toEqual([]);
+    const revisions = [...bucket.entries].filter(([key]) => key.startsWith('partition.')).map(([, entry]) => entry.revision);
+    // The renewals sent at 1 s come back at 3.8 s, past the 3.7 s they could be counted on until.
+    await jest.advanceTimersByTimeAsync(1_000);
+    bucket.updateReplies = undefined;
+    replies.open();
+    await jest.advanceTimersByTimeAsync(0);
+    // Given back at the revisions the late renewals wrote, then taken afresh (new entries), each once.
+    expect([...released].sort()).toEqual([0, 1]);
+    expect([...acquired].sort()).toEqual([0, 0, 1, 1]);
+    const now = [...bucket.entries].filter(([key]) => key.startsWith('partition.')).map(([, entry]) => entry.revision);
+    expect(now.every((revision) => !revisions.includes(revision))).toBe(true);
+    expect(leases.owned).toEqual([0, 1]);
+    await leases.stop();
+  });
+});

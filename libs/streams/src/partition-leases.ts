@@ -2,7 +2,7 @@ import type { KV } from '@nats-io/kv';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { isTransient } from './election-retry.js';
 import { createLeaseBucket } from './lease-bucket.js';
-import { renewIfStillHeld } from './lease-entry.js';
+import { LAPSE_SHARE, renewIfStillHeld } from './lease-entry.js';
 import { waitAtMost } from './wait-at-most.js';
 
 export interface PartitionLeasesOptions {
@@ -41,11 +41,16 @@ const partitionKey = (partition: number): string => `partition.${partition}`;
  * back what is over it, so a new instance gets its share within a few renewals. A lease an
  * instance stops renewing (it died, or lost NATS) lapses after `ttlMs` and another takes it.
  * Two instances may briefly both think they hold a partition; callers must stay correct then.
+ * An instance whose renewals stop coming back (NATS away, the bucket's leader gone) lets each
+ * partition go itself shortly before its entry can lapse, so that window stays short: it does not
+ * wait for the renewals to time out, which can take longer than the lease.
  */
 export class PartitionLeases {
   private readonly held = new Map<number, number>();
   /** When each held entry was last written: it lapses `ttlMs` later at the earliest. */
   private readonly renewedAt = new Map<number, number>();
+  /** Per held partition, when this instance stops counting on it unless a renewal comes back first. */
+  private readonly lapses = new Map<number, ReturnType<typeof setTimeout>>();
   private timer?: ReturnType<typeof setInterval>;
   private ticking?: Promise<void>;
   private owner?: PartitionOwner;
@@ -116,6 +121,8 @@ export class PartitionLeases {
     this.stopped = true;
     clearInterval(this.timer);
     this.nudges?.unsubscribe();
+    for (const lapse of this.lapses.values()) clearTimeout(lapse);
+    this.lapses.clear();
     if (this.ticking) await waitAtMost(this.ticking, STOP_WAIT_MS);
     await Promise.all(this.owned.map((partition) => this.release(partition)));
     await this.leaveMembers();
@@ -178,8 +185,11 @@ export class PartitionLeases {
           await this.giveBack(partition, revision);
           return;
         }
-        this.held.set(partition, revision);
-        this.renewedAt.set(partition, started);
+        // Answered too late to count on: it may lapse before this instance has done anything with it.
+        if (!this.hold(partition, revision, started)) {
+          await this.giveBack(partition, revision);
+          continue;
+        }
         this.owner?.acquired(partition);
       } catch {
         // Taken by another instance meanwhile; or taken here, with the reply lost.
@@ -195,19 +205,19 @@ export class PartitionLeases {
         const started = Date.now();
         try {
           const renewed = await this.kv.update(partitionKey(partition), this.options.holder, revision);
-          // Released while the renewal was on its way (`stop` gave up waiting): its delete named
-          // the old revision and missed, so give it back at this one.
-          if (!this.held.has(partition)) return await this.giveBack(partition, renewed);
-          this.held.set(partition, renewed);
-          this.renewedAt.set(partition, started);
+          // Released while the renewal was on its way (`stop` gave up waiting, or it lapsed here):
+          // the release named the old revision, so give it back at this one. Also when the reply
+          // came too late to count on: the owner has stopped, or is about to stop, answering for it.
+          if (!this.held.has(partition) || !this.hold(partition, renewed, started)) {
+            await this.letGo(partition);
+            return await this.giveBack(partition, renewed);
+          }
         } catch (error) {
           // An election: the entry is still ours until it lapses, and the next renewal may go through.
           if (isTransient(error) && started - (this.renewedAt.get(partition) ?? 0) < this.options.ttlMs / 2) return;
           if (await this.stillOurs(partition)) return;
           // Lapsed and taken, or NATS away for long: either way it is not ours to answer for any more.
-          this.held.delete(partition);
-          this.renewedAt.delete(partition);
-          await this.owner?.released(partition);
+          await this.letGo(partition);
         }
       }),
     );
@@ -223,9 +233,36 @@ export class PartitionLeases {
       await this.giveBack(partition, revision);
       return false;
     }
+    if (!this.hold(partition, revision, started)) {
+      await this.giveBack(partition, revision);
+      return false;
+    }
+    return true;
+  }
+
+  /**
+   * Counts on the entry at `revision`, written by a request sent at `started`, until shortly
+   * before it can lapse; false when the reply came too late for that.
+   */
+  private hold(partition: number, revision: number, started: number): boolean {
+    const until = started + this.options.ttlMs * LAPSE_SHARE;
+    if (Date.now() >= until) return false;
     this.held.set(partition, revision);
     this.renewedAt.set(partition, started);
+    clearTimeout(this.lapses.get(partition));
+    const lapse = setTimeout(() => void this.letGo(partition), until - Date.now());
+    lapse.unref?.();
+    this.lapses.set(partition, lapse);
     return true;
+  }
+
+  /** Stops answering for a partition this instance can no longer count on; its entry is left to lapse or to be given back. */
+  private async letGo(partition: number): Promise<void> {
+    clearTimeout(this.lapses.get(partition));
+    this.lapses.delete(partition);
+    if (!this.held.delete(partition)) return;
+    this.renewedAt.delete(partition);
+    await this.owner?.released(partition);
   }
 
   /** Deletes a lease this instance does not answer for (any more), if it still has `revision`. */
@@ -240,9 +277,7 @@ export class PartitionLeases {
   private async release(partition: number): Promise<void> {
     const revision = this.held.get(partition);
     if (revision === undefined) return;
-    this.held.delete(partition);
-    this.renewedAt.delete(partition);
-    await this.owner?.released(partition);
+    await this.letGo(partition);
     await this.giveBack(partition, revision);
   }
 }
