@@ -1,4 +1,4 @@
-import { KeyValueCursorStore, type KeyValueStorage } from './cursor-store.js';
+import { KeyValueCursorStore, type StoredConversation, type KeyValueStorage } from './cursor-store.js';
 
 /** A string storage that, like a browser's, refuses writes past a number of keys. */
 class SmallStorage implements KeyValueStorage {
@@ -16,7 +16,28 @@ class SmallStorage implements KeyValueStorage {
   }
 }
 
+/** A storage with room for so many characters in all, refusing as browsers do (a `QuotaExceededError`), or with `failure` for every write. */
+class CharStorage implements KeyValueStorage {
+  readonly items = new Map<string, string>();
+  failure?: Error;
+  constructor(private readonly maxChars: number) {}
+  getItem(key: string): string | null {
+    return this.items.get(key) ?? null;
+  }
+  setItem(key: string, value: string): void {
+    if (this.failure) throw this.failure;
+    const used = [...this.items].reduce((sum, [k, v]) => sum + (k === key ? 0 : v.length), 0);
+    if (used + value.length > this.maxChars) throw Object.assign(new Error('The quota has been exceeded.'), { name: 'QuotaExceededError' });
+    this.items.set(key, value);
+  }
+  removeItem(key: string): void {
+    this.items.delete(key);
+  }
+}
+
 const state = (cursor: string) => ({ cursor, messages: [] });
+/** A state whose stored form is about `chars` characters long. */
+const sized = (cursor: string, chars: number) => ({ cursor, messages: [{ id: 'm', text: 'x'.repeat(chars) }] as unknown as StoredConversation['messages'] });
 
 describe('KeyValueCursorStore', () => {
   it('keeps the most recently saved conversations only, dropping the least recently saved', async () => {
@@ -68,5 +89,34 @@ describe('KeyValueCursorStore', () => {
     await store.remove('a');
     expect(JSON.parse(storage.items.get('seqline:@index')!)).toEqual(['b']);
     expect(await store.load('a')).toBeUndefined();
+  });
+
+  it('stops dropping others for a conversation too large to fit in the storage at all', async () => {
+    const storage = new CharStorage(1_000);
+    const store = new KeyValueCursorStore(storage);
+    for (const id of ['a', 'b', 'c']) await store.save(id, sized('e1-1', 200));
+    // Saved again and again while it streams, each time a little larger, never fitting.
+    for (let i = 0; i < 5; i++) await expect(store.save('big', sized(`e1-${i + 2}`, 1_200 + i * 10))).rejects.toThrow('quota');
+    // The first save dropped the others looking for room (the storage cannot tell how much is missing).
+    expect((await Promise.all(['a', 'b', 'c'].map((id) => store.load(id)))).filter(Boolean)).toEqual([]);
+    // Known not to fit even alone, it drops nothing more: a conversation saved now is kept.
+    await store.save('d', sized('e1-9', 200));
+    for (let i = 0; i < 5; i++) await expect(store.save('big', sized(`e1-${i + 7}`, 1_300 + i * 10))).rejects.toThrow('quota');
+    expect(await store.load('d')).toEqual(sized('e1-9', 200));
+  });
+
+  it('drops others only as far as a growing conversation needs, and drops nothing when the storage fails otherwise', async () => {
+    const storage = new CharStorage(1_000);
+    const store = new KeyValueCursorStore(storage);
+    for (const id of ['a', 'b', 'c', 'd']) await store.save(id, sized('e1-1', 150));
+    await store.save('big', sized('e1-2', 150));
+    // Growing past what is left: one other conversation (the least recently saved) makes room, no more.
+    await store.save('big', sized('e1-3', 250));
+    expect(await store.load('a')).toBeUndefined();
+    for (const id of ['b', 'c', 'd']) expect(await store.load(id)).toEqual(sized('e1-1', 150));
+    expect(await store.load('big')).toEqual(sized('e1-3', 250));
+    storage.failure = new Error('I/O error');
+    await expect(store.save('big', sized('e1-4', 260))).rejects.toThrow('I/O error');
+    for (const id of ['b', 'c', 'd']) expect(await store.load(id)).toEqual(sized('e1-1', 150));
   });
 });

@@ -44,8 +44,10 @@ export const DEFAULT_STORED_CONVERSATIONS = 50;
  * A store over any string key-value storage: `localStorage` in browsers, AsyncStorage in React
  * Native, or an adapter to a native store. It keeps the `maxConversations` most recently saved
  * conversations (an index under `<prefix>:@index` says which), so a device that visits many
- * conversations does not fill its storage; a save the storage refuses (full) drops the least
- * recently saved one and is tried once more.
+ * conversations does not fill its storage. A save the storage refuses as full drops the least
+ * recently saved others, one at a time until it goes through, but never more than the save adds
+ * to what is stored, and a conversation too large for the storage on its own fails to save
+ * without emptying it again at every save. A save refused for any other reason drops nothing.
  *
  * @example new KeyValueCursorStore(localStorage)
  * @example new KeyValueCursorStore(AsyncStorage, 'my-app', { maxConversations: 20 })
@@ -54,6 +56,10 @@ export class KeyValueCursorStore implements CursorStore {
   private readonly maxConversations: number;
   /** Index updates of this store, one after another (each reads the index, changes it, writes it back). */
   private indexed: Promise<void> = Promise.resolve();
+  /** Per conversation whose saves the storage refuses as full: characters of others dropped for it since its last save went through. */
+  private readonly freedFor = new Map<string, number>();
+  /** Per conversation that did not fit with every other one dropped: the size it had then. */
+  private readonly unfit = new Map<string, number>();
 
   constructor(
     private readonly storage: KeyValueStorage,
@@ -79,10 +85,11 @@ export class KeyValueCursorStore implements CursorStore {
     try {
       await this.storage.setItem(this.key(conversationId), text);
     } catch (error) {
-      // Full: the least recently saved other conversation makes room, then one more try.
-      if (!(await this.evictOldest(conversationId))) throw error;
-      await this.storage.setItem(this.key(conversationId), text);
+      if (!isStorageFull(error)) throw error;
+      await this.makeRoom(conversationId, text, error);
     }
+    this.freedFor.delete(conversationId);
+    this.unfit.delete(conversationId);
     // Read again each time: other tabs save through the same index.
     await this.updateIndex(async (order) => {
       const next = order.filter((id) => id !== conversationId);
@@ -94,6 +101,8 @@ export class KeyValueCursorStore implements CursorStore {
   }
 
   async remove(conversationId: string): Promise<void> {
+    this.freedFor.delete(conversationId);
+    this.unfit.delete(conversationId);
     await this.storage.removeItem(this.key(conversationId));
     await this.updateIndex(async (order) => order.filter((id) => id !== conversationId));
   }
@@ -109,13 +118,43 @@ export class KeyValueCursorStore implements CursorStore {
     return run;
   }
 
-  private async evictOldest(keep: string): Promise<boolean> {
-    let evicted = false;
+  /**
+   * Drops the least recently saved other conversations until `text` fits, but no more of them than
+   * it adds to what is stored: once that much was dropped for it and the storage still refuses,
+   * room was not what it lacked (or it does not fit at all), and dropping more would only empty
+   * the storage one save after another. One that did not fit with all the others dropped drops
+   * nothing more until it is smaller than it was then.
+   */
+  private async makeRoom(conversationId: string, text: string, refusal: unknown): Promise<void> {
+    if (text.length >= (this.unfit.get(conversationId) ?? Infinity)) throw refusal;
+    const stored = (await this.storage.getItem(this.key(conversationId)))?.length ?? 0;
+    for (;;) {
+      const freed = this.freedFor.get(conversationId) ?? 0;
+      if (freed >= text.length - stored) throw refusal;
+      const evicted = await this.evictOldest(conversationId);
+      if (evicted === undefined) {
+        this.unfit.set(conversationId, text.length);
+        throw refusal;
+      }
+      this.freedFor.set(conversationId, freed + evicted);
+      try {
+        await this.storage.setItem(this.key(conversationId), text);
+        return;
+      } catch (error) {
+        if (!isStorageFull(error)) throw error;
+        refusal = error;
+      }
+    }
+  }
+
+  /** Drops the least recently saved conversation other than `keep`; the characters it took, or undefined when there is none. */
+  private async evictOldest(keep: string): Promise<number | undefined> {
+    let evicted: number | undefined;
     await this.updateIndex(async (order) => {
       const oldest = order.find((id) => id !== keep);
       if (oldest === undefined) return order;
+      evicted = (await this.storage.getItem(this.key(oldest)))?.length ?? 0;
       await this.storage.removeItem(this.key(oldest));
-      evicted = true;
       return order.filter((id) => id !== oldest);
     });
     return evicted;
@@ -138,4 +177,15 @@ export class KeyValueCursorStore implements CursorStore {
   private key(conversationId: string): string {
     return `${this.prefix}:${conversationId}`;
   }
+}
+
+/**
+ * A refusal for lack of room: `QuotaExceededError` (browsers; Firefox's older name too) or a
+ * native store's "full" (AsyncStorage on SQLite: `SQLITE_FULL`, "database or disk is full").
+ */
+function isStorageFull(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const { name, message } = error as { name?: unknown; message?: unknown };
+  if (name === 'QuotaExceededError' || name === 'NS_ERROR_DOM_QUOTA_REACHED') return true;
+  return typeof message === 'string' && /quota|full|no space/i.test(message);
 }
