@@ -23,4 +23,16 @@ describe('applyEntry', () => {
     expect(state.messages.get('m')).toMatchObject({ producerId: 'p1', producerEpoch: 2 });
     expect(state.messages.get('m')?.formerProducers).toBeUndefined();
   });
+
+  it('counts an append to a block of a type from a newer version, so the parts after it still apply', () => {
+    const state: ConversationState = { conversationId: 'c', seq: 0, messages: new Map() };
+    const append = (seq: number, part: number, delta: string, block?: unknown) =>
+      entry(seq, { type: 'message.appended', messageId: 'm', part, delta, ...(block ? { block: block as never } : {}), at });
+    applyEntry(state, entry(1, { type: 'message.created', messageId: 'm', author: { role: 'agent', id: 'bot' }, status: 'streaming', text: '', at }), 'e');
+    applyEntry(state, append(2, 1, 'Hello'), 'e');
+    applyEntry(state, append(3, 2, '{"bars":[1]}', { type: 'chart', id: 'c1' }), 'e');
+    applyEntry(state, append(4, 3, ' world'), 'e');
+    expect(state.messages.get('m')).toMatchObject({ text: 'Hello world', parts: 3, partLengths: [5, 0, 6], appliedSeq: 4 });
+  });
 });
+

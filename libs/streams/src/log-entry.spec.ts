@@ -21,6 +21,15 @@ describe('decoding log events', () => {
     expect(decodeDeliveredEntry('c1', 9, bytes({ prev: 7, event }), time)).toEqual({ ...entry, eventJson: JSON.stringify(event) });
   });
 
+  it('keeps an append to a block of a type from a newer version, so the part still counts where the event is checked in full', () => {
+    const event = { type: 'message.appended', messageId: 'm1', part: 2, delta: '{"bars":[1,2]}', block: { type: 'chart', id: 'c1', kind: 'bar' }, at: time.toISOString() };
+    expect(decodeEntry('c1', 10, bytes({ prev: 9, event }), time)).toEqual({ conversationId: 'c1', seq: 10, prev: 9, event, time });
+    // Only the block is taken on trust: the rest of the append is checked as ever, and a block of a known type in full.
+    expect(() => decodeEntry('c1', 10, bytes({ prev: 9, event: { ...event, part: 0 } }), time)).toThrow(UndecodableEventError);
+    expect(() => decodeEntry('c1', 10, bytes({ prev: 9, event: { ...event, block: { type: 'chart' } } }), time)).toThrow(UndecodableEventError);
+    expect(() => decodeEntry('c1', 10, bytes({ prev: 9, event: { ...event, block: { type: 'tool', id: 't1' } } }), time)).toThrow(UndecodableEventError);
+  });
+
   it('keeps the event text of a record in the service\'s own form, for frames built around it', () => {
     const event = { ...created, text: 'é "quoted" \\ \u2028 {braces}' };
     expect(decodeDeliveredEntry('c1', 12, bytes({ prev: 0, event }), time).eventJson).toBe(JSON.stringify(event));

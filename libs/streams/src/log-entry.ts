@@ -1,4 +1,4 @@
-import { formatCursor, LogEventSchema, LogRecordSchema, type ConversationEvent, type LogEvent, type LogRecord } from '@seqline/protocol';
+import { BLOCK_TYPES, formatCursor, LogEventSchema, LogRecordSchema, type BlockRef, type ConversationEvent, type LogEvent, type LogRecord } from '@seqline/protocol';
 
 /** One event read back from the log, with its stream sequence. */
 export interface LogEntry {
@@ -43,12 +43,33 @@ export function decodeEntry(conversationId: string, seq: number, data: Uint8Arra
   }
   const parsed = LogRecordSchema.safeParse(json);
   if (parsed.success) return { conversationId, seq, prev: parsed.data.prev, event: parsed.data.event, time };
+  const withNewerBlock = appendToNewerBlock(json);
+  if (withNewerBlock) return { conversationId, seq, prev: withNewerBlock.prev, event: withNewerBlock.event, time };
   const record = json as Partial<LogRecord> | null;
   const event = record?.event as { type?: unknown; messageId?: unknown } | undefined;
   if (typeof record?.prev === 'number' && typeof event?.type === 'string' && typeof event.messageId === 'string' && !KNOWN_TYPES.has(event.type)) {
     return { conversationId, seq, prev: record.prev, event: event as LogEvent, time, unknownType: event.type };
   }
   throw new UndecodableEventError(`log event ${seq} of ${conversationId} is not a valid log record: ${parsed.error.issues[0]?.message ?? 'invalid'}`, seq);
+}
+
+const KNOWN_BLOCK_TYPES: ReadonlySet<string> = new Set(BLOCK_TYPES);
+
+/**
+ * An append to a block of a type a newer version writes (its other fields as this version knows
+ * them): kept with that block, which every reader passes over while still counting the part
+ * (`isKnownBlock`). Refused whole, it would leave a hole in the persisted chain, and every later
+ * part of the answer would then be out of order there.
+ */
+function appendToNewerBlock(json: unknown): LogRecord | undefined {
+  const event = (json as { event?: { type?: unknown; block?: unknown } } | null)?.event;
+  const block = event?.block as { type?: unknown; id?: unknown } | undefined;
+  if (event?.type !== 'message.appended' || typeof block?.type !== 'string' || KNOWN_BLOCK_TYPES.has(block.type) || typeof block.id !== 'string') return undefined;
+  const { block: _newer, ...rest } = event;
+  const parsed = LogRecordSchema.safeParse({ ...(json as object), event: rest });
+  if (!parsed.success || parsed.data.event.type !== 'message.appended') return undefined;
+  // Typed as a block this version knows, as blocks of unknown types are everywhere: readers ask `isKnownBlock` first.
+  return { ...parsed.data, event: { ...parsed.data.event, block: block as unknown as BlockRef } };
 }
 
 /**
