@@ -1,3 +1,4 @@
+import { jest } from '@jest/globals';
 import { BatchedReads } from './batched-reads.js';
 
 /** A read that resolves only when the test says so, recording the keys of each statement. */
@@ -86,4 +87,31 @@ describe('BatchedReads', () => {
     await expect(c).resolves.toBe('row of c');
     expect(statements).toEqual([['a'], ['b'], ['c']]);
   });
+
+  it('stops counting a statement that hangs, so the reads after it do not queue behind it for as long as it hangs', async () => {
+    jest.useFakeTimers();
+    try {
+      const { statements, pending, read } = controlledRead();
+      const reads = new BatchedReads(read, 'none', { maxBatch: 100, maxInFlight: 1, stuckAfterMs: 30_000 });
+      void reads.load('a');
+      await jest.advanceTimersByTimeAsync(0);
+      const later = reads.load('b');
+      await jest.advanceTimersByTimeAsync(29_000);
+      expect(statements).toEqual([['a']]);
+      await jest.advanceTimersByTimeAsync(2_000);
+      expect(statements).toEqual([['a'], ['b']]);
+      pending[1]!.resolve();
+      await expect(later).resolves.toBe('row of b');
+      // The hung one settling at last frees no second slot: still one statement at a time.
+      pending[0]!.resolve();
+      await jest.advanceTimersByTimeAsync(0);
+      void reads.load('c');
+      void reads.load('d');
+      await jest.advanceTimersByTimeAsync(0);
+      expect(statements).toEqual([['a'], ['b'], ['c', 'd']]);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
 });
+

@@ -8,7 +8,15 @@ export interface BatchedReadsOptions {
   maxBatch: number;
   /** Statements running at once; keys asked for meanwhile wait and go out together in the next one. */
   maxInFlight: number;
+  /**
+   * A statement running longer than this stops counting against `maxInFlight` (default 30 s). One
+   * on a connection the network cut off can hang until the system gives up on it (about 15
+   * minutes): its callers have long stopped waiting, and the reads after it must not queue behind it.
+   */
+  stuckAfterMs?: number;
 }
+
+const STUCK_AFTER_MS = 30_000;
 
 /**
  * Reads by key, many keys to one statement. Keys asked for in the same turn of the event loop,
@@ -59,6 +67,15 @@ export class BatchedReads<K, V> {
   }
 
   private async run(batch: Map<K, Waiting<V>[]>): Promise<void> {
+    let counted = true;
+    const uncount = (): void => {
+      if (!counted) return;
+      counted = false;
+      this.inFlight--;
+      this.schedule();
+    };
+    const stuck = setTimeout(uncount, this.options.stuckAfterMs ?? STUCK_AFTER_MS);
+    stuck.unref?.();
     try {
       const values = await this.read([...batch.keys()]);
       for (const [key, waiting] of batch) {
@@ -68,8 +85,8 @@ export class BatchedReads<K, V> {
     } catch (error) {
       for (const waiting of batch.values()) for (const { reject } of waiting) reject(error);
     } finally {
-      this.inFlight--;
-      this.schedule();
+      clearTimeout(stuck);
+      uncount();
     }
   }
 }

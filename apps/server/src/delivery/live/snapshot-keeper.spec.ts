@@ -1,3 +1,4 @@
+import { jest } from '@jest/globals';
 import type { ConversationState, MessageState } from '@seqline/persistence';
 import type { ConversationFeed } from './conversation-feed.js';
 import { SnapshotKeeper } from './snapshot-keeper.js';
@@ -29,4 +30,28 @@ describe('SnapshotKeeper', () => {
     expect(builds()).toBe(2);
     expect(first.messages[0]!.blocks?.[0]).toMatchObject({ type: 'tool', output: 'x'.repeat(2_000) });
   });
+
+  it('starts a build of its own once the one under way has hung for 30 s, and answers from it', async () => {
+    jest.useFakeTimers();
+    try {
+      const feed = { subscribe: () => ({ close: () => undefined }) } as unknown as ConversationFeed;
+      const message = { id: 'a1', author: { role: 'agent', id: 'bot' }, status: 'complete', text: 'hello', cursor: 'e1-1', createdSeq: 1, appliedSeq: 1, parts: 1 } as MessageState;
+      let builds = 0;
+      // The first read hangs (its connection was cut off); the next one answers.
+      const build = (): Promise<ConversationState> =>
+        ++builds === 1 ? new Promise(() => undefined) : Promise.resolve({ conversationId: 'c', seq: 1, messages: new Map([['a1', message]]) });
+      const kept = new SnapshotKeeper(feed, build, 'e1', 1_000);
+      void kept.snapshot();
+      await jest.advanceTimersByTimeAsync(29_000);
+      void kept.snapshot();
+      expect(builds).toBe(1);
+      await jest.advanceTimersByTimeAsync(1_000);
+      const snapshot = await kept.snapshot();
+      expect(builds).toBe(2);
+      expect(snapshot.messages.map((m) => m.text)).toEqual(['hello']);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
 });
+

@@ -4,6 +4,9 @@ import { applyEntry, type ConversationState } from '@seqline/persistence';
 import type { ConversationFeed, FeedSubscription } from './conversation-feed.js';
 import type { FeedEvent } from './feed-event.js';
 
+/** How long snapshots wait for a state build under way rather than start one of their own. */
+const SHARED_BUILD_MS = 30_000;
+
 export interface Snapshot {
   /** Every event up to this sequence is reflected in `messages`. */
   seq: number;
@@ -21,7 +24,7 @@ export interface Snapshot {
 export class SnapshotKeeper {
   private state?: ConversationState;
   private subscription?: FeedSubscription;
-  private building?: Promise<ConversationState>;
+  private building?: { promise: Promise<ConversationState>; startedAt: number };
   private cached?: Snapshot;
   private chars = 0;
   lastUsed = Date.now();
@@ -36,8 +39,17 @@ export class SnapshotKeeper {
   async snapshot(): Promise<Snapshot> {
     this.lastUsed = Date.now();
     if (this.state) return this.current(this.state);
-    const building = (this.building ??= this.build().finally(() => (this.building = undefined)));
-    const state = await building;
+    // Past a while, a build on a connection the network cut off (which can hang for many minutes)
+    // is left to itself: a new one, on a connection made since, lands once the network is back.
+    if (!this.building || Date.now() - this.building.startedAt >= SHARED_BUILD_MS) {
+      const building = { promise: this.build(), startedAt: Date.now() };
+      this.building = building;
+      const forget = (): void => {
+        if (this.building === building) this.building = undefined;
+      };
+      building.promise.then(forget, forget);
+    }
+    const state = await this.building.promise;
     if (this.state) return this.current(this.state);
     if (this.keep(state)) return this.current(state);
     return { seq: state.seq, messages: list(state), atHead: true };
