@@ -75,6 +75,19 @@ describe('RecentLog', () => {
     expect(seqs(log.after('b', 2, 10))).toEqual([4]);
   });
 
+  it('keeps no evicted event in memory, however many of a conversation went before one it still serves', () => {
+    const log = new RecentLog((record(0).length + 96) * 10);
+    for (let seq = 1; seq <= 80; seq++) log.add('a', seq, record(seq - 1), at(seq));
+    log.add('b', 81, record(0), at(81));
+    const held = (log as unknown as { conversations: Map<string, { events: ({ seq: number } | undefined)[] }> }).conversations.get('a')!;
+    const inMemory = held.events.filter((event) => event !== undefined).map((event) => event!.seq);
+    // Over its bytes, a's oldest went; what it still holds of a is exactly what it serves.
+    expect(inMemory.length).toBeLessThan(10);
+    expect(inMemory.at(-1)).toBe(80);
+    expect(seqs(log.after('a', inMemory[0]! - 1, 100))).toEqual(inMemory);
+    expect(log.after('a', inMemory[0]! - 2, 100)).toBeUndefined();
+  });
+
   it('serves nothing older than the log keeps, and nothing at all when cleared', () => {
     let now = at(5).getTime();
     const log = new RecentLog(1 << 20, 1_000, () => now);

@@ -134,10 +134,18 @@ export class RecentLog {
     return true;
   }
 
-  /** Stops serving a conversation's `count` oldest events (their memory goes when they are evicted). */
+  /**
+   * Stops serving a conversation's `count` oldest events; their memory goes when they are evicted
+   * (`order` holds them until then). Their places here are cleared at once: an evicted event left
+   * here until the array is compacted would stay in memory uncounted.
+   */
   private drop(held: ConversationEvents, count: number): void {
     const end = Math.min(held.events.length, held.head + count);
-    for (let i = held.head; i < end; i++) held.events[i]!.dropped = true;
+    for (let i = held.head; i < end; i++) {
+      held.events[i]!.dropped = true;
+      // Nothing reads before `head`.
+      held.events[i] = undefined as never;
+    }
     held.head = end;
     if (held.head === held.events.length) {
       held.events = [];
