@@ -14,6 +14,7 @@ import { ConnectionLimiter } from './auth/connection-limiter.js';
 import { SubscribeAllowance } from './auth/subscribe-allowance.js';
 import { AgentListener } from './ingest/agent-listener.service.js';
 import { WriteRouter } from './ingest/write-router.service.js';
+import { CommandsInFlight } from './ingest/commands-in-flight.js';
 import { ConversationCommands } from './ingest/conversation-commands.service.js';
 import { ConversationWriter } from './ingest/conversation-writer.service.js';
 import { LogPersister } from './persist/log-persister.service.js';
@@ -54,6 +55,7 @@ export class AppModule {
         OriginPolicy,
         SnapshotService,
         ConversationWriter,
+        CommandsInFlight,
         WriteRouter,
         ConversationCommands,
         AgentListener,

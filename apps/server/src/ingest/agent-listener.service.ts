@@ -6,6 +6,7 @@ import { LogStream, PartitionLeases } from '@seqline/streams';
 import type { Logger } from 'pino';
 import { LOGGER, SETTINGS } from '../core/tokens.js';
 import { WriteRouter } from './write-router.service.js';
+import { CommandsInFlight, SHED_REPLY } from './commands-in-flight.js';
 import { ConversationWriter } from './conversation-writer.service.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { RateLimiter } from '../auth/rate-limiter.js';
@@ -29,14 +30,6 @@ const STILL_WRITING: AgentReply = {
 };
 /** How long a released partition's subscriptions may take to drain (no longer while NATS is away: renewals wait on it). */
 const DRAIN_WAIT_MS = 2_000;
-/**
- * Commands an instance holds at once, waiting for the log or Postgres (a batch counts its lines).
- * Far above what its agents keep in flight at full speed (one append per answer); reached only
- * when a dependency stalls or an agent floods, and then refused `UNAVAILABLE` instead of queued.
- */
-export const MAX_COMMANDS_IN_FLIGHT = 10_000;
-const SHED: AgentReply = { ok: false, error: { code: ErrorCode.Unavailable, message: `the instance holds ${MAX_COMMANDS_IN_FLIGHT} commands not answered yet; retry shortly` } };
-
 /** Refusals of one code are logged once per this interval with a count: an agent over its rate is refused thousands of times a second. */
 const REFUSAL_LOG_MS = 5_000;
 /**
@@ -67,8 +60,6 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
   /** Per owned partition: its agent subject and its subject for writes handed over by other instances. */
   private readonly owned = new Map<number, Subscription[]>();
   private readonly limiter: RateLimiter;
-  /** Commands taken and not answered yet, a batch counting its lines. */
-  private commandsInFlight = 0;
   /** Per refusal code (and one for commands that failed below the protocol): when it was last logged. */
   private readonly refusalLogs = new Map<string, LogThrottle>();
   /** Commands taken and not answered yet, so a shutdown can let them finish. */
@@ -82,6 +73,7 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
     private readonly partitions: PartitionLeases,
     @Inject(SETTINGS) private readonly settings: Settings,
     @Inject(LOGGER) private readonly logger: Logger,
+    private readonly commandsInFlight: CommandsInFlight,
   ) {
     this.limiter = new RateLimiter(settings.limits.agentCommandsPerSecond);
   }
@@ -146,10 +138,9 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
         }
         const commands = lines?.length ?? 1;
         // However fast agents send (or one floods), what waits here for the log or Postgres is bounded: past it, agents retry with back-off.
-        if (this.commandsInFlight + commands > MAX_COMMANDS_IN_FLIGHT) return this.shed(msg, route, commands);
-        this.commandsInFlight += commands;
+        if (!this.commandsInFlight.take(commands)) return this.shed(msg, route, commands);
         // Counted until written, not until answered: a batch is answered within 250 ms, its slow lines still being written.
-        const release = (): void => void (this.commandsInFlight -= commands);
+        const release = (): void => this.commandsInFlight.release(commands);
         const handling = (route === 'batch' ? this.handleBatch(msg, lines!, release) : this.handle(msg, route).finally(release))
           .catch((failure: unknown) => this.logger.error({ err: failure, subject: msg.subject }, 'agent command failed unexpectedly'))
           .finally(() => this.inFlight.delete(handling));
@@ -230,8 +221,8 @@ export class AgentListener implements OnApplicationBootstrap, OnApplicationShutd
   /** Refuses what arrived past the limit, as each of its commands would be refused: retryable. */
   private shed(msg: Msg, route: Route, commands: number): void {
     this.refused(ErrorCode.Unavailable, undefined, commands);
-    if (route === 'batch') sendBatchReply(msg, { replies: Array.from({ length: commands }, () => SHED) }, this.logger);
-    else sendReply(msg, SHED, this.stream.nc.info?.max_payload, this.logger);
+    if (route === 'batch') sendBatchReply(msg, { replies: Array.from({ length: commands }, () => SHED_REPLY) }, this.logger);
+    else sendReply(msg, SHED_REPLY, this.stream.nc.info?.max_payload, this.logger);
   }
 
   /**

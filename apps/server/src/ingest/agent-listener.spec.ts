@@ -5,7 +5,8 @@ import type { LogStream, PartitionLeases, PartitionOwner } from '@seqline/stream
 import { ErrorCode, SeqlineError } from '@seqline/protocol';
 import { pino } from 'pino';
 import { MetricsService } from '../metrics/metrics.service.js';
-import { AgentListener, MAX_COMMANDS_IN_FLIGHT } from './agent-listener.service.js';
+import { AgentListener } from './agent-listener.service.js';
+import { CommandsInFlight, MAX_COMMANDS_IN_FLIGHT } from './commands-in-flight.js';
 import type { ConversationWriter, WriteResult } from './conversation-writer.service.js';
 import type { WriteRouter } from './write-router.service.js';
 
@@ -36,7 +37,7 @@ function build(drains: boolean, write?: () => Promise<WriteResult>, env: Record<
   const logs: Array<Record<string, unknown>> = [];
   const logger = pino({ level: 'info' }, { write: (line: string) => logs.push(JSON.parse(line) as Record<string, unknown>) });
   const metrics = new MetricsService();
-  const listener = new AgentListener(stream, router, {} as ConversationWriter, metrics, partitions, settingsFrom(loadEnv(env)), logger);
+  const listener = new AgentListener(stream, router, {} as ConversationWriter, metrics, partitions, settingsFrom(loadEnv(env)), logger, new CommandsInFlight());
   listener.onApplicationBootstrap();
   const replies: unknown[] = [];
   const message = (subject: string, data: string) =>
@@ -119,7 +120,7 @@ describe('AgentListener taking a write partition over', () => {
     const router = { serve: (partition: number) => (calls.push(`serve ${partition}`), { drain: async () => undefined, unsubscribe: () => undefined }) } as unknown as WriteRouter;
     const writer = { forgetPartition: (partition: number) => calls.push(`forget ${partition}`) } as unknown as ConversationWriter;
     const partitions = { start: (given: PartitionOwner) => (owner = given), stop: async () => undefined, holder: 'me' } as unknown as PartitionLeases;
-    const listener = new AgentListener(stream, router, writer, new MetricsService(), partitions, settingsFrom(loadEnv({})), pino({ level: 'silent' }));
+    const listener = new AgentListener(stream, router, writer, new MetricsService(), partitions, settingsFrom(loadEnv({})), pino({ level: 'silent' }), new CommandsInFlight());
     listener.onApplicationBootstrap();
     owner!.acquired(3);
     expect(calls).toEqual(['listen p.agent.*', 'listen p.writer.batch.me', 'forget 3', 'listen p.writer.3.*', 'serve 3']);
@@ -146,7 +147,7 @@ describe('AgentListener taking a write partition over', () => {
     } as unknown as WriteRouter;
     const writer = { forgetPartition: (partition: number) => calls.push(`forget ${partition}`) } as unknown as ConversationWriter;
     const partitions = { start: (given: PartitionOwner) => (owner = given), stop: async () => undefined, holder: 'me' } as unknown as PartitionLeases;
-    const listener = new AgentListener(stream, router, writer, new MetricsService(), partitions, settingsFrom(loadEnv({})), pino({ level: 'silent' }));
+    const listener = new AgentListener(stream, router, writer, new MetricsService(), partitions, settingsFrom(loadEnv({})), pino({ level: 'silent' }), new CommandsInFlight());
     listener.onApplicationBootstrap();
     owner!.acquired(3);
     calls.length = 0;

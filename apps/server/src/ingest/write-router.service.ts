@@ -8,6 +8,7 @@ import { MetricsService } from '../metrics/metrics.service.js';
 import { ConversationWriter, type WriteResult } from './conversation-writer.service.js';
 import { IngestCommandSchema, type IngestCommand } from './ingest-command.js';
 import { sendReply } from './reply-sender.js';
+import { CommandsInFlight, SHED_REPLY } from './commands-in-flight.js';
 
 /** How long an owner has to answer a handed-over write before this instance writes it itself. */
 const FORWARD_TIMEOUT_MS = 2_000;
@@ -37,6 +38,7 @@ export class WriteRouter implements OnApplicationShutdown {
     private readonly stream: LogStream,
     private readonly metrics: MetricsService,
     @Inject(LOGGER) private readonly logger: Logger,
+    private readonly commandsInFlight: CommandsInFlight,
   ) {
     this.requester = new NatsRequester(stream.nc);
   }
@@ -83,7 +85,10 @@ export class WriteRouter implements OnApplicationShutdown {
           this.logger.error({ err: error, partition }, 'handed-over write subscription failed');
           return;
         }
+        // Counted with the agents' own commands: the instance handing it over answers its agent as told.
+        if (!this.commandsInFlight.take(1)) return sendReply(msg, SHED_REPLY, this.stream.nc.info?.max_payload, this.logger);
         const answering = this.answer(msg)
+          .finally(() => this.commandsInFlight.release(1))
           .catch((failure: unknown) => this.logger.error({ err: failure, partition }, 'handed-over write failed unexpectedly'))
           .finally(() => this.answering.delete(answering));
         this.answering.add(answering);
