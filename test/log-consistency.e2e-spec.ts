@@ -374,6 +374,38 @@ describe('log and Postgres under bad events and lost rows', () => {
     await eventually(async () => (await stored())[0]?.status === 'complete');
     expect(await stored()).toEqual([{ text, status: 'complete', method: 'lz4' }]);
   });
+
+  it('keeps one copy of a value an answer sets again and again (a data part, a tool output), not one per flush', async () => {
+    const { url } = seqline.server;
+    const { prisma } = seqline.server.infra;
+    await createConversation(url, 'whole-1');
+    const agent = await seqline.agent('status-bot');
+    const answer = agent.startMessage('whole-1', { messageId: 'a1' });
+    const stored = () => prisma.$queryRaw<{ parts: number; fragments: number; bytes: number }[]>`
+      SELECT parts, jsonb_array_length(blocks) AS fragments, octet_length(blocks::text) AS bytes FROM messages WHERE conversation_id = 'whole-1'`;
+    const value = (i: number) => JSON.stringify({ step: i, note: 'x'.repeat(1_000) });
+    answer.append('Working');
+    answer.append(' on it', { type: 'text', id: 't1' });
+    // 30 updates of one status part and of one tool's output, each persisted before the next.
+    for (let i = 1; i <= 30; i++) {
+      answer.append(value(i), { type: 'data', id: 'status', name: 'status' });
+      answer.append(value(i), { type: 'tool', id: 'call-1', toolName: 'search', field: 'output' });
+      await eventually(async () => (await stored())[0]?.parts === 2 + 2 * i, 10_000, `update ${i} persisted`);
+    }
+    await answer.complete();
+    await eventually(async () => (await history(url, 'whole-1')).find((message) => message.id === 'a1')?.status === 'complete');
+    const [row] = await stored();
+    // The text block and the two set-whole ones, each once (it was 62 fragments, 60 of them a whole value).
+    expect(row!.fragments).toBeLessThanOrEqual(4);
+    expect(row!.bytes).toBeLessThan(4 * 1_100);
+    const message = (await history(url, 'whole-1')).find((candidate) => candidate.id === 'a1')!;
+    expect(message.text).toBe('Working on it');
+    expect(message.blocks).toEqual([
+      { type: 'text', id: 't1', text: ' on it' },
+      { type: 'data', id: 'status', name: 'status', data: value(30) },
+      { type: 'tool', id: 'call-1', toolName: 'search', input: '', output: value(30) },
+    ]);
+  }, 60_000);
 });
 
 describe('a log stream deleted and recreated under a running service', () => {

@@ -46,6 +46,11 @@ export interface MessageWrite {
   conversationId: string;
   state: MessageState;
   fromSeq: number | null;
+  /**
+   * `state.blocks` is every block of the message, folded from the row's (read with `loadHeads`'s
+   * `withBlocks`) and the batch's: it replaces the row's blocks instead of being appended to them.
+   */
+  wholeBlocks?: boolean;
 }
 
 export class MessageRepository {
@@ -129,14 +134,16 @@ export class MessageRepository {
    * The current rows of the given messages, without their text, blocks or part lengths: the
    * persister applies events onto empty ones, which leaves exactly what to append.
    */
-  async loadHeads(keys: { conversationId: string; id: string }[], epoch: string): Promise<Map<string, MessageState>> {
+  async loadHeads(keys: { conversationId: string; id: string }[], epoch: string, withBlocks: ReadonlySet<string> = new Set()): Promise<Map<string, MessageState>> {
     const found = new Map<string, MessageState>();
     if (keys.length === 0) return found;
     const rows = await this.prisma.$queryRaw<MessageHeadRow[]>`
       SELECT m.conversation_id, m.id, m.author_role, m.author_id, m.status, m.parts, m.error, m.producer_id, m.producer_epoch,
-             m.created_seq::text AS created_seq, m.applied_seq::text AS applied_seq, m.created_at, m.updated_at
+             m.created_seq::text AS created_seq, m.applied_seq::text AS applied_seq, m.created_at, m.updated_at,
+             CASE WHEN k.with_blocks THEN m.blocks END AS blocks
       FROM messages m
-      JOIN unnest(${keys.map((key) => key.conversationId)}::text[], ${keys.map((key) => key.id)}::text[]) AS k(conversation_id, id)
+      JOIN unnest(${keys.map((key) => key.conversationId)}::text[], ${keys.map((key) => key.id)}::text[],
+                  ${keys.map((key) => withBlocks.has(messageKey(key.conversationId, key.id)))}::boolean[]) AS k(conversation_id, id, with_blocks)
         ON m.conversation_id = k.conversation_id AND m.id = k.id`;
     for (const row of rows) {
       const message = toMessageState(
@@ -147,7 +154,8 @@ export class MessageRepository {
           authorId: row.author_id,
           status: row.status,
           text: '',
-          blocks: [],
+          // Folded (see toMessageState) when asked for: the batch sets a block's value whole.
+          blocks: row.blocks ?? [],
           parts: row.parts,
           partLengths: [],
           producerId: row.producer_id,
@@ -315,7 +323,7 @@ export class MessageRepository {
       if (updated.length > 0) {
         const count = await tx.$executeRaw`
           UPDATE messages AS m
-          SET text = m.text || v.delta, blocks = m.blocks || v.blocks, status = v.status, parts = v.parts, error = v.error,
+          SET text = m.text || v.delta, blocks = CASE WHEN v.whole_blocks THEN v.blocks ELSE m.blocks || v.blocks END, status = v.status, parts = v.parts, error = v.error,
               applied_seq = v.applied_seq, updated_at = v.updated_at,
               part_lengths = m.part_lengths || string_to_array(v.part_lengths, ',')::int[],
               producer_id = v.producer_id, producer_epoch = v.producer_epoch,
@@ -327,8 +335,8 @@ export class MessageRepository {
             ${col(updated, (c) => String(c.state.appliedSeq))}::bigint[], ${col(updated, (c) => String(c.fromSeq))}::bigint[],
             ${col(updated, (c) => c.state.updatedAt)}::timestamp(3)[], ${col(updated, (c) => c.state.partLengths.join(','))}::text[],
             ${col(updated, (c) => c.state.producerId ?? null)}::text[], ${col(updated, (c) => c.state.producerEpoch)}::int[],
-            ${col(updated, blocksJson)}::jsonb[], ${col(updated, formerProducersText)}::text[])
-            AS v(conversation_id, id, delta, status, parts, error, applied_seq, from_seq, updated_at, part_lengths, producer_id, producer_epoch, blocks, former_producers)
+            ${col(updated, blocksJson)}::jsonb[], ${col(updated, formerProducersText)}::text[], ${col(updated, (c) => c.wholeBlocks === true)}::boolean[])
+            AS v(conversation_id, id, delta, status, parts, error, applied_seq, from_seq, updated_at, part_lengths, producer_id, producer_epoch, blocks, former_producers, whole_blocks)
           WHERE m.conversation_id = v.conversation_id AND m.id = v.id AND m.applied_seq = v.from_seq`;
         if (count !== updated.length) throw new Error(`expected to update ${updated.length} messages, updated ${count}: rows changed underneath`);
       }
@@ -348,7 +356,10 @@ type Tx = Parameters<Parameters<PrismaService['$transaction']>[0]>[0];
 
 const col = <T>(list: MessageWrite[], pick: (change: MessageWrite) => T): T[] => list.map(pick);
 
-/** The blocks a write adds, as JSON: for an existing row, fragments of what this batch applied (readers fold them). */
+/**
+ * The blocks a write adds, as JSON: for an existing row, fragments of what this batch applied
+ * (readers fold them), or all of them when the batch set a value whole (see `wholeBlocks`).
+ */
 const blocksJson = (change: MessageWrite): string => JSON.stringify(change.state.blocks ?? []);
 
 /**
@@ -393,6 +404,8 @@ interface MessageHeadRow {
   applied_seq: string;
   created_at: Date;
   updated_at: Date;
+  /** Only when asked for (`withBlocks`); null otherwise. */
+  blocks: unknown;
 }
 
 export function messageKey(conversationId: string, id: string): string {

@@ -1,7 +1,7 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { AckPolicy, DeliverPolicy, jetstream, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import type { Settings } from '@seqline/config';
-import { epochIsBefore } from '@seqline/protocol';
+import { epochIsBefore, isSetWhole } from '@seqline/protocol';
 import { applyEntry, chainStep, messageKey, MessageRepository, walkChain, type ChainWalk, type ConversationState, type LogHole, type MessageState, type MessageWrite } from '@seqline/persistence';
 import { ConversationLog, decodeEntry, Lease, LogStream, PERSISTER_CONSUMER, persisterLag, retryTransient, UndecodableEventError, type LogEntry, type PersisterLag } from '@seqline/streams';
 import type { Logger } from 'pino';
@@ -334,7 +334,11 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
     }
     const entries = items.filter((item): item is LogEntry => !('error' in item));
     const keys = new Map(entries.map((entry) => [messageKey(entry.conversationId, entry.event.messageId), { conversationId: entry.conversationId, id: entry.event.messageId }]));
-    const rows = await this.repository.loadHeads([...keys.values()], epoch);
+    // A message whose value a batch sets whole (a data part, a tool's output): its row's blocks are
+    // read and written back folded, or every flush would add the whole value again to the row.
+    const settingWhole = new Set(entries.filter((entry) => entry.event.type === 'message.appended' && isSetWhole(entry.event.block)).map((entry) => messageKey(entry.conversationId, entry.event.messageId)));
+    const rows = await this.repository.loadHeads([...keys.values()], epoch, settingWhole);
+    const withBlocks = new Set([...settingWhole].filter((key) => rows.has(key)));
     const states = new Map<string, ConversationState>();
     const touched = new Map<string, MessageWrite>();
     const moves = new Map<string, { from: number; to: number }>();
@@ -367,7 +371,7 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
       const row = rows.get(key);
       if (row && !state.messages.has(row.id)) state.messages.set(row.id, { ...row });
       const changed = applyEntry(state, entry, epoch);
-      if (changed) touched.set(key, { conversationId: entry.conversationId, state: changed, fromSeq: row ? row.appliedSeq : null });
+      if (changed) touched.set(key, { conversationId: entry.conversationId, state: changed, fromSeq: row ? row.appliedSeq : null, wholeBlocks: withBlocks.has(key) });
       moves.set(entry.conversationId, { from, to: entry.seq });
     };
     /**
