@@ -4,7 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { loadEnv, settingsFrom } from '@seqline/config';
 import { ErrorCode, SeqlineError } from '@seqline/protocol';
 import type { Request, Response } from 'express';
-import { Authenticator } from '../../auth/authenticator.service.js';
+import { SignJWT } from 'jose';
+import { Authenticator, TokenExpiredError } from '../../auth/authenticator.service.js';
 import { ConnectionLimiter } from '../../auth/connection-limiter.js';
 import { SubscribeAllowance } from '../../auth/subscribe-allowance.js';
 import { MetricsService } from '../../metrics/metrics.service.js';
@@ -12,18 +13,23 @@ import type { OpenSubscription, SubscriptionService } from '../subscription.serv
 import { END_GRACE_MS, SseController } from './sse.controller.js';
 
 /** A controller behind a real HTTP server, whose subscriptions open only when the test says. */
-async function serve() {
-  const settings = settingsFrom(loadEnv({}));
+async function serve(env: Record<string, string> = {}) {
+  const settings = settingsFrom(loadEnv(env));
+  /** What the controller threw (the error filter answers it in the service). */
+  const failures: unknown[] = [];
   const opening: ((opened: OpenSubscription) => void)[] = [];
   const refusing: ((error: Error) => void)[] = [];
   const subscriptions = { open: () => new Promise<OpenSubscription>((resolve, reject) => (opening.push(resolve), refusing.push(reject))) } as unknown as SubscriptionService;
   const controller = new SseController(subscriptions, new Authenticator(settings), new ConnectionLimiter(settings), new MetricsService(), new SubscribeAllowance(settings), settings);
   const server: Server = createServer((request, response) => {
-    void controller.stream('c1', undefined, undefined, request as Request, response as Response).catch(() => response.destroy());
+    void controller.stream('c1', undefined, undefined, request as Request, response as Response).catch((error: unknown) => {
+      failures.push(error);
+      response.destroy();
+    });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/conversations/c1/stream`;
-  return { controller, server, url, opening, refusing };
+  return { controller, server, url, opening, refusing, failures };
 }
 
 async function until(condition: () => boolean): Promise<void> {
@@ -105,3 +111,38 @@ describe('SseController when its reader goes away', () => {
     }
   }, 5_000);
 });
+
+describe('SseController with a token that runs out while the stream opens', () => {
+  it('sends nothing of the conversation: the stream is refused as expired and its subscription let go', async () => {
+    const secret = 'a-secret-long-enough-for-hs256-0123456789';
+    const { server, url, opening, failures } = await serve({ AUTH_JWT_SECRET: secret });
+    try {
+      const expiresAt = Math.ceil(Date.now() / 1000) + 1;
+      const token = await new SignJWT({ role: 'device', conversations: { c1: ['read'] } })
+        .setProtectedHeader({ alg: 'HS256' })
+        .setSubject('alice')
+        .setAudience('seqline')
+        .setIssuer('seqline')
+        .setExpirationTime(expiresAt)
+        .sign(new TextEncoder().encode(secret));
+      const answer = fetch(url, { headers: { authorization: `Bearer ${token}` } }).then(
+        async (response) => ({ status: response.status, text: await response.text() }),
+        () => undefined,
+      );
+      await until(() => opening.length === 1);
+      // The snapshot took until after the token's expiry.
+      await new Promise((resolve) => setTimeout(resolve, expiresAt * 1000 - Date.now() + 50));
+      let cancelled = 0;
+      const messages = [{ id: 'm1', text: 'secret', author: { role: 'user', id: 'alice' }, status: 'complete' }];
+      opening[0]!({ start: { mode: 'snapshot', cursor: 'e-5', messages }, attach: () => ({ close: () => undefined }), cancel: () => void cancelled++ } as unknown as OpenSubscription);
+      await until(() => failures.length === 1);
+      expect(failures[0]).toBeInstanceOf(TokenExpiredError);
+      expect(cancelled).toBe(1);
+      // Nothing was written: the request is left to the error filter (here: dropped).
+      expect(await answer).toBeUndefined();
+    } finally {
+      server.close();
+    }
+  }, 10_000);
+});
+

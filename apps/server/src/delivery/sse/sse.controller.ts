@@ -4,7 +4,7 @@ import { ErrorCode, IdSchema, isRetryable, SeqlineError } from '@seqline/protoco
 import type { Request, Response } from 'express';
 import { SETTINGS } from '../../core/tokens.js';
 import { ZodValidationPipe } from '../../rest/zod-validation.pipe.js';
-import { Authenticator, credentialsFrom } from '../../auth/authenticator.service.js';
+import { Authenticator, credentialsFrom, TokenExpiredError } from '../../auth/authenticator.service.js';
 import { ConnectionLimiter } from '../../auth/connection-limiter.js';
 import { SubscribeAllowance } from '../../auth/subscribe-allowance.js';
 import { msUntilExpiry, requireRight, userOf } from '../../auth/principal.js';
@@ -121,6 +121,9 @@ export class SseController implements BeforeApplicationShutdown {
       });
       if (ended) return opened.cancel();
       cancel = opened.cancel;
+      // The token ran out while the stream opened (a snapshot can take seconds): nothing of the
+      // conversation goes out on it, as a WebSocket would have been closed meanwhile.
+      if (msUntilExpiry(principal) === 0) throw new TokenExpiredError();
       response.writeHead(200, {
         'content-type': 'text/event-stream; charset=utf-8',
         'cache-control': 'no-cache, no-transform',
