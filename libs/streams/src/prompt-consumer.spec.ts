@@ -1,5 +1,5 @@
 import { JetStreamApiCodes, JetStreamApiError, type JetStreamManager } from '@nats-io/jetstream';
-import { ensurePromptConsumer } from './prompt-consumer.js';
+import { applyPromptConsumer, ensurePromptConsumer, PROMPT_MAX_DELIVER } from './prompt-consumer.js';
 
 /** A JetStream manager whose consumer `info` fails as given, recording every `add`. */
 function manager(infoFails: () => Error | undefined) {
@@ -39,3 +39,35 @@ describe('ensurePromptConsumer', () => {
     expect(added).toEqual([]);
   });
 });
+
+describe('applyPromptConsumer on a consumer that exists with other settings', () => {
+  /** As nats-server 2.10 and later answer: a create for a durable that exists with other settings is refused. */
+  function existing(config: Record<string, unknown>) {
+    const updates: Record<string, unknown>[] = [];
+    const jsm = {
+      consumers: {
+        add: () => Promise.reject(new JetStreamApiError({ code: 400, err_code: 10148, description: 'consumer already exists' })),
+        info: () => Promise.resolve({ config: { ...config } }),
+        update: (_stream: string, _name: string, change: Record<string, unknown>) => {
+          updates.push(change);
+          return Promise.resolve({ config: { ...config, ...change } });
+        },
+      },
+    } as unknown as JetStreamManager;
+    return { jsm, updates };
+  }
+  const current = { durable_name: 'agents', filter_subject: 'p.prompt.*', deliver_policy: 'all', ack_policy: 'explicit', ack_wait: 30_000_000_000, max_ack_pending: 1_000, max_deliver: PROMPT_MAX_DELIVER };
+
+  it('updates its ack wait in place, where the create that nats-server 2.9 took as an update is refused', async () => {
+    const { jsm, updates } = existing(current);
+    await expect(applyPromptConsumer(jsm, 'LOG', 'p.prompt.*', 10_000)).resolves.toBe('applied');
+    expect(updates).toEqual([{ ack_wait: 10_000_000_000, max_ack_pending: 1_000, max_deliver: PROMPT_MAX_DELIVER }]);
+  });
+
+  it('keeps one that differs in what cannot change in place, updating what can', async () => {
+    const { jsm, updates } = existing({ ...current, filter_subject: 'p.prompt.team-a.*' });
+    await expect(applyPromptConsumer(jsm, 'LOG', 'p.prompt.*', 10_000)).resolves.toBe('kept');
+    expect(updates).toHaveLength(1);
+  });
+});
+

@@ -29,19 +29,35 @@ function promptConsumerConfig(promptSubjects: string, group: string, ackWaitMs: 
   };
 }
 
+/** What NATS changes on a consumer in place: the rest of a consumer that differs is kept as it is. */
+const UPDATABLE = ['ack_wait', 'max_ack_pending', 'max_deliver'] as const;
+const FIXED = ['filter_subject', 'deliver_policy', 'ack_policy'] as const;
+
 /**
  * The service's side: creates the default group's consumer before the first prompt can be
- * posted, or brings an existing one to the configured settings (NATS updates a durable consumer
- * created again with an updatable change such as its ack wait).
+ * posted, or brings an existing one to the configured settings. nats-server 2.9 updates a durable
+ * consumer created again; from 2.10 such a create is refused when the settings differ, and what
+ * can change in place (the ack wait among them) is updated instead.
  */
 export async function applyPromptConsumer(jsm: JetStreamManager, stream: string, promptSubjects: string, ackWaitMs: number, group = DEFAULT_AGENT_GROUP): Promise<'applied' | 'kept'> {
+  const wanted = promptConsumerConfig(promptSubjects, group, ackWaitMs);
   try {
-    await retryTransient(() => jsm.consumers.add(stream, promptConsumerConfig(promptSubjects, group, ackWaitMs)));
+    await retryTransient(() => jsm.consumers.add(stream, wanted));
     return 'applied';
   } catch (error) {
+    const existing = await jsm.consumers.info(stream, group).catch(() => null);
+    if (!existing) throw error;
+    const config = existing.config as unknown as Record<string, unknown>;
+    const differs = (keys: readonly (keyof typeof wanted)[]): boolean => keys.some((key) => config[key] !== wanted[key]);
+    if (differs(UPDATABLE)) {
+      try {
+        await retryTransient(() => jsm.consumers.update(stream, group, { ack_wait: wanted.ack_wait, max_ack_pending: wanted.max_ack_pending, max_deliver: wanted.max_deliver }));
+      } catch {
+        return 'kept';
+      }
+    }
     // One that differs in what NATS cannot update (made by an operator, or by an older version): kept as it is.
-    if (await jsm.consumers.info(stream, group).catch(() => null)) return 'kept';
-    throw error;
+    return differs(FIXED) ? 'kept' : 'applied';
   }
 }
 
