@@ -1,3 +1,5 @@
+import { wellFormed } from '@seqline/protocol';
+
 const PARAGRAPHS = [
   'Seqline keeps every conversation as an ordered log on NATS JetStream, so an answer that is being streamed does not live in any one connection.',
   'When a phone drops off the network halfway through an answer, nothing is lost: the device remembers the cursor of the last event it applied and asks for everything after it when it comes back.',
@@ -14,7 +16,9 @@ export function tokenize(text: string): string[] {
 
 /** A deterministic, long answer to a prompt, for demos and benchmarks. */
 export function demoAnswer(prompt: string, tokens: number): string {
-  const words: string[] = [`You asked: "${prompt.slice(0, 200)}".`];
+  // Whole characters, and well formed: an emoji cut in half would be sent as U+FFFD, and an answer
+  // taken over after a restart would no longer start with what the first run streamed.
+  const words: string[] = [`You asked: "${wellFormed(Array.from(prompt).slice(0, 200).join(''))}".`];
   let count = tokenize(words[0]!).length;
   for (let i = 0; count < tokens; i++) {
     const paragraph = PARAGRAPHS[i % PARAGRAPHS.length]!;
