@@ -465,6 +465,36 @@ describe('a prompt ack wait changed while an agent runs', () => {
     expect(deliveries).toEqual(['q']);
     await agent.close();
   }, 30_000);
+
+  it('acks a prompt in progress at once when the wait becomes shorter, before the shorter wait can run out mid-answer', async () => {
+    const jsm = await jetstreamManager(seqline.server.infra.stream.nc);
+    await jsm.consumers.update(seqline.settings.log.stream, DEFAULT_AGENT_GROUP, { ack_wait: 30_000_000_000 });
+    await createConversation(seqline.server.url, 'c-ack-shorter');
+    const agent = await seqline.agent('steady');
+    const deliveries: string[] = [];
+    let started!: () => void;
+    const whenStarted = new Promise<void>((resolve) => (started = resolve));
+    await agent.onPrompt(async (prompt) => {
+      deliveries.push(prompt.messageId);
+      const answer = agent.startMessage(prompt.conversationId, { messageId: `${prompt.messageId}-answer` });
+      answer.append('begun, ');
+      started();
+      // In-progress acks every 10 s under the 30 s wait: the next one is due after the 8 s wait below runs out.
+      await sleep(14_000);
+      answer.append('and done');
+      await answer.complete();
+    });
+    // The agent reads the wait again every 5 s while it answers.
+    await sleep(5_500);
+    expect((await http(seqline.server.url, 'POST', '/v1/conversations/c-ack-shorter/messages', { messageId: 'q', text: 'hello' })).status).toBe(202);
+    await whenStarted;
+    await jsm.consumers.update(seqline.settings.log.stream, DEFAULT_AGENT_GROUP, { ack_wait: 8_000_000_000 });
+    const answer = async () => (await http<{ items: { id: string; status: string; text: string }[] }>(seqline.server.url, 'GET', '/v1/conversations/c-ack-shorter/messages')).body.items.find((item) => item.id === 'q-answer');
+    await eventually(async () => (await answer())?.status === 'complete', 30_000, 'answered');
+    expect(deliveries).toEqual(['q']);
+    expect(await answer()).toMatchObject({ status: 'complete', text: 'begun, and done' });
+    await agent.close();
+  }, 45_000);
 });
 
 describe('an agent closing while it handles a prompt', () => {

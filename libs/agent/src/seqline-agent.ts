@@ -64,6 +64,14 @@ interface HandlerContext {
 
 export type PromptHandler = (prompt: Prompt, agent: SeqlineAgent) => Promise<void>;
 
+
+/** How long a prompt may go without an in-progress ack, shared by the prompts in progress. */
+interface PromptTiming {
+  ackWaitMs: number;
+  stallMs: number;
+  /** Per prompt in progress: acks it now (the ack wait became shorter). */
+  shortened: Set<() => void>;
+}
 /**
  * The agent SDK.
  *
@@ -209,6 +217,17 @@ export class SeqlineAgent {
     // below, so an agent may start before the service.
     let ready: Promise<void> | undefined = ensure();
     await ready.catch(() => undefined);
+    // One for every set-up of the pull loop: prompts still in progress from before a set-up go on
+    // reading the ack wait read since.
+    const timing: PromptTiming = { ackWaitMs: PROMPT_ACK_WAIT_MS, stallMs, shortened: new Set() };
+    const setAckWait = (ms: number): void => {
+      const before = timing.ackWaitMs;
+      timing.ackWaitMs = ms;
+      // Shorter now: each prompt in progress acks at once, since its next in-progress ack was
+      // planned for the longer wait and could come after the new one has run out (redelivered
+      // to another agent mid-answer, a second model call for one question).
+      if (ms < before) for (const beatNow of [...timing.shortened]) beatNow();
+    };
     let rereading: ReturnType<typeof setInterval> | undefined;
     /** Set-ups failed in a row: the wait before the next grows with them. */
     let failures = 0;
@@ -223,16 +242,19 @@ export class SeqlineAgent {
           ready = undefined;
           const consumer = await jetstream(this.nc).consumers.get(this.options.stream, group);
           // Shared with the prompts in progress, which read it at each in-progress ack.
-          const timing = { ackWaitMs: ackWaitOf(await consumer.info(true)), stallMs };
+          const ackWaitMs = ackWaitOf(await consumer.info(true));
           // Closed while that was read: no timer is set up after `close()` stopped them.
           if (this.closed) break;
+          setAckWait(ackWaitMs);
           failures = 0;
           let ackWaitReadAt = Date.now();
           /** The service applies PROMPT_ACK_WAIT when it starts: since then it may have changed. */
           const readAckWait = async (): Promise<void> => {
-            if (Date.now() - ackWaitReadAt <= ACK_WAIT_READ_EVERY_MS) return;
+            // Not at every prompt pulled; but every tick of the interval reads, or a read at a pull
+            // just before a tick would put the next one off to the tick after (up to 10 s).
+            if (Date.now() - ackWaitReadAt < ACK_WAIT_READ_EVERY_MS / 2) return;
             ackWaitReadAt = Date.now();
-            timing.ackWaitMs = await consumer.info().then(ackWaitOf, () => timing.ackWaitMs);
+            setAckWait(await consumer.info().then(ackWaitOf, () => timing.ackWaitMs));
           };
           // Also while every handler is busy and nothing is pulled: the prompts in progress need it most.
           // One per set-up: the one before went with the consumer it read.
@@ -311,7 +333,7 @@ export class SeqlineAgent {
   }
 
   /** Runs `handler` on one prompt, keeping it in progress meanwhile, and acks it as `onPrompt` says. */
-  private handle(msg: JsMsg, handler: PromptHandler, timing: { ackWaitMs: number; stallMs: number }, done: () => void): void {
+  private handle(msg: JsMsg, handler: PromptHandler, timing: PromptTiming, done: () => void): void {
     const parsed = PromptSchema.safeParse(parseJson(msg.data));
     if (!parsed.success) {
       ignoreClosed(() => msg.term());
@@ -329,6 +351,7 @@ export class SeqlineAgent {
       if (over) return;
       over = true;
       clearTimeout(keepAlive);
+      timing.shortened.delete(beatNow);
       this.prompts.delete(msg);
       let settled: Settlement;
       try {
@@ -374,6 +397,11 @@ export class SeqlineAgent {
     };
     let keepAlive = setTimeout(beat, nextBeat());
     keepAlive.unref();
+    const beatNow = (): void => {
+      clearTimeout(keepAlive);
+      beat();
+    };
+    timing.shortened.add(beatNow);
     // A handler that throws before its first await is handled like one that rejects.
     const refusalOfAnswers = (): Error | undefined => answers.map((answer) => answer.refusal).find((error) => error !== undefined);
     void Promise.resolve()
