@@ -11,6 +11,8 @@ import { PartitionLeases, type PartitionLeasesOptions, type PartitionOwner } fro
 class SlowBucket {
   readonly entries = new Map<string, { value: string; revision: number }>();
   updateReplies?: Promise<void>;
+  /** Set: an update is applied, and then its reply is lost (it fails once this settles). */
+  updatesFail?: Promise<void>;
   putsLand?: Promise<void>;
   private revision = 0;
 
@@ -23,6 +25,10 @@ class SlowBucket {
     if (this.entries.get(key)?.revision !== revision) throw new Error('wrong last sequence');
     const renewed = this.write(key, value);
     await this.updateReplies;
+    if (this.updatesFail) {
+      await this.updatesFail;
+      throw new Error('TIMEOUT');
+    }
     return renewed;
   }
 
@@ -148,4 +154,21 @@ describe('PartitionLeases when renewals stop coming back', () => {
     expect(leases.owned).toEqual([0, 1]);
     await leases.stop();
   });
+
+  it('does not take back a partition it let go when the renewal out meanwhile fails with its write landed, but gives the entry back', async () => {
+    const { bucket, leases, acquired, released } = await holdingBoth();
+    const failures = gate();
+    bucket.updatesFail = failures.promise;
+    await jest.advanceTimersByTimeAsync(2_800);
+    expect(leases.owned).toEqual([]);
+    bucket.updatesFail = undefined;
+    failures.open();
+    await jest.advanceTimersByTimeAsync(0);
+    // Held again only by being taken afresh, its owner told: never held without being answered for.
+    expect([...released].sort()).toEqual([0, 1]);
+    expect([...acquired].sort()).toEqual([0, 0, 1, 1]);
+    expect(leases.owned).toEqual([0, 1]);
+    await leases.stop();
+  });
 });
+

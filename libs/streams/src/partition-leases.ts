@@ -213,6 +213,10 @@ export class PartitionLeases {
             return await this.giveBack(partition, renewed);
           }
         } catch (error) {
+          // Let go while the renewal was out (it lapsed here, or `stop` released it): its owner
+          // stopped answering for it, so it is not taken back unannounced; if the renewal landed
+          // with its reply lost, the entry is given back.
+          if (!this.held.has(partition)) return await this.giveBackIfOurs(partition);
           // An election: the entry is still ours until it lapses, and the next renewal may go through.
           if (isTransient(error) && started - (this.renewedAt.get(partition) ?? 0) < this.options.ttlMs / 2) return;
           if (await this.stillOurs(partition)) return;
@@ -263,6 +267,12 @@ export class PartitionLeases {
     if (!this.held.delete(partition)) return;
     this.renewedAt.delete(partition);
     await this.owner?.released(partition);
+  }
+
+  /** Deletes a lease this instance does not answer for (any more), if its entry still names this instance. */
+  private async giveBackIfOurs(partition: number): Promise<void> {
+    const entry = await this.kv.get(partitionKey(partition)).catch(() => null);
+    if (entry?.operation === 'PUT' && entry.string() === this.options.holder) await this.giveBack(partition, entry.revision);
   }
 
   /** Deletes a lease this instance does not answer for (any more), if it still has `revision`. */
