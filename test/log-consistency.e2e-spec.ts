@@ -406,6 +406,28 @@ describe('log and Postgres under bad events and lost rows', () => {
       { type: 'tool', id: 'call-1', toolName: 'search', input: '', output: value(30) },
     ]);
   }, 60_000);
+
+  it('keeps blocks a newer version stored that this one cannot fold, appending to them instead of writing its fold over them', async () => {
+    const { url } = seqline.server;
+    const { prisma } = seqline.server.infra;
+    await createConversation(url, 'newer-1');
+    const agent = await seqline.agent('status-bot');
+    const answer = agent.startMessage('newer-1', { messageId: 'a1' });
+    const parts = async () => (await prisma.message.findUnique({ where: { conversationId_id: { conversationId: 'newer-1', id: 'a1' } } }))?.parts;
+    answer.append('one', { type: 'data', id: 'status', name: 'status' });
+    await eventually(async () => (await parts()) === 1, 10_000, 'the first value persisted');
+    // As a newer version persisting this answer would have: a block type, and a field, this one does not know.
+    await prisma.$executeRaw`UPDATE messages SET blocks = blocks || '[{"type":"chart","id":"c1","spec":"bars"},{"type":"data","id":"status","name":"status","data":"one","ttl":5}]'::jsonb WHERE conversation_id = 'newer-1'`;
+    answer.append('two', { type: 'data', id: 'status', name: 'status' });
+    await eventually(async () => (await parts()) === 2, 10_000, 'the second value persisted');
+    const [row] = await prisma.$queryRaw<{ blocks: unknown[] }[]>`SELECT blocks FROM messages WHERE conversation_id = 'newer-1'`;
+    expect(row!.blocks).toContainEqual({ type: 'chart', id: 'c1', spec: 'bars' });
+    expect(row!.blocks).toContainEqual({ type: 'data', id: 'status', name: 'status', data: 'one', ttl: 5 });
+    // This version reads what it knows of it, passing over the rest.
+    const message = (await history(url, 'newer-1')).find((candidate) => candidate.id === 'a1')!;
+    expect(message.blocks).toEqual([{ type: 'data', id: 'status', name: 'status', data: 'two' }]);
+    await answer.complete();
+  });
 });
 
 describe('a log stream deleted and recreated under a running service', () => {

@@ -1,4 +1,4 @@
-import { epochIsBefore } from '@seqline/protocol';
+import { epochIsBefore, foldsWhole } from '@seqline/protocol';
 import type { PrismaService } from './prisma.service.js';
 import { BatchedReads, type BatchedReadsOptions } from './batched-reads.js';
 import { MAX_FORMER_PRODUCERS } from './conversation-state.js';
@@ -134,7 +134,17 @@ export class MessageRepository {
    * The current rows of the given messages, without their text, blocks or part lengths: the
    * persister applies events onto empty ones, which leaves exactly what to append.
    */
-  async loadHeads(keys: { conversationId: string; id: string }[], epoch: string, withBlocks: ReadonlySet<string> = new Set()): Promise<Map<string, MessageState>> {
+  /**
+   * `withBlocks`: messages whose blocks are read too, folded; those this version folds without
+   * losing anything of them are added to `foldedWhole` (the others come without blocks, as every
+   * message does otherwise).
+   */
+  async loadHeads(
+    keys: { conversationId: string; id: string }[],
+    epoch: string,
+    withBlocks: ReadonlySet<string> = new Set(),
+    foldedWhole: Set<string> = new Set(),
+  ): Promise<Map<string, MessageState>> {
     const found = new Map<string, MessageState>();
     if (keys.length === 0) return found;
     const rows = await this.prisma.$queryRaw<MessageHeadRow[]>`
@@ -146,6 +156,9 @@ export class MessageRepository {
                   ${keys.map((key) => withBlocks.has(messageKey(key.conversationId, key.id)))}::boolean[]) AS k(conversation_id, id, with_blocks)
         ON m.conversation_id = k.conversation_id AND m.id = k.id`;
     for (const row of rows) {
+      const key = messageKey(row.conversation_id, row.id);
+      const blocks = Array.isArray(row.blocks) && row.blocks.every(foldsWhole) ? row.blocks : undefined;
+      if (blocks) foldedWhole.add(key);
       const message = toMessageState(
         {
           conversationId: row.conversation_id,
@@ -155,7 +168,7 @@ export class MessageRepository {
           status: row.status,
           text: '',
           // Folded (see toMessageState) when asked for: the batch sets a block's value whole.
-          blocks: row.blocks ?? [],
+          blocks: blocks ?? [],
           parts: row.parts,
           partLengths: [],
           producerId: row.producer_id,
@@ -170,7 +183,7 @@ export class MessageRepository {
         },
         epoch,
       );
-      found.set(messageKey(row.conversation_id, row.id), message);
+      found.set(key, message);
     }
     return found;
   }

@@ -88,7 +88,28 @@ function fragmentAppends(fragment: MessageBlock): [BlockRef, string][] {
       if (fragment.error !== undefined) appends.push([{ ...ref, field: 'error' }, fragment.error]);
       return appends;
     }
+    default:
+      // A block type of a newer version, stored by it: passed over, as its appends are.
+      return [];
   }
+}
+
+const KNOWN_FIELDS: ReadonlyMap<unknown, ReadonlySet<string>> = new Map<MessageBlock['type'], ReadonlySet<string>>([
+  ['text', new Set(['type', 'id', 'text'])],
+  ['reasoning', new Set(['type', 'id', 'text'])],
+  ['tool', new Set(['type', 'id', 'toolName', 'input', 'output', 'error'])],
+  ['data', new Set(['type', 'id', 'name', 'data'])],
+]);
+
+/**
+ * Whether this version folds `fragment` without losing anything of it: a known type with only
+ * fields it knows. Blocks folded from fragments it does not (a newer version stored them) must
+ * not be written back in their place.
+ */
+export function foldsWhole(fragment: unknown): boolean {
+  if (typeof fragment !== 'object' || fragment === null) return false;
+  const known = KNOWN_FIELDS.get((fragment as { type?: unknown }).type);
+  return known !== undefined && Object.keys(fragment).every((key) => known.has(key));
 }
 
 function emptyBlock(ref: BlockRef): MessageBlock {

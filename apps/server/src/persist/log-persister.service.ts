@@ -337,8 +337,8 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
     // A message whose value a batch sets whole (a data part, a tool's output): its row's blocks are
     // read and written back folded, or every flush would add the whole value again to the row.
     const settingWhole = new Set(entries.filter((entry) => entry.event.type === 'message.appended' && isSetWhole(entry.event.block)).map((entry) => messageKey(entry.conversationId, entry.event.messageId)));
-    const rows = await this.repository.loadHeads([...keys.values()], epoch, settingWhole);
-    const withBlocks = new Set([...settingWhole].filter((key) => rows.has(key)));
+    const withBlocks = new Set<string>();
+    const rows = await this.repository.loadHeads([...keys.values()], epoch, settingWhole, withBlocks);
     const states = new Map<string, ConversationState>();
     const touched = new Map<string, MessageWrite>();
     const moves = new Map<string, { from: number; to: number }>();
