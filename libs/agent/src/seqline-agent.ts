@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
-import { jetstream, jetstreamManager, type ConsumerInfo, type JsMsg } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type Consumer, type ConsumerInfo, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { CancelNoticeSchema, endedAsOf, DEFAULT_LIMITS, ErrorCode, isRetryable, PromptSchema, SeqlineError, type AnswerState, type Prompt } from '@seqline/protocol';
 import { connectNats, DEFAULT_AGENT_GROUP, ensurePromptConsumer, PROMPT_ACK_WAIT_MS } from '@seqline/streams';
@@ -228,6 +228,14 @@ export class SeqlineAgent {
       // to another agent mid-answer, a second model call for one question).
       if (ms < before) for (const beatNow of [...timing.shortened]) beatNow();
     };
+    /** Reads of the ack wait begun, over every set-up: a read answered after a later one began is stale. */
+    let ackWaitReads = 0;
+    /** `cached`: as the consumer was read when it was got (at a set-up). */
+    const readAckWaitOf = async (consumer: Consumer, cached = false): Promise<number | undefined> => {
+      const read = ++ackWaitReads;
+      const ms = ackWaitOf(await consumer.info(cached));
+      return read === ackWaitReads ? ms : undefined;
+    };
     let rereading: ReturnType<typeof setInterval> | undefined;
     /** Set-ups failed in a row: the wait before the next grows with them. */
     let failures = 0;
@@ -242,24 +250,25 @@ export class SeqlineAgent {
           ready = undefined;
           const consumer = await jetstream(this.nc).consumers.get(this.options.stream, group);
           // Shared with the prompts in progress, which read it at each in-progress ack.
-          const ackWaitMs = ackWaitOf(await consumer.info(true));
+          const ackWaitMs = await readAckWaitOf(consumer, true);
           // Closed while that was read: no timer is set up after `close()` stopped them.
           if (this.closed) break;
-          setAckWait(ackWaitMs);
+          if (ackWaitMs !== undefined) setAckWait(ackWaitMs);
           failures = 0;
           let ackWaitReadAt = Date.now();
           /** The service applies PROMPT_ACK_WAIT when it starts: since then it may have changed. */
-          const readAckWait = async (): Promise<void> => {
-            // Not at every prompt pulled; but every tick of the interval reads, or a read at a pull
-            // just before a tick would put the next one off to the tick after (up to 10 s).
-            if (Date.now() - ackWaitReadAt < ACK_WAIT_READ_EVERY_MS / 2) return;
+          const readAckWait = async (tick = false): Promise<void> => {
+            // At a prompt pulled, only once it is this old; at every tick of the interval, so one
+            // read at a pull does not put the next off to the tick after.
+            if (!tick && Date.now() - ackWaitReadAt <= ACK_WAIT_READ_EVERY_MS) return;
             ackWaitReadAt = Date.now();
-            setAckWait(await consumer.info().then(ackWaitOf, () => timing.ackWaitMs));
+            const ms = await readAckWaitOf(consumer).catch(() => undefined);
+            if (ms !== undefined) setAckWait(ms);
           };
           // Also while every handler is busy and nothing is pulled: the prompts in progress need it most.
           // One per set-up: the one before went with the consumer it read.
           clearInterval(rereading);
-          rereading = setInterval(() => void (this.prompts.size > 0 ? readAckWait() : undefined), ACK_WAIT_READ_EVERY_MS);
+          rereading = setInterval(() => void (this.prompts.size > 0 ? readAckWait(true) : undefined), ACK_WAIT_READ_EVERY_MS);
           rereading.unref();
           while (!this.closed) {
             // A prompt is pulled only once a handler is free for it: one pulled ahead would wait
