@@ -64,10 +64,10 @@ describe('applyPromptConsumer on a consumer that exists with other settings', ()
     expect(updates).toEqual([{ ack_wait: 10_000_000_000, max_ack_pending: 1_000, max_deliver: PROMPT_MAX_DELIVER }]);
   });
 
-  it('keeps one that differs in what cannot change in place, updating what can', async () => {
+  it('keeps one that differs in what cannot change in place as it is, all of it', async () => {
     const { jsm, updates } = existing({ ...current, filter_subject: 'p.prompt.team-a.*' });
     await expect(applyPromptConsumer(jsm, 'LOG', 'p.prompt.*', 10_000)).resolves.toBe('kept');
-    expect(updates).toHaveLength(1);
+    expect(updates).toEqual([]);
   });
 });
 

@@ -49,15 +49,11 @@ export async function applyPromptConsumer(jsm: JetStreamManager, stream: string,
     if (!existing) throw error;
     const config = existing.config as unknown as Record<string, unknown>;
     const differs = (keys: readonly (keyof typeof wanted)[]): boolean => keys.some((key) => config[key] !== wanted[key]);
-    if (differs(UPDATABLE)) {
-      try {
-        await retryTransient(() => jsm.consumers.update(stream, group, { ack_wait: wanted.ack_wait, max_ack_pending: wanted.max_ack_pending, max_deliver: wanted.max_deliver }));
-      } catch {
-        return 'kept';
-      }
-    }
-    // One that differs in what NATS cannot update (made by an operator, or by an older version): kept as it is.
-    return differs(FIXED) ? 'kept' : 'applied';
+    // One that differs in what NATS cannot update (made by an operator, or by an older version): kept as it is, all of it.
+    if (differs(FIXED)) return 'kept';
+    // A failure to update is the service's to report, as a failure to create would be.
+    if (differs(UPDATABLE)) await retryTransient(() => jsm.consumers.update(stream, group, { ack_wait: wanted.ack_wait, max_ack_pending: wanted.max_ack_pending, max_deliver: wanted.max_deliver }));
+    return 'applied';
   }
 }
 
