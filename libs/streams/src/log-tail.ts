@@ -1,6 +1,7 @@
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import { CONSUMER_CREATE_TIMEOUT_MS } from './election-retry.js';
 import type { LogStream } from './log-stream.js';
+import { waitAtMost } from './wait-at-most.js';
 
 /** One committed log event as the tail hands it over: raw bytes, decoded only by whoever needs them. */
 export interface TailMessage {
@@ -28,6 +29,8 @@ interface ConsumerProgress {
 
 const nanos = (ms: number): number => ms * 1_000_000;
 const HEARTBEAT_MS = 1_000;
+/** How long `stop` waits for the consume to close before it waits for the loop itself. */
+const STOP_CLOSE_WAIT_MS = 2_000;
 /** No message and no heartbeat for this long: the consumer is gone, whatever the client says. */
 const SILENCE_MS = 3 * HEARTBEAT_MS;
 /**
@@ -93,7 +96,8 @@ export class LogTail {
   async stop(): Promise<void> {
     this.stopped = true;
     this.stopFollowingEpoch();
-    await this.messages?.close();
+    // Bounded all the same: a close waits on the connection, which may be away.
+    if (this.messages) await waitAtMost(this.messages.close(), STOP_CLOSE_WAIT_MS);
     await this.running;
     if (this.consumerName) await this.stream.jsm.consumers.delete(this.stream.name, this.consumerName).catch(() => false);
   }
@@ -153,13 +157,14 @@ export class LogTail {
     this.options.onConsuming?.(info.name, this.lastSeq);
     const consumer = this.js.consumers.getConsumerFromInfo(info);
     const messages = await consumer.consume({ max_messages: 1024, idle_heartbeat: HEARTBEAT_MS });
-    this.messages = messages;
     if (this.stopped) return void messages.close();
     // Recreated while this consumer was set up: it may follow the old log's positions. Set up again.
     if (this.epochs !== epochs) {
       void messages.close();
       throw new Error('the log was recreated while the live feed consumer was set up');
     }
+    // Only a consume that is read: closing one never read settles only once it is (`stop` would wait for ever).
+    this.messages = messages;
     const progress: ConsumerProgress = { delivered: 0, claimed: 0 };
     void this.watch(messages, progress);
     // The client reports missed heartbeats only while it has pulls out; a consumer whose node
