@@ -20,4 +20,33 @@ describe('a log read whose reader fails', () => {
     const events = await log.read('r-lost', 0, 100);
     expect(events.map((entry) => (entry.event as { messageId: string }).messageId)).toEqual(['a', 'b', 'c']);
   });
+
+  it('gives up a fetch that no event and no expiry end (its connection dropped mid-fetch), and goes on by direct gets', async () => {
+    const { url, infra } = seqline.server;
+    await createConversation(url, 'r-stuck');
+    for (const id of ['a', 'b']) expect((await http(url, 'POST', '/v1/conversations/r-stuck/messages', { messageId: id, text: `text ${id}`, authorId: 'u' })).status).toBe(202);
+    const log = new ConversationLog(infra.stream);
+    await eventually(async () => (await log.read('r-stuck', 0, 100)).length === 2, 10_000, 'two events in the log');
+    // As the client leaves a fetch when its connection drops: no event, no expiry, no error, until it is closed.
+    let closed = 0;
+    const js = (log as unknown as { js: { consumers: { getConsumerFromInfo: (info: unknown) => unknown } } }).js;
+    js.consumers.getConsumerFromInfo = () => ({
+      fetch: async () => {
+        let end!: () => void;
+        const ended = new Promise<void>((resolve) => (end = resolve));
+        return {
+          close: () => {
+            closed++;
+            end();
+            return Promise.resolve();
+          },
+          [Symbol.asyncIterator]: () => ({ next: async () => (await ended, { done: true as const, value: undefined }) }),
+        };
+      },
+    });
+    const events = await log.read('r-stuck', 0, 100);
+    expect(closed).toBe(1);
+    expect(events.map((entry) => (entry.event as { messageId: string }).messageId)).toEqual(['a', 'b']);
+  }, 20_000);
 });
+

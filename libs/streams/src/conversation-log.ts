@@ -24,6 +24,14 @@ const WRONG_LAST_SEQUENCE = 10071;
  * device catching up over a slow network) drains: many readers at once, far behind, multiply it.
  */
 const READ_PULL = 1_000;
+/** How long a reader's fetch waits for the server's expiry (5 s) to end it: past that, the connection is away. */
+const FETCH_EXPIRES_MS = 5_000;
+/**
+ * A fetch waiting this long for its next event is given up. The client keeps no timer of its own
+ * on a fetch, and a connection that drops mid-fetch leaves it waiting until NATS is back (a read,
+ * and a shutdown waiting on it, for as long as NATS is away).
+ */
+const FETCH_STALL_MS = FETCH_EXPIRES_MS + 2_000;
 /** After a reader could not be created, reads go by direct gets for this long. */
 const READERS_AVOIDED_MS = 30_000;
 
@@ -290,9 +298,22 @@ export class ConversationLog {
       };
       while (count < limit && pending > 0) {
         let got = 0;
+        let stalled = false;
+        let stall: ReturnType<typeof setTimeout> | undefined;
         try {
-          const fetched = await consumer.fetch({ max_messages: Math.min(limit - count, pending, READ_PULL), expires: 5_000 });
+          const fetched = await consumer.fetch({ max_messages: Math.min(limit - count, pending, READ_PULL), expires: FETCH_EXPIRES_MS });
+          // Only while waiting for the fetch, not while the reader's caller holds a batch: closed
+          // then, it would drop events it holds unread (the reader has no acknowledgements).
+          const arm = (): void => {
+            clearTimeout(stall);
+            stall = setTimeout(() => {
+              stalled = true;
+              void fetched.close();
+            }, FETCH_STALL_MS);
+          };
+          arm();
           for await (const msg of fetched) {
+            clearTimeout(stall);
             pending = msg.info.pending;
             try {
               batch.push(decode(conversationId, msg.seq, msg.data, new Date(Math.floor(msg.info.timestampNanos / 1_000_000))));
@@ -304,12 +325,15 @@ export class ConversationLog {
             count++;
             last = msg.seq;
             if (batch.length === batchSize) yield handOver();
+            arm();
           }
         } catch (error) {
           throw readerFailure(conversationId, error);
+        } finally {
+          clearTimeout(stall);
         }
-        // Events are pending, yet none came: the consumer's node is gone.
-        if (got === 0) throw new LeaderUnavailableError(`the reader of ${conversationId} stopped delivering`);
+        // Events are pending, yet none came (or the next did not): the consumer's node, or the connection, is gone.
+        if (got === 0 || stalled) throw new LeaderUnavailableError(`the reader of ${conversationId} stopped delivering`);
       }
       if (batch.length > 0) yield handOver();
     } finally {
