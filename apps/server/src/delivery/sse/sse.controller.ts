@@ -153,6 +153,7 @@ export class SseController implements BeforeApplicationShutdown {
             response.write(event.sseFrame);
             // A reader too slow to keep up is cut off rather than buffered without bound; it resumes from Last-Event-ID.
             if (bound.exceeded(backlog)) {
+              this.metrics.slowConsumers.inc();
               end(true);
               return false;
             }
