@@ -48,5 +48,32 @@ describe('a log read whose reader fails', () => {
     expect(closed).toBe(1);
     expect(events.map((entry) => (entry.event as { messageId: string }).messageId)).toEqual(['a', 'b']);
   }, 20_000);
+
+  it('reads again from the last batch handed over when a delivery never came (sent into a connection that dropped), instead of going on past the gap', async () => {
+    const { url, infra } = seqline.server;
+    await createConversation(url, 'r-gap');
+    for (const id of ['a', 'b', 'c']) expect((await http(url, 'POST', '/v1/conversations/r-gap/messages', { messageId: id, text: `text ${id}`, authorId: 'u' })).status).toBe(202);
+    const log = new ConversationLog(infra.stream);
+    await eventually(async () => (await log.read('r-gap', 0, 100)).length === 3, 10_000, 'three events in the log');
+    const stored = await log.read('r-gap', 0, 100);
+    // The reader delivers a (delivery 1), then c (delivery 3): b went into the old connection.
+    const delivery = (index: number, deliverySequence: number) => ({
+      seq: stored[index]!.seq,
+      data: new TextEncoder().encode(JSON.stringify({ prev: stored[index]!.prev, event: stored[index]!.event })),
+      info: { deliverySequence, pending: 2 - index, timestampNanos: Date.now() * 1_000_000 },
+    });
+    const js = (log as unknown as { js: { consumers: { getConsumerFromInfo: (info: unknown) => unknown } } }).js;
+    js.consumers.getConsumerFromInfo = () => ({
+      fetch: async () => ({
+        close: () => Promise.resolve(),
+        [Symbol.asyncIterator]: async function* () {
+          yield delivery(0, 1);
+          yield delivery(2, 3);
+        },
+      }),
+    });
+    const events = await log.read('r-gap', 0, 100);
+    expect(events.map((entry) => (entry.event as { messageId: string }).messageId)).toEqual(['a', 'b', 'c']);
+  });
 });
 

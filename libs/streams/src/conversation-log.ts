@@ -289,6 +289,8 @@ export class ConversationLog {
       // From the info the create returned: no second round trip before the first fetch.
       const consumer = this.js.consumers.getConsumerFromInfo(created);
       let batch: LogEntry[] = [];
+      /** Deliveries of this reader so far: one sent into a connection that dropped is never sent again (no acknowledgements). */
+      let delivered = 0;
       const handOver = () => {
         const full = batch;
         batch = [];
@@ -314,6 +316,10 @@ export class ConversationLog {
           arm();
           for await (const msg of fetched) {
             clearTimeout(stall);
+            // A reconnect mid-fetch pulls again, and what was sent into the old connection is gone:
+            // the read goes on from the last batch handed over instead of past a gap.
+            if (msg.info.deliverySequence !== delivered + 1) throw new LeaderUnavailableError(`the reader of ${conversationId} lost deliveries ${delivered + 1}-${msg.info.deliverySequence - 1}`);
+            delivered = msg.info.deliverySequence;
             pending = msg.info.pending;
             try {
               batch.push(decode(conversationId, msg.seq, msg.data, new Date(Math.floor(msg.info.timestampNanos / 1_000_000))));
