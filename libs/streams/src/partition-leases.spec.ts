@@ -68,15 +68,21 @@ function gate(): { promise: Promise<void>; open: () => void } {
 
 const options: PartitionLeasesOptions = { bucket: 'leases', partitions: 2, ttlMs: 3_000, holder: 'a' };
 
-/** Holds both partitions, renewing every second. */
-async function holdingBoth() {
+/** Holds both partitions, renewing every second; `released` settles when `releases` does (the owner's commands in flight). */
+async function holdingBoth(releases?: Promise<void>) {
   const bucket = new SlowBucket();
   // No other instance to hear from or tell.
   const nc = { subscribe: () => ({ unsubscribe: () => undefined }), publish: () => undefined } as unknown as NatsConnection;
   const leases = new (PartitionLeases as unknown as new (nc: NatsConnection, kv: KV, options: PartitionLeasesOptions) => PartitionLeases)(nc, bucket as unknown as KV, options);
   const acquired: number[] = [];
   const released: number[] = [];
-  const owner: PartitionOwner = { acquired: (partition) => void acquired.push(partition), released: async (partition) => void released.push(partition) };
+  const owner: PartitionOwner = {
+    acquired: (partition) => void acquired.push(partition),
+    released: async (partition) => {
+      released.push(partition);
+      await releases;
+    },
+  };
   leases.start(owner);
   await jest.advanceTimersByTimeAsync(0);
   expect(leases.owned).toEqual([0, 1]);
@@ -168,6 +174,25 @@ describe('PartitionLeases when renewals stop coming back', () => {
     expect([...released].sort()).toEqual([0, 1]);
     expect([...acquired].sort()).toEqual([0, 0, 1, 1]);
     expect(leases.owned).toEqual([0, 1]);
+    await leases.stop();
+  });
+
+  it('gives a partition it let go back only once its owner has stopped answering for it', async () => {
+    const releases = gate();
+    const { bucket, leases, released } = await holdingBoth(releases.promise);
+    const failures = gate();
+    bucket.updatesFail = failures.promise;
+    await jest.advanceTimersByTimeAsync(2_800);
+    expect([...released].sort()).toEqual([0, 1]);
+    bucket.updatesFail = undefined;
+    failures.open();
+    await jest.advanceTimersByTimeAsync(0);
+    // The owner still finishes the writes it took: the entries stay, so no other instance takes them meanwhile.
+    expect([...bucket.entries.keys()].filter((key) => key.startsWith('partition.')).sort()).toEqual(['partition.0', 'partition.1']);
+    const revisions = [...bucket.entries].filter(([key]) => key.startsWith('partition.')).map(([, entry]) => entry.revision);
+    releases.open();
+    await jest.advanceTimersByTimeAsync(0);
+    expect([...bucket.entries].filter(([key]) => key.startsWith('partition.')).every(([, entry]) => !revisions.includes(entry.revision))).toBe(true);
     await leases.stop();
   });
 });

@@ -51,6 +51,8 @@ export class PartitionLeases {
   private readonly renewedAt = new Map<number, number>();
   /** Per held partition, when this instance stops counting on it unless a renewal comes back first. */
   private readonly lapses = new Map<number, ReturnType<typeof setTimeout>>();
+  /** Per partition let go whose owner is still stopping: its lease is given back only once that is done. */
+  private readonly releasing = new Map<number, Promise<void>>();
   private timer?: ReturnType<typeof setInterval>;
   private ticking?: Promise<void>;
   private owner?: PartitionOwner;
@@ -216,7 +218,10 @@ export class PartitionLeases {
           // Let go while the renewal was out (it lapsed here, or `stop` released it): its owner
           // stopped answering for it, so it is not taken back unannounced; if the renewal landed
           // with its reply lost, the entry is given back.
-          if (!this.held.has(partition)) return await this.giveBackIfOurs(partition);
+          if (!this.held.has(partition)) {
+            await this.releasing.get(partition);
+            return await this.giveBackIfOurs(partition);
+          }
           // An election: the entry is still ours until it lapses, and the next renewal may go through.
           if (isTransient(error) && started - (this.renewedAt.get(partition) ?? 0) < this.options.ttlMs / 2) return;
           if (await this.stillOurs(partition)) return;
@@ -261,12 +266,19 @@ export class PartitionLeases {
   }
 
   /** Stops answering for a partition this instance can no longer count on; its entry is left to lapse or to be given back. */
-  private async letGo(partition: number): Promise<void> {
+  private letGo(partition: number): Promise<void> {
     clearTimeout(this.lapses.get(partition));
     this.lapses.delete(partition);
-    if (!this.held.delete(partition)) return;
+    // Let go already: done once its owner has stopped answering for it.
+    if (!this.held.delete(partition)) return this.releasing.get(partition) ?? Promise.resolve();
     this.renewedAt.delete(partition);
-    await this.owner?.released(partition);
+    const releasing: Promise<void> = Promise.resolve(this.owner?.released(partition))
+      .catch(() => undefined)
+      .finally(() => {
+        if (this.releasing.get(partition) === releasing) this.releasing.delete(partition);
+      });
+    this.releasing.set(partition, releasing);
+    return releasing;
   }
 
   /** Deletes a lease this instance does not answer for (any more), if its entry still names this instance. */
