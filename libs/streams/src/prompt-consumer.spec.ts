@@ -42,7 +42,7 @@ describe('ensurePromptConsumer', () => {
 
 describe('applyPromptConsumer on a consumer that exists with other settings', () => {
   /** As nats-server 2.10 and later answer: a create for a durable that exists with other settings is refused. */
-  function existing(config: Record<string, unknown>) {
+  function existing(config: Record<string, unknown>, updateRefused = false) {
     const updates: Record<string, unknown>[] = [];
     const jsm = {
       consumers: {
@@ -50,6 +50,7 @@ describe('applyPromptConsumer on a consumer that exists with other settings', ()
         info: () => Promise.resolve({ config: { ...config } }),
         update: (_stream: string, _name: string, change: Record<string, unknown>) => {
           updates.push(change);
+          if (updateRefused) return Promise.reject(new JetStreamApiError({ code: 400, err_code: 10116, description: 'max deliver is required to be > length of backoff values' }));
           return Promise.resolve({ config: { ...config, ...change } });
         },
       },
@@ -68,6 +69,12 @@ describe('applyPromptConsumer on a consumer that exists with other settings', ()
     const { jsm, updates } = existing({ ...current, filter_subject: 'p.prompt.team-a.*' });
     await expect(applyPromptConsumer(jsm, 'LOG', 'p.prompt.*', 10_000)).resolves.toBe('kept');
     expect(updates).toEqual([]);
+  });
+
+  it('keeps one JetStream refuses to update (what it holds allows no other value), so the service still starts', async () => {
+    const { jsm, updates } = existing({ ...current, backoff: new Array(12).fill(1_000_000_000) }, true);
+    await expect(applyPromptConsumer(jsm, 'LOG', 'p.prompt.*', 10_000)).resolves.toBe('kept');
+    expect(updates).toHaveLength(1);
   });
 });
 

@@ -51,9 +51,17 @@ export async function applyPromptConsumer(jsm: JetStreamManager, stream: string,
     const differs = (keys: readonly (keyof typeof wanted)[]): boolean => keys.some((key) => config[key] !== wanted[key]);
     // One that differs in what NATS cannot update (made by an operator, or by an older version): kept as it is, all of it.
     if (differs(FIXED)) return 'kept';
-    // A failure to update is the service's to report, as a failure to create would be.
-    if (differs(UPDATABLE)) await retryTransient(() => jsm.consumers.update(stream, group, { ack_wait: wanted.ack_wait, max_ack_pending: wanted.max_ack_pending, max_deliver: wanted.max_deliver }));
-    return 'applied';
+    if (!differs(UPDATABLE)) return 'applied';
+    try {
+      await retryTransient(() => jsm.consumers.update(stream, group, { ack_wait: wanted.ack_wait, max_ack_pending: wanted.max_ack_pending, max_deliver: wanted.max_deliver }));
+      return 'applied';
+    } catch (refusal) {
+      // Refused by JetStream for what the consumer holds (an operator's back-off list longer than
+      // its deliveries, an account limit): it works as it is, and the service says so. NATS not
+      // answering is the start's to report, as a failure to create would be.
+      if (refusal instanceof JetStreamApiError) return 'kept';
+      throw refusal;
+    }
   }
 }
 
