@@ -28,6 +28,9 @@ describe('foldBlocks', () => {
     expect(foldsWhole({ type: 'chart', id: 'c1', spec: 'bars' })).toBe(false);
     expect(foldsWhole({ type: 'data', id: 'd', name: 'n', data: '1', ttl: 5 })).toBe(false);
     expect(foldsWhole({ type: 'constructor', id: 'x' })).toBe(false);
+    // Known fields only, and each as this version writes it.
+    expect(foldsWhole({ type: 'tool', id: 'c', toolName: 'f' })).toBe(false);
+    expect(foldsWhole({ type: 'data', id: 'd', name: 'n', data: null })).toBe(false);
     expect(foldsWhole(null)).toBe(false);
   });
 

@@ -1,4 +1,4 @@
-import type { BlockRef, MessageBlock } from './message-blocks.js';
+import { KnownFragmentSchema, type BlockRef, type MessageBlock } from './message-blocks.js';
 
 /**
  * Applies one append to a message's blocks without changing the given array or its blocks (a
@@ -94,22 +94,13 @@ function fragmentAppends(fragment: MessageBlock): [BlockRef, string][] {
   }
 }
 
-const KNOWN_FIELDS: ReadonlyMap<unknown, ReadonlySet<string>> = new Map<MessageBlock['type'], ReadonlySet<string>>([
-  ['text', new Set(['type', 'id', 'text'])],
-  ['reasoning', new Set(['type', 'id', 'text'])],
-  ['tool', new Set(['type', 'id', 'toolName', 'input', 'output', 'error'])],
-  ['data', new Set(['type', 'id', 'name', 'data'])],
-]);
-
 /**
  * Whether this version folds `fragment` without losing anything of it: a known type with only
- * fields it knows. Blocks folded from fragments it does not (a newer version stored them) must
- * not be written back in their place.
+ * fields it knows, each of the type it expects. Blocks folded from fragments it does not (a newer
+ * version stored them) must not be written back in their place.
  */
 export function foldsWhole(fragment: unknown): boolean {
-  if (typeof fragment !== 'object' || fragment === null) return false;
-  const known = KNOWN_FIELDS.get((fragment as { type?: unknown }).type);
-  return known !== undefined && Object.keys(fragment).every((key) => known.has(key));
+  return KnownFragmentSchema.safeParse(fragment).success;
 }
 
 function emptyBlock(ref: BlockRef): MessageBlock {
