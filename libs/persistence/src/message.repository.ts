@@ -1,4 +1,5 @@
-import { epochIsBefore, foldsWhole } from '@seqline/protocol';
+import { epochIsBefore } from '@seqline/protocol';
+import { foldsWhole } from './known-fragment.js';
 import type { PrismaService } from './prisma.service.js';
 import { BatchedReads, type BatchedReadsOptions } from './batched-reads.js';
 import { MAX_FORMER_PRODUCERS } from './conversation-state.js';

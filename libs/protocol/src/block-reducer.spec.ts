@@ -1,4 +1,4 @@
-import { appendToBlocks, blockChars, foldBlocks, foldsWhole, replacedChars } from './block-reducer.js';
+import { appendToBlocks, blockChars, foldBlocks, replacedChars } from './block-reducer.js';
 import type { MessageBlock } from './message-blocks.js';
 
 describe('foldBlocks', () => {
@@ -20,18 +20,9 @@ describe('foldBlocks', () => {
     ]);
   });
 
-  it('passes over fragments of a block type a newer version stored, and says which fragments it folds without loss', () => {
+  it('passes over fragments of a block type a newer version stored', () => {
     const fragments = [{ type: 'chart', id: 'c1', spec: 'bars' }, { type: 'text', id: 't', text: 'Hi' }] as unknown as MessageBlock[];
     expect(foldBlocks(fragments)).toEqual([{ type: 'text', id: 't', text: 'Hi' }]);
-    expect(foldsWhole({ type: 'text', id: 't', text: 'Hi' })).toBe(true);
-    expect(foldsWhole({ type: 'tool', id: 'c', toolName: 'f', input: '', output: '1' })).toBe(true);
-    expect(foldsWhole({ type: 'chart', id: 'c1', spec: 'bars' })).toBe(false);
-    expect(foldsWhole({ type: 'data', id: 'd', name: 'n', data: '1', ttl: 5 })).toBe(false);
-    expect(foldsWhole({ type: 'constructor', id: 'x' })).toBe(false);
-    // Known fields only, and each as this version writes it.
-    expect(foldsWhole({ type: 'tool', id: 'c', toolName: 'f' })).toBe(false);
-    expect(foldsWhole({ type: 'data', id: 'd', name: 'n', data: null })).toBe(false);
-    expect(foldsWhole(null)).toBe(false);
   });
 
   it('keeps the later of a tool\'s output and error: a tool that streamed preliminary output and then failed has failed', () => {

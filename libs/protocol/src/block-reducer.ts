@@ -1,4 +1,4 @@
-import { KnownFragmentSchema, type BlockRef, type MessageBlock } from './message-blocks.js';
+import type { BlockRef, MessageBlock } from './message-blocks.js';
 
 /**
  * Applies one append to a message's blocks without changing the given array or its blocks (a
@@ -94,14 +94,6 @@ function fragmentAppends(fragment: MessageBlock): [BlockRef, string][] {
   }
 }
 
-/**
- * Whether this version folds `fragment` without losing anything of it: a known type with only
- * fields it knows, each of the type it expects. Blocks folded from fragments it does not (a newer
- * version stored them) must not be written back in their place.
- */
-export function foldsWhole(fragment: unknown): boolean {
-  return KnownFragmentSchema.safeParse(fragment).success;
-}
 
 function emptyBlock(ref: BlockRef): MessageBlock {
   switch (ref.type) {

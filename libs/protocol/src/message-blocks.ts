@@ -44,12 +44,3 @@ export const MessageBlockSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('data'), id: z.string(), name: z.string(), data: z.string() }),
 ]);
 export type MessageBlock = z.infer<typeof MessageBlockSchema>;
-
-/** A block fragment as Postgres keeps it (see `foldBlocks`), holding nothing this version does not know. */
-export const KnownFragmentSchema = z.discriminatedUnion('type', [
-  z.strictObject({ type: z.literal('text'), id: z.string(), text: z.string() }),
-  z.strictObject({ type: z.literal('reasoning'), id: z.string(), text: z.string() }),
-  z.strictObject({ type: z.literal('tool'), id: z.string(), toolName: z.string(), input: z.string(), output: z.string().optional(), error: z.string().optional() }),
-  z.strictObject({ type: z.literal('data'), id: z.string(), name: z.string(), data: z.string() }),
-]);
-
