@@ -447,54 +447,61 @@ describe('a prompt ack wait changed while an agent runs', () => {
   it('is read again, so in-progress acks keep a long answer from being redelivered under the shorter wait', async () => {
     await createConversation(seqline.server.url, 'c-ack-wait');
     const agent = await seqline.agent('patient');
-    const deliveries: string[] = [];
-    await agent.onPrompt(async (prompt) => {
-      deliveries.push(prompt.messageId);
-      // Longer than two of the new ack waits.
-      await sleep(5_000);
-      const answer = agent.startMessage(prompt.conversationId, { messageId: `${prompt.messageId}-answer` });
-      answer.append('slow but once');
-      await answer.complete();
-    });
-    // As a service restarted with PROMPT_ACK_WAIT=2s does to the consumer.
-    const jsm = await jetstreamManager(seqline.server.infra.stream.nc);
-    await jsm.consumers.update(seqline.settings.log.stream, DEFAULT_AGENT_GROUP, { ack_wait: 2_000_000_000 });
-    await sleep(5_500);
-    expect((await http(seqline.server.url, 'POST', '/v1/conversations/c-ack-wait/messages', { messageId: 'q', text: 'hello' })).status).toBe(202);
-    await eventually(async () => (await http<{ items: { id: string; status: string }[] }>(seqline.server.url, 'GET', '/v1/conversations/c-ack-wait/messages')).body.items.some((item) => item.id === 'q-answer' && item.status === 'complete'), 20_000, 'answered');
-    expect(deliveries).toEqual(['q']);
-    await agent.close();
+    // Closed whatever happens: the next test shares the consumer, and a leftover agent would take its prompt.
+    try {
+      const deliveries: string[] = [];
+      await agent.onPrompt(async (prompt) => {
+        deliveries.push(prompt.messageId);
+        // Longer than two of the new ack waits.
+        await sleep(5_000);
+        const answer = agent.startMessage(prompt.conversationId, { messageId: `${prompt.messageId}-answer` });
+        answer.append('slow but once');
+        await answer.complete();
+      });
+      // As a service restarted with PROMPT_ACK_WAIT=2s does to the consumer.
+      const jsm = await jetstreamManager(seqline.server.infra.stream.nc);
+      await jsm.consumers.update(seqline.settings.log.stream, DEFAULT_AGENT_GROUP, { ack_wait: 2_000_000_000 });
+      await sleep(5_500);
+      expect((await http(seqline.server.url, 'POST', '/v1/conversations/c-ack-wait/messages', { messageId: 'q', text: 'hello' })).status).toBe(202);
+      await eventually(async () => (await http<{ items: { id: string; status: string }[] }>(seqline.server.url, 'GET', '/v1/conversations/c-ack-wait/messages')).body.items.some((item) => item.id === 'q-answer' && item.status === 'complete'), 20_000, 'answered');
+      expect(deliveries).toEqual(['q']);
+    } finally {
+      await agent.close();
+    }
   }, 30_000);
 
   it('acks a prompt in progress at once when the wait becomes shorter, before the shorter wait can run out mid-answer', async () => {
     const jsm = await jetstreamManager(seqline.server.infra.stream.nc);
-    await jsm.consumers.update(seqline.settings.log.stream, DEFAULT_AGENT_GROUP, { ack_wait: 30_000_000_000 });
+    await jsm.consumers.update(seqline.settings.log.stream, DEFAULT_AGENT_GROUP, { ack_wait: 60_000_000_000 });
     await createConversation(seqline.server.url, 'c-ack-shorter');
     const agent = await seqline.agent('steady');
-    const deliveries: string[] = [];
-    let started!: () => void;
-    const whenStarted = new Promise<void>((resolve) => (started = resolve));
-    await agent.onPrompt(async (prompt) => {
-      deliveries.push(prompt.messageId);
-      const answer = agent.startMessage(prompt.conversationId, { messageId: `${prompt.messageId}-answer` });
-      answer.append('begun, ');
-      started();
-      // In-progress acks every 10 s under the 30 s wait: the next one is due after the 8 s wait below runs out.
-      await sleep(14_000);
-      answer.append('and done');
-      await answer.complete();
-    });
-    // The agent reads the wait again every 5 s while it answers.
-    await sleep(5_500);
-    expect((await http(seqline.server.url, 'POST', '/v1/conversations/c-ack-shorter/messages', { messageId: 'q', text: 'hello' })).status).toBe(202);
-    await whenStarted;
-    await jsm.consumers.update(seqline.settings.log.stream, DEFAULT_AGENT_GROUP, { ack_wait: 8_000_000_000 });
-    const answer = async () => (await http<{ items: { id: string; status: string; text: string }[] }>(seqline.server.url, 'GET', '/v1/conversations/c-ack-shorter/messages')).body.items.find((item) => item.id === 'q-answer');
-    await eventually(async () => (await answer())?.status === 'complete', 30_000, 'answered');
-    expect(deliveries).toEqual(['q']);
-    expect(await answer()).toMatchObject({ status: 'complete', text: 'begun, and done' });
-    await agent.close();
-  }, 45_000);
+    try {
+      const deliveries: string[] = [];
+      let started!: () => void;
+      const whenStarted = new Promise<void>((resolve) => (started = resolve));
+      await agent.onPrompt(async (prompt) => {
+        deliveries.push(prompt.messageId);
+        const answer = agent.startMessage(prompt.conversationId, { messageId: `${prompt.messageId}-answer` });
+        answer.append('begun, ');
+        started();
+        // In-progress acks every 20 s under the 60 s wait: the next one is due after the 12 s wait below runs out.
+        await sleep(18_000);
+        answer.append('and done');
+        await answer.complete();
+      });
+      // The agent reads the wait again every 5 s while it answers.
+      await sleep(5_500);
+      expect((await http(seqline.server.url, 'POST', '/v1/conversations/c-ack-shorter/messages', { messageId: 'q', text: 'hello' })).status).toBe(202);
+      await whenStarted;
+      await jsm.consumers.update(seqline.settings.log.stream, DEFAULT_AGENT_GROUP, { ack_wait: 12_000_000_000 });
+      const answer = async () => (await http<{ items: { id: string; status: string; text: string }[] }>(seqline.server.url, 'GET', '/v1/conversations/c-ack-shorter/messages')).body.items.find((item) => item.id === 'q-answer');
+      await eventually(async () => (await answer())?.status === 'complete', 30_000, 'answered');
+      expect(deliveries).toEqual(['q']);
+      expect(await answer()).toMatchObject({ status: 'complete', text: 'begun, and done' });
+    } finally {
+      await agent.close();
+    }
+  }, 75_000);
 });
 
 describe('an agent closing while it handles a prompt', () => {

@@ -405,7 +405,7 @@ describe('log and Postgres under bad events and lost rows', () => {
       { type: 'data', id: 'status', name: 'status', data: value(30) },
       { type: 'tool', id: 'call-1', toolName: 'search', input: '', output: value(30) },
     ]);
-  }, 60_000);
+  }, 180_000);
 
   it('keeps blocks a newer version stored that this one cannot fold, appending to them instead of writing its fold over them', async () => {
     const { url } = seqline.server;

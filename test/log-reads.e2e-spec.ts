@@ -47,7 +47,7 @@ describe('a log read whose reader fails', () => {
     const events = await log.read('r-stuck', 0, 100);
     expect(closed).toBe(1);
     expect(events.map((entry) => (entry.event as { messageId: string }).messageId)).toEqual(['a', 'b']);
-  }, 20_000);
+  }, 45_000);
 
   it('reads again from the last batch handed over when a delivery never came (sent into a connection that dropped), instead of going on past the gap', async () => {
     const { url, infra } = seqline.server;
