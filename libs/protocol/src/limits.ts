@@ -10,6 +10,12 @@ export const DEFAULT_LIMITS = {
   subscriptionsPerSocket: 32,
 } as const;
 
+/**
+ * Typed blocks one message may hold (fixed). Far above what an answer's tool calls and data parts
+ * use; it bounds what block ids and names, which the character limit does not count, can add.
+ */
+export const MAX_BLOCKS_PER_MESSAGE = 1_000;
+
 /** The longest error a `message.fail` may carry, in UTF-16 code units (fixed, not configurable). */
 export const MAX_FAILURE_CHARS = 1024;
 

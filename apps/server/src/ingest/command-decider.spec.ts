@@ -1,4 +1,5 @@
 import type { MessageState } from '@seqline/persistence';
+import { MAX_BLOCKS_PER_MESSAGE } from '@seqline/protocol';
 import { AnswerStillActive, decide } from './command-decider.js';
 
 const limits = { deltaChars: 10, messageChars: 20 };
@@ -172,3 +173,23 @@ describe('decide', () => {
     });
   });
 });
+
+describe('decide bounding one message beyond its characters', () => {
+  it('refuses a part past LIMIT_MESSAGE_CHARS parts: set-whole values add no characters, yet each part is kept', () => {
+    const many = state({ parts: 20, partLengths: new Array(20).fill(0), blocks: [{ type: 'data', id: 'd', name: 'n', data: '1' }] });
+    expect(() => decide('c', many, { type: 'message.append', messageId: 'm', part: 21, delta: '2', block: { type: 'data', id: 'd', name: 'n' } }, limits, now)).toThrow(
+      expect.objectContaining({ code: 'MESSAGE_TOO_LARGE', message: 'message m would exceed 20 parts' }),
+    );
+  });
+
+  it('refuses a new block past MAX_BLOCKS_PER_MESSAGE, whose ids and names the character limit does not count, but not one more part of a block it has', () => {
+    const blocks = Array.from({ length: MAX_BLOCKS_PER_MESSAGE }, (_, i) => ({ type: 'tool' as const, id: `call-${i}`, toolName: 'f', input: '' }));
+    const full = state({ blocks });
+    const wide = { deltaChars: 10, messageChars: 100_000 };
+    expect(() => decide('c', full, { type: 'message.append', messageId: 'm', part: 3, delta: '{', block: { type: 'tool', id: 'call-new', toolName: 'f' } }, wide, now)).toThrow(
+      expect.objectContaining({ code: 'MESSAGE_TOO_LARGE', message: `message m would exceed ${MAX_BLOCKS_PER_MESSAGE} blocks` }),
+    );
+    expect(decide('c', full, { type: 'message.append', messageId: 'm', part: 3, delta: '{', block: { type: 'tool', id: 'call-7', toolName: 'f' } }, wide, now)).toMatchObject({ kind: 'write' });
+  });
+});
+

@@ -1,4 +1,4 @@
-import { acceptsBlock, blockChars, ErrorCode, replacedChars, SeqlineError, type Author, type LogEvent } from '@seqline/protocol';
+import { acceptsBlock, blockChars, ErrorCode, MAX_BLOCKS_PER_MESSAGE, replacedChars, SeqlineError, type Author, type LogEvent } from '@seqline/protocol';
 import type { MessageState } from '@seqline/persistence';
 import type { IngestCommand } from './ingest-command.js';
 
@@ -77,6 +77,14 @@ export function decide(
       }
       if (command.delta.length > limits.deltaChars) {
         throw new SeqlineError(ErrorCode.DeltaTooLarge, `delta is ${command.delta.length} characters; the limit is ${limits.deltaChars}`);
+      }
+      // Set-whole values add no characters over the value they replace, and block ids and names
+      // count none: parts and blocks are bounded apart, or one message could grow without bound.
+      if (command.part > limits.messageChars) {
+        throw new SeqlineError(ErrorCode.MessageTooLarge, `message ${command.messageId} would exceed ${limits.messageChars} parts`);
+      }
+      if (command.block && (current.blocks?.length ?? 0) >= MAX_BLOCKS_PER_MESSAGE && !current.blocks!.some((block) => block.id === command.block!.id)) {
+        throw new SeqlineError(ErrorCode.MessageTooLarge, `message ${command.messageId} would exceed ${MAX_BLOCKS_PER_MESSAGE} blocks`);
       }
       // A set-whole value replaces the one before: only the difference counts.
       if (current.text.length + blockChars(current.blocks) - replacedChars(current.blocks, command.block) + command.delta.length > limits.messageChars) {

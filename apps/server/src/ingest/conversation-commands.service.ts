@@ -31,7 +31,8 @@ export class ConversationCommands {
     const result = await this.writer.write(conversationId, { type: 'message.post', messageId, author, text });
     if (result.duplicate && !(await this.promptMissing(conversationId, messageId, result.cursor))) return result;
     const prompt: Prompt = { conversationId, messageId, author, text, cursor: result.cursor };
-    await this.log.publishPrompt(conversationId, prompt, `prompt.${conversationId}.${messageId}`);
+    // `:` is in no id, so no log event's key (`<conversation>.<message>.<what>`) can be a prompt's.
+    await this.log.publishPrompt(conversationId, prompt, `prompt:${conversationId}.${messageId}`);
     return result;
   }
 

@@ -17,8 +17,11 @@ const MAX_CACHED_CONVERSATIONS = 10_000;
 /** What the cached states may hold together (see `stateBytes`). */
 const MAX_CACHED_BYTES = 64 * 1024 * 1024;
 const MAX_ATTEMPTS = 20;
-/** Refusals that a cache behind the log could give wrongly; every other refusal stays true as the log grows. */
-const STALE_SENSITIVE = new Set<ErrorCode>([ErrorCode.UnknownMessage, ErrorCode.PartOutOfOrder, ErrorCode.Fenced]);
+/**
+ * Refusals that a cache behind the log could give wrongly; every other refusal stays true as the
+ * log grows. A message's size is among them: a later set-whole value can make it smaller.
+ */
+const STALE_SENSITIVE = new Set<ErrorCode>([ErrorCode.UnknownMessage, ErrorCode.PartOutOfOrder, ErrorCode.Fenced, ErrorCode.MessageTooLarge]);
 /**
  * Refusals that say the log lacks something the agent already had acknowledged. Right after a
  * leader election the new stream leader can answer reads before it has applied every write the
@@ -162,7 +165,9 @@ export class ConversationWriter {
           // caught-up state, a true repeat is a duplicate and other content is refused there.
           await this.catchUp(conversationId, state);
           const again = decide(conversationId, state.messages, command, this.settings.limits, new Date());
-          return this.result(state, command, again.kind === 'duplicate' ? again.seq : result.seq, true);
+          // Still not in the log: the key was another event's (or the log is not yet read that far). Not a success to report.
+          if (again.kind !== 'duplicate') throw new SeqlineError(ErrorCode.Unavailable, 'the log took this write for a repeat of another; retry shortly');
+          return this.result(state, command, again.seq, true);
         }
         const entry: LogEntry = { conversationId, seq: result.seq, prev: state.seq, event: decision.event, time: new Date() };
         applyEntry(state, entry, this.stream.epoch);

@@ -65,3 +65,17 @@ describe('ConversationWriter with a database that stops answering', () => {
     expect(await later).toMatchObject({ cursor: 'e1-1', duplicate: false });
   });
 });
+
+describe('ConversationWriter when the log takes a write for a repeat', () => {
+  it('does not report a write it cannot find in the log as done: the key was another event\'s', async () => {
+    const empty = (): ConversationState => ({ conversationId: 'c1', seq: 4, messages: new Map() });
+    const snapshots = { build: async () => empty(), catchUp: async () => undefined } as unknown as SnapshotService;
+    const stream = { epoch: 'e1', onEpochChange: () => () => undefined } as unknown as LogStream;
+    // JetStream answers "duplicate" (an event of another key in its window took this one), and catching up finds nothing new.
+    const log = { append: async () => ({ seq: 5, duplicate: true }) } as unknown as ConversationLog;
+    const metrics = { eventsWritten: { inc: () => undefined }, statesRebuilt: { inc: () => undefined } } as unknown as MetricsService;
+    const settings = settingsFrom(loadEnv({ DATABASE_URL: 'postgresql://localhost/x', NATS_URL: 'nats://localhost:4222' }));
+    const writer = new ConversationWriter(log, stream, snapshots, metrics, settings);
+    await expect(writer.write('c1', post('q1'))).rejects.toMatchObject({ code: 'UNAVAILABLE', message: 'the log took this write for a repeat of another; retry shortly' });
+  });
+});
