@@ -11,10 +11,11 @@ export const DEFAULT_LIMITS = {
 } as const;
 
 /**
- * Typed blocks one message may hold (fixed). Far above what an answer's tool calls and data parts
- * use; it bounds what block ids and names, which the character limit does not count, can add.
+ * Typed blocks one message may hold (fixed). Far above what a long agent run's steps, tool calls
+ * and data parts use; it bounds what block ids and names, which the character limit does not
+ * count, add to one message (up to 256 characters a block), and the work of finding a block.
  */
-export const MAX_BLOCKS_PER_MESSAGE = 1_000;
+export const MAX_BLOCKS_PER_MESSAGE = 10_000;
 
 /** The longest error a `message.fail` may carry, in UTF-16 code units (fixed, not configurable). */
 export const MAX_FAILURE_CHARS = 1024;

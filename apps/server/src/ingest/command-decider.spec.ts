@@ -25,7 +25,7 @@ describe('decide', () => {
   it('writes the next part with an idempotency key naming the part and the producer epoch', () => {
     expect(decide('c', state(), { type: 'message.append', messageId: 'm', part: 3, delta: 'd' }, limits, now)).toEqual({
       kind: 'write',
-      msgId: 'c.m.part.3.1',
+      msgId: 'log:c.m.part.3.1',
       event: { type: 'message.appended', messageId: 'm', part: 3, delta: 'd', at: now.toISOString() },
     });
   });
@@ -47,7 +47,7 @@ describe('decide', () => {
   it('lets another producer of the same agent take a streaming answer over, one epoch up', () => {
     expect(decide('c', state(), { type: 'message.start', messageId: 'm', agentId: 'bot', text: '', producerId: 'p2' }, limits, now)).toEqual({
       kind: 'write',
-      msgId: 'c.m.claimed.2.p2',
+      msgId: 'log:c.m.claimed.2.p2',
       event: { type: 'message.claimed', messageId: 'm', producerId: 'p2', epoch: 2, at: now.toISOString() },
     });
   });
@@ -116,7 +116,7 @@ describe('decide', () => {
   it('writes a posted prompt as a complete message', () => {
     expect(decide('c', new Map(), { type: 'message.post', messageId: 'q', author: { role: 'user', id: 'u' }, text: 'hi' }, limits, now)).toMatchObject({
       kind: 'write',
-      msgId: 'c.q.created',
+      msgId: 'log:c.q.created',
       event: { type: 'message.created', status: 'complete', text: 'hi', author: { role: 'user', id: 'u' } },
     });
   });

@@ -23,7 +23,11 @@ export function decide(
 ): Decision {
   const at = now.toISOString();
   const message = messages.get(command.messageId);
-  const msgId = (suffix: string): string => `${conversationId}.${command.messageId}.${suffix}`;
+  // Prompts share the stream's de-duplication window (`prompt.<conversation>.<message>`): `:` is in
+  // no id, so no event's key can be a prompt's, as `<conversation>.<message>.<what>` could be for
+  // a conversation named `prompt`. Keys of another version (a rolling upgrade) need not match:
+  // the expected last sequence and the part numbers already tell a repeat.
+  const msgId = (suffix: string): string => `log:${conversationId}.${command.messageId}.${suffix}`;
   switch (command.type) {
     case 'message.post': {
       if (message) {

@@ -31,8 +31,7 @@ export class ConversationCommands {
     const result = await this.writer.write(conversationId, { type: 'message.post', messageId, author, text });
     if (result.duplicate && !(await this.promptMissing(conversationId, messageId, result.cursor))) return result;
     const prompt: Prompt = { conversationId, messageId, author, text, cursor: result.cursor };
-    // `:` is in no id, so no log event's key (`<conversation>.<message>.<what>`) can be a prompt's.
-    await this.log.publishPrompt(conversationId, prompt, `prompt:${conversationId}.${messageId}`);
+    await this.log.publishPrompt(conversationId, prompt, `prompt.${conversationId}.${messageId}`);
     return result;
   }
 

@@ -17,11 +17,8 @@ const MAX_CACHED_CONVERSATIONS = 10_000;
 /** What the cached states may hold together (see `stateBytes`). */
 const MAX_CACHED_BYTES = 64 * 1024 * 1024;
 const MAX_ATTEMPTS = 20;
-/**
- * Refusals that a cache behind the log could give wrongly; every other refusal stays true as the
- * log grows. A message's size is among them: a later set-whole value can make it smaller.
- */
-const STALE_SENSITIVE = new Set<ErrorCode>([ErrorCode.UnknownMessage, ErrorCode.PartOutOfOrder, ErrorCode.Fenced, ErrorCode.MessageTooLarge]);
+/** Refusals that a cache behind the log could give wrongly; every other refusal stays true as the log grows. */
+const STALE_SENSITIVE = new Set<ErrorCode>([ErrorCode.UnknownMessage, ErrorCode.PartOutOfOrder, ErrorCode.Fenced]);
 /**
  * Refusals that say the log lacks something the agent already had acknowledged. Right after a
  * leader election the new stream leader can answer reads before it has applied every write the
