@@ -99,8 +99,15 @@ async function run(
             continue;
           }
           if (!result) {
-            fail({ code: 'UNKNOWN_CONVERSATION', message: `conversation ${id} does not exist: neither Postgres nor the log holds it` });
-            return 1;
+            const message = `conversation ${id} does not exist: neither Postgres nor the log holds it`;
+            if (target !== '--all') {
+              fail({ code: 'UNKNOWN_CONVERSATION', message });
+              return 1;
+            }
+            // Listed at the start, gone since (its events expired meanwhile): the others are repaired all the same.
+            failures.push({ conversationId: id, error: { code: 'UNKNOWN_CONVERSATION', message } });
+            if (!json) out(`seqline: could not repair ${id}: ${message}`);
+            continue;
           }
           results.push(result);
           if (!json) {
