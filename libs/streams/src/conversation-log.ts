@@ -27,7 +27,7 @@ const READ_PULL = 1_000;
 /** How long a reader's fetch waits for the server's expiry (5 s) to end it: past that, the connection is away. */
 const FETCH_EXPIRES_MS = 5_000;
 /**
- * A fetch waiting this long for its next event is given up. The client keeps no timer of its own
+ * A fetch that has delivered nothing for this long (up to twice this after its last event) is given up. The client keeps no timer of its own
  * on a fetch, and a connection that drops mid-fetch leaves it waiting until NATS is back (a read,
  * and a shutdown waiting on it, for as long as NATS is away).
  */
@@ -304,18 +304,22 @@ export class ConversationLog {
         let stall: ReturnType<typeof setTimeout> | undefined;
         try {
           const fetched = await consumer.fetch({ max_messages: Math.min(limit - count, pending, READ_PULL), expires: FETCH_EXPIRES_MS });
-          // Only while waiting for the fetch, not while the reader's caller holds a batch: closed
-          // then, it would drop events it holds unread (the reader has no acknowledgements).
-          const arm = (): void => {
-            clearTimeout(stall);
-            stall = setTimeout(() => {
-              stalled = true;
-              void fetched.close();
-            }, FETCH_STALL_MS);
+          // One timer a fetch, not one per event. It gives up only when no event came since it last
+          // looked and the reader's caller is not holding a batch: closed then, the fetch would drop
+          // events it holds unread (the reader has no acknowledgements).
+          let holding = false;
+          let gotAtCheck = 0;
+          const check = (): void => {
+            if (holding || got !== gotAtCheck) {
+              gotAtCheck = got;
+              stall = setTimeout(check, FETCH_STALL_MS);
+              return;
+            }
+            stalled = true;
+            void fetched.close();
           };
-          arm();
+          stall = setTimeout(check, FETCH_STALL_MS);
           for await (const msg of fetched) {
-            clearTimeout(stall);
             // A reconnect mid-fetch pulls again, and what was sent into the old connection is gone:
             // the read goes on from the last batch handed over instead of past a gap.
             if (msg.info.deliverySequence !== delivered + 1) throw new LeaderUnavailableError(`the reader of ${conversationId} lost deliveries ${delivered + 1}-${msg.info.deliverySequence - 1}`);
@@ -330,8 +334,11 @@ export class ConversationLog {
             got++;
             count++;
             last = msg.seq;
-            if (batch.length === batchSize) yield handOver();
-            arm();
+            if (batch.length === batchSize) {
+              holding = true;
+              yield handOver();
+              holding = false;
+            }
           }
         } catch (error) {
           throw readerFailure(conversationId, error);
