@@ -6,12 +6,18 @@ import { createConversation, eventually, http, useSeqline } from '@seqline/testi
 describe('a log read whose reader fails', () => {
   const seqline = useSeqline();
 
-  it('goes on by direct gets from the stream leader, every event once and in order, instead of failing the read', async () => {
+  /** A conversation with one posted message per id, all of them in the log; a reader of it. */
+  async function withMessages(conversationId: string, ids: string[]): Promise<ConversationLog> {
     const { url, infra } = seqline.server;
-    await createConversation(url, 'r-lost');
-    for (const id of ['a', 'b', 'c']) expect((await http(url, 'POST', '/v1/conversations/r-lost/messages', { messageId: id, text: `text ${id}`, authorId: 'u' })).status).toBe(202);
+    await createConversation(url, conversationId);
+    for (const id of ids) expect((await http(url, 'POST', `/v1/conversations/${conversationId}/messages`, { messageId: id, text: `text ${id}`, authorId: 'u' })).status).toBe(202);
     const log = new ConversationLog(infra.stream);
-    await eventually(async () => (await log.read('r-lost', 0, 100)).length === 3, 10_000, 'three events in the log');
+    await eventually(async () => (await log.read(conversationId, 0, 100)).length === ids.length, 10_000, 'the messages in the log');
+    return log;
+  }
+
+  it('goes on by direct gets from the stream leader, every event once and in order, instead of failing the read', async () => {
+    const log = await withMessages('r-lost', ['a', 'b', 'c']);
     // As the client fails a fetch whose consumer's node went: heartbeats missed, not a transient error.
     const js = (log as unknown as { js: { consumers: { getConsumerFromInfo: (info: unknown) => { fetch: () => Promise<never> } } } }).js;
     js.consumers.getConsumerFromInfo = () => ({
@@ -22,11 +28,7 @@ describe('a log read whose reader fails', () => {
   });
 
   it('gives up a fetch that no event and no expiry end (its connection dropped mid-fetch), and goes on by direct gets', async () => {
-    const { url, infra } = seqline.server;
-    await createConversation(url, 'r-stuck');
-    for (const id of ['a', 'b']) expect((await http(url, 'POST', '/v1/conversations/r-stuck/messages', { messageId: id, text: `text ${id}`, authorId: 'u' })).status).toBe(202);
-    const log = new ConversationLog(infra.stream);
-    await eventually(async () => (await log.read('r-stuck', 0, 100)).length === 2, 10_000, 'two events in the log');
+    const log = await withMessages('r-stuck', ['a', 'b']);
     // As the client leaves a fetch when its connection drops: no event, no expiry, no error, until it is closed.
     let closed = 0;
     const js = (log as unknown as { js: { consumers: { getConsumerFromInfo: (info: unknown) => unknown } } }).js;
@@ -50,11 +52,7 @@ describe('a log read whose reader fails', () => {
   }, 45_000);
 
   it('reads again from the last batch handed over when a delivery never came (sent into a connection that dropped), instead of going on past the gap', async () => {
-    const { url, infra } = seqline.server;
-    await createConversation(url, 'r-gap');
-    for (const id of ['a', 'b', 'c']) expect((await http(url, 'POST', '/v1/conversations/r-gap/messages', { messageId: id, text: `text ${id}`, authorId: 'u' })).status).toBe(202);
-    const log = new ConversationLog(infra.stream);
-    await eventually(async () => (await log.read('r-gap', 0, 100)).length === 3, 10_000, 'three events in the log');
+    const log = await withMessages('r-gap', ['a', 'b', 'c']);
     const stored = await log.read('r-gap', 0, 100);
     // The reader delivers a (delivery 1), then c (delivery 3): b went into the old connection.
     const delivery = (index: number, deliverySequence: number) => ({
