@@ -97,18 +97,20 @@ describe('AI SDK agent helper', () => {
       role: 'assistant',
       metadata: { status: 'complete' },
       parts: [
+        { type: 'step-start' },
         { type: 'reasoning', text: 'Let me check the weather.', state: 'done' },
         { type: 'tool-weather', toolCallId: 'call-1', state: 'output-available', input: { city: 'Paris' }, output: { city: 'Paris', celsius: 21 } },
         { type: 'text', text: answerText, state: 'done' },
       ],
     });
-    expect(assembled!.parts).toHaveLength(3);
+    expect(assembled!.parts).toHaveLength(4);
 
     await eventually(() => watcher.messages.find((m) => m.id === 'q1-answer')?.status === 'complete');
     const seen = watcher.messages.find((m) => m.id === 'q1-answer')!;
     expect(seen.blocks).toEqual(expectedBlocks);
     expect(seen.text).toBe(answerText);
     expect(toUIMessages([seen])[0]!.parts).toEqual([
+      { type: 'step-start' },
       { type: 'reasoning', text: 'Let me check the weather.', state: 'done' },
       { type: 'tool-weather', toolCallId: 'call-1', state: 'output-available', input: { city: 'Paris' }, output: { city: 'Paris', celsius: 21 } },
       { type: 'text', text: answerText, state: 'done' },
@@ -245,7 +247,7 @@ describe('AI SDK chat transport over many chats', () => {
       const stream = await transport.sendMessages({ trigger: 'submit-message', chatId, messageId: undefined, messages: [user], abortSignal: undefined });
       let assembled: UIMessage | undefined;
       for await (const message of readUIMessageStream({ stream })) assembled = message;
-      expect(assembled?.parts).toEqual([{ type: 'text', text: 'visited', state: 'done' }]);
+      expect(assembled?.parts).toEqual([{ type: 'step-start' }, { type: 'text', text: 'visited', state: 'done' }]);
       stopFollowing();
       // Under the server's 5 posts a second per device.
       await new Promise((resolve) => setTimeout(resolve, 250));

@@ -93,7 +93,7 @@ describe('useChat with the Seqline transport in a real browser', () => {
 
     const expected = expectedAnswer();
     expect(wordsAtReload).toBeLessThan(WORDS - 20); // it really was mid-answer
-    expect(answerOf(await chat(page))).toEqual({ text: expected, status: 'complete', parts: ['reasoning', 'tool-lookup', 'text'] });
+    expect(answerOf(await chat(page))).toEqual({ text: expected, status: 'complete', parts: ['step-start', 'reasoning', 'tool-lookup', 'step-start', 'text'] });
     // Every state the page showed after the reload was a prefix of the answer: nothing was shown twice.
     for (const text of seen) expect(expected.startsWith(text)).toBe(true);
     // It went on live after the reload rather than appearing whole at the end.
@@ -113,7 +113,7 @@ describe('useChat with the Seqline transport in a real browser', () => {
 
     const expected = expectedAnswer();
     expect(answerOf(await chat(first)).text).toBe(expected);
-    expect(answerOf(await chat(second))).toEqual({ text: expected, status: 'complete', parts: ['reasoning', 'tool-lookup', 'text'] });
+    expect(answerOf(await chat(second))).toEqual({ text: expected, status: 'complete', parts: ['step-start', 'reasoning', 'tool-lookup', 'step-start', 'text'] });
     // The second page got the prompt posted elsewhere, and the answer as it streamed.
     expect((await chat(second))!.messages.map((m) => m.role)).toEqual(['user', 'assistant']);
     expect(seenSecond.filter((text) => text.length > 0 && text.length < expected.length).length).toBeGreaterThan(2);

@@ -2,10 +2,13 @@ import type { UIMessageChunk } from 'ai';
 import type { Message, MessageBlock } from '@seqline/protocol';
 import { messageBlocks, parseJson, type SeqlineMessageMetadata } from './ui-messages.js';
 import { dataPartId } from './data-block-id.js';
+import { stepStarts } from './answer-steps.js';
 
 interface Emitted {
   /** Characters of the block's streamed text (text, reasoning, tool input) already sent. */
   sent: number;
+  /** A text or reasoning part whose end was sent. */
+  ended: boolean;
   inputAvailable: boolean;
   output?: string;
   error?: string;
@@ -20,6 +23,8 @@ interface Emitted {
  */
 export class AnswerChunker {
   private readonly emitted = new Map<string, Emitted>();
+  /** The block indexes whose `start-step` was sent. */
+  private readonly steps = new Set<number>();
   private started = false;
   private endedValue = false;
 
@@ -38,10 +43,20 @@ export class AnswerChunker {
       chunks.push({ type: 'start', messageId: this.messageId, messageMetadata: metadataOf(message, 'streaming') });
     }
     const finished = message.status !== 'streaming';
-    for (const block of messageBlocks(message)) this.blockChunks(block, finished, chunks);
+    const blocks = messageBlocks(message);
+    const starts = stepStarts(blocks);
+    blocks.forEach((block, index) => {
+      if (starts.has(index) && !this.steps.has(index)) {
+        this.steps.add(index);
+        // The steps before are over: their parts are done, as the AI SDK's own stream ends them before the next step.
+        for (const earlier of blocks.slice(0, index)) this.closeBlock(earlier, chunks);
+        chunks.push({ type: 'start-step' });
+      }
+      this.blockChunks(block, finished, chunks);
+    });
     if (!finished) return chunks;
     this.endedValue = true;
-    for (const block of messageBlocks(message)) this.closeBlock(block, chunks);
+    for (const block of blocks) this.closeBlock(block, chunks);
     const metadata = metadataOf(message, message.status);
     switch (message.status) {
       case 'complete':
@@ -64,13 +79,18 @@ export class AnswerChunker {
   private blockChunks(block: MessageBlock, finished: boolean, chunks: UIMessageChunk<SeqlineMessageMetadata>[]): void {
     let emitted = this.emitted.get(block.id);
     const first = !emitted;
-    emitted ??= { sent: 0, inputAvailable: false };
+    emitted ??= { sent: 0, ended: false, inputAvailable: false };
     this.emitted.set(block.id, emitted);
     switch (block.type) {
       case 'text':
       case 'reasoning': {
-        if (first) chunks.push({ type: `${block.type}-start`, id: block.id });
         const delta = block.text.slice(emitted.sent);
+        // A part ended with its step that still grows (an agent of its own going back to an
+        // earlier step's block) goes on as a new part: the AI SDK refuses a delta after an end.
+        if (first || (emitted.ended && delta.length > 0)) {
+          emitted.ended = false;
+          chunks.push({ type: `${block.type}-start`, id: block.id });
+        }
         if (delta.length > 0) chunks.push({ type: `${block.type}-delta`, id: block.id, delta });
         emitted.sent = block.text.length;
         return;
@@ -103,8 +123,17 @@ export class AnswerChunker {
     }
   }
 
+  /** Ends a part still open: a text or reasoning part, a tool call whose input may still have been streaming. */
   private closeBlock(block: MessageBlock, chunks: UIMessageChunk<SeqlineMessageMetadata>[]): void {
-    if (block.type === 'text' || block.type === 'reasoning') chunks.push({ type: `${block.type}-end`, id: block.id });
+    const emitted = this.emitted.get(block.id);
+    if (!emitted) return;
+    if ((block.type === 'text' || block.type === 'reasoning') && !emitted.ended) {
+      emitted.ended = true;
+      chunks.push({ type: `${block.type}-end`, id: block.id });
+    } else if (block.type === 'tool' && !emitted.inputAvailable) {
+      emitted.inputAvailable = true;
+      chunks.push({ type: 'tool-input-available', toolCallId: block.id, toolName: block.toolName, input: parseJson(block.input) ?? {} });
+    }
   }
 }
 

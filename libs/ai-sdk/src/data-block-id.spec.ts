@@ -27,4 +27,15 @@ describe('data part block ids', () => {
     ]);
     expect(dataPartId({ name: 'weather', id: 'data-other:x' })).toBe('data-other:x');
   });
+
+  it('keep two long ids apart that share their first 128 characters, and stay within a block id', () => {
+    const common = `https://example.com/${'x'.repeat(120)}`;
+    const a = dataBlockId('source', `${common}/a`);
+    const b = dataBlockId('source', `${common}/b`);
+    expect(a).not.toBe(b);
+    expect([a.length, b.length]).toEqual([128, 128]);
+    expect(a.startsWith(`data-source:${common}`.slice(0, 100))).toBe(true);
+    expect(dataBlockId('source', `${common}/a`)).toBe(a);
+    expect(dataBlockId('n'.repeat(128), 'id').length).toBe(128);
+  });
 });

@@ -8,7 +8,24 @@ const MAX_BLOCK_ID = 128;
  * part's block id names its type too.
  */
 export function dataBlockId(name: string, id: string): string {
-  return `data-${name}:${id}`.slice(0, MAX_BLOCK_ID);
+  const full = `data-${name}:${id}`;
+  if (full.length <= MAX_BLOCK_ID) return full;
+  // Cut, two long ids alike in their first characters (URLs, paths) would be one block, the
+  // second part replacing the first: the cut keeps a hash of the whole to tell them apart.
+  const hash = fnv1a64(full);
+  return `${full.slice(0, MAX_BLOCK_ID - hash.length - 1)}~${hash}`;
+}
+
+/** FNV-1a over UTF-16 units, 64 bits as two 32-bit halves of different offsets: hex, 16 characters. */
+function fnv1a64(text: string): string {
+  let a = 0x811c9dc5;
+  let b = 0x050c5d1f;
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    a = Math.imul(a ^ unit, 0x01000193) >>> 0;
+    b = Math.imul(b ^ unit, 0x01000193) >>> 0;
+  }
+  return a.toString(16).padStart(8, '0') + b.toString(16).padStart(8, '0');
 }
 
 /** The data part's own id back from its block (a block written without the type, by an earlier version, as it is). */

@@ -1,6 +1,7 @@
 import type { UIMessage } from 'ai';
 import type { Message, MessageBlock, MessageStatus } from '@seqline/protocol';
 import { dataPartId } from './data-block-id.js';
+import { lastStepStart, stepStarts } from './answer-steps.js';
 
 /** What every UI message made from a Seqline message carries in `metadata`. */
 export interface SeqlineMessageMetadata {
@@ -26,12 +27,24 @@ export function toUIMessages(messages: readonly Message[]): SeqlineUIMessage[] {
 }
 
 export function toUIMessage(message: Message): SeqlineUIMessage {
-  const streaming = message.status === 'streaming';
+  const blocks = messageBlocks(message);
+  const parts: UIPart[] = [];
+  // An answer's parts in steps, as the AI SDK assembles them; only the last step can still be streaming.
+  if (message.author.role === 'agent') {
+    const starts = stepStarts(blocks);
+    const last = lastStepStart(starts);
+    blocks.forEach((block, index) => {
+      if (starts.has(index)) parts.push({ type: 'step-start' });
+      parts.push(toUIPart(block, message.status === 'streaming' && index >= last));
+    });
+  } else {
+    for (const block of blocks) parts.push(toUIPart(block, false));
+  }
   return {
     id: message.id,
     role: message.author.role === 'agent' ? 'assistant' : message.author.role,
     metadata: { status: message.status, ...(message.error === undefined ? {} : { error: message.error }), authorId: message.author.id },
-    parts: messageBlocks(message).map((block) => toUIPart(block, streaming)),
+    parts,
   };
 }
 
