@@ -60,6 +60,12 @@ describe('WebSocket frames from devices', () => {
       await device.until(() => device.frames.slice(before).some((f) => f.type === 'error'));
       expect({ frame, code: lastError(device)?.code, message: lastError(device)?.message }).toEqual({ frame, code, message });
     }
+    // A text frame that is not UTF-8 is one refused frame: the socket and its subscriptions stay.
+    const before = device.frames.length;
+    device.sendTextBytes(Buffer.concat([Buffer.from('{"type":"ping","ref":"'), Buffer.from([0xff]), Buffer.from('"}')]));
+    await device.until(() => device.frames.slice(before).some((f) => f.type === 'error'));
+    expect(lastError(device)).toMatchObject({ code: 'BAD_FRAME', message: 'frame is not valid UTF-8' });
+    expect(device.closeCode).toBeUndefined();
     // A refused frame's error names the frame's ref and conversation, so the device knows which request failed.
     device.send({ type: 'post', ref: 'r-bad', conversationId: 'c-bad', messageId: 'no spaces allowed', text: 'hi' });
     await device.until(() => device.frames.some((frame) => frame.type === 'error' && frame.ref === 'r-bad'));

@@ -152,6 +152,8 @@ describe('security', () => {
       ['expired', await sign(rights, { expiresIn: Math.floor(Date.now() / 1000) - 60 }), 4402, 'token expired'],
       ['wrong audience', await sign(rights, { audience: 'someone-else' }), 4401, 'token refused: aud claim is not valid'],
       ['alg none', unsigned(rights), 4401, 'token refused: invalid signature, algorithm or format'],
+      // Past what a date can hold (a "never expires" value some issuers use): not a time the socket could be ended at.
+      ['exp out of range', await sign(rights, { expiresIn: 9_999_999_999_999 }), 4401, 'token refused: exp claim is not valid'],
       ['garbage', 'not.a.jwt', 4401, 'token refused: invalid signature, algorithm or format'],
     ];
     for (const [name, token, code, message] of cases) {

@@ -65,6 +65,11 @@ export class WsDevice {
     this.socket!.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
   }
 
+  /** Sends `bytes` as a text frame as they are, UTF-8 or not, as a faulty client could. */
+  sendTextBytes(bytes: Uint8Array): void {
+    this.socket!.send(bytes, { binary: false });
+  }
+
   /** Stops reading from the network, as a device too slow to keep up would; `resumeReading` undoes it. */
   pauseReading(): void {
     (this.socket as unknown as { _socket: { pause(): void } })._socket.pause();

@@ -7,6 +7,9 @@ import { z } from 'zod';
 import { SETTINGS } from '../core/tokens.js';
 import type { Principal } from './principal.js';
 
+/** The latest time a JavaScript Date holds (ECMAScript's time value range). */
+const MAX_DATE_MS = 8.64e15;
+
 /** Clock skew allowed between the token's issuer and this server, in seconds (`exp` and `nbf` alike). */
 const CLOCK_TOLERANCE_S = 5;
 
@@ -98,6 +101,10 @@ export class Authenticator {
     }
     const claims = ClaimsSchema.safeParse(payload);
     if (!claims.success) throw new SeqlineError(ErrorCode.Unauthorized, 'token refused: claims are malformed');
+    // jose takes any number: one past what a Date holds would expire the connection at once (its timer NaN).
+    if (payload.exp !== undefined && !(Number.isFinite(payload.exp) && Math.abs(payload.exp) * 1000 <= MAX_DATE_MS)) {
+      throw new SeqlineError(ErrorCode.Unauthorized, 'token refused: exp claim is not valid');
+    }
     const expiresAt = payload.exp ? new Date(payload.exp * 1000) : null;
     if (claims.data.role === 'admin') return { kind: 'admin', id: claims.data.sub, expiresAt };
     const rights = new Map<string, Set<Right>>(Object.entries(claims.data.conversations).map(([id, list]) => [id, new Set(list)]));

@@ -189,6 +189,28 @@ describe('DeviceSession heartbeat', () => {
     expect(pings(socket)).toBe(2);
   });
 
+  it('keeps a device that is still reading a large backlog (its ping queued behind it), and drops it once nothing more drains', () => {
+    const { socket, session } = start();
+    socket.bufferedAmount = 3_000_000;
+    session.beat();
+    for (const backlog of [2_000_000, 1_000_000]) {
+      socket.bufferedAmount = backlog;
+      session.beat();
+      expect(socket.terminated).toBe(false);
+    }
+    session.beat();
+    expect(socket.terminated).toBe(true);
+  });
+
+  it('drops a silent device whose backlog is all sent but that never answered the ping', () => {
+    const { socket, session } = start();
+    socket.bufferedAmount = 500_000;
+    session.beat();
+    socket.bufferedAmount = 0;
+    session.beat();
+    expect(socket.terminated).toBe(true);
+  });
+
   it('does not ping a device that sent a frame since the last tick, and still drops it once it goes quiet', async () => {
     const { socket, session } = start();
     for (let tick = 0; tick < 3; tick++) {

@@ -49,6 +49,8 @@ export class DeviceSession {
   private alive = true;
   /** A frame arrived since the last heartbeat tick. */
   private heard = false;
+  /** Bytes not yet sent at the last tick that found the device silent. */
+  private backlogAtTick = 0;
   private readonly bound: SendBound;
   private expiry?: NodeJS.Timeout;
   private disposed = false;
@@ -84,12 +86,20 @@ export class DeviceSession {
       return;
     }
     if (!this.alive) {
+      // A device still reading a backlog (a large snapshot over a slow link) cannot answer a ping
+      // queued behind it: bytes leaving since the last tick say it is there. A dead peer drains nothing.
+      const backlog = this.socket.bufferedAmount;
+      if (backlog > 0 && backlog < this.backlogAtTick) {
+        this.backlogAtTick = backlog;
+        return;
+      }
       this.deps.logger.info('device missed a heartbeat; closing');
       this.dispose();
       this.socket.terminate();
       return;
     }
     this.alive = false;
+    this.backlogAtTick = this.socket.bufferedAmount;
     // The same two bytes for every socket: a round of pings allocates nothing per device.
     if (this.socket.readyState === this.socket.OPEN) this.tcp?.write(PING_FRAME);
   }

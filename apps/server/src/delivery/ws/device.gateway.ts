@@ -27,8 +27,10 @@ const GOING_AWAY = 'server shutting down: reconnect and resume';
 /**
  * `/v1/ws`: devices subscribe from a cursor and post; see docs/protocol.md#devices-over-websocket.
  * No compression: live events are framed once and written as they are to every socket (text-frame.ts).
+ * UTF-8 is checked by the frame parser, not by `ws`: a text frame that is not UTF-8 is one refused
+ * frame (`BAD_FRAME`), where `ws` would close the socket (1007) and end every subscription on it.
  */
-@WebSocketGateway({ path: '/v1/ws', maxPayload: 4 * 1024 * 1024, perMessageDeflate: false })
+@WebSocketGateway({ path: '/v1/ws', maxPayload: 4 * 1024 * 1024, perMessageDeflate: false, skipUTF8Validation: true })
 export class DeviceGateway implements OnGatewayConnection, BeforeApplicationShutdown, OnModuleDestroy {
   private readonly sessions = new Map<DeviceSession, Promise<void>>();
   private readonly postLimiter: RateLimiter;

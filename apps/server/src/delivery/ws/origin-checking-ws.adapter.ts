@@ -1,3 +1,4 @@
+import type { EventEmitter } from 'node:events';
 import type { INestApplicationContext } from '@nestjs/common';
 import { WsAdapter } from '@nestjs/platform-ws';
 import { HTTP_STATUS } from '@seqline/protocol';
@@ -29,6 +30,19 @@ export class OriginCheckingWsAdapter extends WsAdapter {
       done(false, HTTP_STATUS[refusal.code], JSON.stringify(refusal.toBody()), { 'Content-Type': 'application/json' });
     };
     return super.create(port, { ...options, verifyClient });
+  }
+
+  /**
+   * A socket's own errors are what its client sent wrong (a frame past `maxPayload`, a bad opcode,
+   * an unmasked frame): `ws` closes that socket with the matching code, and no one else is
+   * affected. Nest logs each at error level, so any client could fill the logs; they are debug
+   * lines here. The server's own errors stay errors.
+   */
+  override bindErrorHandler(server: Parameters<WsAdapter['bindErrorHandler']>[0]): ReturnType<WsAdapter['bindErrorHandler']> {
+    const target = server as EventEmitter;
+    target.on('connection', (socket: EventEmitter) => socket.on('error', (error: Error) => this.logger.debug(`a device's socket failed: ${error.message}`)));
+    target.on('error', (error: Error) => this.logger.error(error));
+    return server;
   }
 
   override bindMessageHandlers(...args: Parameters<WsAdapter['bindMessageHandlers']>): void {
