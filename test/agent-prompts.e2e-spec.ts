@@ -130,16 +130,22 @@ describe('prompt handling in the agent SDK', () => {
     await device.close();
   });
 
-  it('gives a prompt up after 10 deliveries', async () => {
+  it('gives a prompt up after 10 deliveries, failing the answer its last delivery left open with the handler\'s error', async () => {
     await createConversation(seqline.server.url, 'c-poison');
     let deliveries = 0;
-    handlers.set('c-poison', async () => {
+    handlers.set('c-poison', async (prompt) => {
       deliveries++;
+      const answer = agent.startMessage(prompt.conversationId, { messageId: `${prompt.messageId}-answer` });
+      await answer.ready;
+      answer.append(`try ${deliveries} `);
       throw new Error('this prompt always breaks the model');
     });
     await post('c-poison', 'q');
     await eventually(() => deliveries === 10, 20_000, 'ten deliveries');
-    await sleep(2_500);
+    // Not left streaming until the agent lease (60 s): no delivery comes to end it.
+    await eventually(async () => (await row('c-poison', 'q-answer'))?.status === 'failed', 5_000, 'the answer failed');
+    expect(await row('c-poison', 'q-answer')).toMatchObject({ status: 'failed', error: 'its prompt handler failed: this prompt always breaks the model' });
+    await sleep(2_000);
     expect(deliveries).toBe(10);
   });
 
@@ -539,5 +545,50 @@ describe('an agent closing while it handles a prompt', () => {
     // Far inside the ack wait (30 s), which a prompt not handed back would wait out.
     expect(Date.now() - closedAt).toBeLessThan(10_000);
     expect((await row())?.text).toMatch(/^(half rest|whole)$/);
+  });
+
+  it('close() does not hand back a prompt whose answer another agent took over: a third agent would take it from that one', async () => {
+    // A group of its own: the agents of the test before answer every prompt of theirs.
+    await createConversation(seqline.server.url, 'c-fenced-close');
+    const leaving = await seqline.agent('relay-2');
+    let fenced!: () => void;
+    const whenFenced = new Promise<void>((resolve) => (fenced = resolve));
+    await leaving.onPrompt(async (prompt) => {
+      if (prompt.conversationId !== 'c-fenced-close') return;
+      const answer = leaving.startMessage(prompt.conversationId, { messageId: `${prompt.messageId}-answer` });
+      await answer.ready;
+      answer.append('mine ');
+      // Goes on generating until its next append is refused FENCED, then hangs: still in progress at close.
+      while (!answer.signal.aborted) {
+        await sleep(100);
+        answer.append('more ');
+      }
+      fenced();
+      await new Promise(() => undefined);
+    }, { group: 'fenced-close' });
+    await http(seqline.server.url, 'POST', '/v1/conversations/c-fenced-close/messages', { messageId: 'q', text: 'hello' });
+    const row = () => seqline.server.infra.prisma.message.findUnique({ where: { conversationId_id: { conversationId: 'c-fenced-close', id: 'q-answer' } } });
+    await eventually(async () => (await row())?.text.startsWith('mine ') === true, 10_000, 'the first part');
+    const thief = await seqline.agent('relay-2');
+    const taken = thief.startMessage('c-fenced-close', { messageId: 'q-answer' });
+    await taken.ready;
+    await whenFenced;
+    const deliveries: string[] = [];
+    const third = await seqline.agent('relay-2');
+    await third.onPrompt(async (prompt) => {
+      if (prompt.conversationId !== 'c-fenced-close') return;
+      deliveries.push(prompt.messageId);
+      const answer = third.startMessage(prompt.conversationId, { messageId: `${prompt.messageId}-answer` });
+      await answer.ready;
+      await answer.complete();
+    }, { group: 'fenced-close' });
+    await leaving.close();
+    await sleep(3_000);
+    expect(deliveries).toEqual([]);
+    // The agent that took the answer over finishes it: nobody took it from that one.
+    taken.append('theirs');
+    await taken.complete();
+    await eventually(async () => (await row())?.status === 'complete', 10_000, 'the answer completed');
+    expect((await row())?.text).toMatch(/^mine (more )*theirs$/);
   });
 });

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { jetstream, jetstreamManager, type Consumer, type ConsumerInfo, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { CancelNoticeSchema, endedAsOf, DEFAULT_LIMITS, ErrorCode, isRetryable, PromptSchema, SeqlineError, type AnswerState, type Prompt } from '@seqline/protocol';
-import { connectNats, DEFAULT_AGENT_GROUP, ensurePromptConsumer, PROMPT_ACK_WAIT_MS } from '@seqline/streams';
+import { connectNats, DEFAULT_AGENT_GROUP, ensurePromptConsumer, PROMPT_ACK_WAIT_MS, PROMPT_MAX_DELIVER } from '@seqline/streams';
 import { AnswerStream, deltaBytesFor } from './answer-stream.js';
 import { leavesAnswerOpen } from './answer-refusal.js';
 import { CommandSender } from './command-sender.js';
@@ -68,6 +68,8 @@ export type PromptHandler = (prompt: Prompt, agent: SeqlineAgent) => Promise<voi
 /** How long a prompt may go without an in-progress ack, shared by the prompts in progress. */
 interface PromptTiming {
   ackWaitMs: number;
+  /** The prompt consumer's `max_deliver` (-1: no limit): a prompt naked at its last delivery is never delivered again. */
+  maxDeliver: number;
   stallMs: number;
   /** Per prompt in progress: acks it now (the ack wait became shorter). */
   shortened: Set<() => void>;
@@ -89,8 +91,8 @@ interface PromptTiming {
  */
 export class SeqlineAgent {
   private readonly answers = new Map<string, AnswerStream>();
-  /** Prompts being handled, handed back by `close()`. */
-  private readonly prompts = new Set<JsMsg>();
+  /** Prompts being handled, with their handlers' answers, handed back by `close()`. */
+  private readonly prompts = new Map<JsMsg, HandlerContext>();
   private readonly sender: CommandSender;
   private cancelSubscription?: Subscription;
   private closed = false;
@@ -192,10 +194,12 @@ export class SeqlineAgent {
    * answer taken over leaves the prompt to its new holder, one ended elsewhere is done with. An
    * end the handler sent without awaiting it is answered before its prompt is settled.
    *
-   * Once a prompt is acked or terminated (never to be delivered again), an answer its handler
-   * left open (never ended, or refused for what a part held) is failed at once, with the
-   * refusal's message or "its prompt handler ended without ending its answer", rather than
-   * streaming until the agent lease.
+   * Once a prompt is acked or terminated, or handed back at its last delivery (never to be
+   * delivered again), an answer its handler left open (never ended, or refused for what a part
+   * held) is failed at once, with the refusal's message, "its prompt handler failed: <its error>"
+   * or "its prompt handler ended without ending its answer", rather than streaming until the
+   * agent lease. `close()` and a stalled handler given up leave a prompt whose answer another
+   * agent took over to that agent, as a handler's return does.
    *
    * Pulling prompts that fails (the stream not created yet, NATS restarting, a permission
    * missing) is set up again, after 0.5 s doubling up to 10 s while it keeps failing; `onError`
@@ -219,7 +223,7 @@ export class SeqlineAgent {
     await ready.catch(() => undefined);
     // One for every set-up of the pull loop: prompts still in progress from before a set-up go on
     // reading the ack wait read since.
-    const timing: PromptTiming = { ackWaitMs: PROMPT_ACK_WAIT_MS, stallMs, shortened: new Set() };
+    const timing: PromptTiming = { ackWaitMs: PROMPT_ACK_WAIT_MS, maxDeliver: PROMPT_MAX_DELIVER, stallMs, shortened: new Set() };
     const setAckWait = (ms: number): void => {
       const before = timing.ackWaitMs;
       timing.ackWaitMs = ms;
@@ -233,8 +237,10 @@ export class SeqlineAgent {
     /** `cached`: as the consumer was read when it was got (at a set-up). */
     const readAckWaitOf = async (consumer: Consumer, cached = false): Promise<number | undefined> => {
       const read = ++ackWaitReads;
-      const ms = ackWaitOf(await consumer.info(cached));
-      return read === ackWaitReads ? ms : undefined;
+      const info = await consumer.info(cached);
+      if (read !== ackWaitReads) return undefined;
+      timing.maxDeliver = info.config.max_deliver ?? PROMPT_MAX_DELIVER;
+      return ackWaitOf(info);
     };
     let rereading: ReturnType<typeof setInterval> | undefined;
     /** Set-ups failed in a row: the wait before the next grows with them. */
@@ -283,10 +289,11 @@ export class SeqlineAgent {
               if (!msg) running.release();
             }
             if (!msg) continue;
+            // Not awaited: asking the service can take seconds, and the prompt's first in-progress
+            // ack is planned from its start. A shorter wait read meanwhile acks it at once.
+            void readAckWait();
             // Delivered to the open pull while `close()` drains: handed straight back, since its
             // handler could send nothing, and its nak later would be lost with the connection.
-            // Checked again after reading the ack wait, which may ask the service.
-            if (!this.closed) await readAckWait();
             if (this.closed) {
               ignoreClosed(() => msg?.nak());
               running.release();
@@ -333,8 +340,10 @@ export class SeqlineAgent {
     this.closed = true;
     for (const stop of this.stopRereading) stop();
     this.cancelSubscription?.unsubscribe();
-    // Handed back now, so another agent takes each over at once rather than after its ack wait.
-    for (const msg of this.prompts) ignoreClosed(() => msg.nak());
+    // Handed back now, so another agent takes each over at once rather than after its ack wait;
+    // but not one whose answer another agent took over (a nak would hand that agent's prompt to a
+    // third), nor one whose answer was ended elsewhere (done with).
+    for (const [msg, context] of this.prompts) ignoreClosed(() => settleByAnswers(msg, refusalOf(context.answers), () => (msg.nak(), 'nak')));
     // Handlers that watch `signal` stop generating: nothing they append can be sent any more.
     for (const answer of this.answers.values()) answer.abort('the agent was closed');
     this.sender.close();
@@ -348,8 +357,8 @@ export class SeqlineAgent {
       ignoreClosed(() => msg.term());
       return done();
     }
-    this.prompts.add(msg);
     const context: HandlerContext = { answers: [], stopStarts: new AbortController() };
+    this.prompts.set(msg, context);
     const answers = context.answers;
     /** Answers started and appends made, as last seen, and when that last grew. */
     let progress = 0;
@@ -370,6 +379,8 @@ export class SeqlineAgent {
         // The connection is closed or draining: the prompt is redelivered to another agent.
         settled = 'nak';
       }
+      // Naked at its last delivery, the prompt is never delivered again either.
+      const final = settled === 'ack' || settled === 'term' || (settled === 'nak' && lastDelivery(msg, timing));
       for (const answer of answers) {
         // Still open on the service and this producer's: never ended, or refused for what a part held.
         // One the handler failed itself is ended by that fail, with the handler's message.
@@ -377,7 +388,7 @@ export class SeqlineAgent {
         // Acked or refused for good, the prompt is never delivered again: an answer still open
         // would spin on every device until the agent lease, then fail as abandoned. It fails now,
         // saying why. One a redelivery will take over, or ended elsewhere, is only let go.
-        if (open && (settled === 'ack' || settled === 'term') && answer.endedAs === undefined) answer.fail(answer.refusal?.message ?? unended).catch(() => undefined);
+        if (open && final && answer.endedAs === undefined) answer.fail(answer.refusal?.message ?? unended).catch(() => undefined);
         else if (!answer.ending) answer.abort(unended);
       }
       done();
@@ -401,8 +412,10 @@ export class SeqlineAgent {
       const reason = `its prompt handler made no progress for ${timing.stallMs} ms`;
       context.givenUp = new Error(reason);
       context.stopStarts.abort(context.givenUp);
-      for (const answer of answers) answer.revoke(context.givenUp);
-      finish(() => (msg.nak(1_000), 'nak'), reason);
+      // At its last delivery no next one takes the answers over: they are failed (below), not let go silently.
+      const last = lastDelivery(msg, timing);
+      if (!last) for (const answer of answers) answer.revoke(context.givenUp);
+      finish(() => settleByAnswers(msg, refusalOf(answers), () => (last ? (msg.term(), 'term') : (msg.nak(1_000), 'nak'))), reason);
     };
     let keepAlive = setTimeout(beat, nextBeat());
     keepAlive.unref();
@@ -412,7 +425,7 @@ export class SeqlineAgent {
     };
     timing.shortened.add(beatNow);
     // A handler that throws before its first await is handled like one that rejects.
-    const refusalOfAnswers = (): Error | undefined => answers.map((answer) => answer.refusal).find((error) => error !== undefined);
+    const refusalOfAnswers = (): Error | undefined => refusalOf(answers);
     void Promise.resolve()
       .then(() => handlerAnswers.run(context, () => handler(parsed.data, this)))
       .then(
@@ -435,7 +448,7 @@ export class SeqlineAgent {
             if (isSeqlineCode(refusal, ErrorCode.Fenced) || isSeqlineCode(refusal, ErrorCode.MessageFinished)) return settlePrompt(msg, refusal);
             if (answers.some((answer) => answer.endedAs !== undefined || answer.foundEnded)) return (msg.ack(), 'ack');
             return settlePrompt(msg, error);
-          }, 'its prompt handler ended without ending its answer'),
+          }, `its prompt handler failed: ${error instanceof Error ? error.message : String(error)}`),
       );
   }
 }
@@ -470,6 +483,29 @@ function settlePrompt(msg: JsMsg, error: unknown): Settlement {
   }
   msg.term();
   return 'term';
+}
+
+/**
+ * A prompt whose answer another agent took over is that agent's to settle: a nak would hand it to
+ * a third. One whose answer was ended elsewhere (a device cancelled it) is done with.
+ */
+function settleByAnswers(msg: JsMsg, refusal: Error | undefined, otherwise: () => Settlement): Settlement {
+  if (isSeqlineCode(refusal, ErrorCode.Fenced)) return 'none';
+  if (isSeqlineCode(refusal, ErrorCode.MessageFinished)) {
+    msg.ack();
+    return 'ack';
+  }
+  return otherwise();
+}
+
+/** The first refusal among a handler's answers. */
+function refusalOf(answers: readonly AnswerStream[]): Error | undefined {
+  return answers.map((answer) => answer.refusal).find((error) => error !== undefined);
+}
+
+/** Whether this is the prompt's last delivery: naked now, it is not delivered again. */
+function lastDelivery(msg: JsMsg, timing: PromptTiming): boolean {
+  return timing.maxDeliver > 0 && msg.info.deliveryCount >= timing.maxDeliver;
 }
 
 function isSeqlineCode(error: unknown, code: ErrorCode): boolean {
