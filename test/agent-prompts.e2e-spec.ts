@@ -445,6 +445,35 @@ describe('a prompt handler that stalls', () => {
     expect(await answerOf('c-stuck')).toMatchObject({ status: 'complete', text: 'partial, then done' });
     await agent.close();
   }, 30_000);
+
+  it('settles the prompt of a handler that ended its answer and then hangs, so its slot serves the next prompt', async () => {
+    const agent = await seqline.agent('hanging-after');
+    const deliveries: string[] = [];
+    await agent.onPrompt(
+      async (prompt) => {
+        deliveries.push(prompt.conversationId);
+        const answer = agent.startMessage(prompt.conversationId, { messageId: `${prompt.messageId}-answer` });
+        await answer.ready;
+        answer.append(`answer to ${prompt.conversationId}`);
+        await answer.complete();
+        // Cleanup that never returns (a hung call to another service).
+        if (prompt.conversationId === 'c-hangs') await new Promise(() => undefined);
+      },
+      { concurrency: 1, stallMs: 1_000, group: 'hanging-after' },
+    );
+    for (const id of ['c-hangs', 'c-after']) {
+      await createConversation(seqline.server.url, id);
+      expect((await http(seqline.server.url, 'POST', `/v1/conversations/${id}/messages`, { messageId: 'q', text: 'hello' })).status).toBe(202);
+    }
+    const answerOf = async (id: string) =>
+      (await http<{ items: { id: string; status: string; text: string }[] }>(seqline.server.url, 'GET', `/v1/conversations/${id}/messages`)).body.items.find((item) => item.id === 'q-answer');
+    await eventually(async () => (await answerOf('c-after'))?.status === 'complete', 15_000, 'the next prompt answered');
+    // Acked, not redelivered: the hung handler's answer was whole.
+    await sleep(3_000);
+    expect(deliveries.filter((id) => id === 'c-hangs')).toEqual(['c-hangs']);
+    expect(await answerOf('c-hangs')).toMatchObject({ status: 'complete', text: 'answer to c-hangs' });
+    await agent.close();
+  }, 30_000);
 });
 
 describe('a prompt ack wait changed while an agent runs', () => {

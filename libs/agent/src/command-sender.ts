@@ -84,7 +84,7 @@ export class CommandSender implements CommandChannel {
    */
   async send(conversationId: string, command: AgentCommand, stop?: AbortSignal): Promise<AcceptedReply> {
     const data = this.encoder.encode(JSON.stringify(command));
-    const deadline = Date.now() + this.options.retryForMs;
+    const deadline = performance.now() + this.options.retryForMs;
     const partition = partitionOf(conversationId);
     const owner = this.subjects.writer(partition, conversationId);
     const anyInstance = this.subjects.agent(conversationId);
@@ -99,7 +99,7 @@ export class CommandSender implements CommandChannel {
         // Closed: no reply could be received any more, however long this waits.
         if (error instanceof RequesterClosedError) throw new SeqlineError(ErrorCode.Unavailable, 'the agent was closed before the service answered');
         // Said as the service's own refusals are, so callers (and prompt settlement) judge one code.
-        if (Date.now() > deadline) throw new SeqlineError(ErrorCode.Unavailable, `the service did not answer for ${this.options.retryForMs} ms (${(error as Error).message})`);
+        if (performance.now() > deadline) throw new SeqlineError(ErrorCode.Unavailable, `the service did not answer for ${this.options.retryForMs} ms (${(error as Error).message})`);
         await sleep(Math.min(50 * 2 ** attempt, 2_000) * (0.5 + Math.random()));
         if (stop?.aborted) throw stop.reason;
         continue;
@@ -109,7 +109,7 @@ export class CommandSender implements CommandChannel {
         else this.writers.delete(partition);
         return reply;
       }
-      if (isRetryable(reply.error.code) && Date.now() < deadline) {
+      if (isRetryable(reply.error.code) && performance.now() < deadline) {
         await sleep(Math.min(50 * 2 ** attempt, 2_000));
         if (stop?.aborted) throw stop.reason;
         continue;
@@ -132,7 +132,7 @@ export class CommandSender implements CommandChannel {
   /** Queues the command for this turn's batch to the instance writing its conversation; undefined at once when none is known. */
   private batched(partition: number, conversationId: string, data: Uint8Array): Promise<ReceivedAgentReply | undefined> | undefined {
     const writer = this.writers.get(partition);
-    if (writer === undefined || Date.now() < this.ownerRouteOffUntil) return undefined;
+    if (writer === undefined || performance.now() < this.ownerRouteOffUntil) return undefined;
     return new Promise((settle) => {
       const queue = this.batches.get(writer);
       if (queue) queue.push({ conversationId, data, settle });
@@ -195,7 +195,7 @@ export class CommandSender implements CommandChannel {
     } catch (error) {
       // No responders (the instance is gone), a refused or unreadable batch: below. A timeout says
       // the instance hangs: the commands go to any instance, as after a timeout on the owner's subject.
-      if (error instanceof RequestTimeoutError) this.ownerRouteOffUntil = Date.now() + OWNER_ROUTE_BACKOFF_MS;
+      if (error instanceof RequestTimeoutError) this.ownerRouteOffUntil = performance.now() + OWNER_ROUTE_BACKOFF_MS;
     } finally {
       this.semaphore.release(batch.length);
     }
@@ -211,12 +211,12 @@ export class CommandSender implements CommandChannel {
     const options = { timeoutMs: this.options.requestTimeoutMs };
     await this.semaphore.acquire();
     try {
-      if (Date.now() >= this.ownerRouteOffUntil) {
+      if (performance.now() >= this.ownerRouteOffUntil) {
         try {
           return await this.timedRequest(owner, data, options);
         } catch (error) {
           if (!(error instanceof NoResponderError)) {
-            this.ownerRouteOffUntil = Date.now() + OWNER_ROUTE_BACKOFF_MS;
+            this.ownerRouteOffUntil = performance.now() + OWNER_ROUTE_BACKOFF_MS;
             throw error;
           }
         }

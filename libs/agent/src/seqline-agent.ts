@@ -261,13 +261,13 @@ export class SeqlineAgent {
           if (this.closed) break;
           if (ackWaitMs !== undefined) setAckWait(ackWaitMs);
           failures = 0;
-          let ackWaitReadAt = Date.now();
+          let ackWaitReadAt = performance.now();
           /** The service applies PROMPT_ACK_WAIT when it starts: since then it may have changed. */
           const readAckWait = async (tick = false): Promise<void> => {
             // At a prompt pulled, only once it is this old; at every tick of the interval, so one
             // read at a pull does not put the next off to the tick after.
-            if (!tick && Date.now() - ackWaitReadAt <= ACK_WAIT_READ_EVERY_MS) return;
-            ackWaitReadAt = Date.now();
+            if (!tick && performance.now() - ackWaitReadAt <= ACK_WAIT_READ_EVERY_MS) return;
+            ackWaitReadAt = performance.now();
             const ms = await readAckWaitOf(consumer).catch(() => undefined);
             if (ms !== undefined) setAckWait(ms);
           };
@@ -362,7 +362,9 @@ export class SeqlineAgent {
     const answers = context.answers;
     /** Answers started and appends made, as last seen, and when that last grew. */
     let progress = 0;
-    let progressAt = Date.now();
+    let progressAt = performance.now();
+    /** Since when every answer the handler started has been ended by it. */
+    let endedAt: number | undefined;
     let over = false;
     /** Settles the prompt once: a stalled handler given up may still return later, and must not settle it again or free a second slot. */
     const finish = (settle: () => Settlement, unended: string): void => {
@@ -399,10 +401,19 @@ export class SeqlineAgent {
       const seen = answers.reduce((count, answer) => count + 1 + answer.appends, 0);
       if (seen !== progress) {
         progress = seen;
-        progressAt = Date.now();
+        progressAt = performance.now();
       }
-      // An answer ended already is the handler's work done: what it does after is its own affair.
-      if (Date.now() - progressAt < timing.stallMs || answers.some((answer) => answer.ending)) {
+      const allEnded = answers.length > 0 && answers.every((answer) => answer.ending);
+      endedAt = allEnded ? (endedAt ?? performance.now()) : undefined;
+      // Every answer ended, and the handler still not back `stallMs` later: its work is done, and
+      // the prompt is settled as if it had returned, so a handler that hangs afterwards does not
+      // hold the prompt and its slot for ever.
+      if (endedAt !== undefined && performance.now() - endedAt >= timing.stallMs) {
+        const refusal = refusalOf(answers);
+        return finish(() => (refusal ? settlePrompt(msg, refusal) : (msg.ack(), 'ack')), 'its prompt handler ended without ending its answer');
+      }
+      // An answer ended already is the handler's work done: what it does after is its own affair, for a while.
+      if (performance.now() - progressAt < timing.stallMs || answers.some((answer) => answer.ending)) {
         ignoreClosed(() => msg.working());
         keepAlive = setTimeout(beat, nextBeat());
         // The handler's work keeps a process alive, not this.

@@ -41,7 +41,7 @@ export class NatsRequester {
     const token = (this.next++).toString(36);
     return new Promise<Msg>((resolve, reject) => {
       if (this.closed) return reject(new RequesterClosedError('requests can no longer be sent: the service is shutting down'));
-      this.pending.set(token, { resolve, reject, deadline: Date.now() + options.timeoutMs });
+      this.pending.set(token, { resolve, reject, deadline: performance.now() + options.timeoutMs });
       if (!this.sweeper) {
         this.sweeper = setInterval(() => this.expire(), SWEEP_MS);
         this.sweeper.unref();
@@ -80,7 +80,7 @@ export class NatsRequester {
       this.sweeper = undefined;
       return;
     }
-    const now = Date.now();
+    const now = performance.now();
     for (const [token, pending] of this.pending) {
       if (pending.deadline > now) continue;
       this.pending.delete(token);
