@@ -167,6 +167,8 @@ describe('log and Postgres under bad events and lost rows', () => {
     expect(await seqline.server.infra.prisma.conversation.findUnique({ where: { id: 'r-typo' } })).toBeNull();
     // A NATS wildcard is no id: it would read every conversation's events into one.
     expect(await cli(seqline.settings, 'repair', '*')).toEqual({ code: 2, out: 'seqline: "*" is not a conversation id (1-128 characters of A-Z a-z 0-9 _ -)' });
+    // `--all` is repair's alone: history of "--all" is a usage error, not a conversation looked for.
+    expect((await cli(seqline.settings, 'history', '--all')).code).toBe(2);
     expect(await seqline.server.infra.prisma.conversation.findUnique({ where: { id: '*' } })).toBeNull();
     const unknown = await cli(seqline.settings, 'history', 'r-typo', '--json');
     expect({ code: unknown.code, out: JSON.parse(unknown.out) as unknown }).toEqual({ code: 1, out: { code: 'UNKNOWN_CONVERSATION', message: 'conversation r-typo does not exist' } });

@@ -32,7 +32,7 @@ export async function runCli(args: string[], out: (text: string) => void, settin
     out(USAGE);
     return command === undefined ? 2 : 0;
   }
-  if (!['doctor', 'repair', 'conversations', 'history'].includes(command) || ((command === 'repair' || command === 'history') && !target)) {
+  if (!['doctor', 'repair', 'conversations', 'history'].includes(command) || ((command === 'repair' || command === 'history') && !target) || (command === 'history' && target === '--all')) {
     out(USAGE);
     return 2;
   }

@@ -37,6 +37,13 @@ describe('loadEnv', () => {
     }
   });
 
+  it('takes whole numbers as digits only: a stray space is not 0, nor 0x50 eighty', () => {
+    for (const [name, value] of [['PORT', ' '], ['PORT', '0x50'], ['RECENT_LOG_BYTES', '1e3'], ['LIMIT_FRAME_BYTES', '65536.5']]) {
+      expect(() => loadEnv({ [name]: value })).toThrow(`${name}=${JSON.stringify(value)}: expected a whole number`);
+    }
+    expect(loadEnv({ PORT: ' 8080 ', LOG_MAX_BYTES: '-1' })).toMatchObject({ PORT: 8080, LOG_MAX_BYTES: -1 });
+  });
+
   it('refuses durations of 0 for what runs on a timer, and keeps 0 where it means "at once"', () => {
     expect(() => loadEnv({ WS_HEARTBEAT_INTERVAL: '0s' })).toThrow('WS_HEARTBEAT_INTERVAL="0s": expected a duration longer than 0');
     expect(() => loadEnv({ AGENT_LEASE: '0ms' })).toThrow('AGENT_LEASE="0ms": expected a duration longer than 0');

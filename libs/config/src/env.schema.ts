@@ -18,8 +18,13 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 /** A duration a timer waits for: longer than 0 and at most about 24 days. */
 const timerDuration = positiveDuration.refine((ms) => ms <= MAX_TIMER_MS, `a duration of at most 24d (${MAX_TIMER_MS}ms): a timer cannot wait longer`);
 
+/** Digits only: `Number()` would take " " as 0 (a stray space in an env file) and `0x50` or `1e3` as numbers. */
 const wholeNumber = (min: number, max = Number.MAX_SAFE_INTEGER) =>
-  z.coerce.number({ message: 'a whole number' }).int('a whole number').min(min, `at least ${min}`).max(max, `at most ${max}`);
+  z
+    .string()
+    .regex(/^\s*-?\d+\s*$/, 'a whole number')
+    .transform(Number)
+    .pipe(z.number().int('a whole number').min(min, `at least ${min}`).max(max, `at most ${max}`));
 
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 

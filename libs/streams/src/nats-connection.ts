@@ -38,9 +38,11 @@ export async function connectNats(options: NatsOptions): Promise<NatsConnection>
       noAsyncTraces: true,
     });
   } catch (error) {
-    throw new NatsUnreachableError(
-      `Cannot reach NATS at ${options.url} (${(error as Error).message}). Start nats-server with JetStream (-js) or set NATS_URL.`,
-    );
+    const message = (error as Error).message;
+    const hint = /authori[sz]ation|authentication|permissions? violation/i.test(message)
+      ? 'Check NATS_USER and NATS_PASSWORD (or the user and password in NATS_URL).'
+      : 'Start nats-server with JetStream (-js) or set NATS_URL.';
+    throw new NatsUnreachableError(`Cannot reach NATS at ${withoutCredentials(options.url)} (${message}). ${hint}`);
   }
   // Without this, the first JetStream request would wait out its retries and fail with the client's own words.
   if (nc.info?.jetstream !== true && !(await reachesJetStream(nc))) {
@@ -50,6 +52,15 @@ export async function connectNats(options: NatsOptions): Promise<NatsConnection>
   coalesceWrites(nc);
   closeStaleSockets(nc);
   return nc;
+}
+
+/** The URLs as an error may show them (it ends up in collected logs): without a user and password. */
+export function withoutCredentials(urls: string): string {
+  // Up to the last `@` of each: a password holding `@` or `/` is hidden whole.
+  return urls
+    .split(',')
+    .map((url) => url.replace(/^([a-z][a-z0-9+.-]*:\/\/)?[^,]*@/i, (_, scheme: string | undefined) => `${scheme ?? ''}***@`))
+    .join(',');
 }
 
 /**

@@ -6,6 +6,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { freePorts } from './free-port.js';
 import { waitForPort } from './nats-process.js';
+import { natsServerBinary } from './binaries.js';
 
 interface Node {
   name: string;
@@ -71,7 +72,7 @@ export class NatsCluster {
 
   async startNode(index: number): Promise<void> {
     const node = this.nodes[index]!;
-    node.child = spawn(process.env.NATS_SERVER ?? '/usr/sbin/nats-server', ['-c', node.configFile], { stdio: 'ignore' });
+    node.child = spawn(natsServerBinary(), ['-c', node.configFile], { stdio: 'ignore' });
     await waitForPort(node.port, 15_000);
   }
 

@@ -4,6 +4,7 @@ import { connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './free-port.js';
+import { natsServerBinary } from './binaries.js';
 
 /** A private nats-server with JetStream on a free port, so a test can stop it without touching the shared one. */
 export class NatsProcess {
@@ -29,7 +30,7 @@ export class NatsProcess {
   /** Starts the server on the same port and store (after `stop`). */
   async startAgain(): Promise<void> {
     const config = this.config ? ['-c', this.config.file] : [];
-    this.child = spawn(process.env.NATS_SERVER ?? '/usr/sbin/nats-server', [...config, '-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.storeDir], {
+    this.child = spawn(natsServerBinary(), [...config, '-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.storeDir], {
       stdio: 'ignore',
       env: { ...process.env, ...this.config?.env },
     });

@@ -1,9 +1,10 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './free-port.js';
 import { waitForPort } from './nats-process.js';
+import { postgresTool } from './binaries.js';
 
 /** A private Postgres cluster (`initdb` into a temporary folder) on a free port, so a test can stop it. */
 export class PostgresCluster {
@@ -43,7 +44,7 @@ export class PostgresCluster {
   }
 
   private asPostgres(tool: string, args: string[]): void {
-    const bin = join('/usr/lib/postgresql', readdirSync('/usr/lib/postgresql').sort().at(-1)!, 'bin', tool);
+    const bin = postgresTool(tool);
     const asRoot = process.getuid?.() === 0;
     execFileSync(asRoot ? 'runuser' : bin, asRoot ? ['-u', 'postgres', '--', bin, ...args] : args, { stdio: 'ignore' });
   }
