@@ -6,12 +6,13 @@ import type { CursorResolver } from './cursor-resolver.js';
 import type { LiveFeed } from './live/live-feed.service.js';
 import { SubscriptionService } from './subscription.service.js';
 
-function build(resolve: () => Promise<unknown>, learnEpochOf: (stream: { epoch: string }) => void = () => undefined) {
+function build(resolve: () => Promise<unknown>, learnEpochOf: (stream: { epoch: string }) => void = () => undefined, knownHead: number | null = 7) {
   const stream = { epoch: 'old' };
-  const held = { knownHead: () => 7, release: jest.fn(), feed: { subscribe: jest.fn() }, snapshots: { snapshot: jest.fn() } };
+  const held = { knownHead: () => knownHead ?? undefined, release: jest.fn(), feed: { subscribe: jest.fn() }, snapshots: { snapshot: jest.fn() } };
   const live = { hold: jest.fn(() => held) } as unknown as LiveFeed;
   const cursors = { resolve: jest.fn(resolve), learnEpochOf: jest.fn(async () => learnEpochOf(stream)) } as unknown as CursorResolver;
-  const service = new SubscriptionService(live, cursors, {} as ConversationLog, stream as unknown as LogStream, pino({ level: 'silent' }));
+  const log = { lastSeq: jest.fn(async () => 9) } as unknown as ConversationLog;
+  const service = new SubscriptionService(live, cursors, log, stream as unknown as LogStream, pino({ level: 'silent' }));
   return { service, stream, held };
 }
 
@@ -21,6 +22,15 @@ describe('SubscriptionService.open', () => {
     const opened = await service.open('c1', 'old-5');
     expect(opened.start).toEqual({ mode: 'resume', cursor: 'old-5', head: 'old-7' });
     expect(held.release).not.toHaveBeenCalled();
+  });
+
+  it("holds the catch-up to the head the log had when this instance's memory knew none, so events expiring meanwhile are not missed untold", async () => {
+    const { service, held } = build(async () => ({ kind: 'resume', seq: 5, atHead: false }), undefined, null);
+    const opened = await service.open('c1', 'old-5');
+    expect(opened.start).toEqual({ mode: 'resume', cursor: 'old-5', head: 'old-9' });
+    const device = { send: () => true, fail: () => undefined };
+    opened.attach(device);
+    expect(held.feed.subscribe).toHaveBeenCalledWith(device, 5, expect.objectContaining({ logHead: 9 }));
   });
 
   it('refuses with CURSOR_EXPIRED when the log is recreated while it opens, and lets the held feed go', async () => {

@@ -60,11 +60,13 @@ export class SubscriptionService {
       const position = await this.cursors.resolve(conversationId, after, held);
       let seq: number;
       let atHead: boolean;
+      let logHead: number | undefined;
       let start: SubscriptionStart;
       if (position.kind === 'resume') {
         seq = position.seq;
         atHead = position.atHead ?? false;
-        const head = held.knownHead() ?? (atHead ? seq : (await this.log.lastSeq(conversationId)));
+        const known = held.knownHead();
+        const head = known ?? (atHead ? seq : (logHead = await this.log.lastSeq(conversationId)));
         start = { mode: 'resume', cursor: this.cursor(seq), head: this.cursor(Math.max(head, seq)) };
       } else {
         const snapshot = await this.snapshot(held);
@@ -74,7 +76,7 @@ export class SubscriptionService {
       }
       // Recreated meanwhile: the feed held was failed and dropped, and `seq` counts in the old log.
       if (this.stream.epoch !== epoch) throw new SeqlineError(ErrorCode.CursorExpired, `the log was recreated (epoch ${epoch} is now ${this.stream.epoch}); subscribe without a cursor for a snapshot`);
-      return { start, attach: (sink) => held.feed.subscribe(sink, seq, { release: held.release, atHead }), cancel: held.release };
+      return { start, attach: (sink) => held.feed.subscribe(sink, seq, { release: held.release, atHead, logHead }), cancel: held.release };
     } catch (error) {
       held.release();
       if (error instanceof SeqlineError) throw error;

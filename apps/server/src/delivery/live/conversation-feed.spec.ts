@@ -19,13 +19,15 @@ class MemoryLog implements FeedLog {
     return entry;
   }
 
-  async *readBatches(_conversationId: string, after: number, limit: number, batchSize: number): AsyncGenerator<LogEntry[]> {
+  async *readBatches(_conversationId: string, after: number, limit: number, batchSize: number, logHead?: number): AsyncGenerator<LogEntry[]> {
     this.reads++;
     const found = this.entries.filter((entry) => entry.seq > after).slice(0, limit);
     await Promise.resolve();
     this.duringRead?.();
     this.duringRead = undefined;
     for (let i = 0; i < found.length; i += batchSize) yield found.slice(i, i + batchSize);
+    // As the live feed's read of JetStream does (log-read.ts).
+    if (logHead !== undefined && found.length < limit && (found.at(-1)?.seq ?? after) < logHead) throw Object.assign(new Error('expired'), { code: 'CURSOR_EXPIRED' });
   }
 }
 
@@ -39,6 +41,18 @@ const live = (feed: ConversationFeed, entry: LogEntry): void => feed.accept(new 
 const settle = () => new Promise((resolve) => setTimeout(resolve, 0));
 
 describe('ConversationFeed', () => {
+  it("fails a subscriber whose catch-up finds the log ending before the head it held when the cursor was judged, where it was taken for the head and the events between missed untold", async () => {
+    const log = new MemoryLog();
+    const feed = new ConversationFeed('c', log, { windowEvents: 100, windowBytes: 1 << 20, readBatch: 100 });
+    for (const seq of [1, 2, 3]) log.write(seq);
+    // 2 and 3 expire between the cursor's check and the read.
+    log.entries.length = 1;
+    const device = sink();
+    feed.subscribe(device, 1, { logHead: 3 });
+    await settle();
+    expect({ received: device.received, failures: device.failures, knownHead: feed.knownHead }).toEqual({ received: [], failures: [expect.objectContaining({ code: 'CURSOR_EXPIRED' })], knownHead: undefined });
+  });
+
   it('fails a subscriber that attaches after the feed failed (the log was recreated meanwhile), once subscribe has returned', async () => {
     const log = new MemoryLog();
     const feed = new ConversationFeed('c', log, { windowEvents: 100, windowBytes: 1 << 20, readBatch: 100 });

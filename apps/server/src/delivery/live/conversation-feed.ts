@@ -27,8 +27,12 @@ const CATCH_UP_BATCH = 256;
 /** How a feed reads events it never saw live: the conversation's log on JetStream. */
 export interface FeedLog {
   readonly epoch: string;
-  /** Up to `limit` events after `after`, in batches of up to `batchSize` as they arrive. */
-  readBatches(conversationId: string, after: number, limit: number, batchSize: number): AsyncIterable<LogEntry[]>;
+  /**
+   * Up to `limit` events after `after`, in batches of up to `batchSize` as they arrive. `logHead`:
+   * an event the log held once, after `after`; a read of the log that ends before it (the events
+   * between expired or were discarded since) throws `CURSOR_EXPIRED`, not a short read.
+   */
+  readBatches(conversationId: string, after: number, limit: number, batchSize: number, logHead?: number): AsyncIterable<LogEntry[]>;
 }
 
 export interface FeedLimits {
@@ -47,6 +51,8 @@ export interface SubscribeOptions {
    * was created (held). The feed then needs no read to know the conversation's head.
    */
   atHead?: boolean;
+  /** The conversation's last event in the log when the subscriber's position was judged (`FeedLog.readBatches`' `logHead`). */
+  logHead?: number;
 }
 
 /** One subscriber of a feed: where it is in the conversation's chain, and whether it is caught up. */
@@ -60,6 +66,7 @@ export class FeedSubscription {
     readonly sink: FeedSink,
     position: number,
     private readonly onClose: (subscription: FeedSubscription) => void,
+    readonly logHead?: number,
   ) {
     this.position = position;
   }
@@ -136,10 +143,15 @@ export class ConversationFeed {
    */
   subscribe(sink: FeedSink, position: number, options: SubscribeOptions = {}): FeedSubscription {
     const release = options.release ?? (() => undefined);
-    const subscription = new FeedSubscription(sink, position, (closed) => {
-      this.subscriptions.delete(closed);
-      release();
-    });
+    const subscription = new FeedSubscription(
+      sink,
+      position,
+      (closed) => {
+        this.subscriptions.delete(closed);
+        release();
+      },
+      options.logHead,
+    );
     if (this.failure !== undefined) {
       // A feed of a log since recreated gets no event again: told as its other subscribers were,
       // once the caller has what this returns.
@@ -279,7 +291,8 @@ export class ConversationFeed {
         // What this read sent, kept while the feed has no window: if the read reaches the head, it becomes the window.
         const caught: FeedEvent[] = [];
         let caughtBytes = 0;
-        for await (const entries of this.log.readBatches(this.conversationId, subscription.position, limit, CATCH_UP_BATCH)) {
+        const logHead = subscription.logHead !== undefined && subscription.logHead > subscription.position ? subscription.logHead : undefined;
+        for await (const entries of this.log.readBatches(this.conversationId, subscription.position, limit, CATCH_UP_BATCH, logHead)) {
           read += entries.length;
           let next = 0;
           while (next < entries.length) {

@@ -8,6 +8,7 @@ import { MetricsService } from '../../metrics/metrics.service.js';
 import { SnapshotService } from '../../state/snapshot.service.js';
 import { ConversationFeed, type FeedLog } from './conversation-feed.js';
 import { FeedEvent } from './feed-event.js';
+import { readLogAfter } from './log-read.js';
 import { SnapshotKeeper } from './snapshot-keeper.js';
 
 const SWEEP_MS = 5_000;
@@ -88,11 +89,15 @@ export class LiveFeed implements OnApplicationBootstrap, OnApplicationShutdown, 
     return this.stream.epoch;
   }
 
-  /** From the recent log when it follows on from `after`, otherwise from JetStream. */
-  async *readBatches(conversationId: string, after: number, limit: number, batchSize: number): AsyncIterable<LogEntry[]> {
+  /**
+   * From the recent log when it follows on from `after`, otherwise from JetStream. Memory may lag
+   * the log (the live feed has not brought its newest events yet), so only a read of the log is
+   * held to `logHead`.
+   */
+  async *readBatches(conversationId: string, after: number, limit: number, batchSize: number, logHead?: number): AsyncIterable<LogEntry[]> {
     const recent = this.recent.after(conversationId, after, limit, this.feeds.get(conversationId)?.feed.knownHead);
     if (!recent) {
-      yield* this.log.readBatches(conversationId, after, limit, batchSize);
+      yield* readLogAfter(this.log, this.stream.epoch, conversationId, after, limit, batchSize, logHead);
       return;
     }
     this.metrics.recentLogReads.inc();

@@ -49,8 +49,8 @@ export class DeviceSession {
   private alive = true;
   /** A frame arrived since the last heartbeat tick. */
   private heard = false;
-  /** Bytes not yet sent at the last tick that found the device silent. */
-  private backlogAtTick = 0;
+  /** Bytes the socket had handed to the network at the last tick that found the device silent. */
+  private handedOverAtTick = 0;
   private readonly bound: SendBound;
   private expiry?: NodeJS.Timeout;
   private disposed = false;
@@ -86,11 +86,13 @@ export class DeviceSession {
       return;
     }
     if (!this.alive) {
-      // A device still reading a backlog (a large snapshot over a slow link) cannot answer a ping
-      // queued behind it: bytes leaving since the last tick say it is there. A dead peer drains nothing.
-      const backlog = this.socket.bufferedAmount;
-      if (backlog > 0 && backlog < this.backlogAtTick) {
-        this.backlogAtTick = backlog;
+      // A device still reading a backlog (a large snapshot, a catch-up over a slow link) cannot
+      // answer a ping queued behind it: bytes taken by the network since the last tick say it is
+      // there (not a smaller backlog: a catch-up refills it as it drains). A dead peer takes at
+      // most what the kernel's send buffer holds, then nothing.
+      const handedOver = this.handedOver();
+      if (handedOver > this.handedOverAtTick) {
+        this.handedOverAtTick = handedOver;
         return;
       }
       this.deps.logger.info('device missed a heartbeat; closing');
@@ -99,9 +101,10 @@ export class DeviceSession {
       return;
     }
     this.alive = false;
-    this.backlogAtTick = this.socket.bufferedAmount;
     // The same two bytes for every socket: a round of pings allocates nothing per device.
     if (this.socket.readyState === this.socket.OPEN) this.tcp?.write(PING_FRAME);
+    // After the ping: one the kernel takes at once is not taken for the device reading.
+    this.handedOverAtTick = this.handedOver();
   }
 
   receiveFrame(data: Buffer, isBinary: boolean): void {
@@ -283,6 +286,12 @@ export class DeviceSession {
    */
   private get tcp(): Duplex | undefined {
     return (this.socket as unknown as { _socket?: Duplex | null })._socket ?? undefined;
+  }
+
+  /** Bytes written to the socket that left its buffer for the network (Node counts buffered ones as written). */
+  private handedOver(): number {
+    const tcp = this.tcp as (Duplex & { bytesWritten?: number }) | undefined;
+    return tcp ? (tcp.bytesWritten ?? 0) - tcp.writableLength : 0;
   }
 
   private batching(): Pick<FeedSink, 'batch' | 'flow'> {
