@@ -561,6 +561,8 @@ describe('an agent closing while it handles a prompt', () => {
     await whenStarted;
     const staying = await seqline.agent('relay');
     await staying.onPrompt(async (prompt) => {
+      // The later tests' prompts are theirs to answer.
+      if (prompt.conversationId !== 'c-handed-back') return;
       const answer = staying.startMessage(prompt.conversationId, { messageId: `${prompt.messageId}-answer` });
       const { text } = await answer.ready;
       answer.append(text === '' ? 'whole' : 'rest');
@@ -577,7 +579,6 @@ describe('an agent closing while it handles a prompt', () => {
   });
 
   it('close() does not hand back a prompt whose answer another agent took over: a third agent would take it from that one', async () => {
-    // A group of its own: the agents of the test before answer every prompt of theirs.
     await createConversation(seqline.server.url, 'c-fenced-close');
     const leaving = await seqline.agent('relay-2');
     let fenced!: () => void;
@@ -619,5 +620,38 @@ describe('an agent closing while it handles a prompt', () => {
     await taken.complete();
     await eventually(async () => (await row())?.status === 'complete', 10_000, 'the answer completed');
     expect((await row())?.text).toMatch(/^mine (more )*theirs$/);
+  });
+
+  it('close() is done with a prompt whose answer a device cancelled, rather than handing it to another agent', async () => {
+    await createConversation(seqline.server.url, 'c-cancelled-close');
+    const leaving = await seqline.agent('relay-3');
+    let cancelled!: () => void;
+    const whenCancelled = new Promise<void>((resolve) => (cancelled = resolve));
+    await leaving.onPrompt(async (prompt) => {
+      if (prompt.conversationId !== 'c-cancelled-close') return;
+      const answer = leaving.startMessage(prompt.conversationId, { messageId: `${prompt.messageId}-answer` });
+      await answer.ready;
+      answer.append('half ');
+      answer.signal.addEventListener('abort', () => cancelled());
+      // Still cleaning up when the agent is closed.
+      await new Promise(() => undefined);
+    }, { group: 'cancelled-close' });
+    await http(seqline.server.url, 'POST', '/v1/conversations/c-cancelled-close/messages', { messageId: 'q', text: 'hello' });
+    const row = () => seqline.server.infra.prisma.message.findUnique({ where: { conversationId_id: { conversationId: 'c-cancelled-close', id: 'q-answer' } } });
+    await eventually(async () => (await row())?.text === 'half ', 10_000, 'the first part');
+    const device = new WsDevice(seqline.server.url, 'c-cancelled-close');
+    await device.connect();
+    device.send({ type: 'cancel', ref: 'stop', conversationId: 'c-cancelled-close', messageId: 'q-answer' });
+    await whenCancelled;
+    await device.close();
+    const deliveries: string[] = [];
+    const other = await seqline.agent('relay-3');
+    await other.onPrompt(async (prompt) => {
+      if (prompt.conversationId === 'c-cancelled-close') deliveries.push(prompt.messageId);
+    }, { group: 'cancelled-close' });
+    await leaving.close();
+    await sleep(3_000);
+    expect(deliveries).toEqual([]);
+    expect(await row()).toMatchObject({ status: 'aborted', text: 'half ' });
   });
 });

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { jetstream, jetstreamManager, type Consumer, type ConsumerInfo, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { CancelNoticeSchema, endedAsOf, DEFAULT_LIMITS, ErrorCode, isRetryable, PromptSchema, SeqlineError, type AnswerState, type Prompt } from '@seqline/protocol';
-import { connectNats, DEFAULT_AGENT_GROUP, ensurePromptConsumer, PROMPT_ACK_WAIT_MS, PROMPT_MAX_DELIVER } from '@seqline/streams';
+import { connectNats, DEFAULT_AGENT_GROUP, ensurePromptConsumer, PROMPT_ACK_WAIT_MS, PROMPT_MAX_DELIVER, waitAtMost } from '@seqline/streams';
 import { AnswerStream, deltaBytesFor } from './answer-stream.js';
 import { leavesAnswerOpen } from './answer-refusal.js';
 import { CommandSender } from './command-sender.js';
@@ -47,6 +47,8 @@ const PROMPT_PULL_EXPIRES_MS = 5_000;
 const ACK_WAIT_READ_EVERY_MS = 5_000;
 /** How long a prompt's handler may go without starting an answer or appending to one before it is given up. */
 const DEFAULT_STALL_MS = 10 * 60_000;
+/** How long `close()` waits for the answers of prompts at their last delivery to be failed. */
+const CLOSE_FAIL_WAIT_MS = 2_000;
 
 /** The answers a prompt's handler started, so its prompt is settled by how they ended (see `handle`). */
 const handlerAnswers = new AsyncLocalStorage<HandlerContext>();
@@ -97,6 +99,8 @@ export class SeqlineAgent {
   private cancelSubscription?: Subscription;
   private closed = false;
   private closing?: Promise<void>;
+  /** Whether a prompt being handled is at its last delivery (set by `onPrompt`, which knows the consumer's `max_deliver`). */
+  private lastDeliveryOf?: (msg: JsMsg) => boolean;
   /** Stops the timers that read the prompt consumer's ack wait again. */
   private readonly stopRereading: (() => void)[] = [];
 
@@ -224,6 +228,7 @@ export class SeqlineAgent {
     // One for every set-up of the pull loop: prompts still in progress from before a set-up go on
     // reading the ack wait read since.
     const timing: PromptTiming = { ackWaitMs: PROMPT_ACK_WAIT_MS, maxDeliver: PROMPT_MAX_DELIVER, stallMs, shortened: new Set() };
+    this.lastDeliveryOf = (msg) => lastDelivery(msg, timing);
     const setAckWait = (ms: number): void => {
       const before = timing.ackWaitMs;
       timing.ackWaitMs = ms;
@@ -343,7 +348,13 @@ export class SeqlineAgent {
     // Handed back now, so another agent takes each over at once rather than after its ack wait;
     // but not one whose answer another agent took over (a nak would hand that agent's prompt to a
     // third), nor one whose answer was ended elsewhere (done with).
-    for (const [msg, context] of this.prompts) ignoreClosed(() => settleByAnswers(msg, refusalOf(context.answers), () => (msg.nak(), 'nak')));
+    const ending: Promise<void>[] = [];
+    for (const [msg, context] of this.prompts) {
+      ignoreClosed(() => settleByAnswers(msg, context.answers, () => (msg.nak(), 'nak')));
+      // At its last delivery no agent gets the prompt again: its open answers are failed now, while commands still go out.
+      if (this.lastDeliveryOf?.(msg)) for (const answer of context.answers) if (!answer.ending && answer.refusal === undefined) ending.push(answer.fail('the agent was closed at its prompt\'s last delivery').catch(() => undefined));
+    }
+    await waitAtMost(Promise.all(ending), CLOSE_FAIL_WAIT_MS);
     // Handlers that watch `signal` stop generating: nothing they append can be sent any more.
     for (const answer of this.answers.values()) answer.abort('the agent was closed');
     this.sender.close();
@@ -363,8 +374,9 @@ export class SeqlineAgent {
     /** Answers started and appends made, as last seen, and when that last grew. */
     let progress = 0;
     let progressAt = performance.now();
-    /** Since when every answer the handler started has been ended by it. */
-    let endedAt: number | undefined;
+    /** The answers whose ends are awaited, once the handler has ended every answer it started; and since when those ends are answered. */
+    let ends: AnswerStream[] | undefined;
+    let endsSettledAt: number | undefined;
     let over = false;
     /** Settles the prompt once: a stalled handler given up may still return later, and must not settle it again or free a second slot. */
     const finish = (settle: () => Settlement, unended: string): void => {
@@ -404,11 +416,20 @@ export class SeqlineAgent {
         progressAt = performance.now();
       }
       const allEnded = answers.length > 0 && answers.every((answer) => answer.ending);
-      endedAt = allEnded ? (endedAt ?? performance.now()) : undefined;
-      // Every answer ended, and the handler still not back `stallMs` later: its work is done, and
-      // the prompt is settled as if it had returned, so a handler that hangs afterwards does not
-      // hold the prompt and its slot for ever.
-      if (endedAt !== undefined && performance.now() - endedAt >= timing.stallMs) {
+      if (!allEnded) ends = endsSettledAt = undefined;
+      else if (ends?.length !== answers.length) {
+        const these = [...answers];
+        ends = these;
+        endsSettledAt = undefined;
+        void Promise.allSettled(these.map((answer) => answer.settled)).then(() => {
+          if (ends === these) endsSettledAt = performance.now();
+        });
+      }
+      // Every answer ended, its end answered, and the handler still not back `stallMs` later: its
+      // work is done, and the prompt is settled as a return would settle it, so a handler that
+      // hangs afterwards does not hold the prompt and its slot for ever. What it starts later goes nowhere.
+      if (endsSettledAt !== undefined && performance.now() - endsSettledAt >= timing.stallMs) {
+        context.stopStarts.abort(new Error('its prompt was settled: the handler ended its answers and did not return'));
         const refusal = refusalOf(answers);
         return finish(() => (refusal ? settlePrompt(msg, refusal) : (msg.ack(), 'ack')), 'its prompt handler ended without ending its answer');
       }
@@ -426,7 +447,7 @@ export class SeqlineAgent {
       // At its last delivery no next one takes the answers over: they are failed (below), not let go silently.
       const last = lastDelivery(msg, timing);
       if (!last) for (const answer of answers) answer.revoke(context.givenUp);
-      finish(() => settleByAnswers(msg, refusalOf(answers), () => (last ? (msg.term(), 'term') : (msg.nak(1_000), 'nak'))), reason);
+      finish(() => settleByAnswers(msg, answers, () => (last ? (msg.term(), 'term') : (msg.nak(1_000), 'nak'))), reason);
     };
     let keepAlive = setTimeout(beat, nextBeat());
     keepAlive.unref();
@@ -498,11 +519,13 @@ function settlePrompt(msg: JsMsg, error: unknown): Settlement {
 
 /**
  * A prompt whose answer another agent took over is that agent's to settle: a nak would hand it to
- * a third. One whose answer was ended elsewhere (a device cancelled it) is done with.
+ * a third. One whose answer was ended elsewhere (a device cancelled it: the notice, or a refusal
+ * saying so) is done with.
  */
-function settleByAnswers(msg: JsMsg, refusal: Error | undefined, otherwise: () => Settlement): Settlement {
+function settleByAnswers(msg: JsMsg, answers: readonly AnswerStream[], otherwise: () => Settlement): Settlement {
+  const refusal = refusalOf(answers);
   if (isSeqlineCode(refusal, ErrorCode.Fenced)) return 'none';
-  if (isSeqlineCode(refusal, ErrorCode.MessageFinished)) {
+  if (isSeqlineCode(refusal, ErrorCode.MessageFinished) || answers.some((answer) => answer.endedAs !== undefined || answer.foundEnded)) {
     msg.ack();
     return 'ack';
   }

@@ -119,6 +119,11 @@ describe('AnswerChunker', () => {
     });
   });
 
+  it('takes no step from an id of an agent of its own that only starts with a number, such as 2024-report', () => {
+    const message: Message = { ...base, status: 'complete', blocks: [{ type: 'text', id: '2024-report', text: 'Q4' }, { type: 'text', id: '2025-plan', text: 'Q1' }] };
+    expect(toUIMessage(message).parts.map((part) => part.type)).toEqual(['step-start', 'text', 'text']);
+  });
+
   it('goes on in a new part when an ended part grows again, which the AI SDK would refuse as a delta after its end', async () => {
     const chunker = new AnswerChunker('a');
     const first: MessageBlock = { type: 'text', id: '0-a', text: 'one' };

@@ -1,7 +1,12 @@
 import type { MessageBlock } from '@seqline/protocol';
 
 /** `publishToSeqline` names text and reasoning blocks `<step>-<id>`: the step a model call was in. */
-const STEP_PREFIX = /^(\d{1,9})-/;
+const STEP_PREFIX = /^(0|[1-9]\d{0,8})-/;
+/**
+ * A step further on than this is no step: an agent of its own naming a block `2024-report`. Steps
+ * without text or reasoning (tool calls alone) are skipped numbers, so the bound is generous.
+ */
+const MAX_STEP_JUMP = 1_000;
 
 /**
  * Where the answer's steps (one model call each, in an answer with tools) start: the indexes of
@@ -20,7 +25,7 @@ export function stepStarts(blocks: readonly MessageBlock[]): Set<number> {
   let step = 0;
   blocks.forEach((block, index) => {
     const of = stepOf(block);
-    if (of === undefined || of <= step) return;
+    if (of === undefined || of <= step || of - step > MAX_STEP_JUMP) return;
     step = of;
     if (index > 0) starts.add(index);
   });

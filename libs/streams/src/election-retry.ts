@@ -46,13 +46,13 @@ export function isLogUnavailable(error: unknown): boolean {
  * writes that carry a message id or an expected sequence.
  */
 export async function retryTransient<T>(call: () => Promise<T>, deadlineMs = ELECTION_RETRY_MS): Promise<T> {
-  const deadline = Date.now() + deadlineMs;
+  const deadline = performance.now() + deadlineMs;
   for (let attempt = 0; ; attempt++) {
     try {
       return await call();
     } catch (error) {
-      if (!isTransient(error) || Date.now() >= deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, Math.min(50 * 2 ** attempt, 1_000, Math.max(0, deadline - Date.now()))));
+      if (!isTransient(error) || performance.now() >= deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(50 * 2 ** attempt, 1_000, Math.max(0, deadline - performance.now()))));
     }
   }
 }

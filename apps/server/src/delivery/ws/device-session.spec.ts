@@ -207,6 +207,18 @@ describe('DeviceSession heartbeat', () => {
     expect(socket.terminated).toBe(true);
   });
 
+  it('keeps a silent device a few ticks while one large frame is still being written to it, then drops it', () => {
+    const { socket, session } = start();
+    socket.bufferedAmount = 4_000_000;
+    session.beat();
+    for (let tick = 0; tick < 2; tick++) {
+      session.beat();
+      expect(socket.terminated).toBe(false);
+    }
+    session.beat();
+    expect(socket.terminated).toBe(true);
+  });
+
   it('drops a silent device that took no bytes since the ping and never answered it', () => {
     const { socket, session } = start();
     socket._socket.bytesWritten = 500_000;

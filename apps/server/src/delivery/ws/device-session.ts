@@ -43,6 +43,9 @@ interface SocketSubscription {
   feed?: FeedSubscription;
 }
 
+/** Ticks a silent device with frames still unsent is kept while no write to it finishes (one large frame over a slow link). */
+const BACKLOG_TICKS = 3;
+
 /** One device's WebSocket: its subscriptions, its commands, its heartbeat. */
 export class DeviceSession {
   private readonly subscriptions = new Map<string, SocketSubscription>();
@@ -51,6 +54,8 @@ export class DeviceSession {
   private heard = false;
   /** Bytes the socket had handed to the network at the last tick that found the device silent. */
   private handedOverAtTick = 0;
+  /** Ticks in a row, since the ping, in which no write to the device finished. */
+  private quietTicks = 0;
   private readonly bound: SendBound;
   private expiry?: NodeJS.Timeout;
   private disposed = false;
@@ -87,20 +92,22 @@ export class DeviceSession {
     }
     if (!this.alive) {
       // A device still reading a backlog (a large snapshot, a catch-up over a slow link) cannot
-      // answer a ping queued behind it: bytes taken by the network since the last tick say it is
-      // there (not a smaller backlog: a catch-up refills it as it drains). A dead peer takes at
-      // most what the kernel's send buffer holds, then nothing.
+      // answer a ping queued behind it. Writes finished since the last tick say it is there (not
+      // a smaller backlog: a catch-up refills it as it drains); one large frame still being
+      // written shows none, so a backlog buys a few ticks more. A dead peer takes at most what
+      // the kernel's send buffer holds, then nothing, and is dropped after those.
       const handedOver = this.handedOver();
-      if (handedOver > this.handedOverAtTick) {
-        this.handedOverAtTick = handedOver;
-        return;
-      }
+      const progressed = handedOver > this.handedOverAtTick;
+      this.handedOverAtTick = handedOver;
+      this.quietTicks = progressed ? 0 : this.quietTicks + 1;
+      if (progressed || (this.socket.bufferedAmount > 0 && this.quietTicks < BACKLOG_TICKS)) return;
       this.deps.logger.info('device missed a heartbeat; closing');
       this.dispose();
       this.socket.terminate();
       return;
     }
     this.alive = false;
+    this.quietTicks = 0;
     // The same two bytes for every socket: a round of pings allocates nothing per device.
     if (this.socket.readyState === this.socket.OPEN) this.tcp?.write(PING_FRAME);
     // After the ping: one the kernel takes at once is not taken for the device reading.
