@@ -732,6 +732,30 @@ describe('log records Postgres cannot store', () => {
     expect(doctor.code).toBe(0);
     expect(doctor.out).toMatch(new RegExp(`^WARN  holes +\\d+ recorded in \\d+ conversations?, newest first \\(no repair fills them\\):\\n    n-bad: events \\d+-${badTime.seq} \\(epoch \\w+\\) undecodable event at ${badTime.seq}\\n    n-bad: events \\d+-${nul.seq} \\(epoch \\w+\\) undecodable event at ${nul.seq}$`, 'm'));
   });
+
+  it('steps over an event of a newer type whose message id or text Postgres cannot take, where it stopped persisting for every conversation', async () => {
+    const { url, infra } = seqline.server;
+    await createConversation(url, 'u-bad');
+    await createConversation(url, 'u-good');
+    await post(url, 'u-bad', 'b1', 'first');
+    await eventually(async () => (await history(url, 'u-bad')).length === 1);
+    const [last] = (await http<{ items: { cursor: string }[] }>(url, 'GET', '/v1/conversations/u-bad/events?limit=10')).body.items;
+    const js = jetstream(infra.stream.nc);
+    const subject = `${seqline.settings.log.prefix}.log.u-bad`;
+    const at = new Date().toISOString();
+    const nulId = await js.publish(subject, JSON.stringify({ prev: seqOf(last!.cursor), event: { type: 'message.reacted', messageId: 'a\u0000b', at } }));
+    const nulText = await js.publish(subject, JSON.stringify({ prev: nulId.seq, event: { type: 'message.reacted', messageId: 'b1', emoji: '\u0000', at } }));
+    await post(url, 'u-bad', 'b2', 'after');
+    await post(url, 'u-good', 'g1', 'unaffected');
+    await eventually(async () => (await history(url, 'u-bad')).length === 2 && (await history(url, 'u-good')).length === 1, 15_000, 'both conversations persisted');
+    expect(texts(await history(url, 'u-bad'))).toEqual(['first', 'after']);
+    expect(texts(await history(url, 'u-good'))).toEqual(['unaffected']);
+    const holes = (await infra.prisma.logHole.findMany({ where: { conversationId: 'u-bad' }, orderBy: { untilSeq: 'asc' } })).map((hole) => [Number(hole.untilSeq), hole.reason]);
+    expect(holes).toEqual([
+      [nulId.seq, 'undecodable'],
+      [nulText.seq, 'undecodable'],
+    ]);
+  });
 });
 
 describe('a batch Postgres refuses', () => {

@@ -40,6 +40,18 @@ const state = (cursor: string) => ({ cursor, messages: [] });
 const sized = (cursor: string, chars: number) => ({ cursor, messages: [{ id: 'm', text: 'x'.repeat(chars) }] as unknown as StoredConversation['messages'] });
 
 describe('KeyValueCursorStore', () => {
+  it('takes back a conversation it could not add to its index, where it stayed stored past maxConversations for good', async () => {
+    const storage = new SmallStorage();
+    const store = new KeyValueCursorStore(storage, 'app', { maxConversations: 2 });
+    const setItem = storage.setItem.bind(storage);
+    storage.setItem = (key, value) => {
+      if (key === 'app:@index') throw Object.assign(new Error('The quota has been exceeded.'), { name: 'QuotaExceededError' });
+      setItem(key, value);
+    };
+    await expect(store.save('a', state('e1-1'))).rejects.toThrow('quota');
+    expect([...storage.items.keys()]).toEqual([]);
+  });
+
   it('keeps the most recently saved conversations only, dropping the least recently saved', async () => {
     const storage = new SmallStorage();
     const store = new KeyValueCursorStore(storage, 'app', { maxConversations: 2 });

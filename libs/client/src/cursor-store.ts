@@ -97,6 +97,10 @@ export class KeyValueCursorStore implements CursorStore {
       const dropped = next.splice(0, Math.max(0, next.length - this.maxConversations));
       for (const id of dropped) await this.storage.removeItem(this.key(id));
       return next;
+    }).catch(async (error: unknown) => {
+      // Left out of the index, it would never be dropped to keep `maxConversations`: it goes too.
+      if (!(await this.index().catch(() => [] as string[])).includes(conversationId)) await this.storage.removeItem(this.key(conversationId));
+      throw error;
     });
   }
 

@@ -4,6 +4,7 @@ import type { Message } from '../../protocol/src/message.js';
 import { MemoryCursorStore, type CursorStore, type StoredConversation } from './cursor-store.js';
 import { SeqlineClient, type SeqlineClientOptions } from './seqline-client.js';
 import type { SocketLike } from './socket.js';
+import type { Subscription } from './subscription.js';
 
 const CLOSED = 3;
 const at = '2026-01-01T00:00:00.000Z';
@@ -399,6 +400,45 @@ describe('SeqlineClient listeners', () => {
   });
 });
 
+describe('SeqlineClient and the code that listens to it', () => {
+  it('opens one socket when a listener reconnects on `offline`, not one of its own and one of the back-off', async () => {
+    const { h } = await following();
+    h.client.onStateChange((state) => {
+      if (state === 'offline') h.client.connect();
+    });
+    h.last().end(1006);
+    await jest.advanceTimersByTimeAsync(0);
+    expect(h.sockets).toHaveLength(2);
+    h.last().accept();
+    await jest.advanceTimersByTimeAsync(20_000);
+    expect(h.sockets).toHaveLength(2);
+    expect(h.sockets[1]!.readyState).not.toBe(CLOSED);
+  });
+
+  it('gives a listener that subscribes again when a subscription ends a new subscription, not the ended one', async () => {
+    const { h, conversation } = await following();
+    let again: Subscription | undefined;
+    conversation.on((change) => {
+      if (change.type === 'ended') again = h.client.subscribe('c1');
+    });
+    conversation.close();
+    expect(again).toBeDefined();
+    expect(again).not.toBe(conversation);
+  });
+
+  it('wakes every pending `next()` of an events() loop when the subscription ends', async () => {
+    const { conversation } = await following();
+    const events = conversation.events();
+    const first = events.next();
+    const second = events.next();
+    conversation.close();
+    expect(await Promise.all([first, second])).toEqual([
+      { done: true, value: undefined },
+      { done: true, value: undefined },
+    ]);
+  });
+});
+
 describe('SeqlineClient notices a connection that died without a close', () => {
   it('pings after 25 s of silence; with no answer in 10 s it reconnects and resumes from its cursor', async () => {
     const { h, conversation } = await following();
@@ -421,6 +461,19 @@ describe('SeqlineClient notices a connection that died without a close', () => {
     await jest.advanceTimersByTimeAsync(0);
     expect(h.sockets).toHaveLength(2);
     expect(h.held()).toEqual([h.last()]);
+  });
+
+  it('waits longer for the answer to its ping while a subscription still waits for its snapshot (one large frame over a slow link), and still gives a dead one up', async () => {
+    const h = start();
+    h.client.subscribe('c1');
+    await settle();
+    h.last().accept();
+    // No frame at all: the snapshot is still on its way.
+    await jest.advanceTimersByTimeAsync(25_000 + 50_000);
+    expect(h.sockets).toHaveLength(1);
+    expect(h.sockets[0]!.readyState).not.toBe(CLOSED);
+    await jest.advanceTimersByTimeAsync(10_000);
+    expect(h.sockets[0]!.readyState).toBe(CLOSED);
   });
 
   it('keeps a connection that answers the ping', async () => {

@@ -308,11 +308,13 @@ export class SeqlineClient {
       if (this.socket !== socket) return;
       this.socket = undefined;
       watchdog?.stop();
-      this.setState('offline');
       for (const subscription of this.subscriptions.values()) subscription.live = false;
-      if (!this.wanted) return;
+      if (!this.wanted) return this.setState('offline');
       // Without a token provider, a refused token will not get better by itself.
-      if (FINAL_CLOSE_CODES.has(code) || (code === CloseCode.Unauthorized && !this.options.token)) return this.stopForGood(stoppedBy(code));
+      if (FINAL_CLOSE_CODES.has(code) || (code === CloseCode.Unauthorized && !this.options.token)) {
+        this.setState('offline');
+        return this.stopForGood(stoppedBy(code));
+      }
       // `receive` resets the back-off on a frame that shows the session worked; an idle one counts after a while.
       if (openedAt !== undefined && Date.now() - openedAt >= HEALTHY_AFTER_MS) this.attempt = 0;
       const attempt = this.attempt++;
@@ -329,6 +331,9 @@ export class SeqlineClient {
         delay = this.reconnectDelay(attempt);
       }
       this.reconnectTimer = setTimeout(() => void this.open(), delay);
+      // Told once the reconnect is planned: a listener that calls `connect()` opens now, in its
+      // place (`open` clears the timer), rather than beside it.
+      this.setState('offline');
     };
     const heartbeat = this.options.heartbeat;
     const watchdog =
@@ -342,6 +347,7 @@ export class SeqlineClient {
               socket.close(1000, 'no answer to ping');
               lost(1006);
             },
+            () => [...this.subscriptions.values()].some((subscription) => !subscription.live),
           );
     this.watchdog = watchdog;
     socket.onopen = () => {

@@ -5,6 +5,9 @@ export interface SilenceWatchdogOptions {
   timeoutMs?: number;
 }
 
+/** The wait after a ping while a subscription is still catching up (see the constructor). */
+export const CATCHING_UP_TIMEOUT_MS = 60_000;
+
 /**
  * Notices a connection that died without a close: a phone that changed networks or a laptop that
  * slept leaves a socket that looks open for as long as the operating system takes to give it up
@@ -24,10 +27,16 @@ export class SilenceWatchdog {
   private readonly intervalMs: number;
   private readonly timeoutMs: number;
 
+  /**
+   * `catchingUp`: whether the server still owes a subscription its start or its catch-up. A large
+   * snapshot over a slow link is one frame that takes its time, with the server's answer to the
+   * ping queued behind it: the wait after a ping is then at least `CATCHING_UP_TIMEOUT_MS`.
+   */
   constructor(
     options: SilenceWatchdogOptions,
     private readonly ping: () => void,
     private readonly dead: () => void,
+    private readonly catchingUp: () => boolean = () => false,
   ) {
     this.intervalMs = options.intervalMs ?? 25_000;
     this.timeoutMs = options.timeoutMs ?? 10_000;
@@ -55,7 +64,8 @@ export class SilenceWatchdog {
     if (quietMs < this.intervalMs) return this.schedule(this.intervalMs - quietMs, () => this.check());
     const framesBefore = this.frames;
     this.ping();
-    this.schedule(this.timeoutMs, () => (this.frames > framesBefore ? this.check() : this.dead()));
+    const timeoutMs = this.catchingUp() ? Math.max(this.timeoutMs, CATCHING_UP_TIMEOUT_MS) : this.timeoutMs;
+    this.schedule(timeoutMs, () => (this.frames > framesBefore ? this.check() : this.dead()));
   }
 
   private schedule(ms: number, then: () => void): void {

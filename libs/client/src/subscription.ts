@@ -96,7 +96,14 @@ export class Subscription {
             return event === undefined ? finish() : { done: false, value: event };
           }
           if (finished) return { done: true, value: undefined };
-          await new Promise<void>((resolve) => (wake = resolve));
+          // A `next()` made while another waits (a race against a timeout, say) is woken too.
+          await new Promise<void>((resolve) => {
+            const before = wake;
+            wake = () => {
+              before?.();
+              resolve();
+            };
+          });
           wake = undefined;
         }
       },
@@ -123,9 +130,10 @@ export class Subscription {
     this.ended = true;
     clearTimeout(this.retryTimer);
     for (const push of this.iterators) push(undefined);
+    // Let go by the client first: a listener that subscribes again on `ended` gets a new subscription, not this one.
+    this.detach(this);
     // Listeners too: a view waiting for an answer (a chat's stream) would otherwise wait for ever.
     this.emit({ type: 'ended' });
-    this.detach(this);
   }
 
   /** @internal */

@@ -241,7 +241,8 @@ export class MessageRepository {
    * the conversation's row if the database lost it. `holes.clear`: the log held the whole
    * conversation, so the holes recorded before in this epoch give way to `holes.add`, the ones the rebuild
    * stepped over; otherwise those are added to them. Returns false, changing nothing, if the persister has
-   * meanwhile applied events past `state.seq` in this epoch (rebuild from a fresher read).
+   * meanwhile applied events past `state.seq` in this epoch (rebuild from a fresher read), or counts
+   * the conversation in another epoch now.
    */
   async replace(
     conversation: { id: string; title: string | null; createdAt: Date },
@@ -259,6 +260,9 @@ export class MessageRepository {
       const [current] = await tx.$queryRaw<{ applied_seq: string; log_epoch: string | null }[]>`
         SELECT applied_seq::text, log_epoch FROM conversations WHERE id = ${conversation.id} FOR UPDATE`;
       if (current && current.log_epoch === epoch && Number(current.applied_seq) > state.seq) return false;
+      // Counted in another epoch since the rebuild began (a persister archived it into a newer log):
+      // rows rebuilt from that log stay, and a rebuild under this epoch's name is not written over them.
+      if (current?.log_epoch != null && current.log_epoch !== epoch) return false;
       await tx.$executeRaw`DELETE FROM messages WHERE conversation_id = ${conversation.id}`;
       if (holes.clear) await tx.$executeRaw`DELETE FROM log_holes WHERE conversation_id = ${conversation.id} AND log_epoch = ${epoch}`;
       // A hole the persister recorded already is not recorded twice.

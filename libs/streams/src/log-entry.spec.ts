@@ -30,6 +30,30 @@ describe('decoding log events', () => {
     expect(() => decodeEntry('c1', 10, bytes({ prev: 9, event: { ...event, block: { type: 'tool', id: 't1' } } }), time)).toThrow(UndecodableEventError);
   });
 
+  it('holds an event of a newer type, or an append to a newer block, to what Postgres can store and the chain can follow', () => {
+    const reacted = { type: 'message.reacted', messageId: 'm1', emoji: '+1', at: time.toISOString() };
+    const chart = { type: 'message.appended', messageId: 'm1', part: 2, delta: '{}', block: { type: 'chart', id: 'c1' }, at: time.toISOString() };
+    const refused: [string, unknown][] = [
+      ['a NUL in the message id', { prev: 7, event: { ...reacted, messageId: 'a\u0000b' } }],
+      ['a message id that is no id', { prev: 7, event: { ...reacted, messageId: 'has spaces' } }],
+      ['a NUL in a field of its own', { prev: 7, event: { ...reacted, emoji: '\u0000' } }],
+      ['an unpaired surrogate', { prev: 7, event: { ...reacted, emoji: '\ud800' } }],
+      ['a fractional prev', { prev: 1.5, event: reacted }],
+      ['a negative prev', { prev: -1, event: reacted }],
+      ['a NUL in a newer block', { prev: 9, event: { ...chart, block: { ...chart.block, kind: 'a\u0000' } } }],
+      ['a newer block id too long', { prev: 9, event: { ...chart, block: { ...chart.block, id: 'x'.repeat(129) } } }],
+    ];
+    const outcome = (record: unknown): string => {
+      try {
+        decodeEntry('c1', 9, bytes(record), time);
+        return 'decoded';
+      } catch (error) {
+        return error instanceof UndecodableEventError ? 'undecodable' : String(error);
+      }
+    };
+    for (const [name, record] of refused) expect({ name, outcome: outcome(record) }).toEqual({ name, outcome: 'undecodable' });
+  });
+
   it('keeps the event text of a record in the service\'s own form, for frames built around it', () => {
     const event = { ...created, text: 'é "quoted" \\ \u2028 {braces}' };
     expect(decodeDeliveredEntry('c1', 12, bytes({ prev: 0, event }), time).eventJson).toBe(JSON.stringify(event));

@@ -1,4 +1,4 @@
-import { BLOCK_TYPES, formatCursor, LogEventSchema, LogRecordSchema, type BlockRef, type ConversationEvent, type LogEvent, type LogRecord } from '@seqline/protocol';
+import { BLOCK_TYPES, formatCursor, ID_PATTERN, illFormedAt, LogEventSchema, LogRecordSchema, type BlockRef, type ConversationEvent, type LogEvent, type LogRecord } from '@seqline/protocol';
 
 /** One event read back from the log, with its stream sequence. */
 export interface LogEntry {
@@ -47,13 +47,23 @@ export function decodeEntry(conversationId: string, seq: number, data: Uint8Arra
   if (withNewerBlock) return { conversationId, seq, prev: withNewerBlock.prev, event: withNewerBlock.event, time };
   const record = json as Partial<LogRecord> | null;
   const event = record?.event as { type?: unknown; messageId?: unknown } | undefined;
-  if (typeof record?.prev === 'number' && typeof event?.type === 'string' && typeof event.messageId === 'string' && !KNOWN_TYPES.has(event.type)) {
+  // Only the chain is read of an event of a newer type, but its id reaches Postgres's queries and
+  // its text a row's blocks: held to what the service's own events are held to, or one such event
+  // could fail every batch that carries it, and persisting would stop for everyone.
+  if (isChainLink(record?.prev) && typeof event?.type === 'string' && typeof event.messageId === 'string' && ID_PATTERN.test(event.messageId) && !KNOWN_TYPES.has(event.type) && illFormedAt(event) === undefined) {
     return { conversationId, seq, prev: record.prev, event: event as LogEvent, time, unknownType: event.type };
   }
   throw new UndecodableEventError(`log event ${seq} of ${conversationId} is not a valid log record: ${parsed.error.issues[0]?.message ?? 'invalid'}`, seq);
 }
 
 const KNOWN_BLOCK_TYPES: ReadonlySet<string> = new Set(BLOCK_TYPES);
+/** As the protocol's block ids (message-blocks.ts). */
+const MAX_BLOCK_ID = 128;
+
+/** A predecessor's sequence: 0 (none) or a stream sequence. */
+function isChainLink(prev: unknown): prev is number {
+  return typeof prev === 'number' && Number.isSafeInteger(prev) && prev >= 0;
+}
 
 /**
  * An append to a block of a type a newer version writes (its other fields as this version knows
@@ -65,6 +75,8 @@ function appendToNewerBlock(json: unknown): LogRecord | undefined {
   const event = (json as { event?: { type?: unknown; block?: unknown } } | null)?.event;
   const block = event?.block as { type?: unknown; id?: unknown } | undefined;
   if (event?.type !== 'message.appended' || typeof block?.type !== 'string' || KNOWN_BLOCK_TYPES.has(block.type) || typeof block.id !== 'string') return undefined;
+  // Kept in the message's row as it is: text Postgres cannot hold (a NUL) would fail every batch carrying it.
+  if (block.id.length === 0 || block.id.length > MAX_BLOCK_ID || illFormedAt(block) !== undefined) return undefined;
   const { block: _newer, ...rest } = event;
   const parsed = LogRecordSchema.safeParse({ ...(json as object), event: rest });
   if (!parsed.success || parsed.data.event.type !== 'message.appended') return undefined;

@@ -182,6 +182,13 @@ describe('decide bounding one message beyond its characters', () => {
     );
   });
 
+  it('refuses a part number no message can reach as too large, not as out of order (which would send the writer to the log for the parts before it)', () => {
+    const one = state({ parts: 1, partLengths: [1] });
+    expect(() => decide('c', one, { type: 'message.append', messageId: 'm', part: Number.MAX_SAFE_INTEGER, delta: 'x' }, limits, now)).toThrow(
+      expect.objectContaining({ code: 'MESSAGE_TOO_LARGE', message: 'message m would exceed 20 parts' }),
+    );
+  });
+
   it('refuses a new block past MAX_BLOCKS_PER_MESSAGE, whose ids and names the character limit does not count, but not one more part of a block it has', () => {
     const blocks = Array.from({ length: MAX_BLOCKS_PER_MESSAGE }, (_, i) => ({ type: 'tool' as const, id: `call-${i}`, toolName: 'f', input: '' }));
     const full = state({ blocks });

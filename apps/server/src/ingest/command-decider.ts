@@ -76,16 +76,17 @@ export function decide(
         throw new SeqlineError(ErrorCode.PartConflict, `part ${command.part} of message ${command.messageId} was already applied with other text; continue with part ${current.parts + 1}`);
       }
       requireStreaming(current);
+      // Set-whole values add no characters over the value they replace, and block ids and names
+      // count none: parts and blocks are bounded apart, or one message could grow without bound.
+      // Before the order: a part past the bound is never valid, and is not worth a look at the log.
+      if (command.part > limits.messageChars) {
+        throw new SeqlineError(ErrorCode.MessageTooLarge, `message ${command.messageId} would exceed ${limits.messageChars} parts`);
+      }
       if (command.part !== current.parts + 1) {
         throw new SeqlineError(ErrorCode.PartOutOfOrder, `part ${command.part} of message ${command.messageId} arrived before part ${current.parts + 1}`);
       }
       if (command.delta.length > limits.deltaChars) {
         throw new SeqlineError(ErrorCode.DeltaTooLarge, `delta is ${command.delta.length} characters; the limit is ${limits.deltaChars}`);
-      }
-      // Set-whole values add no characters over the value they replace, and block ids and names
-      // count none: parts and blocks are bounded apart, or one message could grow without bound.
-      if (command.part > limits.messageChars) {
-        throw new SeqlineError(ErrorCode.MessageTooLarge, `message ${command.messageId} would exceed ${limits.messageChars} parts`);
       }
       if (command.block && (current.blocks?.length ?? 0) >= MAX_BLOCKS_PER_MESSAGE && !current.blocks!.some((block) => block.id === command.block!.id)) {
         throw new SeqlineError(ErrorCode.MessageTooLarge, `message ${command.messageId} would exceed ${MAX_BLOCKS_PER_MESSAGE} blocks`);

@@ -1,5 +1,5 @@
-import type { ConversationState } from '@seqline/persistence';
-import { blockChars, partitionOf, type LogEvent } from '@seqline/protocol';
+import type { ConversationState, MessageState } from '@seqline/persistence';
+import { blockChars, partitionOf } from '@seqline/protocol';
 
 /** Bytes counted for a message besides its text, and for a conversation besides its messages. */
 const OVERHEAD_BYTES = 256;
@@ -15,32 +15,19 @@ const FORMER_PRODUCER_BYTES = 128;
  */
 export function stateBytes(state: ConversationState): number {
   let bytes = OVERHEAD_BYTES;
-  for (const message of state.messages.values()) {
-    const textBlocks = message.blocks?.some((block) => block.type === 'text') ? message.text.length : 0;
-    bytes += OVERHEAD_BYTES + 2 * (message.text.length + textBlocks + blockChars(message.blocks)) + PART_BYTES * message.partLengths.length + FORMER_PRODUCER_BYTES * (message.formerProducers?.length ?? 0);
-  }
+  for (const message of state.messages.values()) bytes += messageBytes(message);
   return bytes;
 }
 
-/** What one event adds to a state as `stateBytes` counts it, without walking its messages (the writer counts each write). */
-export function addedBytes(event: LogEvent): number {
-  switch (event.type) {
-    case 'message.created':
-      return OVERHEAD_BYTES + 2 * event.text.length;
-    case 'message.appended':
-      return 2 * event.delta.length * (event.block?.type === 'text' ? 2 : 1) + PART_BYTES;
-    case 'message.claimed':
-      // At most one producer more (none once 32 are remembered: `recount` after a catch-up settles it).
-      return FORMER_PRODUCER_BYTES;
-    case 'message.completed':
-    case 'message.failed':
-    case 'message.aborted':
-      return 0;
-    default: {
-      const unreachable: never = event;
-      return unreachable;
-    }
-  }
+/**
+ * One message's share of `stateBytes`. The writer counts each write as this message's change:
+ * a value set whole replaces what it held, and a text block repeats the text, which a count of
+ * the event alone gets wrong (the total drifts until the cache drops everything, or holds twice
+ * its bound).
+ */
+export function messageBytes(message: MessageState): number {
+  const textBlocks = message.blocks?.some((block) => block.type === 'text') ? message.text.length : 0;
+  return OVERHEAD_BYTES + 2 * (message.text.length + textBlocks + blockChars(message.blocks)) + PART_BYTES * message.partLengths.length + FORMER_PRODUCER_BYTES * (message.formerProducers?.length ?? 0);
 }
 
 /**
@@ -92,7 +79,7 @@ export class ConversationStateCache {
     this.evict(conversationId);
   }
 
-  /** Adds what one write added to a state, without walking its messages. */
+  /** Adds what one write changed in a state (its message's bytes after, less before), without walking its other messages. */
   grew(conversationId: string, bytes: number): void {
     const cached = this.states.get(conversationId);
     if (!cached) return;

@@ -10,7 +10,7 @@ import { LogGapError, SnapshotService } from '../state/snapshot.service.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { decide } from './command-decider.js';
 import type { IngestCommand } from './ingest-command.js';
-import { addedBytes, ConversationStateCache } from './conversation-state-cache.js';
+import { ConversationStateCache, messageBytes } from './conversation-state-cache.js';
 import { startReplyRefusal } from './reply-sender.js';
 
 const MAX_CACHED_CONVERSATIONS = 10_000;
@@ -128,6 +128,9 @@ export class ConversationWriter {
       } catch (error) {
         // Another instance may have written what this refusal says is missing: look at the log before refusing.
         if (!(error instanceof SeqlineError) || !STALE_SENSITIVE.has(error.code)) throw error;
+        // Fenced by a takeover this state already shows: the log only moves on, so no read can undo it
+        // (a fenced producer that keeps sending would otherwise cost a rebuild from Postgres each time).
+        if (error.code === ErrorCode.Fenced && !lacksAcknowledged(error.code, command, state)) throw error;
         if (!caughtUp) {
           await this.catchUp(conversationId, state);
           caughtUp = true;
@@ -167,8 +170,11 @@ export class ConversationWriter {
           return this.result(state, command, again.seq, true);
         }
         const entry: LogEntry = { conversationId, seq: result.seq, prev: state.seq, event: decision.event, time: new Date() };
+        const written = state.messages.get(decision.event.messageId);
+        const before = written ? messageBytes(written) : 0;
         applyEntry(state, entry, this.stream.epoch);
-        this.states.grew(conversationId, addedBytes(decision.event));
+        const after = state.messages.get(decision.event.messageId);
+        this.states.grew(conversationId, (after ? messageBytes(after) : 0) - before);
         this.metrics.eventsWritten.inc({ type: decision.event.type });
         return { ...this.result(state, command, result.seq, false), entry };
       } catch (error) {

@@ -4,6 +4,7 @@ import type { ConversationState } from '@seqline/persistence';
 import type { ConversationLog, LogStream } from '@seqline/streams';
 import type { MetricsService } from '../metrics/metrics.service.js';
 import type { SnapshotService } from '../state/snapshot.service.js';
+import { stateBytes } from './conversation-state-cache.js';
 import { ConversationWriter } from './conversation-writer.service.js';
 
 const post = (messageId: string) => ({ type: 'message.post', messageId, author: { role: 'user', id: 'u' }, text: 'hello' }) as const;
@@ -77,5 +78,47 @@ describe('ConversationWriter when the log takes a write for a repeat', () => {
     const settings = settingsFrom(loadEnv({ DATABASE_URL: 'postgresql://localhost/x', NATS_URL: 'nats://localhost:4222' }));
     const writer = new ConversationWriter(log, stream, snapshots, metrics, settings);
     await expect(writer.write('c1', post('q1'))).rejects.toMatchObject({ code: 'UNAVAILABLE', message: 'the log took this write for a repeat of another; retry shortly' });
+  });
+});
+
+describe('ConversationWriter counting its cached states', () => {
+  it('counts a value set again and again once, and a text block with the text it repeats, as a recount of the state would', async () => {
+    const snapshots = { build: async (): Promise<ConversationState> => ({ conversationId: 'c1', seq: 0, messages: new Map() }) } as unknown as SnapshotService;
+    const stream = { epoch: 'e1', onEpochChange: () => () => undefined } as unknown as LogStream;
+    let seq = 0;
+    const log = { append: async () => ({ seq: ++seq, duplicate: false }) } as unknown as ConversationLog;
+    const metrics = { eventsWritten: { inc: () => undefined } } as unknown as MetricsService;
+    const settings = settingsFrom(loadEnv({ DATABASE_URL: 'postgresql://localhost/x', NATS_URL: 'nats://localhost:4222' }));
+    const writer = new ConversationWriter(log, stream, snapshots, metrics, settings);
+    await writer.write('c1', { type: 'message.start', messageId: 'a1', agentId: 'bot', text: '' });
+    let part = 0;
+    for (let i = 0; i < 100; i++) await writer.write('c1', { type: 'message.append', messageId: 'a1', part: ++part, delta: JSON.stringify({ progress: i, note: 'x'.repeat(1_000) }), block: { type: 'data', id: 'status', name: 'status' } });
+    await writer.write('c1', { type: 'message.append', messageId: 'a1', part: ++part, delta: 'plain before blocks of text' });
+    await writer.write('c1', { type: 'message.append', messageId: 'a1', part: ++part, delta: 'Hello', block: { type: 'text', id: 't1' } });
+    await writer.write('c1', { type: 'message.append', messageId: 'a1', part: part + 1, delta: ', and more' });
+    const cache = (writer as unknown as { states: { bytes: number; get(id: string): ConversationState | undefined } }).states;
+    expect(cache.bytes).toBe(stateBytes(cache.get('c1')!));
+  });
+});
+
+describe('ConversationWriter refusing a fenced producer', () => {
+  it('refuses a producer a takeover it already knows of fenced, at once, without reading the conversation again each time', async () => {
+    let builds = 0;
+    const snapshots = {
+      build: async (): Promise<ConversationState> => (builds++, { conversationId: 'c1', seq: 0, messages: new Map() }),
+      catchUp: async () => undefined,
+    } as unknown as SnapshotService;
+    const stream = { epoch: 'e1', nc: {}, onEpochChange: () => () => undefined } as unknown as LogStream;
+    let seq = 0;
+    const log = { append: async () => ({ seq: ++seq, duplicate: false }) } as unknown as ConversationLog;
+    const metrics = { eventsWritten: { inc: () => undefined }, statesRebuilt: { inc: () => undefined } } as unknown as MetricsService;
+    const settings = settingsFrom(loadEnv({ DATABASE_URL: 'postgresql://localhost/x', NATS_URL: 'nats://localhost:4222' }));
+    const writer = new ConversationWriter(log, stream, snapshots, metrics, settings);
+    await writer.write('c1', { type: 'message.start', messageId: 'a1', agentId: 'bot', text: '', producerId: 'p1' });
+    await writer.write('c1', { type: 'message.start', messageId: 'a1', agentId: 'bot', text: '', producerId: 'p2' });
+    for (let part = 1; part <= 5; part++) {
+      await expect(writer.write('c1', { type: 'message.append', messageId: 'a1', part, delta: 'old', epoch: 1 })).rejects.toMatchObject({ code: 'FENCED' });
+    }
+    expect(builds).toBe(1);
   });
 });

@@ -333,7 +333,8 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
       watermarks = await this.repository.watermarks(ids);
     }
     const entries = items.filter((item): item is LogEntry => !('error' in item));
-    const keys = new Map(entries.map((entry) => [messageKey(entry.conversationId, entry.event.messageId), { conversationId: entry.conversationId, id: entry.event.messageId }]));
+    // An event of a newer type changes no row: its message is not read.
+    const keys = new Map(entries.filter((entry) => entry.unknownType === undefined).map((entry) => [messageKey(entry.conversationId, entry.event.messageId), { conversationId: entry.conversationId, id: entry.event.messageId }]));
     // A message whose value a batch sets whole (a data part, a tool's output): its row's blocks are
     // read and written back folded, or every flush would add the whole value again to the row.
     const settingWhole = new Set(entries.filter((entry) => entry.event.type === 'message.appended' && isSetWhole(entry.event.block)).map((entry) => messageKey(entry.conversationId, entry.event.messageId)));
@@ -388,7 +389,7 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
         this.logger.error({ conversationId, afterSeq: hole.afterSeq, untilSeq: hole.untilSeq, reason: hole.reason, firstSeq }, 'the events an event waits for, read from the log, hold one that cannot apply; recorded as a hole');
       }
       holes.push(...refill.holes);
-      const unknownKeys = refill.apply.map((entry) => ({ conversationId: entry.conversationId, id: entry.event.messageId })).filter((key) => !rows.has(messageKey(key.conversationId, key.id)));
+      const unknownKeys = refill.apply.filter((entry) => entry.unknownType === undefined).map((entry) => ({ conversationId: entry.conversationId, id: entry.event.messageId })).filter((key) => !rows.has(messageKey(key.conversationId, key.id)));
       for (const [key, row] of await this.repository.loadHeads(unknownKeys, epoch)) rows.set(key, row);
       for (const entry of refill.apply) apply(entry, from);
       // Past the last event applied or stepped over.
