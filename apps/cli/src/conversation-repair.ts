@@ -90,8 +90,10 @@ export class ConversationRepair {
       const messages = [...state.messages.values()];
       // The log recreated while this read it: what was read may be the new log's, under the old
       // epoch's name, and would replace rows that were never archived.
-      if (!(await this.stream.confirms(epoch))) {
-        throw new RepairError('UNAVAILABLE', `the log of ${conversationId} was recreated while repairing (epoch ${this.stream.epoch}); run the repair again`);
+      // Read only: an operator tool creates and changes no stream.
+      const now = await this.stream.currentEpoch();
+      if (now !== epoch) {
+        throw new RepairError('UNAVAILABLE', `the log of ${conversationId} was recreated while repairing (epoch ${now ?? 'none: the stream is gone'}); run the repair again`);
       }
       // From the whole log the holes are known exactly; otherwise those recorded before stay.
       const replaced = await this.messages.replace(conversation, { seq: state.seq, messages }, epoch, { clear: whole, add: holes });

@@ -62,6 +62,8 @@ interface HandlerContext {
    * not sent again, or one would take the answer from the prompt's next delivery.
    */
   stopStarts: AbortController;
+  /** The prompt consumer's settings as its `onPrompt` read them (each group has its own `max_deliver`). */
+  timing?: PromptTiming;
 }
 
 export type PromptHandler = (prompt: Prompt, agent: SeqlineAgent) => Promise<void>;
@@ -99,8 +101,6 @@ export class SeqlineAgent {
   private cancelSubscription?: Subscription;
   private closed = false;
   private closing?: Promise<void>;
-  /** Whether a prompt being handled is at its last delivery (set by `onPrompt`, which knows the consumer's `max_deliver`). */
-  private lastDeliveryOf?: (msg: JsMsg) => boolean;
   /** Stops the timers that read the prompt consumer's ack wait again. */
   private readonly stopRereading: (() => void)[] = [];
 
@@ -228,7 +228,6 @@ export class SeqlineAgent {
     // One for every set-up of the pull loop: prompts still in progress from before a set-up go on
     // reading the ack wait read since.
     const timing: PromptTiming = { ackWaitMs: PROMPT_ACK_WAIT_MS, maxDeliver: PROMPT_MAX_DELIVER, stallMs, shortened: new Set() };
-    this.lastDeliveryOf = (msg) => lastDelivery(msg, timing);
     const setAckWait = (ms: number): void => {
       const before = timing.ackWaitMs;
       timing.ackWaitMs = ms;
@@ -333,7 +332,8 @@ export class SeqlineAgent {
   /**
    * Closes the connection. Commands still waiting for the service fail with `UNAVAILABLE` at
    * once (their answers cannot be received any more), and prompts being handled are left to
-   * be redelivered to another agent.
+   * be redelivered to another agent, except one whose answer another agent took over (that
+   * agent's) or a device cancelled (acked); at its last delivery a prompt's open answers are failed first.
    */
   close(): Promise<void> {
     // Twice (SIGINT and SIGTERM together, as a terminal's Ctrl-C and a supervisor send): the same close, not a second drain that throws.
@@ -352,7 +352,7 @@ export class SeqlineAgent {
     for (const [msg, context] of this.prompts) {
       ignoreClosed(() => settleByAnswers(msg, context.answers, () => (msg.nak(), 'nak')));
       // At its last delivery no agent gets the prompt again: its open answers are failed now, while commands still go out.
-      if (this.lastDeliveryOf?.(msg)) for (const answer of context.answers) if (!answer.ending && answer.refusal === undefined) ending.push(answer.fail('the agent was closed at its prompt\'s last delivery').catch(() => undefined));
+      if (context.timing && lastDelivery(msg, context.timing)) for (const answer of context.answers) if (!answer.ending && answer.refusal === undefined) ending.push(answer.fail('the agent was closed at its prompt\'s last delivery').catch(() => undefined));
     }
     await waitAtMost(Promise.all(ending), CLOSE_FAIL_WAIT_MS);
     // Handlers that watch `signal` stop generating: nothing they append can be sent any more.
@@ -368,7 +368,7 @@ export class SeqlineAgent {
       ignoreClosed(() => msg.term());
       return done();
     }
-    const context: HandlerContext = { answers: [], stopStarts: new AbortController() };
+    const context: HandlerContext = { answers: [], stopStarts: new AbortController(), timing };
     this.prompts.set(msg, context);
     const answers = context.answers;
     /** Answers started and appends made, as last seen, and when that last grew. */
@@ -429,7 +429,8 @@ export class SeqlineAgent {
       // work is done, and the prompt is settled as a return would settle it, so a handler that
       // hangs afterwards does not hold the prompt and its slot for ever. What it starts later goes nowhere.
       if (endsSettledAt !== undefined && performance.now() - endsSettledAt >= timing.stallMs) {
-        context.stopStarts.abort(new Error('its prompt was settled: the handler ended its answers and did not return'));
+        context.givenUp = new Error('its prompt was settled: the handler ended its answers and did not return');
+        context.stopStarts.abort(context.givenUp);
         const refusal = refusalOf(answers);
         return finish(() => (refusal ? settlePrompt(msg, refusal) : (msg.ack(), 'ack')), 'its prompt handler ended without ending its answer');
       }
@@ -525,7 +526,8 @@ function settlePrompt(msg: JsMsg, error: unknown): Settlement {
 function settleByAnswers(msg: JsMsg, answers: readonly AnswerStream[], otherwise: () => Settlement): Settlement {
   const refusal = refusalOf(answers);
   if (isSeqlineCode(refusal, ErrorCode.Fenced)) return 'none';
-  if (isSeqlineCode(refusal, ErrorCode.MessageFinished) || answers.some((answer) => answer.endedAs !== undefined || answer.foundEnded)) {
+  // Not one the service ended as abandoned (`failed`): that prompt is tried again.
+  if (isSeqlineCode(refusal, ErrorCode.MessageFinished) || answers.some((answer) => answer.endedAs === 'aborted' || answer.foundEnded)) {
     msg.ack();
     return 'ack';
   }

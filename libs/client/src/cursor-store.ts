@@ -99,7 +99,12 @@ export class KeyValueCursorStore implements CursorStore {
       return next;
     }).catch(async (error: unknown) => {
       // Left out of the index, it would never be dropped to keep `maxConversations`: it goes too.
-      if (!(await this.index().catch(() => [] as string[])).includes(conversationId)) await this.storage.removeItem(this.key(conversationId));
+      // In the index's turn, and only as this save wrote it: a later save (here or in another tab)
+      // may have written it again and indexed it meanwhile.
+      await (this.indexed = this.indexed.then(async () => {
+        const key = this.key(conversationId);
+        if (!(await this.index()).includes(conversationId) && (await this.storage.getItem(key)) === text) await this.storage.removeItem(key);
+      }).catch(() => undefined));
       throw error;
     });
   }

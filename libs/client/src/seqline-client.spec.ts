@@ -426,6 +426,17 @@ describe('SeqlineClient and the code that listens to it', () => {
     expect(again).not.toBe(conversation);
   });
 
+  it('settles three pending `next()` calls, one with the event that came and the others at the end', async () => {
+    const { h, conversation } = await following();
+    const events = conversation.events();
+    const pending = [events.next(), events.next(), events.next()];
+    h.last().deliver(event('e1-4', 'e1-3', appended(2, 'llo')));
+    await settle();
+    conversation.close();
+    const settled = await Promise.all(pending);
+    expect(settled.map((result) => result.done)).toEqual([false, true, true]);
+  });
+
   it('wakes every pending `next()` of an events() loop when the subscription ends', async () => {
     const { conversation } = await following();
     const events = conversation.events();

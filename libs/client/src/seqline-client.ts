@@ -347,7 +347,8 @@ export class SeqlineClient {
               socket.close(1000, 'no answer to ping');
               lost(1006);
             },
-            () => [...this.subscriptions.values()].some((subscription) => !subscription.live),
+            // Refused for good, a subscription is never live: it waits for nothing.
+            () => [...this.subscriptions.values()].some((subscription) => !subscription.live && subscription.refusal === undefined),
           );
     this.watchdog = watchdog;
     socket.onopen = () => {

@@ -97,14 +97,17 @@ export class Subscription {
           }
           if (finished) return { done: true, value: undefined };
           // A `next()` made while another waits (a race against a timeout, say) is woken too.
+          let mine: (() => void) | undefined;
           await new Promise<void>((resolve) => {
             const before = wake;
-            wake = () => {
+            mine = () => {
               before?.();
               resolve();
             };
+            wake = mine;
           });
-          wake = undefined;
+          // Only its own: a waiter woken with it may have waited again since.
+          if (wake === mine) wake = undefined;
         }
       },
       return: async () => finish(),

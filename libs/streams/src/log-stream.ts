@@ -55,6 +55,15 @@ export class LogStream {
     return this.options.stream;
   }
 
+  /** The stream's epoch as NATS says it now, creating and changing nothing (operator tools); undefined when the stream is gone. */
+  async currentEpoch(): Promise<string | undefined> {
+    const info = await this.jsm.streams.info(this.options.stream).catch((error: unknown) => {
+      if (isStreamNotFound(error)) return null;
+      throw error;
+    });
+    return info ? epochOfStream(info) : undefined;
+  }
+
   /** Changes only when the stream is deleted and created again, so cursors from the old log are recognised. */
   get epoch(): string {
     return this.epochValue;

@@ -130,7 +130,7 @@ export class ConversationWriter {
         if (!(error instanceof SeqlineError) || !STALE_SENSITIVE.has(error.code)) throw error;
         // Fenced by a takeover this state already shows: the log only moves on, so no read can undo it
         // (a fenced producer that keeps sending would otherwise cost a rebuild from Postgres each time).
-        if (error.code === ErrorCode.Fenced && !lacksAcknowledged(error.code, command, state)) throw error;
+        if (error.code === ErrorCode.Fenced && 'epoch' in command && command.epoch !== undefined && !lacksAcknowledged(error.code, command, state)) throw error;
         if (!caughtUp) {
           await this.catchUp(conversationId, state);
           caughtUp = true;
