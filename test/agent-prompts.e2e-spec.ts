@@ -446,6 +446,41 @@ describe('a prompt handler that stalls', () => {
     await agent.close();
   }, 30_000);
 
+  it('gives up a handler that ended one answer and stalls on the next, where the first end kept the prompt in progress for ever', async () => {
+    const agent = await seqline.agent('stalls-on-second');
+    const deliveries: string[] = [];
+    await agent.onPrompt(
+      async (prompt) => {
+        if (prompt.conversationId !== 'c-second') return;
+        deliveries.push(prompt.messageId);
+        const first = agent.startMessage(prompt.conversationId, { messageId: `${prompt.messageId}-first` });
+        await first.ready;
+        first.append('done');
+        await first.complete();
+        const second = agent.startMessage(prompt.conversationId, { messageId: `${prompt.messageId}-second` });
+        const { text } = await second.ready;
+        if (deliveries.length > 1) {
+          second.append(text ? 'then finished' : 'whole');
+          await second.complete();
+          return;
+        }
+        second.append('begun, ');
+        // A model call that never comes back, ignoring the signal.
+        await new Promise(() => undefined);
+      },
+      { concurrency: 1, stallMs: 1_000, group: 'stalls-on-second' },
+    );
+    await createConversation(seqline.server.url, 'c-second');
+    expect((await http(seqline.server.url, 'POST', '/v1/conversations/c-second/messages', { messageId: 'q', text: 'hello' })).status).toBe(202);
+    const answerOf = async (id: string) =>
+      (await http<{ items: { id: string; status: string; text: string }[] }>(seqline.server.url, 'GET', '/v1/conversations/c-second/messages')).body.items.find((item) => item.id === id);
+    await eventually(async () => (await answerOf('q-second'))?.status === 'complete', 15_000, 'the second answer finished by the next delivery');
+    expect(deliveries).toEqual(['q', 'q']);
+    expect(await answerOf('q-first')).toMatchObject({ status: 'complete', text: 'done' });
+    expect(await answerOf('q-second')).toMatchObject({ status: 'complete', text: 'begun, then finished' });
+    await agent.close();
+  }, 30_000);
+
   it('settles the prompt of a handler that ended its answer and then hangs, so its slot serves the next prompt', async () => {
     const agent = await seqline.agent('hanging-after');
     const deliveries: string[] = [];

@@ -434,8 +434,9 @@ export class SeqlineAgent {
         const refusal = refusalOf(answers);
         return finish(() => (refusal ? settlePrompt(msg, refusal) : (msg.ack(), 'ack')), 'its prompt handler ended without ending its answer');
       }
-      // An answer ended already is the handler's work done: what it does after is its own affair, for a while.
-      if (performance.now() - progressAt < timing.stallMs || answers.some((answer) => answer.ending)) {
+      // Every answer ended: the handler's work is done, and the branch above settles the prompt in
+      // time. One answer ended and another still open is judged by its progress like any other.
+      if (performance.now() - progressAt < timing.stallMs || allEnded) {
         ignoreClosed(() => msg.working());
         keepAlive = setTimeout(beat, nextBeat());
         // The handler's work keeps a process alive, not this.
