@@ -63,7 +63,7 @@ interface HandlerContext {
    */
   stopStarts: AbortController;
   /** The prompt consumer's settings as its `onPrompt` read them (each group has its own `max_deliver`). */
-  timing?: PromptTiming;
+  timing: PromptTiming;
 }
 
 export type PromptHandler = (prompt: Prompt, agent: SeqlineAgent) => Promise<void>;
@@ -352,7 +352,7 @@ export class SeqlineAgent {
     for (const [msg, context] of this.prompts) {
       ignoreClosed(() => settleByAnswers(msg, context.answers, () => (msg.nak(), 'nak')));
       // At its last delivery no agent gets the prompt again: its open answers are failed now, while commands still go out.
-      if (context.timing && lastDelivery(msg, context.timing)) for (const answer of context.answers) if (!answer.ending && answer.refusal === undefined) ending.push(answer.fail('the agent was closed at its prompt\'s last delivery').catch(() => undefined));
+      if (lastDelivery(msg, context.timing)) for (const answer of context.answers) if (!answer.ending && answer.refusal === undefined) ending.push(answer.fail('the agent was closed at its prompt\'s last delivery').catch(() => undefined));
     }
     await waitAtMost(Promise.all(ending), CLOSE_FAIL_WAIT_MS);
     // Handlers that watch `signal` stop generating: nothing they append can be sent any more.
@@ -407,6 +407,15 @@ export class SeqlineAgent {
       }
       done();
     };
+    /**
+     * A handler that returned on `signal` (as the examples do) has not said why its answer
+     * stopped: its answers have. A prompt whose answer another agent took over is that agent's
+     * to settle; one whose answer the service could not take is tried again.
+     */
+    const settleAsReturned = (): Settlement => {
+      const refusal = refusalOf(answers);
+      return refusal ? settlePrompt(msg, refusal) : (msg.ack(), 'ack');
+    };
     // Each wait is worked out again: the ack wait may have been read anew meanwhile.
     const nextBeat = (): number => Math.max(100, Math.min(timing.ackWaitMs / 3, timing.stallMs / 2));
     const beat = (): void => {
@@ -431,8 +440,7 @@ export class SeqlineAgent {
       if (endsSettledAt !== undefined && performance.now() - endsSettledAt >= timing.stallMs) {
         context.givenUp = new Error('its prompt was settled: the handler ended its answers and did not return');
         context.stopStarts.abort(context.givenUp);
-        const refusal = refusalOf(answers);
-        return finish(() => (refusal ? settlePrompt(msg, refusal) : (msg.ack(), 'ack')), 'its prompt handler ended without ending its answer');
+        return finish(settleAsReturned, 'its prompt handler ended without ending its answer');
       }
       // Every answer ended: the handler's work is done, and the branch above settles the prompt in
       // time. One answer ended and another still open is judged by its progress like any other.
@@ -459,7 +467,6 @@ export class SeqlineAgent {
     };
     timing.shortened.add(beatNow);
     // A handler that throws before its first await is handled like one that rejects.
-    const refusalOfAnswers = (): Error | undefined => refusalOf(answers);
     void Promise.resolve()
       .then(() => handlerAnswers.run(context, () => handler(parsed.data, this)))
       .then(
@@ -467,18 +474,14 @@ export class SeqlineAgent {
           // An end sent and not answered yet (a handler that did not await `complete()`) decides
           // how the prompt settles: acked before the answer is, a crash now would lose it for good.
           await Promise.all(answers.filter((answer) => answer.ending).map((answer) => answer.settled));
-          // A handler that returned on `signal` (as the examples do) has not said why its answer
-          // stopped: its answers have. A prompt whose answer another agent took over is that
-          // agent's to settle; one whose answer the service could not take is tried again.
-          const refusal = refusalOfAnswers();
-          finish(() => (refusal ? settlePrompt(msg, refusal) : (msg.ack(), 'ack')), 'its prompt handler ended without ending its answer');
+          finish(settleAsReturned, 'its prompt handler ended without ending its answer');
         },
         (error: unknown) =>
           // A handler that throws because its answer stopped (a model call aborted by `signal` after
           // a takeover or a cancel) settles as its answers say: a nak would hand the new holder's
           // prompt to a third agent. Otherwise by what it threw; its unended answers are let go.
           finish(() => {
-            const refusal = refusalOfAnswers();
+            const refusal = refusalOf(answers);
             if (isSeqlineCode(refusal, ErrorCode.Fenced) || isSeqlineCode(refusal, ErrorCode.MessageFinished)) return settlePrompt(msg, refusal);
             if (answers.some((answer) => answer.endedAs !== undefined || answer.foundEnded)) return (msg.ack(), 'ack');
             return settlePrompt(msg, error);

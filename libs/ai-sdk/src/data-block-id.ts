@@ -1,5 +1,4 @@
-/** A block id takes at most this many characters (as the protocol's schema says). */
-const MAX_BLOCK_ID = 128;
+import { MAX_BLOCK_ID } from '@seqline/protocol';
 
 /**
  * The block id of a data part. The AI SDK keys data parts by type and id, and pages often give one

@@ -25,3 +25,6 @@ export const MAX_FAILURE_CHARS = 1024;
  * `__proto__` is not an id: JSON objects keyed by ids (a token's `conversations` claim) cannot hold it.
  */
 export const ID_PATTERN = /^(?!__proto__$)[A-Za-z0-9_-]{1,128}$/;
+
+/** The most characters a block's id, a tool's name or a data part's name may have. */
+export const MAX_BLOCK_ID = 128;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MAX_BLOCK_ID } from './limits.js';
 
 /**
  * Typed parts of a message ("blocks": `parts` already counts a message's appends). An append
@@ -8,8 +9,8 @@ import { z } from 'zod';
 export const BLOCK_TYPES = ['text', 'reasoning', 'tool', 'data'] as const;
 export type BlockType = (typeof BLOCK_TYPES)[number];
 
-const BlockIdSchema = z.string().min(1).max(128);
-const NameSchema = z.string().min(1).max(128);
+const BlockIdSchema = z.string().min(1).max(MAX_BLOCK_ID);
+const NameSchema = z.string().min(1).max(MAX_BLOCK_ID);
 
 /** Which block an append writes to, sent with the append (command and event). */
 export const BlockRefSchema = z.discriminatedUnion('type', [

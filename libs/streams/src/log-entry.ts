@@ -1,4 +1,4 @@
-import { BLOCK_TYPES, formatCursor, ID_PATTERN, illFormedAt, LogEventSchema, LogRecordSchema, type BlockRef, type ConversationEvent, type LogEvent, type LogRecord } from '@seqline/protocol';
+import { BLOCK_TYPES, formatCursor, ID_PATTERN, illFormedAt, MAX_BLOCK_ID, LogEventSchema, LogRecordSchema, type BlockRef, type ConversationEvent, type LogEvent, type LogRecord } from '@seqline/protocol';
 
 /** One event read back from the log, with its stream sequence. */
 export interface LogEntry {
@@ -57,8 +57,6 @@ export function decodeEntry(conversationId: string, seq: number, data: Uint8Arra
 }
 
 const KNOWN_BLOCK_TYPES: ReadonlySet<string> = new Set(BLOCK_TYPES);
-/** As the protocol's block ids (message-blocks.ts). */
-const MAX_BLOCK_ID = 128;
 
 /** A predecessor's sequence: 0 (none) or a stream sequence. */
 function isChainLink(prev: unknown): prev is number {

@@ -65,8 +65,7 @@ export class SubscriptionService {
       if (position.kind === 'resume') {
         seq = position.seq;
         atHead = position.atHead ?? false;
-        const known = held.knownHead();
-        const head = known ?? (atHead ? seq : (logHead = await this.log.lastSeq(conversationId)));
+        const head = held.knownHead() ?? (atHead ? seq : (logHead = await this.log.lastSeq(conversationId)));
         start = { mode: 'resume', cursor: this.cursor(seq), head: this.cursor(Math.max(head, seq)) };
       } else {
         const snapshot = await this.snapshot(held);
