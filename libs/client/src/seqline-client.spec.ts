@@ -860,6 +860,28 @@ describe('SeqlineClient refreshing its token slowly across a reconnect', () => {
   });
 });
 
+describe('SeqlineClient refreshing its token while the new socket opens', () => {
+  it('does not send the token that came back while a socket with a token asked for after it was opening', async () => {
+    let issued = 0;
+    const slow = deferred<string>();
+    const h = start({ token: () => (++issued === 2 ? slow.promise : `t${issued}`) });
+    await settle();
+    h.last().accept();
+    const refresh = track(h.client.refreshToken());
+    h.last().end(1006);
+    await jest.advanceTimersByTimeAsync(250);
+    // The reconnect has its token (t3) and its socket is opening when the refresh's (t2) comes back.
+    expect(h.last().url).toContain('access_token=t3');
+    slow.resolve('t2');
+    await settle();
+    h.last().accept();
+    h.last().deliver({ type: 'pong' });
+    await settle();
+    expect(h.last().frames().filter((frame) => frame.type === 'auth')).toEqual([]);
+    expect(refresh.state).toBe('resolved');
+  });
+});
+
 describe('SeqlineClient refreshing its token while it reconnects', () => {
   it('sends a refresh asked for after the reconnect fetched its token, which may carry a newer one', async () => {
     let issued = 0;

@@ -51,6 +51,8 @@ interface PendingRequest {
   frame: Record<string, unknown>;
   resolve: (frame: ServerFrame) => void;
   reject: (error: SeqlineError) => void;
+  /** For a token refresh: which ask of the token provider gave its token. */
+  tokenAsk?: number;
 }
 
 /** The server's WebSocket takes no frame over this, whatever its `LIMIT_FRAME_BYTES` (docs/protocol.md). */
@@ -216,7 +218,7 @@ export class SeqlineClient {
     const ask = ++this.tokenAsks;
     const token = await this.options.token?.();
     // A connection opened meanwhile with a token asked for after this one carries a newer one.
-    if (token && this.connectedAsk < ask) await this.request({ type: 'auth', token });
+    if (token && this.connectedAsk < ask) await this.request({ type: 'auth', token }, ask);
   }
 
   /** Goes offline (keeps state); `connect()` resumes every conversation from its cursor. */
@@ -265,8 +267,6 @@ export class SeqlineClient {
     this.opening = true;
     this.setState('connecting');
     let token: string | undefined;
-    // A token refresh asked for before this point is answered by the token fetched now (see onopen).
-    const refreshesBefore = this.nextRef;
     let ask = 0;
     try {
       const call = this.callTokenProvider();
@@ -354,11 +354,11 @@ export class SeqlineClient {
     socket.onopen = () => {
       clearTimeout(connectTimer);
       this.connectedAsk = ask;
-      // A token refresh still waiting is done: this connection carries a token the provider gave
-      // just now, and sending the older one again could replace it.
+      // A token refresh still waiting whose token was asked for before this connection's is done:
+      // this connection carries a newer token, and sending the older one could replace it (also
+      // one that came back while this socket was opening). One asked for later goes as usual.
       for (const [ref, request] of this.pending) {
-        // One asked for while this token was fetched may carry a newer one: it goes as usual.
-        if (request.frame.type !== 'auth' || Number(ref.slice(1)) > refreshesBefore) continue;
+        if (request.tokenAsk === undefined || request.tokenAsk > ask) continue;
         this.pending.delete(ref);
         request.resolve({ type: 'authenticated', ref, expiresAt: null });
       }
@@ -561,7 +561,7 @@ export class SeqlineClient {
     }
   }
 
-  private request(frame: Record<string, unknown>): Promise<ServerFrame> {
+  private request(frame: Record<string, unknown>, tokenAsk?: number): Promise<ServerFrame> {
     if (this.closed) return Promise.reject(new SeqlineError(ErrorCode.Unavailable, 'the client is closed'));
     if (this.stopped) return Promise.reject(this.stopped);
     const ref = `r${++this.nextRef}`;
@@ -574,7 +574,7 @@ export class SeqlineClient {
       return Promise.reject(new SeqlineError(ErrorCode.FrameTooLarge, `${String(frame.type)} frame is ${bytes} bytes; the limit is ${limit}`));
     }
     return new Promise((resolve, reject) => {
-      this.pending.set(ref, { frame, resolve, reject });
+      this.pending.set(ref, { frame, resolve, reject, ...(tokenAsk === undefined ? {} : { tokenAsk }) });
       // Sent with the others once the server first answers.
       if (!this.awaitingFirstFrame) this.sendFrame({ ...frame, ref });
     });
