@@ -52,6 +52,7 @@ export const EnvSchema = z.object({
   HOST: z.string().default('0.0.0.0'),
   ALLOWED_ORIGINS: allowedOrigins.default(parseAllowedOrigins(DEFAULT_ALLOWED_ORIGINS)),
   DATABASE_URL: url(['postgres:', 'postgresql:']).default('postgresql://postgres@127.0.0.1:5432/seqline'),
+  DATABASE_STATEMENT_TIMEOUT: timerDuration.default(30_000),
   NATS_URL: z.string().default('nats://127.0.0.1:4222'),
   NATS_USER: z.string().optional(),
   NATS_PASSWORD: z.string().optional(),

@@ -5,7 +5,7 @@ import type { Env } from './env.schema.js';
 export interface Settings {
   /** `allowedOrigins`: browser pages on other origins that may use REST, SSE and WebSocket (docs/security.md#browsers-on-other-origins). */
   http: { port: number; host: string; allowedOrigins: AllowedOrigins };
-  database: { url: string };
+  database: { url: string; statementTimeoutMs: number };
   nats: { url: string; user?: string; password?: string };
   log: { prefix: string; stream: string; retentionMs: number; maxBytes: number; duplicateWindowMs: number; replicas: number };
   persist: { flushIntervalMs: number; batchEvents: number; leaseMs: number; lagDegradedSeconds: number };
@@ -43,7 +43,7 @@ export const SETTINGS = Symbol('SETTINGS');
 export function settingsFrom(env: Env): Settings {
   return {
     http: { port: env.PORT, host: env.HOST, allowedOrigins: env.ALLOWED_ORIGINS },
-    database: { url: env.DATABASE_URL },
+    database: { url: env.DATABASE_URL, statementTimeoutMs: env.DATABASE_STATEMENT_TIMEOUT },
     nats: { url: env.NATS_URL, user: env.NATS_USER, password: env.NATS_PASSWORD },
     log: {
       prefix: env.SEQLINE_PREFIX,

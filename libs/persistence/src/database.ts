@@ -11,12 +11,33 @@ const UNAVAILABLE_SQLSTATE = /^(57P0[1-4]|08)/;
 const UNAVAILABLE_POOL_MESSAGES = /timeout exceeded when trying to connect|Connection terminated due to connection timeout/;
 const UNAVAILABLE_SYSCALL = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH']);
 
+/** Postgres ended the statement: it ran longer than `statement_timeout` (or was cancelled). */
+const QUERY_CANCELED = '57014';
+
+/**
+ * The SQLSTATE of a Postgres error, however it reached the caller: from `pg` itself, or wrapped by
+ * Prisma's driver adapter (a model query's `DriverAdapterError`, a raw query's `P2010`).
+ */
+function sqlStateOf(error: unknown): string | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const e = error as { code?: unknown; meta?: { code?: unknown; driverAdapterError?: { cause?: { originalCode?: unknown } } }; cause?: { originalCode?: unknown } };
+  for (const code of [e.meta?.driverAdapterError?.cause?.originalCode, e.cause?.originalCode, e.meta?.code, e.code]) {
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code;
+  }
+  return undefined;
+}
+
+/** True when Postgres ended a statement that ran past the connection's statement timeout. */
+export function isStatementTimeout(error: unknown): boolean {
+  return sqlStateOf(error) === QUERY_CANCELED;
+}
+
 /**
  * True when a database call failed because Postgres could not serve it, so the same request may
  * succeed later: the edge answers `UNAVAILABLE` (retryable) instead of `INTERNAL`.
  */
 export function isDatabaseUnavailable(error: unknown): boolean {
-  if (error instanceof DatabaseUnreachableError) return true;
+  if (error instanceof DatabaseUnreachableError || isStatementTimeout(error)) return true;
   if (typeof error !== 'object' || error === null) return false;
   const e = error as { name?: string; code?: unknown; meta?: { driverAdapterError?: { cause?: { kind?: string } } }; cause?: { kind?: string } };
   if (e.name === 'PrismaClientInitializationError') return true;

@@ -10,14 +10,32 @@ const CONNECT_TIMEOUT_MS = 10_000;
 /** An idle connection to a database the network cut off is probed after this, not after the system's two hours. */
 const KEEP_ALIVE_AFTER_MS = 10_000;
 
+export interface PrismaServiceOptions {
+  /**
+   * Postgres ends a statement that runs longer (waiting for a lock included), so a statement held
+   * up (an operator's migration, a long transaction) frees its connection instead of keeping it,
+   * and the pool, for as long as the lock lasts. None when not given (operator tools).
+   */
+  statementTimeoutMs?: number;
+}
+
 /** The Prisma client, over the `pg` driver; only repositories use it. */
 export class PrismaService extends PrismaClient {
-  constructor(url: string) {
+  constructor(url: string, options: PrismaServiceOptions = {}) {
     super({
       adapter: new PrismaPg(
         // Waiting for a connection (a new one, or a free one of the pool) is bounded: a database cut
         // off by the network fails requests as unavailable instead of queueing them without end.
-        { connectionString: url, max: 25, idleTimeoutMillis: IDLE_CONNECTION_MS, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, keepAlive: true, keepAliveInitialDelayMillis: KEEP_ALIVE_AFTER_MS, ...searchPathOf(url) },
+        {
+          connectionString: url,
+          max: 25,
+          idleTimeoutMillis: IDLE_CONNECTION_MS,
+          connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+          keepAlive: true,
+          keepAliveInitialDelayMillis: KEEP_ALIVE_AFTER_MS,
+          ...(options.statementTimeoutMs === undefined ? {} : { statement_timeout: options.statementTimeoutMs }),
+          ...searchPathOf(url),
+        },
         { schema: schemaOf(url) },
       ),
     });

@@ -54,7 +54,7 @@ export async function openInfrastructure(settings: Settings, migrations = prisma
     });
     // A deleted stream is created again and a recreated one noticed within this time, even by an idle instance.
     stream.watch(EPOCH_CHECK_MS, (error) => logger.warn({ err: error }, 'checking the log stream failed'));
-    const prisma = new PrismaService(settings.database.url);
+    const prisma = new PrismaService(settings.database.url, { statementTimeoutMs: settings.database.statementTimeoutMs });
     const holder = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`.replace(/[^-\w]/g, '_');
     const bucket = `${settings.log.stream}_LEASES`;
     const leadership = await Lease.open(nc, { bucket, key: 'leader', ttlMs: settings.persist.leaseMs, holder, replicas: settings.log.replicas });

@@ -1,6 +1,6 @@
 import { Catch, HttpException, HttpStatus, Inject, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
 import { ErrorCode, HTTP_STATUS, isKnownErrorCode, isRetryable, SeqlineError, toSeqlineError, type ErrorBody } from '@seqline/protocol';
-import { isDatabaseUnavailable } from '@seqline/persistence';
+import { isDatabaseUnavailable, isStatementTimeout } from '@seqline/persistence';
 import { isLogUnavailable } from '@seqline/streams';
 import type { Response } from 'express';
 import type { Logger } from 'pino';
@@ -46,6 +46,7 @@ export class ErrorFilter implements ExceptionFilter {
       if (status < 500) return [HTTP_STATUS.VALIDATION_FAILED, { code: ErrorCode.ValidationFailed, message: error.message }];
     }
     // A dependency that is down is not a bug: the same request may succeed in a moment.
+    if (isStatementTimeout(error)) return this.unavailable(error, 'Postgres did not finish a statement within DATABASE_STATEMENT_TIMEOUT; retry shortly');
     if (isDatabaseUnavailable(error)) return this.unavailable(error, 'Postgres is unavailable; retry shortly');
     if (isLogUnavailable(error)) return this.unavailable(error, 'the log (NATS JetStream) is unavailable; retry shortly');
     this.logger.error({ err: error }, 'request failed');
