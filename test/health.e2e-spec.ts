@@ -1,3 +1,4 @@
+import { ConversationRepository } from '@seqline/persistence';
 import { eventually, http, TcpProxy, useSeqline } from '@seqline/testing';
 
 /** Liveness and readiness as a load balancer or an orchestrator reads them. */
@@ -24,13 +25,26 @@ describe('health', () => {
     expect(metrics).toMatch(/^seqline_persister_lag_events \d+$/m);
   });
 
-  it('asks NATS, the stream and Postgres once for a burst of probes: the endpoint needs no credentials', async () => {
+  it('asks NATS, the stream and Postgres once for a burst of probes', async () => {
     const { stream } = seqline.server.infra;
+    const conversations = seqline.server.app.get(ConversationRepository);
     const info = stream.jsm.streams.info.bind(stream.jsm.streams);
+    const rtt = stream.nc.rtt.bind(stream.nc);
+    const ping = conversations.ping.bind(conversations);
     let reads = 0;
+    let roundTrips = 0;
+    let pings = 0;
     stream.jsm.streams.info = (...args: Parameters<typeof info>) => {
       reads++;
       return info(...args);
+    };
+    stream.nc.rtt = () => {
+      roundTrips++;
+      return rtt();
+    };
+    conversations.ping = () => {
+      pings++;
+      return ping();
     };
     try {
       await new Promise((resolve) => setTimeout(resolve, 1_100));
@@ -39,8 +53,14 @@ describe('health', () => {
       // One read for the burst, or two when it spans more than the second a check is kept on a
       // busy machine; and the instance's own epoch check (every 2 s) may fall in it: never one a probe.
       expect(reads).toBeLessThanOrEqual(3);
+      expect(roundTrips).toBeGreaterThanOrEqual(1);
+      expect(roundTrips).toBeLessThanOrEqual(2);
+      expect(pings).toBeGreaterThanOrEqual(1);
+      expect(pings).toBeLessThanOrEqual(2);
     } finally {
       stream.jsm.streams.info = info;
+      stream.nc.rtt = rtt;
+      conversations.ping = ping;
     }
   });
 });

@@ -20,10 +20,16 @@ describe('a log read whose reader fails', () => {
     const log = await withMessages('r-lost', ['a', 'b', 'c']);
     // As the client fails a fetch whose consumer's node went: heartbeats missed, not a transient error.
     const js = (log as unknown as { js: { consumers: { getConsumerFromInfo: (info: unknown) => { fetch: () => Promise<never> } } } }).js;
+    let fetches = 0;
     js.consumers.getConsumerFromInfo = () => ({
-      fetch: () => Promise.reject(new JetStreamError('heartbeats missed')),
+      fetch: () => {
+        fetches++;
+        return Promise.reject(new JetStreamError('heartbeats missed'));
+      },
     });
     const events = await log.read('r-lost', 0, 100);
+    // The read went through the failing reader (not around it), and on from there.
+    expect(fetches).toBe(1);
     expect(events.map((entry) => (entry.event as { messageId: string }).messageId)).toEqual(['a', 'b', 'c']);
   });
 
@@ -61,16 +67,21 @@ describe('a log read whose reader fails', () => {
       info: { deliverySequence, pending: 2 - index, timestampNanos: Date.now() * 1_000_000 },
     });
     const js = (log as unknown as { js: { consumers: { getConsumerFromInfo: (info: unknown) => unknown } } }).js;
+    let fetches = 0;
     js.consumers.getConsumerFromInfo = () => ({
-      fetch: async () => ({
-        close: () => Promise.resolve(),
-        [Symbol.asyncIterator]: async function* () {
-          yield delivery(0, 1);
-          yield delivery(2, 3);
-        },
-      }),
+      fetch: async () => {
+        fetches++;
+        return {
+          close: () => Promise.resolve(),
+          [Symbol.asyncIterator]: async function* () {
+            yield delivery(0, 1);
+            yield delivery(2, 3);
+          },
+        };
+      },
     });
     const events = await log.read('r-gap', 0, 100);
+    expect(fetches).toBeGreaterThanOrEqual(1);
     expect(events.map((entry) => (entry.event as { messageId: string }).messageId)).toEqual(['a', 'b', 'c']);
   });
 });

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { connectNats, JetStreamDisabledError } from '@seqline/streams';
-import { eventually, freePort, TcpProxy } from '@seqline/testing';
+import { eventually, freePort, natsServerBinary, TcpProxy } from '@seqline/testing';
 
 const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 
@@ -41,7 +41,7 @@ describe('a NATS connection whose network goes silent', () => {
 describe('a NATS server without JetStream', () => {
   it('is refused at once, saying how to start it, instead of failing on the first log request', async () => {
     const port = await freePort();
-    const server = spawn(process.env.NATS_SERVER ?? '/usr/sbin/nats-server', ['-a', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
+    const server = spawn(natsServerBinary(), ['-a', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
     try {
       const url = `nats://127.0.0.1:${port}`;
       await eventually(async () => !!(await connectNats({ url, name: 'probe' }).catch((error: unknown) => error instanceof JetStreamDisabledError)), 10_000, 'nats-server listening');

@@ -1,12 +1,14 @@
 import { jest } from '@jest/globals';
 import { parseCursor } from '@seqline/protocol';
-import { createConversation, eventually, http, metric, useSeqline, WsDevice } from '@seqline/testing';
+import { createConversation, eventually, http, metric, seededRandom, testSeed, useSeqline, WsDevice } from '@seqline/testing';
 
 const TOKENS = 2_000;
 const tokens = Array.from({ length: TOKENS }, (_, i) => ` tok${i}`);
 const expected = tokens.join('');
 
-describe('an answer streamed to devices that drop, resume and join late', () => {
+const SEED = testSeed();
+
+describe(`an answer streamed to devices that drop, resume and join late (TEST_SEED=${SEED})`, () => {
   const seqline = useSeqline();
 
   it('ends with exactly the agent text on every device, no event twice, cursors increasing', async () => {
@@ -20,7 +22,7 @@ describe('an answer streamed to devices that drop, resume and join late', () => 
 
     const answer = agent.startMessage('c-resume', { messageId: 'answer-1' });
     let eventsBeforeDrop = -1;
-    const dropAt = 300 + Math.floor(Math.random() * 1_200);
+    const dropAt = 300 + Math.floor(seededRandom(SEED)() * 1_200);
     for (let i = 0; i < TOKENS; i++) {
       answer.append(tokens[i]!);
       if (i === dropAt) {

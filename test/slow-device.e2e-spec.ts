@@ -109,15 +109,23 @@ describe('an SSE reader that cannot keep up', () => {
     await eventually(async () => (await connections()) === 0, 15_000, 'no connections left open');
     const { port } = new URL(seqline.server.url);
     const reader = connect(Number(port), '127.0.0.1');
+    // It reads the response's head, then stops reading: its kernel buffers fill, then the server's send buffer.
+    const head = new Promise<string>((resolve) =>
+      reader.once('data', (chunk: Buffer) => {
+        reader.pause();
+        resolve(chunk.toString('latin1'));
+      }),
+    );
     reader.write(`GET /v1/conversations/slow-sse/stream HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
-    // It stops reading: its kernel buffers fill, then the server's send buffer.
-    reader.pause();
+    // A stream, not a refusal (whose connection would close after the keep-alive wait too).
+    expect(await head).toMatch(/^HTTP\/1\.1 200 OK\r\n(.*\r\n)*content-type: text\/event-stream/i);
     await eventually(async () => (await connections()) === 1, 5_000, 'the reader connected');
 
     await streamLongAnswer(await seqline.agent('sse-firehose'), 'slow-sse', 'big', 'x', 400);
     // Cut off as a slow consumer: its socket is closed while it still reads nothing.
     await eventually(async () => (await connections()) === 0, 10_000, "the reader's connection closed");
     reader.destroy();
+    expect(await (await fetch(`${seqline.server.url}/metrics`)).text()).toMatch(/^seqline_slow_consumers_total 1$/m);
   });
 
   it('gets the whole snapshot of a conversation larger than the bound, though live events arrive while it is still unsent', async () => {

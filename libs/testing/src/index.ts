@@ -6,6 +6,7 @@ export * from './use-seqline.js';
 export * from './browser.js';
 export * from './resilient-device.js';
 export * from './processes/free-port.js';
+export * from './processes/binaries.js';
 export * from './processes/server-process.js';
 export * from './processes/nats-process.js';
 export * from './processes/nats-cluster.js';
