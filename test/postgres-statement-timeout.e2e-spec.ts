@@ -1,8 +1,8 @@
 import pg from 'pg';
-import { createConversation, http, useSeqline } from '@seqline/testing';
+import { createConversation, eventually, http, useSeqline } from '@seqline/testing';
 
-/** A statement Postgres holds up (a lock an operator's migration or a long transaction keeps) ends, and frees its connection. */
-describe('Postgres statement timeout', () => {
+/** Statements Postgres holds up (a lock an operator's migration or a long transaction keeps) or ends: the service answers as for a passing fault, and frees its connections. */
+describe('Postgres holding up or ending statements', () => {
   const seqline = useSeqline({ DATABASE_STATEMENT_TIMEOUT: '1s' });
   const url = () => seqline.server.url;
 
@@ -20,6 +20,47 @@ describe('Postgres statement timeout', () => {
       }
       await locker.query('ROLLBACK');
       expect(await http(url(), 'GET', '/v1/conversations/locked')).toEqual({ status: 200, body: expect.objectContaining({ id: 'locked' }) });
+    } finally {
+      await locker.end();
+    }
+  });
+
+  it('lets archiving a conversation of another log epoch wait for a lock longer than DATABASE_STATEMENT_TIMEOUT, where a cut-short archive would be tried again for good', async () => {
+    const { url, infra } = seqline.server;
+    await createConversation(url, 'archived');
+    expect((await http(url, 'POST', '/v1/conversations/archived/messages', { messageId: 'q1', text: 'kept', authorId: 'u' })).status).toBe(202);
+    await eventually(async () => (await http<{ items: unknown[] }>(url, 'GET', '/v1/conversations/archived/messages')).body.items.length === 1, 10_000, 'the message persisted');
+    const locker = new pg.Client({ connectionString: seqline.settings.database.url });
+    await locker.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE archived_messages IN ACCESS EXCLUSIVE MODE');
+      const archiving = infra.messages.archiveOtherEpochs(['archived'], `${infra.stream.epoch}-next`, { newer: true });
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      await locker.query('ROLLBACK');
+      expect(await archiving).toEqual(['archived']);
+      const archived = await locker.query<{ id: string; text: string }>("SELECT id, text FROM archived_messages WHERE conversation_id = 'archived'");
+      expect(archived.rows).toEqual([{ id: 'q1', text: 'kept' }]);
+    } finally {
+      await locker.end();
+    }
+  });
+
+  it('answers a read whose statement Postgres ended (a restart, a failover, pg_terminate_backend) 503 UNAVAILABLE, not 500', async () => {
+    await createConversation(url(), 'terminated');
+    const locker = new pg.Client({ connectionString: seqline.settings.database.url });
+    await locker.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE conversations IN ACCESS EXCLUSIVE MODE');
+      const read = http(url(), 'GET', '/v1/conversations/terminated');
+      const waiting = async () =>
+        (await locker.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")).rows;
+      await eventually(async () => (await waiting()).length > 0, 5_000, 'the read waiting for the lock');
+      for (const { pid } of await waiting()) await locker.query('SELECT pg_terminate_backend($1)', [pid]);
+      expect(await read).toEqual({ status: 503, body: { code: 'UNAVAILABLE', message: 'Postgres is unavailable; retry shortly' } });
+      await locker.query('ROLLBACK');
+      expect(await http(url(), 'GET', '/v1/conversations/terminated')).toEqual({ status: 200, body: expect.objectContaining({ id: 'terminated' }) });
     } finally {
       await locker.end();
     }

@@ -8,7 +8,7 @@ const UNAVAILABLE_CODES = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024'])
 const UNAVAILABLE_KINDS = new Set(['DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout', 'TooManyConnections', 'DatabaseDoesNotExist']);
 /** Postgres refusing work while it starts or stops (class 57, operator intervention; class 08, connection exception). */
 const UNAVAILABLE_SQLSTATE = /^(57P0[1-4]|08)/;
-const UNAVAILABLE_POOL_MESSAGES = /timeout exceeded when trying to connect|Connection terminated due to connection timeout/;
+const UNAVAILABLE_POOL_MESSAGES = /timeout exceeded when trying to connect|Connection terminated due to connection timeout|Connection terminated unexpectedly/;
 const UNAVAILABLE_SYSCALL = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH']);
 
 /** Postgres ended the statement: it ran longer than `statement_timeout` (or was cancelled). */
@@ -41,7 +41,10 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   if (typeof error !== 'object' || error === null) return false;
   const e = error as { name?: string; code?: unknown; meta?: { driverAdapterError?: { cause?: { kind?: string } } }; cause?: { kind?: string } };
   if (e.name === 'PrismaClientInitializationError') return true;
-  if (typeof e.code === 'string' && (UNAVAILABLE_CODES.has(e.code) || UNAVAILABLE_SYSCALL.has(e.code) || UNAVAILABLE_SQLSTATE.test(e.code))) return true;
+  if (typeof e.code === 'string' && (UNAVAILABLE_CODES.has(e.code) || UNAVAILABLE_SYSCALL.has(e.code))) return true;
+  // Postgres's own code, also where Prisma wraps it (a model query's P2039, a raw query's P2010).
+  const sqlState = sqlStateOf(error);
+  if (sqlState !== undefined && UNAVAILABLE_SQLSTATE.test(sqlState)) return true;
   const kind = e.meta?.driverAdapterError?.cause?.kind ?? (e.name === 'DriverAdapterError' ? e.cause?.kind : undefined);
   if (kind !== undefined && UNAVAILABLE_KINDS.has(kind)) return true;
   // The pool's own: no connection (new or free) within `connectionTimeoutMillis`.

@@ -13,6 +13,15 @@ import { toArchivedMessage, toMessageState, type ArchivedMessage, type MessageSt
 const BATCH_TRANSACTION = { maxWait: 10_000, timeout: 30_000 };
 const LONG_TRANSACTION = { maxWait: 10_000, timeout: 120_000 };
 
+/**
+ * A long transaction's statements may each take as long as the transaction may (archiving a long
+ * history is one statement), not the connection's statement timeout: cut short, the same work
+ * would be tried again, and cut short again, for good.
+ */
+async function allowLongStatements(tx: Tx): Promise<void> {
+  await tx.$executeRawUnsafe(`SET LOCAL statement_timeout = ${LONG_TRANSACTION.timeout}`);
+}
+
 /** Snapshot reads: at most two statements at once (the pool serves the persister too), a few hundred conversations each. */
 const SNAPSHOT_READS: BatchedReadsOptions = { maxBatch: 200, maxInFlight: 2 };
 
@@ -220,6 +229,7 @@ export class MessageRepository {
    */
   async archiveOtherEpochs(ids: string[], epoch: string, options: { newer?: boolean } = {}): Promise<string[]> {
     return this.prisma.$transaction(async (tx) => {
+      await allowLongStatements(tx);
       const other = await tx.$queryRaw<{ id: string; log_epoch: string }[]>`
         SELECT id, log_epoch FROM conversations WHERE id = ANY(${ids}::text[]) AND log_epoch IS NOT NULL AND log_epoch <> ${epoch} FOR UPDATE`;
       const staleIds = other.filter((row) => options.newer || epochIsBefore(row.log_epoch, epoch)).map((row) => row.id);
@@ -253,6 +263,7 @@ export class MessageRepository {
     // In UTC, as every other write: `now()` would be the session's local time in these columns.
     const now = new Date().toISOString();
     return this.prisma.$transaction(async (tx) => {
+      await allowLongStatements(tx);
       await tx.$executeRaw`
         INSERT INTO conversations (id, title, created_at, updated_at, applied_seq, log_epoch)
         VALUES (${conversation.id}, ${conversation.title}, ${conversation.createdAt}, ${now}::timestamp(3), 0, ${epoch})
