@@ -1,9 +1,15 @@
+import { jest } from '@jest/globals';
 import type { MessageRepository } from '@seqline/persistence';
 import { UndecodableEventError, type ConversationLog, type LogStream } from '@seqline/streams';
 import { CursorResolver } from './cursor-resolver.js';
 
 /** An instance that knows the log as epoch `known`, while the log itself is now `actual` (recreated, or not). */
-function resolver(known: string, actual: string, log: { next?: unknown; subjectAt?: string | null; last?: number; watermark?: { epoch: string | null; seq: number } }, readMs = 0) {
+function resolver(
+  known: string,
+  actual: string,
+  log: { next?: unknown; subjectAt?: string | null; last?: number; watermark?: { epoch: string | null; seq: number }; watermarks?: () => Promise<never> },
+  readMs = 0,
+) {
   let refreshes = 0;
   const stream = {
     epoch: known,
@@ -21,7 +27,7 @@ function resolver(known: string, actual: string, log: { next?: unknown; subjectA
     },
   };
   const conversationLog = { next: async () => log.next, subjectAt: async () => log.subjectAt ?? null };
-  const messages = { watermarks: async (ids: string[]) => new Map(log.watermark ? ids.map((id) => [id, log.watermark!]) : []) };
+  const messages = { watermarks: log.watermarks ?? (async (ids: string[]) => new Map(log.watermark ? ids.map((id) => [id, log.watermark!]) : [])) };
   const cursors = new CursorResolver(conversationLog as unknown as ConversationLog, stream as unknown as LogStream, messages as unknown as MessageRepository);
   return { cursors, refreshes: () => refreshes };
 }
@@ -105,5 +111,29 @@ describe('CursorResolver for a conversation idle past the log\'s retention', () 
     // A watermark of an older log says nothing of this one.
     expect(await resolver('k0', 'k0', { ...idle, watermark: { epoch: 'kz', seq: 5 } }).cursors.resolve('c', 'k0-5')).toEqual({ kind: 'reload', reason: 'expired' });
     expect(await resolver('k0', 'k0', idle).cursors.resolve('c', 'k0-5')).toEqual({ kind: 'reload', reason: 'expired' });
+  });
+});
+
+describe('CursorResolver when Postgres fails or does not answer', () => {
+  const unavailable = { code: 'UNAVAILABLE', message: 'the database cannot be reached to check this conversation; retry shortly' };
+
+  it('answers UNAVAILABLE for a cursor whose event expired with nothing after it, rather than calling it expired', async () => {
+    const failing = resolver('k0', 'k0', { last: 10, watermarks: () => Promise.reject(new Error('Connection terminated unexpectedly')) });
+    await expect(failing.cursors.resolve('c', 'k0-5')).rejects.toMatchObject(unavailable);
+  });
+
+  it('gives up a Postgres read that never answers (a network cut) after 10 s, for an expired cursor and for <epoch>-0 on an empty log', async () => {
+    jest.useFakeTimers();
+    try {
+      const hung = resolver('k0', 'k0', { last: 10, watermarks: () => new Promise<never>(() => undefined) });
+      for (const cursor of ['k0-5', 'k0-0']) {
+        const resolved = hung.cursors.resolve('c', cursor);
+        const settled = expect(resolved).rejects.toMatchObject(unavailable);
+        await jest.advanceTimersByTimeAsync(10_000);
+        await settled;
+      }
+    } finally {
+      jest.useRealTimers();
+    }
   });
 });

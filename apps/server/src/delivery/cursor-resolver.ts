@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { MessageRepository, type Watermark } from '@seqline/persistence';
 import { epochIsBefore, ErrorCode, parseCursor, SeqlineError } from '@seqline/protocol';
 import { ConversationLog, decodeDeliveredEntry, LogStream, UndecodableEventError } from '@seqline/streams';
+import { within } from '../core/within.js';
 
 /** Where a reader starts: right after a sequence of the log, or from a fresh copy of the state. */
 export type StartPosition =
@@ -83,10 +84,7 @@ export class CursorResolver {
    * or applied or recorded as a hole past it), and the device resumes at the head.
    */
   private async judgeExpiredCursor(conversationId: string, seq: number): Promise<StartPosition> {
-    const watermark = await this.messages
-      .watermarks([conversationId])
-      .then((watermarks) => watermarks.get(conversationId))
-      .catch(() => undefined);
+    const watermark = await this.watermarkOf(conversationId);
     const current = watermark !== undefined && (watermark.epoch === null || watermark.epoch === this.stream.epoch);
     return current && watermark.seq === seq ? { kind: 'resume', seq, atHead: true } : { kind: 'reload', reason: 'expired' };
   }
@@ -146,19 +144,31 @@ export class CursorResolver {
    * too: the snapshot then holds it, which is as exact.)
    */
   private async judgeEmptyLog(conversationId: string): Promise<StartPosition> {
-    let watermark: Watermark | undefined;
-    try {
-      watermark = (await this.messages.watermarks([conversationId])).get(conversationId);
-    } catch {
-      throw new SeqlineError(ErrorCode.Unavailable, 'the database cannot be reached to check this conversation; retry shortly');
-    }
+    const watermark = await this.watermarkOf(conversationId);
     if (!watermark) throw new SeqlineError(ErrorCode.UnknownConversation, `conversation ${conversationId} does not exist`);
     // A watermark of an older epoch counts in the old log: the new one has nothing of it yet.
     const current = watermark.epoch === null || watermark.epoch === this.stream.epoch;
     if (current && watermark.seq > 0) return { kind: 'reload', reason: 'expired' };
     return { kind: 'resume', seq: 0, atHead: true };
   }
+
+  /**
+   * The conversation's watermark in Postgres. Postgres failing, or not answering (a network cut
+   * leaves a query waiting for minutes), is `UNAVAILABLE`: the device retries, where a reload
+   * would send it a snapshot that cannot be read either, and REST would say its cursor expired.
+   */
+  private async watermarkOf(conversationId: string): Promise<Watermark | undefined> {
+    const unavailable = () => new SeqlineError(ErrorCode.Unavailable, 'the database cannot be reached to check this conversation; retry shortly');
+    try {
+      return (await within(this.messages.watermarks([conversationId]), WATERMARK_WAIT_MS, unavailable)).get(conversationId);
+    } catch {
+      throw unavailable();
+    }
+  }
 }
+
+/** As long as a snapshot may take to load: past it, a device is better told to retry. */
+const WATERMARK_WAIT_MS = 10_000;
 
 /** Short: a log recreated within it after a read that found no change still has its cursors refused `BAD_CURSOR`. */
 const EPOCH_READ_EVERY_MS = 250;
