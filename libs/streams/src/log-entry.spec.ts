@@ -68,6 +68,9 @@ describe('decoding log events', () => {
       `{"prev":3,"event":${JSON.stringify(created)}}  `,
       // A repeated `prev`: JSON readers keep the last one, so the text after `event` is not the event.
       `{"prev":3,"event":${JSON.stringify(created)},"prev":4}`,
+      // Line breaks between tokens: JSON, but not text an SSE `data:` line can carry.
+      `{"prev":3,"event":${JSON.stringify(created, null, 2)}}`,
+      `{"prev":3,"event":${JSON.stringify(created).replace(',', ',\r\n')}}`,
     ];
     for (const text of cases) {
       const entry = decodeDeliveredEntry('c1', 13, bytes(text), time);

@@ -108,6 +108,7 @@ export function decodeDeliveredEntry(conversationId: string, seq: number, data: 
 }
 
 const RECORD_HEAD = /^\{"prev":(0|[1-9]\d*),"event":/;
+const LINE_BREAK = /[\r\n]/;
 
 /**
  * The text of a record's event, for a record written as `JSON.stringify({ prev, event })` (what
@@ -117,7 +118,8 @@ const RECORD_HEAD = /^\{"prev":(0|[1-9]\d*),"event":/;
  * one JSON readers keep, as the service did.)
  */
 function rawEvent(text: string, record: Partial<LogRecord>): string | undefined {
-  if (!text.endsWith('}') || Object.keys(record).length !== 2) return undefined;
+  // A line break between its tokens is JSON, but would end an SSE `data:` line mid-event.
+  if (!text.endsWith('}') || Object.keys(record).length !== 2 || LINE_BREAK.test(text)) return undefined;
   const head = RECORD_HEAD.exec(text);
   return head && Number(head[1]) === record.prev ? text.slice(head[0].length, -1) : undefined;
 }

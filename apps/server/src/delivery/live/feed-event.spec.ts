@@ -14,6 +14,7 @@ describe('FeedEvent', () => {
   it.each([
     ['taken from the log', (text: string) => text],
     ['serialised (a record in another form)', (text: string) => ` ${text}`],
+    ['serialised (a record with line breaks between its tokens)', (text: string) => text.replace(',"event":{', ',"event":{\n').replace(',"part"', ',\r\n"part"')],
   ])('builds the same frames as serialising the event, with its JSON %s', (_how, form) => {
     const data = new TextEncoder().encode(form(JSON.stringify({ prev: 41, event: appended })));
     const entry = decodeDeliveredEntry('conv "1"', 42, data, time);
