@@ -107,4 +107,15 @@ describe('SSE stream', () => {
     expect(bad.status).toBe(400);
     expect(await bad.json()).toMatchObject({ code: 'BAD_CURSOR' });
   });
+
+  it('answers HEAD 405 with Allow: GET at once, opening no stream', async () => {
+    const { server } = seqline;
+    await createConversation(server.url, 'c-sse-head');
+    const subscriptions = async () => Number(/^seqline_subscriptions_open (\d+)$/m.exec(await (await fetch(`${server.url}/metrics`)).text())?.[1]);
+    const before = await subscriptions();
+    expect(before).toBeGreaterThanOrEqual(0);
+    const head = await fetch(`${server.url}/v1/conversations/c-sse-head/stream`, { method: 'HEAD', signal: AbortSignal.timeout(5_000) });
+    expect({ status: head.status, allow: head.headers.get('allow') }).toEqual({ status: 405, allow: 'GET' });
+    expect(await subscriptions()).toBe(before);
+  });
 });

@@ -50,6 +50,12 @@ export class SseController implements BeforeApplicationShutdown {
     @Req() request: Request,
     @Res() response: Response,
   ): Promise<void> {
+    // Express answers HEAD with the GET route: a stream whose body is never sent, holding one of
+    // the user's connections until it ends (a link checker with a user's token would use them up).
+    if (request.method === 'HEAD') {
+      response.status(405).setHeader('Allow', 'GET').end();
+      return;
+    }
     try {
       await this.serve(id, lastEventId, after, request, response);
     } catch (error) {
