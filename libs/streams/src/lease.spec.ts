@@ -1,6 +1,6 @@
 import { jest } from '@jest/globals';
 import type { KV } from '@nats-io/kv';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { errors, type NatsConnection } from '@nats-io/transport-node';
 import { Lease, type LeaseOptions } from './lease.js';
 
 /** A bucket that grants the lease, then never answers a renewal (NATS away: each request waits out its timeout). */
@@ -65,5 +65,35 @@ describe('Lease', () => {
     await jest.advanceTimersByTimeAsync(2_000);
     await releasing;
     expect(deleted).toEqual([2]);
+  });
+
+  it('deletes its entry on release though a renewal moved it to a revision it never heard of (written, its reply lost)', async () => {
+    jest.useFakeTimers();
+    const entry = { revision: 0, holder: '' };
+    const bucket = {
+      create: async () => {
+        if (entry.revision > 0) throw new Error('wrong last sequence');
+        Object.assign(entry, { revision: 1, holder: 'me' });
+        return 1;
+      },
+      // Written, and its reply lost: a timeout, as nats.js reports one.
+      update: async () => {
+        entry.revision++;
+        throw new errors.TimeoutError();
+      },
+      get: async () => (entry.revision > 0 ? { operation: 'PUT', revision: entry.revision, string: () => entry.holder } : null),
+      delete: async (_key: string, options?: { previousSeq?: number }) => {
+        if (options?.previousSeq !== undefined && options.previousSeq !== entry.revision) throw new Error('wrong last sequence');
+        entry.revision = 0;
+      },
+    };
+    const options: LeaseOptions = { bucket: 'b', key: 'persister', ttlMs: 5_000, holder: 'me' };
+    const lease = new (Lease as unknown as new (nc: NatsConnection, kv: KV, options: LeaseOptions) => Lease)({} as NatsConnection, bucket as unknown as KV, options);
+    lease.start();
+    // Taken at 0; the renewal at 1.25 s lands at revision 2 and times out, which the lease shrugs off (an election).
+    await jest.advanceTimersByTimeAsync(1_300);
+    expect(lease.held).toBe(true);
+    await lease.release();
+    expect(entry.revision).toBe(0);
   });
 });

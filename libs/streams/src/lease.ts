@@ -88,8 +88,19 @@ export class Lease {
     const revision = this.held ? this.revision : this.written;
     if (revision > 0) {
       this.set(0);
-      await this.kv.delete(this.options.key, { previousSeq: revision }).catch(() => undefined);
+      const deleted = await this.kv.delete(this.options.key, { previousSeq: revision }).then(
+        () => true,
+        () => false,
+      );
+      // A renewal that landed with its reply lost moved the entry to a revision this holder never
+      // heard of: deleted as it is then, or it keeps every other instance out until it lapses.
+      if (!deleted) await this.giveBackIfOurs();
     }
+  }
+
+  private async giveBackIfOurs(): Promise<void> {
+    const entry = await this.kv.get(this.options.key).catch(() => null);
+    if (entry?.operation === 'PUT' && entry.string() === this.options.holder) await this.kv.delete(this.options.key, { previousSeq: entry.revision }).catch(() => undefined);
   }
 
   private tick(): void {

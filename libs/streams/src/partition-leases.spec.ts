@@ -1,6 +1,7 @@
 import { jest } from '@jest/globals';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { errors } from '@nats-io/transport-node';
 import { PartitionLeases, type PartitionLeasesOptions, type PartitionOwner } from './partition-leases.js';
 
 /**
@@ -13,12 +14,20 @@ class SlowBucket {
   updateReplies?: Promise<void>;
   /** Set: an update is applied, and then its reply is lost (it fails once this settles). */
   updatesFail?: Promise<void>;
+  /** The error such an update fails with: a request timeout, as nats.js reports one. */
+  failure: () => Error = () => new Error('TIMEOUT');
   putsLand?: Promise<void>;
+  /** Set: a get is answered only once this settles (a slow read). */
+  getsLand?: Promise<void>;
+  /** How long each create takes to be answered, in (fake) milliseconds. */
+  createMs = 0;
   private revision = 0;
 
   async create(key: string, value: string): Promise<number> {
     if (this.entries.has(key)) throw new Error('wrong last sequence');
-    return this.write(key, value);
+    const revision = this.write(key, value);
+    if (this.createMs > 0) await new Promise((resolve) => setTimeout(resolve, this.createMs));
+    return revision;
   }
 
   async update(key: string, value: string, revision: number): Promise<number> {
@@ -27,7 +36,7 @@ class SlowBucket {
     await this.updateReplies;
     if (this.updatesFail) {
       await this.updatesFail;
-      throw new Error('TIMEOUT');
+      throw this.failure();
     }
     return renewed;
   }
@@ -43,6 +52,7 @@ class SlowBucket {
   }
 
   async get(key: string) {
+    await this.getsLand;
     const entry = this.entries.get(key);
     return entry ? { operation: 'PUT', revision: entry.revision, string: () => entry.value } : null;
   }
@@ -58,6 +68,16 @@ class SlowBucket {
     this.entries.set(key, { value, revision: ++this.revision });
     return this.revision;
   }
+}
+
+/** Starts holding both partitions on `bucket` as holder `a`, with `partitions` in all. */
+async function holding(bucket: SlowBucket, partitions = 2) {
+  const nc = { subscribe: () => ({ unsubscribe: () => undefined }), publish: () => undefined } as unknown as NatsConnection;
+  const leases = new (PartitionLeases as unknown as new (nc: NatsConnection, kv: KV, options: PartitionLeasesOptions) => PartitionLeases)(nc, bucket as unknown as KV, { ...options, partitions });
+  const acquired: number[] = [];
+  const released: number[] = [];
+  leases.start({ acquired: (partition) => void acquired.push(partition), released: async (partition) => void released.push(partition) });
+  return { leases, acquired, released };
 }
 
 function gate(): { promise: Promise<void>; open: () => void } {
@@ -197,3 +217,56 @@ describe('PartitionLeases when renewals stop coming back', () => {
   });
 });
 
+describe('PartitionLeases when a renewal lands with its reply lost', () => {
+  it('does not keep a partition it let go while it checked the entry was still its own: its owner answers for every partition it holds', async () => {
+    const { bucket, leases, acquired, released } = await holdingBoth();
+    // The renewal at 1 s is written, its reply lost (a timeout): the entry moves on a revision this instance never heard of.
+    const failures = gate();
+    bucket.updatesFail = failures.promise;
+    bucket.failure = () => new errors.TimeoutError();
+    await jest.advanceTimersByTimeAsync(1_100);
+    bucket.updatesFail = undefined;
+    failures.open();
+    // The renewal at 2 s is refused for naming the old revision; the check of the entry answers only at 2.8 s, after the lapse at 2.7 s.
+    const reads = gate();
+    bucket.getsLand = reads.promise;
+    await jest.advanceTimersByTimeAsync(1_700);
+    expect([...released].sort()).toEqual([0, 1]);
+    bucket.getsLand = undefined;
+    reads.open();
+    await jest.advanceTimersByTimeAsync(0);
+    // Whatever it holds, its owner was told it took it after it was let go.
+    for (const partition of leases.owned) expect(acquired.filter((taken) => taken === partition)).toHaveLength(2);
+    // And it takes them afresh at its next turn.
+    await jest.advanceTimersByTimeAsync(1_000);
+    expect(leases.owned).toEqual([0, 1]);
+    expect([...acquired].sort()).toEqual([0, 0, 1, 1]);
+    await leases.stop();
+  });
+
+  it('gives its partitions back on stop though a renewal moved their entries to a revision it never heard of', async () => {
+    const { bucket, leases } = await holdingBoth();
+    const failures = gate();
+    bucket.updatesFail = failures.promise;
+    bucket.failure = () => new errors.TimeoutError();
+    await jest.advanceTimersByTimeAsync(1_100);
+    bucket.updatesFail = undefined;
+    failures.open();
+    await jest.advanceTimersByTimeAsync(0);
+    await leases.stop();
+    expect([...bucket.entries.keys()].filter((key) => key.startsWith('partition.'))).toEqual([]);
+  });
+});
+
+describe('PartitionLeases taking many partitions from a slow bucket', () => {
+  it('keeps the first ones it took while it takes the rest: no lease lapses while the takes are under way', async () => {
+    const bucket = new SlowBucket();
+    // Each take answered after 500 ms: one after another, eight outlast the 2.7 s a take is counted on.
+    bucket.createMs = 500;
+    const { leases, released } = await holding(bucket, 8);
+    await jest.advanceTimersByTimeAsync(6_000);
+    expect(released).toEqual([]);
+    expect(leases.owned).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    await leases.stop();
+  });
+});

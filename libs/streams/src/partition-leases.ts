@@ -176,27 +176,31 @@ export class PartitionLeases {
     await Promise.all(this.owned.slice(share).map((partition) => this.release(partition)));
     // Under it: take free partitions, starting somewhere random so instances starting together spread out.
     const offset = Math.floor(Math.random() * this.options.partitions);
-    for (let i = 0; i < this.options.partitions && this.held.size < share && !this.stopped; i++) {
+    const free: number[] = [];
+    for (let i = 0; i < this.options.partitions && this.held.size + free.length < share; i++) {
       const partition = (offset + i) % this.options.partitions;
-      if (this.held.has(partition) || keys.has(partitionKey(partition))) continue;
-      try {
-        const started = Date.now();
-        const revision = await this.kv.create(partitionKey(partition), this.options.holder);
-        if (this.stopped) {
-          // Stopped while the take was on its way (`stop` gave up waiting): give it straight back.
-          await this.giveBack(partition, revision);
-          return;
-        }
-        // Answered too late to count on: it may lapse before this instance has done anything with it.
-        if (!this.hold(partition, revision, started)) {
-          await this.giveBack(partition, revision);
-          continue;
-        }
-        this.owner?.acquired(partition);
-      } catch {
-        // Taken by another instance meanwhile; or taken here, with the reply lost.
-        if (!this.stopped && (await this.stillOurs(partition))) this.owner?.acquired(partition);
+      if (!this.held.has(partition) && !keys.has(partitionKey(partition))) free.push(partition);
+    }
+    // All at once: taken one after another from a slow bucket, the first could lapse before the
+    // last is taken, since they renew only once this tick is over.
+    await Promise.all(free.map((partition) => this.take(partition)));
+  }
+
+  private async take(partition: number): Promise<void> {
+    if (this.stopped) return;
+    try {
+      const started = Date.now();
+      const revision = await this.kv.create(partitionKey(partition), this.options.holder);
+      // Stopped while the take was on its way (`stop` gave up waiting): give it straight back.
+      // Answered too late to count on: it may lapse before this instance has done anything with it.
+      if (this.stopped || !this.hold(partition, revision, started)) {
+        await this.giveBack(partition, revision);
+        return;
       }
+      this.owner?.acquired(partition);
+    } catch {
+      // Taken by another instance meanwhile; or taken here, with the reply lost.
+      if (!this.stopped && (await this.stillOurs(partition, false))) this.owner?.acquired(partition);
     }
   }
 
@@ -224,7 +228,7 @@ export class PartitionLeases {
           }
           // An election: the entry is still ours until it lapses, and the next renewal may go through.
           if (isTransient(error) && started - (this.renewedAt.get(partition) ?? 0) < this.options.ttlMs / 2) return;
-          if (await this.stillOurs(partition)) return;
+          if (await this.stillOurs(partition, true)) return;
           // Lapsed and taken, or NATS away for long: either way it is not ours to answer for any more.
           await this.letGo(partition);
         }
@@ -232,13 +236,17 @@ export class PartitionLeases {
     );
   }
 
-  /** See `renewIfStillHeld`. */
-  private async stillOurs(partition: number): Promise<boolean> {
+  /**
+   * See `renewIfStillHeld`. `held`: the partition was held when the check began; one let go
+   * meanwhile (it lapsed here while the check waited, or `stop` released it) has had its owner
+   * stop answering for it, so it is given back rather than held again unannounced.
+   */
+  private async stillOurs(partition: number, held: boolean): Promise<boolean> {
     const started = Date.now();
     const revision = await renewIfStillHeld(this.kv, partitionKey(partition), this.options.holder);
     if (revision === null) return false;
-    if (this.stopped && !this.held.has(partition)) {
-      // Stopped meanwhile, and this partition not among those `stop` gives back: not ours to keep.
+    if ((held || this.stopped) && !this.held.has(partition)) {
+      await this.releasing.get(partition);
       await this.giveBack(partition, revision);
       return false;
     }
@@ -287,9 +295,12 @@ export class PartitionLeases {
     if (entry?.operation === 'PUT' && entry.string() === this.options.holder) await this.giveBack(partition, entry.revision);
   }
 
-  /** Deletes a lease this instance does not answer for (any more), if it still has `revision`. */
-  private async giveBack(partition: number, revision: number): Promise<void> {
-    await this.kv.delete(partitionKey(partition), { previousSeq: revision }).catch(() => undefined);
+  /** Deletes a lease this instance does not answer for (any more), if it still has `revision`; false when it did not. */
+  private async giveBack(partition: number, revision: number): Promise<boolean> {
+    return this.kv.delete(partitionKey(partition), { previousSeq: revision }).then(
+      () => true,
+      () => false,
+    );
   }
 
   private async leaveMembers(): Promise<void> {
@@ -300,6 +311,8 @@ export class PartitionLeases {
     const revision = this.held.get(partition);
     if (revision === undefined) return;
     await this.letGo(partition);
-    await this.giveBack(partition, revision);
+    // A renewal that landed with its reply lost moved the entry to a revision this instance never
+    // heard of: deleted as it is then, or it would keep every other instance out until it lapses.
+    if (!(await this.giveBack(partition, revision))) await this.giveBackIfOurs(partition);
   }
 }
