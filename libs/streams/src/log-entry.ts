@@ -85,7 +85,7 @@ function appendToNewerBlock(json: unknown): LogRecord | undefined {
 /**
  * Decodes an event on the delivery path. Only the service writes the log, and it validated each
  * event before writing, so a structural check replaces the full schema here: this runs once per
- * event per instance, and used to run once per event per device.
+ * event per instance, not per device.
  */
 export function decodeDeliveredEntry(conversationId: string, seq: number, data: Uint8Array, time: Date): LogEntry {
   let record: Partial<LogRecord> | null;
