@@ -80,7 +80,11 @@ export class AbandonedAnswerReaper implements OnApplicationBootstrap, OnApplicat
             this.persister.recheck(conversationId);
           }
           // Refused: its row stays streaming until Postgres catches up with the log; the next candidates come first meanwhile.
-          if (error instanceof SeqlineError && this.passedOver.size < MAX_PASSED_OVER) this.passedOver.set(key, now + PASS_OVER_MS);
+          // Still active in the log: it cannot be silent for a lease yet, so it is looked at again after one.
+          if (this.passedOver.size < MAX_PASSED_OVER) {
+            if (error instanceof SeqlineError) this.passedOver.set(key, now + PASS_OVER_MS);
+            else if (error instanceof AnswerStillActive) this.passedOver.set(key, now + this.settings.agentLeaseMs);
+          }
         }
       }
     } catch (error) {

@@ -5,12 +5,18 @@ import { ErrorCode, SeqlineError } from '@seqline/protocol';
 import type { ConversationLog, Lease, LogStream } from '@seqline/streams';
 import { pino } from 'pino';
 import type { ConversationWriter } from '../ingest/conversation-writer.service.js';
+import { AnswerStillActive } from '../ingest/command-decider.js';
 import { AbandonedAnswerReaper } from './abandoned-answer-reaper.service.js';
 import type { LogPersister } from './log-persister.service.js';
 
-/** Postgres names `stuck` streaming rows the log refuses to end, then `ending` ones it ends, then `ended` ones the log has ended already, oldest first. */
-function build(stuck: number, ending: number, endedInLog = 0) {
+/**
+ * Postgres names `stuck` streaming rows the log refuses to end, then `ending` ones it ends, then
+ * `ended` ones the log has ended already, oldest first; `active` ones, still streaming in the log
+ * (their rows lag behind), come first of all.
+ */
+function build(stuck: number, ending: number, endedInLog = 0, active = 0) {
   const rows = [
+    ...Array.from({ length: active }, (_, i) => ({ conversationId: `live-${i}`, id: 'a' })),
     ...Array.from({ length: stuck }, (_, i) => ({ conversationId: `stuck-${i}`, id: 'a' })),
     ...Array.from({ length: ending }, (_, i) => ({ conversationId: `gone-${i}`, id: 'a' })),
     ...Array.from({ length: endedInLog }, (_, i) => ({ conversationId: `done-${i}`, id: 'a' })),
@@ -21,6 +27,7 @@ function build(stuck: number, ending: number, endedInLog = 0) {
   } as unknown as MessageRepository;
   const writer = {
     write: jest.fn(async (conversationId: string) => {
+      if (conversationId.startsWith('live')) throw new AnswerStillActive('a', new Date().toISOString());
       if (conversationId.startsWith('stuck')) throw new SeqlineError(ErrorCode.Unavailable, 'the conversation cannot take the write now');
       if (conversationId.startsWith('done')) throw new SeqlineError(ErrorCode.MessageFinished, 'message a is already complete', 'complete');
       ended.add(conversationId);
@@ -48,5 +55,14 @@ describe('AbandonedAnswerReaper', () => {
     const { reaper, rechecked } = build(2, 1, 2);
     await reaper.sweep();
     expect(rechecked).toEqual(['done-0', 'done-1']);
+  });
+
+  it('passes over answers still streaming in the log whose rows lag behind, so a page of them does not keep an abandoned one waiting', async () => {
+    const { reaper, ended, writer } = build(0, 1, 0, 100);
+    await reaper.sweep();
+    expect(ended.size).toBe(0);
+    await reaper.sweep();
+    expect([...ended]).toEqual(['gone-0']);
+    expect((writer.write as jest.Mock).mock.calls.filter(([id]) => String(id).startsWith('live'))).toHaveLength(100);
   });
 });
