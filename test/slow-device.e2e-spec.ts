@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
 import { connect, type Socket } from 'node:net';
-import { createConversation, eventually, ResilientDevice, useSeqline, WsDevice } from '@seqline/testing';
+import { createConversation, eventually, http, ResilientDevice, useSeqline, WsDevice } from '@seqline/testing';
 import WebSocket from 'ws';
 import type { SeqlineAgent } from '@seqline/agent';
 import { ConversationLog } from '@seqline/streams';
@@ -218,4 +218,29 @@ describe('a catch-up read whose reader pauses between batches', () => {
     expect(seqs.at(-1)).toBe(last);
     expect(seqs.every((seq, i) => i === 0 || seq > seqs[i - 1]!)).toBe(true);
   }, 60_000);
+});
+
+describe('history pages of long answers', () => {
+  const seqline = useSeqline({ LIMIT_MESSAGE_CHARS: '20000000' });
+
+  it('holds fewer messages than the limit once a page has about 4 MiB of text, and pages on to the rest', async () => {
+    const { url } = seqline.server;
+    await createConversation(url, 'long-history');
+    const agent = await seqline.agent('long-writer');
+    // Three answers of 1.6 MB each: two fit in a page, the third would take it past 4 MiB.
+    for (const [id, char] of [['a1', 'x'], ['a2', 'y'], ['a3', 'z']] as const) await streamLongAnswer(agent, 'long-history', id, char, 100);
+    const page = (after?: string) => http<{ items: { id: string; text: string }[]; next: string | null }>(url, 'GET', `/v1/conversations/long-history/messages?limit=500${after ? `&after=${after}` : ''}`);
+    await eventually(async () => (await page()).body.items.length === 2 && (await page()).body.items.every((item) => item.text.length === 1_600_000), 15_000, 'two answers persisted whole');
+    await eventually(async () => {
+      const first = (await page()).body;
+      return first.next !== null && (await page(first.next)).body.items.length === 1 && (await page(first.next)).body.items[0]!.text.length === 1_600_000;
+    }, 15_000, 'the third persisted whole');
+    const first = (await page()).body;
+    expect(first.items.map((item) => [item.id, item.text])).toEqual([
+      ['a1', 'x'.repeat(1_600_000)],
+      ['a2', 'y'.repeat(1_600_000)],
+    ]);
+    const second = (await page(first.next!)).body;
+    expect({ ids: second.items.map((item) => item.id), text: second.items[0]!.text === 'z'.repeat(1_600_000), next: second.next }).toEqual({ ids: ['a3'], text: true, next: null });
+  });
 });

@@ -26,10 +26,10 @@ export async function history(context: CliContext, conversationId: string, curre
   const epoch = (await context.messages.watermarks([conversationId])).get(conversationId)?.epoch ?? currentEpoch;
   const current: Message[] = [];
   for (let after = 0; ; ) {
-    const page = await context.messages.page(conversationId, after, PAGE, epoch);
-    current.push(...page.map(toPublicMessage));
-    if (page.length < PAGE) break;
-    after = page.at(-1)!.createdSeq;
+    const { messages, more } = await context.messages.page(conversationId, after, PAGE, epoch);
+    current.push(...messages.map(toPublicMessage));
+    if (!more || messages.length === 0) break;
+    after = messages.at(-1)!.createdSeq;
   }
   // Read after the rows: a row archived in between is found there, once (by its cursor), not lost.
   const shown = new Set(current.map((message) => message.cursor));

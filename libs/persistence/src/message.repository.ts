@@ -12,6 +12,8 @@ import { toArchivedMessage, toMessageState, type ArchivedMessage, type MessageSt
  */
 const BATCH_TRANSACTION = { maxWait: 10_000, timeout: 30_000 };
 const LONG_TRANSACTION = { maxWait: 10_000, timeout: 120_000 };
+/** Text and parts a page of history holds at most (past its first message): a few answers at the largest message size. */
+export const PAGE_BYTES = 4 * 1024 * 1024;
 
 /**
  * A long transaction's statements may each take as long as the transaction may (archiving a long
@@ -69,14 +71,31 @@ export class MessageRepository {
   constructor(private readonly prisma: PrismaService) {}
 
   /** History in log order; `afterSeq` is the creation sequence of the previous page's last message. */
-  async page(conversationId: string, afterSeq: number, limit: number, epoch: string): Promise<MessageState[]> {
+  /**
+   * Up to `limit` messages after `afterSeq`, in log order, and fewer once they hold `maxBytes` of
+   * text and parts (always one): a page of long answers stays a size a response can carry. `more`:
+   * a next page may hold messages.
+   */
+  async page(conversationId: string, afterSeq: number, limit: number, epoch: string, maxBytes = PAGE_BYTES): Promise<{ messages: MessageState[]; more: boolean }> {
+    // Sizes first (Postgres reads a text's length without reading the text), so only the rows that fit are read.
+    const sizes = await this.prisma.$queryRaw<{ bytes: bigint }[]>`
+      SELECT (octet_length(m.text) + octet_length(m.blocks::text))::bigint AS bytes
+      FROM messages m JOIN conversations c ON c.id = m.conversation_id
+      WHERE m.conversation_id = ${conversationId} AND m.created_seq > ${afterSeq}::bigint AND (c.log_epoch IS NULL OR c.log_epoch = ${epoch})
+      ORDER BY m.created_seq LIMIT ${limit}`;
+    let fit = 0;
+    for (let total = 0; fit < sizes.length; fit++) {
+      total += Number(sizes[fit]!.bytes);
+      if (fit > 0 && total > maxBytes) break;
+    }
+    if (fit === 0) return { messages: [], more: false };
     const rows = await this.prisma.message.findMany({
       // Rows of an older log epoch are about to be archived: their sequences mean nothing in this one.
       where: { conversationId, createdSeq: { gt: BigInt(afterSeq) }, conversation: { OR: [{ logEpoch: null }, { logEpoch: epoch }] } },
       orderBy: { createdSeq: 'asc' },
-      take: limit,
+      take: fit,
     });
-    return rows.map((row) => toMessageState(row, epoch));
+    return { messages: rows.map((row) => toMessageState(row, epoch)), more: fit < sizes.length || sizes.length === limit };
   }
 
   /** Rows kept from older log epochs (see `archiveOtherEpochs`), oldest epoch first, each in log order. */

@@ -17,7 +17,7 @@ function service(known: string, actual: string, during: { read?: () => void; nex
     },
   };
   const pages: { after: number; epoch: string }[] = [];
-  const messages = { page: async (_id: string, after: number, _limit: number, epoch: string) => (pages.push({ after, epoch }), []) } as unknown as MessageRepository;
+  const messages = { page: async (_id: string, after: number, _limit: number, epoch: string) => (pages.push({ after, epoch }), { messages: [], more: false }) } as unknown as MessageRepository;
   const conversations = { get: async (id: string) => ({ id, title: null, createdAt: '', updatedAt: '' }) } as unknown as ConversationRepository;
   const entry: LogEntry = { conversationId: 'c', seq: 6, prev: 5, event: { type: 'message.created', messageId: 'm', author: { role: 'user', id: 'u' }, status: 'complete', text: 'hi', at: '2026-12-06T00:00:00.000Z' }, time: new Date(0) } as unknown as LogEntry;
   const log = {

@@ -61,8 +61,8 @@ export class ConversationsService {
     await this.cursors.learnEpochOf(page.after);
     const epoch = this.stream.epoch;
     const after = this.afterSeq(page.after, epoch);
-    const rows = await this.messages.page(id, after, page.limit, epoch);
-    return { items: rows.map(toPublicMessage), next: rows.length === page.limit ? rows.at(-1)!.cursor : null };
+    const { messages, more } = await this.messages.page(id, after, page.limit, epoch);
+    return { items: messages.map(toPublicMessage), next: more && messages.length > 0 ? messages.at(-1)!.cursor : null };
   }
 
   /**
