@@ -47,6 +47,7 @@ export async function fanout(settings: Settings, run: string) {
       serverMemoryGrowthMiB: round((rssAfter - rssBefore) / 2 ** 20, 1),
       jetStreamConsumers: consumers,
       devicesExact: done.hashes[sha1(text)] ?? 0,
+      allCompleted: done.ok,
       chainViolations: done.violations,
     };
   } finally {

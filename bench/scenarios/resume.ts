@@ -50,7 +50,7 @@ export async function resume(settings: Settings, run: string) {
       }
       // The device was away while the events were written, so Postgres has long caught up when it
       // returns: the figure is the resume, not the resume racing the writes of the burst above.
-      await persisted(server.base);
+      await persisted(settings);
       return { id, cursor, expected };
     };
     // The first resume on a fresh process also pays for compiling its code paths; the second is the figure.

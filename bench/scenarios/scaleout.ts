@@ -53,7 +53,7 @@ export async function streamAnswers(settings: Settings, run: string, options: Sc
     if (options.warmUp && options.rate === 'unpaced') {
       await warmUp(agents, reader.base, `so-${run}-${options.instances}-warm`, count);
       // Measured only once Postgres holds the warm-up round, so its writes do not compete.
-      await persisted(reader.base);
+      await persisted(settings);
     }
     const ids = Array.from({ length: count }, (_, i) => `so-${run}-${options.instances}-${i}`);
     await createConversations(reader.base, ids);
@@ -64,20 +64,25 @@ export async function streamAnswers(settings: Settings, run: string, options: Sc
       await Promise.all(answers.map((answer) => answer.ready));
       await offer(answers, Math.round(PACED_WARM_UP_SECONDS * options.rate), options.rate);
       await fleet.complete('warm-up', 120_000);
-      await persisted(reader.base);
+      await persisted(settings);
       await fleet.forget();
     }
     const sum = async (metric: string): Promise<number> => (await Promise.all(servers.map((server) => server.metricSum(metric)))).reduce((a, b) => a + b, 0);
-    const apiBefore = await jetStreamApiRequests(settings);
     const eventsBefore = await sum('seqline_events_written_total');
     const rowWritesBefore = await sum('seqline_persist_row_writes_total');
     const conflictsBefore = await sum('seqline_write_conflicts_total');
+    // After the scrapes before the run, and read again before those after it: a scrape reads the persister's lag, a JetStream request of the harness's own.
+    const apiBefore = await jetStreamApiRequests(settings);
 
     // An unpaced round lasts well under a second: several, back to back, make a figure that does not hang on one scheduling hiccup.
     const rounds = options.rate === 'unpaced' ? UNPACED_ROUNDS : 1;
     let seconds = 0;
     let exact = new Set(ids);
     let done: Awaited<ReturnType<DeviceFleet['complete']>> | undefined;
+    let allCompleted = true;
+    let chainViolations = 0;
+    /** The waits for Postgres between rounds: their JetStream requests are the harness's. */
+    let apiBetweenRounds = 0;
     let cpu: CpuMeter | undefined;
     let cpuUsed: Awaited<ReturnType<CpuMeter['read']>> | undefined;
     for (let round = 0; round < rounds; round++) {
@@ -91,21 +96,26 @@ export async function streamAnswers(settings: Settings, run: string, options: Sc
       const texts = await offer(answers, TOKENS, options.rate, started);
       ids.forEach((id, i) => (expected[id] = sha1(texts[i]!)));
       done = await fleet.complete(messageId, 300_000);
+      allCompleted &&= done.ok;
+      chainViolations += done.violations;
       // Until the last device had the answer complete, not until the fleet had also summed up its figures.
       seconds += ((Number.isNaN(done.completedAt) ? now() : done.completedAt) - started) / 1000;
       // The first round's streaming only: later rounds of an unpaced run include the waits for Postgres.
       cpuUsed ??= await cpu!.read();
       exact = new Set([...exact].filter((id) => done!.texts[id] === expected[id]));
       // The next round starts once Postgres holds this one, as the first starts after the warm-up.
-      if (round + 1 < rounds) await persisted(reader.base);
+      if (round + 1 < rounds) {
+        const before = await jetStreamApiRequests(settings);
+        await persisted(settings);
+        apiBetweenRounds += (await jetStreamApiRequests(settings)) - before;
+      }
     }
+    const apiRequests = (await jetStreamApiRequests(settings)) - apiBefore - apiBetweenRounds;
     const events = (await sum('seqline_events_written_total')) - eventsBefore;
     // Every answer's start and end are events too.
     const appendEventsPerAnswer = (events - 2 * rounds * count) / (rounds * count);
-    const apiRequests = (await jetStreamApiRequests(settings)) - apiBefore;
     const conflicts = (await sum('seqline_write_conflicts_total')) - conflictsBefore;
-    // Postgres catches up within a flush interval or two.
-    await sleep(1_500);
+    await persisted(settings);
     const rowWrites = (await sum('seqline_persist_row_writes_total')) - rowWritesBefore;
     return {
       instances: options.instances,
@@ -119,7 +129,9 @@ export async function streamAnswers(settings: Settings, run: string, options: Sc
       /** Answers exact in every round. */
       exactTexts: exact.size,
       answers: count,
-      chainViolations: done!.violations,
+      /** Every device had every answer complete, in every round. */
+      allCompleted,
+      chainViolations,
       appendEventsPerAnswer: round(appendEventsPerAnswer),
       jetStreamApiRequestsPerEvent: round(apiRequests / events, 3),
       writeConflicts: conflicts,
@@ -179,6 +191,8 @@ export async function unpaced(settings: Settings, run: string) {
     twoOverOnePercent: Math.round((100 * two.tokensPerSecond) / one.tokensPerSecond),
     exactTexts: one.exactTexts + two.exactTexts,
     answers: one.answers + two.answers,
+    allCompleted: one.allCompleted && two.allCompleted,
+    chainViolations: one.chainViolations + two.chainViolations,
     appendEventsPerAnswerTwoInstances: two.appendEventsPerAnswer,
     jetStreamApiRequestsPerEventTwoInstances: two.jetStreamApiRequestsPerEvent,
   };

@@ -4,6 +4,7 @@ import { connect } from '@nats-io/transport-node';
 import pg from 'pg';
 import { SeqlineAgent } from '../../libs/agent/src/index.js';
 import type { Settings } from '../../libs/config/src/index.js';
+import { PERSISTER_CONSUMER } from '../../libs/streams/src/persister-lag.js';
 import { createConversation } from '../../libs/testing/src/rest-client.js';
 
 /** JetStream consumers on the run's stream right now. */
@@ -17,11 +18,14 @@ export async function consumerCount(settings: Settings): Promise<number> {
   }
 }
 
-/** JetStream API requests the account has served so far (every client, every instance). */
+/**
+ * JetStream API requests the account has served so far (every client, every instance). The read's
+ * own request is taken off, and the manager is made without the account check that would add one.
+ */
 export async function jetStreamApiRequests(settings: Settings): Promise<number> {
   const nc = await connect({ servers: settings.nats.url });
   try {
-    return (await (await jetstreamManager(nc)).getAccountInfo()).api.total;
+    return (await (await jetstreamManager(nc, { checkAPI: false })).getAccountInfo()).api.total - 1;
   } finally {
     await nc.close();
   }
@@ -58,13 +62,23 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Waits until Postgres holds everything in the log (the persister's lag is 0), as it does long before a device returns. */
-export async function persisted(base: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const health = (await (await fetch(`${base}/health`)).json()) as { details?: { persister?: { lagEvents?: number } } };
-    if (health.details?.persister?.lagEvents === 0) return;
-    if (Date.now() > deadline) throw new Error('Postgres did not catch up with the log');
-    await sleep(100);
+/**
+ * Waits until Postgres holds everything in the log, as it does long before a device returns: the
+ * persister's consumer has every event delivered and acknowledged. Read from JetStream itself, not
+ * from the instances' health, which reuses a reading for a second.
+ */
+export async function persisted(settings: Settings, timeoutMs = 30_000): Promise<void> {
+  const nc = await connect({ servers: settings.nats.url });
+  try {
+    const jsm = await jetstreamManager(nc, { checkAPI: false });
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const info = await jsm.consumers.info(settings.log.stream, PERSISTER_CONSUMER).catch(() => null);
+      if (info && info.num_pending === 0 && info.num_ack_pending === 0) return;
+      if (Date.now() > deadline) throw new Error('Postgres did not catch up with the log');
+      await sleep(100);
+    }
+  } finally {
+    await nc.close();
   }
 }

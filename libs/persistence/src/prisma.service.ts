@@ -1,4 +1,6 @@
 import { PrismaPg } from '@prisma/adapter-pg';
+import pg from 'pg';
+import { BoundedClient, QUERY_BOUND_MARGIN_MS } from './bounded-client.js';
 import { PrismaClient } from './generated/client.js';
 import { schemaOf, searchPathOf } from './schema-engine.js';
 
@@ -22,22 +24,21 @@ export interface PrismaServiceOptions {
 /** The Prisma client, over the `pg` driver; only repositories use it. */
 export class PrismaService extends PrismaClient {
   constructor(url: string, options: PrismaServiceOptions = {}) {
-    super({
-      adapter: new PrismaPg(
-        // Waiting for a connection (a new one, or a free one of the pool) is bounded: a database cut
-        // off by the network fails requests as unavailable instead of queueing them without end.
-        {
-          connectionString: url,
-          max: 25,
-          idleTimeoutMillis: IDLE_CONNECTION_MS,
-          connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-          keepAlive: true,
-          keepAliveInitialDelayMillis: KEEP_ALIVE_AFTER_MS,
-          ...(options.statementTimeoutMs === undefined ? {} : { statement_timeout: options.statementTimeoutMs }),
-          ...searchPathOf(url),
-        },
-        { schema: schemaOf(url) },
-      ),
-    });
+    const timeout = options.statementTimeoutMs;
+    const pool = new pg.Pool({
+      connectionString: url,
+      // Waiting for a connection (a new one, or a free one of the pool) is bounded: a database cut
+      // off by the network fails requests as unavailable instead of queueing them without end.
+      max: 25,
+      idleTimeoutMillis: IDLE_CONNECTION_MS,
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: KEEP_ALIVE_AFTER_MS,
+      // A query on a connection whose server went without a word is bounded too (see BoundedClient).
+      ...(timeout === undefined ? {} : { statement_timeout: timeout, Client: BoundedClient, queryBoundMs: timeout + QUERY_BOUND_MARGIN_MS }),
+      ...searchPathOf(url),
+    } as pg.PoolConfig);
+    pool.on('release', (_error: Error | undefined, client: pg.PoolClient) => (client as unknown as Partial<BoundedClient>).endTransactionBound?.());
+    super({ adapter: new PrismaPg(pool, { schema: schemaOf(url), disposeExternalPool: true }) });
   }
 }
