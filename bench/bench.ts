@@ -1,6 +1,7 @@
 // `npm run bench`: every scenario against real server processes on this machine's NATS and
 // Postgres, each run on a fresh server process. Prints the median of the runs with their range
 // and writes every figure to bench/results.json.
+import { execFileSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { createTestSettings, dropTestResources } from '../libs/testing/src/test-settings.js';
@@ -18,6 +19,12 @@ type Scenario = { name: string; run: (settings: ReturnType<typeof createTestSett
 type Target = { figure: string } & ({ max: number } | { min: number } | { equals: number | string } | { is: boolean });
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+/** What every streaming scenario must hold in every run: each device has each answer complete and exact, and no event out of its chain. */
+const EXACT_STREAMS: Target[] = [
+  { figure: 'exactTexts', equals: 'answers' },
+  { figure: 'allCompleted', is: true },
+  { figure: 'chainViolations', equals: 0 },
+];
 const ONLY = process.env.BENCH_ONLY?.split(',');
 
 const scenarios: Scenario[] = [
@@ -42,7 +49,15 @@ const scenarios: Scenario[] = [
     run: onCluster(throughput),
     targets: [{ figure: 'devicesWithExactText', equals: 'answers' }, { figure: 'postgresRows', equals: 'answers' }],
   },
-  { name: 'latencyR3', run: onCluster(latency), targets: [] },
+  {
+    name: 'latencyR3',
+    run: onCluster(latency),
+    targets: [
+      { figure: 'samples', equals: 'expectedSamples' },
+      { figure: 'exactTexts', equals: 'answers' },
+      { figure: 'chainViolations', equals: 0 },
+    ],
+  },
   {
     name: 'fanout',
     run: fanout,
@@ -51,6 +66,7 @@ const scenarios: Scenario[] = [
       { figure: 'p99Ms', max: 100 },
       { figure: 'serverMemoryGrowthMiB', max: 60 },
       { figure: 'devicesExact', equals: 'devices' },
+      { figure: 'allCompleted', is: true },
       { figure: 'chainViolations', equals: 0 },
     ],
   },
@@ -73,25 +89,24 @@ const scenarios: Scenario[] = [
       { figure: 'p50Ms', max: 5 },
       { figure: 'p99Ms', max: 50 },
       { figure: 'resubscribeP50Ms', max: 25 },
-      { figure: 'exactTexts', equals: 'answers' },
-      { figure: 'chainViolations', equals: 0 },
+      ...EXACT_STREAMS,
     ],
   },
   // The same scenario with fewer answers at once: how latency grows with load on this machine.
   {
     name: 'scaleout1',
     run: (settings, run) => streamAnswers(settings, run, { instances: 2, rate: 200, drop: true, answers: 1, warmUp: true }),
-    targets: [{ figure: 'exactTexts', equals: 'answers' }, { figure: 'chainViolations', equals: 0 }],
+    targets: EXACT_STREAMS,
   },
   {
     name: 'scaleout10',
     run: (settings, run) => streamAnswers(settings, run, { instances: 2, rate: 200, drop: true, answers: 10, warmUp: true }),
-    targets: [{ figure: 'exactTexts', equals: 'answers' }, { figure: 'chainViolations', equals: 0 }],
+    targets: EXACT_STREAMS,
   },
   {
     name: 'slowmodel',
     run: (settings, run) => streamAnswers(settings, run, { instances: 2, rate: 50, drop: false, warmUp: true }),
-    targets: [{ figure: 'p50Ms', max: 20 }, { figure: 'exactTexts', equals: 'answers' }],
+    targets: [{ figure: 'p50Ms', max: 20 }, ...EXACT_STREAMS],
   },
   {
     name: 'unpaced',
@@ -99,15 +114,17 @@ const scenarios: Scenario[] = [
     targets: [
       { figure: 'tokensPerSecondTwoInstances', min: 40_000 },
       { figure: 'twoOverOnePercent', min: 80 },
-      { figure: 'exactTexts', equals: 'answers' },
+      ...EXACT_STREAMS,
     ],
   },
-  { name: 'unpacedR3', run: onCluster(unpaced), targets: [{ figure: 'exactTexts', equals: 'answers' }] },
+  { name: 'unpacedR3', run: onCluster(unpaced), targets: EXACT_STREAMS },
   { name: 'resume', run: resume, targets: [{ figure: 'exact', is: true }, { figure: 'allReceivedMs', max: 60 }] },
   { name: 'idle10000', run: (settings, run) => idle(settings, run, 10_000), targets: [{ figure: 'allSubscribed', is: true }] },
 ];
 
+/** NaN when any run has no figure (a percentile of no samples, say): a median of the others would hide it. */
 function median(values: number[]): number {
+  if (values.some((value) => !Number.isFinite(value))) return NaN;
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
@@ -143,7 +160,27 @@ function judge(target: Target, summary: ReturnType<typeof summarise>, runs: Figu
 }
 
 const settings = createTestSettings({ LOG_LEVEL: 'warn' });
-const results: Record<string, unknown> = { date: new Date().toISOString(), machine: { cpus: cpus().length, node: process.version }, runs: RUNS, scenarios: {} };
+/** The build measured: its commit, and whether the tree had changes besides. */
+function build(): { commit: string; clean: boolean } | null {
+  try {
+    const commit = execFileSync('git', ['rev-parse', 'HEAD'], { encoding: 'utf8' }).trim();
+    const clean = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8' }).trim() === '';
+    return { commit, clean };
+  } catch {
+    return null;
+  }
+}
+
+const results: Record<string, unknown> = {
+  date: new Date().toISOString(),
+  build: build(),
+  machine: { cpus: cpus().length, node: process.version },
+  runs: RUNS,
+  // Written after each scenario: false until the last has run, so a file left by a run that stopped says so.
+  complete: false,
+  scenarios: {},
+};
+let correctnessFailed = false;
 const table: string[] = [];
 try {
   for (const scenario of scenarios) {
@@ -156,6 +193,10 @@ try {
     }
     const summary = summarise(runs);
     const targets = scenario.targets.map((target) => judge(target, summary, runs));
+    // A text not exact, an event out of its chain: the run is wrong, not slow.
+    scenario.targets.forEach((target, i) => {
+      if (('is' in target || 'equals' in target) && !targets[i]!.met) correctnessFailed = true;
+    });
     (results.scenarios as Record<string, unknown>)[scenario.name] = { summary, targets, runs };
     for (const [key, value] of Object.entries(summary)) {
       table.push(`${scenario.name.padEnd(12)} ${key.padEnd(30)} ${typeof value === 'object' ? `${value.median} (${value.min} – ${value.max})` : String(value)}`);
@@ -163,8 +204,11 @@ try {
     for (const target of targets) table.push(`${scenario.name.padEnd(12)} target ${target.target.padEnd(23)} ${target.met ? 'met' : 'NOT MET'}`);
     await writeFile(process.env.BENCH_OUT ?? 'bench/results.json', JSON.stringify(results, null, 2) + '\n');
   }
+  results.complete = true;
+  await writeFile(process.env.BENCH_OUT ?? 'bench/results.json', JSON.stringify(results, null, 2) + '\n');
 } finally {
   await dropTestResources(settings);
 }
 console.log(`\nmedian of ${RUNS} runs (min – max); correctness targets judged on every run\n${table.join('\n')}\nwritten to ${process.env.BENCH_OUT ?? 'bench/results.json'}`);
-process.exit(0);
+if (correctnessFailed) console.log('a correctness target was not met: the figures above are of a run that went wrong');
+process.exit(correctnessFailed ? 1 : 0);

@@ -45,24 +45,39 @@ describe('Postgres holding up or ending statements', () => {
       await locker.end();
     }
   });
+});
+
+/** With the statement timeout well above how long the test takes to find and end the read. */
+describe('Postgres ending a statement', () => {
+  const seqline = useSeqline();
+  const url = () => seqline.server.url;
 
   it('answers a read whose statement Postgres ended (a restart, a failover, pg_terminate_backend) 503 UNAVAILABLE, not 500', async () => {
     await createConversation(url(), 'terminated');
     const locker = new pg.Client({ connectionString: seqline.settings.database.url });
+    // Outside the lock's transaction, whose reads of the server's activity would all see its first.
+    const observer = new pg.Client({ connectionString: seqline.settings.database.url });
     await locker.connect();
+    await observer.connect();
     try {
       await locker.query('BEGIN');
       await locker.query('LOCK TABLE conversations IN ACCESS EXCLUSIVE MODE');
       const read = http(url(), 'GET', '/v1/conversations/terminated');
+      // The read itself (Prisma's query for one conversation by id), not a sweep of the service's waiting on the same lock.
       const waiting = async () =>
-        (await locker.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")).rows;
+        (
+          await observer.query<{ pid: number }>(
+            `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid() AND query LIKE '%"conversations"."id" = $1%'`,
+          )
+        ).rows;
       await eventually(async () => (await waiting()).length > 0, 5_000, 'the read waiting for the lock');
-      for (const { pid } of await waiting()) await locker.query('SELECT pg_terminate_backend($1)', [pid]);
+      for (const { pid } of await waiting()) await observer.query('SELECT pg_terminate_backend($1)', [pid]);
       expect(await read).toEqual({ status: 503, body: { code: 'UNAVAILABLE', message: 'Postgres is unavailable; retry shortly' } });
       await locker.query('ROLLBACK');
       expect(await http(url(), 'GET', '/v1/conversations/terminated')).toEqual({ status: 200, body: expect.objectContaining({ id: 'terminated' }) });
     } finally {
       await locker.end();
+      await observer.end();
     }
   });
 });

@@ -30,7 +30,7 @@ export async function idle(settings: Settings, run: string, devices: number) {
     // Memory after a full collection: what the connections hold, not garbage not yet collected.
     const after = await server.settle();
     const consumers = await consumerCount(settings);
-    const nats = natsServerPid();
+    const nats = natsServerPid(settings.nats.url);
     const cpu = (ms: number) => Promise.all([idleCpuPercent([server.pid], ms), nats ? idleCpuPercent([nats], ms) : NaN]);
     const [settleServer, settleNats] = await cpu(SETTLE_MS);
     const [cpuServer, cpuNats] = await cpu(idleWindowMs(settings));

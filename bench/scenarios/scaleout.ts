@@ -91,7 +91,7 @@ export async function streamAnswers(settings: Settings, run: string, options: Sc
       await Promise.all(answers.map((answer) => answer.ready));
       if (options.drop && options.rate !== 'unpaced') await fleet.drop(((TOKENS / options.rate) * 1000) / 2, 5);
       const expected: Record<string, string> = {};
-      if (round === 0) cpu = await CpuMeter.start({ instances: servers.map((server) => server.pid), devices: [fleet.pid], ...sharedServicePids() });
+      if (round === 0) cpu = await CpuMeter.start({ instances: servers.map((server) => server.pid), devices: [fleet.pid], ...sharedServicePids(settings.nats.url) });
       const started = now();
       const texts = await offer(answers, TOKENS, options.rate, started);
       ids.forEach((id, i) => (expected[id] = sha1(texts[i]!)));

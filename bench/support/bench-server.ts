@@ -105,10 +105,12 @@ export async function cpuSeconds(pid: number): Promise<number> {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-/** The pid of the NATS server the benchmark talks to (the machine's own). */
-export function natsServerPid(): number | undefined {
+/** The pid of the NATS server listening at `url` (the one the benchmark talks to, not another on the machine). */
+export function natsServerPid(url: string): number | undefined {
+  const port = new URL(url.replace(/^nats:/, 'http:')).port || '4222';
   try {
-    return Number(execFileSync('pidof', ['-s', 'nats-server'], { encoding: 'utf8' }).trim()) || undefined;
+    const listening = execFileSync('ss', ['-Hltnp', `sport = :${port}`], { encoding: 'utf8' });
+    return Number(/pid=(\d+)/.exec(listening)?.[1]) || undefined;
   } catch {
     return undefined;
   }
@@ -128,7 +130,11 @@ export function percentile(sorted: number[], p: number): number {
 
 export const round = (n: number, digits = 2): number => Number(n.toFixed(digits));
 
-/** Wall-clock milliseconds with sub-millisecond precision, comparable across processes on one machine. */
+/**
+ * Milliseconds on the machine's monotonic clock, with sub-millisecond precision: the same clock in
+ * every process, so a token stamped here and received in the devices' process compare, and no
+ * step of the wall clock between two processes' starts shifts them.
+ */
 export function now(): number {
-  return performance.timeOrigin + performance.now();
+  return Number(process.hrtime.bigint()) / 1e6;
 }

@@ -44,9 +44,9 @@ export class CpuMeter {
   }
 }
 
-/** The machine's own NATS server and every Postgres process (server, backends, writers). */
-export function sharedServicePids(): CpuRoles {
-  const nats = natsServerPid();
+/** The NATS server at `natsUrl` and every Postgres process (server, backends, writers). */
+export function sharedServicePids(natsUrl: string): CpuRoles {
+  const nats = natsServerPid(natsUrl);
   return { nats: nats ? [nats] : [], postgres: pidsOf('postgres') };
 }
 

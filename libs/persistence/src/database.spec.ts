@@ -25,6 +25,8 @@ describe('isDatabaseUnavailable', () => {
     ['a statement past the statement timeout (57014)', Object.assign(new Error('canceling statement due to statement timeout'), { name: 'PrismaClientKnownRequestError', code: 'P2010', meta: { code: '57014' } })],
     ['a connection the network dropped mid-query', new Error('Connection terminated unexpectedly')],
     ['a refused socket', Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' })],
+    ['a name that did not resolve for now, as Prisma passes it on', Object.assign(new Error('getaddrinfo EAI_AGAIN db.internal'), { name: 'PrismaClientKnownRequestError', code: 'EAI_AGAIN' })],
+    ['a route that went', Object.assign(new Error('connect ENETUNREACH 10.0.0.5:5432'), { code: 'ENETUNREACH' })],
     ['the client failing to start', Object.assign(new Error('cannot connect'), { name: 'PrismaClientInitializationError' })],
     ['the start-up check', new DatabaseUnreachableError('Cannot reach Postgres')],
   ])('is true for %s', (_what, error) => {

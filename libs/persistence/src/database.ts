@@ -9,7 +9,8 @@ const UNAVAILABLE_KINDS = new Set(['DatabaseNotReachable', 'ConnectionClosed', '
 /** Postgres refusing work while it starts or stops (class 57, operator intervention; class 08, connection exception). */
 const UNAVAILABLE_SQLSTATE = /^(57P0[1-4]|08)/;
 const UNAVAILABLE_POOL_MESSAGES = /timeout exceeded when trying to connect|Connection terminated due to connection timeout|Connection terminated unexpectedly/;
-const UNAVAILABLE_SYSCALL = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH']);
+/** A name that did not resolve for now (a DNS server restarting) or a route that went: the network's, not the request's. */
+const UNAVAILABLE_SYSCALL = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'EHOSTDOWN', 'ENETUNREACH', 'ENETDOWN', 'ECONNABORTED', 'EAI_AGAIN']);
 
 /** Postgres ended the statement: it ran longer than `statement_timeout` (or was cancelled). */
 const QUERY_CANCELED = '57014';

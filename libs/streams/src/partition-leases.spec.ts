@@ -21,9 +21,15 @@ class SlowBucket {
   getsLand?: Promise<void>;
   /** How long each create takes to be answered, in (fake) milliseconds. */
   createMs = 0;
+  /** Set: the next create finds its key just taken by this holder. */
+  takenFirstBy?: string;
   private revision = 0;
 
   async create(key: string, value: string): Promise<number> {
+    if (this.takenFirstBy !== undefined) {
+      this.write(key, this.takenFirstBy);
+      this.takenFirstBy = undefined;
+    }
     if (this.entries.has(key)) throw new Error('wrong last sequence');
     const revision = this.write(key, value);
     if (this.createMs > 0) await new Promise((resolve) => setTimeout(resolve, this.createMs));
@@ -267,6 +273,20 @@ describe('PartitionLeases taking many partitions from a slow bucket', () => {
     await jest.advanceTimersByTimeAsync(6_000);
     expect(released).toEqual([]);
     expect(leases.owned).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    await leases.stop();
+  });
+});
+
+describe('PartitionLeases taking its share while another instance takes too', () => {
+  it('makes up a partition another instance took first with the next free one, in the same turn', async () => {
+    const bucket = new SlowBucket();
+    // Another instance is a member and holds partition 0 of 4: this one's share is 2.
+    bucket.entries.set('member.b', { value: '1', revision: 1 });
+    bucket.entries.set('partition.0', { value: 'b', revision: 2 });
+    bucket.takenFirstBy = 'b';
+    const { leases } = await holding(bucket, 4);
+    await jest.advanceTimersByTimeAsync(0);
+    expect(leases.owned).toHaveLength(2);
     await leases.stop();
   });
 });

@@ -176,14 +176,20 @@ export class PartitionLeases {
     await Promise.all(this.owned.slice(share).map((partition) => this.release(partition)));
     // Under it: take free partitions, starting somewhere random so instances starting together spread out.
     const offset = Math.floor(Math.random() * this.options.partitions);
-    const free: number[] = [];
-    for (let i = 0; i < this.options.partitions && this.held.size + free.length < share; i++) {
-      const partition = (offset + i) % this.options.partitions;
-      if (!this.held.has(partition) && !keys.has(partitionKey(partition))) free.push(partition);
+    const tried = new Set<number>();
+    while (this.held.size < share && !this.stopped) {
+      const free: number[] = [];
+      for (let i = 0; i < this.options.partitions && this.held.size + free.length < share; i++) {
+        const partition = (offset + i) % this.options.partitions;
+        if (!this.held.has(partition) && !keys.has(partitionKey(partition)) && !tried.has(partition)) free.push(partition);
+      }
+      if (free.length === 0) return;
+      for (const partition of free) tried.add(partition);
+      // All at once: taken one after another from a slow bucket, the first could lapse before the
+      // last is taken, since they renew only once this tick is over. One another instance took
+      // meanwhile is made up for with the next free one, in this tick.
+      await Promise.all(free.map((partition) => this.take(partition)));
     }
-    // All at once: taken one after another from a slow bucket, the first could lapse before the
-    // last is taken, since they renew only once this tick is over.
-    await Promise.all(free.map((partition) => this.take(partition)));
   }
 
   private async take(partition: number): Promise<void> {

@@ -140,7 +140,11 @@ export function decide(
 
 /** An answer the service meant to end as abandoned had an event after all: it is left streaming. */
 export class AnswerStillActive extends Error {
-  constructor(messageId: string, lastEventAt: string) {
+  constructor(
+    messageId: string,
+    /** When its last event was written (ISO 8601). */
+    readonly lastEventAt: string,
+  ) {
     super(`message ${messageId} had an event at ${lastEventAt}`);
     this.name = 'AnswerStillActive';
   }

@@ -13,6 +13,8 @@ import { LogPersister } from './log-persister.service.js';
 const SWEEP_PAGE = 100;
 /** How long a refused candidate is passed over, and how many are remembered. */
 const PASS_OVER_MS = 10 * 60_000;
+/** Refused as unavailable (Postgres or the log slow or away for now): tried again soon, once that has likely passed. */
+const PASS_OVER_UNAVAILABLE_MS = 30_000;
 const MAX_PASSED_OVER = 10_000;
 
 /**
@@ -80,10 +82,10 @@ export class AbandonedAnswerReaper implements OnApplicationBootstrap, OnApplicat
             this.persister.recheck(conversationId);
           }
           // Refused: its row stays streaming until Postgres catches up with the log; the next candidates come first meanwhile.
-          // Still active in the log: it cannot be silent for a lease yet, so it is looked at again after one.
+          // Still active in the log: looked at again once a lease has passed since its last event.
           if (this.passedOver.size < MAX_PASSED_OVER) {
-            if (error instanceof SeqlineError) this.passedOver.set(key, now + PASS_OVER_MS);
-            else if (error instanceof AnswerStillActive) this.passedOver.set(key, now + this.settings.agentLeaseMs);
+            if (error instanceof SeqlineError) this.passedOver.set(key, now + (error.code === ErrorCode.Unavailable ? PASS_OVER_UNAVAILABLE_MS : PASS_OVER_MS));
+            else if (error instanceof AnswerStillActive) this.passedOver.set(key, (Date.parse(error.lastEventAt) || now) + this.settings.agentLeaseMs);
           }
         }
       }

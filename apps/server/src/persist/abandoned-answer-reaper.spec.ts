@@ -14,7 +14,7 @@ import type { LogPersister } from './log-persister.service.js';
  * `ended` ones the log has ended already, oldest first; `active` ones, still streaming in the log
  * (their rows lag behind), come first of all.
  */
-function build(stuck: number, ending: number, endedInLog = 0, active = 0) {
+function build(stuck: number, ending: number, endedInLog = 0, active = 0, lastEventAt = () => new Date().toISOString()) {
   const rows = [
     ...Array.from({ length: active }, (_, i) => ({ conversationId: `live-${i}`, id: 'a' })),
     ...Array.from({ length: stuck }, (_, i) => ({ conversationId: `stuck-${i}`, id: 'a' })),
@@ -27,7 +27,7 @@ function build(stuck: number, ending: number, endedInLog = 0, active = 0) {
   } as unknown as MessageRepository;
   const writer = {
     write: jest.fn(async (conversationId: string) => {
-      if (conversationId.startsWith('live')) throw new AnswerStillActive('a', new Date().toISOString());
+      if (conversationId.startsWith('live')) throw new AnswerStillActive('a', lastEventAt());
       if (conversationId.startsWith('stuck')) throw new SeqlineError(ErrorCode.Unavailable, 'the conversation cannot take the write now');
       if (conversationId.startsWith('done')) throw new SeqlineError(ErrorCode.MessageFinished, 'message a is already complete', 'complete');
       ended.add(conversationId);
@@ -64,5 +64,33 @@ describe('AbandonedAnswerReaper', () => {
     await reaper.sweep();
     expect([...ended]).toEqual(['gone-0']);
     expect((writer.write as jest.Mock).mock.calls.filter(([id]) => String(id).startsWith('live'))).toHaveLength(100);
+  });
+
+  it('looks again at an answer that was still active once a lease has passed since its last event, not since the sweep', async () => {
+    jest.useFakeTimers({ now: new Date('2026-12-01T10:00:00.000Z') });
+    try {
+      const lease = settingsFrom(loadEnv({})).agentLeaseMs;
+      // Its last event was a second short of a lease ago.
+      const { reaper, writer } = build(0, 0, 0, 1, () => new Date(Date.now() - lease + 1_000).toISOString());
+      await reaper.sweep();
+      jest.setSystemTime(Date.now() + 1_500);
+      await reaper.sweep();
+      expect((writer.write as jest.Mock).mock.calls).toHaveLength(2);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
+  it('tries an answer refused as unavailable (Postgres slow for a moment) again within a minute, not ten', async () => {
+    jest.useFakeTimers({ now: new Date('2026-12-01T10:00:00.000Z') });
+    try {
+      const { reaper, writer } = build(1, 0);
+      await reaper.sweep();
+      jest.setSystemTime(Date.now() + 60_000);
+      await reaper.sweep();
+      expect((writer.write as jest.Mock).mock.calls).toHaveLength(2);
+    } finally {
+      jest.useRealTimers();
+    }
   });
 });
