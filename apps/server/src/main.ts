@@ -10,6 +10,13 @@ async function main(): Promise<void> {
   server.infra.logger.info({ url: `http://${settings.http.host}:${settings.http.port}` }, 'seqline serving');
   const stop = (signal: string): void => {
     server.infra.logger.info({ signal }, 'draining');
+    // A dependency that hangs (Postgres gone without a word) must not hold the stop until the
+    // orchestrator kills the process: what was not handed over lapses (leases, unwritten events
+    // redelivered to the next persister), as after a crash.
+    setTimeout(() => {
+      server.infra.logger.error({ signal, timeoutMs: settings.shutdownTimeoutMs }, 'stopping took longer than SHUTDOWN_TIMEOUT; exiting');
+      process.exit(1);
+    }, settings.shutdownTimeoutMs).unref();
     void server.close().then(() => process.exit(0));
   };
   process.once('SIGTERM', () => stop('SIGTERM'));

@@ -73,6 +73,7 @@ export const EnvSchema = z.object({
   WS_MAX_BUFFERED_BYTES: wholeNumber(1).default(1024 * 1024),
   SSE_HEARTBEAT_INTERVAL: timerDuration.default(25_000),
   SSE_MAX_DURATION: timerDuration.default(30 * 60_000),
+  SHUTDOWN_TIMEOUT: timerDuration.default(25_000),
   FEED_WINDOW_EVENTS: wholeNumber(1).default(1024),
   FEED_WINDOW_BYTES: wholeNumber(1024).default(1024 * 1024),
   FEED_LINGER: durationMs.default(30_000),

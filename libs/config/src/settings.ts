@@ -36,6 +36,8 @@ export interface Settings {
   /** Absent when no JWT secret, JWKS URL or admin API key is configured: the service then runs open. */
   auth?: { jwtSecret?: string; jwksUrl?: string; audience: string; issuer: string; adminKeyHashes: string[] };
   logLevel: Env['LOG_LEVEL'];
+  /** A stop that takes longer (a dependency hung) ends the process anyway, before an orchestrator's kill. */
+  shutdownTimeoutMs: number;
 }
 
 export const SETTINGS = Symbol('SETTINGS');
@@ -81,5 +83,6 @@ export function settingsFrom(env: Env): Settings {
           }
         : undefined,
     logLevel: env.LOG_LEVEL,
+    shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT,
   };
 }

@@ -6,6 +6,10 @@ import { WRITE_PARTITIONS } from '@seqline/protocol';
 import { checkFrameLimit } from './frame-limit.js';
 import { applyPromptConsumer, connectNats, ConversationLog, Lease, LogStream, PartitionLeases, replicatedWriteWarning } from '@seqline/streams';
 import type { Logger } from 'pino';
+import { within } from './within.js';
+
+/** How long the stop waits for Postgres connections in use to come back before it goes. */
+const DISCONNECT_WAIT_MS = 2_000;
 
 const EPOCH_CHECK_MS = 2_000;
 
@@ -75,7 +79,8 @@ export async function openInfrastructure(settings: Settings, migrations = prisma
         stream.unwatch();
         await leadership.release();
         await nc.drain().catch(() => undefined);
-        await prisma.$disconnect();
+        // Closing the pool waits for every connection in use: one on a Postgres that hangs would hold the stop.
+        await within(prisma.$disconnect(), DISCONNECT_WAIT_MS).catch((error: unknown) => logger.warn({ err: error }, 'Postgres connections still in use at exit'));
       },
     };
   } catch (error) {

@@ -39,6 +39,8 @@ const REFILL_RETRY_MS = 5_000;
 const FLUSH_SPACING = 4;
 /** Well inside the consumer's 10 s `ack_wait`, so buffered events are never delivered again meanwhile. */
 const MAX_FLUSH_DELAY_MS = 1_000;
+/** How long a stopping persister waits for Postgres to take what it buffered (well inside SHUTDOWN_TIMEOUT). */
+const FINAL_FLUSH_MS = 10_000;
 
 /**
  * A conversation none of whose events the persister has applied for this long is looked at once
@@ -85,6 +87,8 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
   /** How long the last batch took to write: the next waits at least `FLUSH_SPACING` times that. */
   private lastWriteMs = 0;
   private stopped = false;
+  /** Stopping, the last batch was not written in time: it is not tried again. */
+  private finalFlushAbandoned = false;
   private running?: Promise<void>;
   private stopFollowingEpoch?: () => void;
   private stopFollowingLeadership?: () => void;
@@ -179,9 +183,18 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
     clearInterval(this.quietChecks);
     this.stopFollowingEpoch?.();
     this.stopFollowingLeadership?.();
-    await this.messages?.close();
-    await this.running;
-    await this.flush();
+    const finalFlush = (async () => {
+      await this.messages?.close();
+      await this.running;
+      await this.flush();
+    })();
+    // Postgres hung: what is not written is not acknowledged either, so the next persister gets it
+    // again; waiting longer would only hold the lease, and every other instance's persisting, up.
+    const written = await Promise.race([finalFlush.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), FINAL_FLUSH_MS).unref())]);
+    if (!written) {
+      this.finalFlushAbandoned = true;
+      this.logger.warn({ waitedMs: FINAL_FLUSH_MS }, 'Postgres did not take the last batch in time; its events are left to the next persister');
+    }
   }
 
   /** How far Postgres is behind the log (see `persisterLag`); also kept in the lag metrics. */
@@ -265,7 +278,7 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
         this.metrics.persistFlushFailures.inc();
         this.logger.warn({ err: error, attempt, events: batch.length }, 'persisting a batch failed; retrying');
         await new Promise((resolve) => setTimeout(resolve, Math.min(200 * attempt, 2_000)));
-        if (this.stopped && attempt > 3) return;
+        if (this.stopped && (attempt > 3 || this.finalFlushAbandoned)) return;
       }
     }
   }
