@@ -67,6 +67,7 @@ export interface MessageWrite {
 
 export class MessageRepository {
   private readonly snapshotReads = new BatchedReads<string, SnapshotRow[]>((ids) => this.readSnapshots(ids), [], SNAPSHOT_READS);
+  private readonly watermarkReads = new BatchedReads<string, Watermark | undefined>((ids) => this.watermarks(ids), undefined, SNAPSHOT_READS);
 
   constructor(private readonly prisma: PrismaService) {}
 
@@ -230,6 +231,14 @@ export class MessageRepository {
       JOIN conversations c ON c.id = m.conversation_id AND c.log_epoch = ${epoch}
       WHERE m.status = 'streaming' AND m.updated_at < ${before.toISOString()}::timestamp
       ORDER BY m.updated_at LIMIT ${limit}`;
+  }
+
+  /**
+   * One conversation's watermark (undefined when it does not exist), read with those asked for at
+   * the same moment: devices of many conversations reconnecting at once cost a few statements.
+   */
+  watermarkOf(conversationId: string): Promise<Watermark | undefined> {
+    return this.watermarkReads.load(conversationId);
   }
 
   /** Each existing conversation's watermark: every event of it up to this sequence is applied. Unknown ids are absent. */

@@ -27,7 +27,7 @@ function resolver(
     },
   };
   const conversationLog = { next: async () => log.next, subjectAt: async () => log.subjectAt ?? null };
-  const messages = { watermarks: log.watermarks ?? (async (ids: string[]) => new Map(log.watermark ? ids.map((id) => [id, log.watermark!]) : [])) };
+  const messages = { watermarkOf: log.watermarks ?? (async () => log.watermark) };
   const cursors = new CursorResolver(conversationLog as unknown as ConversationLog, stream as unknown as LogStream, messages as unknown as MessageRepository);
   return { cursors, refreshes: () => refreshes };
 }

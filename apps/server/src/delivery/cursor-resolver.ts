@@ -160,7 +160,7 @@ export class CursorResolver {
   private async watermarkOf(conversationId: string): Promise<Watermark | undefined> {
     const unavailable = () => new SeqlineError(ErrorCode.Unavailable, 'the database cannot be reached to check this conversation; retry shortly');
     try {
-      return (await within(this.messages.watermarks([conversationId]), WATERMARK_WAIT_MS, unavailable)).get(conversationId);
+      return await within(this.messages.watermarkOf(conversationId), WATERMARK_WAIT_MS, unavailable);
     } catch {
       throw unavailable();
     }
