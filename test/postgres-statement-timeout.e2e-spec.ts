@@ -25,6 +25,11 @@ describe('Postgres holding up or ending statements', () => {
     }
   });
 
+  it('ends on the server a transaction left idle (its next statement lost with its connection) 5 s after the statement timeout, so it holds no locks for hours', async () => {
+    const [setting] = await seqline.server.infra.prisma.$queryRaw<{ idle_in_transaction_session_timeout: string }[]>`SHOW idle_in_transaction_session_timeout`;
+    expect(setting).toEqual({ idle_in_transaction_session_timeout: '6s' });
+  });
+
   it('lets archiving a conversation of another log epoch wait for a lock longer than DATABASE_STATEMENT_TIMEOUT, where a cut-short archive would be tried again for good', async () => {
     const { url, infra } = seqline.server;
     await createConversation(url, 'archived');

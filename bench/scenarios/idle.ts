@@ -1,5 +1,5 @@
 import type { Settings } from '../../libs/config/src/index.js';
-import { BenchServer, idleCpuPercent, natsServerPid, round } from '../support/bench-server.js';
+import { BenchServer, idleCpuPercent, natsServerPids, round } from '../support/bench-server.js';
 import { DeviceFleet } from '../support/fleet.js';
 import type { MemoryReading } from '../support/memory-probe.js';
 import { consumerCount, createConversations, sleep } from '../support/helpers.js';
@@ -30,7 +30,7 @@ export async function idle(settings: Settings, run: string, devices: number) {
     // Memory after a full collection: what the connections hold, not garbage not yet collected.
     const after = await server.settle();
     const consumers = await consumerCount(settings);
-    const nats = natsServerPid(settings.nats.url);
+    const nats = natsServerPids(settings.nats.url)[0];
     const cpu = (ms: number) => Promise.all([idleCpuPercent([server.pid], ms), nats ? idleCpuPercent([nats], ms) : NaN]);
     const [settleServer, settleNats] = await cpu(SETTLE_MS);
     const [cpuServer, cpuNats] = await cpu(idleWindowMs(settings));

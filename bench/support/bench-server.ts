@@ -105,15 +105,21 @@ export async function cpuSeconds(pid: number): Promise<number> {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-/** The pid of the NATS server listening at `url` (the one the benchmark talks to, not another on the machine). */
-export function natsServerPid(url: string): number | undefined {
-  const port = new URL(url.replace(/^nats:/, 'http:')).port || '4222';
-  try {
-    const listening = execFileSync('ss', ['-Hltnp', `sport = :${port}`], { encoding: 'utf8' });
-    return Number(/pid=(\d+)/.exec(listening)?.[1]) || undefined;
-  } catch {
-    return undefined;
-  }
+/**
+ * The pids of the NATS servers listening at `urls` (one URL, or a cluster's comma-separated list):
+ * the ones the benchmark talks to, not others on the machine.
+ */
+export function natsServerPids(urls: string): number[] {
+  return urls.split(',').flatMap((url) => {
+    try {
+      const port = new URL(url.trim().replace(/^nats:/, 'http:')).port || '4222';
+      const listening = execFileSync('ss', ['-Hltnp', `sport = :${port}`], { encoding: 'utf8' });
+      const pid = Number(/pid=(\d+)/.exec(listening)?.[1]);
+      return pid ? [pid] : [];
+    } catch {
+      return [];
+    }
+  });
 }
 
 /** Share of one core two processes used over `ms` of doing nothing, in percent. */

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import { cpuSeconds, natsServerPid, round } from './bench-server.js';
+import { cpuSeconds, natsServerPids, round } from './bench-server.js';
 
 /** Processes of one role in a run (the instances, NATS, Postgres, the devices). */
 export type CpuRoles = Record<string, number[]>;
@@ -44,10 +44,9 @@ export class CpuMeter {
   }
 }
 
-/** The NATS server at `natsUrl` and every Postgres process (server, backends, writers). */
+/** The NATS servers at `natsUrl` (one, or a cluster's nodes) and every Postgres process (server, backends, writers). */
 export function sharedServicePids(natsUrl: string): CpuRoles {
-  const nats = natsServerPid(natsUrl);
-  return { nats: nats ? [nats] : [], postgres: pidsOf('postgres') };
+  return { nats: natsServerPids(natsUrl), postgres: pidsOf('postgres') };
 }
 
 function pidsOf(name: string): number[] {

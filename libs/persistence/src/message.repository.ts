@@ -78,9 +78,10 @@ export class MessageRepository {
    * a next page may hold messages.
    */
   async page(conversationId: string, afterSeq: number, limit: number, epoch: string, maxBytes = PAGE_BYTES): Promise<{ messages: MessageState[]; more: boolean }> {
-    // Sizes first (Postgres reads a text's length without reading the text), so only the rows that fit are read.
+    // Sizes first, so only the rows that fit are read: Postgres has a text's length, and a value's
+    // stored size (compressed, so parts count for less than they will in the page), without reading them.
     const sizes = await this.prisma.$queryRaw<{ bytes: bigint }[]>`
-      SELECT (octet_length(m.text) + octet_length(m.blocks::text))::bigint AS bytes
+      SELECT (octet_length(m.text) + pg_column_size(m.blocks))::bigint AS bytes
       FROM messages m JOIN conversations c ON c.id = m.conversation_id
       WHERE m.conversation_id = ${conversationId} AND m.created_seq > ${afterSeq}::bigint AND (c.log_epoch IS NULL OR c.log_epoch = ${epoch})
       ORDER BY m.created_seq LIMIT ${limit}`;

@@ -35,7 +35,11 @@ export class PrismaService extends PrismaClient {
       keepAlive: true,
       keepAliveInitialDelayMillis: KEEP_ALIVE_AFTER_MS,
       // A query on a connection whose server went without a word is bounded too (see BoundedClient).
-      ...(timeout === undefined ? {} : { statement_timeout: timeout, Client: BoundedClient, queryBoundMs: timeout + QUERY_BOUND_MARGIN_MS }),
+      // And a transaction whose next statement was lost with its connection ends on the server
+      // rather than holding its locks until the server's keepalive notices, hours later.
+      ...(timeout === undefined
+        ? {}
+        : { statement_timeout: timeout, idle_in_transaction_session_timeout: timeout + QUERY_BOUND_MARGIN_MS, Client: BoundedClient, queryBoundMs: timeout + QUERY_BOUND_MARGIN_MS }),
       ...searchPathOf(url),
     } as pg.PoolConfig);
     pool.on('release', (_error: Error | undefined, client: pg.PoolClient) => (client as unknown as Partial<BoundedClient>).endTransactionBound?.());
