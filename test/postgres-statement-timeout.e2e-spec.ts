@@ -41,6 +41,19 @@ describe('Postgres holding up or ending statements', () => {
       await locker.query('BEGIN');
       await locker.query('LOCK TABLE archived_messages IN ACCESS EXCLUSIVE MODE');
       const archiving = infra.messages.archiveOtherEpochs(['archived'], `${infra.stream.epoch}-next`, { newer: true });
+      // Held up by the lock for longer than the statement timeout, counted from when it waits (a loaded machine may take a while to get there).
+      const observer = new pg.Client({ connectionString: seqline.settings.database.url });
+      await observer.connect();
+      try {
+        await eventually(
+          async () =>
+            (await observer.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO archived_messages%'")).rowCount! > 0,
+          10_000,
+          'the archive waiting for the lock',
+        );
+      } finally {
+        await observer.end();
+      }
       await new Promise((resolve) => setTimeout(resolve, 1_500));
       await locker.query('ROLLBACK');
       expect(await archiving).toEqual(['archived']);

@@ -78,10 +78,11 @@ export class MessageRepository {
    * a next page may hold messages.
    */
   async page(conversationId: string, afterSeq: number, limit: number, epoch: string, maxBytes = PAGE_BYTES): Promise<{ messages: MessageState[]; more: boolean }> {
-    // Sizes first, so only the rows that fit are read: Postgres has a text's length, and a value's
-    // stored size (compressed, so parts count for less than they will in the page), without reading them.
+    // Sizes first, so only the rows that fit are sent here: a text's length Postgres has without
+    // reading it; parts are measured as they will be sent (their stored size is compressed, and
+    // repetitive tool output would count for a fraction of itself).
     const sizes = await this.prisma.$queryRaw<{ bytes: bigint }[]>`
-      SELECT (octet_length(m.text) + pg_column_size(m.blocks))::bigint AS bytes
+      SELECT (octet_length(m.text) + octet_length(m.blocks::text))::bigint AS bytes
       FROM messages m JOIN conversations c ON c.id = m.conversation_id
       WHERE m.conversation_id = ${conversationId} AND m.created_seq > ${afterSeq}::bigint AND (c.log_epoch IS NULL OR c.log_epoch = ${epoch})
       ORDER BY m.created_seq LIMIT ${limit}`;

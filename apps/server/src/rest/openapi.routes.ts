@@ -155,7 +155,8 @@ export const API_ROUTES: ApiRoute[] = [
     operationId: 'listMessages',
     tag: 'conversations',
     summary: 'Read the history, one item per message',
-    description: 'As persisted in Postgres (which may lag the log by a flush interval), in log order; `after` and `next` are message cursors.',
+    description:
+      'As persisted in Postgres (which may lag the log by a flush interval), in log order; `after` and `next` are message cursors. A page holds up to `limit` messages, and fewer once they hold about 4 MiB of text and parts (always at least one): follow `next` until it is `null`.',
     access: 'admin',
     id: 'c1',
     parameters: page,
@@ -182,7 +183,7 @@ export const API_ROUTES: ApiRoute[] = [
     tag: 'devices',
     summary: 'Follow a conversation (Server-Sent Events)',
     description:
-      'Everything after the resume point, then live events, with no gap and no duplicate. The stream opens with `retry: 1000`; a snapshot comes as `event: snapshot` with `data` `{ conversationId, cursor, messages: Message[] }`; every event is an unnamed message whose `id` is its cursor and whose `data` is a ConversationEvent; a resume point whose next events the log no longer holds is answered with a snapshot instead (the stream goes on from it; a second time on the same stream, `event: error` `CURSOR_EXPIRED`); any other error after the stream started comes as `event: error` with an ErrorBody, and ends it. `EventSource`, which cannot set headers, passes its token as `access_token`.',
+      'Everything after the resume point, then live events, with no gap and no duplicate. The stream opens with `retry: 1000`; a snapshot comes as `event: snapshot` with `data` `{ conversationId, cursor, messages: Message[] }`; every event is an unnamed message whose `id` is its cursor and whose `data` is a ConversationEvent; a resume point whose next events the log no longer holds is answered with a snapshot instead (the stream goes on from it; a second time on the same stream, `event: error` `CURSOR_EXPIRED`); any other error after the stream started comes as `event: error` with an ErrorBody, and ends it. `EventSource`, which cannot set headers, passes its token as `access_token`. `HEAD` is answered `405` with `Allow: GET`.',
     access: 'read',
     id: 'c1',
     parameters: [
