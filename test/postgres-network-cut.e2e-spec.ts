@@ -1,8 +1,5 @@
-import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { createConversation, eventually, http, TcpProxy, useSeqline } from '@seqline/testing';
-
-const postgres = new URL(process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres');
+import { createConversation, eventually, http, useSeqlineBehindPostgresProxy } from '@seqline/testing';
 
 /**
  * Postgres reached through a network that stops carrying the connections open now, while new
@@ -10,29 +7,13 @@ const postgres = new URL(process.env.TEST_DATABASE_URL ?? 'postgresql://postgres
  * those connections up and works again over new ones, rather than waiting for TCP to give up.
  */
 describe('Postgres connections the network stops carrying', () => {
-  let proxy: TcpProxy;
-  const database = `seqline_test_cut_${randomBytes(4).toString('hex')}`;
-  beforeAll(async () => {
-    proxy = await TcpProxy.start(Number(postgres.port || 5432));
-  });
-  const seqline = useSeqline(() => {
-    const url = new URL(postgres);
-    url.port = String(proxy.port);
-    url.pathname = `/${database}`;
-    return { DATABASE_URL: url.toString(), DATABASE_STATEMENT_TIMEOUT: '1s' };
-  });
-  afterAll(async () => {
-    proxy.thaw();
-    await proxy.close();
-  });
+  const { seqline, proxy, directDatabaseUrl } = useSeqlineBehindPostgresProxy({ DATABASE_STATEMENT_TIMEOUT: '1s' });
 
   it('serves reads and persists again over new connections once the stuck ones are given up, though every pooled one was stuck', async () => {
     const { url } = seqline.server;
     await createConversation(url, 'cut');
     // Every connection of the pool open and idle: 30 reads held up together by a lock (taken directly, not through the proxy).
-    const direct = new URL(postgres);
-    direct.pathname = `/${database}`;
-    const locker = new pg.Client({ connectionString: direct.toString() });
+    const locker = new pg.Client({ connectionString: directDatabaseUrl() });
     await locker.connect();
     try {
       await locker.query('BEGIN');
@@ -45,7 +26,7 @@ describe('Postgres connections the network stops carrying', () => {
       await locker.end();
     }
     // The network stops carrying those connections; new ones go through.
-    proxy.freeze();
+    proxy().freeze();
     const during = await Promise.all(Array.from({ length: 30 }, () => http(url, 'GET', '/v1/conversations/cut')));
     // Those on the stuck connections fail as unavailable (retryable); none fails otherwise.
     expect(during.filter((read) => read.status === 503).length).toBeGreaterThan(0);

@@ -1,32 +1,16 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import { ConversationLog, PERSISTER_CONSUMER } from '@seqline/streams';
-import { createConversation, eventually, http, TcpProxy, useSeqline, WsDevice } from '@seqline/testing';
-
-const postgres = new URL(process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres');
+import { createConversation, eventually, http, useSeqlineBehindPostgresProxy, WsDevice } from '@seqline/testing';
 
 /** Postgres cut off by the network (every packet dropped, no connection closed), then back. */
 describe('a database the network cuts off', () => {
-  let proxy: TcpProxy;
-  beforeAll(async () => {
-    proxy = await TcpProxy.start(Number(postgres.port || 5432));
-  });
-  const seqline = useSeqline(() => {
-    const url = new URL(postgres);
-    url.port = String(proxy.port);
-    url.pathname = `/seqline_test_pg${Math.random().toString(36).slice(2, 8)}`;
-    return { DATABASE_URL: url.toString() };
-  });
-  // After the suite's server and database are gone, which go through the proxy too.
-  afterAll(async () => {
-    proxy.thaw();
-    await proxy.close();
-  });
+  const { seqline, proxy } = useSeqlineBehindPostgresProxy();
 
   it('answers REST and snapshots UNAVAILABLE within their limits instead of holding them, and serves again once it is back', async () => {
     const { url } = seqline.server;
     await createConversation(url, 'pg-listed');
     await createConversation(url, 'pg-unread');
-    proxy.freeze({ newConnections: true });
+    proxy().freeze({ newConnections: true });
     try {
       const started = Date.now();
       const listed = await http<{ code: string; message: string }>(url, 'GET', '/v1/conversations');
@@ -41,7 +25,7 @@ describe('a database the network cuts off', () => {
       expect(Date.now() - subscribing).toBeLessThan(12_000);
       await device.close();
     } finally {
-      proxy.thaw();
+      proxy().thaw();
     }
     await eventually(async () => (await http(url, 'GET', '/v1/conversations')).status === 200, 30_000, 'REST served again');
     const device = new WsDevice(url, 'pg-unread');
@@ -58,7 +42,7 @@ describe('a database the network cuts off', () => {
     const log = new ConversationLog(infra.stream);
     const at = () => new Date().toISOString();
     const parts = 1_000;
-    proxy.freeze({ newConnections: true });
+    proxy().freeze({ newConnections: true });
     try {
       const before = await deliveries();
       let last = (await log.append('pg-persist', { type: 'message.created', messageId: 'a1', author: { role: 'agent', id: 'bot' }, status: 'streaming', text: '', at: at() }, await log.lastSeq('pg-persist'), 'pg-persist-created')).seq;
@@ -67,7 +51,7 @@ describe('a database the network cuts off', () => {
       await new Promise((resolve) => setTimeout(resolve, 25_000));
       expect((await deliveries()) - before).toBeLessThanOrEqual(parts + 1);
     } finally {
-      proxy.thaw();
+      proxy().thaw();
     }
     const row = () => infra.prisma.message.findFirst({ where: { conversationId: 'pg-persist', id: 'a1' } });
     await eventually(async () => (await row())?.text.length === parts, 60_000, 'every event persisted');

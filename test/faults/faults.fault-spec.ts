@@ -15,7 +15,7 @@ import {
 } from '@seqline/testing';
 import pg from 'pg';
 import { demoAnswer } from '../../apps/demo-agent/src/answer-text.js';
-import { expectRowsConverge, runScenario, type ScenarioReport } from './scenario.js';
+import { expectNothingLost, expectRowsConverge, runScenario } from './scenario.js';
 
 const FLAKY_SECONDS = Number(process.env.FAULT_FLAKY_SECONDS ?? 60);
 const PG_DOWN_SECONDS = Number(process.env.FAULT_PG_DOWN_SECONDS ?? 20);
@@ -25,16 +25,6 @@ async function startServers(settings: Settings, count: number): Promise<ServerPr
   const servers: ServerProcess[] = [];
   for (let i = 0; i < count; i++) servers.push(await ServerProcess.start(settings, FAST_FAILOVER));
   return servers;
-}
-
-function expectNothingLost(report: ScenarioReport): void {
-  expect({ lost: report.lost, duplicated: report.duplicated, gaps: report.gaps, otherViolations: report.otherViolations, exact: report.devicesExact }).toEqual({
-    lost: 0,
-    duplicated: 0,
-    gaps: 0,
-    otherViolations: 0,
-    exact: report.devices,
-  });
 }
 
 describe('fault tolerance on real processes', () => {

@@ -191,3 +191,14 @@ async function chainBreaks(settings: Settings, id: string): Promise<string[]> {
   }
   return breaks;
 }
+
+/** Every device of the report ended exact, with no event lost, seen twice, out of its chain or not applied. */
+export function expectNothingLost(report: ScenarioReport): void {
+  expect({ lost: report.lost, duplicated: report.duplicated, gaps: report.gaps, otherViolations: report.otherViolations, exact: report.devicesExact }).toEqual({
+    lost: 0,
+    duplicated: 0,
+    gaps: 0,
+    otherViolations: 0,
+    exact: report.devices,
+  });
+}

@@ -76,13 +76,23 @@ class SlowBucket {
   }
 }
 
-/** Starts holding both partitions on `bucket` as holder `a`, with `partitions` in all. */
-async function holding(bucket: SlowBucket, partitions = 2) {
+/**
+ * Starts instance `a` sharing `partitions` partitions through `bucket`, with no other instance to
+ * hear from or tell; `released` settles when `releases` does (the owner's commands in flight).
+ */
+function holding(bucket: SlowBucket, partitions = 2, releases?: Promise<void>) {
   const nc = { subscribe: () => ({ unsubscribe: () => undefined }), publish: () => undefined } as unknown as NatsConnection;
   const leases = new (PartitionLeases as unknown as new (nc: NatsConnection, kv: KV, options: PartitionLeasesOptions) => PartitionLeases)(nc, bucket as unknown as KV, { ...options, partitions });
   const acquired: number[] = [];
   const released: number[] = [];
-  leases.start({ acquired: (partition) => void acquired.push(partition), released: async (partition) => void released.push(partition) });
+  const owner: PartitionOwner = {
+    acquired: (partition) => void acquired.push(partition),
+    released: async (partition) => {
+      released.push(partition);
+      await releases;
+    },
+  };
+  leases.start(owner);
   return { leases, acquired, released };
 }
 
@@ -97,19 +107,7 @@ const options: PartitionLeasesOptions = { bucket: 'leases', partitions: 2, ttlMs
 /** Holds both partitions, renewing every second; `released` settles when `releases` does (the owner's commands in flight). */
 async function holdingBoth(releases?: Promise<void>) {
   const bucket = new SlowBucket();
-  // No other instance to hear from or tell.
-  const nc = { subscribe: () => ({ unsubscribe: () => undefined }), publish: () => undefined } as unknown as NatsConnection;
-  const leases = new (PartitionLeases as unknown as new (nc: NatsConnection, kv: KV, options: PartitionLeasesOptions) => PartitionLeases)(nc, bucket as unknown as KV, options);
-  const acquired: number[] = [];
-  const released: number[] = [];
-  const owner: PartitionOwner = {
-    acquired: (partition) => void acquired.push(partition),
-    released: async (partition) => {
-      released.push(partition);
-      await releases;
-    },
-  };
-  leases.start(owner);
+  const { leases, acquired, released } = holding(bucket, 2, releases);
   await jest.advanceTimersByTimeAsync(0);
   expect(leases.owned).toEqual([0, 1]);
   return { bucket, leases, acquired, released };
@@ -269,7 +267,7 @@ describe('PartitionLeases taking many partitions from a slow bucket', () => {
     const bucket = new SlowBucket();
     // Each take answered after 500 ms: one after another, eight outlast the 2.7 s a take is counted on.
     bucket.createMs = 500;
-    const { leases, released } = await holding(bucket, 8);
+    const { leases, released } = holding(bucket, 8);
     await jest.advanceTimersByTimeAsync(6_000);
     expect(released).toEqual([]);
     expect(leases.owned).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
@@ -284,7 +282,7 @@ describe('PartitionLeases taking its share while another instance takes too', ()
     bucket.entries.set('member.b', { value: '1', revision: 1 });
     bucket.entries.set('partition.0', { value: 'b', revision: 2 });
     bucket.takenFirstBy = 'b';
-    const { leases } = await holding(bucket, 4);
+    const { leases } = holding(bucket, 4);
     await jest.advanceTimersByTimeAsync(0);
     expect(leases.owned).toHaveLength(2);
     await leases.stop();

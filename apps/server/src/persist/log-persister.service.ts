@@ -7,6 +7,7 @@ import { ConversationLog, decodeEntry, Lease, LogStream, PERSISTER_CONSUMER, per
 import type { Logger } from 'pino';
 import { LOGGER, SETTINGS } from '../core/tokens.js';
 import { SharedRead } from '../core/shared-read.js';
+import { within } from '../core/within.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 
 /** How long an event waits before another try when its predecessor in the conversation is not applied yet. */
@@ -190,8 +191,11 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
     })();
     // Postgres hung: what is not written is not acknowledged either, so the next persister gets it
     // again; waiting longer would only hold the lease, and every other instance's persisting, up.
-    const written = await Promise.race([finalFlush.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), FINAL_FLUSH_MS).unref())]);
-    if (!written) {
+    const timedOut = new Error('the last batch was not written in time');
+    try {
+      await within(finalFlush, FINAL_FLUSH_MS, () => timedOut);
+    } catch (error) {
+      if (error !== timedOut) throw error;
       this.finalFlushAbandoned = true;
       this.logger.warn({ waitedMs: FINAL_FLUSH_MS }, 'Postgres did not take the last batch in time; its events are left to the next persister');
     }
