@@ -347,8 +347,11 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
     if (archived.length > 0) {
       this.metrics.epochArchives.inc(archived.length);
       this.logger.warn({ epoch, conversations: archived.length, sample: archived.slice(0, 10) }, 'the log was recreated: rows of the old epoch moved to archived_messages; rebuilding from the new log');
-      watermarks = await this.repository.watermarks(ids);
     }
+    // Read again even when this call archived none: another persister (a lease hand-over) may have
+    // archived them and applied new events since the read above, whose old-epoch watermark would
+    // count this batch's events as seen and acknowledge them unwritten.
+    if (stale.length > 0) watermarks = await this.repository.watermarks(ids);
     const entries = items.filter((item): item is LogEntry => !('error' in item));
     // An event of a newer type changes no row: its message is not read.
     const keys = new Map(entries.filter((entry) => entry.unknownType === undefined).map((entry) => [messageKey(entry.conversationId, entry.event.messageId), { conversationId: entry.conversationId, id: entry.event.messageId }]));
