@@ -8,6 +8,7 @@ import { ConversationLog, LogStream, PERSISTER_CONSUMER } from '@seqline/streams
 import { createConversation, createTestSettings, dropTestResources, eventually, http, metric, SseStream, startTestServer, useSeqline, WsDevice } from '@seqline/testing';
 import pg from 'pg';
 import WebSocket from 'ws';
+import { ConversationRepair } from '../apps/cli/src/conversation-repair.js';
 import { runCli } from '../apps/cli/src/seqline-cli.js';
 import { LogPersister } from '../apps/server/src/persist/log-persister.service.js';
 
@@ -853,5 +854,49 @@ describe('a log recreated while the persister still holds events of the old one'
     const watermark = await infra.prisma.conversation.findUniqueOrThrow({ where: { id: 'o-late' } });
     expect({ epoch: watermark.logEpoch, seq: Number(watermark.appliedSeq) }).toEqual({ epoch: newEpoch, seq: seqOf(written.cursor) });
     expect(await infra.prisma.logHole.count()).toBe(0);
+  });
+});
+
+describe('`repair` of a conversation Postgres lost, while its log is written', () => {
+  const seqline = useSeqline();
+
+  it('keeps an event written after the repair read the log, which the persister acknowledged with no row to apply it to', async () => {
+    const { url, infra } = seqline.server;
+    await createConversation(url, 'rr-1');
+    await post(url, 'rr-1', 'q1', 'before');
+    const rows = async () => texts(await infra.prisma.message.findMany({ where: { conversationId: 'rr-1' }, orderBy: { createdSeq: 'asc' } }));
+    await eventually(async () => (await rows()).length === 1);
+    await infra.prisma.$executeRaw`DELETE FROM conversations WHERE id = 'rr-1'`;
+
+    const nc = await connect({ servers: seqline.settings.nats.url });
+    try {
+      const jsm = await jetstreamManager(nc);
+      let late = 0;
+      // The first read of the log is followed by an event that the persister has taken, and
+      // acknowledged, before the repair writes what it read.
+      const racing = new Proxy(infra.log, {
+        get: (target, key) => {
+          if (key === 'read') {
+            return async (...args: Parameters<ConversationLog['read']>) => {
+              const entries = await target.read(...args);
+              if (late === 0) {
+                late = (await target.append('rr-1', created('q2', 'during the repair'), await target.lastSeq('rr-1'), 'rr-1-q2')).seq;
+                await eventually(async () => (await jsm.consumers.info(seqline.settings.log.stream, PERSISTER_CONSUMER)).ack_floor.stream_seq >= late, 10_000, 'the persister took the event');
+              }
+              return entries;
+            };
+          }
+          const value: unknown = Reflect.get(target, key);
+          return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+      const result = await new ConversationRepair(infra.stream, racing, infra.conversations, infra.messages).repair('rr-1');
+
+      expect(result).toMatchObject({ conversationId: 'rr-1', log: 'whole', messages: 2, seq: late });
+      expect(await rows()).toEqual(['before', 'during the repair']);
+      expect((await infra.messages.watermarks(['rr-1'])).get('rr-1')).toEqual({ seq: late, epoch: infra.stream.epoch });
+    } finally {
+      await nc.close();
+    }
   });
 });

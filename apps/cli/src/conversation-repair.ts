@@ -97,6 +97,9 @@ export class ConversationRepair {
       }
       // From the whole log the holes are known exactly; otherwise those recorded before stay.
       const replaced = await this.messages.replace(conversation, { seq: state.seq, messages }, epoch, { clear: whole, add: holes });
+      // A conversation Postgres lacked: the persister acknowledged its events written after the
+      // read above without applying them (no row to apply them to), and nothing delivers them again.
+      if (replaced && !existing && (await this.log.lastSeq(conversationId)) > state.seq && attempt < ATTEMPTS) continue;
       if (replaced) {
         return { conversationId, log: whole ? 'whole' : entries.length + undecodable.length > 0 ? 'partial' : 'none', messages: messages.length, seq: state.seq, archived, undecodable, forks };
       }
