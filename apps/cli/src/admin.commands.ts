@@ -1,6 +1,6 @@
 import { toPublicMessage } from '@seqline/persistence';
 import type { ArchivedMessage, ConversationRecord } from '@seqline/persistence';
-import type { Message } from '@seqline/protocol';
+import { epochIsBefore, parseCursor, type Message } from '@seqline/protocol';
 import type { CliContext } from './cli-context.js';
 
 const PAGE = 500;
@@ -34,5 +34,16 @@ export async function history(context: CliContext, conversationId: string, curre
   // Read after the rows: a row archived in between is found there, once (by its cursor), not lost.
   const shown = new Set(current.map((message) => message.cursor));
   const archived = (await context.messages.archived(conversationId)).filter((message) => !shown.has(message.cursor));
-  return [...archived, ...current];
+  // Sorted whole: rows archived after the first page were read are found among the archived ones,
+  // after those the current epoch's pages already held.
+  return [...archived, ...current].sort(inLogOrder);
+}
+
+/** Older epoch first, then by the event that created the message. */
+function inLogOrder(a: { cursor: string }, b: { cursor: string }): number {
+  const x = parseCursor(a.cursor);
+  const y = parseCursor(b.cursor);
+  if (!x || !y) return 0;
+  if (x.epoch !== y.epoch) return epochIsBefore(x.epoch, y.epoch) ? -1 : 1;
+  return x.seq - y.seq;
 }
