@@ -136,8 +136,10 @@ export class ConversationWriter {
           caughtUp = true;
           continue;
         }
-        // A log emptied by retention hides what this state missed: Postgres has it.
-        if (!rebuilt && recheck === 0) {
+        // A log emptied by retention hides what this state missed: Postgres has it. Not for a
+        // producer fenced by a takeover the state shows: a takeover is never undone, and a fenced
+        // agent replaying what it buffered would cost a read of the whole conversation per command.
+        if (!rebuilt && recheck === 0 && error.code !== ErrorCode.Fenced) {
           this.rebuild(conversationId, 'refusal');
           rebuilt = true;
           continue;

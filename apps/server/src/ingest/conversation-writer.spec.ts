@@ -119,6 +119,13 @@ describe('ConversationWriter refusing a fenced producer', () => {
     for (let part = 1; part <= 5; part++) {
       await expect(writer.write('c1', { type: 'message.append', messageId: 'a1', part, delta: 'old', epoch: 1 })).rejects.toMatchObject({ code: 'FENCED' });
     }
+    // Nor one that names no epoch (a raw agent), nor the start of the producer taken over, nor a start naming none.
+    for (let part = 1; part <= 5; part++) {
+      await expect(writer.write('c1', { type: 'message.append', messageId: 'a1', part, delta: 'old' })).rejects.toMatchObject({ code: 'FENCED' });
+    }
+    await expect(writer.write('c1', { type: 'message.complete', messageId: 'a1' })).rejects.toMatchObject({ code: 'FENCED' });
+    await expect(writer.write('c1', { type: 'message.start', messageId: 'a1', agentId: 'bot', text: '', producerId: 'p1' })).rejects.toMatchObject({ code: 'FENCED' });
+    await expect(writer.write('c1', { type: 'message.start', messageId: 'a1', agentId: 'bot', text: '' })).rejects.toMatchObject({ code: 'FENCED' });
     expect(builds).toBe(1);
   });
 });
