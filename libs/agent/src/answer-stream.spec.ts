@@ -273,6 +273,20 @@ describe('AnswerStream', () => {
     expect(escaped.deltas().join('')).toBe('\u0001'.repeat(16_384));
     expect(escaped.deltas().length).toBeGreaterThan(1);
     for (const command of escaped.received) expect(Buffer.byteLength(JSON.stringify(command))).toBeLessThanOrEqual(64 * 1024);
+
+    // A tool call whose id and name (128 characters each, as allowed) escape to 768 bytes each: its input's appends fit too.
+    const named = new SlowService();
+    const tool = open(named, 16_384);
+    const block = { type: 'tool' as const, id: '\u0001'.repeat(128), toolName: '\u0002'.repeat(128), field: 'input' as const };
+    const input = '\u0001'.repeat(10_751);
+    tool.append(input, block);
+    await flush();
+    done = tool.complete();
+    await flush();
+    while (named.inFlight > 0) await named.ack();
+    await done;
+    expect(named.deltas().join('')).toBe(input);
+    for (const command of named.received) expect(Buffer.byteLength(JSON.stringify(command))).toBeLessThanOrEqual(64 * 1024);
   });
 
   it('keeps the first half of an emoji split across tokens until its other half comes, and sends no unpaired half', async () => {

@@ -1,4 +1,4 @@
-import { DEFAULT_LIMITS, deltaBytesFor, deltaLength, ErrorCode, illFormedAt, isSetWhole, SeqlineError, wellFormed, type AgentCommand, type AgentReply, type AnswerEnd, type AnswerState, type BlockRef } from '@seqline/protocol';
+import { DEFAULT_LIMITS, deltaBytesFor, deltaLength, ErrorCode, illFormedAt, isSetWhole, SeqlineError, wellFormed, type AgentCommand, type AgentReply, type AnswerEnd, type AnswerState, type BlockRef, utf8Length } from '@seqline/protocol';
 import { leavesAnswerOpen } from './answer-refusal.js';
 import { failureText } from './failure-text.js';
 
@@ -308,7 +308,10 @@ export class AnswerStream {
         if (segment) {
           const sendable = waitsForPair ? segment.text.slice(0, -1) : segment.text;
           // A set-whole value goes in one append (the service refuses one over the delta limit); streamed text in slices.
-          const length = isSetWhole(segment.block) ? sendable.length : deltaLength(sendable, this.options.maxDeltaChars, this.options.maxDeltaBytes);
+          // The block reference shares the frame: ids and tool names of escaped characters can take more than the room left for the rest of the command.
+          const length = isSetWhole(segment.block)
+            ? sendable.length
+            : deltaLength(sendable, this.options.maxDeltaChars, this.maxDeltaBytes - (segment.block ? utf8Length(JSON.stringify(segment.block)) : 0));
           const whole = length === segment.text.length;
           const taken = whole ? segment.text : segment.text.slice(0, length);
           if (whole) this.pending.shift();
