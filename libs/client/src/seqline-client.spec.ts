@@ -437,6 +437,52 @@ describe('SeqlineClient and the code that listens to it', () => {
     expect(settled.map((result) => result.done)).toEqual([false, true, true]);
   });
 
+  it('is not live after subscribing anew until the server answers, whatever events sent for the earlier subscription still arrive', async () => {
+    const { h, conversation } = await following();
+    conversation.close();
+    const again = h.client.subscribe('c1');
+    await settle();
+    // Sent to the earlier subscription before the server read its unsubscribe.
+    h.last().deliver(event('e1-4', 'e1-3', appended(2, 'y')));
+    expect({ client: h.client.state, live: again.live }).toEqual({ client: 'catching-up', live: false });
+    h.last().deliver({ type: 'subscribed', conversationId: 'c1', cursor: 'e1-3', head: 'e1-5' });
+    h.last().deliver(event('e1-4', 'e1-3', appended(2, 'y')));
+    expect(again.live).toBe(false);
+    h.last().deliver(event('e1-5', 'e1-4', appended(3, 'z')));
+    expect({ client: h.client.state, live: again.live, text: again.messages[0]?.text }).toEqual({ client: 'live', live: true, text: 'Heyz' });
+  });
+
+  it('tells listeners when a subscribe is answered with a head its stored view had reached: live, with no event to show it', async () => {
+    const store = new MemoryCursorStore();
+    await store.save('c1', { cursor: 'e1-3', messages: [answer('He', 1)] });
+    const h = start({ store });
+    const conversation = h.client.subscribe('c1');
+    const changes: string[] = [];
+    conversation.on((change) => changes.push(change.type));
+    await settle();
+    h.last().accept();
+    await settle();
+    expect(conversation.live).toBe(false);
+    h.last().deliver({ type: 'subscribed', conversationId: 'c1', cursor: 'e1-3', head: 'e1-3' });
+    // `reset`: the stored view loaded.
+    expect({ live: conversation.live, state: h.client.state, changes }).toEqual({ live: true, state: 'live', changes: ['reset', 'live'] });
+  });
+
+  it('saves the cursor of a subscription opened after a listener closed the earlier one on an event', async () => {
+    const store = new MemoryCursorStore();
+    const { h, conversation } = await following({ store });
+    conversation.on((change) => {
+      if (change.type === 'event') conversation.close();
+    });
+    h.last().deliver(event('e1-4', 'e1-3', appended(2, 'y')));
+    h.client.subscribe('c1');
+    await settle();
+    h.last().deliver({ type: 'subscribed', conversationId: 'c1', cursor: 'e1-4', head: 'e1-5' });
+    h.last().deliver(event('e1-5', 'e1-4', appended(3, 'z')));
+    await jest.advanceTimersByTimeAsync(1_000);
+    expect((await store.load('c1'))?.cursor).toBe('e1-5');
+  });
+
   it('wakes every pending `next()` of an events() loop when the subscription ends', async () => {
     const { conversation } = await following();
     const events = conversation.events();

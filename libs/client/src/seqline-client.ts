@@ -469,7 +469,9 @@ export class SeqlineClient {
         subscription.retries = 0;
         clearTimeout(subscription.retryTimer);
         subscription.head = frame.head;
+        const wasLive = subscription.live;
         this.refreshLive(subscription);
+        if (!wasLive && subscription.live) subscription.emit({ type: 'live' });
         return;
       }
       case 'event': {
@@ -481,7 +483,9 @@ export class SeqlineClient {
             forgetRepairsIfPast(subscription);
             this.refreshLive(subscription);
             subscription.emit({ type: 'event', event });
-            this.scheduleSave(subscription);
+            // A listener that closed it on this event saved it as it let go: a save armed now would
+            // hold back the saves of a subscription opened next, then write this one's older state.
+            if (this.subscriptions.get(subscription.conversationId) === subscription) this.scheduleSave(subscription);
             return;
           case 'duplicate':
             return;
@@ -541,7 +545,9 @@ export class SeqlineClient {
         // Known before listeners hear of the error, so one that looks sees why.
         if (!isRetryable(frame.code)) subscription.refusal = { code: frame.code, message: frame.message };
         subscription.emit({ type: 'error', code: frame.code, message: frame.message });
-        // A passing failure (the database down for a snapshot, a limit hit): subscribe again, backing off.
+        // A passing failure (the database down for a snapshot, a limit hit): subscribe again, backing off
+        // (unless a listener closed it on the error).
+        if (this.subscriptions.get(subscription.conversationId) !== subscription) return;
         if (isRetryable(frame.code)) {
           clearTimeout(subscription.retryTimer);
           const delay = this.reconnectDelay(subscription.retries++);
@@ -604,6 +610,9 @@ export class SeqlineClient {
     // Unsent (no socket, a retry timer after the client stopped), the refusal still says why it waits.
     if (!subscription.loaded || this.socket?.readyState !== OPEN) return;
     subscription.refusal = undefined;
+    // Live again once this subscribe is answered: events still arriving for an earlier one (before
+    // the server read an unsubscribe, or on the socket before) say nothing of where the head is now.
+    subscription.head = undefined;
     const after = subscription.view.cursor;
     this.sendFrame({ type: 'subscribe', conversationId: subscription.conversationId, ...(after ? { after } : {}) });
   }

@@ -8,6 +8,8 @@ export type SubscriptionChange =
   | { type: 'event'; event: ConversationEvent }
   /** The view was replaced by a snapshot (first load, or a cursor the server could no longer resume). */
   | { type: 'reset' }
+  /** The server answered a subscribe with a head the view has reached already: it is current (`live`) with no event to show it. */
+  | { type: 'live' }
   | { type: 'error'; code: string; message: string }
   /** The subscription ended: closed by every caller of `subscribe()`, or the client closed. Nothing follows. */
   | { type: 'ended' };
@@ -156,7 +158,7 @@ export class Subscription {
   updateLive(): boolean {
     const head = this.head === undefined ? undefined : parseCursor(this.head);
     const at = this.view.cursor === undefined ? undefined : parseCursor(this.view.cursor);
-    this.live = this.refusal === undefined && (!head || (at !== undefined && at.epoch === head.epoch && at.seq >= head.seq) || (at !== undefined && at.epoch !== head.epoch));
+    this.live = this.refusal === undefined && head !== undefined && at !== undefined && (at.epoch !== head.epoch || at.seq >= head.seq);
     return this.live;
   }
 }
