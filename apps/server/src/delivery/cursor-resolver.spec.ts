@@ -35,7 +35,7 @@ function resolver(
 describe('CursorResolver on an instance that has not seen the log recreated yet', () => {
   it('resumes a cursor of the new log after reading the epoch again, rather than reloading from the old one', async () => {
     const { cursors, refreshes } = resolver('k0', 'k1', { next: { seq: 6, prev: 5 } });
-    expect(await cursors.resolve('c', 'k1-5')).toEqual({ kind: 'resume', seq: 5 });
+    expect(await cursors.resolve('c', 'k1-5')).toEqual({ kind: 'resume', seq: 5, next: 6 });
     expect(refreshes()).toBe(1);
   });
 

@@ -6,8 +6,8 @@ import { within } from '../core/within.js';
 
 /** Where a reader starts: right after a sequence of the log, or from a fresh copy of the state. */
 export type StartPosition =
-  /** `atHead`: the log held nothing after `seq` when it was checked. */
-  | { kind: 'resume'; seq: number; atHead?: boolean }
+  /** `atHead`: the log held nothing after `seq` when it was checked; `next`: the event the log held right after it. */
+  | { kind: 'resume'; seq: number; atHead?: boolean; next?: number }
   | { kind: 'reload'; reason: 'no-cursor' | 'other-epoch' | 'expired' }
   /**
    * The event after the cursor cannot be decoded, so no stream read gets past it (a snapshot skips
@@ -63,7 +63,7 @@ export class CursorResolver {
     }
     // The event after the cursor names it as its predecessor: the cursor is this conversation's and nothing after it is lost.
     if (next) {
-      if (next.prev === cursor.seq) return { kind: 'resume', seq: cursor.seq };
+      if (next.prev === cursor.seq) return { kind: 'resume', seq: cursor.seq, next: next.seq };
       // The chain steps over the cursor: it was never an event of this conversation.
       if (next.prev < cursor.seq) return this.refuse(notThisConversation(after, conversationId), cursor.epoch);
       return this.judgeBroken(conversationId, after, cursor.seq, cursor.epoch);

@@ -33,6 +33,15 @@ describe('SubscriptionService.open', () => {
     expect(held.feed.subscribe).toHaveBeenCalledWith(device, 5, expect.objectContaining({ logHead: 9 }));
   });
 
+  it("names the log's head when the log showed an event past the head this instance's memory knows (its live feed behind)", async () => {
+    const { service, held } = build(async () => ({ kind: 'resume', seq: 5, next: 8 }));
+    const opened = await service.open('c1', 'old-5');
+    expect(opened.start).toEqual({ mode: 'resume', cursor: 'old-5', head: 'old-9' });
+    const device = { send: () => true, fail: () => undefined };
+    opened.attach(device);
+    expect(held.feed.subscribe).toHaveBeenCalledWith(device, 5, expect.objectContaining({ logHead: 9 }));
+  });
+
   it('refuses with CURSOR_EXPIRED when the log is recreated while it opens, and lets the held feed go', async () => {
     const state = build(async () => {
       state.stream.epoch = 'new';

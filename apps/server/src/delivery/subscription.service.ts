@@ -65,7 +65,11 @@ export class SubscriptionService {
       if (position.kind === 'resume') {
         seq = position.seq;
         atHead = position.atHead ?? false;
-        const head = held.knownHead() ?? (atHead ? seq : (logHead = await this.log.lastSeq(conversationId)));
+        // This instance's memory behind what the log just showed (its live feed restarting, or
+        // reading a lagging replica): the head it knows would make the device live too early.
+        const known = held.knownHead();
+        const current = known !== undefined && (position.next === undefined || known >= position.next) ? known : undefined;
+        const head = current ?? (atHead ? seq : (logHead = await this.log.lastSeq(conversationId)));
         start = { mode: 'resume', cursor: this.cursor(seq), head: this.cursor(Math.max(head, seq)) };
       } else {
         const snapshot = await this.snapshot(held);
