@@ -155,6 +155,9 @@ describe('security', () => {
       // Past what a date can hold (a "never expires" value some issuers use): not a time the socket could be ended at.
       ['exp out of range', await sign(rights, { expiresIn: 9_999_999_999_999 }), 4401, 'token refused: exp claim is not valid'],
       ['garbage', 'not.a.jwt', 4401, 'token refused: invalid signature, algorithm or format'],
+      // Signed by the identity provider, but a user id Postgres cannot store (its posts would stop persisting).
+      ['NUL in sub', await sign(rights, { subject: 'al\u0000ice' }), 4401, 'token refused: claims are malformed'],
+      ['unpaired surrogate in sub', await sign(rights, { subject: 'al\ud800ice' }), 4401, 'token refused: claims are malformed'],
     ];
     for (const [name, token, code, message] of cases) {
       const outcome = await connectOutcome(url, token);

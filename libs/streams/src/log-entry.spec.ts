@@ -9,6 +9,11 @@ describe('decoding log events', () => {
     expect(decodeEntry('c1', 7, bytes({ prev: 3, event: created }), time)).toEqual({ conversationId: 'c1', seq: 7, prev: 3, event: created, time });
   });
 
+  it('refuses as undecodable a known event holding text Postgres cannot store, so the persister steps over it rather than failing every batch', () => {
+    expect(() => decodeEntry('c1', 7, bytes({ prev: 3, event: { ...created, author: { role: 'user', id: 'u\u0000' } } }), time)).toThrow(UndecodableEventError);
+    expect(() => decodeEntry('c1', 7, bytes({ prev: 3, event: { ...created, text: 'a\ud800b' } }), time)).toThrow(UndecodableEventError);
+  });
+
   it('decodes any well-formed text, as the service writes it', () => {
     const event = { type: 'message.appended', messageId: 'm1', part: 1, delta: 'é 😀 \u2028 \\u0000 \t', block: { type: 'tool', id: 'call-😀', toolName: 'search' }, at: new Date().toISOString() };
     expect(decodeEntry('c1', 8, bytes({ prev: 7, event }), time).event).toEqual(event);

@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import type { Settings } from '@seqline/config';
-import { ErrorCode, RightSchema, SeqlineError, type CreateTokenBody, type Right } from '@seqline/protocol';
+import { ErrorCode, illFormedAt, RightSchema, SeqlineError, type CreateTokenBody, type Right } from '@seqline/protocol';
 import { createRemoteJWKSet, errors, jwtVerify, SignJWT, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { z } from 'zod';
 import { SETTINGS } from '../core/tokens.js';
@@ -22,7 +22,8 @@ export class TokenExpiredError extends SeqlineError {
 
 /** The claims of a Seqline token beyond the registered ones (`sub`, `aud`, `iss`, `exp`). */
 const ClaimsSchema = z.object({
-  sub: z.string().min(1).max(128),
+  // It becomes the author of the device's posts: text Postgres cannot hold (a NUL) would stop them persisting.
+  sub: z.string().min(1).max(128).refine((sub) => illFormedAt(sub) === undefined),
   role: z.enum(['device', 'admin']).default('device'),
   conversations: z.record(z.string(), z.array(RightSchema)).default({}),
 });
