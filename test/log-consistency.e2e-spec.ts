@@ -900,3 +900,28 @@ describe('`repair` of a conversation Postgres lost, while its log is written', (
     }
   });
 });
+
+describe("the persister's consumer deleted under a running service (an operator, a cluster incident)", () => {
+  const seqline = useSeqline();
+
+  it('is set up again, and what is written afterwards reaches Postgres', async () => {
+    const { url, infra } = seqline.server;
+    await createConversation(url, 'pc-1');
+    // Nothing of it persisted yet: only the consumer can bring its events (the quiet check looks at conversations it applied).
+    await createConversation(url, 'pc-2');
+    await post(url, 'pc-1', 'q1', 'before');
+    const rows = async (conversationId: string) => texts(await infra.prisma.message.findMany({ where: { conversationId }, orderBy: { createdSeq: 'asc' } }));
+    await eventually(async () => (await rows('pc-1')).length === 1);
+    const nc = await connect({ servers: seqline.settings.nats.url });
+    try {
+      const jsm = await jetstreamManager(nc);
+      await jsm.consumers.delete(seqline.settings.log.stream, PERSISTER_CONSUMER);
+      await post(url, 'pc-2', 'q2', 'after');
+      await eventually(async () => (await rows('pc-2')).length === 1, 20_000, 'the message written after the consumer was deleted persisted');
+      expect(await rows('pc-2')).toEqual(['after']);
+      expect((await jsm.consumers.info(seqline.settings.log.stream, PERSISTER_CONSUMER)).config.durable_name).toBe(PERSISTER_CONSUMER);
+    } finally {
+      await nc.close();
+    }
+  });
+});

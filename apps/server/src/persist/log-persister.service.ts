@@ -3,7 +3,7 @@ import { AckPolicy, DeliverPolicy, jetstream, type ConsumerMessages, type JsMsg 
 import type { Settings } from '@seqline/config';
 import { epochIsBefore, isSetWhole } from '@seqline/protocol';
 import { applyEntry, chainStep, messageKey, MessageRepository, walkChain, type ChainWalk, type ConversationState, type LogHole, type MessageState, type MessageWrite } from '@seqline/persistence';
-import { ConversationLog, decodeEntry, Lease, LogStream, PERSISTER_CONSUMER, persisterLag, retryTransient, UndecodableEventError, type LogEntry, type PersisterLag } from '@seqline/streams';
+import { ConversationLog, decodeEntry, Lease, LogStream, PERSISTER_CONSUMER, persisterLag, retryTransient, UndecodableEventError, watchConsume, type ConsumeWatch, type LogEntry, type PersisterLag } from '@seqline/streams';
 import type { Logger } from 'pino';
 import { LOGGER, SETTINGS } from '../core/tokens.js';
 import { SharedRead } from '../core/shared-read.js';
@@ -42,6 +42,10 @@ const FLUSH_SPACING = 4;
 const MAX_FLUSH_DELAY_MS = 1_000;
 /** How long a stopping persister waits for Postgres to take what it buffered (well inside SHUTDOWN_TIMEOUT). */
 const FINAL_FLUSH_MS = 10_000;
+/** The consume's idle heartbeat, its pulls' lifetime, and the silence past which it is set up again. */
+const CONSUME_HEARTBEAT_MS = 1_000;
+const CONSUME_EXPIRES_MS = 5_000;
+const CONSUME_SILENCE_MS = 3 * CONSUME_HEARTBEAT_MS;
 
 /**
  * A conversation none of whose events the persister has applied for this long is looked at once
@@ -76,6 +80,8 @@ type PersistItem = Pick<JsMsg, 'subject' | 'seq' | 'data' | 'ack' | 'nak' | 'ter
 export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdown {
   private messages?: ConsumerMessages;
   private buffer: PersistItem[] = [];
+  /** A batch is being written: the consume may rightly be quiet meanwhile. */
+  private writing = false;
   /**
    * The log epoch the buffered events were consumed in, and the one they are written under: the
    * buffer is emptied when the epoch changes, and takes only events consumed in the current one.
@@ -217,18 +223,22 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
         const epoch = this.stream.epoch;
         await this.ensureConsumer();
         const consumer = await js.consumers.get(this.stream.name, PERSISTER_CONSUMER);
-        this.messages = await consumer.consume({ max_messages: this.settings.persist.batchEvents * 2 });
+        // Heartbeats every second, so a consumer that went quiet (its leader gone with the pulls it held) is noticed in seconds, not in 30-45.
+        const messages = await consumer.consume({ max_messages: this.settings.persist.batchEvents * 2, idle_heartbeat: CONSUME_HEARTBEAT_MS, expires: CONSUME_EXPIRES_MS });
+        this.messages = messages;
         // The lease went, or the log was recreated, while this consume was being set up: their listeners closed only the one before.
         // Or consuming was paused meanwhile (a batch taking long) before this consume could be closed with the one before.
-        if (!this.leadership.held || this.stopped || this.stream.epoch !== epoch || this.consumingPaused) void this.messages.close();
-        for await (const msg of this.messages) {
-          // Closing a consume only queues its end behind the events it has received: after the log
-          // was recreated, those are still the old log's, whose sequences mean nothing in the new one.
-          if (this.stream.epoch !== epoch) continue;
-          this.bufferEpoch = epoch;
-          this.buffer.push(msg);
-          if (this.buffer.length >= this.settings.persist.batchEvents) await this.flush();
-          else this.timer ??= setTimeout(() => void this.flush(), Math.max(this.settings.persist.flushIntervalMs, Math.min(MAX_FLUSH_DELAY_MS, FLUSH_SPACING * this.lastWriteMs)));
+        if (!this.leadership.held || this.stopped || this.stream.epoch !== epoch || this.consumingPaused) void messages.close();
+        const watch = watchConsume(messages, {
+          heartbeatMs: CONSUME_HEARTBEAT_MS,
+          silenceMs: CONSUME_SILENCE_MS,
+          busy: () => this.writing || this.buffer.length > 0,
+          onEnd: (reason) => this.logger.warn({ reason }, 'persister consumer gone or silent; setting it up again'),
+        });
+        try {
+          await this.take(messages, epoch, watch);
+        } finally {
+          watch.stop();
         }
       } catch (error) {
         if (!this.stopped) this.logger.warn({ err: error }, 'persister consume failed; restarting');
@@ -236,6 +246,20 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
       if (!this.stopped && this.leadership.held) await new Promise((resolve) => setTimeout(resolve, 500));
     }
     await this.flush();
+  }
+
+  /** Buffers what a consume delivers, writing a batch whenever one is full (or after a short wait). */
+  private async take(messages: ConsumerMessages, epoch: string, watch: ConsumeWatch): Promise<void> {
+    for await (const msg of messages) {
+      watch.heard();
+      // Closing a consume only queues its end behind the events it has received: after the log
+      // was recreated, those are still the old log's, whose sequences mean nothing in the new one.
+      if (this.stream.epoch !== epoch) continue;
+      this.bufferEpoch = epoch;
+      this.buffer.push(msg);
+      if (this.buffer.length >= this.settings.persist.batchEvents) await this.flush();
+      else this.timer ??= setTimeout(() => void this.flush(), Math.max(this.settings.persist.flushIntervalMs, Math.min(MAX_FLUSH_DELAY_MS, FLUSH_SPACING * this.lastWriteMs)));
+    }
   }
 
   /** Writes what is buffered; flushes never overlap, and events are acknowledged only once written. */
@@ -256,9 +280,11 @@ export class LogPersister implements OnApplicationBootstrap, OnApplicationShutdo
         this.consumingPaused = true;
         void this.messages?.close();
       }, PAUSE_CONSUMING_AFTER_MS);
+      this.writing = true;
       try {
         await this.writeBatch(batch, epoch);
       } finally {
+        this.writing = false;
         clearTimeout(pausing);
         this.consumingPaused = false;
       }
