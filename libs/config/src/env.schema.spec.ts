@@ -35,6 +35,11 @@ describe('loadEnv', () => {
     for (const url of ['postgresql://app:pa/ss@db.internal/seqline', 'postgresql://app:p#ss@db.internal/seqline', 'postgresql://app:p@ss@db.internal/seqline']) {
       expect(() => loadEnv({ DATABASE_URL: url.replace('postgresql', 'mysql') })).toThrow(/DATABASE_URL="mysql:\/\/\*\*\*@db\.internal\/seqline"/);
     }
+    // No scheme at all, or a mistyped one: what comes before the `@` is hidden all the same.
+    for (const url of ['app:hunter2@db.internal:5432/seqline', 'postgres//app:hunter2@db.internal/seqline']) {
+      expect(() => loadEnv({ DATABASE_URL: url })).toThrow(/DATABASE_URL="\*\*\*@db\.internal[^"]*"/);
+      expect(() => loadEnv({ DATABASE_URL: url })).not.toThrow(/hunter2/);
+    }
   });
 
   it('takes whole numbers as digits only: a stray space is not 0, nor 0x50 eighty', () => {
@@ -54,6 +59,9 @@ describe('loadEnv', () => {
     expect(() => loadEnv({ SSE_MAX_DURATION: '30d' })).toThrow('SSE_MAX_DURATION="30d": expected a duration of at most 24d (2147483647ms): a timer cannot wait longer');
     expect(() => loadEnv({ WS_HEARTBEAT_INTERVAL: '25d' })).toThrow('WS_HEARTBEAT_INTERVAL="25d"');
     expect(settingsFrom(loadEnv({ SSE_MAX_DURATION: '24d' })).sse.maxDurationMs).toBe(24 * 86_400_000);
+    // The statement timeout bounds queries and idle transactions 5 s past itself.
+    expect(() => loadEnv({ DATABASE_STATEMENT_TIMEOUT: '2147483647ms' })).toThrow('DATABASE_STATEMENT_TIMEOUT="2147483647ms": expected a duration of at most 24d');
+    expect(settingsFrom(loadEnv({ DATABASE_STATEMENT_TIMEOUT: '24d' })).database.statementTimeoutMs).toBe(24 * 86_400_000);
     expect(settingsFrom(loadEnv({ LOG_RETENTION: '90d' })).log.retentionMs).toBe(90 * 86_400_000);
   });
 

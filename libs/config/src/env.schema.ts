@@ -52,7 +52,8 @@ export const EnvSchema = z.object({
   HOST: z.string().default('0.0.0.0'),
   ALLOWED_ORIGINS: allowedOrigins.default(parseAllowedOrigins(DEFAULT_ALLOWED_ORIGINS)),
   DATABASE_URL: url(['postgres:', 'postgresql:']).default('postgresql://postgres@127.0.0.1:5432/seqline'),
-  DATABASE_STATEMENT_TIMEOUT: timerDuration.default(30_000),
+  // The query bound and the idle-transaction timeout add 5 s to it: at most 24d keeps both within what a timer and Postgres take.
+  DATABASE_STATEMENT_TIMEOUT: positiveDuration.refine((ms) => ms <= 24 * 86_400_000, 'a duration of at most 24d').default(30_000),
   NATS_URL: z.string().default('nats://127.0.0.1:4222'),
   NATS_USER: z.string().optional(),
   NATS_PASSWORD: z.string().optional(),
@@ -119,7 +120,9 @@ const SECRET_NAME = /SECRET|PASSWORD|KEYS?$|TOKEN/;
 function shown(name: string, value: string): string {
   if (SECRET_NAME.test(name)) return `(${value.length} characters, not shown)`;
   // Up to the last `@`: a password with `/`, `#` or `@` in it (not encoded: why such a URL is bad) is hidden whole.
-  return JSON.stringify(value.replace(/^([a-z][a-z0-9+.-]*:\/\/).*@/is, '$1***@'));
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) return JSON.stringify(value.replace(/^([a-z][a-z0-9+.-]*:\/\/).*@/is, '$1***@'));
+  // Not even a scheme (`user:password@host/db`, a `//` mistyped): whatever comes before an `@` may be credentials.
+  return JSON.stringify(value.replace(/^.*@/s, '***@'));
 }
 
 /** Validates the environment; the error names each bad variable and what it expects. */
