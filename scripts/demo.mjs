@@ -61,7 +61,7 @@ if (!created.ok && created.status !== 409) {
 console.log(`
   Seqline demo is running.
     Web demo:        ${base}/?conversation=demo${aiSdk ? `\n    useChat page:    ${base}/ai-sdk/?conversation=demo` : ''}
-    Post a prompt:   curl -X POST ${base}/v1/conversations/demo/messages -H 'content-type: application/json' -d '{"messageId":"q-${Date.now()}","text":"Tell me about Seqline"}'
+    Post a prompt:   curl -X POST ${base}/v1/conversations/demo/messages -H 'content-type: application/json' -d '{"messageId":"q-'$(date +%s)'","text":"Tell me about Seqline"}'
     Watch it (SSE):  curl -N ${base}/v1/conversations/demo/stream
     History (REST):  curl ${base}/v1/conversations/demo/messages
   Ctrl-C stops it.
