@@ -1,6 +1,6 @@
 import { ConfigError, type Settings } from '@seqline/config';
 import { DatabaseUnreachableError, isDatabaseUnavailable, type ArchivedMessage } from '@seqline/persistence';
-import { NatsUnreachableError } from '@seqline/streams';
+import { isLogUnavailable, NatsUnreachableError } from '@seqline/streams';
 import { ID_PATTERN, parseCursor, type Message } from '@seqline/protocol';
 import { history, listConversations } from './admin.commands.js';
 import { CliContext } from './cli-context.js';
@@ -58,7 +58,17 @@ export function failureOf(error: unknown): { code: string; message: string } {
   if (error instanceof ConfigError) return { code: 'CONFIG_INVALID', message };
   if (error instanceof NatsUnreachableError) return { code: 'NATS_UNREACHABLE', message };
   if (error instanceof DatabaseUnreachableError || isDatabaseUnavailable(error)) return { code: 'DATABASE_UNREACHABLE', message };
+  // JetStream could not serve a request (an election that outlasted the retries): the same command may succeed later.
+  if (isLogUnavailable(error)) return { code: 'UNAVAILABLE', message };
   return { code: 'INTERNAL', message };
+}
+
+/** Why `repair --all` could not repair one conversation: `UNAVAILABLE` when running it again may help, `INTERNAL` when it would not. */
+function repairFailureOf(error: unknown): { code: string; message: string } {
+  const failure = failureOf(error);
+  // A refusal the repair names keeps its code; NATS or Postgres away may pass by itself.
+  if (error instanceof RepairError || failure.code === 'INTERNAL') return failure;
+  return { ...failure, code: 'UNAVAILABLE' };
 }
 
 async function run(
@@ -92,9 +102,9 @@ async function run(
           } catch (error) {
             // One conversation that cannot be repaired now does not stop the others of `--all`.
             if (target !== '--all') throw error;
-            const message = error instanceof Error ? error.message : String(error);
-            // Anything but a refusal the repair names (Postgres or NATS away, say) may pass by itself.
-            failures.push({ conversationId: id, error: { code: error instanceof RepairError ? error.code : 'UNAVAILABLE', message } });
+            const failure = repairFailureOf(error);
+            const message = failure.message;
+            failures.push({ conversationId: id, error: failure });
             if (!json) out(`seqline: could not repair ${id}: ${message}`);
             continue;
           }
