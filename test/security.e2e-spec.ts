@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { connect } from '@nats-io/transport-node';
 import type { ServerFrame } from '@seqline/protocol';
 import { createConversation, eventually, http, SseStream, useSeqline, WsDevice } from '@seqline/testing';
@@ -103,6 +103,25 @@ describe('security', () => {
       status: 400,
       body: { code: 'VALIDATION_FAILED', message: expect.stringContaining('ttl') },
     });
+  });
+
+  it('mints a token for 100 conversations that a socket can be opened and refreshed with, and refuses one too long for any request to carry', async () => {
+    const url = seqline.server.url;
+    const ids = Array.from({ length: 100 }, () => randomUUID());
+    const many = await http<{ token: string }>(url, 'POST', '/v1/tokens', { userId: 'dave', conversations: Object.fromEntries(ids.map((id) => [id, ['read', 'post', 'cancel']])) }, admin);
+    expect(many.status).toBe(201);
+    const device = new WsDevice(url, ids[0]!);
+    device.token = many.body.token;
+    await device.connect();
+    device.send({ type: 'auth', ref: 'again', token: many.body.token });
+    await device.until(() => device.frames.some((f) => 'ref' in f && f.ref === 'again'));
+    expect(device.frames.find((f) => 'ref' in f && f.ref === 'again')?.type).toBe('authenticated');
+    await device.close();
+    // 100 ids of 128 characters: about 20,000 characters, past what a request's headers hold.
+    const long = Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`${i}`.padStart(128, 'c'), ['read']]));
+    const refused = await http<{ code: string; message: string }>(url, 'POST', '/v1/tokens', { userId: 'dave', conversations: long }, admin);
+    expect(refused.status).toBe(400);
+    expect(refused.body).toEqual({ code: 'VALIDATION_FAILED', message: expect.stringMatching(/^the token would be \d+ characters; a token may have at most 12288: mint it for fewer conversations \(or shorter ids\)$/) });
   });
 
   it('a token for conversation A cannot read or post B over WebSocket, SSE or REST', async () => {

@@ -17,6 +17,12 @@ export const DEFAULT_LIMITS = {
  */
 export const MAX_BLOCKS_PER_MESSAGE = 10_000;
 
+/**
+ * The longest token a device may use (fixed): it must fit an `auth` frame, and a request's headers
+ * (Node takes 16 KiB of them) as `Authorization` or in the URL as `access_token`.
+ */
+export const MAX_TOKEN_CHARS = 12_288;
+
 /** The longest error a `message.fail` may carry, in UTF-16 code units (fixed, not configurable). */
 export const MAX_FAILURE_CHARS = 1024;
 

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ErrorCodeSchema } from './error-code.schema.js';
 import { ConversationEventSchema } from './events.js';
 import { EndedMessageStatusSchema, IdSchema, MessageSchema } from './message.js';
+import { MAX_TOKEN_CHARS } from './limits.js';
 
 const Ref = z.string().max(64).optional();
 
@@ -29,7 +30,7 @@ export const PostFrameSchema = z.object({
 export const CancelFrameSchema = z.object({ type: z.literal('cancel'), ref: Ref, conversationId: IdSchema, messageId: IdSchema });
 export const PingFrameSchema = z.object({ type: z.literal('ping'), ref: Ref });
 /** Hands a fresh token to a live socket, for the same user, without dropping its subscriptions. */
-export const AuthFrameSchema = z.object({ type: z.literal('auth'), ref: Ref, token: z.string().min(1).max(8192) });
+export const AuthFrameSchema = z.object({ type: z.literal('auth'), ref: Ref, token: z.string().min(1).max(MAX_TOKEN_CHARS) });
 
 export const ClientFrameSchema = z.discriminatedUnion('type', [
   SubscribeFrameSchema,

@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import type { Settings } from '@seqline/config';
-import { ErrorCode, illFormedAt, RightSchema, SeqlineError, type CreateTokenBody, type Right } from '@seqline/protocol';
+import { ErrorCode, illFormedAt, MAX_TOKEN_CHARS, RightSchema, SeqlineError, type CreateTokenBody, type Right } from '@seqline/protocol';
 import { createRemoteJWKSet, errors, jwtVerify, SignJWT, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { z } from 'zod';
 import { SETTINGS } from '../core/tokens.js';
@@ -133,6 +133,10 @@ export class Authenticator {
       .setIssuedAt()
       .setExpirationTime(expiresAt.getTime() / 1000)
       .sign(this.secret);
+    // Many long conversation ids make a token no request or `auth` frame could carry.
+    if (token.length > MAX_TOKEN_CHARS) {
+      throw new SeqlineError(ErrorCode.ValidationFailed, `the token would be ${token.length} characters; a token may have at most ${MAX_TOKEN_CHARS}: mint it for fewer conversations (or shorter ids)`);
+    }
     return { token, expiresAt: expiresAt.toISOString() };
   }
 }
