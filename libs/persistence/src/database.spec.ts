@@ -11,6 +11,8 @@ describe('isDatabaseUnavailable', () => {
   it.each([
     ['Prisma cannot reach the server (P1001)', unreachable],
     ['a pool that timed out (P2024)', Object.assign(new Error('timed out fetching a connection'), { name: 'PrismaClientKnownRequestError', code: 'P2024' })],
+    ['a transaction that could not start in time on a busy pool (P2028)', Object.assign(new Error('Transaction API error: Unable to start a transaction in the given time.'), { name: 'PrismaClientKnownRequestError', code: 'P2028' })],
+    ['a deadlock Postgres broke by failing this transaction (40P01)', Object.assign(new Error('deadlock detected'), { code: '40P01' })],
     ['a raw query whose connection closed', Object.assign(new Error('closed'), { name: 'DriverAdapterError', cause: { kind: 'ConnectionClosed' } })],
     ['Postgres shutting down (57P01)', Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' })],
     [

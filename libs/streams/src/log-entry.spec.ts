@@ -9,7 +9,7 @@ describe('decoding log events', () => {
     expect(decodeEntry('c1', 7, bytes({ prev: 3, event: created }), time)).toEqual({ conversationId: 'c1', seq: 7, prev: 3, event: created, time });
   });
 
-  it('refuses as undecodable a known event holding text Postgres cannot store, so the persister steps over it rather than failing every batch', () => {
+  it('refuses as undecodable a known event holding text Postgres cannot store (the log schema does), so the persister steps over it rather than failing every batch', () => {
     expect(() => decodeEntry('c1', 7, bytes({ prev: 3, event: { ...created, author: { role: 'user', id: 'u\u0000' } } }), time)).toThrow(UndecodableEventError);
     expect(() => decodeEntry('c1', 7, bytes({ prev: 3, event: { ...created, text: 'a\ud800b' } }), time)).toThrow(UndecodableEventError);
   });

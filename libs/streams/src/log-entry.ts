@@ -42,12 +42,7 @@ export function decodeEntry(conversationId: string, seq: number, data: Uint8Arra
     throw new UndecodableEventError(`log event ${seq} of ${conversationId} is not JSON`, seq);
   }
   const parsed = LogRecordSchema.safeParse(json);
-  if (parsed.success) {
-    // The service writes none, but one written (a user id from an identity provider, another writer)
-    // would fail every batch carrying it in Postgres, and persisting would stop for everyone.
-    if (illFormedAt(parsed.data.event) !== undefined) throw new UndecodableEventError(`log event ${seq} of ${conversationId} holds text Postgres cannot store (a NUL or an unpaired surrogate)`, seq);
-    return { conversationId, seq, prev: parsed.data.prev, event: parsed.data.event, time };
-  }
+  if (parsed.success) return { conversationId, seq, prev: parsed.data.prev, event: parsed.data.event, time };
   const withNewerBlock = appendToNewerBlock(json);
   if (withNewerBlock) return { conversationId, seq, prev: withNewerBlock.prev, event: withNewerBlock.event, time };
   const record = json as Partial<LogRecord> | null;
