@@ -33,9 +33,14 @@ export function watchConsume(messages: ConsumerMessages, options: ConsumeWatchOp
     options.onEnd(reason);
     void messages.close();
   };
+  let tickedAt = Date.now();
   const watchdog = setInterval(() => {
-    if (options.busy()) heardAt = Date.now();
-    else if (Date.now() - heardAt > options.silenceMs) end('silent');
+    const now = Date.now();
+    // A late tick (the event loop held up) says nothing of the consume: what it heard meanwhile waits behind it.
+    const late = now - tickedAt > 2 * options.heartbeatMs;
+    tickedAt = now;
+    if (options.busy() || late) heardAt = now;
+    else if (now - heardAt > options.silenceMs) end('silent');
   }, options.heartbeatMs);
   watchdog.unref();
   void (async () => {
@@ -50,7 +55,8 @@ export function watchConsume(messages: ConsumerMessages, options: ConsumeWatchOp
         case 'stream_not_found':
           return end(status.type);
         case 'heartbeats_missed':
-          if (status.count >= 2) return end(status.type);
+          // Busy with what it has (a slow write), the reader pulls nothing more: no heartbeats are due.
+          if (status.count >= 2 && !options.busy()) return end(status.type);
           break;
         default:
           break;
