@@ -334,6 +334,8 @@ export class SeqlineAgent {
    * once (their answers cannot be received any more), and prompts being handled are left to
    * be redelivered to another agent, except one whose answer another agent took over (that
    * agent's) or a device cancelled (acked); at its last delivery a prompt's open answers are failed first.
+   * A prompt whose answers are all ending (`complete()` or `fail()` called) has those ends sent first,
+   * for up to 2 s, and is then done with, as when its handler returns.
    */
   close(): Promise<void> {
     // Twice (SIGINT and SIGTERM together, as a terminal's Ctrl-C and a supervisor send): the same close, not a second drain that throws.
@@ -349,12 +351,25 @@ export class SeqlineAgent {
     // but not one whose answer another agent took over (a nak would hand that agent's prompt to a
     // third), nor one whose answer was ended elsewhere (done with).
     const ending: Promise<void>[] = [];
+    /** Prompts whose every answer is ending (its complete or fail on the way): let finish, not handed back. */
+    const ended = new Map<JsMsg, AnswerStream[]>();
     for (const [msg, context] of this.prompts) {
+      if (context.answers.length > 0 && context.answers.every((answer) => answer.ending)) {
+        ended.set(msg, [...context.answers]);
+        continue;
+      }
       ignoreClosed(() => settleByAnswers(msg, context.answers, () => (msg.nak(), 'nak')));
       // At its last delivery no agent gets the prompt again: its open answers are failed now, while commands still go out.
       if (lastDelivery(msg, context.timing)) for (const answer of context.answers) if (!answer.ending && answer.refusal === undefined) ending.push(answer.fail('the agent was closed at its prompt\'s last delivery').catch(() => undefined));
     }
+    // Handed back with its end still unanswered, a whole answer would stay streaming and end failed
+    // (the next agent finds it written by another): its end goes out first, within the same wait.
+    const endsAnswered = new Set<JsMsg>();
+    for (const [msg, answers] of ended) ending.push(Promise.all(answers.map((answer) => answer.settled)).then(() => void endsAnswered.add(msg)));
     await waitAtMost(Promise.all(ending), CLOSE_FAIL_WAIT_MS);
+    for (const [msg, answers] of ended) {
+      ignoreClosed(() => settleByAnswers(msg, answers, () => (endsAnswered.has(msg) ? settleReturned(msg, answers) : (msg.nak(), 'nak'))));
+    }
     // Handlers that watch `signal` stop generating: nothing they append can be sent any more.
     for (const answer of this.answers.values()) answer.abort('the agent was closed');
     this.sender.close();
@@ -412,10 +427,7 @@ export class SeqlineAgent {
      * stopped: its answers have. A prompt whose answer another agent took over is that agent's
      * to settle; one whose answer the service could not take is tried again.
      */
-    const settleAsReturned = (): Settlement => {
-      const refusal = refusalOf(answers);
-      return refusal ? settlePrompt(msg, refusal) : (msg.ack(), 'ack');
-    };
+    const settleAsReturned = (): Settlement => settleReturned(msg, answers);
     // Each wait is worked out again: the ack wait may have been read anew meanwhile.
     const nextBeat = (): number => Math.max(100, Math.min(timing.ackWaitMs / 3, timing.stallMs / 2));
     const beat = (): void => {
@@ -536,6 +548,12 @@ function settleByAnswers(msg: JsMsg, answers: readonly AnswerStream[], otherwise
     return 'ack';
   }
   return otherwise();
+}
+
+/** Settles a prompt as its handler's return does: acked, unless one of its answers was refused. */
+function settleReturned(msg: JsMsg, answers: readonly AnswerStream[]): Settlement {
+  const refusal = refusalOf(answers);
+  return refusal ? settlePrompt(msg, refusal) : (msg.ack(), 'ack');
 }
 
 /** The first refusal among a handler's answers. */
