@@ -620,22 +620,24 @@ describe('an agent closing while it handles a prompt', () => {
     const whenEnding = new Promise<void>((resolve) => (ending = resolve));
     // About 200,000 characters: the complete waits behind a dozen appends when close() comes.
     const tokens = Array.from({ length: 100 }, (_, i) => `${i}:${'x'.repeat(2_000)} `);
-    await leaving.onPrompt(async (prompt) => {
-      if (prompt.conversationId !== 'c-ending') return;
-      const answer = leaving.startMessage(prompt.conversationId, { messageId: `${prompt.messageId}-answer` });
-      for (const token of tokens) answer.append(token);
-      const done = answer.complete();
-      ending();
-      await done;
-    });
-    // Until then the other agent of the group (no handler for this conversation) hands the prompt back.
-    await post('c-ending', 'q');
+    await leaving.onPrompt(
+      async (prompt) => {
+        if (prompt.conversationId !== 'c-ending') return;
+        const answer = leaving.startMessage(prompt.conversationId, { messageId: `${prompt.messageId}-answer` });
+        for (const token of tokens) answer.append(token);
+        const done = answer.complete();
+        ending();
+        await done;
+      },
+      { group: 'ending-close' },
+    );
+    await http(seqline.server.url, 'POST', '/v1/conversations/c-ending/messages', { messageId: 'q', text: 'hello' });
     await whenEnding;
     await leaving.close();
-    // Had the prompt been handed back, this would leave the answer streaming.
-    handlers.set('c-ending', async () => undefined);
-    await eventually(async () => (await row('c-ending', 'q-answer'))?.status === 'complete', 10_000, 'the answer completed');
-    expect((await row('c-ending', 'q-answer'))?.text).toBe(tokens.join(''));
+    const row = () => seqline.server.infra.prisma.message.findUnique({ where: { conversationId_id: { conversationId: 'c-ending', id: 'q-answer' } } });
+    // Had the prompt been handed back with its complete unsent, no agent of the group is left to end the answer.
+    await eventually(async () => (await row())?.status === 'complete', 10_000, 'the answer completed');
+    expect((await row())?.text).toBe(tokens.join(''));
   });
 
   it('close() does not hand back a prompt whose answer another agent took over: a third agent would take it from that one', async () => {
