@@ -638,6 +638,10 @@ describe('an agent closing while it handles a prompt', () => {
     // Had the prompt been handed back with its complete unsent, no agent of the group is left to end the answer.
     await eventually(async () => (await row())?.status === 'complete', 10_000, 'the answer completed');
     expect((await row())?.text).toBe(tokens.join(''));
+    // Done with, not handed back: nothing waits for an ack, nothing was delivered again.
+    const jsm = await jetstreamManager(seqline.server.infra.stream.nc);
+    const consumer = await jsm.consumers.info(seqline.settings.log.stream, 'ending-close');
+    expect({ pending: consumer.num_ack_pending, redelivered: consumer.num_redelivered }).toEqual({ pending: 0, redelivered: 0 });
   });
 
   it('close() does not hand back a prompt whose answer another agent took over: a third agent would take it from that one', async () => {

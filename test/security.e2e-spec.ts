@@ -177,6 +177,8 @@ describe('security', () => {
       // Signed by the identity provider, but a user id Postgres cannot store (its posts would stop persisting).
       ['NUL in sub', await sign(rights, { subject: 'al\u0000ice' }), 4401, 'token refused: claims are malformed'],
       ['unpaired surrogate in sub', await sign(rights, { subject: 'al\ud800ice' }), 4401, 'token refused: claims are malformed'],
+      // One an `auth` frame could never carry again.
+      ['over 12,288 characters', await sign({ ...rights, padding: 'p'.repeat(9_300) }), 4401, 'token refused: longer than 12288 characters'],
     ];
     for (const [name, token, code, message] of cases) {
       const outcome = await connectOutcome(url, token);

@@ -355,7 +355,10 @@ export class SeqlineAgent {
     const ended = new Map<JsMsg, AnswerStream[]>();
     for (const [msg, context] of this.prompts) {
       if (context.answers.length > 0 && context.answers.every((answer) => answer.ending)) {
-        ended.set(msg, [...context.answers]);
+        ended.set(msg, context.answers);
+        // Nothing new starts meanwhile: an answer started during the wait would be left to nobody.
+        context.givenUp = new Error('the agent was closed');
+        context.stopStarts.abort(context.givenUp);
         continue;
       }
       ignoreClosed(() => settleByAnswers(msg, context.answers, () => (msg.nak(), 'nak')));
@@ -368,7 +371,10 @@ export class SeqlineAgent {
     for (const [msg, answers] of ended) ending.push(Promise.all(answers.map((answer) => answer.settled)).then(() => void endsAnswered.add(msg)));
     await waitAtMost(Promise.all(ending), CLOSE_FAIL_WAIT_MS);
     for (const [msg, answers] of ended) {
-      ignoreClosed(() => settleByAnswers(msg, answers, () => (endsAnswered.has(msg) ? settleReturned(msg, answers) : (msg.nak(), 'nak'))));
+      // Done with only when every end went through: one refused with the answer left open (a part
+      // it held) is handed back, so the next delivery ends that answer.
+      const done = endsAnswered.has(msg) && answers.every((answer) => answer.refusal === undefined || !leavesAnswerOpen(answer.refusal));
+      ignoreClosed(() => settleByAnswers(msg, answers, () => (done ? settleReturned(msg, answers) : (msg.nak(), 'nak'))));
     }
     // Handlers that watch `signal` stop generating: nothing they append can be sent any more.
     for (const answer of this.answers.values()) answer.abort('the agent was closed');

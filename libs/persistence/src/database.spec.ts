@@ -12,7 +12,6 @@ describe('isDatabaseUnavailable', () => {
     ['Prisma cannot reach the server (P1001)', unreachable],
     ['a pool that timed out (P2024)', Object.assign(new Error('timed out fetching a connection'), { name: 'PrismaClientKnownRequestError', code: 'P2024' })],
     ['a transaction that could not start in time on a busy pool (P2028)', Object.assign(new Error('Transaction API error: Unable to start a transaction in the given time.'), { name: 'PrismaClientKnownRequestError', code: 'P2028' })],
-    ['a deadlock Postgres broke by failing this transaction (40P01)', Object.assign(new Error('deadlock detected'), { code: '40P01' })],
     ['a raw query whose connection closed', Object.assign(new Error('closed'), { name: 'DriverAdapterError', cause: { kind: 'ConnectionClosed' } })],
     ['Postgres shutting down (57P01)', Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' })],
     [
@@ -39,6 +38,7 @@ describe('isDatabaseUnavailable', () => {
     ['a unique violation (P2002)', Object.assign(new Error('Unique constraint failed'), { name: 'PrismaClientKnownRequestError', code: 'P2002' })],
     ['a syntax error in SQL (42601)', Object.assign(new Error('syntax error'), { code: '42601' })],
     ['a unique violation wrapped by Prisma (P2010, 23505)', Object.assign(new Error('Raw query failed. Code: `23505`'), { name: 'PrismaClientKnownRequestError', code: 'P2010', meta: { code: '23505' } })],
+    ['a transaction that ran past its timeout (P2028): the same work would again', Object.assign(new Error('Transaction API error: Transaction already closed: A query cannot be executed on an expired transaction.'), { name: 'PrismaClientKnownRequestError', code: 'P2028' })],
     ['a bug', new TypeError("Cannot read properties of undefined (reading 'id')")],
     ['a string', 'P1001'],
     ['nothing', undefined],

@@ -3,15 +3,13 @@ import pg from 'pg';
 export class DatabaseUnreachableError extends Error {}
 
 /** Prisma codes for a database that could not be used at all (unreachable, timed out, out of connections), not for a wrong request. */
-const UNAVAILABLE_CODES = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024', 'P2028']);
+const UNAVAILABLE_CODES = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024']);
+/** Prisma's transaction errors (P2028) name a busy pool only with this message; the others (expired, not found) are not the database's. */
+const TRANSACTION_NOT_STARTED = /Unable to start a transaction in the given time/;
 /** Driver adapter failures of the same kind. */
 const UNAVAILABLE_KINDS = new Set(['DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout', 'TooManyConnections', 'DatabaseDoesNotExist']);
-/**
- * Postgres refusing work while it starts or stops (class 57, operator intervention; class 08,
- * connection exception), or failing a transaction another one ran into (a serialization failure,
- * a deadlock, a lock not available): the same work may succeed when tried again.
- */
-const UNAVAILABLE_SQLSTATE = /^(57P0[1-4]|08|40001|40P01|55P03)/;
+/** Postgres refusing work while it starts or stops (class 57, operator intervention; class 08, connection exception). */
+const UNAVAILABLE_SQLSTATE = /^(57P0[1-4]|08)/;
 const UNAVAILABLE_POOL_MESSAGES = /timeout exceeded when trying to connect|Connection terminated due to connection timeout|Connection terminated unexpectedly/;
 /** A name that did not resolve for now (a DNS server restarting) or a route that went: the network's, not the request's. */
 const UNAVAILABLE_SYSCALL = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'EHOSTDOWN', 'ENETUNREACH', 'ENETDOWN', 'ECONNABORTED', 'EAI_AGAIN']);
@@ -47,6 +45,7 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   const e = error as { name?: string; code?: unknown; meta?: { driverAdapterError?: { cause?: { kind?: string } } }; cause?: { kind?: string } };
   if (e.name === 'PrismaClientInitializationError') return true;
   if (typeof e.code === 'string' && (UNAVAILABLE_CODES.has(e.code) || UNAVAILABLE_SYSCALL.has(e.code))) return true;
+  if (e.code === 'P2028' && typeof (error as { message?: unknown }).message === 'string' && TRANSACTION_NOT_STARTED.test((error as { message: string }).message)) return true;
   // Postgres's own code, also where Prisma wraps it (a model query's P2039, a raw query's P2010).
   const sqlState = sqlStateOf(error);
   if (sqlState !== undefined && UNAVAILABLE_SQLSTATE.test(sqlState)) return true;

@@ -77,6 +77,8 @@ export class Authenticator {
     const auth = this.settings.auth;
     // Running open, every connection is open already: a token changes nothing.
     if (!auth) return { kind: 'open' };
+    // Taken at connect, such a token could never be handed over again in an `auth` frame.
+    if (token.length > MAX_TOKEN_CHARS) throw new SeqlineError(ErrorCode.Unauthorized, `token refused: longer than ${MAX_TOKEN_CHARS} characters`);
     let payload: JWTPayload;
     try {
       // A token without `exp` would be good forever, and so would every connection opened with it.
