@@ -36,11 +36,11 @@ export function watchConsume(messages: ConsumerMessages, options: ConsumeWatchOp
   let tickedAt = Date.now();
   const watchdog = setInterval(() => {
     const now = Date.now();
-    // A late tick (the event loop held up) says nothing of the consume: what it heard meanwhile waits behind it.
+    // A late tick (the event loop held up) is not judged: what was heard meanwhile still waits behind it.
     const late = now - tickedAt > 2 * options.heartbeatMs;
     tickedAt = now;
-    if (options.busy() || late) heardAt = now;
-    else if (now - heardAt > options.silenceMs) end('silent');
+    if (options.busy()) heardAt = now;
+    else if (!late && now - heardAt > options.silenceMs) end('silent');
   }, options.heartbeatMs);
   watchdog.unref();
   void (async () => {
