@@ -52,6 +52,14 @@ describe('AnswerChunker', () => {
     expect(chunker.next({ ...withTool, status: 'complete' })).toEqual([]);
   });
 
+  it('emits a tool output again when it comes back after an error replaced it, as history shows it', () => {
+    const chunker = new AnswerChunker('a');
+    const tool = (result: { output?: string; error?: string }): Message => ({ ...base, blocks: [{ type: 'tool', id: 'c', toolName: 'lookup', input: '{}', ...result }] });
+    chunker.next(tool({ output: '"x"' }));
+    expect(chunker.next(tool({ error: 'boom' }))).toEqual([{ type: 'tool-output-error', toolCallId: 'c', errorText: 'boom' }]);
+    expect(chunker.next(tool({ output: '"x"' }))).toEqual([{ type: 'tool-output-available', toolCallId: 'c', output: 'x' }]);
+  });
+
   it('streams a plain-text answer as one text part, starting with everything so far', () => {
     const chunker = new AnswerChunker('a');
     expect(chunker.next({ ...base, text: 'Hello' }).map((chunk) => chunk.type)).toEqual(['start', 'start-step', 'text-start', 'text-delta']);

@@ -111,11 +111,15 @@ export class AnswerChunker {
           emitted.inputAvailable = true;
           chunks.push({ type: 'tool-input-available', toolCallId: block.id, toolName: block.toolName, input: parseJson(block.input) ?? {} });
         }
+        // Output and error replace each other: the one emitted last is what the chat shows, so a
+        // value that comes back after the other one is emitted again.
         if (block.output !== undefined && block.output !== emitted.output) {
           emitted.output = block.output;
+          emitted.error = undefined;
           chunks.push({ type: 'tool-output-available', toolCallId: block.id, output: parseJson(block.output) });
         } else if (block.error !== undefined && block.error !== emitted.error) {
           emitted.error = block.error;
+          emitted.output = undefined;
           chunks.push({ type: 'tool-output-error', toolCallId: block.id, errorText: block.error });
         }
         return;

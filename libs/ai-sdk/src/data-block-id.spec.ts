@@ -1,4 +1,4 @@
-import type { Message } from '@seqline/protocol';
+import { illFormedAt, type Message } from '@seqline/protocol';
 import { dataBlockId, dataPartId } from './data-block-id.js';
 import { toUIMessage } from './ui-messages.js';
 
@@ -37,5 +37,12 @@ describe('data part block ids', () => {
     expect(a.startsWith(`data-source:${common}`.slice(0, 100))).toBe(true);
     expect(dataBlockId('source', `${common}/a`)).toBe(a);
     expect(dataBlockId('n'.repeat(128), 'id').length).toBe(128);
+  });
+
+  it('never cuts a long id between the halves of an emoji, which the service would refuse', () => {
+    // `data-x:` and 103 more characters end right before the cut, at the emoji's first half.
+    const id = dataBlockId('x', `${'a'.repeat(103)}😀${'b'.repeat(40)}`);
+    expect(illFormedAt(id)).toBeUndefined();
+    expect(id.length).toBeLessThanOrEqual(128);
   });
 });

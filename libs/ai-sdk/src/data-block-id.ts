@@ -12,7 +12,11 @@ export function dataBlockId(name: string, id: string): string {
   // Cut, two long ids alike in their first characters (URLs, paths) would be one block, the
   // second part replacing the first: the cut keeps a hash of the whole to tell them apart.
   const hash = fnv1a64(full);
-  return `${full.slice(0, MAX_BLOCK_ID - hash.length - 1)}~${hash}`;
+  let cut = MAX_BLOCK_ID - hash.length - 1;
+  // Not between the halves of a surrogate pair: half an emoji is no text, and the service refuses it.
+  const last = full.charCodeAt(cut - 1);
+  if (last >= 0xd800 && last <= 0xdbff) cut--;
+  return `${full.slice(0, cut)}~${hash}`;
 }
 
 /** FNV-1a over UTF-16 units, 64 bits as two 32-bit halves of different offsets: hex, 16 characters. */

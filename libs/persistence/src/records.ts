@@ -67,5 +67,7 @@ export function toPublicMessage(state: Message & Partial<Omit<MessageState, keyo
 /** The row's block fragments folded into blocks; no `blocks` key for a message without any, as before blocks existed. */
 function blocksOf(stored: unknown): { blocks?: MessageBlock[] } {
   if (!Array.isArray(stored) || stored.length === 0) return {};
-  return { blocks: foldBlocks(stored as MessageBlock[]) };
+  // Only blocks of types a newer version stored: none to show, as for a device that passed over their appends.
+  const blocks = foldBlocks(stored as MessageBlock[]);
+  return blocks.length > 0 ? { blocks } : {};
 }
