@@ -63,6 +63,18 @@ describe('RecentLog', () => {
     expect(seqs(log.after('a', 6, 10))).toEqual([7]);
   });
 
+  it('holds a copy of an event of its own, not a view of the socket read it came in (a Buffer slice)', () => {
+    const log = new RecentLog(1 << 20);
+    const rec = record(0);
+    const read = Buffer.alloc(65_536);
+    read.set(rec, 100);
+    log.add('c', 1, read.subarray(100, 100 + rec.length), at(0));
+    read.fill(0);
+    const held = log.after('c', 0, 1)![0]!.data;
+    expect(held.buffer.byteLength).toBe(rec.length);
+    expect(Buffer.from(held).equals(Buffer.from(rec))).toBe(true);
+  });
+
   it('gives back the oldest events of the whole stream first when over its bytes', () => {
     const size = record(0).length + 96;
     const log = new RecentLog(size * 3);

@@ -66,7 +66,8 @@ export class RecentLog {
       return;
     }
     if (!held) this.conversations.set(conversationId, (held = { events: [], head: 0 }));
-    const event: HeldEvent = { conversationId, seq, prev, data: data.slice(), time };
+    // A copy of its own: a Buffer's `slice` is a view, which would keep the whole socket read it came in (up to 64 KiB) alive.
+    const event: HeldEvent = { conversationId, seq, prev, data: new Uint8Array(data), time };
     held.events.push(event);
     this.order.push(event);
     this.bytes += data.length + OVERHEAD_BYTES;
