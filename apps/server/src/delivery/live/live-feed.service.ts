@@ -9,7 +9,7 @@ import { SnapshotService } from '../../state/snapshot.service.js';
 import { ConversationFeed, type FeedLog } from './conversation-feed.js';
 import { FeedEvent } from './feed-event.js';
 import { readLogAfter } from './log-read.js';
-import { SnapshotKeeper } from './snapshot-keeper.js';
+import { KeptChars, SnapshotKeeper } from './snapshot-keeper.js';
 
 const SWEEP_MS = 5_000;
 /** Window events older than this (or than the log's retention) are forgotten: resumes after longer absences read the log. */
@@ -17,6 +17,8 @@ const WINDOW_AGE_MS = 120_000;
 /** A kept snapshot state nobody asked for in this long is dropped. */
 const SNAPSHOT_IDLE_MS = 30_000;
 const SNAPSHOT_MAX_CHARS = 1_000_000;
+/** All kept states of an instance together (characters): about 64-128 MB at most, whatever the number of conversations. */
+const SNAPSHOT_KEPT_CHARS = 32_000_000;
 const READ_BATCH = 10_000;
 
 export interface HeldFeed {
@@ -38,6 +40,7 @@ export interface HeldFeed {
 @Injectable()
 export class LiveFeed implements OnApplicationBootstrap, OnApplicationShutdown, FeedLog {
   private readonly feeds = new Map<string, { feed: ConversationFeed; snapshots: SnapshotKeeper }>();
+  private readonly keptChars = new KeptChars(SNAPSHOT_KEPT_CHARS);
   private readonly tail: LogTail;
   private readonly recent: RecentLog;
   private sweeper?: NodeJS.Timeout;
@@ -135,7 +138,7 @@ export class LiveFeed implements OnApplicationBootstrap, OnApplicationShutdown, 
         windowBytes: this.settings.feed.windowBytes,
         readBatch: READ_BATCH,
       });
-      const snapshots = new SnapshotKeeper(feed, () => this.snapshotService.build(conversationId), this.stream.epoch, SNAPSHOT_MAX_CHARS);
+      const snapshots = new SnapshotKeeper(feed, () => this.snapshotService.build(conversationId), this.stream.epoch, SNAPSHOT_MAX_CHARS, this.keptChars);
       held = { feed, snapshots };
       this.feeds.set(conversationId, held);
       this.metrics.liveFeeds.set(this.feeds.size);

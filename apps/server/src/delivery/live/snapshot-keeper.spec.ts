@@ -1,10 +1,10 @@
 import { jest } from '@jest/globals';
 import type { ConversationState, MessageState } from '@seqline/persistence';
 import type { ConversationFeed } from './conversation-feed.js';
-import { SnapshotKeeper } from './snapshot-keeper.js';
+import { KeptChars, SnapshotKeeper } from './snapshot-keeper.js';
 
 /** A keeper over a feed that takes subscribers and sends nothing, counting the states it builds. */
-function keeper(message: Partial<MessageState>, maxChars: number) {
+function keeper(message: Partial<MessageState>, maxChars: number, budget?: KeptChars) {
   let builds = 0;
   const feed = { subscribe: () => ({ close: () => undefined }) } as unknown as ConversationFeed;
   const build = async (): Promise<ConversationState> => {
@@ -12,7 +12,7 @@ function keeper(message: Partial<MessageState>, maxChars: number) {
     const state = { id: 'a1', author: { role: 'agent', id: 'bot' }, status: 'complete', text: '', cursor: 'e1-1', createdSeq: 1, appliedSeq: 1, parts: 1, ...message } as MessageState;
     return { conversationId: 'c', seq: 1, messages: new Map([['a1', state]]) };
   };
-  return { keeper: new SnapshotKeeper(feed, build, 'e1', maxChars), builds: () => builds };
+  return { keeper: new SnapshotKeeper(feed, build, 'e1', maxChars, budget), builds: () => builds };
 }
 
 describe('SnapshotKeeper', () => {
@@ -21,6 +21,22 @@ describe('SnapshotKeeper', () => {
     await kept.snapshot();
     await kept.snapshot();
     expect(builds()).toBe(1);
+  });
+
+  it("keeps states only while all of an instance's kept states fit together, and frees a dropped state's share", async () => {
+    const budget = new KeptChars(1_500);
+    const first = keeper({ text: 'x'.repeat(1_000) }, 1_000_000, budget);
+    const second = keeper({ text: 'y'.repeat(1_000) }, 1_000_000, budget);
+    await first.keeper.snapshot();
+    await first.keeper.snapshot();
+    await second.keeper.snapshot();
+    await second.keeper.snapshot();
+    // The first is kept; the second, past the instance's total, is read for each snapshot.
+    expect({ first: first.builds(), second: second.builds(), kept: budget.total }).toEqual({ first: 1, second: 2, kept: 1_000 });
+    first.keeper.drop();
+    await second.keeper.snapshot();
+    await second.keeper.snapshot();
+    expect({ second: second.builds(), kept: budget.total }).toEqual({ second: 3, kept: 1_000 });
   });
 
   it('counts blocks toward the size it keeps: a conversation of tool output is read again, not kept', async () => {

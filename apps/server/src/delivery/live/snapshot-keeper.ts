@@ -7,6 +7,31 @@ import type { FeedEvent } from './feed-event.js';
 /** How long snapshots wait for a state build under way rather than start one of their own. */
 const SHARED_BUILD_MS = 30_000;
 
+/**
+ * The characters kept in snapshot states across an instance's conversations: each conversation's
+ * cap alone leaves their sum unbounded (a thousand large conversations opened at once).
+ */
+export class KeptChars {
+  private used = 0;
+
+  constructor(readonly max: number) {}
+
+  /** Counts `chars` in if they fit; false (nothing counted) otherwise. */
+  take(chars: number): boolean {
+    if (this.used + chars > this.max) return false;
+    this.used += chars;
+    return true;
+  }
+
+  give(chars: number): void {
+    this.used = Math.max(0, this.used - chars);
+  }
+
+  get total(): number {
+    return this.used;
+  }
+}
+
 export interface Snapshot {
   /** Every event up to this sequence is reflected in `messages`. */
   seq: number;
@@ -34,6 +59,7 @@ export class SnapshotKeeper {
     private readonly build: () => Promise<ConversationState>,
     private readonly epoch: string,
     private readonly maxChars: number,
+    private readonly budget: KeptChars = new KeptChars(Infinity),
   ) {}
 
   async snapshot(): Promise<Snapshot> {
@@ -59,15 +85,22 @@ export class SnapshotKeeper {
   drop(): void {
     this.subscription?.close();
     this.subscription = undefined;
+    this.release();
+  }
+
+  private release(): void {
+    this.budget.give(this.chars);
+    this.chars = 0;
     this.state = undefined;
     this.cached = undefined;
   }
 
   private keep(state: ConversationState): boolean {
-    this.chars = 0;
+    let chars = 0;
     // Every block counts, as against LIMIT_MESSAGE_CHARS: an answer may be mostly tool output or reasoning.
-    for (const message of state.messages.values()) this.chars += message.text.length + blockChars(message.blocks);
-    if (this.chars > this.maxChars) return false;
+    for (const message of state.messages.values()) chars += message.text.length + blockChars(message.blocks);
+    if (chars > this.maxChars || !this.budget.take(chars)) return false;
+    this.chars = chars;
     this.state = state;
     // The state was built from a read that ran to the log's head after the feed was held.
     this.subscription = this.feed.subscribe({ send: (event) => this.apply(state, event), fail: () => this.drop() }, state.seq, { atHead: true });
@@ -77,13 +110,12 @@ export class SnapshotKeeper {
   private apply(state: ConversationState, event: FeedEvent): boolean {
     if (this.state !== state) return false;
     applyEntry(state, event.entry, this.epoch);
-    if (event.entry.event.type === 'message.appended') this.chars += event.entry.event.delta.length;
-    if (event.entry.event.type === 'message.created') this.chars += event.entry.event.text.length;
-    if (this.chars > this.maxChars) {
-      this.state = undefined;
-      this.cached = undefined;
+    const grown = event.entry.event.type === 'message.appended' ? event.entry.event.delta.length : event.entry.event.type === 'message.created' ? event.entry.event.text.length : 0;
+    if (this.chars + grown > this.maxChars || !this.budget.take(grown)) {
+      this.release();
       return false;
     }
+    this.chars += grown;
     return true;
   }
 
