@@ -11,6 +11,7 @@ import WebSocket from 'ws';
 import { ConversationRepair } from '../apps/cli/src/conversation-repair.js';
 import { runCli } from '../apps/cli/src/seqline-cli.js';
 import { LogPersister } from '../apps/server/src/persist/log-persister.service.js';
+import type { Infrastructure } from '../apps/server/src/core/infrastructure.js';
 
 async function cli(settings: Settings, ...args: string[]): Promise<{ code: number; out: string }> {
   const lines: string[] = [];
@@ -38,6 +39,9 @@ async function history(url: string, conversationId: string): Promise<Message[]> 
 }
 
 const texts = (messages: { text: string }[]): string[] => messages.map((message) => message.text);
+/** The texts of a conversation's rows as Postgres holds them, in log order (REST would add the log's recent tail). */
+const persisted = async (infra: Infrastructure, conversationId: string): Promise<string[]> =>
+  texts(await infra.prisma.message.findMany({ where: { conversationId }, orderBy: { createdSeq: 'asc' } }));
 /** A user message as a raw log event, for writing the log directly. */
 const created = (messageId: string, text: string): LogEvent => ({ type: 'message.created', messageId, author: { role: 'user', id: 'u' }, status: 'complete', text, at: new Date().toISOString() });
 /** The stream sequence a cursor names. */
@@ -864,7 +868,7 @@ describe('`repair` of a conversation Postgres lost, while its log is written', (
     const { url, infra } = seqline.server;
     await createConversation(url, 'rr-1');
     await post(url, 'rr-1', 'q1', 'before');
-    const rows = async () => texts(await infra.prisma.message.findMany({ where: { conversationId: 'rr-1' }, orderBy: { createdSeq: 'asc' } }));
+    const rows = () => persisted(infra, 'rr-1');
     await eventually(async () => (await rows()).length === 1);
     await infra.prisma.$executeRaw`DELETE FROM conversations WHERE id = 'rr-1'`;
 
@@ -910,7 +914,7 @@ describe("the persister's consumer deleted under a running service (an operator,
     // Nothing of it persisted yet: only the consumer can bring its events (the quiet check looks at conversations it applied).
     await createConversation(url, 'pc-2');
     await post(url, 'pc-1', 'q1', 'before');
-    const rows = async (conversationId: string) => texts(await infra.prisma.message.findMany({ where: { conversationId }, orderBy: { createdSeq: 'asc' } }));
+    const rows = (conversationId: string) => persisted(infra, conversationId);
     await eventually(async () => (await rows('pc-1')).length === 1);
     const nc = await connect({ servers: seqline.settings.nats.url });
     try {

@@ -115,6 +115,19 @@ function event(cursor: string, prev: string, logEvent: LogEvent | Record<string,
 const appended = (part: number, delta: string) => ({ type: 'message.appended', messageId: 'm1', part, delta, at });
 
 /** A client following c1, its snapshot received at cursor e1-3. */
+/** A client whose store holds c1 at `cursor` (an answer 'He'), subscribed to it over an accepted socket, recording the kinds of change it hears. */
+async function fromStore(cursor: string) {
+  const store = new MemoryCursorStore();
+  await store.save('c1', { cursor, messages: [answer('He', 1)] });
+  const h = start({ store });
+  const conversation = h.client.subscribe('c1');
+  const changes: string[] = [];
+  conversation.on((change) => changes.push(change.type));
+  await settle();
+  h.last().accept();
+  return { h, store, conversation, changes };
+}
+
 async function following(options: Partial<SeqlineClientOptions> = {}) {
   const h = start(options);
   const conversation = h.client.subscribe('c1');
@@ -309,15 +322,8 @@ describe('SeqlineClient with an event that follows the cursor but does not fit t
   const partThree = { type: 'message.appended', messageId: 'm1', part: 3, delta: 'lo', at } as const;
 
   it('starts over from a snapshot instead of replaying from the same cursor', async () => {
-    const store = new MemoryCursorStore();
     // The stored text lost part 2, though its cursor is after it.
-    store.save('c1', { cursor: 'e1-5', messages: [answer('He', 1)] });
-    const h = start({ store });
-    const conversation = h.client.subscribe('c1');
-    const changes: string[] = [];
-    conversation.on((change) => changes.push(change.type));
-    await settle();
-    h.last().accept();
+    const { h, store, conversation, changes } = await fromStore('e1-5');
     h.last().deliver({ type: 'subscribed', conversationId: 'c1', cursor: 'e1-5', head: 'e1-6' });
     h.last().deliver(event('e1-6', 'e1-5', partThree));
     expect(h.last().frames()).toEqual([
@@ -453,14 +459,7 @@ describe('SeqlineClient and the code that listens to it', () => {
   });
 
   it('tells listeners when a subscribe is answered with a head its stored view had reached: live, with no event to show it', async () => {
-    const store = new MemoryCursorStore();
-    await store.save('c1', { cursor: 'e1-3', messages: [answer('He', 1)] });
-    const h = start({ store });
-    const conversation = h.client.subscribe('c1');
-    const changes: string[] = [];
-    conversation.on((change) => changes.push(change.type));
-    await settle();
-    h.last().accept();
+    const { h, conversation, changes } = await fromStore('e1-3');
     await settle();
     expect(conversation.live).toBe(false);
     h.last().deliver({ type: 'subscribed', conversationId: 'c1', cursor: 'e1-3', head: 'e1-3' });

@@ -66,9 +66,11 @@ describe('AbandonedAnswerReaper', () => {
     expect((writer.write as jest.Mock).mock.calls.filter(([id]) => String(id).startsWith('live'))).toHaveLength(100);
   });
 
-  it('looks again at an answer that was still active once a lease has passed since its last event, not since the sweep', async () => {
-    jest.useFakeTimers({ now: new Date('2026-12-01T10:00:00.000Z') });
-    try {
+  describe('as time passes', () => {
+    beforeEach(() => jest.useFakeTimers({ now: new Date('2026-12-01T10:00:00.000Z') }));
+    afterEach(() => jest.useRealTimers());
+
+    it('looks again at an answer that was still active once a lease has passed since its last event, not since the sweep', async () => {
       const lease = settingsFrom(loadEnv({})).agentLeaseMs;
       // Its last event was a second short of a lease ago.
       const { reaper, writer } = build(0, 0, 0, 1, () => new Date(Date.now() - lease + 1_000).toISOString());
@@ -76,21 +78,14 @@ describe('AbandonedAnswerReaper', () => {
       jest.setSystemTime(Date.now() + 1_500);
       await reaper.sweep();
       expect((writer.write as jest.Mock).mock.calls).toHaveLength(2);
-    } finally {
-      jest.useRealTimers();
-    }
-  });
+    });
 
-  it('tries an answer refused as unavailable (Postgres slow for a moment) again within a minute, not ten', async () => {
-    jest.useFakeTimers({ now: new Date('2026-12-01T10:00:00.000Z') });
-    try {
+    it('tries an answer refused as unavailable (Postgres slow for a moment) again within a minute, not ten', async () => {
       const { reaper, writer } = build(1, 0);
       await reaper.sweep();
       jest.setSystemTime(Date.now() + 60_000);
       await reaper.sweep();
       expect((writer.write as jest.Mock).mock.calls).toHaveLength(2);
-    } finally {
-      jest.useRealTimers();
-    }
+    });
   });
 });
